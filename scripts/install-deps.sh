@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need. Idempotent; safe to run again.
+set -euo pipefail
+PKGS=(cmake ninja-build g++ pkg-config python3
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libzstd-dev liblz4-dev nlohmann-json3-dev libcli11-dev libfmt-dev)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ ! -x /usr/local/cuda/bin/nvcc ]; then
+  echo "install-deps: the CUDA toolkit is expected at /usr/local/cuda (nvcc, cudart, cuda.h)" >&2
+  exit 1
+fi

@@ -1,0 +1,115 @@
+// The seam between the soft GPU (which owns devices, memory, streams and modules) and whatever
+// runs kernel code on the CPU (the PTX engine in src/ptx).
+//
+//   auto exec = ptx::makeExecutor();                       // a KernelExecutor
+//   auto mod = exec->load(ModuleSource{ptxText, "vecadd.ptx"});
+//   for (auto& g : (*mod)->globals()) (*mod)->bindGlobal(g.name, allocateDevice(g.size));
+//   int k = (*mod)->findKernel("_Z6vecAddPfS_S_i");
+//   std::string why;
+//   CUresult r = (*mod)->launch(k, config, memory, &why);
+//
+// The soft GPU decides where device memory lives; the executor reaches it only through
+// DeviceMemory, so a pointer that is not device memory is an illegal address, never a host
+// pointer that happens to work.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cuda.h>
+
+#include "common/status.h"
+
+namespace tf::cuda {
+
+struct Dim3 {
+  uint32_t x = 1, y = 1, z = 1;
+  uint64_t count() const { return uint64_t(x) * y * z; }
+};
+
+struct KernelParam {
+  uint32_t offset = 0; // in the packed parameter buffer
+  uint32_t size = 0;
+  uint32_t align = 1;
+};
+
+struct KernelInfo {
+  std::string name;                 // mangled, as in the PTX .entry
+  std::vector<KernelParam> params;  // in declaration order; gives cuFuncGetParamInfo
+  uint32_t paramBytes = 0;          // size of the packed parameter buffer
+  uint32_t staticSharedBytes = 0;   // .shared variables the kernel uses
+  uint32_t localBytes = 0;          // per-thread .local
+  uint32_t numRegs = 0;             // registers per thread, as declared
+  uint32_t maxThreadsPerBlock = 1024; // .maxntid if given
+  uint32_t reqNtid[3] = {0, 0, 0};  // .reqntid if given
+};
+
+struct GlobalVariable {
+  std::string name;
+  uint64_t size = 0;
+  uint32_t align = 1;
+  bool isConst = false;             // .const state space (__constant__)
+  std::vector<uint8_t> initializer; // empty = zero-initialised
+};
+
+// A range of memory a kernel may touch: device memory, pinned host memory mapped into the
+// device's address space, or managed memory.
+struct MemoryRange {
+  uint64_t base = 0;     // device address
+  uint64_t size = 0;
+  uint8_t* host = nullptr; // where the bytes are in this process
+};
+
+// How kernels reach global memory. Implemented by the soft GPU.
+class DeviceMemory {
+public:
+  virtual ~DeviceMemory() = default;
+  // The range containing `addr`, or false when `addr` is not memory the device may access.
+  // Thread-safe; callers cache the answer, so it need not be fast.
+  virtual bool lookup(uint64_t addr, MemoryRange* out) const = 0;
+};
+
+struct LaunchConfig {
+  Dim3 grid;
+  Dim3 block;
+  uint32_t dynamicSharedBytes = 0;
+  const uint8_t* params = nullptr; // packed per KernelInfo::params (offsets and sizes)
+  uint32_t paramBytes = 0;
+  bool cooperative = false;        // grid-wide synchronisation allowed
+};
+
+class LoadedModule {
+public:
+  virtual ~LoadedModule() = default;
+  virtual const std::vector<KernelInfo>& kernels() const = 0;
+  virtual const std::vector<GlobalVariable>& globals() const = 0;
+  // Index into kernels(), or -1.
+  virtual int findKernel(const std::string& name) const = 0;
+  // Tells the module where the loader placed a global; must be called for every global before
+  // the first launch. Unknown name: NotFound.
+  virtual Status bindGlobal(const std::string& name, uint64_t deviceAddress) = 0;
+  // Runs the whole grid and returns when it is done. CUDA_SUCCESS, or the error a real GPU
+  // would report (CUDA_ERROR_ILLEGAL_ADDRESS, CUDA_ERROR_LAUNCH_FAILED, CUDA_ERROR_INVALID_VALUE
+  // for a bad configuration, CUDA_ERROR_NOT_SUPPORTED for what the executor cannot run), with
+  // a message for people in *message.
+  virtual CUresult launch(int kernel, const LaunchConfig& config, const DeviceMemory& memory,
+                          std::string* message) = 0;
+};
+
+struct ModuleSource {
+  std::string ptx;   // PTX text (NUL terminator not required)
+  std::string name;  // for error messages: file name or "fatbin entry sm_90"
+};
+
+class KernelExecutor {
+public:
+  virtual ~KernelExecutor() = default;
+  // Parses and translates once. A module that cannot be fully understood is an error naming
+  // the line and the construct; never a partial load.
+  virtual Result<std::unique_ptr<LoadedModule>> load(const ModuleSource& source) = 0;
+  virtual const char* name() const = 0;
+};
+
+} // namespace tf::cuda
