@@ -65,7 +65,12 @@ public:
   // Percent of the last `windowMs` milliseconds during which a kernel ran (0-100).
   virtual unsigned utilizationPercent(unsigned windowMs = 1000) = 0;
   // Busy time per live process over the last windowMs: for nvmlDeviceGetProcessUtilization.
+  // busyNs is the time within the window; lastSeenNs as in processes().
+  virtual std::vector<ProcessUsage> recentProcessUsage(unsigned windowMs = 1000) = 0;
+  // Frees the slots (memory, busy time) of processes that have exited.
   virtual void reapDeadProcesses() = 0;
+  // Where the state lives (the shared-memory file).
+  virtual const std::string& path() const = 0;
 };
 
 } // namespace tf::softgpu

@@ -1,0 +1,82 @@
+// The NVML library's state: the devices of the soft GPU configuration (loadConfig), each with
+// its shared DeviceState, behind an init reference count. Every entry point goes through
+// guarded()/withDevice(): no exception reaches the C caller, calls before nvmlInit get
+// NVML_ERROR_UNINITIALIZED and a handle that is not one of ours NVML_ERROR_INVALID_ARGUMENT.
+#pragma once
+
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "softgpu/device_model.h"
+#include "softgpu/device_state.h"
+#include "softgpu/nvml/nvml_api.h"
+
+struct nvmlDevice_st {
+  tf::softgpu::DeviceConfig config;
+  std::unique_ptr<tf::softgpu::DeviceState> state;
+};
+
+namespace tf::softgpu::nvml {
+
+// Versions consistent with a CUDA 13.0 driver (R580).
+inline constexpr const char* kDriverVersion = "580.65.06";
+inline constexpr const char* kNvmlVersion = "13.580.65.06";
+inline constexpr int kCudaDriverVersion = 13000;
+
+class Library {
+public:
+  static Library& get();
+
+  nvmlReturn_t init();
+  nvmlReturn_t shutdown();
+
+  // Shared lock held for the duration of a query; exclusive for init/shutdown.
+  std::shared_mutex& mutex() { return mutex_; }
+  bool initialised() const { return refs_ > 0; }
+  const std::vector<std::unique_ptr<nvmlDevice_st>>& devices() const { return devices_; }
+  bool owns(nvmlDevice_t device) const;
+
+private:
+  std::shared_mutex mutex_;
+  int refs_ = 0;
+  std::vector<std::unique_ptr<nvmlDevice_st>> devices_;
+};
+
+template <typename Fn> nvmlReturn_t guarded(Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (...) {
+    return NVML_ERROR_UNKNOWN;
+  }
+}
+
+// Runs fn(Library&) under the shared lock once NVML is initialised.
+template <typename Fn> nvmlReturn_t withLibrary(Fn&& fn) noexcept {
+  return guarded([&]() -> nvmlReturn_t {
+    Library& lib = Library::get();
+    std::shared_lock lock(lib.mutex());
+    if (!lib.initialised()) return NVML_ERROR_UNINITIALIZED;
+    return fn(lib);
+  });
+}
+
+// Runs fn(nvmlDevice_st&) for a valid handle.
+template <typename Fn> nvmlReturn_t withDevice(nvmlDevice_t device, Fn&& fn) noexcept {
+  return withLibrary([&](Library& lib) -> nvmlReturn_t {
+    if (!lib.owns(device)) return NVML_ERROR_INVALID_ARGUMENT;
+    return fn(*device);
+  });
+}
+
+// Copies a string into a caller's buffer with NVML's rules: NULL is an invalid argument, a
+// buffer without room for the terminator is NVML_ERROR_INSUFFICIENT_SIZE.
+nvmlReturn_t copyString(const std::string& value, char* buffer, unsigned int length);
+
+// Modelled sensors from the device-wide utilization of the last second.
+unsigned utilizationOf(nvmlDevice_st& device);
+unsigned temperatureFor(unsigned utilization);
+unsigned powerMilliwattsFor(const DeviceModel& model, unsigned utilization);
+
+} // namespace tf::softgpu::nvml
