@@ -1,1 +1,0 @@
-namespace tf::cuda { void placeholder() {} }
