@@ -1,0 +1,272 @@
+// Copies in every direction (1D, 2D, 3D, peer; synchronous and asynchronous) and memsets.
+// Every device-side range is checked to lie inside one allocation before anything is queued:
+// a copy that leaves its allocation fails with CUDA_ERROR_INVALID_VALUE, as the real driver's.
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "softgpu/driver/stream.h"
+
+using namespace tf::softgpu;
+
+namespace {
+
+// Where one side of a copy is. Pageable host memory (unknown to the driver) is `pageable`.
+struct Side {
+  uint8_t* host = nullptr;
+  bool pageable = false;
+};
+
+// A range the driver knows (device, pinned, managed, registered), or pageable host memory when
+// allowed. Device addresses outside every allocation are always an error.
+CUresult resolve(uint64_t addr, uint64_t len, bool allowPageable, Side* out) {
+  if (addr == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (len == 0) len = 1;
+  if (uint8_t* h = addressSpace().hostOf(addr, len)) {
+    out->host = h;
+    out->pageable = false;
+    return CUDA_SUCCESS;
+  }
+  if (addressSpace().isDeviceWindow(addr) || addressSpace().find(addr)) return CUDA_ERROR_INVALID_VALUE;
+  if (!allowPageable) return CUDA_ERROR_INVALID_VALUE;
+  out->host = reinterpret_cast<uint8_t*>(addr);
+  out->pageable = true;
+  return CUDA_SUCCESS;
+}
+
+// Queues a copy; synchronous calls and copies to pageable memory wait for it.
+CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool async) {
+  Stream* s;
+  TF_TRY(resolveStream(stream, c, &s));
+  if (n == 0) return CUDA_SUCCESS;
+  if (async && src.pageable) {
+    // The caller may reuse a pageable source as soon as we return: take a copy now.
+    auto staged = std::make_shared<std::vector<uint8_t>>(src.host, src.host + n);
+    return submit(s, OpKind::Memcpy, [dst, staged, n] {
+      memcpy(dst.host, staged->data(), n);
+      return CUDA_SUCCESS;
+    });
+  }
+  auto work = [dst, src, n] {
+    memmove(dst.host, src.host, n);
+    return CUDA_SUCCESS;
+  };
+  if (async && !dst.pageable) return submit(s, OpKind::Memcpy, work);
+  return submitAndWait(s, OpKind::Memcpy, work);
+}
+
+CUresult copy1D(uint64_t dst, uint64_t src, size_t n, CUstream stream, bool async,
+                bool dstMayBePageable, bool srcMayBePageable) {
+  Context* c;
+  TF_TRY(requireContext(&c));
+  Side d, s;
+  TF_TRY(resolve(dst, n, dstMayBePageable, &d));
+  TF_TRY(resolve(src, n, srcMayBePageable, &s));
+  return copy(c, stream, d, s, n, async);
+}
+
+// ---- 2D / 3D ------------------------------------------------------------------------------
+
+struct Endpoint3D {
+  CUmemorytype type;
+  uint64_t address; // host pointer or device pointer, per type
+  size_t x, y, z, pitch, height;
+};
+
+CUresult resolve3D(const Endpoint3D& e, size_t width, size_t height, size_t depth, Side* out,
+                   uint64_t* firstByte) {
+  if (e.pitch && width > e.pitch) return CUDA_ERROR_INVALID_VALUE;
+  const size_t pitch = e.pitch ? e.pitch : width;
+  const size_t sliceRows = e.height ? e.height : height;
+  if (depth > 1 && sliceRows < e.y + height) return CUDA_ERROR_INVALID_VALUE;
+  const uint64_t first = e.address + (e.z * sliceRows + e.y) * pitch + e.x;
+  const uint64_t span = ((depth - 1) * sliceRows + (height - 1)) * pitch + width;
+  bool pageableOk = false;
+  switch (e.type) {
+  case CU_MEMORYTYPE_HOST: pageableOk = true; break;
+  case CU_MEMORYTYPE_DEVICE: break;
+  case CU_MEMORYTYPE_UNIFIED: pageableOk = true; break;
+  case CU_MEMORYTYPE_ARRAY: return CUDA_ERROR_NOT_SUPPORTED; // CUDA arrays: not implemented
+  default: return CUDA_ERROR_INVALID_VALUE;
+  }
+  TF_TRY(resolve(first, span, pageableOk, out));
+  *firstByte = first;
+  return CUDA_SUCCESS;
+}
+
+CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
+                size_t depth, CUstream stream, bool async) {
+  Context* c;
+  TF_TRY(requireContext(&c));
+  if (width == 0 || height == 0 || depth == 0) return CUDA_SUCCESS;
+  Side d, s;
+  uint64_t d0, s0;
+  TF_TRY(resolve3D(dstE, width, height, depth, &d, &d0));
+  TF_TRY(resolve3D(srcE, width, height, depth, &s, &s0));
+  Stream* st;
+  TF_TRY(resolveStream(stream, c, &st));
+  const size_t dp = dstE.pitch ? dstE.pitch : width, sp = srcE.pitch ? srcE.pitch : width;
+  const size_t dh = dstE.height ? dstE.height : height, sh = srcE.height ? srcE.height : height;
+  auto work = [=] {
+    for (size_t z = 0; z < depth; ++z)
+      for (size_t y = 0; y < height; ++y)
+        memmove(d.host + (z * dh + y) * dp, s.host + (z * sh + y) * sp, width);
+    return CUDA_SUCCESS;
+  };
+  if (async && !s.pageable && !d.pageable) return submit(st, OpKind::Memcpy, work);
+  return submitAndWait(st, OpKind::Memcpy, work);
+}
+
+Endpoint3D srcOf(const CUDA_MEMCPY3D& p) {
+  return {p.srcMemoryType,
+          p.srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p.srcHost) : p.srcDevice,
+          p.srcXInBytes, p.srcY, p.srcZ, p.srcPitch, p.srcHeight};
+}
+Endpoint3D dstOf(const CUDA_MEMCPY3D& p) {
+  return {p.dstMemoryType,
+          p.dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p.dstHost) : p.dstDevice,
+          p.dstXInBytes, p.dstY, p.dstZ, p.dstPitch, p.dstHeight};
+}
+
+CUresult copy2D(const CUDA_MEMCPY2D* p, CUstream stream, bool async) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  Endpoint3D s{p->srcMemoryType,
+               p->srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->srcHost) : p->srcDevice,
+               p->srcXInBytes, p->srcY, 0, p->srcPitch, 0};
+  Endpoint3D d{p->dstMemoryType,
+               p->dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->dstHost) : p->dstDevice,
+               p->dstXInBytes, p->dstY, 0, p->dstPitch, 0};
+  return copy3D(d, s, p->WidthInBytes, p->Height, 1, stream, async);
+}
+
+CUresult copy3DPeer(const CUDA_MEMCPY3D_PEER* p, CUstream stream, bool async) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  Endpoint3D s{p->srcMemoryType,
+               p->srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->srcHost) : p->srcDevice,
+               p->srcXInBytes, p->srcY, p->srcZ, p->srcPitch, p->srcHeight};
+  Endpoint3D d{p->dstMemoryType,
+               p->dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->dstHost) : p->dstDevice,
+               p->dstXInBytes, p->dstY, p->dstZ, p->dstPitch, p->dstHeight};
+  return copy3D(d, s, p->WidthInBytes, p->Height, p->Depth, stream, async);
+}
+
+// ---- memset -------------------------------------------------------------------------------
+
+template <typename T>
+CUresult memset2D(uint64_t dst, size_t pitchBytes, T value, size_t width, size_t height,
+                  CUstream stream, bool async) {
+  Context* c;
+  TF_TRY(requireContext(&c));
+  if (width == 0 || height == 0) return CUDA_SUCCESS;
+  if (dst % sizeof(T)) return CUDA_ERROR_INVALID_VALUE;
+  const size_t rowBytes = width * sizeof(T);
+  const size_t pitch = pitchBytes ? pitchBytes : rowBytes;
+  if (pitch < rowBytes) return CUDA_ERROR_INVALID_VALUE;
+  Side d;
+  TF_TRY(resolve(dst, (height - 1) * pitch + rowBytes, false, &d));
+  Stream* s;
+  TF_TRY(resolveStream(stream, c, &s));
+  auto work = [d, pitch, value, width, height] {
+    for (size_t y = 0; y < height; ++y) {
+      T* row = reinterpret_cast<T*>(d.host + y * pitch);
+      if constexpr (sizeof(T) == 1) memset(row, value, width);
+      else std::fill(row, row + width, value);
+    }
+    return CUDA_SUCCESS;
+  };
+  return async ? submit(s, OpKind::Memset, work) : submitAndWait(s, OpKind::Memset, work);
+}
+
+} // namespace
+
+extern "C" {
+
+CUresult tf_sg_cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+  return copy1D(dst, src, n, nullptr, false, true, true);
+}
+CUresult tf_sg_cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  return copy1D(dst, src, n, s, true, true, true);
+}
+CUresult tf_sg_cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {
+  return copy1D(dst, reinterpret_cast<uint64_t>(src), n, nullptr, false, false, true);
+}
+CUresult tf_sg_cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t n) {
+  return copy1D(reinterpret_cast<uint64_t>(dst), src, n, nullptr, false, true, false);
+}
+CUresult tf_sg_cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
+  return copy1D(dst, src, n, nullptr, false, false, false);
+}
+CUresult tf_sg_cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, CUstream s) {
+  return copy1D(dst, reinterpret_cast<uint64_t>(src), n, s, true, false, true);
+}
+CUresult tf_sg_cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, CUstream s) {
+  return copy1D(reinterpret_cast<uint64_t>(dst), src, n, s, true, true, false);
+}
+CUresult tf_sg_cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  return copy1D(dst, src, n, s, true, false, false);
+}
+CUresult tf_sg_cuMemcpyPeer(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n) {
+  TF_TRY(checkInitialized());
+  if (!registryOf<Context>().find(dctx) || !registryOf<Context>().find(sctx))
+    return CUDA_ERROR_INVALID_CONTEXT;
+  return copy1D(dst, src, n, nullptr, false, false, false);
+}
+CUresult tf_sg_cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx,
+                                 size_t n, CUstream s) {
+  TF_TRY(checkInitialized());
+  if (!registryOf<Context>().find(dctx) || !registryOf<Context>().find(sctx))
+    return CUDA_ERROR_INVALID_CONTEXT;
+  return copy1D(dst, src, n, s, true, false, false);
+}
+CUresult tf_sg_cuMemcpy2D_v2(const CUDA_MEMCPY2D* p) { return copy2D(p, nullptr, false); }
+CUresult tf_sg_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D* p) { return copy2D(p, nullptr, false); }
+CUresult tf_sg_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D* p, CUstream s) { return copy2D(p, s, true); }
+CUresult tf_sg_cuMemcpy3D_v2(const CUDA_MEMCPY3D* p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  return copy3D(dstOf(*p), srcOf(*p), p->WidthInBytes, p->Height, p->Depth, nullptr, false);
+}
+CUresult tf_sg_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D* p, CUstream s) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  return copy3D(dstOf(*p), srcOf(*p), p->WidthInBytes, p->Height, p->Depth, s, true);
+}
+CUresult tf_sg_cuMemcpy3DPeer(const CUDA_MEMCPY3D_PEER* p) { return copy3DPeer(p, nullptr, false); }
+CUresult tf_sg_cuMemcpy3DPeerAsync(const CUDA_MEMCPY3D_PEER* p, CUstream s) { return copy3DPeer(p, s, true); }
+
+CUresult tf_sg_cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) {
+  return memset2D<uint8_t>(d, 0, v, n, 1, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD16_v2(CUdeviceptr d, unsigned short v, size_t n) {
+  return memset2D<uint16_t>(d, 0, v, n, 1, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD32_v2(CUdeviceptr d, unsigned int v, size_t n) {
+  return memset2D<uint32_t>(d, 0, v, n, 1, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD2D8_v2(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) {
+  return memset2D<uint8_t>(d, p, v, w, h, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD2D16_v2(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) {
+  return memset2D<uint16_t>(d, p, v, w, h, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD2D32_v2(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) {
+  return memset2D<uint32_t>(d, p, v, w, h, nullptr, false);
+}
+CUresult tf_sg_cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) {
+  return memset2D<uint8_t>(d, 0, v, n, 1, s, true);
+}
+CUresult tf_sg_cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) {
+  return memset2D<uint16_t>(d, 0, v, n, 1, s, true);
+}
+CUresult tf_sg_cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) {
+  return memset2D<uint32_t>(d, 0, v, n, 1, s, true);
+}
+CUresult tf_sg_cuMemsetD2D8Async(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h, CUstream s) {
+  return memset2D<uint8_t>(d, p, v, w, h, s, true);
+}
+CUresult tf_sg_cuMemsetD2D16Async(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h, CUstream s) {
+  return memset2D<uint16_t>(d, p, v, w, h, s, true);
+}
+CUresult tf_sg_cuMemsetD2D32Async(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h, CUstream s) {
+  return memset2D<uint32_t>(d, p, v, w, h, s, true);
+}
+
+} // extern "C"

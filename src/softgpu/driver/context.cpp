@@ -1,0 +1,88 @@
+#include "softgpu/driver/stream.h"
+
+namespace tf::softgpu {
+namespace {
+std::atomic<unsigned long long> nextContextId{1};
+} // namespace
+
+bool& perThreadDefaultStream() {
+  thread_local bool flag = false;
+  return flag;
+}
+
+std::vector<Context*>& contextStack() {
+  thread_local std::vector<Context*> stack;
+  return stack;
+}
+
+Context* currentContext() {
+  auto& st = contextStack();
+  while (!st.empty() && !registryOf<Context>().find(st.back())) st.pop_back(); // destroyed
+  return st.empty() ? nullptr : st.back();
+}
+
+CUresult requireContext(Context** out) {
+  if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
+  Context* c = currentContext();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  CUresult sticky = c->sticky.load();
+  if (sticky != CUDA_SUCCESS) return sticky;
+  *out = c;
+  return CUDA_SUCCESS;
+}
+
+Context* createContext(Device* d, unsigned flags) {
+  auto* c = new Context();
+  c->device = d;
+  c->flags = flags;
+  c->id = nextContextId++;
+  c->limits[CU_LIMIT_STACK_SIZE] = 1024;
+  c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
+  c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
+  c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
+  c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 64;
+  c->limits[CU_LIMIT_PERSISTING_L2_CACHE_SIZE] = 0;
+  registryOf<Context>().add(c);
+  c->legacy = createStream(c, StreamKind::Legacy, 0, 0);
+  return c;
+}
+
+void destroyContext(Context* c) {
+  synchronizeContext(c);
+  registryOf<Context>().remove(c);
+  std::vector<Stream*> streams;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    streams = c->streams;
+    for (auto& [t, s] : c->perThread) streams.push_back(s);
+    streams.push_back(c->legacy);
+    c->streams.clear();
+    c->perThread.clear();
+  }
+  for (Stream* s : streams) destroyStream(s);
+  // Memory the context allocated goes back to the device.
+  for (const Allocation& a : addressSpace().allocationsOf(c)) {
+    Allocation gone;
+    if (addressSpace().release(a.base, std::nullopt, &gone).isOk() && gone.charged)
+      c->device->state->releaseMemory(c->device->slot, gone.charged);
+  }
+  delete c;
+}
+
+Context* retainPrimary(Device* d) {
+  std::lock_guard<std::mutex> lock(d->primaryMu);
+  if (!d->primary || !registryOf<Context>().find(d->primary)) {
+    d->primary = createContext(d, d->primaryFlags);
+    d->primary->primary = true;
+  }
+  ++d->primaryRefs;
+  return d->primary;
+}
+
+void releasePrimary(Device* d) {
+  std::lock_guard<std::mutex> lock(d->primaryMu);
+  if (d->primaryRefs > 0) --d->primaryRefs;
+  // Like the real driver, the primary context is kept until reset or exit; its memory stays.
+}
+
+} // namespace tf::softgpu

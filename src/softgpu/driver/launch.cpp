@@ -1,0 +1,98 @@
+#include "softgpu/driver/launch.h"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/log.h"
+#include "softgpu/driver/stream.h"
+
+namespace tf::softgpu {
+
+CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUresult()>* work) {
+  Function* f = req.function;
+  const cuda::KernelInfo& k = *f->info;
+  const DeviceModel& model = *ctx->device->config.model;
+  const uint64_t threads = req.block.count();
+  if (req.grid.x == 0 || req.grid.y == 0 || req.grid.z == 0 || threads == 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (req.block.x > 1024 || req.block.y > 1024 || req.block.z > 64 || threads > 1024 ||
+      threads > k.maxThreadsPerBlock)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (req.grid.y > 65535 || req.grid.z > 65535 || req.grid.x > 2147483647u)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (k.reqNtid[0] && (req.block.x != k.reqNtid[0] || req.block.y != std::max(1u, k.reqNtid[1]) ||
+                       req.block.z != std::max(1u, k.reqNtid[2])))
+    return CUDA_ERROR_INVALID_VALUE;
+  if (req.sharedBytes > static_cast<uint32_t>(f->maxDynamicShared) ||
+      k.staticSharedBytes + req.sharedBytes > static_cast<uint32_t>(model.sharedPerBlockOptin))
+    return CUDA_ERROR_INVALID_VALUE;
+  if (req.cooperative) {
+    int perSm = 0;
+    uint64_t warps = (threads + 31) / 32;
+    perSm = static_cast<int>(std::min<uint64_t>(model.maxBlocksPerSm,
+                                                model.maxThreadsPerSm / (warps * 32)));
+    if (req.grid.count() > static_cast<uint64_t>(perSm) * model.smCount)
+      return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
+  }
+  // Arguments: kernelParams[i] points at argument i; sizes come from the PTX signature.
+  std::vector<uint8_t> params(k.paramBytes);
+  if (req.kernelParams) {
+    for (size_t i = 0; i < k.params.size(); ++i) {
+      if (!req.kernelParams[i]) return CUDA_ERROR_INVALID_VALUE;
+      memcpy(params.data() + k.params[i].offset, req.kernelParams[i], k.params[i].size);
+    }
+  } else if (req.extra) {
+    const void* buffer = nullptr;
+    size_t size = 0;
+    for (void** e = req.extra; *e != CU_LAUNCH_PARAM_END; e += 2) {
+      if (*e == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = e[1];
+      else if (*e == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(e[1]);
+      else return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!buffer || size < k.paramBytes) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(params.data(), buffer, k.paramBytes);
+  } else if (!k.params.empty()) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+
+  Device* dev = ctx->device;
+  Module* module = f->module;
+  const int kernel = f->kernel;
+  cuda::LaunchConfig cfg;
+  cfg.grid = req.grid;
+  cfg.block = req.block;
+  cfg.dynamicSharedBytes = req.sharedBytes;
+  cfg.cooperative = req.cooperative;
+  *work = [dev, module, kernel, cfg, params = std::move(params)]() mutable -> CUresult {
+    Driver& drv = driver();
+    cuda::LaunchConfig c = cfg;
+    c.params = params.data();
+    c.paramBytes = static_cast<uint32_t>(params.size());
+    auto lock = dev->state->lockExecution(dev->slot);
+    if (drv.modelTiming) {
+      uint64_t ns = drv.modelLaunchNs + drv.modelThreadNs * c.grid.count() * c.block.count();
+      std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+      return CUDA_SUCCESS;
+    }
+    std::string why;
+    CUresult r = module->loaded->launch(kernel, c, addressSpace(), &why);
+    if (r != CUDA_SUCCESS)
+      TF_LOG(Error, "kernel %s: %s", module->loaded->kernels()[kernel].name.c_str(), why.c_str());
+    return r;
+  };
+  return CUDA_SUCCESS;
+}
+
+CUresult launch(const LaunchRequest& req, CUstream stream) {
+  Context* ctx;
+  TF_TRY(requireContext(&ctx));
+  if (!registryOf<Function>().find(req.function)) return CUDA_ERROR_INVALID_HANDLE;
+  Stream* s;
+  TF_TRY(resolveStream(stream, ctx, &s));
+  std::function<CUresult()> work;
+  TF_TRY(prepareLaunch(req, ctx, &work));
+  return submit(s, OpKind::Kernel, std::move(work));
+}
+
+} // namespace tf::softgpu

@@ -1,0 +1,327 @@
+#include "softgpu/driver/memory.h"
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <sys/mman.h>
+
+namespace tf::softgpu {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kGuard = kPage; // uncommitted gap after each allocation: overruns fault
+
+uint64_t roundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+} // namespace
+
+AddressSpace& addressSpace() {
+  static auto* as = new AddressSpace();
+  return *as;
+}
+
+Status AddressSpace::init(int deviceCount, uint64_t perDevice) {
+  std::unique_lock lock(mu_);
+  if (windowBase_) return Status::ok();
+  perDevice = roundUp(perDevice, 1ull << 30);
+  uint64_t window = perDevice * deviceCount;
+  // One reservation: [window of device addresses | host pages behind them].
+  void* p = mmap(nullptr, window * 2, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+                 0);
+  if (p == MAP_FAILED)
+    return resourceExhausted(std::string("cannot reserve the device address space: ") +
+                             strerror(errno));
+  windowBase_ = reinterpret_cast<uint64_t>(p);
+  windowSize_ = window;
+  heapBase_ = static_cast<uint8_t*>(p) + window;
+  perDevice_ = perDevice;
+  deviceCount_ = deviceCount;
+  // Keep address 0 of each device's range unused so no allocation is at a "round" address
+  // that looks like a small integer offset.
+  for (int d = 0; d < deviceCount; ++d)
+    free_[windowBase_ + d * perDevice + kPage * 16] = perDevice - kPage * 16;
+  return Status::ok();
+}
+
+int AddressSpace::deviceOfWindowAddress(uint64_t addr) const {
+  if (!isDeviceWindow(addr) || perDevice_ == 0) return -1;
+  return static_cast<int>((addr - windowBase_) / perDevice_);
+}
+
+Result<uint64_t> AddressSpace::takeRange(int device, uint64_t span, uint64_t alignment,
+                                         uint64_t hint) {
+  if (device < 0 || device >= deviceCount_) return invalidArgument("no such device");
+  const uint64_t lo = windowBase_ + device * perDevice_, hi = lo + perDevice_;
+  alignment = std::max<uint64_t>(alignment, kPage);
+  auto tryAt = [&](std::map<uint64_t, uint64_t>::iterator it, uint64_t start) -> bool {
+    uint64_t end = it->first + it->second;
+    if (start < it->first || start + span > end) return false;
+    uint64_t fStart = it->first, fLen = it->second;
+    free_.erase(it);
+    if (start > fStart) free_[fStart] = start - fStart;
+    if (start + span < fStart + fLen) free_[start + span] = fStart + fLen - (start + span);
+    return true;
+  };
+  if (hint) {
+    auto it = free_.upper_bound(hint);
+    if (it != free_.begin()) {
+      --it;
+      uint64_t start = roundUp(hint, alignment);
+      if (start == hint && start >= lo && start + span <= hi && tryAt(it, start)) return start;
+    }
+  }
+  for (auto it = free_.lower_bound(lo); it != free_.end() && it->first < hi; ++it) {
+    uint64_t start = roundUp(it->first, alignment);
+    if (start + span <= it->first + it->second && start + span <= hi && tryAt(it, start))
+      return start;
+  }
+  return resourceExhausted("device address space exhausted");
+}
+
+void AddressSpace::giveRange(uint64_t start, uint64_t span) {
+  auto next = free_.lower_bound(start);
+  if (next != free_.end() && next->first == start + span) {
+    span += next->second;
+    free_.erase(next);
+  }
+  auto prev = free_.lower_bound(start);
+  if (prev != free_.begin()) {
+    --prev;
+    if (prev->first + prev->second == start) {
+      prev->second += span;
+      return;
+    }
+  }
+  free_[start] = span;
+}
+
+Result<uint64_t> AddressSpace::allocate(int device, uint64_t size, AllocKind kind, Context* ctx,
+                                        uint64_t alignment) {
+  if (size == 0) return invalidArgument("zero-byte allocation");
+  std::unique_lock lock(mu_);
+  const uint64_t committed = roundUp(size, kPage);
+  auto start = takeRange(device, committed + kGuard, alignment, 0);
+  if (!start) return start.status();
+  uint8_t* host = heapOf(*start);
+  if (mprotect(host, committed, PROT_READ | PROT_WRITE) != 0) {
+    giveRange(*start, committed + kGuard);
+    return resourceExhausted(std::string("cannot commit device memory: ") + strerror(errno));
+  }
+  Allocation a;
+  a.base = *start;
+  a.size = size;
+  a.span = committed + kGuard;
+  a.kind = kind;
+  a.device = device;
+  a.context = ctx;
+  a.host = host;
+  a.bufferId = nextBufferId_++;
+  allocations_[a.base] = a;
+  return a.base;
+}
+
+Result<uint64_t> AddressSpace::allocateHostVisible(int device, uint64_t size, AllocKind kind,
+                                                   Context* ctx, unsigned flags) {
+  if (size == 0) return invalidArgument("zero-byte allocation");
+  const uint64_t span = roundUp(size, kPage);
+  void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return resourceExhausted("cannot allocate host memory");
+  std::unique_lock lock(mu_);
+  Allocation a;
+  a.base = reinterpret_cast<uint64_t>(p);
+  a.size = size;
+  a.span = span;
+  a.kind = kind;
+  a.device = device;
+  a.context = ctx;
+  a.host = static_cast<uint8_t*>(p);
+  a.flags = flags;
+  a.bufferId = nextBufferId_++;
+  allocations_[a.base] = a;
+  return a.base;
+}
+
+Status AddressSpace::registerHost(void* ptr, uint64_t size, Context* ctx, unsigned flags) {
+  if (!ptr || size == 0) return invalidArgument("null or empty host range");
+  std::unique_lock lock(mu_);
+  uint64_t base = reinterpret_cast<uint64_t>(ptr);
+  auto it = allocations_.upper_bound(base + size - 1);
+  if (it != allocations_.begin()) {
+    --it;
+    if (it->second.base + it->second.size > base)
+      return {Code::AlreadyExists, "host range overlaps memory already known to the driver"};
+  }
+  Allocation a;
+  a.base = base;
+  a.size = size;
+  a.span = size;
+  a.kind = AllocKind::HostRegistered;
+  a.context = ctx;
+  a.host = static_cast<uint8_t*>(ptr);
+  a.flags = flags;
+  a.bufferId = nextBufferId_++;
+  allocations_[base] = a;
+  return Status::ok();
+}
+
+Result<uint64_t> AddressSpace::reserveRange(int device, uint64_t size, uint64_t alignment,
+                                            uint64_t hint) {
+  if (size == 0) return invalidArgument("zero-byte reservation");
+  std::unique_lock lock(mu_);
+  auto start = takeRange(device, size, alignment, hint);
+  if (!start) return start.status();
+  Allocation a;
+  a.base = *start;
+  a.size = size;
+  a.span = size;
+  a.kind = AllocKind::VmmReserved;
+  a.device = device;
+  a.host = heapOf(*start);
+  a.bufferId = nextBufferId_++;
+  allocations_[a.base] = a;
+  return a.base;
+}
+
+Status AddressSpace::mapShared(uint64_t address, uint64_t size, int fd, uint64_t offset,
+                               int device, uint64_t bufferId) {
+  std::unique_lock lock(mu_);
+  // Must lie inside one reservation and overlap no other mapping.
+  auto it = allocations_.upper_bound(address);
+  if (it == allocations_.begin()) return invalidArgument("address is not in a reserved range");
+  --it;
+  Allocation& r = it->second;
+  if (r.kind != AllocKind::VmmReserved || address + size > r.base + r.size)
+    return invalidArgument("mapping does not lie inside one reserved range");
+  for (auto& [b, a] : allocations_)
+    if (a.kind == AllocKind::VmmMapped && b < address + size && address < b + a.size)
+      return invalidArgument("range is already mapped");
+  void* p = mmap(heapOf(address), size, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, offset);
+  if (p == MAP_FAILED) return resourceExhausted(std::string("mmap: ") + strerror(errno));
+  Allocation m;
+  m.base = address;
+  m.size = size;
+  m.span = size;
+  m.kind = AllocKind::VmmMapped;
+  m.device = device;
+  m.host = heapOf(address);
+  m.bufferId = bufferId;
+  m.flags = 0; // no access until cuMemSetAccess
+  mappings_[address] = m;
+  return Status::ok();
+}
+
+Status AddressSpace::setAccess(uint64_t address, uint64_t size, bool readWrite) {
+  std::unique_lock lock(mu_);
+  uint64_t covered = 0;
+  for (auto& [b, m] : mappings_)
+    if (b >= address && b + m.size <= address + size) {
+      covered += m.size;
+      mprotect(m.host, m.size, readWrite ? PROT_READ | PROT_WRITE : PROT_NONE);
+      m.flags = readWrite ? 1 : 0;
+    }
+  if (covered != size) return invalidArgument("range is not entirely mapped");
+  return Status::ok();
+}
+
+Status AddressSpace::unmap(uint64_t address, uint64_t size) {
+  std::unique_lock lock(mu_);
+  uint64_t covered = 0;
+  for (auto it = mappings_.begin(); it != mappings_.end();) {
+    if (it->first >= address && it->first + it->second.size <= address + size) {
+      covered += it->second.size;
+      mmap(it->second.host, it->second.size, PROT_NONE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+      it = mappings_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (covered != size) return invalidArgument("range was not entirely mapped");
+  return Status::ok();
+}
+
+Status AddressSpace::release(uint64_t base, std::optional<AllocKind> expected, Allocation* out) {
+  std::unique_lock lock(mu_);
+  auto it = allocations_.find(base);
+  if (it == allocations_.end()) return invalidArgument("not the start of an allocation");
+  Allocation a = it->second;
+  if (expected && a.kind != *expected) return invalidArgument("allocation is of another kind");
+  if (a.kind == AllocKind::VmmReserved)
+    for (auto& [b, m] : mappings_)
+      if (b >= a.base && b < a.base + a.size)
+        return {Code::FailedPrecondition, "reserved range still has mappings"};
+  allocations_.erase(it);
+  switch (a.kind) {
+  case AllocKind::Device:
+    madvise(a.host, a.span - kGuard, MADV_DONTNEED);
+    mprotect(a.host, a.span - kGuard, PROT_NONE);
+    giveRange(a.base, a.span);
+    break;
+  case AllocKind::VmmReserved:
+    giveRange(a.base, a.span);
+    break;
+  case AllocKind::Managed:
+  case AllocKind::HostPinned:
+    munmap(a.host, a.span);
+    break;
+  case AllocKind::HostRegistered:
+  case AllocKind::VmmMapped:
+    break;
+  }
+  if (out) *out = a;
+  return Status::ok();
+}
+
+std::optional<Allocation> AddressSpace::find(uint64_t addr, uint64_t len) const {
+  std::shared_lock lock(mu_);
+  auto inside = [&](const Allocation& a) {
+    return addr >= a.base && len <= a.size && addr - a.base <= a.size - len;
+  };
+  auto m = mappings_.upper_bound(addr);
+  if (m != mappings_.begin() && inside(std::prev(m)->second)) return std::prev(m)->second;
+  auto it = allocations_.upper_bound(addr);
+  if (it == allocations_.begin()) return std::nullopt;
+  --it;
+  if (!inside(it->second)) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Allocation> AddressSpace::findBase(uint64_t base) const {
+  std::shared_lock lock(mu_);
+  auto it = allocations_.find(base);
+  if (it == allocations_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint8_t* AddressSpace::hostOf(uint64_t addr, uint64_t len) const {
+  auto a = find(addr, len);
+  if (!a || a->kind == AllocKind::VmmReserved) return nullptr;
+  if (a->kind == AllocKind::VmmMapped && !a->flags) return nullptr;
+  return a->host + (addr - a->base);
+}
+
+bool AddressSpace::lookup(uint64_t addr, cuda::MemoryRange* out) const {
+  auto a = find(addr, 1);
+  if (!a || a->kind == AllocKind::VmmReserved) return false;
+  if (a->kind == AllocKind::VmmMapped && !a->flags) return false;
+  out->base = a->base;
+  out->size = a->size;
+  out->host = a->host;
+  return true;
+}
+
+void AddressSpace::setCharged(uint64_t base, uint64_t bytes) {
+  std::unique_lock lock(mu_);
+  auto it = allocations_.find(base);
+  if (it != allocations_.end()) it->second.charged = bytes;
+}
+
+std::vector<Allocation> AddressSpace::allocationsOf(const Context* ctx) const {
+  std::shared_lock lock(mu_);
+  std::vector<Allocation> out;
+  for (auto& [b, a] : allocations_)
+    if (a.context == ctx) out.push_back(a);
+  return out;
+}
+
+} // namespace tf::softgpu

@@ -1,0 +1,105 @@
+// The soft GPU's device address space. Device addresses are not host addresses: one
+// reservation holds a PROT_NONE window of device addresses (so a host dereference of a device
+// pointer faults) and, beside it, the host pages that back them. Kernels and copies translate
+// through the allocation table; an address outside every allocation is illegal.
+//
+//   AddressSpace& as = addressSpace();
+//   auto p = as.allocate(device, bytes, AllocKind::Device, ctx);     // device address
+//   uint8_t* host = as.hostOf(*p);                                    // where the bytes are
+//   as.release(*p, &info);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <shared_mutex>
+#include <vector>
+
+#include "common/status.h"
+#include "cuda/kernel_executor.h"
+
+namespace tf::softgpu {
+
+struct Context;
+
+enum class AllocKind : uint8_t {
+  Device,         // cuMemAlloc, cuMemAllocPitch, pools
+  Managed,        // cuMemAllocManaged: host-visible, same address on host and device
+  HostPinned,     // cuMemHostAlloc / cuMemAllocHost: host memory the device can reach
+  HostRegistered, // cuMemHostRegister: the caller's host memory
+  VmmReserved,    // cuMemAddressReserve: addresses only, nothing behind them until mapped
+  VmmMapped,      // cuMemMap of a cuMemCreate handle into a reserved range
+};
+
+struct Allocation {
+  uint64_t base = 0;        // device address (== host address for host-visible kinds)
+  uint64_t size = 0;        // what the caller asked for
+  uint64_t span = 0;        // what it occupies in the address space (page-rounded)
+  AllocKind kind = AllocKind::Device;
+  int device = 0;
+  Context* context = nullptr;
+  uint8_t* host = nullptr;  // where the bytes live in this process
+  unsigned flags = 0;
+  uint64_t charged = 0;     // bytes counted against the device's memory
+  uint64_t bufferId = 0;    // unique id (CU_POINTER_ATTRIBUTE_BUFFER_ID)
+  int poolId = -1;          // stream-ordered allocations: the pool
+};
+
+class AddressSpace : public cuda::DeviceMemory {
+public:
+  // Reserves `perDevice` bytes of device addresses for each device.
+  Status init(int deviceCount, uint64_t perDevice);
+
+  // Device memory: takes addresses and commits pages. Not charged here (the caller charges the
+  // device state first).
+  Result<uint64_t> allocate(int device, uint64_t size, AllocKind kind, Context* ctx,
+                            uint64_t alignment = 512);
+  // Host-visible memory owned by the driver (pinned, managed): host address == device address.
+  Result<uint64_t> allocateHostVisible(int device, uint64_t size, AllocKind kind, Context* ctx,
+                                       unsigned flags);
+  // Records the caller's host memory as device-accessible.
+  Status registerHost(void* ptr, uint64_t size, Context* ctx, unsigned flags);
+  // VMM: a range of addresses with nothing behind them, and mappings into it.
+  Result<uint64_t> reserveRange(int device, uint64_t size, uint64_t alignment, uint64_t hint);
+  Status mapShared(uint64_t address, uint64_t size, int fd, uint64_t offset, int device,
+                   uint64_t bufferId);
+  Status setAccess(uint64_t address, uint64_t size, bool readWrite);
+  Status unmap(uint64_t address, uint64_t size);
+
+  // Removes the allocation starting exactly at `base`; `out` gets what it was.
+  Status release(uint64_t base, std::optional<AllocKind> expected, Allocation* out);
+
+  // The allocation containing [addr, addr+len) entirely, if any.
+  std::optional<Allocation> find(uint64_t addr, uint64_t len = 1) const;
+  // The allocation starting exactly at `base`.
+  std::optional<Allocation> findBase(uint64_t base) const;
+  // Host pointer for a device address inside an allocation (nullptr if none).
+  uint8_t* hostOf(uint64_t addr, uint64_t len = 1) const;
+  bool isDeviceWindow(uint64_t addr) const { return addr - windowBase_ < windowSize_; }
+  int deviceOfWindowAddress(uint64_t addr) const;
+
+  // cuda::DeviceMemory, for kernels.
+  bool lookup(uint64_t addr, cuda::MemoryRange* out) const override;
+
+  std::vector<Allocation> allocationsOf(const Context* ctx) const;
+  // Records how many bytes of device memory the allocation at `base` was charged.
+  void setCharged(uint64_t base, uint64_t bytes);
+
+private:
+  Result<uint64_t> takeRange(int device, uint64_t span, uint64_t alignment, uint64_t hint);
+  void giveRange(uint64_t start, uint64_t span);
+  uint8_t* heapOf(uint64_t addr) const { return heapBase_ + (addr - windowBase_); }
+
+  mutable std::shared_mutex mu_;
+  uint64_t windowBase_ = 0, windowSize_ = 0, perDevice_ = 0;
+  uint8_t* heapBase_ = nullptr;
+  int deviceCount_ = 0;
+  std::map<uint64_t, uint64_t> free_;            // start -> length (device window)
+  std::map<uint64_t, Allocation> allocations_;   // base -> allocation (all kinds but mapped)
+  std::map<uint64_t, Allocation> mappings_;      // VMM mappings inside reserved ranges
+  uint64_t nextBufferId_ = 1;
+};
+
+AddressSpace& addressSpace();
+
+} // namespace tf::softgpu

@@ -1,0 +1,118 @@
+#include "softgpu/driver/module.h"
+
+#include <cstring>
+
+#include "common/log.h"
+#include "cuda/fatbin.h"
+#include "softgpu/driver/api.h"
+
+namespace tf::softgpu {
+
+CUresult toCuResult(const Status& s) {
+  switch (s.code()) {
+  case Code::Ok: return CUDA_SUCCESS;
+  case Code::InvalidArgument:
+  case Code::OutOfRange: return CUDA_ERROR_INVALID_VALUE;
+  case Code::NotFound: return CUDA_ERROR_NOT_FOUND;
+  case Code::AlreadyExists: return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  case Code::ResourceExhausted: return CUDA_ERROR_OUT_OF_MEMORY;
+  case Code::FailedPrecondition: return CUDA_ERROR_ILLEGAL_STATE;
+  case Code::Unimplemented: return CUDA_ERROR_NOT_SUPPORTED;
+  case Code::Unavailable: return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  case Code::DataLoss: return CUDA_ERROR_INVALID_IMAGE;
+  case Code::PermissionDenied: return CUDA_ERROR_NOT_PERMITTED;
+  case Code::Internal: return CUDA_ERROR_UNKNOWN;
+  }
+  return CUDA_ERROR_UNKNOWN;
+}
+
+CUresult chargeMemory(Device* d, uint64_t bytes) {
+  Status s = d->state->reserveMemory(d->slot, bytes);
+  return s.isOk() ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+void creditMemory(Device* d, uint64_t bytes) { d->state->releaseMemory(d->slot, bytes); }
+
+CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out) {
+  if (!image) return CUDA_ERROR_INVALID_VALUE;
+  Driver& drv = driver();
+  Context* ctx = currentContext();
+  Device* dev = ctx ? ctx->device : drv.devices.front().get();
+  auto parsed = cuda::readModuleImage(image, size);
+  if (!parsed) {
+    TF_LOG(Error, "module load: %s", parsed.status().toString().c_str());
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  const DeviceModel& model = *dev->config.model;
+  const cuda::FatbinEntry* ptx =
+      cuda::choosePtx(parsed->entries, static_cast<uint32_t>(model.ccMajor * 10 + model.ccMinor));
+  if (!ptx) {
+    TF_LOG(Error, "module load: the image has no PTX (only cubins); the soft GPU runs PTX. "
+                  "Build with -gencode arch=compute_XX,code=compute_XX or default -arch.");
+    return CUDA_ERROR_NO_BINARY_FOR_GPU;
+  }
+  cuda::ModuleSource src;
+  src.ptx.assign(ptx->text());
+  src.name = ptx->name.empty() ? "ptx for sm_" + std::to_string(ptx->smArch) : ptx->name;
+  auto loaded = drv.executor->load(src);
+  if (!loaded) {
+    TF_LOG(Error, "module load: %s", loaded.status().toString().c_str());
+    return loaded.status().code() == Code::Unimplemented ? CUDA_ERROR_NOT_SUPPORTED
+                                                         : CUDA_ERROR_INVALID_PTX;
+  }
+  auto m = std::make_unique<Module>();
+  m->loaded = std::move(*loaded);
+  m->isLibrary = isLibrary;
+  m->device = dev->ordinal;
+  m->name = src.name;
+  // Globals live in device memory of the loading device, initialised from the image.
+  for (const auto& g : m->loaded->globals()) {
+    uint64_t bytes = std::max<uint64_t>(g.size, 1);
+    if (CUresult r = chargeMemory(dev, bytes); r != CUDA_SUCCESS) {
+      unloadModule(m.release());
+      return r;
+    }
+    auto addr = addressSpace().allocate(dev->ordinal, bytes, AllocKind::Device, nullptr,
+                                        std::max<uint32_t>(g.align, 256));
+    if (!addr) {
+      creditMemory(dev, bytes);
+      unloadModule(m.release());
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    uint8_t* host = addressSpace().hostOf(*addr, bytes);
+    if (!g.initializer.empty())
+      memcpy(host, g.initializer.data(), std::min<uint64_t>(g.initializer.size(), bytes));
+    m->globals[g.name] = {*addr, g.size};
+    if (Status s = m->loaded->bindGlobal(g.name, *addr); !s) {
+      TF_LOG(Error, "module load: %s", s.toString().c_str());
+      unloadModule(m.release());
+      return CUDA_ERROR_INVALID_PTX;
+    }
+  }
+  const auto& kernels = m->loaded->kernels();
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    auto f = std::make_unique<Function>();
+    f->module = m.get();
+    f->kernel = static_cast<int>(i);
+    f->info = &kernels[i];
+    registryOf<Function>().add(f.get());
+    m->functions.push_back(std::move(f));
+  }
+  *out = m.release();
+  registryOf<Module>().add(*out);
+  return CUDA_SUCCESS;
+}
+
+void unloadModule(Module* m) {
+  registryOf<Module>().remove(m);
+  for (auto& f : m->functions) registryOf<Function>().remove(f.get());
+  Device* dev = deviceAt(m->device);
+  for (auto& [name, g] : m->globals) {
+    Allocation a;
+    if (addressSpace().release(g.address, AllocKind::Device, &a).isOk() && dev)
+      creditMemory(dev, std::max<uint64_t>(g.size, 1));
+  }
+  delete m;
+}
+
+} // namespace tf::softgpu

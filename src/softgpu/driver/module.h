@@ -1,0 +1,19 @@
+// Modules and libraries (one object serves CUmodule and CUlibrary; Function serves CUfunction
+// and CUkernel, since cudart launches a CUkernel as a CUfunction).
+#pragma once
+
+#include "softgpu/driver/api.h"
+
+namespace tf::softgpu {
+
+// Loads a module from anything the driver accepts (fatbin wrapper, fatbin, PTX text, file
+// contents). `size` 0 = unknown (bare pointer). On failure logs why and returns the CUDA error.
+CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out);
+void unloadModule(Module* m);
+
+// Device memory accounting shared by every allocation path.
+CUresult chargeMemory(Device* d, uint64_t bytes);
+void creditMemory(Device* d, uint64_t bytes);
+
+
+} // namespace tf::softgpu
