@@ -1,0 +1,305 @@
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/units.h"
+#include "softgpu/device_state.h"
+#include "softgpu/nvml/nvml_api.h"
+
+namespace tf::softgpu {
+namespace {
+
+using units::GiB;
+using units::MiB;
+
+// The library's entry points, resolved by name as a client of the real one would.
+struct Nvml {
+  void* handle = nullptr;
+#define TF_NVML_FN(name) decltype(&::name) name = nullptr;
+  TF_NVML_FN(nvmlInit_v2)
+  TF_NVML_FN(nvmlShutdown)
+  TF_NVML_FN(nvmlErrorString)
+  TF_NVML_FN(nvmlSystemGetDriverVersion)
+  TF_NVML_FN(nvmlSystemGetCudaDriverVersion_v2)
+  TF_NVML_FN(nvmlDeviceGetCount_v2)
+  TF_NVML_FN(nvmlDeviceGetHandleByIndex_v2)
+  TF_NVML_FN(nvmlDeviceGetHandleByUUID)
+  TF_NVML_FN(nvmlDeviceGetHandleByPciBusId_v2)
+  TF_NVML_FN(nvmlDeviceGetName)
+  TF_NVML_FN(nvmlDeviceGetUUID)
+  TF_NVML_FN(nvmlDeviceGetIndex)
+  TF_NVML_FN(nvmlDeviceGetPciInfo_v3)
+  TF_NVML_FN(nvmlDeviceGetMemoryInfo)
+  TF_NVML_FN(nvmlDeviceGetMemoryInfo_v2)
+  TF_NVML_FN(nvmlDeviceGetUtilizationRates)
+  TF_NVML_FN(nvmlDeviceGetComputeRunningProcesses)
+  TF_NVML_FN(nvmlDeviceGetComputeRunningProcesses_v3)
+  TF_NVML_FN(nvmlDeviceGetProcessUtilization)
+  TF_NVML_FN(nvmlDeviceGetTemperature)
+  TF_NVML_FN(nvmlDeviceGetPowerUsage)
+  TF_NVML_FN(nvmlDeviceGetPowerManagementLimit)
+  TF_NVML_FN(nvmlDeviceGetCudaComputeCapability)
+  TF_NVML_FN(nvmlDeviceGetMaxClockInfo)
+#undef TF_NVML_FN
+};
+
+Nvml& nvml() {
+  static Nvml* lib = [] {
+    auto* n = new Nvml();
+    n->handle = dlopen(TF_NVML_PATH, RTLD_NOW | RTLD_LOCAL);
+    if (!n->handle) return n;
+#define TF_NVML_FN(name) n->name = reinterpret_cast<decltype(&::name)>(dlsym(n->handle, #name));
+    TF_NVML_FN(nvmlInit_v2) TF_NVML_FN(nvmlShutdown) TF_NVML_FN(nvmlErrorString)
+    TF_NVML_FN(nvmlSystemGetDriverVersion) TF_NVML_FN(nvmlSystemGetCudaDriverVersion_v2)
+    TF_NVML_FN(nvmlDeviceGetCount_v2) TF_NVML_FN(nvmlDeviceGetHandleByIndex_v2)
+    TF_NVML_FN(nvmlDeviceGetHandleByUUID) TF_NVML_FN(nvmlDeviceGetHandleByPciBusId_v2)
+    TF_NVML_FN(nvmlDeviceGetName) TF_NVML_FN(nvmlDeviceGetUUID) TF_NVML_FN(nvmlDeviceGetIndex)
+    TF_NVML_FN(nvmlDeviceGetPciInfo_v3) TF_NVML_FN(nvmlDeviceGetMemoryInfo)
+    TF_NVML_FN(nvmlDeviceGetMemoryInfo_v2) TF_NVML_FN(nvmlDeviceGetUtilizationRates)
+    TF_NVML_FN(nvmlDeviceGetComputeRunningProcesses) TF_NVML_FN(nvmlDeviceGetComputeRunningProcesses_v3)
+    TF_NVML_FN(nvmlDeviceGetProcessUtilization) TF_NVML_FN(nvmlDeviceGetTemperature)
+    TF_NVML_FN(nvmlDeviceGetPowerUsage) TF_NVML_FN(nvmlDeviceGetPowerManagementLimit)
+    TF_NVML_FN(nvmlDeviceGetCudaComputeCapability) TF_NVML_FN(nvmlDeviceGetMaxClockInfo)
+#undef TF_NVML_FN
+    return n;
+  }();
+  return *lib;
+}
+
+class NvmlTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_NE(nvml().handle, nullptr) << dlerror();
+    ASSERT_NE(nvml().nvmlDeviceGetMaxClockInfo, nullptr) << "missing export";
+    char dir[] = "/tmp/tf-nvml-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    setenv("TF_SOFTGPU_STATE_DIR", dir_.c_str(), 1);
+    setenv("TF_SOFTGPU_DEVICES", "H100:1GiB,2xL4", 1);
+    setenv("TF_SOFTGPU_NODE", "nvml-test", 1);
+    auto cfg = loadConfig();
+    ASSERT_TRUE(cfg);
+    config_ = *cfg;
+    ASSERT_EQ(nvml().nvmlInit_v2(), NVML_SUCCESS);
+    ASSERT_EQ(nvml().nvmlDeviceGetHandleByIndex_v2(0, &h100_), NVML_SUCCESS);
+  }
+  void TearDown() override {
+    nvml().nvmlShutdown();
+    if (DIR* d = opendir(dir_.c_str())) {
+      while (dirent* e = readdir(d))
+        if (e->d_name[0] != '.') unlink((dir_ + "/" + e->d_name).c_str());
+      closedir(d);
+    }
+    rmdir(dir_.c_str());
+  }
+
+  std::string dir_;
+  SoftGpuConfig config_;
+  nvmlDevice_t h100_ = nullptr;
+};
+
+TEST_F(NvmlTest, DevicesMatchTheConfiguration) {
+  Nvml& n = nvml();
+  unsigned count = 0;
+  ASSERT_EQ(n.nvmlDeviceGetCount_v2(&count), NVML_SUCCESS);
+  ASSERT_EQ(count, 3u);
+  const char* names[] = {"NVIDIA H100 80GB HBM3", "NVIDIA L4", "NVIDIA L4"};
+  for (unsigned i = 0; i < count; ++i) {
+    nvmlDevice_t dev;
+    ASSERT_EQ(n.nvmlDeviceGetHandleByIndex_v2(i, &dev), NVML_SUCCESS);
+    char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE], uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
+    ASSERT_EQ(n.nvmlDeviceGetName(dev, name, sizeof name), NVML_SUCCESS);
+    EXPECT_STREQ(name, names[i]);
+    ASSERT_EQ(n.nvmlDeviceGetUUID(dev, uuid, sizeof uuid), NVML_SUCCESS);
+    EXPECT_EQ(uuid, config_.devices[i].uuidString);
+    unsigned index = 99;
+    EXPECT_EQ(n.nvmlDeviceGetIndex(dev, &index), NVML_SUCCESS);
+    EXPECT_EQ(index, i);
+    nvmlDevice_t byUuid = nullptr, byBus = nullptr;
+    EXPECT_EQ(n.nvmlDeviceGetHandleByUUID(uuid, &byUuid), NVML_SUCCESS);
+    EXPECT_EQ(byUuid, dev);
+    nvmlPciInfo_t pci;
+    ASSERT_EQ(n.nvmlDeviceGetPciInfo_v3(dev, &pci), NVML_SUCCESS);
+    EXPECT_EQ(pci.bus, unsigned(config_.devices[i].pciBus));
+    EXPECT_EQ(n.nvmlDeviceGetHandleByPciBusId_v2(pci.busId, &byBus), NVML_SUCCESS);
+    EXPECT_EQ(byBus, dev);
+    EXPECT_EQ(n.nvmlDeviceGetHandleByPciBusId_v2(pci.busIdLegacy, &byBus), NVML_SUCCESS);
+    EXPECT_EQ(byBus, dev);
+  }
+  nvmlPciInfo_t pci;
+  ASSERT_EQ(n.nvmlDeviceGetPciInfo_v3(h100_, &pci), NVML_SUCCESS);
+  EXPECT_STREQ(pci.busId, "00000000:01:00.0");
+  EXPECT_STREQ(pci.busIdLegacy, "0000:01:00.0");
+  EXPECT_EQ(pci.pciDeviceId, 0x233010DEu);
+  int major = 0, minor = 0;
+  EXPECT_EQ(n.nvmlDeviceGetCudaComputeCapability(h100_, &major, &minor), NVML_SUCCESS);
+  EXPECT_EQ(major * 10 + minor, 90);
+  unsigned mhz = 0, limit = 0;
+  EXPECT_EQ(n.nvmlDeviceGetMaxClockInfo(h100_, NVML_CLOCK_SM, &mhz), NVML_SUCCESS);
+  EXPECT_EQ(mhz, 1980u);
+  EXPECT_EQ(n.nvmlDeviceGetPowerManagementLimit(h100_, &limit), NVML_SUCCESS);
+  EXPECT_EQ(limit, 700000u);
+  char driver[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE];
+  EXPECT_EQ(n.nvmlSystemGetDriverVersion(driver, sizeof driver), NVML_SUCCESS);
+  EXPECT_EQ(std::string(driver).substr(0, 4), "580.");
+  int cuda = 0;
+  EXPECT_EQ(n.nvmlSystemGetCudaDriverVersion_v2(&cuda), NVML_SUCCESS);
+  EXPECT_EQ(cuda, 13000);
+}
+
+TEST_F(NvmlTest, MemoryAndProcessesFollowOtherProcesses) {
+  Nvml& n = nvml();
+  nvmlMemory_t mem;
+  ASSERT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, &mem), NVML_SUCCESS);
+  EXPECT_EQ(mem.total, 1 * GiB);
+  EXPECT_EQ(mem.used, 0u);
+  EXPECT_EQ(mem.free, 1 * GiB);
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    auto state = DeviceState::open(config_.devices[0]);
+    if (!state) _exit(2);
+    auto slot = (*state)->attach();
+    if (!slot || !(*state)->reserveMemory(*slot, 256 * MiB)) _exit(3);
+    char ok = 1;
+    if (write(fds[1], &ok, 1) != 1) _exit(4);
+    for (;;) pause();
+  }
+  char ok = 0;
+  ASSERT_EQ(read(fds[0], &ok, 1), 1);
+  close(fds[0]);
+  close(fds[1]);
+
+  ASSERT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, &mem), NVML_SUCCESS);
+  EXPECT_EQ(mem.used, 256 * MiB);
+  EXPECT_EQ(mem.free, 768 * MiB);
+  nvmlMemory_v2_t mem2{};
+  mem2.version = nvmlMemory_v2;
+  ASSERT_EQ(n.nvmlDeviceGetMemoryInfo_v2(h100_, &mem2), NVML_SUCCESS);
+  EXPECT_EQ(mem2.used, 256 * MiB);
+  EXPECT_EQ(mem2.total, 1 * GiB);
+
+  // The two-call protocol: ask for the size, then fill.
+  unsigned count = 0;
+  ASSERT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(h100_, &count, nullptr), NVML_ERROR_INSUFFICIENT_SIZE);
+  ASSERT_EQ(count, 1u);
+  nvmlProcessInfo_t infos[4];
+  count = 4;
+  ASSERT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(h100_, &count, infos), NVML_SUCCESS);
+  ASSERT_EQ(count, 1u);
+  EXPECT_EQ(infos[0].pid, unsigned(child));
+  EXPECT_EQ(infos[0].usedGpuMemory, 256 * MiB);
+  EXPECT_EQ(infos[0].gpuInstanceId, 0xFFFFFFFFu);
+  nvmlProcessInfo_v1_t v1[2];
+  count = 2;
+  ASSERT_EQ(n.nvmlDeviceGetComputeRunningProcesses(h100_, &count, v1), NVML_SUCCESS);
+  EXPECT_EQ(v1[0].usedGpuMemory, 256 * MiB);
+  // Other devices are untouched.
+  nvmlDevice_t l4;
+  ASSERT_EQ(n.nvmlDeviceGetHandleByIndex_v2(1, &l4), NVML_SUCCESS);
+  count = 0;
+  EXPECT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(l4, &count, nullptr), NVML_SUCCESS);
+  EXPECT_EQ(count, 0u);
+
+  kill(child, SIGKILL);
+  int status;
+  waitpid(child, &status, 0);
+  ASSERT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, &mem), NVML_SUCCESS);
+  EXPECT_EQ(mem.used, 0u);
+  count = 0;
+  EXPECT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(h100_, &count, nullptr), NVML_SUCCESS);
+  EXPECT_EQ(count, 0u);
+}
+
+TEST_F(NvmlTest, UtilizationAndSensorsFollowBusyTime) {
+  Nvml& n = nvml();
+  nvmlUtilization_t util;
+  unsigned idleTemp = 0, idlePower = 0, temp = 0, power = 0;
+  ASSERT_EQ(n.nvmlDeviceGetUtilizationRates(h100_, &util), NVML_SUCCESS);
+  EXPECT_EQ(util.gpu, 0u);
+  ASSERT_EQ(n.nvmlDeviceGetTemperature(h100_, NVML_TEMPERATURE_GPU, &idleTemp), NVML_SUCCESS);
+  ASSERT_EQ(n.nvmlDeviceGetPowerUsage(h100_, &idlePower), NVML_SUCCESS);
+  unsigned samples = 0;
+  EXPECT_EQ(n.nvmlDeviceGetProcessUtilization(h100_, nullptr, &samples, 0), NVML_ERROR_NOT_FOUND);
+
+  auto state = DeviceState::open(config_.devices[0]);
+  ASSERT_TRUE(state);
+  auto slot = (*state)->attach();
+  ASSERT_TRUE(slot);
+  (*state)->addBusyTime(*slot, 800'000'000);
+
+  ASSERT_EQ(n.nvmlDeviceGetUtilizationRates(h100_, &util), NVML_SUCCESS);
+  EXPECT_GE(util.gpu, 70u);
+  ASSERT_EQ(n.nvmlDeviceGetTemperature(h100_, NVML_TEMPERATURE_GPU, &temp), NVML_SUCCESS);
+  ASSERT_EQ(n.nvmlDeviceGetPowerUsage(h100_, &power), NVML_SUCCESS);
+  EXPECT_GT(temp, idleTemp);
+  EXPECT_GT(power, idlePower);
+  EXPECT_LE(power, 700000u);
+
+  samples = 0;
+  ASSERT_EQ(n.nvmlDeviceGetProcessUtilization(h100_, nullptr, &samples, 0), NVML_ERROR_INSUFFICIENT_SIZE);
+  ASSERT_EQ(samples, 1u);
+  nvmlProcessUtilizationSample_t sample[2];
+  samples = 2;
+  ASSERT_EQ(n.nvmlDeviceGetProcessUtilization(h100_, sample, &samples, 0), NVML_SUCCESS);
+  EXPECT_EQ(sample[0].pid, unsigned(getpid()));
+  EXPECT_GE(sample[0].smUtil, 70u);
+  // Nothing newer than the last sample.
+  EXPECT_EQ(n.nvmlDeviceGetProcessUtilization(h100_, sample, &samples, sample[0].timeStamp),
+            NVML_ERROR_NOT_FOUND);
+}
+
+TEST_F(NvmlTest, ErrorCases) {
+  Nvml& n = nvml();
+  nvmlMemory_t mem;
+  EXPECT_EQ(n.nvmlDeviceGetMemoryInfo(nullptr, &mem), NVML_ERROR_INVALID_ARGUMENT);
+  nvmlDevice_t bogus = reinterpret_cast<nvmlDevice_t>(&mem);
+  EXPECT_EQ(n.nvmlDeviceGetMemoryInfo(bogus, &mem), NVML_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, nullptr), NVML_ERROR_INVALID_ARGUMENT);
+  nvmlDevice_t dev;
+  EXPECT_EQ(n.nvmlDeviceGetHandleByIndex_v2(3, &dev), NVML_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(n.nvmlDeviceGetHandleByUUID("GPU-00000000-0000-0000-0000-000000000000", &dev), NVML_ERROR_NOT_FOUND);
+  EXPECT_EQ(n.nvmlDeviceGetHandleByPciBusId_v2("00000000:42:00.0", &dev), NVML_ERROR_NOT_FOUND);
+  EXPECT_EQ(n.nvmlDeviceGetHandleByPciBusId_v2("not a bus id", &dev), NVML_ERROR_INVALID_ARGUMENT);
+  char small[8];
+  EXPECT_EQ(n.nvmlDeviceGetName(h100_, small, sizeof small), NVML_ERROR_INSUFFICIENT_SIZE);
+  char uuid[20];
+  EXPECT_EQ(n.nvmlDeviceGetUUID(h100_, uuid, sizeof uuid), NVML_ERROR_INSUFFICIENT_SIZE);
+  nvmlMemory_v2_t mem2{};
+  mem2.version = 1;
+  EXPECT_EQ(n.nvmlDeviceGetMemoryInfo_v2(h100_, &mem2), NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
+  EXPECT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(h100_, nullptr, nullptr), NVML_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(n.nvmlErrorString(NVML_ERROR_INSUFFICIENT_SIZE), "Insufficient Size");
+
+  // Init is reference counted; after the last shutdown every call is uninitialised.
+  ASSERT_EQ(n.nvmlInit_v2(), NVML_SUCCESS);
+  ASSERT_EQ(n.nvmlShutdown(), NVML_SUCCESS);
+  unsigned count;
+  EXPECT_EQ(n.nvmlDeviceGetCount_v2(&count), NVML_SUCCESS);
+  ASSERT_EQ(n.nvmlShutdown(), NVML_SUCCESS);
+  EXPECT_EQ(n.nvmlDeviceGetCount_v2(&count), NVML_ERROR_UNINITIALIZED);
+  EXPECT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, &mem), NVML_ERROR_UNINITIALIZED);
+  EXPECT_EQ(n.nvmlShutdown(), NVML_ERROR_UNINITIALIZED);
+  ASSERT_EQ(n.nvmlInit_v2(), NVML_SUCCESS); // for TearDown
+}
+
+TEST_F(NvmlTest, BadConfigurationFailsInit) {
+  Nvml& n = nvml();
+  ASSERT_EQ(n.nvmlShutdown(), NVML_SUCCESS);
+  setenv("TF_SOFTGPU_DEVICES", "H200", 1);
+  EXPECT_EQ(n.nvmlInit_v2(), NVML_ERROR_UNKNOWN);
+  unsigned count;
+  EXPECT_EQ(n.nvmlDeviceGetCount_v2(&count), NVML_ERROR_UNINITIALIZED);
+  setenv("TF_SOFTGPU_DEVICES", "H100:1GiB,2xL4", 1);
+  ASSERT_EQ(n.nvmlInit_v2(), NVML_SUCCESS);
+}
+
+} // namespace
+} // namespace tf::softgpu
