@@ -1,0 +1,12 @@
+// The tensor-fusion subcommands. Each registers itself on the app and sets `exitCode` when it
+// runs; nothing throws out of a command.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tf::cli {
+
+void addVersionCommand(CLI::App& app, int& exitCode);
+void addDevicesCommand(CLI::App& app, int& exitCode);
+
+} // namespace tf::cli
