@@ -192,8 +192,8 @@ Status AddressSpace::mapShared(uint64_t address, uint64_t size, int fd, uint64_t
   Allocation& r = it->second;
   if (r.kind != AllocKind::VmmReserved || address + size > r.base + r.size)
     return invalidArgument("mapping does not lie inside one reserved range");
-  for (auto& [b, a] : allocations_)
-    if (a.kind == AllocKind::VmmMapped && b < address + size && address < b + a.size)
+  for (auto& [b, m] : mappings_)
+    if (b < address + size && address < b + m.size)
       return invalidArgument("range is already mapped");
   void* p = mmap(heapOf(address), size, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, offset);
   if (p == MAP_FAILED) return resourceExhausted(std::string("mmap: ") + strerror(errno));
