@@ -50,6 +50,8 @@ struct Device {
   int primaryRefs = 0;
   unsigned primaryFlags = 0;
   CUmemoryPool defaultPool = nullptr;
+  std::atomic<uint64_t> localBusyNs{0};  // this process's kernel time on the device
+  std::atomic<uint64_t> localKernels{0}; // and how many kernels it finished there
   CUmemoryPool currentPool = nullptr;
 };
 

@@ -70,13 +70,22 @@ CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUr
     c.params = params.data();
     c.paramBytes = static_cast<uint32_t>(params.size());
     auto lock = dev->state->lockExecution(dev->slot);
+    const auto start = std::chrono::steady_clock::now();
+    auto account = [&] {
+      dev->localBusyNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::steady_clock::now() - start)
+                                                    .count());
+      dev->localKernels.fetch_add(1, std::memory_order_relaxed);
+    };
     if (drv.modelTiming) {
       uint64_t ns = drv.modelLaunchNs + drv.modelThreadNs * c.grid.count() * c.block.count();
       std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+      account();
       return CUDA_SUCCESS;
     }
     std::string why;
     CUresult r = module->loaded->launch(kernel, c, addressSpace(), &why);
+    account();
     if (r != CUDA_SUCCESS)
       TF_LOG(Error, "kernel %s: %s", module->loaded->kernels()[kernel].name.c_str(), why.c_str());
     return r;
