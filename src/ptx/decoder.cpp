@@ -528,7 +528,11 @@ Status FunctionDecoder::run() {
         return fail(ai.line, "unsupported instruction '" + ai.text() + "'");
       Builder b(*this, ai);
       size_t before = fn.code.size();
-      TF_RETURN_IF_ERROR(it->second(b));
+      Status st = it->second(b);
+      if (!st) {
+        if (st.message().rfind(dm.program.moduleName + ":", 0) == 0) return st;
+        return fail(ai.line, st.message() + " in '" + ai.text() + "'");
+      }
       if (fn.code.size() == before) {
         // nothing to execute (e.g. a hint); keep a label target valid
       }
