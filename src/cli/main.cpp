@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   int exitCode = 0;
   tf::cli::addVersionCommand(app, exitCode);
   tf::cli::addDevicesCommand(app, exitCode);
+  tf::cli::addVgpuCommand(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

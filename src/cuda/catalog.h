@@ -20,6 +20,14 @@
 
 namespace tf::cuda {
 
+// Every catalog symbol as a compile-time index: FnId::cuMemAlloc_v2 == findSymbol("cuMemAlloc_v2").
+enum class FnId : int {
+#define TF_CU_FN(symbol, base, version, perThread, plain, params, args) symbol,
+#include "cuda/catalog.inc"
+#undef TF_CU_FN
+  Count
+};
+
 struct CatalogEntry {
   const char* symbol;   // exported name: "cuMemcpyHtoD_v2_ptds"
   const char* base;     // name cuGetProcAddress is asked for: "cuMemcpyHtoD"

@@ -16,7 +16,9 @@ set_target_properties(tf_libcuda PROPERTIES
   OUTPUT_NAME cuda
   SOVERSION 1
   LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/lib)
-target_link_options(tf_libcuda PRIVATE -Wl,--no-undefined -Wl,-z,nodelete)
+# -Bsymbolic-functions: the driver's own references to its exports stay its own even when an
+# interposer (the limiter) is preloaded in front of it.
+target_link_options(tf_libcuda PRIVATE -Wl,--no-undefined -Wl,-z,nodelete -Wl,-Bsymbolic-functions)
 if(TF_SANITIZE)
   # Enum parameters arrive from C callers and may hold any value; the driver checks them
   # itself (an out-of-range attribute is CUDA_ERROR_INVALID_VALUE), so UBSan's enum check would

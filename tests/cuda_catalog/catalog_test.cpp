@@ -70,3 +70,13 @@ TEST(ExportTableIdsTest, KnowsTheTablesCudartAsksFor) {
 
 } // namespace
 } // namespace tf::cuda
+
+namespace tf::cuda {
+namespace {
+TEST(CatalogTest, FnIdMatchesTheTableOrder) {
+  EXPECT_EQ(static_cast<int>(FnId::cuMemAlloc_v2), findSymbol("cuMemAlloc_v2"));
+  EXPECT_EQ(static_cast<int>(FnId::cuLaunchKernel_ptsz), findSymbol("cuLaunchKernel_ptsz"));
+  EXPECT_EQ(static_cast<int>(FnId::Count), catalogSize());
+}
+} // namespace
+} // namespace tf::cuda

@@ -1,0 +1,212 @@
+#include "limiter/interposer/limiter.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <thread>
+
+namespace tf::limiter {
+namespace {
+
+constexpr int kMaxOrdinals = 64;
+
+std::atomic<void*> hooks[static_cast<int>(cuda::FnId::Count)];
+std::atomic<void*> reals[static_cast<int>(cuda::FnId::Count)];
+
+void say(const char* fmt, const char* detail) {
+  fprintf(stderr, "[tensor-fusion limiter %d] ", static_cast<int>(getpid()));
+  fprintf(stderr, fmt, detail);
+  fputc('\n', stderr);
+}
+
+uint64_t nowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+} // namespace
+
+void* realDlsym(void* handle, const char* symbol) {
+  using DlsymFn = void* (*)(void*, const char*);
+  static DlsymFn fn = [] {
+    DlsymFn f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34"));
+    if (!f) f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"));
+    return f;
+  }();
+  return fn ? fn(handle, symbol) : nullptr;
+}
+
+void* libcudaHandle() {
+  static void* h = [] {
+    void* handle = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_GLOBAL | RTLD_NOLOAD);
+    if (!handle) handle = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_GLOBAL);
+    if (!handle) say("cannot load the CUDA driver: %s", dlerror());
+    return handle;
+  }();
+  return h;
+}
+
+void* realFunction(cuda::FnId id) {
+  auto& slot = reals[static_cast<int>(id)];
+  void* fn = slot.load(std::memory_order_acquire);
+  if (fn) return fn;
+  void* h = libcudaHandle();
+  fn = h ? realDlsym(h, cuda::catalogEntry(static_cast<int>(id)).symbol) : nullptr;
+  slot.store(fn, std::memory_order_release);
+  return fn;
+}
+
+HookRegistration::HookRegistration(cuda::FnId id, void* fn) {
+  hooks[static_cast<int>(id)].store(fn, std::memory_order_release);
+}
+
+void* hookFor(int index) {
+  if (index < 0 || index >= static_cast<int>(cuda::FnId::Count)) return nullptr;
+  return hooks[index].load(std::memory_order_acquire);
+}
+
+Limiter& Limiter::get() {
+  static auto* l = new Limiter(); // lives until exit: hooks may run from any thread
+  return *l;
+}
+
+CUresult Limiter::ready() {
+  std::call_once(once_, [this] { init(); });
+  return status_;
+}
+
+void Limiter::init() {
+  const char* path = getenv("TF_VGPU_REGION");
+  if (!path || !*path) {
+    say("%s", "TF_VGPU_REGION is not set: the limiter is loaded but has no vGPU to enforce. "
+              "Refusing to run unlimited; every CUDA call it guards fails with "
+              "CUDA_ERROR_NOT_PERMITTED. Create a vGPU (tensor-fusion vgpu create) and set "
+              "TF_VGPU_REGION to its region file.");
+    status_ = CUDA_ERROR_NOT_PERMITTED;
+    return;
+  }
+  auto region = QuotaRegion::open(path);
+  if (!region) {
+    say("%s", (region.status().message() +
+               ". Refusing to run unlimited; guarded CUDA calls fail with CUDA_ERROR_NOT_PERMITTED.")
+                  .c_str());
+    status_ = CUDA_ERROR_NOT_PERMITTED;
+    return;
+  }
+  region_ = std::move(*region);
+  auto slot = region_->attach();
+  if (!slot) {
+    say("%s", slot.status().message().c_str());
+    status_ = CUDA_ERROR_NOT_PERMITTED;
+    return;
+  }
+  slot_ = *slot;
+  softGpuStats_ = reinterpret_cast<decltype(softGpuStats_)>(
+      libcudaHandle() ? realDlsym(libcudaHandle(), "tfSoftGpuProcessStats") : nullptr);
+  if (!softGpuStats_)
+    say("%s", "this driver has no per-process GPU time source yet (events-based timing is not "
+              "implemented); compute limits are not enforced, memory limits are");
+  status_ = CUDA_SUCCESS;
+}
+
+int Limiter::regionDeviceOf(CUdevice ordinal) {
+  if (ordinal < 0 || ordinal >= kMaxOrdinals || !region_) return -1;
+  if (!devicesMapped_) {
+    std::lock_guard<std::mutex> lock(mapMu_);
+    if (!devicesMapped_) {
+      int count = 0;
+      if (TF_REAL(cuDeviceGetCount)(&count) != CUDA_SUCCESS) return -1;
+      std::vector<bool> taken(region_->deviceCount(), false);
+      for (int o = 0; o < count && o < kMaxOrdinals; ++o) {
+        CUuuid uuid{};
+        TF_REAL(cuDeviceGetUuid_v2)(&uuid, o);
+        for (int d = 0; d < region_->deviceCount(); ++d) {
+          auto lim = region_->limits(d);
+          bool any = false;
+          for (uint8_t b : lim.uuid) any |= b != 0;
+          bool match = any ? memcmp(lim.uuid.data(), uuid.bytes, 16) == 0 : d == o;
+          if (match && !taken[d]) {
+            devices_[o].regionDevice = d;
+            taken[d] = true;
+            break;
+          }
+        }
+      }
+      devicesMapped_ = true;
+    }
+  }
+  return devices_[ordinal].regionDevice;
+}
+
+int Limiter::currentRegionDevice(CUdevice* ordinal) {
+  CUdevice dev = -1;
+  if (TF_REAL(cuCtxGetDevice)(&dev) != CUDA_SUCCESS) return -1;
+  if (ordinal) *ordinal = dev;
+  return regionDeviceOf(dev);
+}
+
+void Limiter::track(uint64_t handle, Allocation a) {
+  std::lock_guard<std::mutex> lock(allocMu_);
+  allocations_[handle] = a;
+}
+
+bool Limiter::untrack(uint64_t handle, Allocation* out) {
+  std::lock_guard<std::mutex> lock(allocMu_);
+  auto it = allocations_.find(handle);
+  if (it == allocations_.end()) return false;
+  *out = it->second;
+  allocations_.erase(it);
+  return true;
+}
+
+void Limiter::pollBusy(CUdevice ordinal) {
+  if (!softGpuStats_) return;
+  DeviceTrack& t = devices_[ordinal];
+  uint64_t busy = 0, kernels = 0;
+  if (softGpuStats_(ordinal, &busy, &kernels) != CUDA_SUCCESS) return;
+  std::lock_guard<std::mutex> lock(pollMu_);
+  if (busy > t.lastBusyNs) region_->charge(t.regionDevice, busy - t.lastBusyNs);
+  t.lastBusyNs = std::max(t.lastBusyNs, busy);
+  t.lastKernels = std::max(t.lastKernels, kernels);
+}
+
+void Limiter::beforeLaunch(CUdevice ordinal) {
+  if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
+  const int rd = regionDeviceOf(ordinal);
+  if (rd < 0) return;
+  if (region_->limits(rd).computeBasisPoints >= 10000) return; // no compute limit: fast path
+  DeviceTrack& t = devices_[ordinal];
+  pollBusy(ordinal);
+  uint64_t waited = 0;
+  const uint64_t start = nowNs();
+  for (uint64_t w; (w = region_->throttleNs(rd)) != 0;) {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(w));
+    pollBusy(ordinal);
+  }
+  // Keep the queue short: work queued far ahead would run whatever the bucket says.
+  if (softGpuStats_) {
+    const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 20, 1'000'000);
+    for (int i = 0; i < 100000; ++i) {
+      uint64_t launched = t.launched.load(), done = t.lastKernels;
+      if (launched <= done) break;
+      uint64_t avg = done ? t.lastBusyNs / done : 0;
+      if ((launched - done) * avg <= cap) break;
+      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(std::max<uint64_t>(avg / 4, 20'000), 1'000'000)));
+      pollBusy(ordinal);
+    }
+  }
+  waited = nowNs() - start;
+  if (waited > 50'000) region_->noteThrottled(rd, waited);
+}
+
+void Limiter::afterLaunch(CUdevice ordinal) {
+  if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
+  devices_[ordinal].launched.fetch_add(1, std::memory_order_relaxed);
+  int rd = devices_[ordinal].regionDevice;
+  if (rd >= 0) region_->noteLaunch(rd);
+}
+
+} // namespace tf::limiter

@@ -1,0 +1,95 @@
+// The limiter inside an application: the preloaded interposer's state and the helpers its
+// hooks share. One instance per process, set up on the first hooked call.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <cuda.h>
+
+#include "cuda/catalog.h"
+#include "limiter/quota_region.h"
+
+#define TF_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace tf::limiter {
+
+// The real driver's function for a catalog symbol (nullptr if the driver lacks it).
+void* realFunction(cuda::FnId id);
+template <typename F> F real(cuda::FnId id) { return reinterpret_cast<F>(realFunction(id)); }
+#define TF_REAL(symbol) ::tf::limiter::real<decltype(&symbol)>(::tf::cuda::FnId::symbol)
+#define TF_REAL_ID(symbol, id) ::tf::limiter::real<decltype(&symbol)>(id)
+
+// Our hook for a catalog index, or nullptr when the limiter does not hook it.
+void* hookFor(int catalogIndex);
+struct HookRegistration {
+  HookRegistration(cuda::FnId id, void* fn);
+};
+#define TF_LIMITER_HOOK(symbol)                                                                   \
+  static ::tf::limiter::HookRegistration tf_hook_##symbol(::tf::cuda::FnId::symbol,                \
+                                                          reinterpret_cast<void*>(&symbol))
+
+// Per-device state of this process.
+struct DeviceTrack {
+  int regionDevice = -1;          // index in the quota region, -1: not part of the vGPU
+  uint64_t lastBusyNs = 0;        // soft GPU busy time already charged
+  uint64_t lastKernels = 0;
+  std::atomic<uint64_t> launched{0};
+};
+
+struct Allocation {
+  int device;
+  uint64_t bytes;
+  Pool pool;
+};
+
+class Limiter {
+public:
+  static Limiter& get();
+
+  // CUDA_SUCCESS when the vGPU is set up; otherwise the error every hooked call returns (the
+  // reason has been printed once).
+  CUresult ready();
+  QuotaRegion& region() { return *region_; }
+  int slot() const { return slot_; }
+
+  // Region device for the current context's device (-1 if not limited), and its ordinal.
+  int currentRegionDevice(CUdevice* ordinal = nullptr);
+  int regionDeviceOf(CUdevice ordinal);
+
+  // Memory bookkeeping.
+  void track(uint64_t handle, Allocation a);
+  bool untrack(uint64_t handle, Allocation* out);
+
+  // Compute: charge new GPU time, then hold the caller back while the vGPU's share is used up
+  // or too much work is already queued.
+  void beforeLaunch(CUdevice ordinal);
+  void afterLaunch(CUdevice ordinal);
+
+private:
+  Limiter() = default;
+  void init();
+  void pollBusy(CUdevice ordinal);
+
+  std::once_flag once_;
+  CUresult status_ = CUDA_ERROR_NOT_INITIALIZED;
+  std::unique_ptr<QuotaRegion> region_;
+  int slot_ = -1;
+  std::mutex mapMu_;
+  bool devicesMapped_ = false;
+  DeviceTrack devices_[64];
+  std::mutex allocMu_;
+  std::unordered_map<uint64_t, Allocation> allocations_;
+  CUresult (*softGpuStats_)(CUdevice, uint64_t*, uint64_t*) = nullptr;
+  std::mutex pollMu_;
+};
+
+// The real libcuda and the real dlsym, found without going through our own hooks.
+void* realDlsym(void* handle, const char* symbol);
+void* libcudaHandle();
+
+} // namespace tf::limiter
