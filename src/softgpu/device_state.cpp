@@ -42,12 +42,16 @@ struct Slot {
   Bucket recent[kSlotBuckets];
 };
 
-struct Layout {
+// What a process checks before it maps the file.
+struct Header {
   uint64_t magic;
   uint32_t version;
   uint32_t layoutSize;
   uint64_t totalMemory;
   char uuid[64];
+};
+
+struct Layout : Header {
   pthread_mutex_t stateMutex;
   pthread_mutex_t execMutex;
   int32_t execSlot;     // slot running a kernel, -1 when none
@@ -447,7 +451,7 @@ Result<bool> createState(const std::string& path, const DeviceConfig& device) {
   return created;
 }
 
-Status validate(const Layout& l, const std::string& path, const DeviceConfig& device) {
+Status validate(const Header& l, const std::string& path, const DeviceConfig& device) {
   if (l.magic != kMagic) return dataLoss(path + " is not a soft GPU device state (bad magic); remove it");
   if (l.version != DeviceState::kVersion)
     return failedPrecondition(path + " has device state version " + std::to_string(l.version) +
@@ -469,8 +473,8 @@ Result<std::unique_ptr<DeviceState>> attachState(int fd, const std::string& path
     return failedPrecondition(path + " is " + std::to_string(st.st_size) + " bytes, expected " +
                               std::to_string(sizeof(Layout)) +
                               " (another version or a corrupt file); remove it");
-  Layout header;
-  if (pread(fd, &header, offsetof(Layout, stateMutex), 0) != ssize_t(offsetof(Layout, stateMutex)))
+  Header header;
+  if (pread(fd, &header, sizeof header, 0) != ssize_t(sizeof header))
     return unavailable(errnoText("reading " + path, errno));
   TF_RETURN_IF_ERROR(validate(header, path, device));
   auto l = mapLayout(fd, path);
