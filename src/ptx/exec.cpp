@@ -47,6 +47,13 @@ uint8_t* globalSlow(Warp& w, uint64_t addr, uint32_t size, const Inst& in) {
             "misaligned " + std::to_string(size) + "-byte access at " + hex(addr));
     return nullptr;
   }
+  for (auto& alt : w.cacheAlt) {
+    uint64_t o = addr - alt.base;
+    if (o < alt.size && alt.size - o >= size) {
+      std::swap(alt, w.cache);
+      return w.cache.host + o;
+    }
+  }
   cuda::MemoryRange r;
   if (!w.launch->mem->lookup(addr, &r) || r.host == nullptr) {
     faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS, "illegal address " + hex(addr) + " (not device memory)");
@@ -60,6 +67,9 @@ uint8_t* globalSlow(Warp& w, uint64_t addr, uint32_t size, const Inst& in) {
     return nullptr;
   }
   ++w.cacheMisses;
+  w.cacheAlt[2] = w.cacheAlt[1];
+  w.cacheAlt[1] = w.cacheAlt[0];
+  w.cacheAlt[0] = w.cache;
   w.cache = r;
   return r.host + off;
 }

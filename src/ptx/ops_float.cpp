@@ -64,7 +64,6 @@ template <class T, class Op> struct FUn {
   }
 };
 template <class T> struct FFma {
-  __attribute__((target_clones("fma", "default")))
   static uint32_t run(Warp& w, const Inst& in, uint32_t m) {
     uint64_t* d = TF_REG(in.d[0]);
     const uint64_t* a = TF_REG(in.a[0]);
@@ -74,6 +73,48 @@ template <class T> struct FFma {
     return in.next;
   }
 };
+
+// The same with the FMA instruction set (chosen at decode time when the CPU has it); written
+// without lambdas so that the whole loop is compiled for the target.
+template <class T> struct FFmaHw {
+  __attribute__((target("fma"))) static uint32_t run(Warp& w, const Inst& in, uint32_t m) {
+    uint64_t* d = TF_REG(in.d[0]);
+    const uint64_t* a = TF_REG(in.a[0]);
+    const uint64_t* b = TF_REG(in.a[1]);
+    const uint64_t* c = TF_REG(in.a[2]);
+    if (m == 0xFFFFFFFFu) {
+      for (uint32_t i = 0; i < 32; ++i) {
+        if constexpr (std::is_same_v<T, float>) {
+          d[i] = std::bit_cast<uint32_t>(__builtin_fmaf(std::bit_cast<float>(static_cast<uint32_t>(a[i])),
+                                                        std::bit_cast<float>(static_cast<uint32_t>(b[i])),
+                                                        std::bit_cast<float>(static_cast<uint32_t>(c[i]))));
+        } else {
+          d[i] = std::bit_cast<uint64_t>(__builtin_fma(std::bit_cast<double>(a[i]), std::bit_cast<double>(b[i]),
+                                                       std::bit_cast<double>(c[i])));
+        }
+      }
+    } else {
+      while (m) {
+        uint32_t i = static_cast<uint32_t>(__builtin_ctz(m));
+        m &= m - 1;
+        if constexpr (std::is_same_v<T, float>) {
+          d[i] = std::bit_cast<uint32_t>(__builtin_fmaf(std::bit_cast<float>(static_cast<uint32_t>(a[i])),
+                                                        std::bit_cast<float>(static_cast<uint32_t>(b[i])),
+                                                        std::bit_cast<float>(static_cast<uint32_t>(c[i]))));
+        } else {
+          d[i] = std::bit_cast<uint64_t>(__builtin_fma(std::bit_cast<double>(a[i]), std::bit_cast<double>(b[i]),
+                                                       std::bit_cast<double>(c[i])));
+        }
+      }
+    }
+    return in.next;
+  }
+};
+
+bool cpuHasFma() {
+  static const bool has = __builtin_cpu_supports("fma");
+  return has;
+}
 
 template <class T> inline T post(T r, uint32_t aux) {
   if (aux & kFtz) r = fm::ftz(r);
@@ -268,8 +309,8 @@ Status decodeFloatOp(Builder& b, const std::string& opIn, Ty t) {
   if (op == "abs") return floatUn<FAbs>(b, t, aux);
   if (op == "fma") {
     Handler h = nullptr;
-    if (t == Ty::F32) h = aux ? &FFmaG<float>::run : &FFma<float>::run;
-    if (t == Ty::F64) h = aux ? &FFmaG<double>::run : &FFma<double>::run;
+    if (t == Ty::F32) h = aux ? &FFmaG<float>::run : cpuHasFma() ? &FFmaHw<float>::run : &FFma<float>::run;
+    if (t == Ty::F64) h = aux ? &FFmaG<double>::run : cpuHasFma() ? &FFmaHw<double>::run : &FFma<double>::run;
     return emitN(b, h, t, 3, aux);
   }
   return b.unsupported();

@@ -80,6 +80,25 @@ template <int SP, class T, int N> uint32_t hSt(Warp& w, const Inst& in, uint32_t
   return bad ? kPcStop : in.next;
 }
 
+// ld.param of a kernel parameter at a fixed offset: one read, broadcast to the lanes
+template <class T, int N> uint32_t hLdKParam(Warp& w, const Inst& in, uint32_t m) {
+  const auto& p = w.launch->params;
+  uint64_t off = static_cast<uint64_t>(in.imm);
+  if (off > p.size() || p.size() - off < sizeof(T) * N)
+    return faultStop(w, in, CUDA_ERROR_ILLEGAL_ADDRESS, "kernel parameter read past the parameter buffer");
+  for (int k = 0; k < N; ++k) {
+    T v;
+    std::memcpy(&v, p.data() + off + k * sizeof(T), sizeof(T));
+    uint64_t x = extend(v);
+    uint64_t* d = TF_REG(in.d[k]);
+    forLanes(m, [&](uint32_t i) { d[i] = x; });
+  }
+  return in.next;
+}
+template <int SP, class T, int N> struct KParamH {
+  static uint32_t run(Warp& w, const Inst& in, uint32_t m) { return hLdKParam<T, N>(w, in, m); }
+};
+
 template <template <int, class, int> class H, int SP, class T> Handler byVec(int n) {
   switch (n) {
   case 1: return &H<SP, T, 1>::run;
@@ -161,7 +180,19 @@ Status dLd(Builder& b) {
   Handler h = bySpace<LdH>(*sp, t, n);
   if (!h) return b.unsupported();
   if (b.numOps() != 2) return b.error("ld takes two operands");
-  auto a = b.addr(1, *sp == SGeneric ? "" : spName);
+  bool fixedParam = false;
+  int64_t paramOff = 0;
+  if (*sp == SKParam && b.op(1).kind == ast::Operand::Kind::Addr && !b.op(1).name.empty()) {
+    auto s = b.lookup(b.op(1).name);
+    if (s && s->kind == Symbol::Kind::KernelParam) {
+      fixedParam = true;
+      paramOff = int64_t(s->slot) + b.op(1).imm;
+      h = byType<KParamH, SKParam>(t, n);
+      if (!h || paramOff < 0) return b.unsupported();
+    }
+  }
+  auto a = fixedParam ? Result<Builder::Addr>(Builder::Addr{0, paramOff, false})
+                      : b.addr(1, *sp == SGeneric ? "" : spName);
   if (!a) return a.status();
   uint32_t d[4] = {0, 0, 0, 0};
   const auto& dst = b.op(0);

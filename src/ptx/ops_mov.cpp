@@ -67,6 +67,24 @@ uint32_t hMovSpecial(Warp& w, const Inst& in, uint32_t m) {
     forLanes(m, [&](uint32_t i) { d[i] = uniform; });
     return in.next;
   }
+  if (sp == Special::TidX || sp == Special::TidY || sp == Special::TidZ) {
+    // walk the 32 linear thread ids with carries instead of dividing per lane
+    uint32_t t0 = w.id * 32;
+    uint32_t x = t0 % bd.x, y = (t0 / bd.x) % bd.y, z = t0 / (bd.x * bd.y);
+    uint32_t vals[32];
+    for (uint32_t i = 0; i < 32; ++i) {
+      vals[i] = sp == Special::TidX ? x : sp == Special::TidY ? y : z;
+      if (++x == bd.x) {
+        x = 0;
+        if (++y == bd.y) {
+          y = 0;
+          ++z;
+        }
+      }
+    }
+    forLanes(m, [&](uint32_t i) { d[i] = vals[i]; });
+    return in.next;
+  }
   forLanes(m, [&](uint32_t i) {
     uint32_t t = w.id * 32 + i;
     uint64_t v = 0;

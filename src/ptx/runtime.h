@@ -85,7 +85,8 @@ struct Warp {
   uint32_t pc = 0, active = 0, rpc = kNoRpc;
   uint32_t exited = 0;
   uint32_t localBase = 0;
-  cuda::MemoryRange cache;
+  cuda::MemoryRange cache;       // most recently used range: the one-compare fast path
+  cuda::MemoryRange cacheAlt[3]; // older ranges, checked before asking DeviceMemory
   LaunchCtx* launch = nullptr;
   Cta* cta = nullptr;
   const Function* fn = nullptr;
