@@ -595,8 +595,8 @@ private:
         }
         const Token& n = next();
         if (n.kind != TokKind::Int) return err(n, "bad address offset");
-        int64_t v = static_cast<int64_t>(n.intValue);
-        o.imm += neg ? -v : v;
+        uint64_t v = n.intValue;
+        o.imm = static_cast<int64_t>(static_cast<uint64_t>(o.imm) + (neg ? 0 - v : v));
       }
       return expectPunct(']');
     }
@@ -629,7 +629,7 @@ private:
       const Token& n = next();
       if (n.kind == TokKind::Int) {
         o.kind = ast::Operand::Kind::Imm;
-        o.imm = neg ? -static_cast<int64_t>(n.intValue) : static_cast<int64_t>(n.intValue);
+        o.imm = static_cast<int64_t>(neg ? (0 - n.intValue) : n.intValue);
       } else if (n.kind == TokKind::Float) {
         o.kind = ast::Operand::Kind::FImm;
         o.fimm = neg ? -n.floatValue : n.floatValue;
