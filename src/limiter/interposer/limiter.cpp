@@ -192,8 +192,10 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
     for (int i = 0; i < 100000; ++i) {
       uint64_t launched = t.launched.load(), done = t.lastKernels;
       if (launched <= done) break;
+      // Until a kernel has finished nothing is known about their length: allow only a couple.
+      uint64_t inFlight = launched - done;
       uint64_t avg = done ? t.lastBusyNs / done : 0;
-      if ((launched - done) * avg <= cap) break;
+      if (done ? inFlight * avg <= cap || inFlight < 2 : inFlight < 2) break;
       std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(std::max<uint64_t>(avg / 4, 20'000), 1'000'000)));
       pollBusy(ordinal);
     }

@@ -1,0 +1,191 @@
+// Real CUDA programs (nvcc, real cudart) run on the soft GPU with the limiter preloaded, each in
+// a vGPU made for the test.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "limiter/quota_region.h"
+
+extern char** environ;
+
+namespace tf::limiter {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Child {
+  pid_t pid = -1;
+  fs::path out;
+  int wait() {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  std::string output() const {
+    std::ifstream in(out);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+};
+
+class LimiterIntegrationTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("tf-limiter-it-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_ / "state");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string makeVgpu(const std::string& name, uint64_t vram, uint32_t bp, uint64_t host = 0) {
+    VgpuSpec s;
+    s.name = name;
+    DeviceLimits d;
+    d.vramLimit = vram;
+    d.computeBasisPoints = bp;
+    d.hostAllowance = host;
+    s.devices.push_back(d);
+    std::string path = (dir_ / ("vgpu-" + name)).string();
+    auto r = QuotaRegion::create(path, s);
+    EXPECT_TRUE(r) << r.status().toString();
+    return path;
+  }
+
+  Child spawn(const std::string& program, std::vector<std::string> args,
+              std::map<std::string, std::string> env) {
+    env["LD_LIBRARY_PATH"] = TF_LIB_DIR;
+    env["LD_PRELOAD"] = std::string(TF_LIB_DIR) + "/libtensor-fusion-limiter.so";
+    env["TF_SOFTGPU_STATE_DIR"] = (dir_ / "state").string();
+    env["TF_SOFTGPU_NODE"] = "limiter-it";
+    std::vector<std::string> envStrings;
+    for (char** e = environ; *e; ++e) {
+      std::string kv(*e);
+      if (!env.count(kv.substr(0, kv.find('=')))) envStrings.push_back(kv);
+    }
+    for (auto& [k, v] : env)
+      if (!v.empty()) envStrings.push_back(k + "=" + v);
+    std::vector<char*> envp, argv;
+    for (auto& s : envStrings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    args.insert(args.begin(), program);
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    Child c;
+    c.out = dir_ / ("out-" + std::to_string(counter_++));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    EXPECT_EQ(posix_spawn(&c.pid, program.c_str(), &fa, nullptr, argv.data(), envp.data()), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return c;
+  }
+
+  fs::path dir_;
+  int counter_ = 0;
+};
+
+constexpr uint64_t MiB = 1 << 20;
+
+TEST_F(LimiterIntegrationTest, EveryAllocationPathIsChargedAndInfoShowsTheVgpu) {
+  auto region = makeVgpu("mem", 256 * MiB, 10000);
+  Child c = spawn(TF_LIMITER_MEMORY, {}, {{"TF_VGPU_REGION", region}});
+  EXPECT_EQ(c.wait(), 0) << c.output();
+  auto spillRegion = makeVgpu("spill", 256 * MiB, 10000, 128 * MiB);
+  Child s = spawn(TF_LIMITER_MEMORY, {"spill"}, {{"TF_VGPU_REGION", spillRegion}});
+  EXPECT_EQ(s.wait(), 0) << s.output();
+}
+
+TEST_F(LimiterIntegrationTest, MissingOrCorruptRegionRefusesToRunUnlimited) {
+  Child none = spawn(TF_LIMITER_MEMORY, {}, {{"TF_VGPU_REGION", ""}});
+  EXPECT_NE(none.wait(), 0);
+  EXPECT_NE(none.output().find("TF_VGPU_REGION is not set"), std::string::npos) << none.output();
+  auto bad = dir_ / "corrupt";
+  std::ofstream(bad) << "not a region";
+  Child corrupt = spawn(TF_LIMITER_MEMORY, {}, {{"TF_VGPU_REGION", bad.string()}});
+  EXPECT_NE(corrupt.wait(), 0);
+  EXPECT_NE(corrupt.output().find("Refusing to run unlimited"), std::string::npos) << corrupt.output();
+}
+
+TEST_F(LimiterIntegrationTest, ManyProcessesRacingNeverPassTheLimit) {
+  const uint64_t limit = 256 * MiB;
+  auto region = makeVgpu("race", limit, 10000);
+  std::vector<Child> kids;
+  for (int p = 0; p < 8; ++p)
+    kids.push_back(spawn(TF_VRAM_RACE, {"2000", std::to_string(limit), std::to_string(p + 1)},
+                         {{"TF_VGPU_REGION", region}}));
+  for (auto& k : kids) EXPECT_EQ(k.wait(), 0) << k.output();
+  auto r = QuotaRegion::open(region);
+  ASSERT_TRUE(r);
+  EXPECT_EQ((*r)->used(0, Pool::Device), 0u); // everything freed or reclaimed
+}
+
+// Shares of the device's time, measured by the soft GPU, over `seconds`.
+std::vector<double> runShares(LimiterIntegrationTest* t, std::vector<std::pair<uint32_t, bool>> vgpus,
+                              double seconds,
+                              std::function<std::string(const std::string&, uint32_t)> make,
+                              std::function<Child(const std::string&, bool)> start) {
+  std::vector<std::string> regions;
+  for (size_t i = 0; i < vgpus.size(); ++i)
+    regions.push_back(make("c" + std::to_string(i), vgpus[i].first));
+  std::vector<Child> kids;
+  auto begin = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < vgpus.size(); ++i) kids.push_back(start(regions[i], vgpus[i].second));
+  for (auto& k : kids) EXPECT_EQ(k.wait(), 0) << k.output();
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  std::vector<double> shares;
+  for (auto& path : regions) {
+    auto r = QuotaRegion::open(path);
+    shares.push_back(r ? (*r)->usage(0).busyNs / 1e9 / wall : -1);
+  }
+  for (size_t i = 0; i < shares.size(); ++i)
+    printf("vGPU %zu: limit %.0f%% (%s launches), measured share %.1f%%\n", i,
+           vgpus[i].first / 100.0, vgpus[i].second ? "synchronised" : "asynchronous",
+           shares[i] * 100);
+  (void)t;
+  (void)seconds;
+  return shares;
+}
+
+class ComputeShareTest : public LimiterIntegrationTest {
+protected:
+  std::vector<double> shares(std::vector<std::pair<uint32_t, bool>> vgpus, double seconds) {
+    return runShares(
+        this, vgpus, seconds,
+        [&](const std::string& name, uint32_t bp) { return makeVgpu(name, 1024 * MiB, bp); },
+        [&](const std::string& region, bool sync) {
+          // Timing mode: kernels hold the device for 20 ns per thread without burning the CPU.
+          return spawn(TF_COMPUTE_LOAD, {std::to_string(seconds), sync ? "sync" : "async"},
+                       {{"TF_VGPU_REGION", region}, {"TF_SOFTGPU_THREAD_TIME_NS", "20"}});
+        });
+  }
+};
+
+TEST_F(ComputeShareTest, ThirtySeventySplitHolds) {
+  auto s = shares({{3000, false}, {7000, true}}, 10);
+  EXPECT_NEAR(s[0], 0.30, 0.03);
+  EXPECT_NEAR(s[1], 0.70, 0.03);
+}
+
+TEST_F(ComputeShareTest, TenNinetySplitHolds) {
+  auto s = shares({{1000, true}, {9000, false}}, 10);
+  EXPECT_NEAR(s[0], 0.10, 0.03);
+  EXPECT_NEAR(s[1], 0.90, 0.03);
+}
+
+TEST_F(ComputeShareTest, AloneAtThirtyGetsThirtyNotMore) {
+  auto s = shares({{3000, false}}, 10);
+  EXPECT_NEAR(s[0], 0.30, 0.03);
+}
+
+} // namespace
+} // namespace tf::limiter

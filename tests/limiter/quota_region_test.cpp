@@ -1,0 +1,198 @@
+#include "limiter/quota_region.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace tf::limiter {
+namespace {
+
+class QuotaRegionTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tf-region-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "region").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  VgpuSpec spec(uint64_t vram, uint32_t bp = 10000, uint64_t host = 0) {
+    VgpuSpec s;
+    s.name = "test";
+    DeviceLimits d;
+    d.vramLimit = vram;
+    d.computeBasisPoints = bp;
+    d.hostAllowance = host;
+    s.devices.push_back(d);
+    return s;
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+TEST_F(QuotaRegionTest, CreateThenOpenSeesTheSameLimits) {
+  auto created = QuotaRegion::create(path_, spec(1 << 30, 3000, 1 << 20));
+  ASSERT_TRUE(created) << created.status().toString();
+  auto opened = QuotaRegion::open(path_);
+  ASSERT_TRUE(opened) << opened.status().toString();
+  EXPECT_EQ((*opened)->name(), "test");
+  EXPECT_EQ((*opened)->deviceCount(), 1);
+  EXPECT_EQ((*opened)->limits(0).vramLimit, 1u << 30);
+  EXPECT_EQ((*opened)->limits(0).computeBasisPoints, 3000u);
+  EXPECT_EQ((*opened)->limits(0).hostAllowance, 1u << 20);
+  EXPECT_EQ(QuotaRegion::create(path_, spec(1)).status().code(), Code::AlreadyExists);
+}
+
+TEST_F(QuotaRegionTest, BadRegionsAreClearErrors) {
+  EXPECT_EQ(QuotaRegion::open(path_).status().code(), Code::NotFound);
+  { std::ofstream(path_) << "garbage that is not a region at all"; }
+  auto r = QuotaRegion::open(path_);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("size"), std::string::npos) << r.status().message();
+  std::filesystem::remove(path_);
+  ASSERT_TRUE(QuotaRegion::create(path_, spec(1 << 20)));
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    uint32_t version = 99;
+    f.write(reinterpret_cast<char*>(&version), 4); // another layout version
+  }
+  r = QuotaRegion::open(path_);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("version 99"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(QuotaRegion::create(dir_ / "x", spec(0))); // no VRAM
+  EXPECT_FALSE(QuotaRegion::create(dir_ / "y", spec(1, 0)));
+  EXPECT_FALSE(QuotaRegion::create(dir_ / "z", spec(1, 10001)));
+}
+
+TEST_F(QuotaRegionTest, ReservationsStopAtTheLimitAndComeBack) {
+  auto r = std::move(*QuotaRegion::create(path_, spec(1000)));
+  int slot = *r->attach();
+  EXPECT_TRUE(r->reserve(slot, 0, 600, Pool::Device));
+  EXPECT_EQ(r->reserve(slot, 0, 600, Pool::Device).code(), Code::ResourceExhausted);
+  EXPECT_TRUE(r->reserve(slot, 0, 400, Pool::Device));
+  EXPECT_EQ(r->used(0, Pool::Device), 1000u);
+  r->release(slot, 0, 600, Pool::Device);
+  EXPECT_EQ(r->used(0, Pool::Device), 400u);
+  EXPECT_EQ(r->reserve(slot, 0, 1, Pool::Host).code(), Code::ResourceExhausted); // no allowance
+  r->release(slot, 0, 10'000, Pool::Device); // over-release clamps at zero, no underflow
+  EXPECT_EQ(r->used(0, Pool::Device), 0u);
+  EXPECT_FALSE(r->reserve(slot, 5, 1, Pool::Device));
+}
+
+// N processes hammer one limit; a shared counter of what they actually hold must never pass it.
+TEST_F(QuotaRegionTest, ConcurrentProcessesNeverPassTheLimit) {
+  constexpr uint64_t kLimit = 1 << 20;
+  ASSERT_TRUE(QuotaRegion::create(path_, spec(kLimit)));
+  auto* shared = static_cast<std::atomic<int64_t>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  new (&shared[0]) std::atomic<int64_t>(0); // held now
+  new (&shared[1]) std::atomic<int64_t>(0); // worst seen
+  new (&shared[2]) std::atomic<int64_t>(0); // successes
+  constexpr int kProcs = 8, kRounds = 3000;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto r = QuotaRegion::open(path_);
+      if (!r) _exit(3);
+      int slot = *(*r)->attach();
+      std::mt19937 rng(p);
+      std::uniform_int_distribution<uint64_t> size(1, kLimit / 3);
+      for (int i = 0; i < kRounds; ++i) {
+        uint64_t n = size(rng);
+        if (!(*r)->reserve(slot, 0, n, Pool::Device)) continue;
+        int64_t now = shared[0].fetch_add(static_cast<int64_t>(n)) + static_cast<int64_t>(n);
+        int64_t worst = shared[1].load();
+        while (now > worst && !shared[1].compare_exchange_weak(worst, now)) {
+        }
+        shared[2].fetch_add(1);
+        shared[0].fetch_sub(static_cast<int64_t>(n));
+        (*r)->release(slot, 0, n, Pool::Device);
+      }
+      _exit(0);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t k : kids) {
+    int st = 0;
+    waitpid(k, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  EXPECT_LE(shared[1].load(), static_cast<int64_t>(kLimit));
+  EXPECT_GT(shared[2].load(), kProcs * kRounds / 2); // allocations that fit did succeed
+  auto r = QuotaRegion::open(path_);
+  EXPECT_EQ((*r)->used(0, Pool::Device), 0u);
+  munmap(shared, 4096);
+}
+
+// A process killed at any point, even mid-reservation, leaves nothing charged once reaped.
+TEST_F(QuotaRegionTest, KilledProcessesLeakNothing) {
+  ASSERT_TRUE(QuotaRegion::create(path_, spec(1 << 30)));
+  std::mt19937 rng(7);
+  for (int round = 0; round < 40; ++round) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto r = QuotaRegion::open(path_);
+      int slot = *(*r)->attach();
+      for (uint64_t i = 0;; ++i) {
+        (void)(*r)->reserve(slot, 0, 4096 + i % 8192, Pool::Device);
+        if (i % 3 == 0) (*r)->release(slot, 0, 4096, Pool::Device);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200 + rng() % 3000));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  auto r = std::move(*QuotaRegion::open(path_));
+  EXPECT_GT(r->reapDead(), 0);
+  EXPECT_EQ(r->used(0, Pool::Device), 0u);
+  EXPECT_TRUE(r->processes().empty());
+}
+
+TEST_F(QuotaRegionTest, ComputeBucketThrottlesAtTheShare) {
+  VgpuSpec s = spec(1 << 20, 2500); // 25%
+  s.windowNs = 100'000'000;
+  auto r = std::move(*QuotaRegion::create(path_, s));
+  EXPECT_EQ(r->throttleNs(0), 0u); // starts with a window's worth
+  r->charge(0, 200'000'000);       // 200 ms of GPU time: far over 25% of 100 ms
+  uint64_t wait = r->throttleNs(0);
+  EXPECT_GT(wait, 0u);
+  // Refill is 0.25 ns per ns: the deficit (~175 ms) takes ~700 ms of wall time.
+  auto start = std::chrono::steady_clock::now();
+  while (r->throttleNs(0) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(waited, 0.55);
+  EXPECT_LT(waited, 1.5);
+  EXPECT_EQ(r->usage(0).busyNs, 200'000'000u);
+  ASSERT_TRUE(r->setComputeBasisPoints(0, 10000));
+  r->charge(0, 1'000'000'000);
+  EXPECT_EQ(r->throttleNs(0), 0u); // unlimited never waits
+  EXPECT_FALSE(r->setComputeBasisPoints(0, 0));
+}
+
+TEST(ComputeLimitTest, PercentAndTflops) {
+  EXPECT_EQ(*parseComputeLimit("30%", 0), 3000u);
+  EXPECT_EQ(*parseComputeLimit("12.5", 0), 1250u);
+  EXPECT_EQ(*parseComputeLimit("100TFLOPS", 1000), 1000u);
+  EXPECT_FALSE(parseComputeLimit("100tflops", 0));  // no rating to convert with
+  EXPECT_FALSE(parseComputeLimit("150%", 0));
+  EXPECT_FALSE(parseComputeLimit("-3%", 0));
+  EXPECT_FALSE(parseComputeLimit("lots", 0));
+  EXPECT_FALSE(parseComputeLimit("30 parsecs", 0));
+}
+
+} // namespace
+} // namespace tf::limiter
