@@ -663,6 +663,7 @@ const std::unordered_map<std::string, DecodeFn>& registry() {
     registerWarpOps(*m);
     registerMovOps(*m);
     registerMmaOps(*m);
+    registerAsyncOps(*m);
     return m;
   }();
   return *r;

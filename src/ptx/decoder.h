@@ -122,6 +122,7 @@ void registerCtrlOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerWarpOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerMovOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerMmaOps(std::unordered_map<std::string, DecodeFn>& r);
+void registerAsyncOps(std::unordered_map<std::string, DecodeFn>& r);
 
 // Decodes a parsed module. On success fills program and layout; any construct it cannot run
 // is an error naming the line.

@@ -234,11 +234,13 @@ bool runCta(Worker& wk, LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
   }
   std::span<Warp> warps(wk.warps.data(), cta.nwarps);
   for (;;) {
-    bool ran = false;
+    bool ran = false, anyYield = false;
     for (Warp& w : warps) {
       if (w.state != Warp::State::Ready) continue;
+      w.yielded = false;
       runWarp(w);
-      ran = true;
+      if (!w.yielded) ran = true;
+      else anyYield = true;
       if (w.state == Warp::State::Faulted || L.failed.load(std::memory_order_relaxed)) return false;
     }
     // release barriers whose arrivals are complete
@@ -275,9 +277,10 @@ bool runCta(Worker& wk, LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
         }
         B = Barrier{};
         released = true;
+        cta.spinYields = 0;
       }
     }
-    if (!ran && !released) {
+    if (!ran && !released && !anyYield) {
       L.fail(CUDA_ERROR_LAUNCH_FAILED,
              L.prog->moduleName + ": " + L.entry->name + ": barrier deadlock in block (" +
                  std::to_string(cta.ctaid[0]) + "," + std::to_string(cta.ctaid[1]) + "," +

@@ -62,6 +62,7 @@ struct Cta {
   uint32_t ctaid[3] = {0, 0, 0};
   uint32_t nthreads = 0, nwarps = 0;
   uint32_t workerId = 0;
+  uint32_t spinYields = 0; // consecutive unsatisfied waits (deadlock detection)
   Barrier bars[16];
 };
 
@@ -95,6 +96,7 @@ struct Warp {
   enum class State : uint8_t { Ready, AtBarrier, Done, Faulted } state = State::Ready;
   // barrier wait
   uint32_t barId = 0;
+  bool yielded = false; // stopped voluntarily (unsatisfied wait); still Ready
   uint32_t barDest = 0, barKind = 0, barMask = 0; // bar.red result
   std::vector<StackEntry> stack;
   std::vector<Frame> frames;

@@ -62,7 +62,7 @@ TEST_P(Kernels, SharedTreeReduction) {
   for (auto& v : in) v = d(rng_);
   int blocks = (n + 255) / 256;
   uint64_t di = mem_.upload(in), dout = mem_.alloc(blocks * 4);
-  ASSERT_EQ(run("reduceShared", {blocks}, {256}, Args().add(di).add(dout).add(n)), CUDA_SUCCESS) << msg_;
+  ASSERT_EQ(run("reduceShared", {uint32_t(blocks)}, {256}, Args().add(di).add(dout).add(n)), CUDA_SUCCESS) << msg_;
   auto out = mem_.download<float>(dout, blocks);
   for (int b = 0; b < blocks; ++b) {
     // same tree order as the kernel
@@ -357,7 +357,7 @@ TEST_P(Kernels, IntegerEdgeCases) {
   while (a.size() < 64) a.push_back(d(rng_)), b.push_back(d(rng_) % 97);
   int n = static_cast<int>(a.size());
   uint64_t da = mem_.upload(a), db = mem_.upload(b), dout = mem_.alloc(n * 12 * 4);
-  ASSERT_EQ(run("intEdge", {1}, {n}, Args().add(da).add(db).add(dout)), CUDA_SUCCESS) << msg_;
+  ASSERT_EQ(run("intEdge", {1}, {uint32_t(n)}, Args().add(da).add(db).add(dout)), CUDA_SUCCESS) << msg_;
   auto o = mem_.download<int>(dout, n * 12);
   for (int i = 0; i < n; ++i) {
     int x = a[i], y = b[i];
@@ -525,6 +525,20 @@ TEST_P(Kernels, BadLaunchConfigurations) {
   EXPECT_EQ(mod_->launch(k, c, mem_, &msg_), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(mod_->launch(99, c, mem_, &msg_), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(mod_->findKernel("nope"), -1);
+}
+
+TEST_P(Kernels, SplitArriveWaitBarrier) {
+  const int bs = 192, blocks = 3;
+  std::uniform_int_distribution<int> d(-1000, 1000);
+  std::vector<int> in(bs * blocks);
+  for (auto& v : in) v = d(rng_);
+  uint64_t di = mem_.upload(in), dout = mem_.alloc(in.size() * 3 * 4);
+  ASSERT_EQ(run("splitBarrier", {blocks}, {bs}, Args().add(di).add(dout)), CUDA_SUCCESS) << msg_;
+  auto out = mem_.download<int>(dout, in.size() * 3);
+  for (int b = 0; b < blocks; ++b)
+    for (int t = 0; t < bs; ++t)
+      for (int r = 0; r < 3; ++r)
+        ASSERT_EQ(out[(b * bs + t) * 3 + r], in[b * bs + (t + 1) % bs] * (r + 1)) << b << " " << t << " " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Ptx, Kernels, ::testing::Values("basic_sm90.ptx", "basic_sm80.ptx"),

@@ -2,6 +2,8 @@
 #include <cstdint>
 #include <cstdio>
 
+#include <cuda/barrier>
+
 extern "C" __global__ void vecAdd(const float* a, const float* b, float* c, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) c[i] = a[i] + b[i];
@@ -292,4 +294,21 @@ struct Params {
 };
 extern "C" __global__ void structParam(Params p, char c2, double* out) {
   out[0] = p.a + p.b + p.c + p.d[0] + p.d[1] + p.d[2] + c2;
+}
+
+#pragma nv_diag_suppress static_var_with_dynamic_init
+// cuda::barrier is an mbarrier in shared memory: arrive + (try_)wait loops.
+extern "C" __global__ void splitBarrier(const int* in, int* out) {
+  __shared__ cuda::barrier<cuda::thread_scope_block> bar;
+  __shared__ int buf[256];
+  if (threadIdx.x == 0) init(&bar, blockDim.x);
+  __syncthreads();
+  int t = threadIdx.x;
+  for (int round = 0; round < 3; ++round) {
+    buf[t] = in[blockIdx.x * blockDim.x + t] * (round + 1);
+    bar.arrive_and_wait();
+    int v = buf[(t + 1) % blockDim.x];
+    bar.arrive_and_wait();
+    out[(blockIdx.x * blockDim.x + t) * 3 + round] = v;
+  }
 }
