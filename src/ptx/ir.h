@@ -71,6 +71,7 @@ struct Function {
   uint32_t localBytes = 0; // per-lane frame: .local, .param decls, own params/return values
   std::vector<ConstInit> consts;
   std::vector<CallSite> calls;
+  std::vector<uint32_t> operands; // long operand lists (wmma/mma fragments), indexed by Inst
   // .func parameters/returns: offsets in the local frame (for the caller to copy)
   std::vector<uint32_t> paramOffsets, paramSizes, retOffsets, retSizes;
   uint32_t declaredRegs = 0;

@@ -275,6 +275,5 @@ void registerWarpOps(std::unordered_map<std::string, DecodeFn>& r) {
   r["elect"] = dElect;
 }
 
-void registerMmaOps(std::unordered_map<std::string, DecodeFn>& r) { (void)r; }
 
 } // namespace tf::ptx
