@@ -69,6 +69,8 @@ struct RegionLayout {
   uint32_t deviceCount;
   uint32_t slotCount;
   uint64_t windowNs;
+  std::atomic<uint32_t> slotsInUse; // high-water mark of claimed slots: sums stop there
+  uint32_t reserved0;
   RegionDevice devices[kMaxDevices];
   RegionSlot slots[kMaxProcesses];
 };
@@ -116,6 +118,11 @@ public:
         int32_t expected = 0;
         if (s.pid.compare_exchange_strong(expected, me)) {
           s.startTime.store(start);
+          // Publish the high-water mark before this slot can hold anything, so every sum that
+          // could see this slot's memory reads it.
+          uint32_t hw = r_->slotsInUse.load();
+          while (hw < static_cast<uint32_t>(i + 1) && !r_->slotsInUse.compare_exchange_weak(hw, i + 1)) {
+          }
           return i;
         }
       }
@@ -249,10 +256,11 @@ private:
   // Memory held by every process (and, with pending, memory being reserved right now).
   uint64_t sum(int d, Pool pool, bool withPending) {
     const int p = static_cast<int>(pool);
+    const uint32_t n = std::min<uint32_t>(r_->slotsInUse.load(), kMaxProcesses);
     uint64_t total = 0;
-    for (auto& s : r_->slots) {
-      total += s.committed[p][d].load();
-      if (withPending) total += s.pending[p][d].load();
+    for (uint32_t i = 0; i < n; ++i) {
+      total += r_->slots[i].committed[p][d].load();
+      if (withPending) total += r_->slots[i].pending[p][d].load();
     }
     return total;
   }

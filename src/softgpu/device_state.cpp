@@ -231,7 +231,13 @@ public:
   uint64_t usedMemory() override {
     Guard g(&l_->stateMutex);
     if (!g.locked()) return 0;
-    reapLocked();
+    // Reaping reads /proc for every live slot: at most every 100 ms on this read path (a
+    // reservation that does not fit always reaps first, so nothing is refused for a dead process).
+    // Between full reaps, a process that is gone entirely (ESRCH) is still reclaimed at once.
+    const uint64_t now = nowNs();
+    const bool full = now - lastUsedReapNs_ > 100'000'000;
+    reapLocked(!full);
+    if (full) lastUsedReapNs_ = now;
     return usedLocked();
   }
 
@@ -321,10 +327,12 @@ private:
     return used;
   }
 
-  void reapLocked() {
+  // `quick`: only processes that no longer exist at all (one kill(2) each, no /proc reads).
+  void reapLocked(bool quick = false) {
     for (int i = 0; i < kMaxProcesses; ++i) {
       Slot& s = l_->slots[i];
-      if (s.pid == 0 || slotAlive(s)) continue;
+      if (s.pid == 0) continue;
+      if (quick ? !(::kill(s.pid, 0) != 0 && errno == ESRCH) : slotAlive(s)) continue;
       TF_LOG(Info, "%s: reclaiming slot %d of exited pid %d (%llu bytes)", path_.c_str(), i,
              int(s.pid), (unsigned long long)s.memoryBytes);
       memset(&s, 0, sizeof s);
@@ -374,6 +382,7 @@ private:
   }
 
   std::string path_;
+  uint64_t lastUsedReapNs_ = 0;
   Layout* l_;
   pid_t selfPid_ = 0;
   uint64_t selfStart_ = 0;

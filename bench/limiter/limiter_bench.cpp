@@ -1,0 +1,163 @@
+// What the limiter costs an application, each figure beside its baseline measured in the same
+// run: a hooked call that is not throttled (cuMemGetInfo, a kernel launch) through the
+// limiter's hook and through the driver directly, and the start-up a process pays for the
+// limiter (a process running cuInit + one allocation, with and without the limiter preloaded;
+// then 8 such processes at once, to show start-up is not serialised).
+//
+//   limiter_bench <lib dir> <path of this binary>      (the bench target passes both)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <spawn.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include <cuda.h>
+
+#include "limiter/quota_region.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double nsSince(Clock::time_point t) { return std::chrono::duration<double, std::nano>(Clock::now() - t).count(); }
+
+const char* kEmptyKernelPtx = R"(
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry empty()
+{
+  ret;
+}
+)";
+
+template <typename F> double perCall(int n, F&& f) {
+  auto t = Clock::now();
+  for (int i = 0; i < n; ++i) f();
+  return nsSince(t) / n;
+}
+
+// The child mode: what a short CUDA process does at start.
+int child() {
+  if (cuInit(0) != CUDA_SUCCESS) return 1;
+  CUcontext ctx;
+  if (cuDevicePrimaryCtxRetain(&ctx, 0) != CUDA_SUCCESS || cuCtxSetCurrent(ctx) != CUDA_SUCCESS) return 2;
+  CUdeviceptr p;
+  if (cuMemAlloc(&p, 1 << 20) != CUDA_SUCCESS) return 3;
+  return cuMemFree(p) == CUDA_SUCCESS ? 0 : 4;
+}
+
+double spawnMany(const std::string& self, int count, bool preload, const std::string& libDir,
+                 const std::string& region) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "TF_VGPU_REGION=", 15)) env.push_back(*e);
+  if (preload) {
+    env.push_back("LD_PRELOAD=" + libDir + "/libtensor-fusion-limiter.so");
+    env.push_back("TF_VGPU_REGION=" + region);
+  }
+  std::vector<char*> envp;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string arg0 = self, arg1 = "--child";
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  auto t = Clock::now();
+  std::vector<pid_t> pids(count);
+  for (auto& pid : pids) posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv, envp.data());
+  for (pid_t pid : pids) {
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+      fprintf(stderr, "child failed (%d)\n", st);
+      exit(1);
+    }
+  }
+  return nsSince(t) / 1e6;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && !strcmp(argv[1], "--child")) return child();
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s <lib dir> <self>\n", argv[0]);
+    return 2;
+  }
+  const std::string libDir = argv[1], self = argv[2];
+  char dir[] = "/tmp/tf-limiter-bench-XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  const std::string region = std::string(dir) + "/vgpu";
+  setenv("TF_SOFTGPU_STATE_DIR", dir, 1);
+  tf::limiter::VgpuSpec spec;
+  spec.name = "bench";
+  tf::limiter::DeviceLimits d;
+  d.vramLimit = 8ull << 30;
+  spec.devices.push_back(d);
+  if (!tf::limiter::QuotaRegion::create(region, spec)) return 1;
+  setenv("TF_VGPU_REGION", region.c_str(), 1);
+
+  // The driver's functions, and the limiter's hooks for the same symbols, side by side.
+  void* cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+  void* lim = dlopen((libDir + "/libtensor-fusion-limiter.so").c_str(), RTLD_NOW);
+  if (!cuda || !lim) {
+    fprintf(stderr, "cannot load: %s\n", dlerror());
+    return 1;
+  }
+  using MemGetInfo = CUresult (*)(size_t*, size_t*);
+  using Launch = CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, unsigned, CUstream, void**, void**);
+  auto realInfo = reinterpret_cast<MemGetInfo>(dlsym(cuda, "cuMemGetInfo_v2"));
+  auto hookInfo = reinterpret_cast<MemGetInfo>(dlsym(lim, "cuMemGetInfo_v2"));
+  auto realLaunch = reinterpret_cast<Launch>(dlsym(cuda, "cuLaunchKernel"));
+  auto hookLaunch = reinterpret_cast<Launch>(dlsym(lim, "cuLaunchKernel"));
+  auto hookInit = reinterpret_cast<CUresult (*)(unsigned)>(dlsym(lim, "cuInit"));
+  if (hookInit(0) != CUDA_SUCCESS) return 1;
+  CUcontext ctx;
+  cuDevicePrimaryCtxRetain(&ctx, 0);
+  cuCtxSetCurrent(ctx);
+  CUmodule mod;
+  CUfunction fn;
+  if (cuModuleLoadData(&mod, kEmptyKernelPtx) != CUDA_SUCCESS ||
+      cuModuleGetFunction(&fn, mod, "empty") != CUDA_SUCCESS) {
+    fprintf(stderr, "cannot load the empty kernel\n");
+    return 1;
+  }
+  size_t f, t;
+  const int n = 2'000'000;
+  for (int round = 0; round < 2; ++round) { // the first round warms up
+    double base = perCall(n, [&] { realInfo(&f, &t); });
+    double hooked = perCall(n, [&] { hookInfo(&f, &t); });
+    if (round) printf("cuMemGetInfo: driver %.1f ns, through the limiter %.1f ns, added %.1f ns (%.2fx)\n",
+                      base, hooked, hooked - base, hooked / base);
+  }
+  const int launches = 20000;
+  for (int round = 0; round < 2; ++round) {
+    double base = perCall(launches, [&] { realLaunch(fn, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr); });
+    cuCtxSynchronize();
+    double hooked = perCall(launches, [&] { hookLaunch(fn, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, nullptr); });
+    cuCtxSynchronize();
+    if (round) printf("cuLaunchKernel (no compute limit): driver %.1f ns, through the limiter %.1f ns, added %.1f ns (%.2fx)\n",
+                      base, hooked, hooked - base, hooked / base);
+  }
+
+  const int starts = 20;
+  double plain = 0, preloaded = 0;
+  for (int i = 0; i < starts; ++i) {
+    plain += spawnMany(self, 1, false, libDir, region);
+    preloaded += spawnMany(self, 1, true, libDir, region);
+  }
+  printf("process start-up (cuInit + 1 MiB alloc, mean of %d): without limiter %.2f ms, with %.2f ms, added %.2f ms\n",
+         starts, plain / starts, preloaded / starts, (preloaded - plain) / starts);
+  double eightPlain = spawnMany(self, 8, false, libDir, region);
+  double eightPre = spawnMany(self, 8, true, libDir, region);
+  printf("8 processes starting at once: without limiter %.1f ms, with %.1f ms (%.2fx; 8x would mean serialised)\n",
+         eightPlain, eightPre, eightPre / eightPlain);
+  tf::limiter::QuotaRegion::remove(region);
+  return 0;
+}
