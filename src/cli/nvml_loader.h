@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "softgpu/nvml/nvml_api.h"
+#include "cuda/nvml_api.h"
 
 namespace tf::cli {
 

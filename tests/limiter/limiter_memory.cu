@@ -2,6 +2,8 @@
 // allowance. Exits non-zero on the first behaviour that differs from the vGPU's contract.
 #include <cstdio>
 #include <cstring>
+#include <dlfcn.h>
+#include <unistd.h>
 #include <cuda.h>
 #include <cuda_runtime.h>
 
@@ -45,6 +47,25 @@ int main(int argc, char** argv) {
   } else {
     EXPECT(e == cudaErrorMemoryAllocation);
     (void)cudaGetLastError();
+  }
+  {
+    // NVML, found the way tools find it, shows the vGPU: its total, its use, its processes.
+    struct Mem { unsigned long long total, free, used; } m{};
+    struct Proc { unsigned pid; unsigned long long used; unsigned gi, ci; } procs[8];
+    void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+    EXPECT(nvml);
+    auto init = reinterpret_cast<int (*)()>(dlsym(nvml, "nvmlInit_v2"));
+    auto byIndex = reinterpret_cast<int (*)(unsigned, void**)>(dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+    auto memInfo = reinterpret_cast<int (*)(void*, Mem*)>(dlsym(nvml, "nvmlDeviceGetMemoryInfo"));
+    auto running = reinterpret_cast<int (*)(void*, unsigned*, Proc*)>(dlsym(nvml, "nvmlDeviceGetComputeRunningProcesses_v3"));
+    void* dev = nullptr;
+    EXPECT(init() == 0 && byIndex(0, &dev) == 0);
+    EXPECT(memInfo(dev, &m) == 0);
+    EXPECT(m.total == 256 * MiB);
+    EXPECT(m.used == 200 * MiB);
+    unsigned n = 8;
+    EXPECT(running(dev, &n, procs) == 0);
+    EXPECT(n == 1 && procs[0].pid == static_cast<unsigned>(getpid()) && procs[0].used == 200 * MiB);
   }
   EXPECT(cudaFree(a) == cudaSuccess);
   EXPECT(cudaMalloc(&b, 250 * MiB) == cudaSuccess); // freed memory is credited back

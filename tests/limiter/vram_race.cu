@@ -14,10 +14,15 @@ int main(int argc, char** argv) {
   const int rounds = atoi(argv[1]);
   const size_t limit = strtoull(argv[2], nullptr, 0);
   const unsigned seed = static_cast<unsigned>(atoi(argv[3]));
+  // glibc's own dlsym, not the limiter's: this check must see the soft GPU's accounting, not
+  // the vGPU view the limiter gives applications.
+  using Dlsym = void* (*)(void*, const char*);
+  auto rawDlsym = reinterpret_cast<Dlsym>(dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34"));
+  if (!rawDlsym) rawDlsym = reinterpret_cast<Dlsym>(dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5"));
   void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW);
-  auto init = reinterpret_cast<int (*)()>(dlsym(nvml, "nvmlInit_v2"));
-  auto byIndex = reinterpret_cast<int (*)(unsigned, void**)>(dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
-  auto memInfo = reinterpret_cast<int (*)(void*, NvmlMemory*)>(dlsym(nvml, "nvmlDeviceGetMemoryInfo"));
+  auto init = reinterpret_cast<int (*)()>(rawDlsym(nvml, "nvmlInit_v2"));
+  auto byIndex = reinterpret_cast<int (*)(unsigned, void**)>(rawDlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+  auto memInfo = reinterpret_cast<int (*)(void*, NvmlMemory*)>(rawDlsym(nvml, "nvmlDeviceGetMemoryInfo"));
   void* dev = nullptr;
   if (!init || init() != 0 || byIndex(0, &dev) != 0) {
     fprintf(stderr, "vram_race: NVML unavailable\n");

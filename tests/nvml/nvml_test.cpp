@@ -9,7 +9,7 @@
 
 #include "common/units.h"
 #include "softgpu/device_state.h"
-#include "softgpu/nvml/nvml_api.h"
+#include "cuda/nvml_api.h"
 
 namespace tf::softgpu {
 namespace {

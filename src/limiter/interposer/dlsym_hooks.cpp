@@ -13,10 +13,18 @@ using namespace tf::limiter;
 
 namespace {
 
-// The hook for a driver symbol name, or nullptr.
-void* hookForSymbol(const char* symbol) {
-  if (!symbol || symbol[0] != 'c' || symbol[1] != 'u') return nullptr;
-  return hookFor(tf::cuda::findSymbol(symbol));
+// The hook for a driver or NVML symbol name, and the library the real one must come from.
+void* hookForSymbol(const char* symbol, const char** library) {
+  if (!symbol) return nullptr;
+  if (symbol[0] == 'c' && symbol[1] == 'u') {
+    *library = "libcuda.so";
+    return hookFor(tf::cuda::findSymbol(symbol));
+  }
+  if (!strncmp(symbol, "nvml", 4)) {
+    *library = "libnvidia-ml.so";
+    return tf::limiter::nvmlHookFor(symbol);
+  }
+  return nullptr;
 }
 
 CUresult procAddress(const char* symbol, void** pfn, int version, cuuint64_t flags,
@@ -46,10 +54,11 @@ TF_LIMITER_HOOK(cuGetProcAddress);
 TF_EXPORT void* dlsym(void* handle, const char* symbol) {
   void* real = realDlsym(handle, symbol);
   if (!real) return real;
-  if (void* hook = hookForSymbol(symbol)) {
+  const char* library = nullptr;
+  if (void* hook = hookForSymbol(symbol, &library)) {
     // Only for the driver's own symbols: someone else's function of the same name stays theirs.
     Dl_info info{};
-    if (dladdr(real, &info) && info.dli_fname && strstr(info.dli_fname, "libcuda.so")) return hook;
+    if (dladdr(real, &info) && info.dli_fname && strstr(info.dli_fname, library)) return hook;
   }
   return real;
 }

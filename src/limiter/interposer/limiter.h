@@ -90,6 +90,8 @@ private:
 
 // The real libcuda and the real dlsym, found without going through our own hooks.
 void* realDlsym(void* handle, const char* symbol);
+// Our NVML hook for a symbol name, or nullptr.
+void* nvmlHookFor(const char* symbol);
 void* libcudaHandle();
 
 } // namespace tf::limiter

@@ -11,7 +11,7 @@
 
 #include "softgpu/device_model.h"
 #include "softgpu/device_state.h"
-#include "softgpu/nvml/nvml_api.h"
+#include "cuda/nvml_api.h"
 
 struct nvmlDevice_st {
   tf::softgpu::DeviceConfig config;
