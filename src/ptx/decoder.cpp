@@ -45,6 +45,10 @@ bool parseSpecial(const std::string& n, Special* out) {
     *out = it->second;
     return true;
   }
+  if (n == "%envreg1" || n == "%envreg2") {
+    *out = n == "%envreg1" ? Special::EnvReg1 : Special::EnvReg2;
+    return true;
+  }
   if (n.rfind("%envreg", 0) == 0) {
     *out = Special::EnvReg;
     return true;

@@ -22,7 +22,7 @@ enum class Special : uint32_t {
   TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ, NctaidX, NctaidY, NctaidZ,
   LaneId, WarpId, NWarpId, SmId, NSmId, GridId, LanemaskEq, LanemaskLe, LanemaskLt, LanemaskGe,
   LanemaskGt, Clock, Clock64, GlobalTimer, GlobalTimerLo, GlobalTimerHi, DynSmem, TotalSmem,
-  EnvReg, ClusterCtaRank, ClusterNCtaRank, ClusterCtaidX, ClusterCtaidY, ClusterCtaidZ,
+  EnvReg, EnvReg1, EnvReg2, ClusterCtaRank, ClusterNCtaRank, ClusterCtaidX, ClusterCtaidY, ClusterCtaidZ,
   ClusterNCtaidX, ClusterNCtaidY, ClusterNCtaidZ, ClusterIdX, ClusterIdY, ClusterIdZ,
   NClusterIdX, NClusterIdY, NClusterIdZ, IsExplicitCluster, Zero,
 };

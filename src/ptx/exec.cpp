@@ -47,6 +47,11 @@ uint8_t* globalSlow(Warp& w, uint64_t addr, uint32_t size, const Inst& in) {
             "misaligned " + std::to_string(size) + "-byte access at " + hex(addr));
     return nullptr;
   }
+  const auto& gw = w.launch->gridWorkspace;
+  if (addr - kGridWindow < gw.size() && gw.size() - (addr - kGridWindow) >= size) {
+    w.cache = {kGridWindow, gw.size(), const_cast<uint8_t*>(gw.data())};
+    return w.cache.host + (addr - kGridWindow);
+  }
   for (auto& alt : w.cacheAlt) {
     uint64_t o = addr - alt.base;
     if (o < alt.size && alt.size - o >= size) {
@@ -146,6 +151,11 @@ namespace {
 
 // The interpreter loop: runs one warp until it waits at a barrier, finishes or faults.
 void runWarp(Warp& w) {
+  // a warp that stopped right before its reconvergence point resumes there
+  while (w.pc == w.rpc) {
+    popEntry(w);
+    if (w.state == Warp::State::Done) return;
+  }
   const Inst* code = w.code;
   uint32_t pc = w.pc;
   for (;;) {
@@ -172,84 +182,91 @@ void runWarp(Warp& w) {
   }
 }
 
-struct Worker {
-  std::vector<Warp> warps;
-  std::vector<uint8_t> shared;
-  std::vector<uint8_t> local;
-  bool constsReady = false;
-};
-
-void initWarpStorage(Worker& wk, const LaunchCtx& L, uint32_t nwarps) {
-  const Function& f = *L.entry;
-  wk.warps.resize(nwarps);
-  for (auto& w : wk.warps) {
-    w.regStack.assign(size_t(f.numSlots) * 32, 0);
-    w.predStack.assign(f.numPreds, 0);
-    for (const auto& c : f.consts) {
-      uint64_t* s = w.regStack.data() + size_t(c.slot) * 32;
-      for (int i = 0; i < 32; ++i) s[i] = c.value;
-    }
-    w.stack.reserve(16);
-  }
-}
-
-// Runs one CTA to completion. Returns false when the launch failed.
-bool runCta(Worker& wk, LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
-  const cuda::Dim3& g = L.grid;
+// One CTA's state: resumable, so that a worker can interleave several CTAs (cooperative
+// launches, where CTAs wait for each other at grid barriers).
+struct CtaRun {
   Cta cta;
-  cta.launch = &L;
-  cta.ctaid[0] = static_cast<uint32_t>(ctaIndex % g.x);
-  cta.ctaid[1] = static_cast<uint32_t>((ctaIndex / g.x) % g.y);
-  cta.ctaid[2] = static_cast<uint32_t>(ctaIndex / (uint64_t(g.x) * g.y));
-  cta.nthreads = static_cast<uint32_t>(L.block.count());
-  cta.nwarps = (cta.nthreads + 31) / 32;
-  cta.workerId = workerId;
-  cta.shared = wk.shared.data();
-  cta.sharedSize = L.sharedBytes;
-  cta.local = wk.local.data();
-  cta.stackBytes = L.stackBytes;
-  const Function& f = *L.entry;
-  for (uint32_t k = 0; k < cta.nwarps; ++k) {
-    Warp& w = wk.warps[k];
-    uint32_t lanes = std::min<uint32_t>(32, cta.nthreads - 32 * k);
-    uint32_t mask = lanes == 32 ? 0xFFFFFFFFu : ((1u << lanes) - 1);
-    w.launch = &L;
-    w.cta = &cta;
-    w.id = k;
-    w.fn = &f;
-    w.code = f.code.data();
-    w.regBase = w.predBase = 0;
-    w.localBase = 0;
-    w.r = w.regStack.data();
-    w.p = w.predStack.data();
-    w.p[0] = ~0u;
-    w.pc = 0;
-    w.active = mask;
-    w.exited = ~mask;
-    w.rpc = kNoRpc;
-    w.stack.clear();
-    w.stack.push_back({0, mask, kNoRpc});
-    w.frames.clear();
-    w.state = Warp::State::Ready;
+  std::vector<Warp> warps;
+  std::vector<uint8_t> shared, local;
+  uint32_t nwarps = 0;
+
+  void alloc(const LaunchCtx& L, uint32_t n) {
+    const Function& f = *L.entry;
+    nwarps = n;
+    warps.resize(n);
+    for (auto& w : warps) {
+      w.regStack.assign(size_t(f.numSlots) * 32, 0);
+      w.predStack.assign(f.numPreds, 0);
+      for (const auto& c : f.consts) {
+        uint64_t* s = w.regStack.data() + size_t(c.slot) * 32;
+        for (int i = 0; i < 32; ++i) s[i] = c.value;
+      }
+      w.stack.reserve(16);
+    }
+    shared.assign(std::max<uint32_t>(L.sharedBytes, 16), 0);
+    local.assign(std::max<uint64_t>(uint64_t(L.stackBytes) * n * 32, 16), 0);
   }
-  std::span<Warp> warps(wk.warps.data(), cta.nwarps);
-  for (;;) {
+
+  void start(LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
+    const cuda::Dim3& g = L.grid;
+    cta = Cta{};
+    cta.launch = &L;
+    cta.ctaid[0] = static_cast<uint32_t>(ctaIndex % g.x);
+    cta.ctaid[1] = static_cast<uint32_t>((ctaIndex / g.x) % g.y);
+    cta.ctaid[2] = static_cast<uint32_t>(ctaIndex / (uint64_t(g.x) * g.y));
+    cta.nthreads = static_cast<uint32_t>(L.block.count());
+    cta.nwarps = nwarps;
+    cta.workerId = workerId;
+    cta.shared = shared.data();
+    cta.sharedSize = L.sharedBytes;
+    cta.local = local.data();
+    cta.stackBytes = L.stackBytes;
+    const Function& f = *L.entry;
+    for (uint32_t k = 0; k < nwarps; ++k) {
+      Warp& w = warps[k];
+      uint32_t lanes = std::min<uint32_t>(32, cta.nthreads - 32 * k);
+      uint32_t mask = lanes == 32 ? 0xFFFFFFFFu : ((1u << lanes) - 1);
+      w.launch = &L;
+      w.cta = &cta;
+      w.id = k;
+      w.fn = &f;
+      w.code = f.code.data();
+      w.regBase = w.predBase = 0;
+      w.localBase = 0;
+      w.r = w.regStack.data();
+      w.p = w.predStack.data();
+      w.p[0] = ~0u;
+      w.pc = 0;
+      w.active = mask;
+      w.exited = ~mask;
+      w.rpc = kNoRpc;
+      w.stack.clear();
+      w.stack.push_back({0, mask, kNoRpc});
+      w.frames.clear();
+      w.state = Warp::State::Ready;
+    }
+  }
+
+  enum Step { kProgress, kOnlyYields, kDone, kFailed };
+
+  // Runs every ready warp until it blocks, yields or finishes, then releases complete barriers.
+  Step step(LaunchCtx& L) {
     bool ran = false, anyYield = false;
-    for (Warp& w : warps) {
+    for (uint32_t k = 0; k < nwarps; ++k) {
+      Warp& w = warps[k];
       if (w.state != Warp::State::Ready) continue;
       w.yielded = false;
       runWarp(w);
       if (!w.yielded) ran = true;
       else anyYield = true;
-      if (w.state == Warp::State::Faulted || L.failed.load(std::memory_order_relaxed)) return false;
+      if (w.state == Warp::State::Faulted || L.failed.load(std::memory_order_relaxed)) return kFailed;
     }
-    // release barriers whose arrivals are complete
     uint32_t live = 0, waiting = 0;
-    for (Warp& w : warps) {
-      if (w.state != Warp::State::Done) ++live;
-      if (w.state == Warp::State::AtBarrier) ++waiting;
+    for (uint32_t k = 0; k < nwarps; ++k) {
+      if (warps[k].state != Warp::State::Done) ++live;
+      if (warps[k].state == Warp::State::AtBarrier) ++waiting;
     }
-    if (live == 0) return true;
+    if (live == 0) return kDone;
     bool released = false;
     if (waiting) {
       for (uint32_t id = 0; id < 16; ++id) {
@@ -257,22 +274,18 @@ bool runCta(Worker& wk, LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
         if (B.arrived == 0) continue;
         uint32_t need = B.expected ? B.expected : live;
         if (B.arrived < need) continue;
-        for (Warp& w : warps) {
+        for (uint32_t k = 0; k < nwarps; ++k) {
+          Warp& w = warps[k];
           if (w.state != Warp::State::AtBarrier || w.barId != id) continue;
           w.state = Warp::State::Ready;
-          if (w.barKind >= 2) {
-            uint32_t m = w.barMask;
-            if (w.barKind == 2) {
-              uint64_t* d = w.r + size_t(w.barDest) * 32;
-              for (uint32_t i = 0; i < 32; ++i)
-                if ((m >> i) & 1) d[i] = B.popc;
-            } else {
-              bool v = w.barKind == 3 ? B.all : B.any;
-              // predicate or integer destination: write both forms
-              uint64_t* d = w.r + size_t(w.barDest) * 32;
-              (void)d;
-              w.p[w.barDest] = (w.p[w.barDest] & ~m) | (v ? m : 0);
-            }
+          uint32_t m = w.barMask;
+          if (w.barKind == 2) {
+            uint64_t* d = w.r + size_t(w.barDest) * 32;
+            for (uint32_t i = 0; i < 32; ++i)
+              if ((m >> i) & 1) d[i] = B.popc;
+          } else if (w.barKind >= 3) {
+            bool v = w.barKind == 3 ? B.all : B.any;
+            w.p[w.barDest] = (w.p[w.barDest] & ~m) | (v ? m : 0);
           }
         }
         B = Barrier{};
@@ -280,18 +293,19 @@ bool runCta(Worker& wk, LaunchCtx& L, uint64_t ctaIndex, uint32_t workerId) {
         cta.spinYields = 0;
       }
     }
-    if (!ran && !released && !anyYield) {
-      L.fail(CUDA_ERROR_LAUNCH_FAILED,
-             L.prog->moduleName + ": " + L.entry->name + ": barrier deadlock in block (" +
-                 std::to_string(cta.ctaid[0]) + "," + std::to_string(cta.ctaid[1]) + "," +
-                 std::to_string(cta.ctaid[2]) + "): " + std::to_string(waiting) + " of " +
-                 std::to_string(live) + " live warps wait at a barrier that cannot complete");
-      return false;
-    }
+    if (ran || released) return kProgress;
+    if (anyYield) return kOnlyYields;
+    L.fail(CUDA_ERROR_LAUNCH_FAILED,
+           L.prog->moduleName + ": " + L.entry->name + ": barrier deadlock in block (" +
+               std::to_string(cta.ctaid[0]) + "," + std::to_string(cta.ctaid[1]) + "," +
+               std::to_string(cta.ctaid[2]) + "): " + std::to_string(waiting) + " of " +
+               std::to_string(live) + " live warps wait at a barrier that cannot complete");
+    return kFailed;
   }
-}
+};
 
 std::atomic<uint64_t> gGridId{1};
+constexpr uint64_t kMaxCooperativeCtas = 4096;
 
 } // namespace
 
@@ -359,18 +373,53 @@ CUresult launchKernel(const DecodedModule& dm, int kernel, const std::vector<uin
   L.numWorkers = pool.size();
   std::atomic<uint64_t> next{0};
   const uint32_t nwarps = static_cast<uint32_t>((b.count() + 31) / 32);
-  pool.run(workers, [&](uint32_t wid) {
-    Worker wk;
-    initWarpStorage(wk, L, nwarps);
-    wk.shared.assign(std::max<uint32_t>(L.sharedBytes, 16), 0);
-    wk.local.assign(std::max<uint64_t>(uint64_t(L.stackBytes) * nwarps * 32, 16), 0);
-    for (;;) {
-      if (L.failed.load(std::memory_order_relaxed)) return;
-      uint64_t idx = next.fetch_add(1, std::memory_order_relaxed);
-      if (idx >= total) return;
-      if (!runCta(wk, L, idx, wid)) return;
-    }
-  });
+  if (c.cooperative) {
+    if (total > kMaxCooperativeCtas)
+      return bad(CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,
+                 k.name + ": cooperative grid of " + std::to_string(total) + " blocks exceeds " +
+                     std::to_string(kMaxCooperativeCtas));
+    L.gridWorkspace.assign(64, 0);
+  }
+  if (!c.cooperative) {
+    pool.run(workers, [&](uint32_t wid) {
+      CtaRun run;
+      run.alloc(L, nwarps);
+      for (;;) {
+        if (L.failed.load(std::memory_order_relaxed)) return;
+        uint64_t idx = next.fetch_add(1, std::memory_order_relaxed);
+        if (idx >= total) return;
+        run.start(L, idx, wid);
+        for (;;) {
+          auto st = run.step(L);
+          if (st == CtaRun::kDone) break;
+          if (st == CtaRun::kFailed) return;
+        }
+      }
+    });
+  } else {
+    // all CTAs resident at once: each worker interleaves its share of them
+    pool.run(workers, [&](uint32_t wid) {
+      std::vector<std::unique_ptr<CtaRun>> runs;
+      for (uint64_t idx = wid; idx < total; idx += workers) {
+        runs.push_back(std::make_unique<CtaRun>());
+        runs.back()->alloc(L, nwarps);
+        runs.back()->start(L, idx, wid);
+      }
+      std::vector<bool> done(runs.size(), false);
+      size_t remaining = runs.size();
+      while (remaining) {
+        for (size_t i = 0; i < runs.size(); ++i) {
+          if (done[i]) continue;
+          auto st = runs[i]->step(L);
+          if (st == CtaRun::kFailed || L.failed.load(std::memory_order_relaxed)) return;
+          if (st == CtaRun::kDone) {
+            done[i] = true;
+            --remaining;
+          }
+        }
+      }
+    });
+  }
   if (L.error != CUDA_SUCCESS) {
     if (message) *message = L.message;
     return L.error;

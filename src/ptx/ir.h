@@ -24,9 +24,10 @@ constexpr uint32_t kNoRpc = 0xFFFFFFF0u;    // never reconverges (post-dominated
 constexpr uint64_t kSharedWindow = 0x0001'0000'0000'0000ull;
 constexpr uint64_t kLocalWindow = 0x0002'0000'0000'0000ull;
 constexpr uint64_t kParamWindow = 0x0003'0000'0000'0000ull;
+constexpr uint64_t kGridWindow = 0x0004'0000'0000'0000ull; // cooperative grid-barrier workspace
 constexpr uint64_t kWindowSize = 0x0000'0001'0000'0000ull;
 constexpr uint64_t kWindowLow = kSharedWindow;
-constexpr uint64_t kWindowHigh = kParamWindow + kWindowSize;
+constexpr uint64_t kWindowHigh = kGridWindow + kWindowSize;
 
 struct Inst {
   Handler fn = nullptr;

@@ -12,7 +12,17 @@ namespace {
 
 uint32_t hBra(Warp& w, const Inst& in, uint32_t m) {
   if (m == 0) return in.next;
-  if (m == w.active) return in.target;
+  if (m == w.active) {
+    // a long-running loop lets the other warps (and CTAs of a cooperative grid) run now and
+    // then, so spin-waits on memory written by them complete
+    if (in.target < in.next && --w.loopBudget == 0) [[unlikely]] {
+      w.loopBudget = 1u << 14;
+      w.pc = in.target;
+      w.yielded = true;
+      return kPcStop;
+    }
+    return in.target;
+  }
   // divergence: the taken lanes run first; both paths meet again at in.rpc
   const uint32_t nt = w.active & ~m;
   StackEntry& top = w.stack.back();

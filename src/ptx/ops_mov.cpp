@@ -56,6 +56,9 @@ uint32_t hMovSpecial(Warp& w, const Inst& in, uint32_t m) {
   case Special::GlobalTimerLo: uniform = static_cast<uint32_t>(nowNanos()); break;
   case Special::GlobalTimerHi: uniform = nowNanos() >> 32; break;
   case Special::DynSmem: uniform = L.dynamicShared; break;
+  // the grid-barrier workspace pointer cooperative groups read (0 outside cooperative launches)
+  case Special::EnvReg1: uniform = L.gridWorkspace.empty() ? 0 : (kGridWindow >> 32); break;
+  case Special::EnvReg2: uniform = L.gridWorkspace.empty() ? 0 : (kGridWindow & 0xFFFFFFFFu); break;
   case Special::TotalSmem: uniform = L.sharedBytes; break;
   case Special::ClusterNCtaRank: case Special::ClusterNCtaidX: case Special::ClusterNCtaidY:
   case Special::ClusterNCtaidZ:

@@ -31,6 +31,7 @@ struct LaunchCtx {
   uint32_t maxCallDepth = 0;
   uint32_t numWorkers = 1;
   uint64_t gridId = 0;
+  std::vector<uint8_t> gridWorkspace; // cooperative launches: grid barrier word (%envreg1/2)
   std::atomic<bool> failed{false};
   std::mutex mu;
   CUresult error = CUDA_SUCCESS;
@@ -96,7 +97,8 @@ struct Warp {
   enum class State : uint8_t { Ready, AtBarrier, Done, Faulted } state = State::Ready;
   // barrier wait
   uint32_t barId = 0;
-  bool yielded = false; // stopped voluntarily (unsatisfied wait); still Ready
+  bool yielded = false; // stopped voluntarily (unsatisfied wait, long loop); still Ready
+  uint32_t loopBudget = 1u << 14; // backward branches before a long-running warp yields
   uint32_t barDest = 0, barKind = 0, barMask = 0; // bar.red result
   std::vector<StackEntry> stack;
   std::vector<Frame> frames;

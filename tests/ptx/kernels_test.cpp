@@ -541,6 +541,27 @@ TEST_P(Kernels, SplitArriveWaitBarrier) {
         ASSERT_EQ(out[(b * bs + t) * 3 + r], in[b * bs + (t + 1) % bs] * (r + 1)) << b << " " << t << " " << r;
 }
 
+TEST_P(Kernels, CooperativeGridSync) {
+  const int blocks = 9, bs = 64; // more blocks than worker threads: they must interleave
+  uint64_t data = mem_.alloc(blocks * 4), out = mem_.alloc(blocks * bs * 4);
+  ASSERT_EQ(launch(*mod_, "gridSync", {blocks}, {bs}, Args().add(data).add(out), mem_, &msg_, 0, true),
+            CUDA_SUCCESS) << msg_;
+  auto o = mem_.download<int>(out, blocks * bs);
+  for (int b = 0; b < blocks; ++b) {
+    int v = ((b + 1) % blocks) * 10 + 1;
+    int prevV = (((b + blocks - 1) % blocks + 1) % blocks) * 10 + 1;
+    for (int t = 0; t < bs; ++t) ASSERT_EQ(o[b * bs + t], prevV * 2 + v) << b << " " << t;
+  }
+  // without a cooperative launch there is no grid workspace: cooperative groups trap
+  EXPECT_EQ(launch(*mod_, "gridSync", {blocks}, {bs}, Args().add(data).add(out), mem_, &msg_), CUDA_ERROR_LAUNCH_FAILED);
+}
+
+TEST_P(Kernels, SpinWaitOnAnotherWarp) {
+  uint64_t flag = mem_.alloc(4), out = mem_.alloc(32 * 4);
+  ASSERT_EQ(run("spinFlag", {1}, {64}, Args().add(flag).add(out)), CUDA_SUCCESS) << msg_;
+  for (int v : mem_.download<int>(out, 32)) EXPECT_EQ(v, 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ptx, Kernels, ::testing::Values("basic_sm90.ptx", "basic_sm80.ptx"),
                          [](const auto& info) {
                            std::string s = info.param;

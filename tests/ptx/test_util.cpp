@@ -74,7 +74,8 @@ Loaded loadPtx(const std::string& text, const std::string& name, TestMemory& mem
 }
 
 CUresult launch(cuda::LoadedModule& m, const std::string& kernel, cuda::Dim3 grid, cuda::Dim3 block,
-                const Args& args, TestMemory& mem, std::string* msg, uint32_t dynShared) {
+                const Args& args, TestMemory& mem, std::string* msg, uint32_t dynShared,
+                bool cooperative) {
   int k = m.findKernel(kernel);
   if (k < 0) {
     *msg = "no kernel " + kernel;
@@ -85,6 +86,7 @@ CUresult launch(cuda::LoadedModule& m, const std::string& kernel, cuda::Dim3 gri
   c.grid = grid;
   c.block = block;
   c.dynamicSharedBytes = dynShared;
+  c.cooperative = cooperative;
   c.params = buf.data();
   c.paramBytes = static_cast<uint32_t>(buf.size());
   return m.launch(k, c, mem, msg);

@@ -68,7 +68,8 @@ Loaded loadPtx(const std::string& text, const std::string& name, TestMemory& mem
 
 // Launches a kernel by name; returns the CUresult and fills *msg.
 CUresult launch(cuda::LoadedModule& m, const std::string& kernel, cuda::Dim3 grid, cuda::Dim3 block,
-                const Args& args, TestMemory& mem, std::string* msg, uint32_t dynShared = 0);
+                const Args& args, TestMemory& mem, std::string* msg, uint32_t dynShared = 0,
+                bool cooperative = false);
 
 // Captures what is written to stdout while alive.
 class StdoutCapture {

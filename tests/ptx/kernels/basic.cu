@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include <cooperative_groups.h>
 #include <cuda/barrier>
 
 extern "C" __global__ void vecAdd(const float* a, const float* b, float* c, int n) {
@@ -310,5 +311,31 @@ extern "C" __global__ void splitBarrier(const int* in, int* out) {
     int v = buf[(t + 1) % blockDim.x];
     bar.arrive_and_wait();
     out[(blockIdx.x * blockDim.x + t) * 3 + round] = v;
+  }
+}
+
+// Grid-wide barrier (cooperative launch): every block publishes, syncs the grid, then reads a
+// neighbour block's value; twice, to reuse the barrier.
+extern "C" __global__ void gridSync(int* data, int* out) {
+  namespace cg = cooperative_groups;
+  cg::grid_group grid = cg::this_grid();
+  int b = blockIdx.x, n = gridDim.x;
+  if (threadIdx.x == 0) data[b] = b * 10 + 1;
+  grid.sync();
+  int v = data[(b + 1) % n];
+  grid.sync();
+  if (threadIdx.x == 0) data[b] = v * 2;
+  grid.sync();
+  out[b * blockDim.x + threadIdx.x] = data[(b + n - 1) % n] + v;
+}
+
+// Spins on a flag another warp of the same block sets (needs warps to yield in loops).
+extern "C" __global__ void spinFlag(volatile int* flag, int* out) {
+  if (threadIdx.x < 32) {
+    while (*flag == 0) {
+    }
+    out[threadIdx.x] = *flag;
+  } else if (threadIdx.x == 32) {
+    *flag = 7;
   }
 }
