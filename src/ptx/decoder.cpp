@@ -143,6 +143,15 @@ Builder::Builder(FunctionDecoder& f, const ast::Instr& a) : ai(a), mods(a.mods),
 }
 
 const ModuleLayout& Builder::layout() const { return fd.dm.layout; }
+
+const ast::Operand& Builder::op(size_t i) const {
+  static const ast::Operand missing = [] {
+    ast::Operand o;
+    o.kind = ast::Operand::Kind::Sink;
+    return o;
+  }();
+  return i < ai.ops.size() ? ai.ops[i] : missing;
+}
 bool Builder::inEntry() const { return fd.af.isEntry; }
 
 Status Builder::error(const std::string& what) const {
@@ -568,6 +577,8 @@ Status FunctionDecoder::run() {
     if (flow[i] == Flow::Branch) fn.code[i].rpc = rpc[i];
   }
   if (fn.numSlots == 0) fn.numSlots = 1;
+  if (fn.numSlots > (1u << 16) || fn.numPreds > (1u << 16))
+    return fail(af.line, "function '" + af.name + "' uses too many registers");
   return Status::ok();
 }
 
@@ -724,6 +735,8 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
       return modFail(name, v.line, "duplicate symbol '" + v.name + "'");
     }
     if (v.isExtern) return modFail(name, v.line, "unresolved extern variable '" + v.name + "'");
+    if (uint64_t(v.typeSize) * v.count > (1ull << 32))
+      return modFail(name, v.line, "variable '" + v.name + "' is larger than 4 GiB");
     cuda::GlobalVariable g;
     g.name = v.name;
     g.size = uint64_t(v.typeSize) * v.count;

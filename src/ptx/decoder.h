@@ -69,7 +69,8 @@ public:
   const ast::Instr& ai;
   ModSet mods;
   size_t numOps() const { return ai.ops.size(); }
-  const ast::Operand& op(size_t i) const { return ai.ops[i]; }
+  // Operand i, or a placeholder '_' when the instruction has fewer operands.
+  const ast::Operand& op(size_t i) const;
 
   Status error(const std::string& what) const;
   Status unsupported() const; // "unsupported instruction <text>"

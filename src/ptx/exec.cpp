@@ -373,6 +373,14 @@ CUresult launchKernel(const DecodedModule& dm, int kernel, const std::vector<uin
   L.numWorkers = pool.size();
   std::atomic<uint64_t> next{0};
   const uint32_t nwarps = static_cast<uint32_t>((b.count() + 31) / 32);
+  {
+    uint64_t perCta = uint64_t(L.stackBytes) * nwarps * 32 + L.sharedBytes +
+                      uint64_t(f.numSlots) * 256 * nwarps;
+    uint64_t ctas = c.cooperative ? (total + workers - 1) / workers : 1;
+    if (perCta * ctas > (2ull << 30))
+      return bad(CUDA_ERROR_OUT_OF_MEMORY, k.name + ": " + std::to_string(perCta * ctas >> 20) +
+                                               " MiB of local/shared/register state per worker");
+  }
   if (c.cooperative) {
     if (total > kMaxCooperativeCtas)
       return bad(CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE,

@@ -13,6 +13,23 @@ bool isIdentChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
 }
 
+// Digits of `base` to a value; false on overflow or an invalid digit.
+bool parseDigits(std::string_view d, unsigned base, uint64_t* out) {
+  uint64_t v = 0;
+  for (char c : d) {
+    unsigned x;
+    if (c >= '0' && c <= '9') x = unsigned(c - '0');
+    else if (c >= 'a' && c <= 'f') x = unsigned(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') x = unsigned(c - 'A' + 10);
+    else return false;
+    if (x >= base) return false;
+    if (v > (~uint64_t(0) - x) / base) return false;
+    v = v * base + x;
+  }
+  *out = v;
+  return true;
+}
+
 Status lexError(uint32_t line, const std::string& what) {
   return invalidArgument("line " + std::to_string(line) + ": " + what);
 }
@@ -110,7 +127,8 @@ Result<std::vector<Token>> tokenize(std::string_view s) {
         size_t j = i + 2;
         while (j < n && std::isxdigit(static_cast<unsigned char>(s[j]))) ++j;
         if (j - (i + 2) != want) return lexError(line, "malformed floating-point literal");
-        uint64_t bits = std::stoull(std::string(s.substr(i + 2, want)), nullptr, 16);
+        uint64_t bits = 0;
+        if (!parseDigits(s.substr(i + 2, want), 16, &bits)) return lexError(line, "malformed floating-point literal");
         t.kind = TokKind::Float;
         t.text = std::string(s.substr(i, j - i));
         if (isF) {
@@ -134,12 +152,14 @@ Result<std::vector<Token>> tokenize(std::string_view s) {
         j = i + 2;
         while (j < n && std::isxdigit(static_cast<unsigned char>(s[j]))) ++j;
         if (j == i + 2) return lexError(line, "malformed hex literal");
-        t.intValue = std::stoull(std::string(s.substr(i + 2, j - i - 2)), nullptr, 16);
+        if (!parseDigits(s.substr(i + 2, j - i - 2), 16, &t.intValue))
+          return lexError(line, "integer literal out of range");
       } else if (c == '0' && i + 1 < n && (s[i + 1] == 'b' || s[i + 1] == 'B')) {
         j = i + 2;
         while (j < n && (s[j] == '0' || s[j] == '1')) ++j;
         if (j == i + 2) return lexError(line, "malformed binary literal");
-        t.intValue = std::stoull(std::string(s.substr(i + 2, j - i - 2)), nullptr, 2);
+        if (!parseDigits(s.substr(i + 2, j - i - 2), 2, &t.intValue))
+          return lexError(line, "integer literal out of range");
       } else {
         while (j < n && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
         if (j < n && (s[j] == '.' || s[j] == 'e' || s[j] == 'E')) {
@@ -155,14 +175,10 @@ Result<std::vector<Token>> tokenize(std::string_view s) {
           }
           t.floatValue = std::strtod(std::string(s.substr(i, j - i)).c_str(), nullptr);
         } else {
-          std::string digits(s.substr(i, j - i));
-          errno = 0;
-          if (digits.size() > 1 && digits[0] == '0') {
-            t.intValue = std::strtoull(digits.c_str(), nullptr, 8);
-          } else {
-            t.intValue = std::strtoull(digits.c_str(), nullptr, 10);
-          }
-          if (errno == ERANGE) return lexError(line, "integer literal out of range");
+          std::string_view digits = s.substr(i, j - i);
+          bool octal = digits.size() > 1 && digits[0] == '0';
+          if (!parseDigits(octal ? digits.substr(1) : digits, octal ? 8 : 10, &t.intValue))
+            return lexError(line, "bad integer literal");
         }
       }
       if (!isFloat && j < n && (s[j] == 'U' || s[j] == 'u')) ++j;

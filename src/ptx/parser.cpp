@@ -271,7 +271,9 @@ private:
     return Status::ok();
   }
 
-  Status initItem(ast::VarDecl& v, const std::string& elemType) {
+  Status initItem(ast::VarDecl& v, const std::string& elemType, int depth = 0) {
+    if (depth > 16) return err(peek(), "initialiser nested too deeply");
+    if (v.init.size() > (64u << 20)) return err(peek(), "initialiser too large");
     if (isPunct('{')) {
       next();
       if (isPunct('}')) {
@@ -279,7 +281,7 @@ private:
         return Status::ok();
       }
       for (;;) {
-        TF_RETURN_IF_ERROR(initItem(v, elemType));
+        TF_RETURN_IF_ERROR(initItem(v, elemType, depth + 1));
         if (isPunct(',')) {
           next();
           continue;
@@ -574,8 +576,9 @@ private:
     return Status::ok();
   }
 
-  Status operand(ast::Operand& o) {
+  Status operand(ast::Operand& o, int depth = 0) {
     const Token& t = peek();
+    if (depth > 4) return err(t, "operand nested too deeply");
     if (t.punct() == '[') {
       next();
       o.kind = ast::Operand::Kind::Addr;
@@ -605,7 +608,8 @@ private:
       o.kind = ast::Operand::Kind::Vec;
       for (;;) {
         ast::Operand e;
-        TF_RETURN_IF_ERROR(operand(e));
+        TF_RETURN_IF_ERROR(operand(e, depth + 1));
+        if (o.elems.size() >= 64) return err(peek(), "vector operand too long");
         o.elems.push_back(std::move(e));
         if (isPunct(',')) {
           next();
@@ -616,7 +620,7 @@ private:
     }
     if (t.punct() == '!') {
       next();
-      TF_RETURN_IF_ERROR(operand(o));
+      TF_RETURN_IF_ERROR(operand(o, depth + 1));
       o.negated = true;
       return Status::ok();
     }

@@ -142,12 +142,23 @@ TEST(Parse, NeverCrashesOnGarbage) {
                            ".version 8.5\n.entry k( {", ".version 8.5\n.visible .entry k() { @ }",
                            ".version 8.5\n.visible .entry k() { .reg .b32 %r<99999999999>; }",
                            ".version 8.5\n.global .b8 x[99999999999999];",
-                           ".version 8.5\n.visible .entry k() { ld.global.v4.f32 {%a}, [x]; }"};
+                           ".version 8.5\n.visible .entry k() { ld.global.v4.f32 {%a}, [x]; }",
+                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 0x123456789abcdef0123; }",
+                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 0b10101010101010101010101010101010101010101010101010101010101010101; }",
+                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 99999999999999999999999; }",
+                           ".version 8.5\n.visible .entry k() { setp.eq.s32; }",
+                           ".version 8.5\n.visible .entry k() { .reg .b32 %r; shfl.sync.up.b32 %r; }",
+                           ".version 8.5\n.visible .entry k() { .reg .b32 %r; lop3.b32 %r, %r, %r, %r; }",
+                           ".version 8.5\n.visible .entry k() { .reg .b32 %r<70000>; ret; }"};
   for (const char* s : samples) {
     auto exec = makeExecutor();
     auto r = exec->load(cuda::ModuleSource{s, "junk.ptx"});
     EXPECT_FALSE(r.isOk()) << s;
   }
+  std::string deep = ".version 8.5\n.global .b32 x[1] = " + std::string(100000, '{');
+  EXPECT_FALSE(makeExecutor()->load(cuda::ModuleSource{deep, "deep.ptx"}).isOk());
+  std::string bangs = ".version 8.5\n.visible .entry k() { .reg .pred %p; @%p bra " + std::string(100000, '!') + "x; }";
+  EXPECT_FALSE(makeExecutor()->load(cuda::ModuleSource{bangs, "deep.ptx"}).isOk());
   // random byte soup built from PTX-ish tokens
   const char* toks[] = {".reg", ".b32", "%r1", ",", ";", "{", "}", "[", "]", "add.s32", "@%p", "ld.global.u32",
                         "0f3F800000", "-1", "L1:", "bra", ".entry", "k", "(", ")", ".param", ".u64"};
