@@ -1,0 +1,135 @@
+#include "remoting/protocol.h"
+
+#include "remoting/transport.h"
+
+namespace tf::remoting {
+
+const char* kindName(Kind kind) {
+  switch (kind) {
+#define TF_X(name, value)                                                                         \
+  case Kind::name: return #name;
+    TF_REMOTE_MESSAGES(TF_X)
+#undef TF_X
+  }
+  return nullptr;
+}
+
+void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]) {
+  std::memcpy(out, &h, kHeaderSize); // the layout is little-endian and packed (static_assert)
+}
+
+Status decodeHeader(const uint8_t in[kHeaderSize], FrameHeader* h) {
+  std::memcpy(h, in, kHeaderSize);
+  if (!kindName(static_cast<Kind>(h->kind))) return dataLoss("unknown frame kind");
+  if (h->flags & ~kFlagNoReply) return dataLoss("unknown frame flags");
+  if (h->argsLen > kMaxArgs) return dataLoss("frame args over the limit");
+  if (h->bulkLen > kMaxBulk) return dataLoss("frame bulk over the limit");
+  return Status::ok();
+}
+
+std::string_view Reader::blob(size_t cap) {
+  uint32_t n = u32();
+  if (!ok_) return {};
+  if (n > cap) {
+    fail("blob over its limit");
+    return {};
+  }
+  if (n > n_ - at_) {
+    fail("blob truncated");
+    return {};
+  }
+  std::string_view v(reinterpret_cast<const char*>(p_ + at_), n);
+  at_ += n;
+  return v;
+}
+
+void encodeCall(Writer& w, const uint64_t* scalars, uint32_t count, const void* blob,
+                size_t blobSize) {
+  w.u8(static_cast<uint8_t>(count));
+  w.bytes(scalars, count * sizeof(uint64_t));
+  w.blob(blob, blobSize);
+}
+
+Status decodeCall(const void* args, size_t size, CallArgs* out) {
+  Reader r(args, size);
+  uint32_t n = r.u8();
+  if (n > kMaxScalars) return dataLoss("malformed message: too many scalars");
+  out->count = n;
+  for (uint32_t i = 0; i < n; ++i) out->s[i] = r.u64();
+  out->blob = r.blob(kMaxArgs);
+  if (r.ok() && r.remaining()) r.fail("trailing bytes");
+  return r.status();
+}
+
+void encodeHello(Writer& w, const Hello& h) {
+  w.u32(h.magic);
+  w.u32(h.version);
+  w.u32(h.catalogSize);
+  w.u32(h.pid);
+  w.str(h.host);
+  w.str(h.token);
+}
+
+Status decodeHello(const void* args, size_t size, Hello* out) {
+  Reader r(args, size);
+  out->magic = r.u32();
+  uint32_t version = r.u32();
+  out->catalogSize = r.u32();
+  out->pid = r.u32();
+  out->host = std::string(r.blob(kMaxHostName));
+  out->token = std::string(r.blob(kMaxToken));
+  if (r.ok() && r.remaining()) r.fail("trailing bytes");
+  TF_RETURN_IF_ERROR(r.status());
+  if (out->magic != kHelloMagic) return dataLoss("not a TensorFusion remoting client");
+  if (version > 0xffff) return dataLoss("bad protocol version");
+  out->version = static_cast<uint16_t>(version);
+  return Status::ok();
+}
+
+Status sendFrame(Transport& t, const FrameHeader& h, const void* args, const iovec* bulk,
+                 int bulkCount) {
+  uint8_t head[kHeaderSize];
+  encodeHeader(h, head);
+  iovec v[8];
+  int n = 0;
+  v[n++] = {head, kHeaderSize};
+  if (h.argsLen) v[n++] = {const_cast<void*>(args), h.argsLen};
+  if (bulkCount > 8 - n) return invalidArgument("too many bulk pieces");
+  for (int i = 0; i < bulkCount; ++i)
+    if (bulk[i].iov_len) v[n++] = bulk[i];
+  return t.writeV(v, n);
+}
+
+Status readHeader(Transport& t, FrameHeader* h) {
+  uint8_t head[kHeaderSize];
+  TF_RETURN_IF_ERROR(t.readExact(head, kHeaderSize));
+  return decodeHeader(head, h);
+}
+
+Status readArgs(Transport& t, const FrameHeader& h, std::vector<uint8_t>* args) {
+  args->resize(h.argsLen);
+  if (!h.argsLen) return Status::ok();
+  return t.readExact(args->data(), h.argsLen);
+}
+
+Status skipBulk(Transport& t, uint64_t n) {
+  uint8_t scratch[64 * 1024];
+  while (n) {
+    size_t k = n < sizeof(scratch) ? static_cast<size_t>(n) : sizeof(scratch);
+    TF_RETURN_IF_ERROR(t.readExact(scratch, k));
+    n -= k;
+  }
+  return Status::ok();
+}
+
+uint64_t fnv1a64(const void* data, size_t size) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+} // namespace tf::remoting

@@ -1,0 +1,328 @@
+// Shared memory: two single-producer/single-consumer byte rings (client->worker and back) in a
+// memfd that the worker creates per connection and hands over a Unix socket (abstract name
+// "tf-remoting/<name>"). The socket stays open beside the rings: it is how either side learns
+// that the other died. Waits spin briefly, then sleep on a futex in the ring with a short
+// timeout, checking the socket between sleeps.
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "remoting/transport.h"
+
+namespace tf::remoting {
+namespace {
+
+constexpr size_t kRingBytes = size_t(8) << 20; // power of two
+constexpr int kSpins = 4000;
+constexpr int kSleepMs = 10;
+
+struct alignas(64) RingHeader {
+  alignas(64) std::atomic<uint64_t> head; // bytes written (producer)
+  alignas(64) std::atomic<uint64_t> tail; // bytes read (consumer)
+  alignas(64) std::atomic<uint32_t> dataSeq;
+  std::atomic<uint32_t> readerSleeping;
+  alignas(64) std::atomic<uint32_t> spaceSeq;
+  std::atomic<uint32_t> writerSleeping;
+};
+constexpr size_t kRingStride = sizeof(RingHeader) + kRingBytes;
+constexpr size_t kSegmentBytes = 2 * kRingStride;
+
+void futexWait(std::atomic<uint32_t>* word, uint32_t expected, int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+void futexWake(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+inline void cpuRelax() { __builtin_ia32_pause(); }
+
+sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::string path = "tf-remoting/" + name;
+  size_t n = std::min(path.size(), sizeof(sa.sun_path) - 1);
+  std::memcpy(sa.sun_path + 1, path.data(), n); // leading NUL: abstract namespace
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  return sa;
+}
+
+class ShmTransport : public Transport {
+public:
+  ShmTransport(int sock, void* segment, bool isWorker, std::string name)
+      : sock_(sock), segment_(segment), name_(std::move(name)) {
+    auto* base = static_cast<uint8_t*>(segment);
+    RingHeader* c2s = reinterpret_cast<RingHeader*>(base);
+    RingHeader* s2c = reinterpret_cast<RingHeader*>(base + kRingStride);
+    out_ = isWorker ? s2c : c2s;
+    in_ = isWorker ? c2s : s2c;
+  }
+  ~ShmTransport() override {
+    munmap(segment_, kSegmentBytes);
+    ::close(sock_);
+  }
+
+  Status writeV(const iovec* iov, int count) override {
+    for (int i = 0; i < count; ++i) {
+      const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
+      size_t n = iov[i].iov_len;
+      while (n) {
+        uint64_t head = out_->head.load(std::memory_order_relaxed);
+        uint64_t space = kRingBytes - (head - out_->tail.load(std::memory_order_acquire));
+        if (space == 0) {
+          TF_RETURN_IF_ERROR(waitForSpace(head));
+          continue;
+        }
+        size_t k = std::min<uint64_t>(n, space);
+        size_t at = head & (kRingBytes - 1);
+        size_t first = std::min(k, kRingBytes - at);
+        std::memcpy(data(out_) + at, p, first);
+        if (k > first) std::memcpy(data(out_), p + first, k - first);
+        out_->head.store(head + k, std::memory_order_release);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (out_->readerSleeping.load(std::memory_order_relaxed)) {
+          out_->dataSeq.fetch_add(1);
+          futexWake(&out_->dataSeq);
+        }
+        p += k;
+        n -= k;
+      }
+    }
+    return Status::ok();
+  }
+
+  Status readExact(void* dst, size_t n) override {
+    auto* p = static_cast<uint8_t*>(dst);
+    while (n) {
+      uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+      uint64_t avail = in_->head.load(std::memory_order_acquire) - tail;
+      if (avail == 0) {
+        TF_RETURN_IF_ERROR(waitForData(tail));
+        continue;
+      }
+      size_t k = std::min<uint64_t>(n, avail);
+      size_t at = tail & (kRingBytes - 1);
+      size_t first = std::min(k, kRingBytes - at);
+      std::memcpy(p, data(in_) + at, first);
+      if (k > first) std::memcpy(p + first, data(in_), k - first);
+      in_->tail.store(tail + k, std::memory_order_release);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (in_->writerSleeping.load(std::memory_order_relaxed)) {
+        in_->spaceSeq.fetch_add(1);
+        futexWake(&in_->spaceSeq);
+      }
+      p += k;
+      n -= k;
+    }
+    return Status::ok();
+  }
+
+  void shutdown() override {
+    closed_.store(true);
+    ::shutdown(sock_, SHUT_RDWR);
+    futexWake(&in_->dataSeq);
+    futexWake(&out_->spaceSeq);
+  }
+  std::string describe() const override { return "shm " + name_; }
+
+private:
+  static uint8_t* data(RingHeader* r) { return reinterpret_cast<uint8_t*>(r) + sizeof(RingHeader); }
+
+  // The peer is gone when its end of the socket is closed (it exited or was killed).
+  bool peerGone() {
+    if (closed_.load(std::memory_order_relaxed)) return true;
+    pollfd pfd{sock_, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) <= 0) return false;
+    if (pfd.revents & (POLLHUP | POLLERR)) return true;
+    char c;
+    return ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+
+  Status waitForData(uint64_t tail) {
+    for (int i = 0; i < kSpins; ++i) {
+      if (in_->head.load(std::memory_order_acquire) != tail) return Status::ok();
+      cpuRelax();
+    }
+    for (;;) {
+      uint32_t seq = in_->dataSeq.load();
+      in_->readerSleeping.store(1);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (in_->head.load(std::memory_order_acquire) != tail) {
+        in_->readerSleeping.store(0);
+        return Status::ok();
+      }
+      if (peerGone()) {
+        in_->readerSleeping.store(0);
+        return unavailable("shared-memory peer " + name_ + " is gone");
+      }
+      futexWait(&in_->dataSeq, seq, kSleepMs);
+      in_->readerSleeping.store(0);
+      if (in_->head.load(std::memory_order_acquire) != tail) return Status::ok();
+    }
+  }
+
+  Status waitForSpace(uint64_t head) {
+    auto full = [&] { return head - out_->tail.load(std::memory_order_acquire) >= kRingBytes; };
+    for (int i = 0; i < kSpins; ++i) {
+      if (!full()) return Status::ok();
+      cpuRelax();
+    }
+    for (;;) {
+      uint32_t seq = out_->spaceSeq.load();
+      out_->writerSleeping.store(1);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!full()) {
+        out_->writerSleeping.store(0);
+        return Status::ok();
+      }
+      if (peerGone()) {
+        out_->writerSleeping.store(0);
+        return unavailable("shared-memory peer " + name_ + " is gone");
+      }
+      futexWait(&out_->spaceSeq, seq, kSleepMs);
+      out_->writerSleeping.store(0);
+      if (!full()) return Status::ok();
+    }
+  }
+
+  int sock_;
+  void* segment_;
+  std::string name_;
+  RingHeader* out_;
+  RingHeader* in_;
+  std::atomic<bool> closed_{false};
+};
+
+class ShmListener : public Listener {
+public:
+  ShmListener(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  ~ShmListener() override { close(); }
+
+  Result<TransportPtr> accept() override {
+    int sock;
+    for (;;) {
+      sock = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (sock >= 0) break;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return unavailable(std::string("accept: ") + strerror(errno));
+    }
+    int mfd = memfd_create("tf-remoting-rings", MFD_CLOEXEC);
+    if (mfd < 0 || ftruncate(mfd, kSegmentBytes) != 0) {
+      if (mfd >= 0) ::close(mfd);
+      ::close(sock);
+      return resourceExhausted("cannot create the shared-memory segment");
+    }
+    void* seg = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (seg == MAP_FAILED) {
+      ::close(mfd);
+      ::close(sock);
+      return resourceExhausted("cannot map the shared-memory segment");
+    }
+    new (seg) RingHeader();
+    new (static_cast<uint8_t*>(seg) + kRingStride) RingHeader();
+    // Hand the segment over: one byte of payload carrying the descriptor.
+    char byte = 'S';
+    iovec v{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_iov = &v;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+    ssize_t sent = ::sendmsg(sock, &m, MSG_NOSIGNAL);
+    ::close(mfd);
+    if (sent != 1) {
+      munmap(seg, kSegmentBytes);
+      ::close(sock);
+      return unavailable("client left during the shared-memory handshake");
+    }
+    return TransportPtr(new ShmTransport(sock, seg, true, name_));
+  }
+  std::string address() const override { return "shm://" + name_; }
+  void close() override {
+    if (fd_ >= 0) {
+      ::shutdown(fd_, SHUT_RDWR);
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+
+private:
+  int fd_;
+  std::string name_;
+};
+
+} // namespace
+
+Result<ListenerPtr> listenShm(const std::string& name) {
+  if (name.empty() || name.size() > 90) return invalidArgument("bad shm name: " + name);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return unavailable(std::string("socket: ") + strerror(errno));
+  socklen_t len;
+  sockaddr_un sa = abstractAddress(name, &len);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || ::listen(fd, 128) != 0) {
+    Status s = unavailable("cannot listen on shm://" + name + ": " + strerror(errno));
+    ::close(fd);
+    return s;
+  }
+  return ListenerPtr(new ShmListener(fd, name));
+}
+
+Result<TransportPtr> connectShm(const std::string& name, int timeoutMs) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return unavailable(std::string("socket: ") + strerror(errno));
+  socklen_t len;
+  sockaddr_un sa = abstractAddress(name, &len);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    Status s = unavailable("cannot connect to shm://" + name + ": " + strerror(errno));
+    ::close(fd);
+    return s;
+  }
+  pollfd pfd{fd, POLLIN, 0};
+  if (::poll(&pfd, 1, timeoutMs) != 1) {
+    ::close(fd);
+    return unavailable("no answer from shm://" + name);
+  }
+  char byte = 0;
+  iovec v{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  ssize_t r = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+    ::close(fd);
+    return unavailable("bad shared-memory handshake from shm://" + name);
+  }
+  int mfd;
+  std::memcpy(&mfd, CMSG_DATA(c), sizeof(int));
+  struct stat st {};
+  void* seg = MAP_FAILED;
+  if (fstat(mfd, &st) == 0 && static_cast<size_t>(st.st_size) == kSegmentBytes)
+    seg = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  ::close(mfd);
+  if (seg == MAP_FAILED) {
+    ::close(fd);
+    return unavailable("cannot map the segment of shm://" + name);
+  }
+  return TransportPtr(new ShmTransport(fd, seg, false, name));
+}
+
+} // namespace tf::remoting

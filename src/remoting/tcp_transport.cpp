@@ -1,0 +1,224 @@
+// TCP: no Nagle, large socket buffers, vectored writes, keep-alive and TCP_USER_TIMEOUT so a
+// peer that vanishes without closing is noticed within about two seconds.
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "remoting/transport.h"
+
+namespace tf::remoting {
+namespace {
+
+constexpr int kSocketBuffer = 8 << 20;
+
+void tune(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int buf = kSocketBuffer;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  int idle = 1, interval = 1, count = 2;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  unsigned userTimeoutMs = 2000;
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &userTimeoutMs, sizeof(userTimeoutMs));
+}
+
+std::string errnoText(const char* what) { return std::string(what) + ": " + strerror(errno); }
+
+class TcpTransport : public Transport {
+public:
+  TcpTransport(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { tune(fd_); }
+  ~TcpTransport() override { ::close(fd_); }
+
+  Status writeV(const iovec* iov, int count) override {
+    iovec v[16];
+    if (count > 16) return invalidArgument("too many pieces");
+    std::memcpy(v, iov, count * sizeof(iovec));
+    int at = 0;
+    while (at < count) {
+      msghdr m{};
+      m.msg_iov = v + at;
+      m.msg_iovlen = count - at;
+      ssize_t w = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return unavailable(errnoText("send"));
+      }
+      size_t left = static_cast<size_t>(w);
+      while (at < count && left >= v[at].iov_len) left -= v[at++].iov_len;
+      if (at < count) {
+        v[at].iov_base = static_cast<char*>(v[at].iov_base) + left;
+        v[at].iov_len -= left;
+      }
+    }
+    return Status::ok();
+  }
+
+  Status readExact(void* dst, size_t n) override {
+    auto* p = static_cast<char*>(dst);
+    while (n) {
+      ssize_t r = ::recv(fd_, p, n, 0);
+      if (r == 0) return unavailable("connection closed by " + peer_);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return unavailable(errnoText("recv"));
+      }
+      p += r;
+      n -= static_cast<size_t>(r);
+    }
+    return Status::ok();
+  }
+
+  void shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
+  std::string describe() const override { return "tcp " + peer_; }
+
+private:
+  int fd_;
+  std::string peer_;
+};
+
+class TcpListener : public Listener {
+public:
+  TcpListener(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  ~TcpListener() override { close(); }
+
+  Result<TransportPtr> accept() override {
+    for (;;) {
+      sockaddr_storage sa{};
+      socklen_t len = sizeof(sa);
+      int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+        getnameinfo(reinterpret_cast<sockaddr*>(&sa), len, host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+        return TransportPtr(new TcpTransport(fd, std::string(host) + ":" + port));
+      }
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return unavailable(errnoText("accept"));
+    }
+  }
+  std::string address() const override { return address_; }
+  void close() override {
+    if (fd_ >= 0) {
+      ::shutdown(fd_, SHUT_RDWR);
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+
+private:
+  int fd_;
+  std::string address_;
+};
+
+Result<addrinfo*> resolve(const std::string& host, int port, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  addrinfo* res = nullptr;
+  std::string p = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), p.c_str(), &hints, &res);
+  if (rc != 0 || !res) return invalidArgument("cannot resolve " + host + ": " + gai_strerror(rc));
+  return res;
+}
+
+} // namespace
+
+Result<ListenerPtr> listenTcp(const std::string& host, int port) {
+  auto res = resolve(host, port, true);
+  if (!res) return res.status();
+  addrinfo* ai = *res;
+  int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    freeaddrinfo(ai);
+    return unavailable(errnoText("socket"));
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+    Status s = unavailable(errnoText(("binding " + host + ":" + std::to_string(port)).c_str()));
+    freeaddrinfo(ai);
+    ::close(fd);
+    return s;
+  }
+  freeaddrinfo(ai);
+  sockaddr_storage sa{};
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  char h[NI_MAXHOST], p[NI_MAXSERV];
+  getnameinfo(reinterpret_cast<sockaddr*>(&sa), len, h, sizeof(h), p, sizeof(p),
+              NI_NUMERICHOST | NI_NUMERICSERV);
+  std::string shown = sa.ss_family == AF_INET6 ? "[" + std::string(h) + "]" : std::string(h);
+  return ListenerPtr(new TcpListener(fd, "tcp://" + shown + ":" + p));
+}
+
+Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs) {
+  auto res = resolve(host, port, false);
+  if (!res) return res.status();
+  Status last = unavailable("no address for " + host);
+  for (addrinfo* ai = *res; ai; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd pfd{fd, POLLOUT, 0};
+      rc = ::poll(&pfd, 1, timeoutMs) == 1 ? 0 : -1;
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (rc == 0 && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)) {
+        errno = err ? err : ETIMEDOUT;
+        rc = -1;
+      } else if (rc != 0) {
+        errno = ETIMEDOUT;
+      }
+    }
+    if (rc == 0) {
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      freeaddrinfo(*res);
+      return TransportPtr(new TcpTransport(fd, host + ":" + std::to_string(port)));
+    }
+    last = unavailable(errnoText(("connecting to " + host + ":" + std::to_string(port)).c_str()));
+    ::close(fd);
+  }
+  freeaddrinfo(*res);
+  return last;
+}
+
+Result<ListenerPtr> listen(const std::string& address) {
+  if (address.rfind("tcp://", 0) == 0) {
+    std::string rest = address.substr(6);
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) return invalidArgument("tcp address needs a port: " + address);
+    std::string host = rest.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return listenTcp(host, atoi(rest.c_str() + colon + 1));
+  }
+  if (address.rfind("shm://", 0) == 0) return listenShm(address.substr(6));
+  return invalidArgument("unknown address (want tcp://host:port or shm://name): " + address);
+}
+
+Result<TransportPtr> connect(const std::string& address, int timeoutMs) {
+  if (address.rfind("tcp://", 0) == 0) {
+    std::string rest = address.substr(6);
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) return invalidArgument("tcp address needs a port: " + address);
+    std::string host = rest.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return connectTcp(host, atoi(rest.c_str() + colon + 1), timeoutMs);
+  }
+  if (address.rfind("shm://", 0) == 0) return connectShm(address.substr(6), timeoutMs);
+  return invalidArgument("unknown address (want tcp://host:port or shm://name): " + address);
+}
+
+} // namespace tf::remoting

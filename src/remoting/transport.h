@@ -1,0 +1,58 @@
+// One byte-stream interface over TCP and shared memory; frames (protocol.h) ride on it.
+//
+//   auto listener = listen("tcp://127.0.0.1:0");      // or "shm://name"
+//   std::string where = (*listener)->address();       // "tcp://127.0.0.1:40123"
+//   auto server = (*listener)->accept();               // blocks
+//   auto client = connect(where, 2000);                // in another thread or process
+//   iovec v{buf, n}; (*client)->writeV(&v, 1);  (*server)->readExact(buf, n);
+//
+// A transport is used by one reader thread and one writer thread at a time. A peer that dies
+// or is cut off makes readExact/writeV return Unavailable (never block forever): TCP through
+// EOF, keep-alive and TCP_USER_TIMEOUT; shared memory through a Unix socket held beside the
+// rings, checked whenever a wait sleeps.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <sys/uio.h>
+
+#include "common/status.h"
+
+namespace tf::remoting {
+
+class Transport {
+public:
+  virtual ~Transport() = default;
+  // Writes every byte of the pieces, in order.
+  virtual Status writeV(const iovec* iov, int count) = 0;
+  // Reads exactly n bytes.
+  virtual Status readExact(void* dst, size_t n) = 0;
+  // Wakes blocked readers and writers with Unavailable; the peer sees the connection close.
+  virtual void shutdown() = 0;
+  virtual std::string describe() const = 0;
+};
+using TransportPtr = std::unique_ptr<Transport>;
+
+class Listener {
+public:
+  virtual ~Listener() = default;
+  virtual Result<TransportPtr> accept() = 0;
+  // Where clients connect: "tcp://127.0.0.1:40123" (the real port when asked for 0).
+  virtual std::string address() const = 0;
+  virtual void close() = 0;
+};
+using ListenerPtr = std::unique_ptr<Listener>;
+
+// "tcp://host:port" or "shm://name".
+Result<ListenerPtr> listen(const std::string& address);
+Result<TransportPtr> connect(const std::string& address, int timeoutMs);
+
+// Per scheme.
+Result<ListenerPtr> listenTcp(const std::string& host, int port);
+Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs);
+Result<ListenerPtr> listenShm(const std::string& name);
+Result<TransportPtr> connectShm(const std::string& name, int timeoutMs);
+
+} // namespace tf::remoting
