@@ -4,10 +4,11 @@
 #include <vector>
 
 #include "cli/commands.h"
-#include "cli/nvml_loader.h"
+#include "hypervisor/nvml_library.h"
 #include "common/units.h"
 
 namespace tf::cli {
+using hypervisor::NvmlLibrary;
 namespace {
 
 struct GpuInfo {

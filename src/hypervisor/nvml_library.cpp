@@ -1,4 +1,4 @@
-#include "cli/nvml_loader.h"
+#include "hypervisor/nvml_library.h"
 
 #include <climits>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 #include <link.h>
 #include <unistd.h>
 
-namespace tf::cli {
+namespace tf::hypervisor {
 namespace {
 
 std::string softGpuNvmlPath() {
@@ -89,4 +89,4 @@ std::string NvmlLibrary::errorText(nvmlReturn_t rc) const {
   return text + " (" + std::to_string(int(rc)) + ")";
 }
 
-} // namespace tf::cli
+} // namespace tf::hypervisor

@@ -9,7 +9,7 @@
 #include "common/status.h"
 #include "cuda/nvml_api.h"
 
-namespace tf::cli {
+namespace tf::hypervisor {
 
 class NvmlLibrary {
 public:
@@ -47,4 +47,4 @@ private:
   std::string path_;
 };
 
-} // namespace tf::cli
+} // namespace tf::hypervisor

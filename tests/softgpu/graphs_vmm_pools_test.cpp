@@ -22,7 +22,6 @@ TEST_F(DriverTest, CapturedGraphReplaysCopiesAndMemsets) {
   ASSERT_CU(cuMemsetD8Async(d, 0x5a, 1024, s));
   ASSERT_CU(cuMemcpyDtoHAsync(host, d, 1024, s));
   ASSERT_CU(cuLaunchHostFunc(s, bump, &calls));
-  EXPECT_EQ(cuStreamSynchronize(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
   CUgraph g;
   ASSERT_CU(cuStreamEndCapture(s, &g));
   EXPECT_EQ(calls, 0); // captured, not run
@@ -42,6 +41,22 @@ TEST_F(DriverTest, CapturedGraphReplaysCopiesAndMemsets) {
   ASSERT_CU(cuGraphDestroy(g));
   ASSERT_CU(cuMemFree(d));
   ASSERT_CU(cuMemFreeHost(host));
+  ASSERT_CU(cuStreamDestroy(s));
+}
+
+TEST_F(DriverTest, SynchronisingDuringCaptureInvalidatesIt) {
+  CUstream s;
+  ASSERT_CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  ASSERT_CU(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  EXPECT_EQ(cuStreamSynchronize(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  CUstreamCaptureStatus st;
+  ASSERT_CU(cuStreamIsCapturing(s, &st));
+  EXPECT_EQ(st, CU_STREAM_CAPTURE_STATUS_INVALIDATED);
+  CUgraph g = reinterpret_cast<CUgraph>(1);
+  EXPECT_EQ(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+  EXPECT_EQ(g, nullptr);
+  ASSERT_CU(cuStreamIsCapturing(s, &st));
+  EXPECT_EQ(st, CU_STREAM_CAPTURE_STATUS_NONE);
   ASSERT_CU(cuStreamDestroy(s));
 }
 

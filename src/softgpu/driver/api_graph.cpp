@@ -1,6 +1,7 @@
 // CUDA graphs: stream capture, explicit construction of kernel/memset/host/empty/child nodes,
 // instantiation (a topological order) and launch (one piece of stream work).
 #include <algorithm>
+#include <set>
 
 #include "softgpu/driver/graph.h"
 #include "softgpu/driver/launch.h"
@@ -214,6 +215,16 @@ CUresult tf_sg_cuGraphAddDependencies(CUgraph hg, const CUgraphNode* from, const
   return topologicalOrder(g, &order); // refuse cycles
 }
 
+CUresult tf_sg_cuGraphAddDependencies_v2(CUgraph hg, const CUgraphNode* from, const CUgraphNode* to,
+                                         const CUgraphEdgeData* edgeData, size_t n) {
+  // Edge data (programmatic dependent launch ports) has no effect on a CPU device: only the
+  // default edge type is accepted.
+  if (edgeData)
+    for (size_t i = 0; i < n; ++i)
+      if (edgeData[i].type != CU_GRAPH_DEPENDENCY_TYPE_DEFAULT) return CUDA_ERROR_NOT_SUPPORTED;
+  return tf_sg_cuGraphAddDependencies(hg, from, to, n);
+}
+
 CUresult tf_sg_cuGraphInstantiateWithFlags(CUgraphExec* out, CUgraph hg, unsigned long long) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   Graph* g;
@@ -315,13 +326,29 @@ CUresult tf_sg_cuStreamEndCapture(CUstream hs, CUgraph* out) {
   if (!s->capture) return CUDA_ERROR_ILLEGAL_STATE;
   auto cap = s->capture;
   if (cap->origin != s) return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
+  // Work forked into other streams must have been joined back into the origin stream.
+  CUresult result = CUDA_SUCCESS;
+  {
+    std::set<GraphNode*> joined;
+    std::vector<GraphNode*> todo(cap->frontier[s].begin(), cap->frontier[s].end());
+    while (!todo.empty()) {
+      GraphNode* n = todo.back();
+      todo.pop_back();
+      if (!joined.insert(n).second) continue;
+      for (GraphNode* d : n->deps) todo.push_back(d);
+    }
+    for (auto& [other, front] : cap->frontier)
+      for (GraphNode* n : front)
+        if (other != s && !joined.count(n)) result = CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+  }
   // Every stream that joined the capture leaves it with the origin.
   for (auto& [joined, front] : cap->frontier) joined->capture.reset();
+  if (result != CUDA_SUCCESS) cap->invalidated = true;
   if (cap->invalidated) {
     registryOf<Graph>().remove(cap->graph);
     delete cap->graph;
     *out = nullptr;
-    return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    return result != CUDA_SUCCESS ? result : CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
   }
   *out = reinterpret_cast<CUgraph>(cap->graph);
   return CUDA_SUCCESS;

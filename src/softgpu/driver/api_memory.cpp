@@ -1,5 +1,8 @@
 // Device, pinned, managed and registered memory; memory info; pointer attributes.
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
 #include <sys/mman.h>
 
 #include "softgpu/driver/module.h"
@@ -26,7 +29,32 @@ CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignm
   return CUDA_SUCCESS;
 }
 
+// Advice given for managed ranges (there is only one memory here; the answers are kept so that
+// programs reading them back see what they set).
+struct ManagedAdvice {
+  bool readMostly = false;
+  int preferred = CU_DEVICE_INVALID;
+  std::set<int> accessedBy;
+  int lastPrefetch = CU_DEVICE_INVALID;
+};
+std::mutex adviceMu;
+std::map<uint64_t, ManagedAdvice>& adviceTable() {
+  static auto* m = new std::map<uint64_t, ManagedAdvice>();
+  return *m;
+}
+
+CUresult managedRange(CUdeviceptr ptr, size_t count, uint64_t* base) {
+  auto a = addressSpace().find(ptr, count ? count : 1);
+  if (!a || a->kind != AllocKind::Managed) return CUDA_ERROR_INVALID_VALUE;
+  *base = a->base;
+  return CUDA_SUCCESS;
+}
+
 CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind) {
+  {
+    std::lock_guard<std::mutex> lock(adviceMu);
+    adviceTable().erase(base);
+  }
   Allocation a;
   tf::Status s = addressSpace().release(base, kind, &a);
   if (!s) return CUDA_ERROR_INVALID_VALUE;
@@ -254,6 +282,10 @@ CUresult tf_sg_cuMemPrefetchAsync(CUdeviceptr ptr, size_t count, CUdevice dst, C
   if (dst != CU_DEVICE_CPU && !deviceAt(dst)) return CUDA_ERROR_INVALID_DEVICE;
   Stream* s;
   TF_TRY(resolveStream(stream, c, &s));
+  {
+    std::lock_guard<std::mutex> lock(adviceMu);
+    adviceTable()[a->base].lastPrefetch = dst;
+  }
   return submit(s, OpKind::Memcpy, [] { return CUDA_SUCCESS; }); // memory is already everywhere
 }
 
@@ -269,11 +301,66 @@ CUresult tf_sg_cuMemAdvise(CUdeviceptr ptr, size_t count, CUmem_advise advice, C
   if (advice < CU_MEM_ADVISE_SET_READ_MOSTLY || advice > CU_MEM_ADVISE_UNSET_ACCESSED_BY)
     return CUDA_ERROR_INVALID_VALUE;
   if (dev != CU_DEVICE_CPU && !deviceAt(dev)) return CUDA_ERROR_INVALID_DEVICE;
+  std::lock_guard<std::mutex> lock(adviceMu);
+  ManagedAdvice& m = adviceTable()[a->base];
+  switch (advice) {
+  case CU_MEM_ADVISE_SET_READ_MOSTLY: m.readMostly = true; break;
+  case CU_MEM_ADVISE_UNSET_READ_MOSTLY: m.readMostly = false; break;
+  case CU_MEM_ADVISE_SET_PREFERRED_LOCATION: m.preferred = dev; break;
+  case CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION: m.preferred = CU_DEVICE_INVALID; break;
+  case CU_MEM_ADVISE_SET_ACCESSED_BY: m.accessedBy.insert(dev); break;
+  case CU_MEM_ADVISE_UNSET_ACCESSED_BY: m.accessedBy.erase(dev); break;
+  }
   return CUDA_SUCCESS;
 }
 
 CUresult tf_sg_cuMemAdvise_v2(CUdeviceptr ptr, size_t count, CUmem_advise advice, CUmemLocation loc) {
   return tf_sg_cuMemAdvise(ptr, count, advice, loc.type == CU_MEM_LOCATION_TYPE_DEVICE ? loc.id : CU_DEVICE_CPU);
+}
+
+CUresult tf_sg_cuMemRangeGetAttribute(void* data, size_t dataSize, CUmem_range_attribute attr,
+                                      CUdeviceptr ptr, size_t count) {
+  if (!data || dataSize < 4 || dataSize % 4) return CUDA_ERROR_INVALID_VALUE;
+  TF_TRY(checkInitialized());
+  uint64_t base;
+  TF_TRY(managedRange(ptr, count, &base));
+  std::lock_guard<std::mutex> lock(adviceMu);
+  ManagedAdvice m = adviceTable()[base];
+  int* out = static_cast<int*>(data);
+  auto locType = [](int dev) {
+    return dev == CU_DEVICE_CPU ? CU_MEM_LOCATION_TYPE_HOST
+           : dev == CU_DEVICE_INVALID ? CU_MEM_LOCATION_TYPE_INVALID : CU_MEM_LOCATION_TYPE_DEVICE;
+  };
+  auto one = [&](int v) {
+    if (dataSize != 4) return CUDA_ERROR_INVALID_VALUE;
+    *out = v;
+    return CUDA_SUCCESS;
+  };
+  switch (attr) {
+  case CU_MEM_RANGE_ATTRIBUTE_READ_MOSTLY: return one(m.readMostly ? 1 : 0);
+  case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION: return one(m.preferred);
+  case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION: return one(m.lastPrefetch);
+  case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_TYPE: return one(locType(m.preferred));
+  case CU_MEM_RANGE_ATTRIBUTE_PREFERRED_LOCATION_ID: return one(m.preferred < 0 ? 0 : m.preferred);
+  case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION_TYPE: return one(locType(m.lastPrefetch));
+  case CU_MEM_RANGE_ATTRIBUTE_LAST_PREFETCH_LOCATION_ID: return one(m.lastPrefetch < 0 ? 0 : m.lastPrefetch);
+  case CU_MEM_RANGE_ATTRIBUTE_ACCESSED_BY: {
+    size_t n = dataSize / 4, i = 0;
+    for (int d : m.accessedBy)
+      if (i < n) out[i++] = d;
+    for (; i < n; ++i) out[i] = CU_DEVICE_INVALID;
+    return CUDA_SUCCESS;
+  }
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult tf_sg_cuMemRangeGetAttributes(void** data, size_t* sizes, CUmem_range_attribute* attrs,
+                                       size_t n, CUdeviceptr ptr, size_t count) {
+  if (n && (!data || !sizes || !attrs)) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < n; ++i)
+    TF_TRY(tf_sg_cuMemRangeGetAttribute(data[i], sizes[i], attrs[i], ptr, count));
+  return CUDA_SUCCESS;
 }
 
 } // extern "C"

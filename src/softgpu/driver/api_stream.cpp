@@ -68,7 +68,14 @@ CUresult tf_sg_cuStreamDestroy_v2(CUstream h) {
 CUresult tf_sg_cuStreamSynchronize(CUstream h) {
   Stream* s;
   TF_TRY(anyStream(h, &s));
-  if (s->capture) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  {
+    // Synchronising a capturing stream is not allowed, and ruins the capture.
+    std::lock_guard<std::mutex> lock(s->context->mu);
+    if (s->capture) {
+      s->capture->invalidated = true;
+      return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    }
+  }
   return synchronizeStream(s);
 }
 

@@ -118,6 +118,15 @@ CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, Completio
     if (other->last && !other->last->isDone()) op.deps.push_back(other->last);
   };
   if (s->kind == StreamKind::Legacy) {
+    // The legacy stream would have to wait for a blocking stream that is capturing: not
+    // allowed, and it ruins that capture.
+    bool implicit = false;
+    for (Stream* o : ctx->streams)
+      if (o->blocking() && o->capture && o->capture->mode != CU_STREAM_CAPTURE_MODE_RELAXED) {
+        o->capture->invalidated = true;
+        implicit = true;
+      }
+    if (implicit) return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
     for (Stream* o : ctx->streams)
       if (o->blocking()) addDep(o);
     for (auto& [tid, o] : ctx->perThread) addDep(o);

@@ -1,0 +1,52 @@
+// vGPUs as the hypervisor grants them: the request a user makes (compute as TFLOPS or percent,
+// VRAM, QoS, isolation) and the record of a grant (devices, quota region, compute shares).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace tf::hypervisor {
+
+enum class Qos { Low, Medium, High, Critical };
+enum class Isolation { Soft, Hard, Remote };
+
+const char* qosName(Qos q);
+const char* isolationName(Isolation i);
+Result<Qos> parseQos(const std::string& s);
+Result<Isolation> parseIsolation(const std::string& s);
+int qosWeight(Qos q); // share of idle compute a busy vGPU may borrow: low 1 ... critical 8
+
+struct VgpuRequest {
+  std::string name;             // optional; the id is derived from it
+  double tflopsRequest = 0, tflopsLimit = 0;   // exclusive with percent
+  double percentRequest = 0, percentLimit = 0; // of one device
+  uint64_t vramRequest = 0, vramLimit = 0;
+  Qos qos = Qos::Medium;
+  Isolation isolation = Isolation::Soft;
+  std::string device;           // a device UUID to pin to (optional)
+};
+
+// Parses and validates a request: sizes as "4GiB" or bytes, compute as numbers; a missing
+// request defaults to the limit (as TensorFusion's annotations do). Errors name the field.
+Result<VgpuRequest> parseVgpuRequest(const nlohmann::json& body);
+nlohmann::json toJson(const VgpuRequest& r);
+
+struct Vgpu {
+  std::string id;
+  VgpuRequest request;
+  std::string deviceUuid;
+  int deviceIndex = 0;
+  std::string regionPath;
+  uint32_t requestBp = 0, limitBp = 0; // compute share of the device, basis points
+  int64_t createdAt = 0;               // unix seconds
+};
+
+nlohmann::json toJson(const Vgpu& v);
+Result<Vgpu> vgpuFromJson(const nlohmann::json& j);
+
+} // namespace tf::hypervisor
