@@ -58,6 +58,12 @@ struct VarDecl {
   uint32_t regRange = 0;  // %r<N>: N registers named name0..name(N-1)
   bool hasInit = false;
   std::vector<uint8_t> init; // little-endian bytes
+  struct Reloc {
+    uint64_t offset;    // byte offset in init
+    std::string symbol; // a function or variable whose address goes there
+    int64_t addend;
+  };
+  std::vector<Reloc> relocs;
 };
 
 struct Statement {

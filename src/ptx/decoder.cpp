@@ -297,7 +297,9 @@ Result<uint32_t> Builder::srcOp(const ast::Operand& o, Ty t) {
       in.imm = o.imm;
       return tmp;
     }
-    case Symbol::Kind::Function: return error("function address of '" + o.name + "' (unsupported)");
+    case Symbol::Kind::Function:
+      if (s->slot & 0x8000'0000u) return error("address of builtin function '" + o.name + "'");
+      return constSlot(kFuncWindow + 16ull * s->slot + static_cast<uint64_t>(o.imm));
     }
     return error("bad operand");
   }
@@ -796,6 +798,36 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
       L.globals[f.name] = s;
     }
   }
+  // addresses in initialisers: functions and shared variables are known now, global variables
+  // once bound (applied at the first launch)
+  {
+    std::unordered_map<std::string, const ast::VarDecl*> declByName;
+    for (const auto& v : m.globals) declByName[v.name] = &v;
+    for (uint32_t vi = 0; vi < L.vars.size(); ++vi) {
+      const ast::VarDecl* d = declByName[L.vars[vi].name];
+      if (!d) continue;
+      for (const auto& r : d->relocs) {
+        auto it = L.globals.find(r.symbol);
+        if (it == L.globals.end())
+          return modFail(name, d->line, "unknown symbol '" + r.symbol + "' in initialiser of '" + d->name + "'");
+        uint64_t value = 0;
+        const Symbol& sym = it->second;
+        if (sym.kind == Symbol::Kind::Function && !(sym.slot & 0x8000'0000u)) {
+          value = kFuncWindow + 16ull * sym.slot + static_cast<uint64_t>(r.addend);
+        } else if (sym.kind == Symbol::Kind::Shared) {
+          value = kSharedWindow + sym.slot + static_cast<uint64_t>(r.addend);
+        } else if (sym.kind == Symbol::Kind::Global) {
+          L.relocs.push_back({vi, r.offset, sym.slot, r.addend});
+          continue;
+        } else {
+          return modFail(name, d->line, "unsupported address of '" + r.symbol + "' in initialiser");
+        }
+        auto& init = L.vars[vi].initializer;
+        if (init.size() < r.offset + 8) init.resize(r.offset + 8, 0);
+        std::memcpy(init.data() + r.offset, &value, 8);
+      }
+    }
+  }
   auto& fns = dm->program.functions;
   fns.resize(L.functions.size());
   // parameter frames of .func (callers copy into them)
@@ -834,6 +866,7 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
     uint32_t worst = 0;
     for (const auto& cs : fns[i].calls) {
       if (cs.callee >= 0) worst = std::max(worst, visit(static_cast<size_t>(cs.callee)));
+      if (cs.indirect) dm->recursive = true; // unknown callee: size the stack like recursion
     }
     state[i] = 2;
     dm->chainLocal[i] = fns[i].localBytes + worst;

@@ -38,9 +38,18 @@ struct Symbol {
 };
 
 // Module-wide facts the function decoder needs.
+// An address stored in a variable's initialiser that is known only once globals are bound.
+struct DataReloc {
+  uint32_t var;       // the variable holding the pointer
+  uint64_t offset;    // where in it
+  uint32_t target;    // the variable pointed to
+  int64_t addend;
+};
+
 struct ModuleLayout {
   std::unordered_map<std::string, Symbol> globals; // .global/.const/.shared/functions
   std::vector<cuda::GlobalVariable> vars;
+  std::vector<DataReloc> relocs;
   uint32_t staticShared = 0;
   uint32_t dynamicSharedOffset = 0; // where extern .shared arrays start
   std::vector<const ast::Function*> functions; // index -> declaration (body may be elsewhere)

@@ -113,8 +113,9 @@ void finishCall(Warp& w) {
     uint32_t i = static_cast<uint32_t>(__builtin_ctz(lanes));
     lanes &= lanes - 1;
     uint8_t* lb = base + uint64_t(i) * sb;
-    for (const auto& r : f.site->rets)
-      std::memcpy(lb + callerLocal + r.callerOffset, lb + f.localBase + r.calleeOffset, r.size);
+    for (size_t k = 0; k < f.site->rets.size() && k < f.callee->retOffsets.size(); ++k)
+      std::memcpy(lb + callerLocal + f.site->rets[k].callerOffset, lb + f.localBase + f.callee->retOffsets[k],
+                  f.callee->retSizes[k]);
   }
   const Function* caller = w.frames.empty() ? w.launch->entry : w.frames.back().callee;
   w.regBase = w.frames.empty() ? 0 : w.frames.back().regBase;

@@ -1,5 +1,8 @@
 #include "ptx/executor.h"
 
+#include <atomic>
+#include <cstring>
+#include <mutex>
 #include <unordered_map>
 
 #include "ptx/decoder.h"
@@ -31,17 +34,35 @@ public:
     if (it == varByName_.end()) return notFound("no global variable '" + name + "' in module");
     if (deviceAddress == 0) return invalidArgument("global '" + name + "' bound to address 0");
     symAddr_[it->second] = deviceAddress;
+    relocated_ = false;
     return Status::ok();
   }
 
   CUresult launch(int kernel, const cuda::LaunchConfig& config, const cuda::DeviceMemory& memory,
                   std::string* message) override {
+    if (!relocated_) {
+      // pointers to globals inside initialisers: written once every global has its address
+      std::lock_guard<std::mutex> lock(relocMu_);
+      for (const auto& r : dm_->layout.relocs) {
+        uint64_t where = symAddr_[r.var] + r.offset, value = symAddr_[r.target] + static_cast<uint64_t>(r.addend);
+        cuda::MemoryRange range;
+        if (symAddr_[r.var] == 0 || symAddr_[r.target] == 0 || !memory.lookup(where, &range) ||
+            where - range.base + 8 > range.size) {
+          if (message) *message = "cannot apply the address initialiser of '" + dm_->layout.vars[r.var].name + "'";
+          return CUDA_ERROR_INVALID_VALUE;
+        }
+        std::memcpy(range.host + (where - range.base), &value, 8);
+      }
+      relocated_ = true;
+    }
     return launchKernel(*dm_, kernel, symAddr_, config, memory, message);
   }
 
 private:
   std::unique_ptr<DecodedModule> dm_;
   std::vector<uint64_t> symAddr_;
+  std::atomic<bool> relocated_{false};
+  std::mutex relocMu_;
   std::unordered_map<std::string, int> byName_;
   std::unordered_map<std::string, size_t> varByName_;
 };

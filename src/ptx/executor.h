@@ -6,8 +6,9 @@
 //   auto mod = exec->load({ptxText, "kernels.ptx"});
 //   if (!mod) return mod.status();       // names the line and the construct
 //
-// Generic addresses in [kWindowLow, kWindowHigh) (see ir.h) are the shared, local and
-// parameter windows; device memory handed out by the soft GPU must lie outside them.
+// Generic addresses in [0x1'0000'0000'0000, 0x6'0000'0000'0000) (see ir.h) are the shared,
+// local, parameter, grid-workspace and function windows; device memory handed out by the soft
+// GPU must lie outside them.
 #pragma once
 
 #include <memory>

@@ -25,6 +25,7 @@ constexpr uint64_t kSharedWindow = 0x0001'0000'0000'0000ull;
 constexpr uint64_t kLocalWindow = 0x0002'0000'0000'0000ull;
 constexpr uint64_t kParamWindow = 0x0003'0000'0000'0000ull;
 constexpr uint64_t kGridWindow = 0x0004'0000'0000'0000ull; // cooperative grid-barrier workspace
+constexpr uint64_t kFuncWindow = 0x0005'0000'0000'0000ull; // function "addresses": + 16 * index
 constexpr uint64_t kWindowSize = 0x0000'0001'0000'0000ull;
 constexpr uint64_t kWindowLow = kSharedWindow;
 constexpr uint64_t kWindowHigh = kGridWindow + kWindowSize;
@@ -54,6 +55,8 @@ struct CallArg {
 struct CallSite {
   int callee = -1;       // function index; -1 for builtins
   int builtin = 0;       // 1 vprintf, 2 __assertfail, 3 malloc, 4 free
+  bool indirect = false; // target address in register slot `targetSlot`
+  uint32_t targetSlot = 0;
   std::vector<CallArg> args;
   std::vector<CallArg> rets;
 };

@@ -183,7 +183,32 @@ uint32_t hCall(Warp& w, const Inst& in, uint32_t m) {
   if (m == 0) return in.next;
   const CallSite& cs = w.fn->calls[in.aux];
   if (cs.builtin) return callBuiltin(w, in, m, cs);
-  const Function& callee = w.launch->prog->functions[static_cast<size_t>(cs.callee)];
+  size_t calleeIndex = static_cast<size_t>(cs.callee);
+  bool split = false;
+  if (cs.indirect) {
+    // lanes may call different functions: call the first lane's target with the lanes that
+    // share it, and come back to this instruction for the others
+    const uint64_t* t = TF_REG(cs.targetSlot);
+    uint32_t first = static_cast<uint32_t>(__builtin_ctz(m));
+    uint64_t target = t[first];
+    uint32_t same = 0;
+    forLanes(m, [&](uint32_t i) {
+      if (t[i] == target) same |= 1u << i;
+    });
+    uint64_t idx = (target - kFuncWindow) / 16;
+    if (target < kFuncWindow || (target - kFuncWindow) % 16 != 0 || idx >= w.launch->prog->functions.size())
+      return faultStop(w, in, CUDA_ERROR_ILLEGAL_ADDRESS, "call through an invalid function pointer");
+    calleeIndex = static_cast<size_t>(idx);
+    if (same != m) {
+      StackEntry& top = w.stack.back();
+      top.pc = in.next;
+      top.mask = w.active;
+      w.stack.push_back({in.next - 1, m & ~same, in.next});
+      m = same;
+      split = true;
+    }
+  }
+  const Function& callee = w.launch->prog->functions[calleeIndex];
   if (w.frames.size() >= kMaxCallDepth)
     return faultStop(w, in, CUDA_ERROR_LAUNCH_FAILED,
                      "call depth limit (" + std::to_string(kMaxCallDepth) + ") exceeded calling " + callee.name);
@@ -205,12 +230,15 @@ uint32_t hCall(Warp& w, const Inst& in, uint32_t m) {
   p[0] = ~0u;
   for (uint32_t k = 1; k < callee.numPreds; ++k) p[k] = 0;
   forLanes(m, [&](uint32_t i) {
-    for (const auto& a : cs.args)
-      std::memcpy(laneLocal(w, i, newLocal + a.calleeOffset), laneLocal(w, i, w.localBase + a.callerOffset), a.size);
+    for (size_t k = 0; k < cs.args.size() && k < callee.paramOffsets.size(); ++k)
+      std::memcpy(laneLocal(w, i, newLocal + callee.paramOffsets[k]),
+                  laneLocal(w, i, w.localBase + cs.args[k].callerOffset), callee.paramSizes[k]);
   });
-  StackEntry& top = w.stack.back();
-  top.pc = in.next;
-  top.mask = w.active;
+  if (!split) {
+    StackEntry& top = w.stack.back();
+    top.pc = in.next;
+    top.mask = w.active;
+  }
   w.frames.push_back({&callee, &cs, newReg, newPred, newLocal,
                       static_cast<uint32_t>(w.stack.size()), m, 0});
   w.stack.push_back({0, m, kNoRpc});
@@ -229,20 +257,21 @@ uint32_t hCall(Warp& w, const Inst& in, uint32_t m) {
 
 Status dCall(Builder& b) {
   b.mods.take(".uni");
-  if (b.mods.take(".__indirect")) return b.error("indirect calls are not supported");
+  b.mods.take(".__indirect");
   const auto& ai = b.ai;
   size_t nret = static_cast<size_t>(ai.callRets);
   if (ai.ops.size() <= nret) return b.error("call without a target");
   const auto& target = ai.ops[nret];
   if (target.kind != ast::Operand::Kind::Reg) return b.error("bad call target");
   auto s = b.lookup(target.name);
-  if (!s || s->kind != Symbol::Kind::Function) {
-    if (s && s->kind == Symbol::Kind::Reg) return b.error("indirect calls are not supported");
-    return b.error("call to unknown function '" + target.name + "'");
-  }
   CallSite cs;
   const Function* callee = nullptr;
-  if (s->slot & 0x8000'0000u) {
+  if (s && s->kind == Symbol::Kind::Reg) {
+    cs.indirect = true;
+    cs.targetSlot = s->slot;
+  } else if (!s || s->kind != Symbol::Kind::Function) {
+    return b.error("call to unknown function '" + target.name + "'");
+  } else if (s->slot & 0x8000'0000u) {
     cs.builtin = static_cast<int>(s->slot & 0xff);
   } else {
     cs.callee = static_cast<int>(s->slot);

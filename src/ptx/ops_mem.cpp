@@ -362,6 +362,38 @@ template <int SP, class T> uint32_t hAtom(Warp& w, const Inst& in, uint32_t m) {
   return bad ? kPcStop : in.next;
 }
 
+// f16x2 / bf16x2 add: both halves in one 32-bit compare-and-swap
+template <int SP> uint32_t hAtomH2(Warp& w, const Inst& in, uint32_t m) {
+  uint64_t* d = TF_REG(in.d[0]);
+  const uint64_t* base = TF_REG(in.a[0]);
+  const uint64_t* bv = TF_REG(in.a[1]);
+  const uint64_t amask = (in.aux2 & 1) ? 0xFFFFFFFFull : ~0ull;
+  const bool bf = in.aux2 & 2;
+  bool bad = false;
+  forLanes(m, [&](uint32_t i) {
+    if (bad) return;
+    uint64_t addr = (base[i] & amask) + static_cast<uint64_t>(in.imm);
+    uint8_t* p = ptrFor<SP>(w, i, addr, 4, in);
+    if (!p) {
+      bad = true;
+      return;
+    }
+    std::atomic_ref<uint32_t> ref(*reinterpret_cast<uint32_t*>(p));
+    uint32_t old = ref.load(), b = static_cast<uint32_t>(bv[i]);
+    for (;;) {
+      uint32_t nv = 0;
+      for (int k = 0; k < 2; ++k) {
+        uint16_t x = static_cast<uint16_t>(old >> (16 * k)), y = static_cast<uint16_t>(b >> (16 * k));
+        float f = (bf ? bf16ToFloat(x) : halfToFloat(x)) + (bf ? bf16ToFloat(y) : halfToFloat(y));
+        nv |= uint32_t(bf ? floatToBf16(f) : floatToHalf(f)) << (16 * k);
+      }
+      if (ref.compare_exchange_weak(old, nv)) break;
+    }
+    d[i] = old;
+  });
+  return bad ? kPcStop : in.next;
+}
+
 template <int SP> Handler atomFor(Ty t) {
   switch (t) {
   case Ty::B32: case Ty::U32: return &hAtom<SP, uint32_t>;
@@ -371,6 +403,7 @@ template <int SP> Handler atomFor(Ty t) {
   case Ty::F32: return &hAtom<SP, float>;
   case Ty::F64: return &hAtom<SP, double>;
   case Ty::F16: case Ty::BF16: return &hAtom<SP, uint16_t>;
+  case Ty::F16x2: case Ty::BF16x2: return &hAtomH2<SP>;
   default: return nullptr;
   }
 }
@@ -395,7 +428,7 @@ Status dAtomRed(Builder& b, bool isRed) {
   auto ts = b.mods.takeTypes();
   if (ts.size() != 1) return b.error("expected one type");
   Ty t = ts[0];
-  if ((t == Ty::F16 || t == Ty::BF16) && op != AAdd) return b.unsupported();
+  if ((t == Ty::F16 || t == Ty::BF16 || t == Ty::F16x2 || t == Ty::BF16x2) && op != AAdd) return b.unsupported();
   if ((t == Ty::F32 || t == Ty::F64) && op != AAdd && op != AExch && op != AMin && op != AMax)
     return b.unsupported();
   if ((t == Ty::B32 || t == Ty::B64) && (op == AAdd || op == AMin || op == AMax || op == AInc || op == ADec))
@@ -434,7 +467,7 @@ Status dAtomRed(Builder& b, bool isRed) {
   in.a[2] = cv;
   in.imm = a->offset;
   in.aux = op;
-  in.aux2 = (a->is32 ? 1 : 0) | (t == Ty::BF16 ? 2 : 0);
+  in.aux2 = (a->is32 ? 1 : 0) | ((t == Ty::BF16 || t == Ty::BF16x2) ? 2 : 0);
   return Status::ok();
 }
 Status dAtom(Builder& b) { return dAtomRed(b, false); }

@@ -289,6 +289,27 @@ private:
         return expectPunct('}');
       }
     }
+    if (peek().kind == TokKind::Ident) {
+      // an address: sym, generic(sym), sym+offset
+      bool wrapped = false;
+      if (peek().text == "generic" && isPunct('(', 1)) {
+        next();
+        next();
+        wrapped = true;
+      }
+      const Token& sym = next();
+      if (sym.kind != TokKind::Ident) return err(sym, "expected a symbol in initialiser");
+      int64_t addend = 0;
+      if (isPunct('+') && peek(1).kind == TokKind::Int) {
+        next();
+        addend = static_cast<int64_t>(next().intValue);
+      }
+      if (wrapped) TF_RETURN_IF_ERROR(expectPunct(')'));
+      if (typeSizeOf(elemType) != 8) return err(sym, "address initialiser needs a 64-bit element type");
+      v.relocs.push_back({v.init.size(), sym.text, addend});
+      v.init.insert(v.init.end(), 8, 0);
+      return Status::ok();
+    }
     bool neg = false;
     if (isPunct('-')) {
       neg = true;
