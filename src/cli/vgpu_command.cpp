@@ -19,7 +19,7 @@ std::string regionPath(const std::string& dir, const std::string& name) {
 struct CreateOptions {
   std::string name, vram, compute = "100%", tflops, hostAllowance = "0", dir, model;
   int devices = 1;
-  unsigned windowMs = 200;
+  unsigned windowMs = 50;
 };
 
 int runCreate(const CreateOptions& o) {

@@ -46,7 +46,7 @@ struct DeviceLimits {
 struct VgpuSpec {
   std::string name;
   std::vector<DeviceLimits> devices;
-  uint64_t windowNs = 200'000'000;  // compute accounting window
+  uint64_t windowNs = 50'000'000;   // compute accounting window (the burst a vGPU may take)
 };
 
 struct SlotUsage {

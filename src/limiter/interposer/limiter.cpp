@@ -188,7 +188,9 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   }
   // Keep the queue short: work queued far ahead would run whatever the bucket says.
   if (softGpuStats_) {
-    const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 20, 1'000'000);
+    // About a millisecond of queued work: enough to keep the device fed, short enough that the
+    // share is paced evenly instead of in bursts (bursts starve synchronous neighbours).
+    const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 50, 500'000);
     for (int i = 0; i < 100000; ++i) {
       uint64_t launched = t.launched.load(), done = t.lastKernels;
       if (launched <= done) break;
