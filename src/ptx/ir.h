@@ -28,7 +28,7 @@ constexpr uint64_t kGridWindow = 0x0004'0000'0000'0000ull; // cooperative grid-b
 constexpr uint64_t kFuncWindow = 0x0005'0000'0000'0000ull; // function "addresses": + 16 * index
 constexpr uint64_t kWindowSize = 0x0000'0001'0000'0000ull;
 constexpr uint64_t kWindowLow = kSharedWindow;
-constexpr uint64_t kWindowHigh = kGridWindow + kWindowSize;
+constexpr uint64_t kWindowHigh = kFuncWindow + kWindowSize;
 
 struct Inst {
   Handler fn = nullptr;
