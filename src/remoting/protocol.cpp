@@ -61,6 +61,39 @@ Status decodeCall(const void* args, size_t size, CallArgs* out) {
   return r.status();
 }
 
+void encodeLaunch(Writer& w, const ParamSlot* slots, uint32_t count, const void* params,
+                  size_t paramsSize, const void* attrs, uint32_t attrCount, size_t attrSize) {
+  w.u32(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    w.u32(slots[i].offset);
+    w.u32(slots[i].size);
+  }
+  w.blob(params, paramsSize);
+  w.u32(attrCount);
+  w.bytes(attrs, attrCount * attrSize);
+}
+
+Status decodeLaunch(std::string_view blob, size_t attrSize, LaunchBlob* out) {
+  Reader r(blob.data(), blob.size());
+  uint32_t n = r.u32();
+  if (n > kMaxParams) return dataLoss("malformed launch: too many parameters");
+  out->slots.resize(r.ok() ? n : 0);
+  for (auto& s : out->slots) {
+    s.offset = r.u32();
+    s.size = r.u32();
+  }
+  out->params = r.blob(kMaxArgs);
+  out->attrCount = r.u32();
+  if (out->attrCount > kMaxLaunchAttrs) return dataLoss("malformed launch: too many attributes");
+  if (r.ok() && r.remaining() != out->attrCount * attrSize) r.fail("attribute records");
+  TF_RETURN_IF_ERROR(r.status());
+  out->attrs = blob.substr(blob.size() - r.remaining());
+  for (auto& s : out->slots)
+    if (s.offset > out->params.size() || s.size > out->params.size() - s.offset)
+      return dataLoss("malformed launch: parameter outside its buffer");
+  return Status::ok();
+}
+
 void encodeHello(Writer& w, const Hello& h) {
   w.u32(h.magic);
   w.u32(h.version);

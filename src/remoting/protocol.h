@@ -62,11 +62,10 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
 
 // Operations beyond the catalog (Call.fn >= kOpBase).
 #define TF_REMOTE_OPS(X)                                                                          \
-  X(DeviceInfo, 0x10000)   /* (dev) -> blob: DeviceInfo */                                        \
-  X(ParamLayout, 0x10001)  /* (func) -> blob: u32 count, (u32 offset, u32 size)* */              \
-  X(ErrorString, 0x10002)  /* (code) -> blob: name \0 text */                                     \
-  X(Ping, 0x10003)         /* () -> () : round-trip probe */                                      \
-  X(MemUsage, 0x10004)     /* (dev) -> (free, total) on the worker's own context */
+  X(DeviceInfo, 0x10000)  /* (dev) -> (count, driver version), blob: DeviceInfo of dev */        \
+  X(ParamLayout, 0x10001) /* (func) -> blob: (u32 offset, u32 size)* */                           \
+  X(ErrorString, 0x10002) /* (code) -> blob: name \0 text */                                      \
+  X(Ping, 0x10003)        /* () -> () : round-trip probe */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -174,6 +173,25 @@ inline void encodeReply(Writer& w, const uint64_t* outs, uint32_t count, const v
 inline Status decodeReply(const void* args, size_t size, CallArgs* out) {
   return decodeCall(args, size, out);
 }
+
+// ---- Kernel launches: the blob of cuLaunchKernel / cuLaunchKernelEx calls -------------------
+// u32 count, count x (u32 offset, u32 size), u32-length packed parameter buffer,
+// u32 attribute count, raw CUlaunchAttribute records.
+inline constexpr uint32_t kMaxParams = 4096;
+inline constexpr uint32_t kMaxLaunchAttrs = 64;
+struct ParamSlot {
+  uint32_t offset = 0, size = 0;
+};
+struct LaunchBlob {
+  std::vector<ParamSlot> slots;
+  std::string_view params;
+  std::string_view attrs;
+  uint32_t attrCount = 0;
+};
+void encodeLaunch(Writer& w, const ParamSlot* slots, uint32_t count, const void* params,
+                  size_t paramsSize, const void* attrs, uint32_t attrCount, size_t attrSize);
+// Every slot must lie inside the parameter buffer.
+Status decodeLaunch(std::string_view blob, size_t attrSize, LaunchBlob* out);
 
 // ---- Handshake ------------------------------------------------------------------------------
 struct Hello {

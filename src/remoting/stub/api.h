@@ -1,0 +1,39 @@
+// Declarations of every stub implementation, tf_rs_<symbol>, expanded from the catalog so an
+// implementation with the wrong signature does not compile. Implementing (forwarding) a
+// driver function means defining its tf_rs_ function in an api_*.cpp file; exports.cpp exports
+// every catalog symbol and answers CUDA_ERROR_NOT_SUPPORTED for the rest.
+#pragma once
+
+#include <cuda.h>
+
+#include "remoting/stub/client.h"
+
+extern "C" {
+#define TF_CU_FN(symbol, base, version, perThread, plain, params, args) CUresult tf_rs_##symbol params;
+#include "cuda/catalog.inc"
+#undef TF_CU_FN
+}
+
+namespace tf::remoting::stub {
+
+// Address cuGetProcAddress hands out for a catalog index; null where not implemented.
+void* exportedFunction(int index);
+
+// Every forwarded call needs cuInit to have connected.
+inline CUresult ready() {
+  Client& c = client();
+  if (!c.initialized()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (c.dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  return CUDA_SUCCESS;
+}
+
+#define TF_READY()                                                                                \
+  do {                                                                                            \
+    CUresult tf_r_ = ::tf::remoting::stub::ready();                                               \
+    if (tf_r_ != CUDA_SUCCESS) return tf_r_;                                                      \
+  } while (0)
+
+inline uint64_t u(const void* p) { return reinterpret_cast<uint64_t>(p); }
+template <typename T> inline T h(uint64_t v) { return reinterpret_cast<T>(v); }
+
+} // namespace tf::remoting::stub

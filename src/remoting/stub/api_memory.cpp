@@ -1,0 +1,398 @@
+// Memory: device allocations (tracked locally too, for pointer attributes and for telling
+// host from device in unified copies), pinned host memory (plain host memory here, tracked),
+// copies in every direction and memsets. Host-to-device data is written once into the
+// transport straight from the caller's buffer; device-to-host data is read straight into it.
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "remoting/stub/api.h"
+
+using namespace tf::remoting::stub;
+
+
+namespace {
+
+bool isDevice(CUdeviceptr p) { return client().findDevice(p, nullptr, nullptr); }
+
+CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
+  TF_READY();
+  if (!src && n) return CUDA_ERROR_INVALID_VALUE;
+  iovec v{const_cast<void*>(src), n};
+  return client().call(fn, {dst, n}, nullptr, 0, nullptr, 0, &v, 1);
+}
+CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream s) {
+  TF_READY();
+  if (!src && n) return CUDA_ERROR_INVALID_VALUE;
+  // The bytes are copied into the transport now, so pinned or not, the caller may reuse its
+  // buffer at once; nothing waits for the worker.
+  iovec v{const_cast<void*>(src), n};
+  return client().post(fn, {dst, n, u(s)}, nullptr, 0, &v, 1);
+}
+CUresult dtoh(FnId fn, void* dst, CUdeviceptr src, size_t n) {
+  TF_READY();
+  if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
+  ReplySink sink{dst, n, nullptr};
+  return client().call(fn, {src, n}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
+}
+CUresult dtohAsync(FnId fn, void* dst, CUdeviceptr src, size_t n, CUstream s) {
+  TF_READY();
+  if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
+  ReplySink sink{dst, n, nullptr};
+  return client().call(fn, {src, n, u(s)}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
+}
+CUresult dtod(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n) {
+  TF_READY();
+  return client().call(fn, {dst, src, n});
+}
+CUresult dtodAsync(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  TF_READY();
+  return client().post(fn, {dst, src, n, u(s)});
+}
+
+// cuMemcpy / cuMemcpyAsync: the direction comes from what the stub knows about each pointer.
+CUresult unified(bool pt, bool async, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  TF_READY();
+  bool dd = isDevice(dst), sd = isDevice(src);
+  void* dh = h<void*>(dst);
+  const void* sh = h<const void*>(src);
+  if (dd && sd)
+    return async ? dtodAsync(pt ? FnId::cuMemcpyDtoDAsync_v2_ptsz : FnId::cuMemcpyDtoDAsync_v2, dst, src, n, s)
+                 : dtod(pt ? FnId::cuMemcpyDtoD_v2_ptds : FnId::cuMemcpyDtoD_v2, dst, src, n);
+  if (dd)
+    return async ? htodAsync(pt ? FnId::cuMemcpyHtoDAsync_v2_ptsz : FnId::cuMemcpyHtoDAsync_v2, dst, sh, n, s)
+                 : htod(pt ? FnId::cuMemcpyHtoD_v2_ptds : FnId::cuMemcpyHtoD_v2, dst, sh, n);
+  if (sd)
+    return async ? dtohAsync(pt ? FnId::cuMemcpyDtoHAsync_v2_ptsz : FnId::cuMemcpyDtoHAsync_v2, dh, src, n, s)
+                 : dtoh(pt ? FnId::cuMemcpyDtoH_v2_ptds : FnId::cuMemcpyDtoH_v2, dh, src, n);
+  if (!dh || !sh) return CUDA_ERROR_INVALID_VALUE;
+  std::memmove(dh, sh, n); // host to host
+  return CUDA_SUCCESS;
+}
+
+// 3D copies (2D ones become 3D with depth 1): host sides travel packed.
+CUmemorytype resolveType(CUmemorytype t, CUdeviceptr dev) {
+  if (t == CU_MEMORYTYPE_UNIFIED) return isDevice(dev) ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+  return t;
+}
+
+CUresult copy3D(FnId fn, bool async, CUDA_MEMCPY3D c, CUstream s) {
+  TF_READY();
+  if (c.srcMemoryType == CU_MEMORYTYPE_UNIFIED) c.srcHost = h<const void*>(c.srcDevice);
+  if (c.dstMemoryType == CU_MEMORYTYPE_UNIFIED) c.dstHost = h<void*>(c.dstDevice);
+  c.srcMemoryType = resolveType(c.srcMemoryType, c.srcDevice);
+  c.dstMemoryType = resolveType(c.dstMemoryType, c.dstDevice);
+  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY || c.dstMemoryType == CU_MEMORYTYPE_ARRAY)
+    return CUDA_ERROR_NOT_SUPPORTED;
+  if (c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_HOST) {
+    for (size_t z = 0; z < c.Depth; ++z)
+      for (size_t y = 0; y < c.Height; ++y)
+        std::memmove(static_cast<char*>(c.dstHost) + c.dstXInBytes +
+                         ((c.dstZ + z) * c.dstHeight + c.dstY + y) * c.dstPitch,
+                     static_cast<const char*>(c.srcHost) + c.srcXInBytes +
+                         ((c.srcZ + z) * c.srcHeight + c.srcY + y) * c.srcPitch,
+                     c.WidthInBytes);
+    return CUDA_SUCCESS;
+  }
+  size_t rows = c.Height * c.Depth, w = c.WidthInBytes;
+  std::vector<uint8_t> packed;
+  iovec v{};
+  int nBulk = 0;
+  if (c.srcMemoryType == CU_MEMORYTYPE_HOST) {
+    if (!c.srcHost) return CUDA_ERROR_INVALID_VALUE;
+    packed.resize(rows * w);
+    for (size_t z = 0; z < c.Depth; ++z)
+      for (size_t y = 0; y < c.Height; ++y)
+        std::memcpy(packed.data() + (z * c.Height + y) * w,
+                    static_cast<const char*>(c.srcHost) + c.srcXInBytes +
+                        ((c.srcZ + z) * c.srcHeight + c.srcY + y) * c.srcPitch,
+                    w);
+    v = {packed.data(), packed.size()};
+    nBulk = 1;
+    c.srcHost = nullptr;
+  }
+  void* dstHost = nullptr;
+  if (c.dstMemoryType == CU_MEMORYTYPE_HOST) {
+    if (!c.dstHost) return CUDA_ERROR_INVALID_VALUE;
+    dstHost = c.dstHost;
+    c.dstHost = nullptr;
+  }
+  std::vector<uint8_t> back;
+  ReplySink sink{nullptr, 0, &back};
+  CUresult r = client().call(fn, {u(s)}, nullptr, 0, &c, sizeof(c), &v, nBulk, &sink);
+  (void)async;
+  if (r != CUDA_SUCCESS || !dstHost) return r;
+  if (back.size() != rows * w) return CUDA_ERROR_UNKNOWN;
+  for (size_t z = 0; z < c.Depth; ++z)
+    for (size_t y = 0; y < c.Height; ++y)
+      std::memcpy(static_cast<char*>(dstHost) + c.dstXInBytes +
+                      ((c.dstZ + z) * c.dstHeight + c.dstY + y) * c.dstPitch,
+                  back.data() + (z * c.Height + y) * w, w);
+  return CUDA_SUCCESS;
+}
+
+CUDA_MEMCPY3D from2D(const CUDA_MEMCPY2D* p) {
+  CUDA_MEMCPY3D c{};
+  c.srcXInBytes = p->srcXInBytes;
+  c.srcY = p->srcY;
+  c.srcMemoryType = p->srcMemoryType;
+  c.srcHost = p->srcHost;
+  c.srcDevice = p->srcDevice;
+  c.srcArray = p->srcArray;
+  c.srcPitch = p->srcPitch;
+  c.srcHeight = p->Height;
+  c.dstXInBytes = p->dstXInBytes;
+  c.dstY = p->dstY;
+  c.dstMemoryType = p->dstMemoryType;
+  c.dstHost = p->dstHost;
+  c.dstDevice = p->dstDevice;
+  c.dstArray = p->dstArray;
+  c.dstPitch = p->dstPitch;
+  c.dstHeight = p->Height;
+  c.WidthInBytes = p->WidthInBytes;
+  c.Height = p->Height;
+  c.Depth = 1;
+  return c;
+}
+
+CUresult pointerAttribute(void* data, CUpointer_attribute attr, CUdeviceptr ptr) {
+  Client& c = client();
+  CUdeviceptr base = 0;
+  Client::Allocation a{};
+  void* hostBase = nullptr;
+  uint64_t hostSize = 0;
+  unsigned hostFlags = 0;
+  bool dev = c.findDevice(ptr, &base, &a);
+  bool host = !dev && c.findHost(h<void*>(ptr), &hostBase, &hostSize, &hostFlags);
+  if (!dev && !host) return CUDA_ERROR_INVALID_VALUE;
+  CUdevice ordinal = 0;
+  if (dev) c.contextDevice(a.ctx, &ordinal);
+  switch (attr) {
+  case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = dev ? a.ctx : currentContext(); return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data) = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    if (!dev) return CUDA_ERROR_INVALID_VALUE; // mapped host memory is not shared with a remote GPU
+    *static_cast<CUdeviceptr*>(data) = ptr;
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+    if (!host) return CUDA_ERROR_INVALID_VALUE;
+    *static_cast<void**>(data) = h<void*>(ptr);
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<unsigned*>(data) = 0; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = ordinal; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = dev ? base : u(hostBase); return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = dev ? base : u(hostBase); return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = dev ? a.size : hostSize; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<unsigned*>(data) = dev ? 1 : 0; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<unsigned*>(data) = 1; return CUDA_SUCCESS;
+  default: return CUDA_ERROR_NOT_SUPPORTED;
+  }
+}
+
+size_t attrSize(CUpointer_attribute attr) {
+  switch (attr) {
+  case CU_POINTER_ATTRIBUTE_CONTEXT:
+  case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+  case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+  case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+  case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+  case CU_POINTER_ATTRIBUTE_RANGE_SIZE: return 8;
+  default: return 4;
+  }
+}
+
+} // namespace
+
+extern "C" {
+
+CUresult tf_rs_cuMemAlloc_v2(CUdeviceptr* p, size_t size) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemAlloc_v2, {size}, &out, 1);
+  if (r == CUDA_SUCCESS) client().addDeviceAllocation(out, size, currentContext());
+  *p = out;
+  return r;
+}
+
+CUresult tf_rs_cuMemAllocPitch_v2(CUdeviceptr* p, size_t* pitch, size_t w, size_t hgt, unsigned elem) {
+  if (!p || !pitch) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out[2] = {};
+  CUresult r = client().call(FnId::cuMemAllocPitch_v2, {w, hgt, elem}, out, 2);
+  if (r == CUDA_SUCCESS) client().addDeviceAllocation(out[0], out[1] * hgt, currentContext());
+  *p = out[0];
+  *pitch = out[1];
+  return r;
+}
+
+CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
+  TF_READY();
+  CUresult r = client().call(FnId::cuMemFree_v2, {p});
+  if (r == CUDA_SUCCESS) client().removeDeviceAllocation(p);
+  return r;
+}
+
+static CUresult allocAsync(FnId fn, CUdeviceptr* p, size_t size, CUstream s) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(fn, {size, u(s)}, &out, 1);
+  if (r == CUDA_SUCCESS) client().addDeviceAllocation(out, size, currentContext());
+  *p = out;
+  return r;
+}
+CUresult tf_rs_cuMemAllocAsync(CUdeviceptr* p, size_t n, CUstream s) { return allocAsync(FnId::cuMemAllocAsync, p, n, s); }
+CUresult tf_rs_cuMemAllocAsync_ptsz(CUdeviceptr* p, size_t n, CUstream s) { return allocAsync(FnId::cuMemAllocAsync_ptsz, p, n, s); }
+
+static CUresult freeAsync(FnId fn, CUdeviceptr p, CUstream s) {
+  TF_READY();
+  if (!isDevice(p)) return CUDA_ERROR_INVALID_VALUE;
+  client().removeDeviceAllocation(p);
+  return client().post(fn, {p, u(s)});
+}
+CUresult tf_rs_cuMemFreeAsync(CUdeviceptr p, CUstream s) { return freeAsync(FnId::cuMemFreeAsync, p, s); }
+CUresult tf_rs_cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { return freeAsync(FnId::cuMemFreeAsync_ptsz, p, s); }
+
+CUresult tf_rs_cuMemGetAddressRange_v2(CUdeviceptr* base, size_t* size, CUdeviceptr p) {
+  TF_READY();
+  CUdeviceptr b = 0;
+  Client::Allocation a{};
+  if (!client().findDevice(p, &b, &a)) return CUDA_ERROR_NOT_FOUND;
+  if (base) *base = b;
+  if (size) *size = a.size;
+  return CUDA_SUCCESS;
+}
+
+// ---- pinned host memory: ordinary host memory here, tracked ---------------------------------
+CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  size_t rounded = (std::max<size_t>(size, 1) + 4095) & ~size_t(4095);
+  void* mem = aligned_alloc(4096, rounded);
+  if (!mem) return CUDA_ERROR_OUT_OF_MEMORY;
+  client().addHost(mem, size, flags);
+  *p = mem;
+  return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuMemAllocHost_v2(void** p, size_t size) { return tf_rs_cuMemHostAlloc(p, size, 0); }
+CUresult tf_rs_cuMemFreeHost(void* p) {
+  TF_READY();
+  if (!client().removeHost(p)) return CUDA_ERROR_INVALID_VALUE;
+  free(p);
+  return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuMemHostRegister_v2(void* p, size_t size, unsigned flags) {
+  if (!p || !size) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (client().findHost(p, nullptr, nullptr, nullptr)) return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+  client().addHost(p, size, flags | 0x80000000u); // high bit: registered, not ours to free
+  return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuMemHostUnregister(void* p) {
+  TF_READY();
+  return client().removeHost(p) ? CUDA_SUCCESS : CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+}
+CUresult tf_rs_cuMemHostGetFlags(unsigned* flags, void* p) {
+  if (!flags) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  unsigned f = 0;
+  if (!client().findHost(p, nullptr, nullptr, &f)) return CUDA_ERROR_INVALID_VALUE;
+  *flags = f & 0x7fffffffu;
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_rs_cuPointerGetAttribute(void* data, CUpointer_attribute attr, CUdeviceptr ptr) {
+  if (!data) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return pointerAttribute(data, attr, ptr);
+}
+
+CUresult tf_rs_cuPointerGetAttributes(unsigned n, CUpointer_attribute* attrs, void** data, CUdeviceptr ptr) {
+  if (!attrs || !data) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  bool knownPtr = isDevice(ptr) || client().findHost(h<void*>(ptr), nullptr, nullptr, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    if (!data[i]) continue;
+    if (!knownPtr || pointerAttribute(data[i], attrs[i], ptr) != CUDA_SUCCESS)
+      std::memset(data[i], 0, attrSize(attrs[i])); // unknown memory: zeros, as the driver does
+  }
+  return CUDA_SUCCESS;
+}
+
+// ---- copies -------------------------------------------------------------------------------
+CUresult tf_rs_cuMemcpyHtoD_v2(CUdeviceptr d, const void* s, size_t n) { return htod(FnId::cuMemcpyHtoD_v2, d, s, n); }
+CUresult tf_rs_cuMemcpyHtoD_v2_ptds(CUdeviceptr d, const void* s, size_t n) { return htod(FnId::cuMemcpyHtoD_v2_ptds, d, s, n); }
+CUresult tf_rs_cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* s, size_t n, CUstream st) { return htodAsync(FnId::cuMemcpyHtoDAsync_v2, d, s, n, st); }
+CUresult tf_rs_cuMemcpyHtoDAsync_v2_ptsz(CUdeviceptr d, const void* s, size_t n, CUstream st) { return htodAsync(FnId::cuMemcpyHtoDAsync_v2_ptsz, d, s, n, st); }
+CUresult tf_rs_cuMemcpyDtoH_v2(void* d, CUdeviceptr s, size_t n) { return dtoh(FnId::cuMemcpyDtoH_v2, d, s, n); }
+CUresult tf_rs_cuMemcpyDtoH_v2_ptds(void* d, CUdeviceptr s, size_t n) { return dtoh(FnId::cuMemcpyDtoH_v2_ptds, d, s, n); }
+CUresult tf_rs_cuMemcpyDtoHAsync_v2(void* d, CUdeviceptr s, size_t n, CUstream st) { return dtohAsync(FnId::cuMemcpyDtoHAsync_v2, d, s, n, st); }
+CUresult tf_rs_cuMemcpyDtoHAsync_v2_ptsz(void* d, CUdeviceptr s, size_t n, CUstream st) { return dtohAsync(FnId::cuMemcpyDtoHAsync_v2_ptsz, d, s, n, st); }
+CUresult tf_rs_cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return dtod(FnId::cuMemcpyDtoD_v2, d, s, n); }
+CUresult tf_rs_cuMemcpyDtoD_v2_ptds(CUdeviceptr d, CUdeviceptr s, size_t n) { return dtod(FnId::cuMemcpyDtoD_v2_ptds, d, s, n); }
+CUresult tf_rs_cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return dtodAsync(FnId::cuMemcpyDtoDAsync_v2, d, s, n, st); }
+CUresult tf_rs_cuMemcpyDtoDAsync_v2_ptsz(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return dtodAsync(FnId::cuMemcpyDtoDAsync_v2_ptsz, d, s, n, st); }
+CUresult tf_rs_cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return unified(false, false, d, s, n, nullptr); }
+CUresult tf_rs_cuMemcpy_ptds(CUdeviceptr d, CUdeviceptr s, size_t n) { return unified(true, false, d, s, n, nullptr); }
+CUresult tf_rs_cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return unified(false, true, d, s, n, st); }
+CUresult tf_rs_cuMemcpyAsync_ptsz(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st) { return unified(true, true, d, s, n, st); }
+
+CUresult tf_rs_cuMemcpy3D_v2(const CUDA_MEMCPY3D* c) { return c ? copy3D(FnId::cuMemcpy3D_v2, false, *c, nullptr) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy3D_v2_ptds(const CUDA_MEMCPY3D* c) { return c ? copy3D(FnId::cuMemcpy3D_v2_ptds, false, *c, nullptr) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D* c, CUstream s) { return c ? copy3D(FnId::cuMemcpy3DAsync_v2, true, *c, s) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy3DAsync_v2_ptsz(const CUDA_MEMCPY3D* c, CUstream s) { return c ? copy3D(FnId::cuMemcpy3DAsync_v2_ptsz, true, *c, s) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy2D_v2(const CUDA_MEMCPY2D* c) { return c ? copy3D(FnId::cuMemcpy3D_v2, false, from2D(c), nullptr) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy2D_v2_ptds(const CUDA_MEMCPY2D* c) { return c ? copy3D(FnId::cuMemcpy3D_v2_ptds, false, from2D(c), nullptr) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D* c) { return tf_rs_cuMemcpy2D_v2(c); }
+CUresult tf_rs_cuMemcpy2DUnaligned_v2_ptds(const CUDA_MEMCPY2D* c) { return tf_rs_cuMemcpy2D_v2_ptds(c); }
+CUresult tf_rs_cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D* c, CUstream s) { return c ? copy3D(FnId::cuMemcpy3DAsync_v2, true, from2D(c), s) : CUDA_ERROR_INVALID_VALUE; }
+CUresult tf_rs_cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D* c, CUstream s) { return c ? copy3D(FnId::cuMemcpy3DAsync_v2_ptsz, true, from2D(c), s) : CUDA_ERROR_INVALID_VALUE; }
+
+// ---- memsets: synchronous ones wait (they report bad pointers), async ones are posted -------
+#define TF_MEMSET(sym, T)                                                                         \
+  CUresult tf_rs_##sym(CUdeviceptr d, T v, size_t n) {                                            \
+    TF_READY();                                                                                   \
+    return client().call(FnId::sym, {d, v, n});                                                   \
+  }
+#define TF_MEMSET_ASYNC(sym, T)                                                                   \
+  CUresult tf_rs_##sym(CUdeviceptr d, T v, size_t n, CUstream s) {                                \
+    TF_READY();                                                                                   \
+    return client().post(FnId::sym, {d, v, n, u(s)});                                             \
+  }
+#define TF_MEMSET2D(sym, T)                                                                       \
+  CUresult tf_rs_##sym(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt) {                  \
+    TF_READY();                                                                                   \
+    return client().call(FnId::sym, {d, pitch, v, w, hgt});                                       \
+  }
+#define TF_MEMSET2D_ASYNC(sym, T)                                                                 \
+  CUresult tf_rs_##sym(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt, CUstream s) {      \
+    TF_READY();                                                                                   \
+    return client().post(FnId::sym, {d, pitch, v, w, hgt, u(s)});                                 \
+  }
+TF_MEMSET(cuMemsetD8_v2, unsigned char)
+TF_MEMSET(cuMemsetD8_v2_ptds, unsigned char)
+TF_MEMSET(cuMemsetD16_v2, unsigned short)
+TF_MEMSET(cuMemsetD16_v2_ptds, unsigned short)
+TF_MEMSET(cuMemsetD32_v2, unsigned int)
+TF_MEMSET(cuMemsetD32_v2_ptds, unsigned int)
+TF_MEMSET_ASYNC(cuMemsetD8Async, unsigned char)
+TF_MEMSET_ASYNC(cuMemsetD8Async_ptsz, unsigned char)
+TF_MEMSET_ASYNC(cuMemsetD16Async, unsigned short)
+TF_MEMSET_ASYNC(cuMemsetD16Async_ptsz, unsigned short)
+TF_MEMSET_ASYNC(cuMemsetD32Async, unsigned int)
+TF_MEMSET_ASYNC(cuMemsetD32Async_ptsz, unsigned int)
+TF_MEMSET2D(cuMemsetD2D8_v2, unsigned char)
+TF_MEMSET2D(cuMemsetD2D8_v2_ptds, unsigned char)
+TF_MEMSET2D(cuMemsetD2D16_v2, unsigned short)
+TF_MEMSET2D(cuMemsetD2D16_v2_ptds, unsigned short)
+TF_MEMSET2D(cuMemsetD2D32_v2, unsigned int)
+TF_MEMSET2D(cuMemsetD2D32_v2_ptds, unsigned int)
+TF_MEMSET2D_ASYNC(cuMemsetD2D8Async, unsigned char)
+TF_MEMSET2D_ASYNC(cuMemsetD2D8Async_ptsz, unsigned char)
+TF_MEMSET2D_ASYNC(cuMemsetD2D16Async, unsigned short)
+TF_MEMSET2D_ASYNC(cuMemsetD2D16Async_ptsz, unsigned short)
+TF_MEMSET2D_ASYNC(cuMemsetD2D32Async, unsigned int)
+TF_MEMSET2D_ASYNC(cuMemsetD2D32Async_ptsz, unsigned int)
+
+} // extern "C"

@@ -1,0 +1,135 @@
+// Streams and events. Records and waits are posted; queries and synchronisation wait.
+// Host functions run on the caller's thread once the stream has drained (the worker cannot
+// call into this process).
+#include <cstring>
+
+#include "remoting/stub/api.h"
+
+using namespace tf::remoting::stub;
+
+namespace {
+
+CUresult handleOut(FnId fn, std::initializer_list<uint64_t> in, uint64_t* out) {
+  TF_READY();
+  return client().call(fn, in, out, 1);
+}
+
+} // namespace
+
+extern "C" {
+
+CUresult tf_rs_cuStreamCreate(CUstream* s, unsigned flags) {
+  if (!s) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t out = 0;
+  CUresult r = handleOut(FnId::cuStreamCreate, {flags}, &out);
+  *s = h<CUstream>(out);
+  return r;
+}
+CUresult tf_rs_cuStreamCreateWithPriority(CUstream* s, unsigned flags, int prio) {
+  if (!s) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t out = 0;
+  CUresult r = handleOut(FnId::cuStreamCreateWithPriority, {flags, static_cast<uint64_t>(prio)}, &out);
+  *s = h<CUstream>(out);
+  return r;
+}
+CUresult tf_rs_cuStreamDestroy_v2(CUstream s) {
+  TF_READY();
+  return client().call(FnId::cuStreamDestroy_v2, {u(s)});
+}
+
+#define TF_STREAM_CALL(sym)                                                                       \
+  CUresult tf_rs_##sym(CUstream s) {                                                              \
+    TF_READY();                                                                                   \
+    return client().call(FnId::sym, {u(s)});                                                      \
+  }
+TF_STREAM_CALL(cuStreamSynchronize)
+TF_STREAM_CALL(cuStreamSynchronize_ptsz)
+TF_STREAM_CALL(cuStreamQuery)
+TF_STREAM_CALL(cuStreamQuery_ptsz)
+
+CUresult tf_rs_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags) {
+  TF_READY();
+  return client().post(FnId::cuStreamWaitEvent, {u(s), u(e), flags});
+}
+CUresult tf_rs_cuStreamWaitEvent_ptsz(CUstream s, CUevent e, unsigned flags) {
+  TF_READY();
+  return client().post(FnId::cuStreamWaitEvent_ptsz, {u(s), u(e), flags});
+}
+
+#define TF_STREAM_GET(sym, T)                                                                     \
+  CUresult tf_rs_##sym(CUstream s, T* v) {                                                        \
+    if (!v) return CUDA_ERROR_INVALID_VALUE;                                                      \
+    uint64_t out = 0;                                                                             \
+    CUresult r = handleOut(FnId::sym, {u(s)}, &out);                                              \
+    *v = (T)(out);                                                                                \
+    return r;                                                                                     \
+  }
+TF_STREAM_GET(cuStreamGetPriority, int)
+TF_STREAM_GET(cuStreamGetPriority_ptsz, int)
+TF_STREAM_GET(cuStreamGetFlags, unsigned)
+TF_STREAM_GET(cuStreamGetFlags_ptsz, unsigned)
+TF_STREAM_GET(cuStreamGetId, unsigned long long)
+TF_STREAM_GET(cuStreamGetId_ptsz, unsigned long long)
+TF_STREAM_GET(cuStreamGetCtx, CUcontext)
+TF_STREAM_GET(cuStreamGetCtx_ptsz, CUcontext)
+
+CUresult tf_rs_cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = tf_rs_cuStreamSynchronize(s);
+  if (r == CUDA_SUCCESS) fn(data);
+  return r;
+}
+CUresult tf_rs_cuLaunchHostFunc_ptsz(CUstream s, CUhostFn fn, void* data) {
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = tf_rs_cuStreamSynchronize_ptsz(s);
+  if (r == CUDA_SUCCESS) fn(data);
+  return r;
+}
+
+CUresult tf_rs_cuEventCreate(CUevent* e, unsigned flags) {
+  if (!e) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t out = 0;
+  CUresult r = handleOut(FnId::cuEventCreate, {flags}, &out);
+  *e = h<CUevent>(out);
+  return r;
+}
+CUresult tf_rs_cuEventDestroy_v2(CUevent e) {
+  TF_READY();
+  return client().call(FnId::cuEventDestroy_v2, {u(e)});
+}
+CUresult tf_rs_cuEventRecord(CUevent e, CUstream s) {
+  TF_READY();
+  return client().post(FnId::cuEventRecord, {u(e), u(s)});
+}
+CUresult tf_rs_cuEventRecord_ptsz(CUevent e, CUstream s) {
+  TF_READY();
+  return client().post(FnId::cuEventRecord_ptsz, {u(e), u(s)});
+}
+CUresult tf_rs_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags) {
+  TF_READY();
+  return client().post(FnId::cuEventRecordWithFlags, {u(e), u(s), flags});
+}
+CUresult tf_rs_cuEventRecordWithFlags_ptsz(CUevent e, CUstream s, unsigned flags) {
+  TF_READY();
+  return client().post(FnId::cuEventRecordWithFlags_ptsz, {u(e), u(s), flags});
+}
+CUresult tf_rs_cuEventSynchronize(CUevent e) {
+  TF_READY();
+  return client().call(FnId::cuEventSynchronize, {u(e)});
+}
+CUresult tf_rs_cuEventQuery(CUevent e) {
+  TF_READY();
+  return client().call(FnId::cuEventQuery, {u(e)});
+}
+CUresult tf_rs_cuEventElapsedTime_v2(float* ms, CUevent a, CUevent b) {
+  if (!ms) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuEventElapsedTime_v2, {u(a), u(b)}, &out, 1);
+  uint32_t bits = static_cast<uint32_t>(out);
+  std::memcpy(ms, &bits, 4);
+  return r;
+}
+CUresult tf_rs_cuEventElapsedTime(float* ms, CUevent a, CUevent b) { return tf_rs_cuEventElapsedTime_v2(ms, a, b); }
+
+} // extern "C"

@@ -1,0 +1,268 @@
+#include "remoting/stub/client.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
+#include "common/log.h"
+
+namespace tf::remoting::stub {
+
+Client& client() {
+  static Client* c = new Client(); // never destroyed: cudart calls in during exit
+  return *c;
+}
+
+std::vector<CUcontext>& contextStack() {
+  thread_local std::vector<CUcontext> stack;
+  return stack;
+}
+
+CUcontext currentContext() {
+  auto& s = contextStack();
+  return s.empty() ? nullptr : s.back();
+}
+
+CUresult Client::fail(const Status& s) {
+  if (!dead_.exchange(true, std::memory_order_acq_rel)) {
+    TF_LOG(Warn, "remote worker unavailable: %s", s.toString().c_str());
+    if (transport_) transport_->shutdown();
+  }
+  return CUDA_ERROR_DEVICE_UNAVAILABLE;
+}
+
+CUresult Client::init() {
+  if (initialized()) return initResult_;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (initialized()) return initResult_;
+  initResult_ = connectLocked();
+  initialized_.store(true, std::memory_order_release);
+  return initResult_;
+}
+
+CUresult Client::connectLocked() {
+  const char* where = getenv("TF_REMOTE_WORKER");
+  if (!where || !*where) {
+    TF_LOG(Warn, "TF_REMOTE_WORKER is not set (tcp://host:port or shm://name)");
+    return CUDA_ERROR_NO_DEVICE;
+  }
+  auto t = connect(where, 2000);
+  if (!t) {
+    TF_LOG(Warn, "cannot reach the worker at %s: %s", where, t.status().toString().c_str());
+    dead_.store(true);
+    return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  }
+  transport_ = std::move(*t);
+  Hello hello;
+  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
+  hello.pid = static_cast<uint32_t>(getpid());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  hello.host = host;
+  if (const char* tok = getenv("TF_REMOTE_TOKEN")) hello.token = tok;
+  Writer w;
+  encodeHello(w, hello);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Hello);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  Status s = sendFrame(*transport_, h, w.data(), nullptr, 0);
+  FrameHeader r;
+  if (s.isOk()) s = readHeader(*transport_, &r);
+  if (s.isOk() && r.kind != static_cast<uint16_t>(Kind::HelloReply)) s = dataLoss("no HelloReply");
+  if (s.isOk()) s = readArgs(*transport_, r, &args_);
+  if (!s.isOk()) return fail(s);
+  if (r.result != CUDA_SUCCESS) {
+    TF_LOG(Warn, "the worker at %s refused this client (%d)", where, r.result);
+    dead_.store(true);
+    return static_cast<CUresult>(r.result);
+  }
+  // Devices, once: everything cudart asks about them is answered locally afterwards.
+  for (int i = 0;; ++i) {
+    uint64_t outs[2] = {};
+    std::string blob;
+    FrameHeader q;
+    q.kind = static_cast<uint16_t>(Kind::Call);
+    q.fn = static_cast<uint32_t>(Op::DeviceInfo);
+    uint64_t dev = static_cast<uint64_t>(i);
+    w.clear();
+    encodeCall(w, &dev, 1, nullptr, 0);
+    q.argsLen = static_cast<uint32_t>(w.size());
+    s = sendFrame(*transport_, q, w.data(), nullptr, 0);
+    if (!s.isOk()) return fail(s);
+    CUresult cr = readReply(q.fn, outs, 2, nullptr, &blob);
+    if (cr != CUDA_SUCCESS) return cr;
+    driverVersion_ = static_cast<int>(outs[1]);
+    if (i >= static_cast<int>(outs[0]) || i >= 64) break;
+    if (blob.size() != sizeof(DeviceInfo)) return fail(dataLoss("bad DeviceInfo"));
+    DeviceInfo info;
+    std::memcpy(&info, blob.data(), sizeof(info));
+    info.name[sizeof(info.name) - 1] = 0;
+    devices_.push_back(info);
+  }
+  return devices_.empty() ? CUDA_ERROR_NO_DEVICE : CUDA_SUCCESS;
+}
+
+CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
+                           std::string* replyBlob) {
+  FrameHeader h;
+  Status s = readHeader(*transport_, &h);
+  if (s.isOk() && (h.kind != static_cast<uint16_t>(Kind::Reply) || h.fn != fn))
+    s = dataLoss("reply out of step");
+  if (s.isOk()) s = readArgs(*transport_, h, &args_);
+  CallArgs a;
+  if (s.isOk()) s = decodeReply(args_.data(), args_.size(), &a);
+  if (!s.isOk()) return fail(s);
+  for (uint32_t i = 0; i < nOuts; ++i) outs[i] = i < a.count ? a.s[i] : 0;
+  if (replyBlob) replyBlob->assign(a.blob);
+  if (h.bulkLen) {
+    if (sink && sink->dst && h.bulkLen == sink->expected) {
+      s = transport_->readExact(sink->dst, h.bulkLen);
+    } else if (sink && sink->spill && h.bulkLen <= kMaxImage) {
+      sink->spill->resize(h.bulkLen);
+      s = transport_->readExact(sink->spill->data(), h.bulkLen);
+    } else {
+      s = skipBulk(*transport_, h.bulkLen);
+    }
+    if (!s.isOk()) return fail(s);
+  }
+  return static_cast<CUresult>(h.result);
+}
+
+CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
+                      uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
+                      int bulkCount, ReplySink* sink, std::string* replyBlob) {
+  if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  w_.clear();
+  encodeCall(w_, in.begin(), static_cast<uint32_t>(in.size()), blob, blobSize);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Call);
+  h.fn = fn;
+  h.argsLen = static_cast<uint32_t>(w_.size());
+  for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
+  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  Status s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
+  if (!s.isOk()) return fail(s);
+  return readReply(fn, outs, nOuts, sink, replyBlob);
+}
+
+CUresult Client::post(FnId fn, std::initializer_list<uint64_t> in, const void* blob,
+                      size_t blobSize, const iovec* bulk, int bulkCount) {
+  if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  w_.clear();
+  encodeCall(w_, in.begin(), static_cast<uint32_t>(in.size()), blob, blobSize);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Call);
+  h.flags = kFlagNoReply;
+  h.fn = static_cast<uint32_t>(fn);
+  h.argsLen = static_cast<uint32_t>(w_.size());
+  for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
+  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  Status s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
+  return s.isOk() ? CUDA_SUCCESS : fail(s);
+}
+
+void Client::addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx) {
+  std::unique_lock lock(allocMu_);
+  deviceAllocs_[p] = Allocation{size, ctx};
+}
+void Client::removeDeviceAllocation(CUdeviceptr p) {
+  std::unique_lock lock(allocMu_);
+  deviceAllocs_.erase(p);
+}
+bool Client::findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const {
+  std::shared_lock lock(allocMu_);
+  auto it = deviceAllocs_.upper_bound(p);
+  if (it == deviceAllocs_.begin()) return false;
+  --it;
+  if (p - it->first >= std::max<uint64_t>(it->second.size, 1)) return false;
+  if (base) *base = it->first;
+  if (a) *a = it->second;
+  return true;
+}
+void Client::addHost(void* p, uint64_t size, unsigned flags) {
+  std::unique_lock lock(allocMu_);
+  hostAllocs_[reinterpret_cast<uintptr_t>(p)] = {size, flags};
+}
+bool Client::removeHost(void* p) {
+  std::unique_lock lock(allocMu_);
+  return hostAllocs_.erase(reinterpret_cast<uintptr_t>(p)) != 0;
+}
+bool Client::findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const {
+  std::shared_lock lock(allocMu_);
+  uintptr_t q = reinterpret_cast<uintptr_t>(p);
+  auto it = hostAllocs_.upper_bound(q);
+  if (it == hostAllocs_.begin()) return false;
+  --it;
+  if (q - it->first >= std::max<uint64_t>(it->second.first, 1)) return false;
+  if (base) *base = reinterpret_cast<void*>(it->first);
+  if (size) *size = it->second.first;
+  if (flags) *flags = it->second.second;
+  return true;
+}
+
+void Client::addContext(CUcontext c, CUdevice dev, bool primary) {
+  std::lock_guard<std::mutex> lock(ctxMu_);
+  auto& e = contexts_[c];
+  e.dev = dev;
+  e.primary = primary;
+  if (primary) primaries_[dev] = c;
+}
+void Client::removeContext(CUcontext c) {
+  std::lock_guard<std::mutex> lock(ctxMu_);
+  contexts_.erase(c);
+}
+bool Client::contextDevice(CUcontext c, CUdevice* dev) const {
+  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(ctxMu_));
+  auto it = contexts_.find(c);
+  if (it == contexts_.end()) return false;
+  if (dev) *dev = it->second.dev;
+  return true;
+}
+CUcontext Client::primaryContext(CUdevice dev) {
+  {
+    std::lock_guard<std::mutex> lock(ctxMu_);
+    auto it = primaries_.find(dev);
+    if (it != primaries_.end()) return it->second;
+  }
+  uint64_t out = 0;
+  if (call(FnId::cuDevicePrimaryCtxRetain, {static_cast<uint64_t>(dev)}, &out, 1) != CUDA_SUCCESS)
+    return nullptr;
+  CUcontext c = reinterpret_cast<CUcontext>(out);
+  addContext(c, dev, true);
+  return c;
+}
+
+CUresult Client::paramLayout(CUfunction f, const std::vector<ParamSlot>** out) {
+  {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    auto it = layouts_.find(f);
+    if (it != layouts_.end()) {
+      *out = &it->second;
+      return CUDA_SUCCESS;
+    }
+  }
+  std::string blob;
+  CUresult r = call(static_cast<uint32_t>(Op::ParamLayout), {reinterpret_cast<uint64_t>(f)},
+                    nullptr, 0, nullptr, 0, nullptr, 0, nullptr, &blob);
+  if (r != CUDA_SUCCESS) return r;
+  std::vector<ParamSlot> slots(blob.size() / sizeof(ParamSlot));
+  std::memcpy(slots.data(), blob.data(), slots.size() * sizeof(ParamSlot));
+  std::lock_guard<std::mutex> lock(layoutMu_);
+  *out = &(layouts_[f] = std::move(slots)); // node-based map: the address stays valid
+  return CUDA_SUCCESS;
+}
+
+bool Client::imageKnown(uint64_t hash) {
+  std::lock_guard<std::mutex> lock(layoutMu_);
+  return images_.count(hash) != 0;
+}
+void Client::markImage(uint64_t hash) {
+  std::lock_guard<std::mutex> lock(layoutMu_);
+  images_.insert(hash);
+}
+
+} // namespace tf::remoting::stub

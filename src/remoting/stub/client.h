@@ -1,0 +1,137 @@
+// The client stub's connection to its worker, and what it knows locally: devices (fetched
+// once at cuInit), the contexts, device allocations and pinned host memory it has seen, the
+// parameter layout of each kernel it launches.
+//
+//   Client& c = client();
+//   uint64_t out[1];
+//   CUresult r = c.call(FnId::cuMemAlloc_v2, {size}, out, 1);       // waits for the reply
+//   c.post(FnId::cuLaunchKernel, {...}, blob, n);                   // does not wait
+//
+// Calls that return nothing the caller needs (launches, memsets, async copies, event
+// records, stream waits) are posted; the worker latches the first error they raise and
+// returns it from the next synchronous call. When the worker dies or is cut off, every pending
+// and later call fails with CUDA_ERROR_DEVICE_UNAVAILABLE.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <cuda.h>
+
+#include "cuda/catalog.h"
+#include "remoting/protocol.h"
+#include "remoting/transport.h"
+
+namespace tf::remoting::stub {
+
+using cuda::FnId;
+
+// Where a reply's bulk goes.
+struct ReplySink {
+  void* dst = nullptr;           // read straight here when the length matches
+  uint64_t expected = 0;
+  std::vector<uint8_t>* spill = nullptr; // or into this vector (packed 2D/3D data)
+};
+
+class Client {
+public:
+  // Connects and fetches devices on first use (cuInit); later calls reuse the result.
+  CUresult init();
+  bool initialized() const { return initialized_.load(std::memory_order_acquire); }
+
+  CUresult call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs = nullptr,
+                uint32_t nOuts = 0, const void* blob = nullptr, size_t blobSize = 0,
+                const iovec* bulk = nullptr, int bulkCount = 0, ReplySink* sink = nullptr,
+                std::string* replyBlob = nullptr);
+  CUresult call(FnId fn, std::initializer_list<uint64_t> in, uint64_t* outs = nullptr,
+                uint32_t nOuts = 0, const void* blob = nullptr, size_t blobSize = 0,
+                const iovec* bulk = nullptr, int bulkCount = 0, ReplySink* sink = nullptr,
+                std::string* replyBlob = nullptr) {
+    return call(static_cast<uint32_t>(fn), in, outs, nOuts, blob, blobSize, bulk, bulkCount, sink,
+                replyBlob);
+  }
+  // Fire-and-forget.
+  CUresult post(FnId fn, std::initializer_list<uint64_t> in, const void* blob = nullptr,
+                size_t blobSize = 0, const iovec* bulk = nullptr, int bulkCount = 0);
+
+  // ---- local knowledge ---------------------------------------------------------------------
+  int deviceCount() const { return static_cast<int>(devices_.size()); }
+  const DeviceInfo* device(int ordinal) const {
+    return ordinal >= 0 && ordinal < deviceCount() ? &devices_[ordinal] : nullptr;
+  }
+  int driverVersion() const { return driverVersion_; }
+
+  struct Allocation {
+    uint64_t size;
+    CUcontext ctx;
+  };
+  void addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx);
+  void removeDeviceAllocation(CUdeviceptr p);
+  // Base and allocation holding p, or false.
+  bool findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const;
+  void addHost(void* p, uint64_t size, unsigned flags);
+  bool removeHost(void* p);
+  bool findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const;
+
+  struct Ctx {
+    CUdevice dev;
+    bool primary;
+    std::map<void*, void*> localStorage; // cudart's context-local storage
+  };
+  void addContext(CUcontext c, CUdevice dev, bool primary);
+  void removeContext(CUcontext c);
+  bool contextDevice(CUcontext c, CUdevice* dev) const;
+  std::mutex& contextsMu() { return ctxMu_; }
+  std::unordered_map<CUcontext, Ctx>& contexts() { return contexts_; }
+  CUcontext primaryContext(CUdevice dev);
+
+  // Parameter layout of a kernel/function, fetched once.
+  CUresult paramLayout(CUfunction f, const std::vector<ParamSlot>** out);
+  // Shipped images: hashes this worker already holds.
+  bool imageKnown(uint64_t hash);
+  void markImage(uint64_t hash);
+
+  bool dead() const { return dead_.load(std::memory_order_acquire); }
+
+private:
+  CUresult connectLocked();
+  CUresult fail(const Status& s);
+  CUresult readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
+                     std::string* replyBlob);
+
+  std::mutex mu_; // one request/reply exchange at a time
+  TransportPtr transport_;
+  std::atomic<bool> initialized_{false};
+  std::atomic<bool> dead_{false};
+  CUresult initResult_ = CUDA_SUCCESS;
+  std::vector<DeviceInfo> devices_;
+  int driverVersion_ = CUDA_VERSION;
+  std::vector<uint8_t> args_;
+  Writer w_;
+
+  mutable std::shared_mutex allocMu_;
+  std::map<CUdeviceptr, Allocation> deviceAllocs_;
+  std::map<uintptr_t, std::pair<uint64_t, unsigned>> hostAllocs_;
+  std::mutex ctxMu_;
+  std::unordered_map<CUcontext, Ctx> contexts_;
+  std::map<CUdevice, CUcontext> primaries_;
+  std::mutex layoutMu_;
+  std::unordered_map<CUfunction, std::vector<ParamSlot>> layouts_;
+  std::unordered_set<uint64_t> images_;
+};
+
+Client& client();
+
+// The calling thread's current context (the stub keeps the context stack itself).
+CUcontext currentContext();
+std::vector<CUcontext>& contextStack();
+
+} // namespace tf::remoting::stub

@@ -1,0 +1,23 @@
+#include "remoting/worker/driver_api.h"
+
+#include <dlfcn.h>
+
+namespace tf::remoting {
+
+Result<std::unique_ptr<DriverApi>> DriverApi::load(const std::string& path) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) return unavailable("cannot load the driver " + path + ": " + dlerror());
+  std::unique_ptr<DriverApi> api(new DriverApi());
+  api->handle_ = h;
+  for (int i = 0; i < cuda::catalogSize(); ++i)
+    api->fns_[i] = dlsym(h, cuda::catalogEntry(i).symbol);
+  if (!api->fns_[static_cast<int>(cuda::FnId::cuInit)])
+    return invalidArgument(path + " is not a CUDA driver (no cuInit)");
+  return api;
+}
+
+DriverApi::~DriverApi() {
+  // The driver stays loaded: its threads may outlive us during process exit.
+}
+
+} // namespace tf::remoting

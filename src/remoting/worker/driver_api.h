@@ -1,0 +1,38 @@
+// The driver the worker executes calls on: any libcuda.so.1 (NVIDIA's or the soft GPU),
+// dlopen()ed by path, with every catalog symbol resolved once into a table indexed by FnId.
+//
+//   auto api = DriverApi::load("/path/libcuda.so.1");
+//   auto alloc = api->fn<decltype(&::cuMemAlloc_v2)>(FnId::cuMemAlloc_v2);
+//   if (alloc) alloc(&p, 1024);
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <cuda.h>
+
+#include "common/status.h"
+#include "cuda/catalog.h"
+
+namespace tf::remoting {
+
+class DriverApi {
+public:
+  static Result<std::unique_ptr<DriverApi>> load(const std::string& path);
+  ~DriverApi();
+
+  void* raw(uint32_t index) const {
+    return index < static_cast<uint32_t>(cuda::FnId::Count) ? fns_[index] : nullptr;
+  }
+  // The function at a catalog index, cast to the signature of its family (the plain and
+  // per-thread variants of one call share a signature). Null when the driver lacks it.
+  template <typename F> F fn(uint32_t index) const { return reinterpret_cast<F>(raw(index)); }
+  template <typename F> F fn(cuda::FnId id) const { return fn<F>(static_cast<uint32_t>(id)); }
+
+private:
+  DriverApi() = default;
+  void* handle_ = nullptr;
+  void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
+};
+
+} // namespace tf::remoting

@@ -1,0 +1,235 @@
+#include "remoting/worker/session.h"
+
+#include <cstdio>
+
+#include "common/log.h"
+#include "cuda/catalog.h"
+
+namespace tf::remoting {
+
+using cuda::FnId;
+
+std::shared_ptr<const std::vector<uint8_t>> WorkerShared::findImage(uint64_t hash) {
+  std::lock_guard<std::mutex> lock(imagesMu);
+  auto it = images.find(hash);
+  return it == images.end() ? nullptr : it->second;
+}
+
+void WorkerShared::addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image) {
+  constexpr uint64_t kCacheCap = uint64_t(2) << 30;
+  std::lock_guard<std::mutex> lock(imagesMu);
+  if (images.count(hash)) return;
+  if (imageBytes + image->size() > kCacheCap) return; // still loaded, just not cached
+  imageBytes += image->size();
+  images.emplace(hash, std::move(image));
+}
+
+Session::Session(WorkerShared& shared, TransportPtr transport)
+    : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()) {}
+
+Session::~Session() = default;
+
+bool Session::owns(HandleKind k, uint64_t handle) const {
+  return handle && handles_[static_cast<int>(k)].count(handle) != 0;
+}
+
+void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {
+  allocations_[p] = Allocation{size, current_, freeable};
+}
+
+const Session::Allocation* Session::allocationFor(CUdeviceptr p, uint64_t n) const {
+  auto it = allocations_.upper_bound(p);
+  if (it == allocations_.begin()) return nullptr;
+  --it;
+  uint64_t off = p - it->first;
+  if (off > it->second.size || n > it->second.size - off) return nullptr;
+  if (n == 0 && off == it->second.size && it->second.size) return nullptr;
+  return &it->second;
+}
+
+bool Session::removeAllocation(CUdeviceptr p) {
+  auto it = allocations_.find(p);
+  if (it == allocations_.end() || !it->second.freeable) return false;
+  allocations_.erase(it);
+  return true;
+}
+
+void Session::addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size) {
+  if (allocations_.count(p)) return;
+  allocations_[p] = Allocation{size, current_, false};
+  globals_.emplace(owner, p);
+}
+
+void Session::dropGlobalsOf(uint64_t owner) {
+  auto range = globals_.equal_range(owner);
+  for (auto it = range.first; it != range.second; ++it) allocations_.erase(it->second);
+  globals_.erase(range.first, range.second);
+}
+
+Status Session::readBulk(void* dst, size_t n) {
+  if (n > bulkLeft_) return dataLoss("call reads past its bulk");
+  bulkLeft_ -= n;
+  return transport_->readExact(dst, n);
+}
+
+void Session::run() {
+  if (handshake()) serve();
+  releaseAll();
+}
+
+bool Session::handshake() {
+  FrameHeader h;
+  Status s = readHeader(*transport_, &h);
+  std::vector<uint8_t> args;
+  if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::Hello)) s = dataLoss("expected Hello");
+  if (s.isOk() && h.bulkLen) s = dataLoss("Hello carries no bulk");
+  if (s.isOk()) s = readArgs(*transport_, h, &args);
+  Hello hello;
+  if (s.isOk()) s = decodeHello(args.data(), args.size(), &hello);
+  CUresult r = CUDA_SUCCESS;
+  if (!s.isOk()) {
+    r = CUDA_ERROR_INVALID_VALUE;
+  } else if (hello.version != kProtocolVersion) {
+    r = CUDA_ERROR_NOT_SUPPORTED;
+    s = failedPrecondition("protocol version " + std::to_string(hello.version));
+  } else if (hello.catalogSize != static_cast<uint32_t>(cuda::catalogSize())) {
+    r = CUDA_ERROR_NOT_SUPPORTED;
+    s = failedPrecondition("client built against another driver-API catalog");
+  } else if (hello.token != shared_.token) {
+    r = CUDA_ERROR_NOT_PERMITTED;
+    s = Status(Code::PermissionDenied, "bad token");
+  }
+  if (s.isOk()) peer_ = hello.host + ":" + std::to_string(hello.pid) + " (" + peer_ + ")";
+  FrameHeader reply;
+  reply.kind = static_cast<uint16_t>(Kind::HelloReply);
+  reply.result = r;
+  Writer w;
+  uint64_t v = kProtocolVersion;
+  encodeReply(w, &v, 1, nullptr, 0);
+  reply.argsLen = static_cast<uint32_t>(w.size());
+  (void)sendFrame(*transport_, reply, w.data(), nullptr, 0);
+  if (!s.isOk()) TF_LOG(Info, "worker: refused %s: %s", peer_.c_str(), s.toString().c_str());
+  else if (shared_.verbose) TF_LOG(Info, "worker: client %s connected", peer_.c_str());
+  return s.isOk();
+}
+
+void Session::serve() {
+  std::vector<uint8_t> args;
+  for (;;) {
+    FrameHeader h;
+    Status s = readHeader(*transport_, &h);
+    if (s.isOk() && h.kind == static_cast<uint16_t>(Kind::Bye)) break;
+    if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::Call))
+      s = dataLoss("unexpected frame kind");
+    if (s.isOk()) s = readArgs(*transport_, h, &args);
+    if (s.isOk()) s = execute(h, args);
+    if (!s.isOk()) {
+      if (s.code() != Code::Unavailable)
+        TF_LOG(Info, "worker: dropping %s: %s", peer_.c_str(), s.toString().c_str());
+      break;
+    }
+  }
+}
+
+Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
+  CallIn in;
+  in.fn = h.fn;
+  in.flags = h.flags;
+  in.bulkLen = h.bulkLen;
+  bulkLeft_ = h.bulkLen;
+  CallOut out;
+  CUresult r = CUDA_SUCCESS;
+  Status decoded = decodeCall(args.data(), args.size(), &in.a);
+  if (!decoded.isOk()) return decoded; // a malformed call: the stream cannot be trusted
+  // Every call runs in the caller's current context, which must be one of its own.
+  CUcontext want = reinterpret_cast<CUcontext>(h.ctx);
+  if (h.ctx && !owns(HandleKind::Context, h.ctx)) {
+    r = CUDA_ERROR_INVALID_CONTEXT;
+  } else if (want != current_) {
+    auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
+    r = setCurrent(want);
+    if (r == CUDA_SUCCESS) current_ = want;
+  }
+  if (r == CUDA_SUCCESS) r = dispatch(*this, in, out);
+  if (bulkLeft_) TF_RETURN_IF_ERROR(skipBulk(*transport_, bulkLeft_));
+  bulkLeft_ = 0;
+  if (h.flags & kFlagNoReply) {
+    if (r != CUDA_SUCCESS && latched_ == CUDA_SUCCESS) latched_ = r;
+    return Status::ok();
+  }
+  if (r == CUDA_SUCCESS && latched_ != CUDA_SUCCESS) {
+    r = latched_; // an earlier asynchronous call failed: report it now, once
+    latched_ = CUDA_SUCCESS;
+  }
+  return sendReply(h, r, out);
+}
+
+Status Session::sendReply(const FrameHeader& req, CUresult r, CallOut& out) {
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Reply);
+  h.fn = req.fn;
+  h.result = r;
+  Writer w;
+  encodeReply(w, out.v, out.n, out.blob.data(), out.blob.size());
+  h.argsLen = static_cast<uint32_t>(w.size());
+  if (r != CUDA_SUCCESS) {
+    out.dtohLen = 0;
+    out.bulk.clear();
+  }
+  if (!out.dtohLen) {
+    h.bulkLen = out.bulk.size();
+    iovec v{out.bulk.data(), out.bulk.size()};
+    return sendFrame(*transport_, h, w.data(), &v, 1);
+  }
+  // Device-to-host: the first piece is in out.bulk; the rest streams in chunks, and the client
+  // reads all of it straight into its buffer.
+  h.bulkLen = out.bulk.size() + out.dtohLen;
+  iovec first{out.bulk.data(), out.bulk.size()};
+  TF_RETURN_IF_ERROR(sendFrame(*transport_, h, w.data(), &first, 1));
+  auto dtoh = d().fn<decltype(&::cuMemcpyDtoH_v2)>(FnId::cuMemcpyDtoH_v2);
+  staging_.resize(kChunk);
+  for (uint64_t off = 0; off < out.dtohLen; off += kChunk) {
+    size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, out.dtohLen - off));
+    CUresult cr = dtoh(staging_.data(), out.dtohSrc + off, k);
+    if (cr != CUDA_SUCCESS) {
+      std::fill(staging_.begin(), staging_.begin() + k, 0);
+      if (latched_ == CUDA_SUCCESS) latched_ = cr;
+    }
+    iovec v{staging_.data(), k};
+    TF_RETURN_IF_ERROR(transport_->writeV(&v, 1));
+  }
+  return Status::ok();
+}
+
+void Session::releaseAll() {
+  const DriverApi& api = d();
+  auto setCurrent = api.fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
+  auto memFree = api.fn<decltype(&::cuMemFree_v2)>(FnId::cuMemFree_v2);
+  auto streamDestroy = api.fn<decltype(&::cuStreamDestroy_v2)>(FnId::cuStreamDestroy_v2);
+  auto eventDestroy = api.fn<decltype(&::cuEventDestroy_v2)>(FnId::cuEventDestroy_v2);
+  auto moduleUnload = api.fn<decltype(&::cuModuleUnload)>(FnId::cuModuleUnload);
+  auto libraryUnload = api.fn<decltype(&::cuLibraryUnload)>(FnId::cuLibraryUnload);
+  auto ctxDestroy = api.fn<decltype(&::cuCtxDestroy_v2)>(FnId::cuCtxDestroy_v2);
+  auto ctxSync = api.fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
+  size_t freed = 0;
+  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)]) {
+    if (setCurrent(reinterpret_cast<CUcontext>(c)) != CUDA_SUCCESS) continue;
+    ctxSync(); // let queued work finish before its memory goes
+    for (auto& [p, a] : allocations_)
+      if (a.freeable && a.ctx == reinterpret_cast<CUcontext>(c) && memFree(p) == CUDA_SUCCESS)
+        ++freed;
+  }
+  for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
+  for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
+  for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));
+  for (uint64_t l : handles_[static_cast<int>(HandleKind::Library)]) libraryUnload(reinterpret_cast<CUlibrary>(l));
+  setCurrent(nullptr);
+  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)]) ctxDestroy(reinterpret_cast<CUcontext>(c));
+  if (shared_.verbose)
+    TF_LOG(Info, "worker: client %s left; freed %zu allocations, %zu contexts", peer_.c_str(),
+           freed, handles_[static_cast<int>(HandleKind::Context)].size());
+  allocations_.clear();
+  for (auto& set : handles_) set.clear();
+}
+
+} // namespace tf::remoting

@@ -1,0 +1,119 @@
+// One connected client on the worker: its handshake, its own contexts, and a table of every
+// handle and device allocation it created. A client can only name what is in its table
+// (anything else is CUDA_ERROR_INVALID_HANDLE / INVALID_VALUE / INVALID_CONTEXT); everything it
+// owns is released when it disconnects or dies.
+//
+//   Session s(shared, std::move(transport));
+//   s.run();              // until the client leaves; then its resources are freed
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <cuda.h>
+
+#include "remoting/protocol.h"
+#include "remoting/transport.h"
+#include "remoting/worker/driver_api.h"
+
+namespace tf::remoting {
+
+// What all sessions of one worker share: the driver, the image cache, the token.
+struct WorkerShared {
+  std::unique_ptr<DriverApi> driver;
+  std::string token;
+  bool verbose = false;
+  // Module images by FNV-1a hash, kept while the worker runs (capped in total).
+  std::mutex imagesMu;
+  std::unordered_map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images;
+  uint64_t imageBytes = 0;
+  std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
+  void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
+};
+
+// One call being executed: its decoded args and what goes back.
+struct CallIn {
+  uint32_t fn = 0;
+  uint16_t flags = 0;
+  CallArgs a;
+  uint64_t bulkLen = 0;
+};
+struct CallOut {
+  uint64_t v[kMaxScalars] = {};
+  uint32_t n = 0;
+  std::string blob;
+  std::vector<uint8_t> bulk;     // small or packed bulk replies
+  CUdeviceptr dtohSrc = 0;       // or: stream this device range back in chunks
+  uint64_t dtohLen = 0;
+  void put(uint64_t x) {
+    if (n < kMaxScalars) v[n++] = x;
+  }
+};
+
+class Session {
+public:
+  Session(WorkerShared& shared, TransportPtr transport);
+  ~Session();
+  // Serves the client until it leaves or breaks the protocol; then releases its resources.
+  void run();
+  const std::string& peer() const { return peer_; }
+
+  // ---- used by the handlers --------------------------------------------------------------
+  const DriverApi& d() const { return *shared_.driver; }
+  WorkerShared& shared() { return shared_; }
+  Transport& transport() { return *transport_; }
+  // Reads n bytes of the current call's bulk.
+  Status readBulk(void* dst, size_t n);
+  uint64_t bulkLeft() const { return bulkLeft_; }
+  CUcontext currentCtx() const { return current_; }
+
+  enum class HandleKind : uint8_t { Context, Stream, Event, Module, Library, Kernel, Function };
+  bool owns(HandleKind k, uint64_t handle) const;
+  void add(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].insert(handle); }
+  void remove(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].erase(handle); }
+  // Streams may also be the special values 0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD.
+  bool ownsStream(uint64_t s) const { return s <= 2 || owns(HandleKind::Stream, s); }
+
+  struct Allocation {
+    uint64_t size;
+    CUcontext ctx;
+    bool freeable; // false for module globals
+  };
+  void addAllocation(CUdeviceptr p, uint64_t size, bool freeable);
+  // The client's allocation containing [p, p + n), or nullptr.
+  const Allocation* allocationFor(CUdeviceptr p, uint64_t n) const;
+  bool removeAllocation(CUdeviceptr p); // only freeable bases
+  void dropGlobalsOf(uint64_t moduleOrLibrary);
+  void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
+  std::map<int, CUcontext>& primaries() { return primaries_; }
+
+private:
+  void serve();
+  bool handshake();
+  Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
+  Status sendReply(const FrameHeader& h, CUresult r, CallOut& out);
+  void releaseAll();
+
+  WorkerShared& shared_;
+  TransportPtr transport_;
+  std::string peer_;
+  uint64_t bulkLeft_ = 0;
+  CUcontext current_ = nullptr;
+  CUresult latched_ = CUDA_SUCCESS;
+  std::set<uint64_t> handles_[7];
+  std::map<CUdeviceptr, Allocation> allocations_;
+  std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
+  std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
+  std::vector<uint8_t> staging_;
+};
+
+// Executes one call (handlers.cpp). Returns the driver's CUresult.
+CUresult dispatch(Session& s, const CallIn& in, CallOut& out);
+
+} // namespace tf::remoting

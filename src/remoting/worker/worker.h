@@ -1,0 +1,46 @@
+// The remoting worker: listens on one address, serves each client in its own thread and
+// context, executing its calls on a dlopen()ed libcuda.so.1.
+//
+//   WorkerOptions o{"tcp://127.0.0.1:0", "/path/libcuda.so.1", "token"};
+//   auto w = Worker::start(o);            // loads the driver, cuInit, listens
+//   printf("%s\n", (*w)->address().c_str());
+//   (*w)->serve();                         // until stop()
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "remoting/transport.h"
+#include "remoting/worker/session.h"
+
+namespace tf::remoting {
+
+struct WorkerOptions {
+  std::string listen = "tcp://127.0.0.1:0";
+  std::string driver = "libcuda.so.1";
+  std::string token;
+  bool verbose = false;
+};
+
+class Worker {
+public:
+  static Result<std::unique_ptr<Worker>> start(const WorkerOptions& options);
+  std::string address() const { return listener_->address(); }
+  void serve();
+  void stop();
+  int activeClients() const { return active_.load(); }
+
+private:
+  WorkerShared shared_;
+  ListenerPtr listener_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
+};
+
+// `tensor-fusion worker` / `tensor-fusion-worker`:
+//   --listen tcp://127.0.0.1:0 | shm://name   --driver /path/libcuda.so.1   --token T
+int runWorker(int argc, char** argv);
+
+} // namespace tf::remoting
