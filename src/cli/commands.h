@@ -9,5 +9,6 @@ namespace tf::cli {
 void addVersionCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);
 void addVgpuCommand(CLI::App& app, int& exitCode);
+void addStandaloneCommands(CLI::App& app, int& exitCode);
 
 } // namespace tf::cli

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   tf::cli::addVersionCommand(app, exitCode);
   tf::cli::addDevicesCommand(app, exitCode);
   tf::cli::addVgpuCommand(app, exitCode);
+  tf::cli::addStandaloneCommands(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

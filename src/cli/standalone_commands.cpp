@@ -1,0 +1,331 @@
+// The standalone mode: `tensor-fusion hypervisor | up | down | run | ps`.
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/standalone.h"
+#include "common/units.h"
+#include "hypervisor/hypervisor.h"
+
+namespace tf::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- hypervisor (foreground) ----------------------------------------------------------------
+
+struct HypervisorFlags {
+  std::string stateDir = defaultStateDir(), regionDir = "/dev/shm", host = "127.0.0.1", influx;
+  int port = 0;
+  unsigned tickMs = 200;
+  double tflopsOversell = 1.0, vramExpand = 0.0;
+};
+
+int runHypervisor(const HypervisorFlags& f) {
+  hypervisor::HypervisorOptions o;
+  o.stateDir = f.stateDir;
+  o.regionDir = f.regionDir;
+  o.host = f.host;
+  o.port = f.port;
+  o.tickMs = f.tickMs;
+  o.influxLog = f.influx;
+  o.oversubscription.tflopsOversell = f.tflopsOversell;
+  o.oversubscription.vramExpandToHost = f.vramExpand;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr); // the server threads inherit the mask
+  hypervisor::Hypervisor h(o);
+  if (Status s = h.start(); !s) {
+    fprintf(stderr, "tensor-fusion hypervisor: %s\n", s.message().c_str());
+    return 1;
+  }
+  printf("hypervisor listening on %s (%s, %zu device(s)), state in %s\n", h.address().c_str(),
+         h.softGpu() ? "soft GPU" : "NVIDIA driver", h.devices().size(), f.stateDir.c_str());
+  fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  h.stop();
+  std::error_code ec;
+  fs::remove(fs::path(f.stateDir) / "hypervisor.json", ec);
+  return 0;
+}
+
+// ---- up / down ------------------------------------------------------------------------------
+
+bool healthy(const HypervisorInfo& h) {
+  auto r = http(h, "GET", "/readyz");
+  return r && r->status == 200;
+}
+
+int runUp(const HypervisorFlags& f) {
+  if (auto h = findHypervisor(f.stateDir); h && healthy(*h)) {
+    printf("a hypervisor is already running at %s:%d (pid %d)\n", h->host.c_str(), h->port, h->pid);
+    return 0;
+  }
+  std::error_code ec;
+  fs::create_directories(f.stateDir, ec);
+  fs::remove(fs::path(f.stateDir) / "hypervisor.json", ec);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return 1;
+  exe[n] = 0;
+  const std::string log = f.stateDir + "/hypervisor.log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul >= 0) dup2(nul, 0);
+    std::string port = std::to_string(f.port), tick = std::to_string(f.tickMs);
+    std::vector<std::string> args = {exe, "hypervisor", "--state-dir", f.stateDir, "--region-dir",
+                                     f.regionDir, "--host", f.host, "--port", port, "--tick-ms", tick};
+    if (!f.influx.empty()) {
+      args.push_back("--influx-log");
+      args.push_back(f.influx);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe, argv.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 300; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      fprintf(stderr, "tensor-fusion up: the hypervisor exited; see %s\n", log.c_str());
+      return 1;
+    }
+    auto h = findHypervisor(f.stateDir);
+    if (h && h->pid == pid && healthy(*h)) {
+      printf("hypervisor running at %s:%d (pid %d, %s), state in %s\n", h->host.c_str(), h->port,
+             pid, h->softGpu ? "soft GPU" : "NVIDIA driver", f.stateDir.c_str());
+      return 0;
+    }
+  }
+  fprintf(stderr, "tensor-fusion up: the hypervisor did not become ready in 15 s; see %s\n", log.c_str());
+  return 1;
+}
+
+int runDown(const std::string& stateDir) {
+  auto h = findHypervisor(stateDir);
+  if (!h) {
+    printf("no hypervisor is running\n");
+    return 0;
+  }
+  kill(h->pid, SIGTERM);
+  for (int i = 0; i < 200 && kill(h->pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (kill(h->pid, 0) == 0) kill(h->pid, SIGKILL);
+  std::error_code ec;
+  fs::remove(fs::path(stateDir) / "hypervisor.json", ec);
+  printf("hypervisor (pid %d) stopped\n", h->pid);
+  return 0;
+}
+
+// ---- run ------------------------------------------------------------------------------------
+
+struct RunFlags {
+  std::string stateDir = defaultStateDir(), compute, tflops, vram, qos = "medium", isolation = "soft",
+              remote, name;
+  std::vector<std::string> command;
+};
+
+volatile sig_atomic_t childPid = 0;
+void forward(int sig) {
+  if (childPid > 0) kill(childPid, sig);
+}
+
+int runRun(const RunFlags& f) {
+  if (f.command.empty()) {
+    fprintf(stderr, "tensor-fusion run: give the command after --\n");
+    return 2;
+  }
+  if (f.isolation != "soft") {
+    fprintf(stderr, "tensor-fusion run: --isolation %s needs the remoting worker, which this build "
+                    "does not ship yet; use --isolation soft\n", f.isolation.c_str());
+    return 2;
+  }
+  auto h = findHypervisor(f.stateDir);
+  if (!h) {
+    fprintf(stderr, "tensor-fusion run: %s\n", h.status().message().c_str());
+    return 1;
+  }
+  nlohmann::json req = {{"qos", f.qos}, {"isolation", f.isolation}};
+  if (!f.name.empty()) req["name"] = f.name;
+  if (!f.vram.empty()) {
+    auto bytes = units::parseBytes(f.vram);
+    if (!bytes) {
+      fprintf(stderr, "tensor-fusion run: --vram: %s\n", bytes.status().message().c_str());
+      return 2;
+    }
+    req["vramLimit"] = *bytes;
+  } else {
+    req["vramLimit"] = "1GiB";
+  }
+  if (!f.tflops.empty()) req["tflopsLimit"] = atof(f.tflops.c_str());
+  if (!f.compute.empty()) {
+    std::string c = f.compute;
+    if (!c.empty() && c.back() == '%') c.pop_back();
+    char* end = nullptr;
+    double p = strtod(c.c_str(), &end);
+    if (end == c.c_str() || *end) {
+      fprintf(stderr, "tensor-fusion run: --compute '%s' is not a percent\n", f.compute.c_str());
+      return 2;
+    }
+    req["computeLimit"] = p;
+  }
+  auto created = http(*h, "POST", "/api/v1/vgpus", &req);
+  if (!created) {
+    fprintf(stderr, "tensor-fusion run: %s\n", created.status().message().c_str());
+    return 1;
+  }
+  if (created->status != 201) {
+    std::string why = created->body.is_object() ? created->body.value("error", "refused") : "refused";
+    fprintf(stderr, "tensor-fusion run: the vGPU was refused: %s\n", why.c_str());
+    return 1;
+  }
+  const std::string id = created->body["id"].get<std::string>();
+  const std::string region = created->body["region"].get<std::string>();
+  const std::string libs = libraryDir();
+
+  struct sigaction sa{};
+  sa.sa_handler = forward;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string preload = libs + "/libtensor-fusion-limiter.so";
+    if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+    setenv("LD_PRELOAD", preload.c_str(), 1);
+    setenv("TF_VGPU_REGION", region.c_str(), 1);
+    setenv("TF_VGPU_ID", id.c_str(), 1);
+    if (h->softGpu) { // no GPU driver here: the soft GPU's libraries come first
+      std::string path = libs;
+      if (const char* old = getenv("LD_LIBRARY_PATH"); old && *old) path += std::string(":") + old;
+      setenv("LD_LIBRARY_PATH", path.c_str(), 1);
+    }
+    std::vector<char*> argv;
+    for (auto& a : const_cast<std::vector<std::string>&>(f.command)) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    fprintf(stderr, "tensor-fusion run: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  childPid = pid;
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  auto deleted = http(*h, "DELETE", "/api/v1/vgpus/" + id);
+  if (!deleted || deleted->status != 204)
+    fprintf(stderr, "tensor-fusion run: could not return vGPU %s to the hypervisor\n", id.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// ---- ps -------------------------------------------------------------------------------------
+
+int runPs(const std::string& stateDir, bool json) {
+  auto h = findHypervisor(stateDir);
+  if (!h) {
+    fprintf(stderr, "tensor-fusion ps: %s\n", h.status().message().c_str());
+    return 1;
+  }
+  auto devs = http(*h, "GET", "/api/v1/devices");
+  auto vgpus = http(*h, "GET", "/api/v1/vgpus");
+  if (!devs || !vgpus) {
+    fprintf(stderr, "tensor-fusion ps: %s\n", (!devs ? devs.status() : vgpus.status()).message().c_str());
+    return 1;
+  }
+  if (json) {
+    printf("%s\n", nlohmann::json({{"devices", devs->body["devices"]}, {"vgpus", vgpus->body["vgpus"]}}).dump(2).c_str());
+    return 0;
+  }
+  printf("%-4s %-26s %-24s %5s  %s\n", "GPU", "NAME", "MEMORY USED / TOTAL", "UTIL", "UUID");
+  for (const auto& d : devs->body["devices"]) {
+    std::string mem = units::formatBytes(d["memoryUsed"].get<uint64_t>()) + " / " +
+                      units::formatBytes(d["memoryTotal"].get<uint64_t>());
+    printf("%-4d %-26s %-24s %4u%%  %s%s\n", d["index"].get<int>(), d["name"].get<std::string>().c_str(),
+           mem.c_str(), d["utilization"].get<unsigned>(), d["uuid"].get<std::string>().c_str(),
+           d["present"].get<bool>() ? "" : "  (gone)");
+  }
+  printf("\n%-16s %-4s %-22s %-22s %-9s %-9s %s\n", "VGPU", "GPU", "COMPUTE LIMIT/NOW/USED",
+         "VRAM USED / LIMIT", "QOS", "ISOLATION", "PIDS");
+  if (vgpus->body["vgpus"].empty()) printf("(none)\n");
+  for (const auto& v : vgpus->body["vgpus"]) {
+    const auto& u = v["usage"];
+    char compute[64];
+    snprintf(compute, sizeof compute, "%.0f%% / %.0f%% / %.1f%%", v["computeLimitPercent"].get<double>(),
+             u["computeAllowedPercent"].get<double>(), u["computeShare"].get<double>() * 100);
+    std::string vram = units::formatBytes(u["vramUsed"].get<uint64_t>()) + " / " +
+                       units::formatBytes(v["request"]["vramLimit"].get<uint64_t>());
+    std::string pids;
+    for (const auto& p : u["pids"]) pids += (pids.empty() ? "" : ",") + std::to_string(p.get<int>());
+    printf("%-16s %-4d %-22s %-22s %-9s %-9s %s\n", v["id"].get<std::string>().c_str(),
+           v["deviceIndex"].get<int>(), compute, vram.c_str(),
+           v["request"]["qos"].get<std::string>().c_str(),
+           v["request"]["isolation"].get<std::string>().c_str(), pids.empty() ? "-" : pids.c_str());
+  }
+  return 0;
+}
+
+} // namespace
+
+void addStandaloneCommands(CLI::App& app, int& exitCode) {
+  static HypervisorFlags hv;
+  auto addHypervisorFlags = [](CLI::App* c) {
+    c->add_option("--state-dir", hv.stateDir, "State directory (TF_HOME)");
+    c->add_option("--region-dir", hv.regionDir, "Where vGPU quota regions are made");
+    c->add_option("--host", hv.host, "Address to listen on");
+    c->add_option("--port", hv.port, "Port (0: any free port)");
+    c->add_option("--tick-ms", hv.tickMs, "Quota controller period")->check(CLI::Range(20u, 10000u));
+    c->add_option("--tflops-oversell", hv.tflopsOversell, "Compute requests may add up to this many devices");
+    c->add_option("--vram-expand", hv.vramExpand, "VRAM requests may add up to (1 + this) x device memory");
+    c->add_option("--influx-log", hv.influx, "Append Influx line-protocol metrics to this file");
+  };
+  auto* hyper = app.add_subcommand("hypervisor", "Run this node's hypervisor in the foreground");
+  addHypervisorFlags(hyper);
+  hyper->callback([&exitCode] { exitCode = runHypervisor(hv); });
+  auto* up = app.add_subcommand("up", "Start the hypervisor in the background (soft GPU if there is no GPU)");
+  addHypervisorFlags(up);
+  up->callback([&exitCode] { exitCode = runUp(hv); });
+  static std::string downDir = defaultStateDir();
+  auto* down = app.add_subcommand("down", "Stop the hypervisor started by `up`");
+  down->add_option("--state-dir", downDir, "State directory (TF_HOME)");
+  down->callback([&exitCode] { exitCode = runDown(downDir); });
+
+  static RunFlags run;
+  auto* r = app.add_subcommand("run", "Run a command inside a vGPU, returned when it exits");
+  r->add_option("--compute", run.compute, "Compute limit as a percent of a device (e.g. 30%)");
+  r->add_option("--tflops", run.tflops, "Compute limit in FP16 TFLOPS");
+  r->add_option("--vram", run.vram, "VRAM limit (default 1GiB)");
+  r->add_option("--qos", run.qos, "low, medium, high or critical");
+  r->add_option("--isolation", run.isolation, "soft (limiter preloaded); hard and remote need the worker");
+  r->add_option("--remote", run.remote, "Worker host:port for remote isolation");
+  r->add_option("--name", run.name, "vGPU name");
+  r->add_option("--state-dir", run.stateDir, "State directory (TF_HOME)");
+  r->add_option("command", run.command, "The command, after --")->required();
+  r->get_option("--tflops")->excludes(r->get_option("--compute"));
+  r->callback([&exitCode] { exitCode = runRun(run); });
+
+  static std::string psDir = defaultStateDir();
+  static bool psJson = false;
+  auto* ps = app.add_subcommand("ps", "Show devices and vGPUs with live usage");
+  ps->add_option("--state-dir", psDir, "State directory (TF_HOME)");
+  ps->add_flag("--json", psJson, "Machine-readable output");
+  ps->callback([&exitCode] { exitCode = runPs(psDir, psJson); });
+}
+
+} // namespace tf::cli

@@ -1,0 +1,84 @@
+#include "hypervisor/allocator.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "common/units.h"
+
+namespace tf::hypervisor {
+
+Result<std::pair<uint32_t, uint32_t>> computeShares(const VgpuRequest& r, const GpuDevice& d) {
+  double req = r.percentRequest, lim = r.percentLimit;
+  if (r.tflopsLimit > 0) {
+    if (d.fp16Tflops <= 0)
+      return invalidArgument("device " + d.uuid + " (" + d.name +
+                             ") has no known TFLOPS rating; ask for a compute percent instead");
+    req = r.tflopsRequest / d.fp16Tflops * 100.0;
+    lim = r.tflopsLimit / d.fp16Tflops * 100.0;
+  }
+  if (lim > 100.0 + 1e-9)
+    return resourceExhausted("a compute limit of " + std::to_string(lim) + "% is more than one " + d.name);
+  auto bp = [](double p) { return static_cast<uint32_t>(std::clamp(std::lround(p * 100.0), 1l, 10000l)); };
+  return std::make_pair(bp(req), bp(lim));
+}
+
+Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devices,
+                        const std::vector<Vgpu>& existing, const Oversubscription& o) {
+  if (devices.empty()) return notFound("this node has no GPU");
+  std::string reasons;
+  const Placement* best = nullptr;
+  Placement chosen;
+  double bestRoom = -1;
+  for (const auto& d : devices) {
+    if (!d.present) continue;
+    if (!r.device.empty() && r.device != d.uuid) continue;
+    auto shares = computeShares(r, d);
+    if (!shares) {
+      reasons += "\n  " + d.uuid + ": " + shares.status().message();
+      continue;
+    }
+    uint64_t vramUsed = 0;
+    uint64_t computeUsed = 0;
+    for (const auto& v : existing)
+      if (v.deviceUuid == d.uuid) {
+        vramUsed += v.request.vramRequest;
+        computeUsed += v.requestBp;
+      }
+    const double vramCap = static_cast<double>(d.memoryTotal) * (1.0 + o.vramExpandToHost);
+    const double computeCap = 10000.0 * o.tflopsOversell;
+    const double vramFree = vramCap - static_cast<double>(vramUsed);
+    const double computeFree = computeCap - static_cast<double>(computeUsed);
+    char why[256];
+    if (static_cast<double>(r.vramRequest) > vramFree) {
+      snprintf(why, sizeof why, "%s VRAM requested, %s free", units::formatBytes(r.vramRequest).c_str(),
+               units::formatBytes(vramFree > 0 ? static_cast<uint64_t>(vramFree) : 0).c_str());
+      reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
+      continue;
+    }
+    if (r.vramLimit > d.memoryTotal * (1.0 + o.vramExpandToHost)) {
+      reasons += "\n  " + d.uuid + ": VRAM limit is more than the device can give";
+      continue;
+    }
+    if (shares->first > computeFree) {
+      snprintf(why, sizeof why, "%.1f%% compute requested, %.1f%% free", shares->first / 100.0,
+               std::max(0.0, computeFree / 100.0));
+      reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
+      continue;
+    }
+    // Low load first: the device with the most room left after this request.
+    double room = (vramFree - static_cast<double>(r.vramRequest)) / std::max(vramCap, 1.0) +
+                  (computeFree - shares->first) / computeCap;
+    if (room > bestRoom) {
+      bestRoom = room;
+      chosen = {d.index, d.uuid, shares->first, shares->second};
+      best = &chosen;
+    }
+  }
+  if (!best) {
+    if (!r.device.empty() && reasons.empty()) return notFound("no device " + r.device + " on this node");
+    return resourceExhausted("the request does not fit on any GPU of this node:" + reasons);
+  }
+  return chosen;
+}
+
+} // namespace tf::hypervisor

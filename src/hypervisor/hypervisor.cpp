@@ -1,0 +1,316 @@
+#include "hypervisor/hypervisor.h"
+
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include "common/log.h"
+#include "hypervisor/quota_controller.h"
+
+namespace tf::hypervisor {
+namespace fs = std::filesystem;
+
+namespace {
+uint64_t monotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+Status writeFileAtomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return internalError("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return internalError("cannot replace " + path.string() + ": " + ec.message());
+  return Status::ok();
+}
+} // namespace
+
+Hypervisor::Hypervisor(HypervisorOptions options) : options_(std::move(options)) {
+  if (options_.regionDir.empty()) options_.regionDir = "/dev/shm";
+  if (options_.node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    options_.node = host;
+  }
+}
+
+Hypervisor::~Hypervisor() { stop(); }
+
+std::string Hypervisor::address() const { return options_.host + ":" + std::to_string(port_); }
+
+bool Hypervisor::softGpu() const { return inventory_ && inventory_->isSoftGpu(); }
+
+Status Hypervisor::start() {
+  std::error_code ec;
+  fs::create_directories(options_.stateDir, ec);
+  if (ec) return internalError("cannot create " + options_.stateDir + ": " + ec.message());
+  fs::create_directories(options_.regionDir, ec);
+  auto inv = DeviceInventory::open();
+  if (!inv) return inv.status().withContext("discovering devices");
+  inventory_ = std::move(*inv);
+  TF_RETURN_IF_ERROR(loadState());
+
+  server_ = std::make_unique<httplib::Server>();
+  installRoutes(*server_, *this);
+  port_ = options_.port ? (server_->bind_to_port(options_.host.c_str(), options_.port) ? options_.port : -1)
+                        : server_->bind_to_any_port(options_.host.c_str());
+  if (port_ <= 0) return unavailable("cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+  serverThread_ = std::thread([this] { server_->listen_after_bind(); });
+  controllerThread_ = std::thread([this] {
+    while (!stopping_.load()) {
+      tick();
+      for (unsigned waited = 0; waited < options_.tickMs && !stopping_.load(); waited += 20)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  nlohmann::json info = {{"pid", getpid()}, {"address", address()}, {"softGpu", softGpu()},
+                         {"regionDir", options_.regionDir}};
+  TF_RETURN_IF_ERROR(writeFileAtomically(fs::path(options_.stateDir) / "hypervisor.json", info.dump()));
+  ready_ = true;
+  return Status::ok();
+}
+
+void Hypervisor::stop() {
+  if (stopping_.exchange(true)) return;
+  if (server_) server_->stop();
+  if (serverThread_.joinable()) serverThread_.join();
+  if (controllerThread_.joinable()) controllerThread_.join();
+}
+
+Status Hypervisor::loadState() {
+  fs::path path = fs::path(options_.stateDir) / "state.json";
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fs::exists(path)) return Status::ok();
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("vgpus") || !j["vgpus"].is_array())
+    return dataLoss(path.string() + " is not a hypervisor state file (move it away to start fresh)");
+  for (const auto& e : j["vgpus"]) {
+    auto v = vgpuFromJson(e);
+    if (!v) return v.status().withContext(path.string());
+    // Regions live in shared memory: after a hypervisor crash they are still there and the
+    // workloads using them keep running. After a reboot they are made again.
+    TF_RETURN_IF_ERROR(ensureRegionLocked(*v));
+    vgpus_.push_back(*v);
+  }
+  TF_LOG(Info, "hypervisor: restored %zu vGPU(s) from %s", vgpus_.size(), path.c_str());
+  return Status::ok();
+}
+
+Status Hypervisor::saveStateLocked() {
+  nlohmann::json j = {{"version", 1}, {"vgpus", nlohmann::json::array()}};
+  for (const auto& v : vgpus_) j["vgpus"].push_back(toJson(v));
+  return writeFileAtomically(fs::path(options_.stateDir) / "state.json", j.dump(2));
+}
+
+Status Hypervisor::ensureRegionLocked(const Vgpu& v) {
+  auto region = limiter::QuotaRegion::open(v.regionPath);
+  if (!region) {
+    if (region.status().code() != Code::NotFound) return region.status();
+    limiter::VgpuSpec spec;
+    spec.name = v.id;
+    limiter::DeviceLimits d;
+    if (const GpuDevice* dev = inventory_->find(v.deviceUuid)) {
+      d.uuid = dev->uuidBytes;
+      d.fp16Tflops = dev->fp16Tflops;
+    }
+    d.vramLimit = v.request.vramLimit;
+    d.computeBasisPoints = v.limitBp;
+    spec.devices.push_back(d);
+    region = limiter::QuotaRegion::create(v.regionPath, spec);
+    if (!region) return region.status();
+  }
+  Live& l = live_[v.id];
+  l.region = std::move(*region);
+  l.lastBusyNs = l.region->usage(0).busyNs;
+  l.lastTickNs = monotonicNs();
+  return Status::ok();
+}
+
+std::string Hypervisor::newIdLocked(const std::string& name) {
+  std::string base = name.empty() ? "vgpu" : name;
+  for (int i = name.empty() ? 1 : 0;; ++i) {
+    std::string id = i == 0 ? base : base + "-" + std::to_string(i);
+    bool taken = false;
+    for (const auto& v : vgpus_) taken |= v.id == id;
+    if (!taken && !fs::exists(fs::path(options_.regionDir) / ("tf-vgpu-" + id))) return id;
+  }
+}
+
+std::vector<GpuDevice> Hypervisor::devices() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return inventory_->devices();
+}
+
+Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto placement = place(request, inventory_->devices(), vgpus_, options_.oversubscription);
+  if (!placement) return placement.status();
+  Vgpu v;
+  v.id = newIdLocked(request.name);
+  v.request = request;
+  v.deviceUuid = placement->deviceUuid;
+  v.deviceIndex = placement->deviceIndex;
+  v.requestBp = placement->requestBp;
+  v.limitBp = placement->limitBp;
+  v.regionPath = (fs::path(options_.regionDir) / ("tf-vgpu-" + v.id)).string();
+  v.createdAt = static_cast<int64_t>(time(nullptr));
+  TF_RETURN_IF_ERROR(ensureRegionLocked(v));
+  vgpus_.push_back(v);
+  if (Status s = saveStateLocked(); !s) {
+    vgpus_.pop_back();
+    live_.erase(v.id);
+    limiter::QuotaRegion::remove(v.regionPath);
+    return s;
+  }
+  return v;
+}
+
+Status Hypervisor::deleteVgpu(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& v) { return v.id == id; });
+  if (it == vgpus_.end()) return notFound("no vGPU " + id);
+  std::string region = it->regionPath;
+  vgpus_.erase(it);
+  live_.erase(id);
+  limiter::QuotaRegion::remove(region); // processes still mapping it keep their mapping
+  return saveStateLocked();
+}
+
+std::vector<Vgpu> Hypervisor::vgpus() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return vgpus_;
+}
+
+std::optional<Vgpu> Hypervisor::vgpu(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& v : vgpus_)
+    if (v.id == id) return v;
+  return std::nullopt;
+}
+
+VgpuUsage Hypervisor::usage(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  VgpuUsage u;
+  auto it = live_.find(id);
+  if (it == live_.end() || !it->second.region) return u;
+  auto& r = *it->second.region;
+  auto d = r.usage(0);
+  u.vramUsed = d.vramUsed;
+  u.hostUsed = d.hostUsed;
+  u.busyNs = d.busyNs;
+  u.throttledNs = d.throttledNs;
+  u.launches = d.launches;
+  u.computeShare = it->second.share;
+  u.allowedBp = r.limits(0).computeBasisPoints;
+  for (const auto& p : r.processes()) u.pids.push_back(p.pid);
+  return u;
+}
+
+void Hypervisor::tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = inventory_->refresh(); !s) TF_LOG(Warn, "hypervisor: %s", s.toString().c_str());
+  const uint64_t now = monotonicNs();
+  // Observe: each vGPU's share of its device since the last tick.
+  std::map<std::string, std::vector<VgpuObservation>> byDevice;
+  for (const auto& v : vgpus_) {
+    auto it = live_.find(v.id);
+    if (it == live_.end() || !it->second.region) continue;
+    Live& l = it->second;
+    uint64_t busy = l.region->usage(0).busyNs;
+    uint64_t dt = now > l.lastTickNs ? now - l.lastTickNs : 1;
+    l.share = std::min(1.0, static_cast<double>(busy - std::min(busy, l.lastBusyNs)) / dt);
+    l.lastBusyNs = busy;
+    l.lastTickNs = now;
+    VgpuObservation o;
+    o.vgpu = &v;
+    o.usedBp = static_cast<uint32_t>(l.share * 10000);
+    o.currentBp = l.region->limits(0).computeBasisPoints;
+    byDevice[v.deviceUuid].push_back(o);
+  }
+  // Decide and write: the level-triggered part.
+  for (auto& [uuid, obs] : byDevice) {
+    auto shares = computeShares(obs);
+    for (size_t i = 0; i < obs.size(); ++i)
+      (void)live_[obs[i].vgpu->id].region->setComputeBasisPoints(0, shares[i]);
+  }
+  if (!options_.influxLog.empty()) {
+    std::ofstream out(options_.influxLog, std::ios::app);
+    out << influxLines();
+  }
+}
+
+std::string Hypervisor::prometheusMetrics() {
+  std::string out;
+  auto line = [&](const std::string& name, const std::string& labels, double value) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.15g", value);
+    out += name + "{" + labels + "} " + buf + "\n";
+  };
+  out += "# HELP tf_device_memory_bytes Device memory, total and in use.\n# TYPE tf_device_memory_bytes gauge\n";
+  auto devs = devices();
+  for (const auto& d : devs) {
+    std::string l = "node=\"" + options_.node + "\",uuid=\"" + d.uuid + "\",model=\"" + d.name + "\"";
+    line("tf_device_memory_bytes", l + ",kind=\"total\"", static_cast<double>(d.memoryTotal));
+    line("tf_device_memory_bytes", l + ",kind=\"used\"", static_cast<double>(d.memoryUsed));
+  }
+  out += "# HELP tf_device_utilization_percent Device busy time over the last second.\n# TYPE tf_device_utilization_percent gauge\n";
+  for (const auto& d : devs)
+    line("tf_device_utilization_percent", "node=\"" + options_.node + "\",uuid=\"" + d.uuid + "\"", d.utilization);
+  out += "# HELP tf_vgpu_memory_bytes vGPU memory: limit and use.\n# TYPE tf_vgpu_memory_bytes gauge\n"
+         "# HELP tf_vgpu_compute_share vGPU share of its device: limit, allowed now, used.\n# TYPE tf_vgpu_compute_share gauge\n"
+         "# HELP tf_vgpu_throttled_seconds_total Time launches were held back.\n# TYPE tf_vgpu_throttled_seconds_total counter\n"
+         "# HELP tf_vgpu_launches_total Kernel and graph launches.\n# TYPE tf_vgpu_launches_total counter\n"
+         "# HELP tf_vgpu_gpu_seconds_total GPU time used.\n# TYPE tf_vgpu_gpu_seconds_total counter\n"
+         "# HELP tf_worker_restarts_total Worker restarts (hard and remote isolation).\n# TYPE tf_worker_restarts_total counter\n";
+  for (const auto& v : vgpus()) {
+    VgpuUsage u = usage(v.id);
+    std::string l = "node=\"" + options_.node + "\",vgpu=\"" + v.id + "\",uuid=\"" + v.deviceUuid + "\"";
+    line("tf_vgpu_memory_bytes", l + ",kind=\"limit\"", static_cast<double>(v.request.vramLimit));
+    line("tf_vgpu_memory_bytes", l + ",kind=\"used\"", static_cast<double>(u.vramUsed));
+    line("tf_vgpu_compute_share", l + ",kind=\"limit\"", v.limitBp / 10000.0);
+    line("tf_vgpu_compute_share", l + ",kind=\"allowed\"", u.allowedBp / 10000.0);
+    line("tf_vgpu_compute_share", l + ",kind=\"used\"", u.computeShare);
+    line("tf_vgpu_throttled_seconds_total", l, u.throttledNs / 1e9);
+    line("tf_vgpu_launches_total", l, static_cast<double>(u.launches));
+    line("tf_vgpu_gpu_seconds_total", l, u.busyNs / 1e9);
+    line("tf_worker_restarts_total", l, 0);
+  }
+  return out;
+}
+
+std::string Hypervisor::influxLines() {
+  // Called with mu_ held (from tick) or not (from the API): read without taking it again.
+  std::string out;
+  const long long ts = static_cast<long long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  for (const auto& d : inventory_->devices())
+    out += "tf_gpu_usage,node=" + options_.node + ",uuid=" + d.uuid + " memory_used=" +
+           std::to_string(d.memoryUsed) + "i,memory_total=" + std::to_string(d.memoryTotal) +
+           "i,utilization=" + std::to_string(d.utilization) + "i " + std::to_string(ts) + "\n";
+  for (const auto& v : vgpus_) {
+    auto it = live_.find(v.id);
+    if (it == live_.end() || !it->second.region) continue;
+    auto u = it->second.region->usage(0);
+    out += "tf_worker_usage,node=" + options_.node + ",worker=" + v.id + ",uuid=" + v.deviceUuid +
+           " memory_used=" + std::to_string(u.vramUsed) + "i,compute_share=" +
+           std::to_string(it->second.share) + ",throttled_ns=" + std::to_string(u.throttledNs) +
+           "i,launches=" + std::to_string(u.launches) + "i " + std::to_string(ts) + "\n";
+  }
+  return out;
+}
+
+} // namespace tf::hypervisor

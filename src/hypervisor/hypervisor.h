@@ -1,0 +1,99 @@
+// One per node: owns the devices, the vGPUs granted on them (each backed by a quota region),
+// the compute quota controller, the state kept on disk, metrics, and the HTTP API.
+//
+//   Hypervisor h(options);
+//   TF_RETURN_IF_ERROR(h.start());      // discovers devices, restores state, serves HTTP
+//   auto v = h.createVgpu(request);     // or POST /api/v1/vgpus
+//   h.stop();
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "hypervisor/allocator.h"
+#include "hypervisor/device_inventory.h"
+#include "hypervisor/vgpu.h"
+#include "limiter/quota_region.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace tf::hypervisor {
+
+struct HypervisorOptions {
+  std::string stateDir;          // state.json, hypervisor.json (pid, address), the log
+  std::string regionDir;         // quota regions (default /dev/shm)
+  std::string host = "127.0.0.1";
+  int port = 0;                  // 0: any free port (written to hypervisor.json)
+  unsigned tickMs = 200;         // quota controller and device refresh period
+  Oversubscription oversubscription;
+  std::string influxLog;         // append Influx line protocol here every tick (optional)
+  std::string node;              // node name in metrics (default: host name)
+};
+
+struct VgpuUsage {
+  uint64_t vramUsed = 0, hostUsed = 0;
+  double computeShare = 0;       // share of the device used in the last tick (0-1)
+  uint32_t allowedBp = 0;        // share the controller currently allows
+  uint64_t busyNs = 0, throttledNs = 0, launches = 0;
+  std::vector<int> pids;
+};
+
+class Hypervisor {
+public:
+  explicit Hypervisor(HypervisorOptions options);
+  ~Hypervisor();
+
+  Status start();
+  void stop();
+  int port() const { return port_; }
+  std::string address() const;
+  bool ready() const { return ready_.load(); }
+
+  std::vector<GpuDevice> devices();
+  bool softGpu() const;
+  Result<Vgpu> createVgpu(const VgpuRequest& request);
+  Status deleteVgpu(const std::string& id);
+  std::vector<Vgpu> vgpus();
+  std::optional<Vgpu> vgpu(const std::string& id);
+  VgpuUsage usage(const std::string& id);
+
+  std::string prometheusMetrics();
+  std::string influxLines();
+  // One controller tick (public for tests): refresh devices, set compute shares.
+  void tick();
+
+private:
+  Status loadState();
+  Status saveStateLocked();
+  Status ensureRegionLocked(const Vgpu& v);
+  std::string newIdLocked(const std::string& name);
+
+  HypervisorOptions options_;
+  std::unique_ptr<DeviceInventory> inventory_;
+  std::mutex mu_;
+  std::vector<Vgpu> vgpus_;
+  struct Live {
+    std::unique_ptr<limiter::QuotaRegion> region;
+    uint64_t lastBusyNs = 0;
+    uint64_t lastTickNs = 0;
+    double share = 0;
+  };
+  std::map<std::string, Live> live_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread serverThread_, controllerThread_;
+  std::atomic<bool> stopping_{false}, ready_{false};
+  int port_ = 0;
+};
+
+// HTTP routes (http_api.cpp).
+void installRoutes(httplib::Server& server, Hypervisor& h);
+
+} // namespace tf::hypervisor
