@@ -24,6 +24,8 @@ CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
 CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream s) {
   TF_READY();
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!isDevice(dst)) return CUDA_ERROR_INVALID_VALUE;
   // The bytes are copied into the transport now, so pinned or not, the caller may reuse its
   // buffer at once; nothing waits for the worker.
   iovec v{const_cast<void*>(src), n};
@@ -47,6 +49,8 @@ CUresult dtod(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n) {
 }
 CUresult dtodAsync(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!isDevice(dst) || !isDevice(src)) return CUDA_ERROR_INVALID_VALUE;
   return client().post(fn, {dst, src, n, u(s)});
 }
 
@@ -358,6 +362,8 @@ CUresult tf_rs_cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D* c, CUstream s) { ret
 #define TF_MEMSET_ASYNC(sym, T)                                                                   \
   CUresult tf_rs_##sym(CUdeviceptr d, T v, size_t n, CUstream s) {                                \
     TF_READY();                                                                                   \
+    if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;                                  \
+    if (!isDevice(d)) return CUDA_ERROR_INVALID_VALUE;                                            \
     return client().post(FnId::sym, {d, v, n, u(s)});                                             \
   }
 #define TF_MEMSET2D(sym, T)                                                                       \
@@ -368,6 +374,8 @@ CUresult tf_rs_cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D* c, CUstream s) { ret
 #define TF_MEMSET2D_ASYNC(sym, T)                                                                 \
   CUresult tf_rs_##sym(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt, CUstream s) {      \
     TF_READY();                                                                                   \
+    if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;                                  \
+    if (!isDevice(d)) return CUDA_ERROR_INVALID_VALUE;                                            \
     return client().post(FnId::sym, {d, pitch, v, w, hgt, u(s)});                                 \
   }
 TF_MEMSET(cuMemsetD8_v2, unsigned char)

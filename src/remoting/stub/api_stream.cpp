@@ -23,6 +23,7 @@ CUresult tf_rs_cuStreamCreate(CUstream* s, unsigned flags) {
   uint64_t out = 0;
   CUresult r = handleOut(FnId::cuStreamCreate, {flags}, &out);
   *s = h<CUstream>(out);
+  if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Stream, *s);
   return r;
 }
 CUresult tf_rs_cuStreamCreateWithPriority(CUstream* s, unsigned flags, int prio) {
@@ -30,11 +31,14 @@ CUresult tf_rs_cuStreamCreateWithPriority(CUstream* s, unsigned flags, int prio)
   uint64_t out = 0;
   CUresult r = handleOut(FnId::cuStreamCreateWithPriority, {flags, static_cast<uint64_t>(prio)}, &out);
   *s = h<CUstream>(out);
+  if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Stream, *s);
   return r;
 }
 CUresult tf_rs_cuStreamDestroy_v2(CUstream s) {
   TF_READY();
-  return client().call(FnId::cuStreamDestroy_v2, {u(s)});
+  CUresult r = client().call(FnId::cuStreamDestroy_v2, {u(s)});
+  if (r == CUDA_SUCCESS) client().removeHandle(Client::Handle::Stream, s);
+  return r;
 }
 
 #define TF_STREAM_CALL(sym)                                                                       \
@@ -49,10 +53,12 @@ TF_STREAM_CALL(cuStreamQuery_ptsz)
 
 CUresult tf_rs_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuStreamWaitEvent, {u(s), u(e), flags});
 }
 CUresult tf_rs_cuStreamWaitEvent_ptsz(CUstream s, CUevent e, unsigned flags) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuStreamWaitEvent_ptsz, {u(s), u(e), flags});
 }
 
@@ -91,26 +97,33 @@ CUresult tf_rs_cuEventCreate(CUevent* e, unsigned flags) {
   uint64_t out = 0;
   CUresult r = handleOut(FnId::cuEventCreate, {flags}, &out);
   *e = h<CUevent>(out);
+  if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Event, *e);
   return r;
 }
 CUresult tf_rs_cuEventDestroy_v2(CUevent e) {
   TF_READY();
-  return client().call(FnId::cuEventDestroy_v2, {u(e)});
+  CUresult r = client().call(FnId::cuEventDestroy_v2, {u(e)});
+  if (r == CUDA_SUCCESS) client().removeHandle(Client::Handle::Event, e);
+  return r;
 }
 CUresult tf_rs_cuEventRecord(CUevent e, CUstream s) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuEventRecord, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecord_ptsz(CUevent e, CUstream s) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuEventRecord_ptsz, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuEventRecordWithFlags, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventRecordWithFlags_ptsz(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   return client().post(FnId::cuEventRecordWithFlags_ptsz, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventSynchronize(CUevent e) {

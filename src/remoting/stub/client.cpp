@@ -256,6 +256,19 @@ CUresult Client::paramLayout(CUfunction f, const std::vector<ParamSlot>** out) {
   return CUDA_SUCCESS;
 }
 
+void Client::addHandle(Handle k, const void* h) {
+  std::unique_lock lock(handleMu_);
+  handles_[static_cast<int>(k)].insert(h);
+}
+void Client::removeHandle(Handle k, const void* h) {
+  std::unique_lock lock(handleMu_);
+  handles_[static_cast<int>(k)].erase(h);
+}
+bool Client::hasHandle(Handle k, const void* h) const {
+  std::shared_lock lock(handleMu_);
+  return handles_[static_cast<int>(k)].count(h) != 0;
+}
+
 bool Client::imageKnown(uint64_t hash) {
   std::lock_guard<std::mutex> lock(layoutMu_);
   return images_.count(hash) != 0;

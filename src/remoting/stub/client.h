@@ -99,6 +99,16 @@ public:
   bool imageKnown(uint64_t hash);
   void markImage(uint64_t hash);
 
+  // Streams and events this client created: posted calls are checked here, so a bad handle
+  // is reported by the call itself, as the driver does, not by a later one.
+  enum class Handle { Stream, Event };
+  void addHandle(Handle k, const void* h);
+  void removeHandle(Handle k, const void* h);
+  bool hasHandle(Handle k, const void* h) const;
+  bool streamOk(CUstream s) const {
+    return reinterpret_cast<uintptr_t>(s) <= 2 || hasHandle(Handle::Stream, s);
+  }
+
   bool dead() const { return dead_.load(std::memory_order_acquire); }
 
 private:
@@ -126,6 +136,8 @@ private:
   std::mutex layoutMu_;
   std::unordered_map<CUfunction, std::vector<ParamSlot>> layouts_;
   std::unordered_set<uint64_t> images_;
+  mutable std::shared_mutex handleMu_;
+  std::unordered_set<const void*> handles_[2];
 };
 
 Client& client();

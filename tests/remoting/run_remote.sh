@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs one CUDA test program through the remoting stub against a worker started here.
+#
+#   run_remote.sh tcp|shm WORKER SOFTGPU_LIB_DIR STUB_DIR STATE_DIR EXTRA_LD PROGRAM [ARGS...]
+#
+# The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
+# shm name; its address is read from its "listening on ..." line. The program sees only the
+# stub (LD_LIBRARY_PATH=STUB_DIR[EXTRA_LD]) and checks its own results. The test fails if the
+# program fails, or if the worker did not survive its client.
+set -u
+transport=$1 worker=$2 libdir=$3 stubdir=$4 state=$5 extra=$6
+shift 6
+mkdir -p "$state"
+rm -rf "${state:?}"/*
+token="tok-$$-$RANDOM"
+case "$transport" in
+  tcp) listen="tcp://127.0.0.1:0" ;;
+  shm) listen="shm://tf-test-$$-$RANDOM" ;;
+  *) echo "unknown transport $transport" >&2; exit 2 ;;
+esac
+log="$state/worker.log"
+TF_SOFTGPU_STATE_DIR="$state" "$worker" --listen "$listen" --driver "$libdir/libcuda.so.1" \
+  --token "$token" >"$log" 2>&1 &
+wpid=$!
+trap 'kill -9 $wpid 2>/dev/null' EXIT
+addr=""
+for _ in $(seq 100); do
+  addr=$(sed -n 's/^listening on //p' "$log")
+  [ -n "$addr" ] && break
+  kill -0 $wpid 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$addr" ]; then
+  echo "worker did not start:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+env TF_REMOTE_WORKER="$addr" TF_REMOTE_TOKEN="$token" LD_LIBRARY_PATH="$stubdir$extra" "$@"
+rc=$?
+if ! kill -0 $wpid 2>/dev/null; then
+  echo "the worker died while serving the client:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+exit $rc
