@@ -3,6 +3,7 @@
 #
 #   run_remote.sh tcp|shm WORKER SOFTGPU_LIB_DIR STUB_DIR STATE_DIR EXTRA_LD PROGRAM [ARGS...]
 #
+# TF_REMOTE_CLIENTS=N runs N copies of the program at once against the one worker.
 # The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
 # shm name; its address is read from its "listening on ..." line. The program sees only the
 # stub (LD_LIBRARY_PATH=STUB_DIR[EXTRA_LD]) and checks its own results. The test fails if the
@@ -35,8 +36,16 @@ if [ -z "$addr" ]; then
   cat "$log" >&2
   exit 1
 fi
-env TF_REMOTE_WORKER="$addr" TF_REMOTE_TOKEN="$token" LD_LIBRARY_PATH="$stubdir$extra" "$@"
-rc=$?
+clients=${TF_REMOTE_CLIENTS:-1}
+pids=()
+for _ in $(seq "$clients"); do
+  env TF_REMOTE_WORKER="$addr" TF_REMOTE_TOKEN="$token" LD_LIBRARY_PATH="$stubdir$extra" "$@" &
+  pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do
+  wait "$p" || rc=1
+done
 if ! kill -0 $wpid 2>/dev/null; then
   echo "the worker died while serving the client:" >&2
   cat "$log" >&2

@@ -1,0 +1,558 @@
+// The worker as a process, attacked and broken on purpose:
+//  - a client naming another client's pointers, handles or context is refused, and both go on;
+//  - malformed, truncated, oversized and unauthenticated frames drop only their connection;
+//  - killing the worker in the middle of a synchronous call, an asynchronous stream or a big
+//    copy makes the stub fail within 2 s with CUDA_ERROR_DEVICE_UNAVAILABLE (never hang);
+//  - killing a client returns the device memory it held.
+// Each test starts its own worker (tensor-fusion-worker on the soft GPU) on tcp://127.0.0.1:0 or
+// a fresh shm name. Raw clients speak the protocol directly; stub clients are forked children
+// that dlopen() the stub libcuda.so.1.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <random>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <cuda.h>
+
+#include "cuda/catalog.h"
+#include "remoting/protocol.h"
+#include "remoting/transport.h"
+
+namespace tf::remoting {
+namespace {
+
+using cuda::FnId;
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Reads a line from fd within timeoutMs ("" on timeout or EOF).
+std::string readLine(int fd, int timeoutMs) {
+  std::string line;
+  auto start = Clock::now();
+  while (secondsSince(start) * 1000 < timeoutMs) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char c;
+    if (read(fd, &c, 1) != 1) break;
+    if (c == '\n') return line;
+    line += c;
+  }
+  return line;
+}
+
+class WorkerProcess {
+public:
+  WorkerProcess(const std::string& transport, const std::string& token) {
+    char dir[] = "/tmp/tf-remoting-test-XXXXXX";
+    stateDir_ = mkdtemp(dir);
+    std::string listen = transport == "tcp"
+                             ? std::string("tcp://127.0.0.1:0")
+                             : "shm://tf-worker-test-" + std::to_string(getpid()) + "-" +
+                                   std::to_string(counter()++);
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      close(out[0]);
+      setenv("TF_SOFTGPU_STATE_DIR", stateDir_.c_str(), 1);
+      execl(TF_WORKER_BIN, TF_WORKER_BIN, "--listen", listen.c_str(), "--driver", TF_SOFTGPU_LIB,
+            "--token", token.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(out[1]);
+    std::string line = readLine(out[0], 10000);
+    close(out[0]);
+    const std::string prefix = "listening on ";
+    if (line.rfind(prefix, 0) == 0) address_ = line.substr(prefix.size());
+  }
+  ~WorkerProcess() {
+    kill9();
+    std::string cmd = "rm -rf " + stateDir_;
+    (void)system(cmd.c_str());
+  }
+  const std::string& address() const { return address_; }
+  void kill9() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  pid_t pid_ = -1;
+  std::string address_;
+  std::string stateDir_;
+};
+
+// A client that speaks the protocol directly.
+class RawClient {
+public:
+  CUresult open(const std::string& address, const std::string& token) {
+    auto t = connect(address, 2000);
+    if (!t) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    t_ = std::move(*t);
+    Hello h;
+    h.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
+    h.pid = static_cast<uint32_t>(getpid());
+    h.host = "test";
+    h.token = token;
+    Writer w;
+    encodeHello(w, h);
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Hello);
+    f.argsLen = static_cast<uint32_t>(w.size());
+    if (!sendFrame(*t_, f, w.data(), nullptr, 0).isOk()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    FrameHeader r;
+    std::vector<uint8_t> args;
+    if (!readHeader(*t_, &r).isOk() || !readArgs(*t_, r, &args).isOk())
+      return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    return static_cast<CUresult>(r.result);
+  }
+
+  CUresult call(uint32_t fn, std::vector<uint64_t> in, uint64_t ctx, uint64_t* outs = nullptr,
+                std::vector<uint8_t>* bulkIn = nullptr, const std::vector<uint8_t>* bulkOut = nullptr,
+                const std::string& blob = "") {
+    Writer w;
+    encodeCall(w, in.data(), static_cast<uint32_t>(in.size()), blob.data(), blob.size());
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Call);
+    f.fn = fn;
+    f.ctx = ctx;
+    f.argsLen = static_cast<uint32_t>(w.size());
+    iovec v{};
+    int n = 0;
+    if (bulkOut) {
+      v = {const_cast<uint8_t*>(bulkOut->data()), bulkOut->size()};
+      f.bulkLen = bulkOut->size();
+      n = 1;
+    }
+    if (!sendFrame(*t_, f, w.data(), &v, n).isOk()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    FrameHeader r;
+    std::vector<uint8_t> args;
+    if (!readHeader(*t_, &r).isOk() || !readArgs(*t_, r, &args).isOk())
+      return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    CallArgs a;
+    if (!decodeReply(args.data(), args.size(), &a).isOk()) return CUDA_ERROR_UNKNOWN;
+    for (uint32_t i = 0; outs && i < a.count; ++i) outs[i] = a.s[i];
+    std::vector<uint8_t> bulk(r.bulkLen);
+    if (r.bulkLen && !t_->readExact(bulk.data(), bulk.size()).isOk())
+      return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    if (bulkIn) *bulkIn = std::move(bulk);
+    return static_cast<CUresult>(r.result);
+  }
+  CUresult call(FnId fn, std::vector<uint64_t> in, uint64_t ctx, uint64_t* outs = nullptr,
+                std::vector<uint8_t>* bulkIn = nullptr, const std::vector<uint8_t>* bulkOut = nullptr) {
+    return call(static_cast<uint32_t>(fn), std::move(in), ctx, outs, bulkIn, bulkOut);
+  }
+
+  uint64_t context() {
+    uint64_t c = 0;
+    EXPECT_EQ(call(FnId::cuDevicePrimaryCtxRetain, {0}, 0, &c), CUDA_SUCCESS);
+    return c;
+  }
+  Transport& transport() { return *t_; }
+  // True when the worker has closed this connection (within timeoutMs).
+  bool droppedWithin(int timeoutMs) {
+    std::atomic<bool> done{false};
+    std::thread guard([&] {
+      auto start = Clock::now();
+      while (!done && secondsSince(start) * 1000 < timeoutMs)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!done) t_->shutdown();
+    });
+    uint8_t b;
+    Status s = t_->readExact(&b, 1);
+    done = true;
+    guard.join();
+    return s.code() == Code::Unavailable;
+  }
+
+private:
+  TransportPtr t_;
+};
+
+class WorkerTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    worker_ = std::make_unique<WorkerProcess>(GetParam(), token_);
+    ASSERT_FALSE(worker_->address().empty()) << "worker did not start";
+  }
+  std::string token_ = "test-token-" + std::to_string(getpid());
+  std::unique_ptr<WorkerProcess> worker_;
+};
+
+TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  ASSERT_NE(ctxA, ctxB); // each client gets its own context
+  uint64_t pA = 0, pB = 0, sA = 0, eA = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {1 << 20}, ctxA, &pA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxB, &pB), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuStreamCreate, {0}, ctxA, &sA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuEventCreate, {0}, ctxA, &eA), CUDA_SUCCESS);
+  std::vector<uint8_t> secret(16, 0x5a), got;
+  ASSERT_EQ(a.call(FnId::cuMemcpyHtoD_v2, {pA, 16}, ctxA, nullptr, nullptr, &secret), CUDA_SUCCESS);
+
+  // B names A's memory, inside and at an offset: refused, nothing leaks, nothing changes.
+  EXPECT_EQ(b.call(FnId::cuMemcpyDtoH_v2, {pA, 16}, ctxB, nullptr, &got), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_TRUE(got.empty());
+  std::vector<uint8_t> junk(16, 0x11);
+  EXPECT_EQ(b.call(FnId::cuMemcpyHtoD_v2, {pA + 64, 16}, ctxB, nullptr, nullptr, &junk), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuMemsetD8_v2, {pA, 0, 16}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuMemcpyDtoD_v2, {pB, pA, 16}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuMemFree_v2, {pA}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  // Its own allocation, but past the end.
+  EXPECT_EQ(b.call(FnId::cuMemcpyDtoH_v2, {pB + 4000, 200}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  // A's stream and event, and A's context.
+  EXPECT_EQ(b.call(FnId::cuStreamSynchronize, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamDestroy_v2, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuEventSynchronize, {eA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxA), CUDA_ERROR_INVALID_CONTEXT);
+  EXPECT_EQ(b.call(FnId::cuCtxDestroy_v2, {ctxA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+
+  // Both go on; A's data is intact.
+  EXPECT_EQ(a.call(FnId::cuMemcpyDtoH_v2, {pA, 16}, ctxA, nullptr, &got), CUDA_SUCCESS);
+  EXPECT_EQ(got, secret);
+  EXPECT_EQ(a.call(FnId::cuStreamSynchronize, {sA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuMemFree_v2, {pB}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
+}
+
+TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
+  RawClient good;
+  ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = good.context();
+
+  {  // Wrong token: refused in the handshake.
+    RawClient c;
+    EXPECT_EQ(c.open(worker_->address(), "not-the-token"), CUDA_ERROR_NOT_PERMITTED);
+  }
+  {  // Random bytes after a good handshake.
+    RawClient c;
+    ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+    std::vector<uint8_t> noise(256);
+    std::mt19937 rng(7);
+    for (auto& b : noise) b = static_cast<uint8_t>(rng());
+    iovec v{noise.data(), noise.size()};
+    ASSERT_TRUE(c.transport().writeV(&v, 1).isOk());
+    EXPECT_TRUE(c.droppedWithin(2000));
+  }
+  {  // Oversized args length.
+    RawClient c;
+    ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Call);
+    f.argsLen = kMaxArgs + 1;
+    uint8_t raw[kHeaderSize];
+    encodeHeader(f, raw);
+    iovec v{raw, kHeaderSize};
+    ASSERT_TRUE(c.transport().writeV(&v, 1).isOk());
+    EXPECT_TRUE(c.droppedWithin(2000));
+  }
+  {  // A call whose args do not decode (scalar count past the end).
+    RawClient c;
+    ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+    uint8_t args[5] = {15, 1, 2, 3, 4};
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Call);
+    f.fn = static_cast<uint32_t>(FnId::cuMemAlloc_v2);
+    f.argsLen = sizeof(args);
+    ASSERT_TRUE(sendFrame(c.transport(), f, args, nullptr, 0).isOk());
+    EXPECT_TRUE(c.droppedWithin(2000));
+  }
+  {  // Truncated: the header promises more than ever comes, then the client goes.
+    RawClient c;
+    ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Call);
+    f.argsLen = 100;
+    uint8_t raw[kHeaderSize + 10] = {};
+    encodeHeader(f, raw);
+    iovec v{raw, sizeof(raw)};
+    ASSERT_TRUE(c.transport().writeV(&v, 1).isOk());
+  }
+  {  // A call before the handshake.
+    auto t = connect(worker_->address(), 2000);
+    ASSERT_TRUE(t.isOk());
+    FrameHeader f;
+    f.kind = static_cast<uint16_t>(Kind::Call);
+    ASSERT_TRUE(sendFrame(**t, f, nullptr, nullptr, 0).isOk());
+    FrameHeader r;
+    ASSERT_TRUE(readHeader(**t, &r).isOk());
+    EXPECT_NE(r.result, CUDA_SUCCESS);
+  }
+  {  // Unknown function numbers and mutated scalars for real calls: answered, not fatal.
+    RawClient c;
+    ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+    uint64_t cctx = c.context();
+    EXPECT_EQ(c.call(0xfffffff0u, {1, 2}, cctx), CUDA_ERROR_NOT_SUPPORTED);
+    std::mt19937_64 rng(99);
+    const FnId fns[] = {FnId::cuMemcpyDtoH_v2, FnId::cuMemsetD32_v2, FnId::cuStreamSynchronize,
+                        FnId::cuEventRecord, FnId::cuMemFree_v2, FnId::cuLaunchKernel,
+                        FnId::cuModuleGetFunction, FnId::cuMemcpyDtoD_v2};
+    for (int i = 0; i < 400; ++i) {
+      FnId fn = fns[i % 8];
+      std::vector<uint64_t> s(rng() % 10);
+      for (auto& x : s) x = (rng() % 4 == 0) ? rng() % 64 : rng();
+      CUresult r = c.call(static_cast<uint32_t>(fn), s, cctx, nullptr, nullptr, nullptr,
+                          std::string(rng() % 40, 'x'));
+      ASSERT_NE(r, CUDA_ERROR_DEVICE_UNAVAILABLE) << "worker dropped a well-framed call " << i;
+    }
+  }
+  // The good client never noticed.
+  uint64_t p = 0;
+  EXPECT_EQ(good.call(FnId::cuMemAlloc_v2, {4096}, ctx, &p), CUDA_SUCCESS);
+  EXPECT_EQ(good.call(FnId::cuMemFree_v2, {p}, ctx), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+  RawClient late;
+  EXPECT_EQ(late.open(worker_->address(), token_), CUDA_SUCCESS);
+}
+
+// ---- stub clients in forked children ------------------------------------------------------
+
+struct Stub {
+  void* lib = nullptr;
+  template <typename F> F get(const char* name) { return reinterpret_cast<F>(dlsym(lib, name)); }
+};
+
+// A kernel that spins for n iterations (the soft GPU JITs the PTX).
+const char kSpinPtx[] = R"(
+.version 7.0
+.target sm_50
+.address_size 64
+.visible .entry spin(.param .u64 out, .param .u32 n)
+{
+  .reg .u32 %r<4>;
+  .reg .u64 %rd<3>;
+  .reg .pred %p;
+  ld.param.u64 %rd0, [out];
+  ld.param.u32 %r0, [n];
+  mov.u32 %r1, 0;
+LOOP:
+  add.u32 %r1, %r1, 1;
+  setp.lt.u32 %p, %r1, %r0;
+  @%p bra LOOP;
+  cvta.to.global.u64 %rd1, %rd0;
+  st.global.u32 [%rd1], %r1;
+  ret;
+}
+)";
+
+// Runs `body` in a child with the stub connected to `address`; the child reports on `fd`:
+// "R" when it is about to block, then the CUresult of the call that failed (4 bytes).
+template <typename Body> pid_t spawnStubClient(const std::string& address, const std::string& token,
+                                               int fd, Body body) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  setenv("TF_REMOTE_WORKER", address.c_str(), 1);
+  setenv("TF_REMOTE_TOKEN", token.c_str(), 1);
+  Stub s;
+  s.lib = dlopen(TF_STUB_LIB, RTLD_NOW | RTLD_LOCAL);
+  if (!s.lib) _exit(3);
+  auto init = s.get<CUresult (*)(unsigned)>("cuInit");
+  auto retain = s.get<CUresult (*)(CUcontext*, CUdevice)>("cuDevicePrimaryCtxRetain");
+  auto setCurrent = s.get<CUresult (*)(CUcontext)>("cuCtxSetCurrent");
+  CUcontext ctx;
+  if (init(0) != CUDA_SUCCESS || retain(&ctx, 0) != CUDA_SUCCESS || setCurrent(ctx) != CUDA_SUCCESS)
+    _exit(4);
+  body(s, fd);
+  _exit(0);
+}
+
+void report(int fd, CUresult r) {
+  int32_t v = r;
+  (void)!write(fd, &v, 4);
+}
+
+struct FaultResult {
+  CUresult first = CUDA_SUCCESS;
+  CUresult later = CUDA_SUCCESS;
+  double seconds = 99;
+};
+
+// Waits for "R", kills the worker after `delayMs`, and times the child's failure.
+FaultResult killWorkerDuring(WorkerProcess& w, int fd, int delayMs) {
+  FaultResult out;
+  char ready = 0;
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 20000) != 1 || read(fd, &ready, 1) != 1 || ready != 'R') return out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
+  auto t0 = Clock::now();
+  w.kill9();
+  int32_t codes[2] = {0, 0};
+  size_t got = 0;
+  while (got < sizeof(codes) && secondsSince(t0) < 10) {
+    if (poll(&p, 1, 100) != 1) continue;
+    ssize_t n = read(fd, reinterpret_cast<char*>(codes) + got, sizeof(codes) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+    if (got >= 4 && out.seconds == 99) out.seconds = secondsSince(t0);
+  }
+  out.first = static_cast<CUresult>(codes[0]);
+  out.later = static_cast<CUresult>(codes[1]);
+  return out;
+}
+
+void finishChild(pid_t pid) {
+  for (int i = 0; i < 100 && waitpid(pid, nullptr, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+// After the failure, a later call must fail at once too.
+void laterCall(Stub& s, int fd) {
+  auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+  CUdeviceptr p;
+  report(fd, alloc(&p, 4096));
+}
+
+void launchSpin(Stub& s, CUstream stream, CUdeviceptr out, unsigned n) {
+  static CUfunction f = nullptr;
+  if (!f) {
+    auto load = s.get<CUresult (*)(CUmodule*, const void*)>("cuModuleLoadData");
+    auto getf = s.get<CUresult (*)(CUfunction*, CUmodule, const char*)>("cuModuleGetFunction");
+    CUmodule m;
+    if (load(&m, kSpinPtx) != CUDA_SUCCESS || getf(&f, m, "spin") != CUDA_SUCCESS) _exit(5);
+  }
+  auto launch = s.get<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                   unsigned, unsigned, CUstream, void**, void**)>("cuLaunchKernel");
+  void* params[] = {&out, &n};
+  if (launch(f, 1, 1, 1, 1, 1, 1, 0, stream, params, nullptr) != CUDA_SUCCESS) _exit(6);
+}
+
+TEST_P(WorkerTest, KillWorkerDuringSynchronousCall) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [](Stub& s, int fd) {
+    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+    auto sync = s.get<CUresult (*)()>("cuCtxSynchronize");
+    CUdeviceptr out;
+    if (alloc(&out, 4) != CUDA_SUCCESS) _exit(7);
+    launchSpin(s, nullptr, out, 0x7fffffff); // many seconds of work
+    (void)!write(fd, "R", 1);
+    report(fd, sync());
+    laterCall(s, fd);
+  });
+  close(fds[1]);
+  FaultResult r = killWorkerDuring(*worker_, fds[0], 200);
+  finishChild(child);
+  close(fds[0]);
+  EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_EQ(r.later, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_LT(r.seconds, 2.0);
+}
+
+TEST_P(WorkerTest, KillWorkerDuringAsyncStream) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [](Stub& s, int fd) {
+    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+    auto create = s.get<CUresult (*)(CUstream*, unsigned)>("cuStreamCreate");
+    auto sync = s.get<CUresult (*)(CUstream)>("cuStreamSynchronize");
+    CUdeviceptr out;
+    CUstream st;
+    if (alloc(&out, 4) != CUDA_SUCCESS || create(&st, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) _exit(7);
+    for (int i = 0; i < 200; ++i) launchSpin(s, st, out, 20000000); // posted, not waited for
+    (void)!write(fd, "R", 1);
+    report(fd, sync(st));
+    laterCall(s, fd);
+  });
+  close(fds[1]);
+  FaultResult r = killWorkerDuring(*worker_, fds[0], 200);
+  finishChild(child);
+  close(fds[0]);
+  EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_EQ(r.later, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_LT(r.seconds, 2.0);
+}
+
+TEST_P(WorkerTest, KillWorkerDuringBigCopy) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [](Stub& s, int fd) {
+    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+    auto htod = s.get<CUresult (*)(CUdeviceptr, const void*, size_t)>("cuMemcpyHtoD_v2");
+    const size_t n = size_t(256) << 20;
+    CUdeviceptr d;
+    if (alloc(&d, n) != CUDA_SUCCESS) _exit(7);
+    std::vector<uint8_t> buf(n, 1);
+    (void)!write(fd, "R", 1);
+    auto start = Clock::now();
+    CUresult r = CUDA_SUCCESS;
+    while (r == CUDA_SUCCESS && secondsSince(start) < 15) r = htod(d, buf.data(), n);
+    report(fd, r);
+    laterCall(s, fd);
+  });
+  close(fds[1]);
+  FaultResult r = killWorkerDuring(*worker_, fds[0], 300);
+  finishChild(child);
+  close(fds[0]);
+  EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_EQ(r.later, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_LT(r.seconds, 2.0);
+}
+
+TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
+  RawClient observer;
+  ASSERT_EQ(observer.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = observer.context();
+  uint64_t before[2] = {};
+  ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, before), CUDA_SUCCESS);
+
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const size_t n = size_t(256) << 20;
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [n](Stub& s, int fd) {
+    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+    CUdeviceptr a, b;
+    if (alloc(&a, n) != CUDA_SUCCESS || alloc(&b, n) != CUDA_SUCCESS) _exit(7);
+    (void)!write(fd, "R", 1);
+    for (;;) pause();
+  });
+  close(fds[1]);
+  char ready = 0;
+  pollfd p{fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 20000), 1);
+  ASSERT_EQ(read(fds[0], &ready, 1), 1);
+  uint64_t during[2] = {};
+  ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, during), CUDA_SUCCESS);
+  EXPECT_LE(during[0] + 2 * n, before[0]) << "the client's allocations are not visible";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(fds[0]);
+  uint64_t after[2] = {};
+  auto start = Clock::now();
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, after), CUDA_SUCCESS);
+  } while (after[0] != before[0] && secondsSince(start) < 5);
+  EXPECT_EQ(after[0], before[0]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, WorkerTest, ::testing::Values("tcp", "shm"));
+
+} // namespace
+} // namespace tf::remoting
