@@ -32,6 +32,9 @@ public:
   // Wakes blocked readers and writers with Unavailable; the peer sees the connection close.
   virtual void shutdown() = 0;
   virtual std::string describe() const = 0;
+  // Whether small fire-and-forget frames should be gathered into one write (each write is a
+  // system call on TCP; on shared memory it is a ring copy, cheaper than gathering).
+  virtual bool prefersBatching() const { return false; }
 };
 using TransportPtr = std::unique_ptr<Transport>;
 

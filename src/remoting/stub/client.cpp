@@ -1,6 +1,8 @@
 #include "remoting/stub/client.h"
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <unistd.h>
 
@@ -53,6 +55,8 @@ CUresult Client::connectLocked() {
     return CUDA_ERROR_DEVICE_UNAVAILABLE;
   }
   transport_ = std::move(*t);
+  batching_ = transport_->prefersBatching();
+  if (batching_) std::thread([this] { flusher(); }).detach();
   Hello hello;
   hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
   hello.pid = static_cast<uint32_t>(getpid());
@@ -128,6 +132,28 @@ CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySin
   return static_cast<CUresult>(h.result);
 }
 
+Status Client::flushLocked() {
+  if (batch_.empty()) return Status::ok();
+  iovec v{batch_.data(), batch_.size()};
+  Status s = transport_->writeV(&v, 1);
+  batch_.clear();
+  return s;
+}
+
+void Client::flusher() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!dead()) {
+    batchCv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return !batch_.empty() || dead(); });
+    if (batch_.empty() || dead()) continue;
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::microseconds(100)); // let a burst gather
+    lock.lock();
+    if (dead()) break;
+    Status s = flushLocked();
+    if (!s.isOk()) fail(s);
+  }
+}
+
 CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
                       uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
                       int bulkCount, ReplySink* sink, std::string* replyBlob) {
@@ -142,7 +168,8 @@ CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t*
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
   h.ctx = reinterpret_cast<uint64_t>(currentContext());
-  Status s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
+  Status s = flushLocked();
+  if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
   if (!s.isOk()) return fail(s);
   return readReply(fn, outs, nOuts, sink, replyBlob);
 }
@@ -161,7 +188,26 @@ CUresult Client::post(FnId fn, std::initializer_list<uint64_t> in, const void* b
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
   h.ctx = reinterpret_cast<uint64_t>(currentContext());
-  Status s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
+  if (batching_ && h.bulkLen <= 4096) {
+    bool wasEmpty = batch_.empty();
+    size_t at = batch_.size();
+    batch_.resize(at + kHeaderSize + w_.size());
+    encodeHeader(h, batch_.data() + at);
+    std::memcpy(batch_.data() + at + kHeaderSize, w_.data(), w_.size());
+    for (int i = 0; i < bulkCount; ++i) {
+      auto* p = static_cast<const uint8_t*>(bulk[i].iov_base);
+      batch_.insert(batch_.end(), p, p + bulk[i].iov_len);
+    }
+    if (batch_.size() >= (64u << 10)) {
+      Status s = flushLocked();
+      if (!s.isOk()) return fail(s);
+    } else if (wasEmpty) {
+      batchCv_.notify_one();
+    }
+    return CUDA_SUCCESS;
+  }
+  Status s = flushLocked();
+  if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
   return s.isOk() ? CUDA_SUCCESS : fail(s);
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -114,6 +115,10 @@ public:
 private:
   CUresult connectLocked();
   CUresult fail(const Status& s);
+  // Posted frames waiting to be written in one go (TCP): flushed by the next call that waits,
+  // when 64 KiB have gathered, or by the flusher thread ~100 us after the first was posted.
+  Status flushLocked();
+  void flusher();
   CUresult readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
                      std::string* replyBlob);
 
@@ -125,6 +130,9 @@ private:
   std::vector<DeviceInfo> devices_;
   int driverVersion_ = CUDA_VERSION;
   std::vector<uint8_t> args_;
+  std::vector<uint8_t> batch_;
+  bool batching_ = false;
+  std::condition_variable batchCv_;
   Writer w_;
 
   mutable std::shared_mutex allocMu_;
