@@ -101,6 +101,7 @@ void encodeHello(Writer& w, const Hello& h) {
   w.u32(h.pid);
   w.str(h.host);
   w.str(h.token);
+  w.u64(h.attachTo);
 }
 
 Status decodeHello(const void* args, size_t size, Hello* out) {
@@ -111,6 +112,7 @@ Status decodeHello(const void* args, size_t size, Hello* out) {
   out->pid = r.u32();
   out->host = std::string(r.blob(kMaxHostName));
   out->token = std::string(r.blob(kMaxToken));
+  out->attachTo = r.u64();
   if (r.ok() && r.remaining()) r.fail("trailing bytes");
   TF_RETURN_IF_ERROR(r.status());
   if (out->magic != kHelloMagic) return dataLoss("not a TensorFusion remoting client");

@@ -14,7 +14,8 @@
 //   FrameHeader r; TF_RETURN_IF_ERROR(readHeader(transport, &r));   // validated
 //
 // The handshake is a Hello frame (magic, protocol version, catalog size, token, pid, host)
-// answered by a HelloReply whose `result` is CUDA_SUCCESS or the reason for refusal.
+// answered by a HelloReply whose `result` is CUDA_SUCCESS or the reason for refusal, and
+// whose out values are (protocol version, session id).
 #pragma once
 
 #include <cstddef>
@@ -47,7 +48,9 @@ inline constexpr size_t kChunk = size_t(1) << 20;         // bulk copies move in
   X(HelloReply, 2)/* worker -> client: accepted or refused (result) */                            \
   X(Call, 3)      /* client -> worker: a driver call (fn = catalog index or an Op) */             \
   X(Reply, 4)     /* worker -> client: CUresult + out values (+ bulk) */                          \
-  X(Bye, 5)       /* client -> worker: orderly disconnect */
+  X(Bye, 5)       /* client -> worker: orderly disconnect */                                     \
+  X(HostCall, 6)  /* worker -> client, host channel: run host function `token` now */            \
+  X(HostDone, 7)  /* client -> worker, host channel: host function `token` has returned */
 
 enum class Kind : uint16_t {
 #define TF_X(name, value) name = value,
@@ -65,7 +68,9 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
   X(DeviceInfo, 0x10000)  /* (dev) -> (count, driver version), blob: DeviceInfo of dev */        \
   X(ParamLayout, 0x10001) /* (func) -> blob: (u32 offset, u32 size)* */                           \
   X(ErrorString, 0x10002) /* (code) -> blob: name \0 text */                                      \
-  X(Ping, 0x10003)        /* () -> () : round-trip probe */
+  X(Ping, 0x10003)        /* () -> () : round-trip probe */                                       \
+  X(HostToDeviceAtStreamTime, 0x10004) /* (dst, n, stream, token), posted: the bytes come   */   \
+                                       /* with HostDone(token) when the stream reaches it   */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -201,6 +206,10 @@ struct Hello {
   uint32_t pid = 0;
   std::string host;
   std::string token;
+  // 0: a new session. Otherwise the id a HelloReply gave: this connection becomes that
+  // session's host channel, on which the worker asks for host functions (cuLaunchHostFunc)
+  // and the client says when they have returned.
+  uint64_t attachTo = 0;
 };
 void encodeHello(Writer& w, const Hello& h);
 Status decodeHello(const void* args, size_t size, Hello* out);

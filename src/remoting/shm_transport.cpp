@@ -126,6 +126,17 @@ public:
     return Status::ok();
   }
 
+  bool waitReadable(int timeoutMs) override {
+    for (int waited = 0;; waited += 1) {
+      if (in_->head.load(std::memory_order_acquire) != in_->tail.load(std::memory_order_relaxed))
+        return true;
+      if (peerGone()) return true;
+      if (waited >= timeoutMs) return false;
+      timespec ts{0, 1000000L};
+      nanosleep(&ts, nullptr);
+    }
+  }
+
   void shutdown() override {
     closed_.store(true);
     ::shutdown(sock_, SHUT_RDWR);

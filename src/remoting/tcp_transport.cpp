@@ -105,6 +105,12 @@ public:
     return Status::ok();
   }
 
+  bool waitReadable(int timeoutMs) override {
+    if (end_ > begin_) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, timeoutMs) == 1;
+  }
+
   void shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
   std::string describe() const override { return "tcp " + peer_; }
   bool prefersBatching() const override { return true; }

@@ -29,6 +29,9 @@ public:
   virtual Status writeV(const iovec* iov, int count) = 0;
   // Reads exactly n bytes.
   virtual Status readExact(void* dst, size_t n) = 0;
+  // True when a read would find data within timeoutMs (or the peer is gone: the read then
+  // reports it). For a helper that must not block inside a read while others want to.
+  virtual bool waitReadable(int timeoutMs) = 0;
   // Wakes blocked readers and writers with Unavailable; the peer sees the connection close.
   virtual void shutdown() = 0;
   virtual std::string describe() const = 0;

@@ -91,9 +91,9 @@ CUresult tf_rs_cuStreamGetCaptureInfo_v3(CUstream s, CUstreamCaptureStatus* stat
 
 CUresult tf_rs_cuStreamAddCallback(CUstream s, CUstreamCallback cb, void* data, unsigned flags) {
   if (!cb || flags) return CUDA_ERROR_INVALID_VALUE;
-  CUresult r = tf_rs_cuStreamSynchronize(s);
-  cb(s, r, data);
-  return r == CUDA_ERROR_DEVICE_UNAVAILABLE ? r : CUDA_SUCCESS;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  return client().hostFunction(FnId::cuLaunchHostFunc, s, [s, cb, data] { cb(s, CUDA_SUCCESS, data); });
 }
 
 CUresult tf_rs_cuDeviceGetByPCIBusId(CUdevice* dev, const char* id) {

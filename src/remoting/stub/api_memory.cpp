@@ -26,8 +26,12 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!isDevice(dst)) return CUDA_ERROR_INVALID_VALUE;
-  // The bytes are copied into the transport now, so pinned or not, the caller may reuse its
-  // buffer at once; nothing waits for the worker.
+  // A host function queued earlier may still write pinned memory: then the bytes are fetched
+  // when the stream reaches the copy.
+  if (client().hostFunctionsOutstanding() && client().findHost(src, nullptr, nullptr, nullptr))
+    return client().hostToDeviceAtStreamTime(dst, src, n, s);
+  // Otherwise the bytes go into the transport now, so the caller may reuse its buffer at once;
+  // nothing waits for the worker.
   iovec v{const_cast<void*>(src), n};
   return client().post(fn, {dst, n, u(s)}, nullptr, 0, &v, 1);
 }

@@ -1,6 +1,6 @@
 // Streams and events. Records and waits are posted; queries and synchronisation wait.
-// Host functions run on the caller's thread once the stream has drained (the worker cannot
-// call into this process).
+// Host functions run in this process, on the host-channel thread, when the worker's stream
+// reaches them; the stream waits for them as on a real GPU.
 #include <cstring>
 
 #include "remoting/stub/api.h"
@@ -81,15 +81,15 @@ TF_STREAM_GET(cuStreamGetCtx_ptsz, CUcontext)
 
 CUresult tf_rs_cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
-  CUresult r = tf_rs_cuStreamSynchronize(s);
-  if (r == CUDA_SUCCESS) fn(data);
-  return r;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  return client().hostFunction(FnId::cuLaunchHostFunc, s, [fn, data] { fn(data); });
 }
 CUresult tf_rs_cuLaunchHostFunc_ptsz(CUstream s, CUhostFn fn, void* data) {
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
-  CUresult r = tf_rs_cuStreamSynchronize_ptsz(s);
-  if (r == CUDA_SUCCESS) fn(data);
-  return r;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  return client().hostFunction(FnId::cuLaunchHostFunc_ptsz, s, [fn, data] { fn(data); });
 }
 
 CUresult tf_rs_cuEventCreate(CUevent* e, unsigned flags) {

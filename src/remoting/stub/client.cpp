@@ -55,6 +55,7 @@ CUresult Client::connectLocked() {
     return CUDA_ERROR_DEVICE_UNAVAILABLE;
   }
   transport_ = std::move(*t);
+  address_ = where;
   batching_ = transport_->prefersBatching();
   if (batching_) std::thread([this] { flusher(); }).detach();
   Hello hello;
@@ -79,6 +80,11 @@ CUresult Client::connectLocked() {
     TF_LOG(Warn, "the worker at %s refused this client (%d)", where, r.result);
     dead_.store(true);
     return static_cast<CUresult>(r.result);
+  }
+  {
+    CallArgs ids;
+    if (decodeReply(args_.data(), args_.size(), &ids).isOk() && ids.count >= 2)
+      sessionId_ = ids.s[1];
   }
   // Devices, once: everything cudart asks about them is answered locally afterwards.
   for (int i = 0;; ++i) {
@@ -209,6 +215,125 @@ CUresult Client::post(FnId fn, std::initializer_list<uint64_t> in, const void* b
   Status s = flushLocked();
   if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
   return s.isOk() ? CUDA_SUCCESS : fail(s);
+}
+
+CUresult Client::openHostChannel() {
+  // Called with hostMu_ held.
+  if (hostChannel_) return CUDA_SUCCESS;
+  if (!sessionId_) return CUDA_ERROR_NOT_SUPPORTED;
+  auto t = connect(address_, 2000);
+  if (!t) return fail(t.status());
+  Hello hello;
+  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
+  hello.pid = static_cast<uint32_t>(getpid());
+  hello.host = "host-channel";
+  if (const char* tok = getenv("TF_REMOTE_TOKEN")) hello.token = tok;
+  hello.attachTo = sessionId_;
+  Writer w;
+  encodeHello(w, hello);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Hello);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  Status s = sendFrame(**t, h, w.data(), nullptr, 0);
+  FrameHeader r;
+  std::vector<uint8_t> args;
+  if (s.isOk()) s = readHeader(**t, &r);
+  if (s.isOk()) s = readArgs(**t, r, &args);
+  if (!s.isOk()) return fail(s);
+  if (r.result != CUDA_SUCCESS) return static_cast<CUresult>(r.result);
+  hostChannel_ = std::shared_ptr<Transport>(std::move(*t));
+  std::thread([this] { hostChannelLoop(); }).detach();
+  return CUDA_SUCCESS;
+}
+
+void Client::hostChannelLoop() {
+  std::shared_ptr<Transport> t;
+  {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    t = hostChannel_;
+  }
+  std::vector<uint8_t> args;
+  for (;;) {
+    FrameHeader h;
+    Status s = readHeader(*t, &h);
+    if (s.isOk() && (h.kind != static_cast<uint16_t>(Kind::HostCall) || h.bulkLen))
+      s = dataLoss("host channel: expected HostCall");
+    if (s.isOk()) s = readArgs(*t, h, &args);
+    CallArgs a;
+    if (s.isOk()) s = decodeCall(args.data(), args.size(), &a);
+    if (s.isOk() && a.count != 1) s = dataLoss("host channel: HostCall takes one token");
+    if (!s.isOk()) {
+      fail(s);
+      return;
+    }
+    HostEntry e;
+    {
+      std::lock_guard<std::mutex> lock(hostMu_);
+      auto it = hostFns_.find(a.s[0]);
+      if (it != hostFns_.end()) {
+        e = std::move(it->second);
+        hostFns_.erase(it);
+      }
+    }
+    uint64_t token = a.s[0];
+    // Each on its own thread: host functions of different streams run side by side.
+    std::thread([this, t, token, e = std::move(e)] {
+      if (e.run) e.run();
+      FrameHeader d;
+      d.kind = static_cast<uint16_t>(Kind::HostDone);
+      Writer w;
+      encodeCall(w, &token, 1, nullptr, 0);
+      d.argsLen = static_cast<uint32_t>(w.size());
+      iovec v{const_cast<void*>(e.bytes), e.size};
+      d.bulkLen = e.size;
+      Status s;
+      {
+        std::lock_guard<std::mutex> lock(hostWriteMu_);
+        s = sendFrame(*t, d, w.data(), &v, e.size ? 1 : 0);
+      }
+      hostOutstanding_.fetch_sub(1);
+      if (!s.isOk()) fail(s);
+    }).detach();
+  }
+}
+
+CUresult Client::hostFunction(FnId fn, CUstream stream, std::function<void()> run) {
+  if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  uint64_t token;
+  {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    CUresult r = openHostChannel();
+    if (r != CUDA_SUCCESS) return r;
+    token = nextHostToken_++;
+    hostFns_[token] = HostEntry{std::move(run), nullptr, 0};
+  }
+  hostOutstanding_.fetch_add(1);
+  CUresult r = post(fn, {reinterpret_cast<uint64_t>(stream), token});
+  if (r != CUDA_SUCCESS) {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    if (hostFns_.erase(token)) hostOutstanding_.fetch_sub(1);
+  }
+  return r;
+}
+
+CUresult Client::hostToDeviceAtStreamTime(CUdeviceptr dst, const void* src, size_t n, CUstream s) {
+  if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  uint64_t token;
+  {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    CUresult r = openHostChannel();
+    if (r != CUDA_SUCCESS) return r;
+    token = nextHostToken_++;
+    hostFns_[token] = HostEntry{nullptr, src, n};
+  }
+  hostOutstanding_.fetch_add(1);
+  CUresult r = call(static_cast<uint32_t>(Op::HostToDeviceAtStreamTime),
+                    {dst, n, reinterpret_cast<uint64_t>(s), token});
+  if (r != CUDA_SUCCESS) {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    if (hostFns_.erase(token)) hostOutstanding_.fetch_sub(1);
+  }
+  return r;
 }
 
 void Client::addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx) {

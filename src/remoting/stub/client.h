@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <mutex>
@@ -59,6 +60,14 @@ public:
     return call(static_cast<uint32_t>(fn), in, outs, nOuts, blob, blobSize, bulk, bulkCount, sink,
                 replyBlob);
   }
+  // cuLaunchHostFunc / cuStreamAddCallback: the worker asks for `run` over the host channel
+  // (a second connection, opened on first use) when the stream reaches it, and holds the
+  // stream until it has returned.
+  CUresult hostFunction(FnId fn, CUstream stream, std::function<void()> run);
+  // Host functions posted and not finished: while any is, an async copy from pinned memory
+  // must read its source when the stream reaches it (a host function may still fill it).
+  bool hostFunctionsOutstanding() const { return hostOutstanding_.load() > 0; }
+  CUresult hostToDeviceAtStreamTime(CUdeviceptr dst, const void* src, size_t n, CUstream s);
   // Fire-and-forget.
   CUresult post(FnId fn, std::initializer_list<uint64_t> in, const void* blob = nullptr,
                 size_t blobSize = 0, const iovec* bulk = nullptr, int bulkCount = 0);
@@ -122,6 +131,9 @@ private:
   CUresult readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
                      std::string* replyBlob);
 
+  CUresult openHostChannel();
+  void hostChannelLoop();
+
   std::mutex mu_; // one request/reply exchange at a time
   TransportPtr transport_;
   std::atomic<bool> initialized_{false};
@@ -130,6 +142,19 @@ private:
   std::vector<DeviceInfo> devices_;
   int driverVersion_ = CUDA_VERSION;
   std::vector<uint8_t> args_;
+  std::string address_;
+  uint64_t sessionId_ = 0;
+  std::mutex hostMu_;
+  std::shared_ptr<Transport> hostChannel_;
+  struct HostEntry {
+    std::function<void()> run;
+    const void* bytes = nullptr; // or: send these bytes back with HostDone
+    size_t size = 0;
+  };
+  std::unordered_map<uint64_t, HostEntry> hostFns_;
+  std::mutex hostWriteMu_;
+  std::atomic<int> hostOutstanding_{0};
+  uint64_t nextHostToken_ = 1;
   std::vector<uint8_t> batch_;
   bool batching_ = false;
   std::condition_variable batchCv_;

@@ -18,7 +18,7 @@ namespace {
 // Async host-to-device staging kept until the context synchronises (flow control: capped).
 constexpr uint64_t kMaxPendingStaging = uint64_t(256) << 20;
 struct Pending {
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> buffers;
+  std::vector<std::shared_ptr<void>> buffers;
   uint64_t bytes = 0;
 };
 thread_local Pending pending; // one session per thread
@@ -193,6 +193,39 @@ CUresult launch(Session& s, const CallIn& in) {
   }
 }
 
+// An async host-to-device copy from pinned memory that a host function earlier on the stream
+// may still write: a host function on the stream fetches the bytes into staging when the
+// stream gets there, then the copy runs from staging.
+CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in) {
+  NEED(4);
+  uint64_t dst = A(0), n = A(1), stream = A(2), token = A(3);
+  DPTR(dst, n);
+  OWN_STREAM(stream);
+  if (n > kMaxImage) return CUDA_ERROR_INVALID_VALUE;
+  DRV_AT(hostFn, cuLaunchHostFunc, cuLaunchHostFunc);
+  DRV_AT(copy, cuMemcpyHtoDAsync_v2, cuMemcpyHtoDAsync_v2);
+  if (pending.bytes + n > kMaxPendingStaging) dropStaging(s);
+  // Pinned staging: a driver may read pageable sources when the copy is queued, and these
+  // bytes only arrive when the stream reaches the host function.
+  DRV_AT(hostAlloc, cuMemAllocHost_v2, cuMemAllocHost_v2);
+  DRV_AT(hostFree, cuMemFreeHost, cuMemFreeHost);
+  void* raw = nullptr;
+  CUresult ar = hostAlloc(&raw, std::max<uint64_t>(n, 1));
+  if (ar != CUDA_SUCCESS) return ar;
+  std::shared_ptr<void> buf(raw, [hostFree](void* p) { hostFree(p); });
+  s.expectHostBytes(token, buf.get(), n);
+  void* arg = s.hostFunctionArg(token);
+  CUresult r = hostFn(H(CUstream)(stream), &Session::hostFunctionEntry, arg);
+  if (r != CUDA_SUCCESS) {
+    Session::dropHostFunctionArg(arg);
+    return r;
+  }
+  r = copy(dst, buf.get(), n, H(CUstream)(stream));
+  pending.bytes += n;
+  pending.buffers.push_back(std::move(buf));
+  return r;
+}
+
 CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   NEED(1);
   DRV_AT(count, cuDeviceGetCount, cuDeviceGetCount);
@@ -269,6 +302,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     case Op::ParamLayout: return paramLayout(s, in, out);
     case Op::ErrorString: return errorString(s, in, out);
     case Op::Ping: return CUDA_SUCCESS;
+    case Op::HostToDeviceAtStreamTime: return hostToDeviceAtStreamTime(s, in);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }
@@ -454,11 +488,11 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     for (uint64_t off = 0; off < A(1); off += kChunk) {
       size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, A(1) - off));
       if (pending.bytes + k > kMaxPendingStaging) dropStaging(s);
-      auto buf = std::make_unique<std::vector<uint8_t>>(k);
+      auto buf = std::make_shared<std::vector<uint8_t>>(k);
       if (!s.readBulk(buf->data(), k).isOk()) return CUDA_ERROR_INVALID_VALUE;
       CUresult r = f(A(0) + off, buf->data(), k, H(CUstream)(A(2)));
       pending.bytes += k;
-      pending.buffers.push_back(std::move(buf));
+      pending.buffers.push_back(buf);
       if (r != CUDA_SUCCESS) return r;
     }
     return CUDA_SUCCESS;
@@ -686,6 +720,15 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     int n = 0;
     CUresult r = f(&n, H(CUfunction)(A(0)), static_cast<int>(A(1)), A(2), static_cast<unsigned>(A(3)));
     out.put(static_cast<uint64_t>(n));
+    return r;
+  }
+  CASE2(cuLaunchHostFunc, cuLaunchHostFunc_ptsz) {
+    NEED(2);
+    OWN_STREAM(A(0));
+    DRV(cuLaunchHostFunc);
+    void* arg = s.hostFunctionArg(A(1));
+    CUresult r = f(H(CUstream)(A(0)), &Session::hostFunctionEntry, arg);
+    if (r != CUDA_SUCCESS) Session::dropHostFunctionArg(arg);
     return r;
   }
   CASE2(cuLaunchKernel, cuLaunchKernel_ptsz)

@@ -1,6 +1,7 @@
 #include "remoting/worker/session.h"
 
 #include <cstdio>
+#include <random>
 
 #include "common/log.h"
 #include "cuda/catalog.h"
@@ -23,6 +24,69 @@ void WorkerShared::addImage(uint64_t hash, std::shared_ptr<const std::vector<uin
   imageBytes += image->size();
   images.emplace(hash, std::move(image));
 }
+
+void HostChannel::run(uint64_t token) {
+  std::shared_ptr<Transport> t;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (closing || !transport) return; // no one to ask: nothing runs
+    t = transport;
+  }
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::HostCall);
+  Writer w;
+  encodeCall(w, &token, 1, nullptr, 0);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  {
+    std::lock_guard<std::mutex> lock(writeMu);
+    if (!sendFrame(*t, h, w.data(), nullptr, 0).isOk()) return;
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return closing || done.count(token) != 0; });
+  done.erase(token);
+}
+
+void HostChannel::markDone(uint64_t token) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done.insert(token);
+  }
+  cv.notify_all();
+}
+
+void HostChannel::expectBytes(uint64_t token, void* into, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu);
+  expected[token] = {into, n};
+}
+
+void HostChannel::close() {
+  std::shared_ptr<Transport> t;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    closing = true;
+    t = transport;
+  }
+  cv.notify_all();
+  if (t) t->shutdown();
+}
+
+namespace {
+struct HostFunctionArg {
+  std::shared_ptr<HostChannel> channel;
+  uint64_t token;
+};
+} // namespace
+
+void* Session::hostFunctionArg(uint64_t token) { return new HostFunctionArg{host_, token}; }
+void Session::expectHostBytes(uint64_t token, void* into, uint64_t n) {
+  host_->expectBytes(token, into, n);
+}
+void Session::hostFunctionEntry(void* arg) {
+  auto* a = static_cast<HostFunctionArg*>(arg);
+  a->channel->run(a->token);
+  delete a;
+}
+void Session::dropHostFunctionArg(void* arg) { delete static_cast<HostFunctionArg*>(arg); }
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
     : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()) {}
@@ -73,11 +137,56 @@ Status Session::readBulk(void* dst, size_t n) {
 }
 
 void Session::run() {
-  if (handshake()) serve();
-  releaseAll();
+  Role role = handshake();
+  if (role == Role::HostChannel) {
+    serveHostChannel(std::move(attachedTo_));
+    return;
+  }
+  if (role == Role::Calls) serve();
+  {
+    std::lock_guard<std::mutex> lock(shared_.channelsMu);
+    shared_.channels.erase(id_);
+  }
+  host_->close(); // host functions still queued on streams return at once
+  releaseAll();   // synchronises every context: no callback outlives this session's work
 }
 
-bool Session::handshake() {
+void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
+  {
+    std::lock_guard<std::mutex> lock(channel->mu);
+    channel->transport = std::shared_ptr<Transport>(std::move(transport_));
+  }
+  Transport& t = *channel->transport;
+  std::vector<uint8_t> args;
+  for (;;) {
+    FrameHeader h;
+    Status s = readHeader(t, &h);
+    if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::HostDone))
+      s = dataLoss("host channel: expected HostDone");
+    if (s.isOk()) s = readArgs(t, h, &args);
+    CallArgs a;
+    if (s.isOk()) s = decodeCall(args.data(), args.size(), &a);
+    if (s.isOk() && a.count != 1) s = dataLoss("host channel: HostDone takes one token");
+    if (s.isOk() && h.bulkLen) {
+      std::pair<void*, uint64_t> into{nullptr, 0};
+      {
+        std::lock_guard<std::mutex> lock(channel->mu);
+        auto it = channel->expected.find(a.s[0]);
+        if (it != channel->expected.end()) {
+          into = it->second;
+          channel->expected.erase(it);
+        }
+      }
+      s = into.first && into.second == h.bulkLen ? t.readExact(into.first, h.bulkLen)
+                                                 : skipBulk(t, h.bulkLen);
+    }
+    if (!s.isOk()) break;
+    channel->markDone(a.s[0]);
+  }
+  channel->close(); // the client is gone: nothing waits for it any more
+}
+
+Session::Role Session::handshake() {
   FrameHeader h;
   Status s = readHeader(*transport_, &h);
   std::vector<uint8_t> args;
@@ -98,19 +207,43 @@ bool Session::handshake() {
   } else if (hello.token != shared_.token) {
     r = CUDA_ERROR_NOT_PERMITTED;
     s = Status(Code::PermissionDenied, "bad token");
+  } else if (hello.attachTo) {
+    std::lock_guard<std::mutex> lock(shared_.channelsMu);
+    auto it = shared_.channels.find(hello.attachTo);
+    if (it != shared_.channels.end()) attachedTo_ = it->second.lock();
+    if (attachedTo_) {
+      std::lock_guard<std::mutex> channelLock(attachedTo_->mu);
+      if (attachedTo_->transport) attachedTo_.reset(); // one host channel per session
+    }
+    if (!attachedTo_) {
+      r = CUDA_ERROR_INVALID_HANDLE;
+      s = notFound("no session to attach a host channel to");
+    }
   }
   if (s.isOk()) peer_ = hello.host + ":" + std::to_string(hello.pid) + " (" + peer_ + ")";
+  if (s.isOk() && !hello.attachTo) {
+    std::random_device rd;
+    std::lock_guard<std::mutex> lock(shared_.channelsMu);
+    do {
+      id_ = (uint64_t(rd()) << 32) | rd();
+    } while (id_ == 0 || shared_.channels.count(id_));
+    shared_.channels[id_] = host_;
+  }
   FrameHeader reply;
   reply.kind = static_cast<uint16_t>(Kind::HelloReply);
   reply.result = r;
   Writer w;
-  uint64_t v = kProtocolVersion;
-  encodeReply(w, &v, 1, nullptr, 0);
+  uint64_t v[2] = {kProtocolVersion, id_};
+  encodeReply(w, v, 2, nullptr, 0);
   reply.argsLen = static_cast<uint32_t>(w.size());
   (void)sendFrame(*transport_, reply, w.data(), nullptr, 0);
-  if (!s.isOk()) TF_LOG(Info, "worker: refused %s: %s", peer_.c_str(), s.toString().c_str());
-  else if (shared_.verbose) TF_LOG(Info, "worker: client %s connected", peer_.c_str());
-  return s.isOk();
+  if (!s.isOk()) {
+    TF_LOG(Info, "worker: refused %s: %s", peer_.c_str(), s.toString().c_str());
+    return Role::Refused;
+  }
+  if (hello.attachTo) return Role::HostChannel;
+  if (shared_.verbose) TF_LOG(Info, "worker: client %s connected", peer_.c_str());
+  return Role::Calls;
 }
 
 void Session::serve() {

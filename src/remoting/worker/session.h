@@ -7,6 +7,7 @@
 //   s.run();              // until the client leaves; then its resources are freed
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +25,27 @@
 
 namespace tf::remoting {
 
+// A session's host channel: a second connection from the same client on which the worker
+// asks for host functions (cuLaunchHostFunc reached on a stream) and the client answers when
+// each has returned. Kept apart from the call connection, so a call blocked in the driver
+// (a stream synchronisation waiting for that very host function) cannot stop the answer.
+struct HostChannel {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<uint64_t> done;
+  bool closing = false;
+  std::mutex writeMu;
+  std::shared_ptr<Transport> transport; // set when the client attaches
+
+  // Runs on the driver's stream thread: asks the client, waits for its answer or the end.
+  void run(uint64_t token);
+  void markDone(uint64_t token);
+  // HostToDeviceAtStreamTime: HostDone(token) brings n bytes for `into`.
+  void expectBytes(uint64_t token, void* into, uint64_t n);
+  std::unordered_map<uint64_t, std::pair<void*, uint64_t>> expected;
+  void close();
+};
+
 // What all sessions of one worker share: the driver, the image cache, the token.
 struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
@@ -33,6 +55,9 @@ struct WorkerShared {
   std::mutex imagesMu;
   std::unordered_map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images;
   uint64_t imageBytes = 0;
+  // Host channels of live sessions, by session id.
+  std::mutex channelsMu;
+  std::unordered_map<uint64_t, std::weak_ptr<HostChannel>> channels;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
 };
@@ -92,10 +117,17 @@ public:
   void dropGlobalsOf(uint64_t moduleOrLibrary);
   void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
   std::map<int, CUcontext>& primaries() { return primaries_; }
+  // cuLaunchHostFunc: the driver calls hostFunctionEntry(arg) on the stream.
+  void* hostFunctionArg(uint64_t token);
+  static void hostFunctionEntry(void* arg);
+  static void dropHostFunctionArg(void* arg);
+  void expectHostBytes(uint64_t token, void* into, uint64_t n);
 
 private:
   void serve();
-  bool handshake();
+  enum class Role { Refused, Calls, HostChannel };
+  Role handshake();
+  void serveHostChannel(std::shared_ptr<HostChannel> channel);
   Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
   Status sendReply(const FrameHeader& h, CUresult r, CallOut& out);
   void releaseAll();
@@ -111,6 +143,9 @@ private:
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
   std::vector<uint8_t> staging_;
+  uint64_t id_ = 0;
+  std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
+  std::shared_ptr<HostChannel> attachedTo_;
 };
 
 // Executes one call (handlers.cpp). Returns the driver's CUresult.
