@@ -272,6 +272,72 @@ CUresult tf_rs_cuMemGetAddressRange_v2(CUdeviceptr* base, size_t* size, CUdevice
   return CUDA_SUCCESS;
 }
 
+// ---- memory pools ----------------------------------------------------------------------------
+CUresult tf_rs_cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice dev) {
+  if (!pool) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuDeviceGetDefaultMemPool, {static_cast<uint64_t>(dev)}, &out, 1);
+  *pool = h<CUmemoryPool>(out);
+  return r;
+}
+CUresult tf_rs_cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice dev) {
+  return tf_rs_cuDeviceGetDefaultMemPool(pool, dev); // the stub never changes the device's pool
+}
+CUresult tf_rs_cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* props) {
+  if (!pool || !props) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemPoolCreate, {}, &out, 1, props, sizeof(*props));
+  *pool = h<CUmemoryPool>(out);
+  return r;
+}
+CUresult tf_rs_cuMemPoolDestroy(CUmemoryPool pool) {
+  TF_READY();
+  return client().call(FnId::cuMemPoolDestroy, {u(pool)});
+}
+static bool intPoolAttr(CUmemPool_attribute a) {
+  return a == CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES ||
+         a == CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC ||
+         a == CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
+}
+CUresult tf_rs_cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemPoolGetAttribute, {u(pool), static_cast<uint64_t>(attr), 0}, &out, 1);
+  if (r != CUDA_SUCCESS) return r;
+  if (intPoolAttr(attr)) *static_cast<int*>(value) = static_cast<int>(out);
+  else *static_cast<cuuint64_t*>(value) = out;
+  return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t v = intPoolAttr(attr) ? static_cast<uint64_t>(*static_cast<int*>(value))
+                                 : *static_cast<cuuint64_t*>(value);
+  return client().call(FnId::cuMemPoolSetAttribute, {u(pool), static_cast<uint64_t>(attr), v});
+}
+CUresult tf_rs_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep) {
+  TF_READY();
+  return client().call(FnId::cuMemPoolTrimTo, {u(pool), keep});
+}
+static CUresult allocFromPool(FnId fn, CUdeviceptr* p, size_t size, CUmemoryPool pool, CUstream s) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(fn, {size, u(pool), u(s)}, &out, 1);
+  if (r == CUDA_SUCCESS) client().addDeviceAllocation(out, size, currentContext());
+  *p = out;
+  return r;
+}
+CUresult tf_rs_cuMemAllocFromPoolAsync(CUdeviceptr* p, size_t n, CUmemoryPool pool, CUstream s) {
+  return allocFromPool(FnId::cuMemAllocFromPoolAsync, p, n, pool, s);
+}
+CUresult tf_rs_cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* p, size_t n, CUmemoryPool pool, CUstream s) {
+  return allocFromPool(FnId::cuMemAllocFromPoolAsync_ptsz, p, n, pool, s);
+}
+
 // ---- pinned host memory: ordinary host memory here, tracked ---------------------------------
 CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;

@@ -464,6 +464,75 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
     return f(A(0), H(CUstream)(A(1)));
   }
+  // ---- memory pools: the client's own, and the device's default (shared by the worker) -----
+  case FnId::cuDeviceGetDefaultMemPool:
+  case FnId::cuDeviceGetMemPool: {
+    NEED(1);
+    DRV(cuDeviceGetDefaultMemPool);
+    CUmemoryPool p = nullptr;
+    CUresult r = f(&p, static_cast<CUdevice>(A(0)));
+    if (r == CUDA_SUCCESS && !s.owns(K::Pool, H(uint64_t)(p))) s.add(K::SharedPool, H(uint64_t)(p));
+    out.put(H(uint64_t)(p));
+    return r;
+  }
+  case FnId::cuMemPoolCreate: {
+    if (in.a.blob.size() != sizeof(CUmemPoolProps)) return CUDA_ERROR_INVALID_VALUE;
+    CUmemPoolProps props;
+    std::memcpy(&props, in.a.blob.data(), sizeof(props));
+    DRV(cuMemPoolCreate);
+    CUmemoryPool p = nullptr;
+    CUresult r = f(&p, &props);
+    if (r == CUDA_SUCCESS) s.add(K::Pool, H(uint64_t)(p));
+    out.put(H(uint64_t)(p));
+    return r;
+  }
+  case FnId::cuMemPoolDestroy: {
+    NEED(1);
+    OWN(Pool, A(0));
+    DRV(cuMemPoolDestroy);
+    CUresult r = f(H(CUmemoryPool)(A(0)));
+    if (r == CUDA_SUCCESS) s.remove(K::Pool, A(0));
+    return r;
+  }
+  case FnId::cuMemPoolGetAttribute:
+  case FnId::cuMemPoolSetAttribute: {
+    NEED(3);
+    if (!s.owns(K::Pool, A(0)) && !s.owns(K::SharedPool, A(0))) return CUDA_ERROR_INVALID_HANDLE;
+    auto attr = static_cast<CUmemPool_attribute>(A(1));
+    bool isInt = attr == CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES ||
+                 attr == CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC ||
+                 attr == CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
+    uint64_t v64 = A(2);
+    int v32 = static_cast<int>(A(2));
+    void* value = isInt ? static_cast<void*>(&v32) : static_cast<void*>(&v64);
+    CUresult r;
+    if (static_cast<FnId>(in.fn) == FnId::cuMemPoolSetAttribute) {
+      DRV(cuMemPoolSetAttribute);
+      r = f(H(CUmemoryPool)(A(0)), attr, value);
+    } else {
+      DRV(cuMemPoolGetAttribute);
+      r = f(H(CUmemoryPool)(A(0)), attr, value);
+    }
+    out.put(isInt ? static_cast<uint64_t>(v32) : v64);
+    return r;
+  }
+  case FnId::cuMemPoolTrimTo: {
+    NEED(2);
+    if (!s.owns(K::Pool, A(0)) && !s.owns(K::SharedPool, A(0))) return CUDA_ERROR_INVALID_HANDLE;
+    DRV(cuMemPoolTrimTo);
+    return f(H(CUmemoryPool)(A(0)), A(1));
+  }
+  CASE2(cuMemAllocFromPoolAsync, cuMemAllocFromPoolAsync_ptsz) {
+    NEED(3);
+    if (!s.owns(K::Pool, A(1)) && !s.owns(K::SharedPool, A(1))) return CUDA_ERROR_INVALID_HANDLE;
+    OWN_STREAM(A(2));
+    DRV(cuMemAllocFromPoolAsync);
+    CUdeviceptr p = 0;
+    CUresult r = f(&p, A(0), H(CUmemoryPool)(A(1)), H(CUstream)(A(2)));
+    if (r == CUDA_SUCCESS) s.addAllocation(p, A(0), true);
+    out.put(p);
+    return r;
+  }
   // ---- copies ----------------------------------------------------------------------------
   CASE2(cuMemcpyHtoD_v2, cuMemcpyHtoD_v2_ptds) {
     NEED(2);

@@ -356,6 +356,8 @@ void Session::releaseAll() {
   for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
   for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));
   for (uint64_t l : handles_[static_cast<int>(HandleKind::Library)]) libraryUnload(reinterpret_cast<CUlibrary>(l));
+  if (auto poolDestroy = api.fn<decltype(&::cuMemPoolDestroy)>(FnId::cuMemPoolDestroy))
+    for (uint64_t p : handles_[static_cast<int>(HandleKind::Pool)]) poolDestroy(reinterpret_cast<CUmemoryPool>(p));
   setCurrent(nullptr);
   for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)]) ctxDestroy(reinterpret_cast<CUcontext>(c));
   if (shared_.verbose)

@@ -98,7 +98,7 @@ public:
   uint64_t bulkLeft() const { return bulkLeft_; }
   CUcontext currentCtx() const { return current_; }
 
-  enum class HandleKind : uint8_t { Context, Stream, Event, Module, Library, Kernel, Function };
+  enum class HandleKind : uint8_t { Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool };
   bool owns(HandleKind k, uint64_t handle) const;
   void add(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].insert(handle); }
   void remove(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].erase(handle); }
@@ -138,7 +138,7 @@ private:
   uint64_t bulkLeft_ = 0;
   CUcontext current_ = nullptr;
   CUresult latched_ = CUDA_SUCCESS;
-  std::set<uint64_t> handles_[7];
+  std::set<uint64_t> handles_[9];
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
