@@ -102,6 +102,7 @@ void encodeHello(Writer& w, const Hello& h) {
   w.str(h.host);
   w.str(h.token);
   w.u64(h.attachTo);
+  w.u32(h.role);
 }
 
 Status decodeHello(const void* args, size_t size, Hello* out) {
@@ -113,9 +114,11 @@ Status decodeHello(const void* args, size_t size, Hello* out) {
   out->host = std::string(r.blob(kMaxHostName));
   out->token = std::string(r.blob(kMaxToken));
   out->attachTo = r.u64();
+  out->role = r.u32();
   if (r.ok() && r.remaining()) r.fail("trailing bytes");
   TF_RETURN_IF_ERROR(r.status());
   if (out->magic != kHelloMagic) return dataLoss("not a TensorFusion remoting client");
+  if (out->role > kRoleMonitor) return dataLoss("unknown client role");
   if (version > 0xffff) return dataLoss("bad protocol version");
   out->version = static_cast<uint16_t>(version);
   return Status::ok();

@@ -70,7 +70,10 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
   X(ErrorString, 0x10002) /* (code) -> blob: name \0 text */                                      \
   X(Ping, 0x10003)        /* () -> () : round-trip probe */                                       \
   X(HostToDeviceAtStreamTime, 0x10004) /* (dst, n, stream, token), posted: the bytes come   */   \
-                                       /* with HostDone(token) when the stream reaches it   */
+                                       /* with HostDone(token) when the stream reaches it   */   \
+  X(DeviceMemory, 0x10005) /* (dev) -> (total, free): device-wide, for NVML */                   \
+  X(DeviceProcesses, 0x10006) /* (dev) -> blob: (u32 pid, u32 0, u64 bytes)* of the clients  */  \
+                              /* holding a context on dev */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -210,7 +213,12 @@ struct Hello {
   // session's host channel, on which the worker asks for host functions (cuLaunchHostFunc)
   // and the client says when they have returned.
   uint64_t attachTo = 0;
+  // What the session is for: kRoleDriver (a libcuda stub) or kRoleMonitor (the NVML stub:
+  // reads device facts and who uses the device; never listed as a process itself).
+  uint32_t role = 0;
 };
+inline constexpr uint32_t kRoleDriver = 0;
+inline constexpr uint32_t kRoleMonitor = 1;
 void encodeHello(Writer& w, const Hello& h);
 Status decodeHello(const void* args, size_t size, Hello* out);
 

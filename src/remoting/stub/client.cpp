@@ -65,6 +65,7 @@ CUresult Client::connectLocked() {
   gethostname(host, sizeof(host) - 1);
   hello.host = host;
   if (const char* tok = getenv("TF_REMOTE_TOKEN")) hello.token = tok;
+  hello.role = role_;
   Writer w;
   encodeHello(w, hello);
   FrameHeader h;

@@ -47,6 +47,8 @@ class Client {
 public:
   // Connects and fetches devices on first use (cuInit); later calls reuse the result.
   CUresult init();
+  // Before init(): kRoleMonitor for the NVML stub.
+  void setRole(uint32_t role) { role_ = role; }
   bool initialized() const { return initialized_.load(std::memory_order_acquire); }
 
   CUresult call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs = nullptr,
@@ -143,6 +145,7 @@ private:
   int driverVersion_ = CUDA_VERSION;
   std::vector<uint8_t> args_;
   std::string address_;
+  uint32_t role_ = kRoleDriver;
   uint64_t sessionId_ = 0;
   std::mutex hostMu_;
   std::shared_ptr<Transport> hostChannel_;

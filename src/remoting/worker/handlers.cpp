@@ -226,6 +226,52 @@ CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in) {
   return r;
 }
 
+// A context of this session on dev (created once), made current.
+CUresult sessionContext(Session& s, int dev) {
+  auto it = s.primaries().find(dev);
+  if (it == s.primaries().end()) {
+    DRV_AT(create, cuCtxCreate_v2, cuCtxCreate_v2);
+    CUcontext c = nullptr;
+    CUresult r = create(&c, 0, dev);
+    if (r != CUDA_SUCCESS) return r;
+    s.add(K::Context, H(uint64_t)(c));
+    it = s.primaries().emplace(dev, c).first;
+  }
+  DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
+  return set(it->second);
+}
+
+CUresult deviceMemory(Session& s, const CallIn& in, CallOut& out) {
+  NEED(1);
+  CUresult r = sessionContext(s, static_cast<int>(A(0)));
+  if (r != CUDA_SUCCESS) return r;
+  DRV_AT(info, cuMemGetInfo_v2, cuMemGetInfo_v2);
+  size_t fr = 0, total = 0;
+  r = info(&fr, &total);
+  DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
+  set(s.currentCtx());
+  out.put(total);
+  out.put(fr);
+  return r;
+}
+
+CUresult deviceProcesses(Session& s, const CallIn& in, CallOut& out) {
+  NEED(1);
+  if (A(0) >= 64) return CUDA_ERROR_INVALID_DEVICE;
+  std::map<uint32_t, uint64_t> byPid; // one line per process, whatever its connections
+  {
+    std::lock_guard<std::mutex> lock(s.shared().sessionsMu);
+    for (auto& [key, info] : s.shared().sessions)
+      if (info->devices.load() & (uint64_t(1) << A(0))) byPid[info->pid] += info->bytes.load();
+  }
+  for (auto& [pid, bytes] : byPid) {
+    uint32_t head[2] = {pid, 0};
+    out.blob.append(reinterpret_cast<const char*>(head), sizeof(head));
+    out.blob.append(reinterpret_cast<const char*>(&bytes), sizeof(bytes));
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   NEED(1);
   DRV_AT(count, cuDeviceGetCount, cuDeviceGetCount);
@@ -303,6 +349,8 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     case Op::ErrorString: return errorString(s, in, out);
     case Op::Ping: return CUDA_SUCCESS;
     case Op::HostToDeviceAtStreamTime: return hostToDeviceAtStreamTime(s, in);
+    case Op::DeviceMemory: return deviceMemory(s, in, out);
+    case Op::DeviceProcesses: return deviceProcesses(s, in, out);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }
@@ -321,6 +369,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
       DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
       set(s.currentCtx()); // creating pushed it; the call's context stays current
       s.add(K::Context, H(uint64_t)(c));
+      s.usesDevice(dev);
       it = s.primaries().emplace(dev, c).first;
     }
     out.put(H(uint64_t)(it->second));
@@ -345,6 +394,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
     set(s.currentCtx());
     s.add(K::Context, H(uint64_t)(c));
+    s.usesDevice(static_cast<int>(A(1)));
     out.put(H(uint64_t)(c));
     return CUDA_SUCCESS;
   }

@@ -99,6 +99,7 @@ bool Session::owns(HandleKind k, uint64_t handle) const {
 
 void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {
   allocations_[p] = Allocation{size, current_, freeable};
+  if (freeable) info_->bytes.fetch_add(size);
 }
 
 const Session::Allocation* Session::allocationFor(CUdeviceptr p, uint64_t n) const {
@@ -114,6 +115,7 @@ const Session::Allocation* Session::allocationFor(CUdeviceptr p, uint64_t n) con
 bool Session::removeAllocation(CUdeviceptr p) {
   auto it = allocations_.find(p);
   if (it == allocations_.end() || !it->second.freeable) return false;
+  info_->bytes.fetch_sub(it->second.size);
   allocations_.erase(it);
   return true;
 }
@@ -149,6 +151,8 @@ void Session::run() {
   }
   host_->close(); // host functions still queued on streams return at once
   releaseAll();   // synchronises every context: no callback outlives this session's work
+  std::lock_guard<std::mutex> lock(shared_.sessionsMu);
+  shared_.sessions.erase(this);
 }
 
 void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
@@ -242,6 +246,11 @@ Session::Role Session::handshake() {
     return Role::Refused;
   }
   if (hello.attachTo) return Role::HostChannel;
+  if (hello.role == kRoleDriver) {
+    info_->pid = hello.pid;
+    std::lock_guard<std::mutex> lock(shared_.sessionsMu);
+    shared_.sessions[this] = info_;
+  }
   if (shared_.verbose) TF_LOG(Info, "worker: client %s connected", peer_.c_str());
   return Role::Calls;
 }
@@ -365,6 +374,8 @@ void Session::releaseAll() {
            freed, handles_[static_cast<int>(HandleKind::Context)].size());
   allocations_.clear();
   for (auto& set : handles_) set.clear();
+  info_->bytes.store(0);
+  info_->devices.store(0);
 }
 
 } // namespace tf::remoting

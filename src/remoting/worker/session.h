@@ -7,6 +7,7 @@
 //   s.run();              // until the client leaves; then its resources are freed
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -46,6 +47,13 @@ struct HostChannel {
   void close();
 };
 
+// What other sessions may read about a session (for NVML's process list).
+struct SessionInfo {
+  uint32_t pid = 0;
+  std::atomic<uint64_t> bytes{0};   // device memory it holds
+  std::atomic<uint64_t> devices{0}; // bit d: it has a context on device d
+};
+
 // What all sessions of one worker share: the driver, the image cache, the token.
 struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
@@ -58,6 +66,9 @@ struct WorkerShared {
   // Host channels of live sessions, by session id.
   std::mutex channelsMu;
   std::unordered_map<uint64_t, std::weak_ptr<HostChannel>> channels;
+  // Driver sessions, for NVML's process list.
+  std::mutex sessionsMu;
+  std::map<const void*, std::shared_ptr<SessionInfo>> sessions;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
 };
@@ -117,6 +128,9 @@ public:
   void dropGlobalsOf(uint64_t moduleOrLibrary);
   void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
   std::map<int, CUcontext>& primaries() { return primaries_; }
+  void usesDevice(int dev) {
+    if (dev >= 0 && dev < 64) info_->devices.fetch_or(uint64_t(1) << dev);
+  }
   // cuLaunchHostFunc: the driver calls hostFunctionEntry(arg) on the stream.
   void* hostFunctionArg(uint64_t token);
   static void hostFunctionEntry(void* arg);
@@ -146,6 +160,7 @@ private:
   uint64_t id_ = 0;
   std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
   std::shared_ptr<HostChannel> attachedTo_;
+  std::shared_ptr<SessionInfo> info_ = std::make_shared<SessionInfo>();
 };
 
 // Executes one call (handlers.cpp). Returns the driver's CUresult.
