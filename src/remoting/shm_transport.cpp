@@ -3,6 +3,7 @@
 // "tf-remoting/<name>"). The socket stays open beside the rings: it is how either side learns
 // that the other died. Waits spin briefly, then sleep on a futex in the ring with a short
 // timeout, checking the socket between sleeps.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -124,6 +125,53 @@ public:
       n -= k;
     }
     return Status::ok();
+  }
+
+  bool supportsViews() const override { return true; }
+
+  Status peekRead(size_t max, const uint8_t** p, size_t* n) override {
+    for (;;) {
+      uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+      uint64_t avail = in_->head.load(std::memory_order_acquire) - tail;
+      if (avail == 0) {
+        TF_RETURN_IF_ERROR(waitForData(tail));
+        continue;
+      }
+      size_t at = tail & (kRingBytes - 1);
+      *p = data(in_) + at;
+      *n = static_cast<size_t>(std::min<uint64_t>({avail, uint64_t(kRingBytes - at), uint64_t(max)}));
+      return Status::ok();
+    }
+  }
+  void consumeRead(size_t n) override {
+    in_->tail.fetch_add(n, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (in_->writerSleeping.load(std::memory_order_relaxed)) {
+      in_->spaceSeq.fetch_add(1);
+      futexWake(&in_->spaceSeq);
+    }
+  }
+  Status reserveWrite(size_t max, uint8_t** p, size_t* n) override {
+    for (;;) {
+      uint64_t head = out_->head.load(std::memory_order_relaxed);
+      uint64_t space = kRingBytes - (head - out_->tail.load(std::memory_order_acquire));
+      if (space == 0) {
+        TF_RETURN_IF_ERROR(waitForSpace(head));
+        continue;
+      }
+      size_t at = head & (kRingBytes - 1);
+      *p = data(out_) + at;
+      *n = static_cast<size_t>(std::min<uint64_t>({space, uint64_t(kRingBytes - at), uint64_t(max)}));
+      return Status::ok();
+    }
+  }
+  void commitWrite(size_t n) override {
+    out_->head.fetch_add(n, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (out_->readerSleeping.load(std::memory_order_relaxed)) {
+      out_->dataSeq.fetch_add(1);
+      futexWake(&out_->dataSeq);
+    }
   }
 
   bool waitReadable(int timeoutMs) override {

@@ -35,6 +35,20 @@ public:
   // Wakes blocked readers and writers with Unavailable; the peer sees the connection close.
   virtual void shutdown() = 0;
   virtual std::string describe() const = 0;
+  // Zero-copy views, where the bytes live in memory both sides map (shared memory): the
+  // worker hands ring memory straight to the driver's copies, so bulk data is written once
+  // into the segment and not copied again. Others answer supportsViews() == false.
+  virtual bool supportsViews() const { return false; }
+  // Up to `max` contiguous readable bytes (waits for at least one); consumeRead releases them.
+  virtual Status peekRead(size_t max, const uint8_t** p, size_t* n) {
+    return unimplemented("no views");
+  }
+  virtual void consumeRead(size_t n) {}
+  // Up to `max` contiguous writable bytes (waits for room); commitWrite publishes them.
+  virtual Status reserveWrite(size_t max, uint8_t** p, size_t* n) {
+    return unimplemented("no views");
+  }
+  virtual void commitWrite(size_t n) {}
   // Whether small fire-and-forget frames should be gathered into one write (each write is a
   // system call on TCP; on shared memory it is a ring copy, cheaper than gathering).
   virtual bool prefersBatching() const { return false; }

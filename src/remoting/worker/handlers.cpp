@@ -589,6 +589,14 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DPTR(A(0), A(1));
     if (in.bulkLen != A(1)) return CUDA_ERROR_INVALID_VALUE;
     DRV(cuMemcpyHtoD_v2);
+    CUresult failed = CUDA_SUCCESS;
+    auto inPlace = s.consumeBulkInPlace(A(1), [&](uint64_t off, const uint8_t* p, size_t k) {
+      CUresult r = f(A(0) + off, p, k);
+      if (r != CUDA_SUCCESS && failed == CUDA_SUCCESS) failed = r;
+      return CUDA_SUCCESS; // keep consuming: the stream stays in step
+    });
+    if (!inPlace.isOk()) return CUDA_ERROR_INVALID_VALUE;
+    if (*inPlace) return failed;
     std::vector<uint8_t> chunk(std::min<uint64_t>(A(1), kChunk));
     for (uint64_t off = 0; off < A(1); off += kChunk) {
       size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, A(1) - off));

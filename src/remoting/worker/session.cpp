@@ -1,6 +1,7 @@
 #include "remoting/worker/session.h"
 
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "common/log.h"
@@ -329,6 +330,22 @@ Status Session::sendReply(const FrameHeader& req, CUresult r, CallOut& out) {
   iovec first{out.bulk.data(), out.bulk.size()};
   TF_RETURN_IF_ERROR(sendFrame(*transport_, h, w.data(), &first, 1));
   auto dtoh = d().fn<decltype(&::cuMemcpyDtoH_v2)>(FnId::cuMemcpyDtoH_v2);
+  if (transport_->supportsViews()) { // straight from the device into the ring
+    for (uint64_t off = 0; off < out.dtohLen;) {
+      uint8_t* p = nullptr;
+      size_t k = 0;
+      TF_RETURN_IF_ERROR(transport_->reserveWrite(
+          static_cast<size_t>(std::min<uint64_t>(kChunk, out.dtohLen - off)), &p, &k));
+      CUresult cr = dtoh(p, out.dtohSrc + off, k);
+      if (cr != CUDA_SUCCESS) {
+        std::memset(p, 0, k);
+        if (latched_ == CUDA_SUCCESS) latched_ = cr;
+      }
+      transport_->commitWrite(k);
+      off += k;
+    }
+    return Status::ok();
+  }
   staging_.resize(kChunk);
   for (uint64_t off = 0; off < out.dtohLen; off += kChunk) {
     size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, out.dtohLen - off));

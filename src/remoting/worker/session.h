@@ -106,6 +106,9 @@ public:
   Transport& transport() { return *transport_; }
   // Reads n bytes of the current call's bulk.
   Status readBulk(void* dst, size_t n);
+  // Shared memory: hands `consume` the bulk in place, piece by piece (no staging copy).
+  // Returns false if the transport has no views (then use readBulk).
+  template <typename F> Result<bool> consumeBulkInPlace(uint64_t n, F&& consume);
   uint64_t bulkLeft() const { return bulkLeft_; }
   CUcontext currentCtx() const { return current_; }
 
@@ -162,6 +165,23 @@ private:
   std::shared_ptr<HostChannel> attachedTo_;
   std::shared_ptr<SessionInfo> info_ = std::make_shared<SessionInfo>();
 };
+
+template <typename F> Result<bool> Session::consumeBulkInPlace(uint64_t n, F&& consume) {
+  if (!transport_->supportsViews()) return false;
+  if (n > bulkLeft_) return dataLoss("call reads past its bulk");
+  for (uint64_t off = 0; off < n;) {
+    const uint8_t* p = nullptr;
+    size_t k = 0;
+    Status s = transport_->peekRead(static_cast<size_t>(std::min<uint64_t>(n - off, kChunk)), &p, &k);
+    if (!s.isOk()) return s;
+    CUresult r = consume(off, p, k);
+    transport_->consumeRead(k);
+    bulkLeft_ -= k;
+    off += k;
+    if (r != CUDA_SUCCESS) return internalError(std::to_string(r));
+  }
+  return true;
+}
 
 // Executes one call (handlers.cpp). Returns the driver's CUresult.
 CUresult dispatch(Session& s, const CallIn& in, CallOut& out);
