@@ -107,6 +107,60 @@ TEST_P(TransportTest, ConnectToNothingFails) {
 
 INSTANTIATE_TEST_SUITE_P(Both, TransportTest, ::testing::Values("tcp", "shm"));
 
+// Shared memory's zero-copy views carry the same bytes as plain reads and writes, across the
+// ring's wrap-around.
+TEST(Transport, ShmViewsRoundTrip) {
+  auto l = listen("shm://" + shmName());
+  ASSERT_TRUE(l.isOk());
+  const size_t n = (20 << 20) + 4321;
+  std::vector<uint8_t> data(n);
+  for (size_t i = 0; i < n; ++i) data[i] = static_cast<uint8_t>(i * 7 + (i >> 16));
+  std::thread server([&] {
+    auto t = (*l)->accept();
+    ASSERT_TRUE(t.isOk());
+    ASSERT_TRUE((*t)->supportsViews());
+    std::vector<uint8_t> got;
+    while (got.size() < n) { // read in place
+      const uint8_t* p = nullptr;
+      size_t k = 0;
+      ASSERT_TRUE((*t)->peekRead(n - got.size(), &p, &k).isOk());
+      ASSERT_GT(k, 0u);
+      got.insert(got.end(), p, p + k);
+      (*t)->consumeRead(k);
+    }
+    EXPECT_TRUE(got == data);
+    for (size_t off = 0; off < n;) { // and write in place
+      uint8_t* p = nullptr;
+      size_t k = 0;
+      ASSERT_TRUE((*t)->reserveWrite(std::min<size_t>(n - off, 1 << 20), &p, &k).isOk());
+      memcpy(p, data.data() + off, k);
+      (*t)->commitWrite(k);
+      off += k;
+    }
+  });
+  auto c = connect((*l)->address(), 2000);
+  ASSERT_TRUE(c.isOk());
+  iovec v{data.data(), n};
+  ASSERT_TRUE((*c)->writeV(&v, 1).isOk());
+  std::vector<uint8_t> back(n);
+  ASSERT_TRUE((*c)->readExact(back.data(), n).isOk());
+  server.join();
+  EXPECT_TRUE(back == data);
+}
+
+TEST(Transport, TcpHasNoViews) {
+  auto l = listen("tcp://127.0.0.1:0");
+  ASSERT_TRUE(l.isOk());
+  std::thread server([&] { auto t = (*l)->accept(); });
+  auto c = connect((*l)->address(), 2000);
+  ASSERT_TRUE(c.isOk());
+  EXPECT_FALSE((*c)->supportsViews());
+  const uint8_t* p;
+  size_t k;
+  EXPECT_EQ((*c)->peekRead(1, &p, &k).code(), Code::Unimplemented);
+  server.join();
+}
+
 TEST(Transport, BadAddresses) {
   EXPECT_EQ(listen("udp://x").status().code(), Code::InvalidArgument);
   EXPECT_EQ(listen("tcp://127.0.0.1").status().code(), Code::InvalidArgument);
