@@ -338,6 +338,88 @@ CUresult tf_rs_cuMemAllocFromPoolAsync_ptsz(CUdeviceptr* p, size_t n, CUmemoryPo
   return allocFromPool(FnId::cuMemAllocFromPoolAsync_ptsz, p, n, pool, s);
 }
 
+// ---- virtual memory management -------------------------------------------------------------
+CUresult tf_rs_cuMemGetAllocationGranularity(size_t* g, const CUmemAllocationProp* prop,
+                                             CUmemAllocationGranularity_flags option) {
+  if (!g || !prop) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemGetAllocationGranularity, {static_cast<uint64_t>(option)},
+                             &out, 1, prop, sizeof(*prop));
+  *g = out;
+  return r;
+}
+CUresult tf_rs_cuMemCreate(CUmemGenericAllocationHandle* hdl, size_t size,
+                           const CUmemAllocationProp* prop, unsigned long long flags) {
+  if (!hdl || !prop) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemCreate, {size, flags}, &out, 1, prop, sizeof(*prop));
+  *hdl = out;
+  return r;
+}
+CUresult tf_rs_cuMemRelease(CUmemGenericAllocationHandle hdl) {
+  TF_READY();
+  return client().call(FnId::cuMemRelease, {hdl});
+}
+CUresult tf_rs_cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp* prop,
+                                                      CUmemGenericAllocationHandle hdl) {
+  if (!prop) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  std::string blob;
+  CUresult r = client().call(static_cast<uint32_t>(FnId::cuMemGetAllocationPropertiesFromHandle),
+                             {hdl}, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, &blob);
+  if (r == CUDA_SUCCESS && blob.size() == sizeof(*prop)) std::memcpy(prop, blob.data(), sizeof(*prop));
+  return r;
+}
+CUresult tf_rs_cuMemAddressReserve(CUdeviceptr* va, size_t size, size_t align, CUdeviceptr addr,
+                                   unsigned long long flags) {
+  if (!va) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemAddressReserve, {size, align, addr, flags}, &out, 1);
+  *va = out;
+  return r;
+}
+CUresult tf_rs_cuMemAddressFree(CUdeviceptr va, size_t size) {
+  TF_READY();
+  return client().call(FnId::cuMemAddressFree, {va, size});
+}
+CUresult tf_rs_cuMemMap(CUdeviceptr va, size_t size, size_t offset, CUmemGenericAllocationHandle hdl,
+                        unsigned long long flags) {
+  TF_READY();
+  CUresult r = client().call(FnId::cuMemMap, {va, size, offset, hdl, flags});
+  if (r == CUDA_SUCCESS) client().addDeviceAllocation(va, size, currentContext());
+  return r;
+}
+CUresult tf_rs_cuMemUnmap(CUdeviceptr va, size_t size) {
+  TF_READY();
+  CUresult r = client().call(FnId::cuMemUnmap, {va, size});
+  if (r == CUDA_SUCCESS) client().removeDeviceAllocation(va);
+  return r;
+}
+CUresult tf_rs_cuMemSetAccess(CUdeviceptr va, size_t size, const CUmemAccessDesc* desc, size_t count) {
+  if (!desc || !count || count > 64) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return client().call(FnId::cuMemSetAccess, {va, size}, nullptr, 0, desc, count * sizeof(*desc));
+}
+CUresult tf_rs_cuMemGetAccess(unsigned long long* flags, const CUmemLocation* loc, CUdeviceptr va) {
+  if (!flags || !loc) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemGetAccess, {va}, &out, 1, loc, sizeof(*loc));
+  *flags = out;
+  return r;
+}
+CUresult tf_rs_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* hdl, void* addr) {
+  if (!hdl) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuMemRetainAllocationHandle, {u(addr)}, &out, 1);
+  *hdl = out;
+  return r;
+}
+
 // ---- pinned host memory: ordinary host memory here, tracked ---------------------------------
 CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;

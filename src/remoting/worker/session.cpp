@@ -378,6 +378,22 @@ void Session::releaseAll() {
       if (a.freeable && a.ctx == reinterpret_cast<CUcontext>(c) && memFree(p) == CUDA_SUCCESS)
         ++freed;
   }
+  // Virtual memory: unmap, release every reference, free the reservations.
+  if (!mappings_.empty() || !memHandles_.empty() || !reservations_.empty()) {
+    auto unmap = api.fn<decltype(&::cuMemUnmap)>(FnId::cuMemUnmap);
+    auto release = api.fn<decltype(&::cuMemRelease)>(FnId::cuMemRelease);
+    auto addressFree = api.fn<decltype(&::cuMemAddressFree)>(FnId::cuMemAddressFree);
+    if (!primaries_.empty()) setCurrent(primaries_.begin()->second);
+    for (auto& [va, size] : mappings_)
+      if (unmap) unmap(va, size);
+    for (auto& [h, sizeRefs] : memHandles_)
+      for (int i = 0; release && i < sizeRefs.second; ++i) release(h);
+    for (auto& [va, size] : reservations_)
+      if (addressFree) addressFree(va, size);
+    mappings_.clear();
+    memHandles_.clear();
+    reservations_.clear();
+  }
   for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
   for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
   for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));

@@ -129,6 +129,20 @@ public:
   const Allocation* allocationFor(CUdeviceptr p, uint64_t n) const;
   bool removeAllocation(CUdeviceptr p); // only freeable bases
   void dropGlobalsOf(uint64_t moduleOrLibrary);
+  // Virtual memory management: physical handles (with their references), reservations and
+  // the mappings in them (mappings count as the client's device memory for pointer checks).
+  std::map<uint64_t, std::pair<uint64_t, int>>& memHandles() { return memHandles_; } // size, refs
+  std::map<CUdeviceptr, uint64_t>& reservations() { return reservations_; }
+  std::map<CUdeviceptr, uint64_t>& mappings() { return mappings_; }
+  void addMapping(CUdeviceptr va, uint64_t size) {
+    mappings_[va] = size;
+    allocations_[va] = Allocation{size, current_, false};
+  }
+  void removeMapping(CUdeviceptr va) {
+    mappings_.erase(va);
+    allocations_.erase(va);
+  }
+  void accountBytes(int64_t delta) { info_->bytes.fetch_add(static_cast<uint64_t>(delta)); }
   void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
   std::map<int, CUcontext>& primaries() { return primaries_; }
   void usesDevice(int dev) {
@@ -159,6 +173,9 @@ private:
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
+  std::map<uint64_t, std::pair<uint64_t, int>> memHandles_;
+  std::map<CUdeviceptr, uint64_t> reservations_;
+  std::map<CUdeviceptr, uint64_t> mappings_;
   std::vector<uint8_t> staging_;
   uint64_t id_ = 0;
   std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
