@@ -229,7 +229,9 @@ int runRun(const RunFlags& f) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  auto deleted = http(*h, "DELETE", "/api/v1/vgpus/" + id);
+  // The hypervisor may have been restarted meanwhile (on another port): look it up again.
+  auto now = findHypervisor(f.stateDir);
+  auto deleted = http(now ? *now : *h, "DELETE", "/api/v1/vgpus/" + id);
   if (!deleted || deleted->status != 204)
     fprintf(stderr, "tensor-fusion run: could not return vGPU %s to the hypervisor\n", id.c_str());
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -69,6 +69,9 @@ Status Hypervisor::start() {
                         : server_->bind_to_any_port(options_.host.c_str());
   if (port_ <= 0) return unavailable("cannot listen on " + options_.host + ":" + std::to_string(options_.port));
   serverThread_ = std::thread([this] { server_->listen_after_bind(); });
+  // Until the server loop runs, stop() would not reach it (and join would wait forever).
+  for (int i = 0; i < 500 && !server_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   controllerThread_ = std::thread([this] {
     while (!stopping_.load()) {
       tick();
@@ -136,6 +139,7 @@ Status Hypervisor::ensureRegionLocked(const Vgpu& v) {
   Live& l = live_[v.id];
   l.region = std::move(*region);
   l.lastBusyNs = l.region->usage(0).busyNs;
+  l.lastLaunches = l.region->usage(0).launches;
   l.lastTickNs = monotonicNs();
   return Status::ok();
 }
@@ -230,15 +234,17 @@ void Hypervisor::tick() {
     auto it = live_.find(v.id);
     if (it == live_.end() || !it->second.region) continue;
     Live& l = it->second;
-    uint64_t busy = l.region->usage(0).busyNs;
+    auto u = l.region->usage(0);
     uint64_t dt = now > l.lastTickNs ? now - l.lastTickNs : 1;
-    l.share = std::min(1.0, static_cast<double>(busy - std::min(busy, l.lastBusyNs)) / dt);
-    l.lastBusyNs = busy;
-    l.lastTickNs = now;
+    l.share = std::min(1.0, static_cast<double>(u.busyNs - std::min(u.busyNs, l.lastBusyNs)) / dt);
     VgpuObservation o;
     o.vgpu = &v;
     o.usedBp = static_cast<uint32_t>(l.share * 10000);
     o.currentBp = l.region->limits(0).computeBasisPoints;
+    o.active = u.launches > l.lastLaunches;
+    l.lastBusyNs = u.busyNs;
+    l.lastLaunches = u.launches;
+    l.lastTickNs = now;
     byDevice[v.deviceUuid].push_back(o);
   }
   // Decide and write: the level-triggered part.

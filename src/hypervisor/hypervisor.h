@@ -83,6 +83,7 @@ private:
   struct Live {
     std::unique_ptr<limiter::QuotaRegion> region;
     uint64_t lastBusyNs = 0;
+    uint64_t lastLaunches = 0;
     uint64_t lastTickNs = 0;
     double share = 0;
   };

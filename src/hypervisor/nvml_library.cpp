@@ -51,7 +51,8 @@ Result<std::unique_ptr<NvmlLibrary>> NvmlLibrary::load() {
   }
   if (!lib->handle_) return unavailable("no NVML could be loaded: " + firstError);
   lib->path_ = loadedPath(lib->handle_, tried);
-  lib->softGpu_ = !soft.empty() && lib->path_ == realPath(soft);
+  // The soft GPU's NVML says so, wherever it was found (LD_LIBRARY_PATH or next to us).
+  lib->softGpu_ = dlsym(lib->handle_, "tfSoftGpuNvml") != nullptr;
   TF_RETURN_IF_ERROR(lib->resolve());
   nvmlReturn_t rc = lib->nvmlInit_v2();
   if (rc != NVML_SUCCESS) return unavailable("nvmlInit failed in " + lib->path_ + ": " + lib->errorText(rc));

@@ -13,11 +13,12 @@ std::vector<uint32_t> computeShares(const std::vector<VgpuObservation>& vgpus) {
   for (size_t i = 0; i < n; ++i) {
     const Vgpu& v = *vgpus[i].vgpu;
     share[i] = v.requestBp;
-    // Busy: it used most of what it was allowed, so it could use more.
-    busy[i] = vgpus[i].usedBp * 10 >= vgpus[i].currentBp * 8 && vgpus[i].usedBp > 0;
-    // What it keeps: its request if busy, what it actually used if idle (it gets its request
-    // back on the next tick it is busy).
-    lendable -= busy[i] ? v.requestBp : std::min(v.requestBp, vgpus[i].usedBp);
+    // Busy: launching, and using most of what it was allowed, so it could use more.
+    busy[i] = vgpus[i].active && vgpus[i].usedBp * 10 >= vgpus[i].currentBp * 8;
+    // What it keeps: its whole request while it launches anything (a returning owner may see
+    // little of the device while others borrow it, so use is no measure of its demand); what it
+    // used if it launched nothing.
+    lendable -= vgpus[i].active ? v.requestBp : std::min(v.requestBp, vgpus[i].usedBp);
   }
   if (lendable <= 0) return share;
   // Hand the rest to busy vGPUs up to their limits: higher QoS first, equal QoS by weight.

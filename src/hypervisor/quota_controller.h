@@ -16,8 +16,9 @@ namespace tf::hypervisor {
 
 struct VgpuObservation {
   const Vgpu* vgpu = nullptr;
-  uint32_t usedBp = 0;   // share of the device it used in the last tick (basis points)
+  uint32_t usedBp = 0;    // share of the device it used in the last tick (basis points)
   uint32_t currentBp = 0; // share it was allowed
+  bool active = false;    // it launched work in the last tick (it wants its guarantee)
 };
 
 // The shares (basis points) to set, in the order of `vgpus` (all on one device).

@@ -62,6 +62,10 @@ Result<uint64_t> size(const nlohmann::json& body, const char* key) {
   if (!body.contains(key)) return uint64_t(0);
   const auto& v = body[key];
   if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) {
+    if (v.get<int64_t>() < 0) return invalidArgument(std::string(key) + " must not be negative");
+    return static_cast<uint64_t>(v.get<int64_t>());
+  }
   if (v.is_string()) {
     auto r = units::parseBytes(v.get<std::string>());
     if (!r) return r.status().withContext(key);

@@ -110,6 +110,24 @@ void Limiter::init() {
     say("%s", "this driver has no per-process GPU time source yet (events-based timing is not "
               "implemented); compute limits are not enforced, memory limits are");
   status_ = CUDA_SUCCESS;
+  startNs_ = nowNs();
+  if (getenv("TF_LIMITER_REPORT")) atexit([] { Limiter::get().report(); });
+}
+
+void Limiter::report() {
+  const double wall = (nowNs() - startNs_) / 1e9;
+  for (int o = 0; o < kMaxOrdinals; ++o) {
+    int rd = devices_[o].regionDevice;
+    if (rd < 0) continue;
+    pollBusy(o);
+    const double busy = devices_[o].lastBusyNs / 1e9;
+    fprintf(stderr,
+            "[tensor-fusion limiter %d] vGPU %s device %d: GPU time %.2f s over %.2f s = %.1f%% "
+            "(limit %.1f%%), %llu launches\n",
+            static_cast<int>(getpid()), region_->name().c_str(), o, busy, wall,
+            wall > 0 ? busy / wall * 100 : 0.0, region_->limits(rd).computeBasisPoints / 100.0,
+            static_cast<unsigned long long>(devices_[o].launched.load()));
+  }
 }
 
 int Limiter::regionDeviceOf(CUdevice ordinal) {

@@ -69,6 +69,8 @@ public:
   // or too much work is already queued.
   void beforeLaunch(CUdevice ordinal);
   void afterLaunch(CUdevice ordinal);
+  // With TF_LIMITER_REPORT set, printed at exit: this process's share of each vGPU device.
+  void report();
 
 private:
   Limiter() = default;
@@ -86,6 +88,7 @@ private:
   std::unordered_map<uint64_t, Allocation> allocations_;
   CUresult (*softGpuStats_)(CUdevice, uint64_t*, uint64_t*) = nullptr;
   std::mutex pollMu_;
+  uint64_t startNs_ = 0;
 };
 
 // The real libcuda and the real dlsym, found without going through our own hooks.

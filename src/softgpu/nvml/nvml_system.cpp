@@ -146,3 +146,7 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* busId, nvmlDevice_t* d
 }
 
 } // extern "C"
+
+// Marks this NVML as the soft GPU's, for tools that must know (the hypervisor runs programs
+// with the soft GPU's libcuda first on their library path only then).
+extern "C" __attribute__((visibility("default"))) int tfSoftGpuNvml(void) { return 1; }

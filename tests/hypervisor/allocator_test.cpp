@@ -1,0 +1,87 @@
+#include "hypervisor/allocator.h"
+
+#include <gtest/gtest.h>
+
+namespace tf::hypervisor {
+namespace {
+
+GpuDevice device(int index, const std::string& uuid, uint64_t memory, double tflops) {
+  GpuDevice d;
+  d.index = index;
+  d.uuid = uuid;
+  d.name = "test gpu";
+  d.memoryTotal = memory;
+  d.fp16Tflops = tflops;
+  return d;
+}
+
+VgpuRequest request(uint64_t vram, double percent) {
+  VgpuRequest r;
+  r.vramRequest = r.vramLimit = vram;
+  r.percentRequest = r.percentLimit = percent;
+  return r;
+}
+
+Vgpu granted(const std::string& uuid, uint64_t vram, uint32_t bp) {
+  Vgpu v;
+  v.deviceUuid = uuid;
+  v.request = request(vram, bp / 100.0);
+  v.requestBp = v.limitBp = bp;
+  return v;
+}
+
+constexpr uint64_t GiB = 1ull << 30;
+
+TEST(AllocatorTest, LowLoadFirst) {
+  std::vector<GpuDevice> devs = {device(0, "A", 80 * GiB, 989), device(1, "B", 80 * GiB, 989)};
+  std::vector<Vgpu> existing = {granted("A", 40 * GiB, 5000)};
+  auto p = place(request(10 * GiB, 30), devs, existing, {});
+  ASSERT_TRUE(p) << p.status().toString();
+  EXPECT_EQ(p->deviceUuid, "B");
+  EXPECT_EQ(p->requestBp, 3000u);
+}
+
+TEST(AllocatorTest, RefusalSaysWhy) {
+  std::vector<GpuDevice> devs = {device(0, "A", 16 * GiB, 65)};
+  std::vector<Vgpu> existing = {granted("A", 10 * GiB, 8000)};
+  auto vram = place(request(8 * GiB, 10), devs, existing, {});
+  ASSERT_FALSE(vram);
+  EXPECT_EQ(vram.status().code(), Code::ResourceExhausted);
+  EXPECT_NE(vram.status().message().find("8 GiB VRAM requested, 6 GiB free"), std::string::npos)
+      << vram.status().message();
+  auto compute = place(request(1 * GiB, 30), devs, existing, {});
+  ASSERT_FALSE(compute);
+  EXPECT_NE(compute.status().message().find("30.0% compute requested, 20.0% free"), std::string::npos)
+      << compute.status().message();
+  EXPECT_EQ(place(request(GiB, 1), {}, {}, {}).status().code(), Code::NotFound);
+}
+
+TEST(AllocatorTest, OversubscriptionRatiosWidenCapacity) {
+  std::vector<GpuDevice> devs = {device(0, "A", 16 * GiB, 65)};
+  std::vector<Vgpu> existing = {granted("A", 12 * GiB, 9000)};
+  EXPECT_FALSE(place(request(8 * GiB, 50), devs, existing, {}));
+  Oversubscription o;
+  o.tflopsOversell = 2.0;
+  o.vramExpandToHost = 0.5; // up to 24 GiB of requests
+  EXPECT_TRUE(place(request(8 * GiB, 50), devs, existing, o));
+}
+
+TEST(AllocatorTest, TflopsAreConvertedWithTheRatingAndPinningIsHonoured) {
+  std::vector<GpuDevice> devs = {device(0, "A", 80 * GiB, 989.4), device(1, "B", 24 * GiB, 0)};
+  VgpuRequest r = request(GiB, 0);
+  r.percentRequest = r.percentLimit = 0;
+  r.tflopsRequest = r.tflopsLimit = 98.94;
+  auto p = place(r, devs, {}, {});
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->deviceUuid, "A");
+  EXPECT_EQ(p->limitBp, 1000u); // 10% of an H100
+  r.device = "B";                // no rating: cannot convert TFLOPS there
+  auto q = place(r, devs, {}, {});
+  ASSERT_FALSE(q);
+  EXPECT_NE(q.status().message().find("no known TFLOPS rating"), std::string::npos);
+  r.device = "C";
+  EXPECT_EQ(place(r, devs, {}, {}).status().code(), Code::NotFound);
+}
+
+} // namespace
+} // namespace tf::hypervisor
