@@ -26,8 +26,22 @@ Status AddressSpace::init(int deviceCount, uint64_t perDevice) {
   perDevice = roundUp(perDevice, 1ull << 30);
   uint64_t window = perDevice * deviceCount;
   // One reservation: [window of device addresses | host pages behind them].
+  // The PTX engine gives shared, local, parameter and function addresses the range
+  // [0x1'0000'0000'0000, 0x6'0000'0000'0000) (src/ptx/ir.h): device memory must stay out of it.
+  constexpr uint64_t kEngineLo = 0x1'0000'0000'0000ull, kEngineHi = 0x6'0000'0000'0000ull;
   void* p = mmap(nullptr, window * 2, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
                  0);
+  if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) < kEngineHi &&
+      reinterpret_cast<uint64_t>(p) + window * 2 > kEngineLo) {
+    munmap(p, window * 2);
+    p = mmap(reinterpret_cast<void*>(kEngineHi), window * 2, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) < kEngineHi) {
+      munmap(p, window * 2);
+      p = MAP_FAILED;
+      errno = ENOMEM;
+    }
+  }
   if (p == MAP_FAILED)
     return resourceExhausted(std::string("cannot reserve the device address space: ") +
                              strerror(errno));
