@@ -6,23 +6,6 @@ using namespace tf::softgpu;
 
 namespace {
 
-CUresult deviceFor(CUdevice dev, Device** out) {
-  TF_TRY(checkInitialized());
-  Device* d = deviceAt(dev);
-  if (!d) return CUDA_ERROR_INVALID_DEVICE;
-  *out = d;
-  return CUDA_SUCCESS;
-}
-
-// A context handle, or the current context when the handle is null (as the driver allows).
-CUresult contextOrCurrent(CUcontext h, Context** out) {
-  TF_TRY(checkInitialized());
-  Context* c = h ? registryOf<Context>().find(h) : currentContext();
-  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
-  *out = c;
-  return CUDA_SUCCESS;
-}
-
 constexpr unsigned kSchedMask = CU_CTX_SCHED_MASK;
 constexpr unsigned kValidCtxFlags = CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST |
                                     CU_CTX_LMEM_RESIZE_TO_MAX | CU_CTX_COREDUMP_ENABLE |

@@ -9,15 +9,6 @@
 namespace tf::softgpu {
 void* exportedFunction(int index);
 
-namespace {
-CUresult deviceFor(CUdevice dev, Device** out) {
-  TF_TRY(checkInitialized());
-  Device* d = deviceAt(dev);
-  if (!d) return CUDA_ERROR_INVALID_DEVICE;
-  *out = d;
-  return CUDA_SUCCESS;
-}
-} // namespace
 } // namespace tf::softgpu
 
 using namespace tf::softgpu;

@@ -31,6 +31,22 @@ CUresult requireContext(Context** out) {
   return CUDA_SUCCESS;
 }
 
+CUresult deviceFor(CUdevice ordinal, Device** out) {
+  TF_TRY(checkInitialized());
+  Device* d = deviceAt(ordinal);
+  if (!d) return CUDA_ERROR_INVALID_DEVICE;
+  *out = d;
+  return CUDA_SUCCESS;
+}
+
+CUresult contextOrCurrent(CUcontext handle, Context** out) {
+  TF_TRY(checkInitialized());
+  Context* c = handle ? registryOf<Context>().find(handle) : currentContext();
+  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+  *out = c;
+  return CUDA_SUCCESS;
+}
+
 Context* createContext(Device* d, unsigned flags) {
   auto* c = new Context();
   c->device = d;

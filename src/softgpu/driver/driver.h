@@ -175,6 +175,11 @@ std::vector<Context*>& contextStack();
 // The current context or an error: NOT_INITIALIZED, INVALID_CONTEXT (none current), or the
 // context's sticky error.
 CUresult requireContext(Context** out);
+// The device an ordinal names: NOT_INITIALIZED before cuInit, INVALID_DEVICE when out of range.
+CUresult deviceFor(CUdevice ordinal, Device** out);
+// A context handle, or the current context when the handle is null (as the driver allows);
+// INVALID_CONTEXT when neither names a live context.
+CUresult contextOrCurrent(CUcontext handle, Context** out);
 Context* retainPrimary(Device* d);
 void releasePrimary(Device* d);
 Context* createContext(Device* d, unsigned flags);

@@ -27,30 +27,23 @@ CUresult primaryContext(CUcontext* pctx, CUdevice dev) {
   return CUDA_SUCCESS;
 }
 
-CUresult contextFor(CUcontext h, Context** out) {
-  TF_TRY(checkInitialized());
-  Context* c = h ? registryOf<Context>().find(h) : currentContext();
-  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
-  *out = c;
-  return CUDA_SUCCESS;
-}
 CUresult clsPut(CUcontext ctx, void* key, void* value, void* dtor) {
   Context* c;
-  TF_TRY(contextFor(ctx, &c));
+  TF_TRY(contextOrCurrent(ctx, &c));
   std::lock_guard<std::mutex> lock(c->mu);
   c->localStorage[key] = {value, dtor};
   return CUDA_SUCCESS;
 }
 CUresult clsDelete(CUcontext ctx, void* key) {
   Context* c;
-  TF_TRY(contextFor(ctx, &c));
+  TF_TRY(contextOrCurrent(ctx, &c));
   std::lock_guard<std::mutex> lock(c->mu);
   c->localStorage.erase(key);
   return CUDA_SUCCESS;
 }
 CUresult clsGet(void** value, CUcontext ctx, void* key) {
   Context* c;
-  TF_TRY(contextFor(ctx, &c));
+  TF_TRY(contextOrCurrent(ctx, &c));
   std::lock_guard<std::mutex> lock(c->mu);
   auto it = c->localStorage.find(key);
   if (it == c->localStorage.end()) return CUDA_ERROR_INVALID_HANDLE;
