@@ -5,7 +5,8 @@
 // Starts a worker on shm and one on TCP (both serving the soft GPU), then measures, in child
 // processes (the stub connects once per process):
 //   - round trip of a small synchronous call (cuStreamQuery) through the stub, over shm and TCP,
-//     beside a ping-pong of the same frame sizes over the bare transport (same run);
+//     beside a ping-pong of the same frame sizes over the bare transport between two
+//     processes (same run);
 //   - the rate of asynchronous null-kernel launches through the stub beside the soft GPU's own;
 //   - 64 MiB host-to-device and device-to-host copies through the stub beside a plain memcpy
 //     and beside the soft GPU's own copies.
@@ -143,22 +144,25 @@ int client(const char* libPath, const char* label) {
 }
 
 // Bare-transport ping-pong with the frame sizes of a cuStreamQuery call (request: header +
-// args; reply: header + args), through an echo thread.
+// args; reply: header + args), against an echo server in another process, as the worker is.
 double pingPongP50(const std::string& address) {
   using namespace tf::remoting;
   auto l = listen(address);
   if (!l) return -1;
-  std::thread echo([&] {
+  std::string where = (*l)->address();
+  pid_t echo = fork();
+  if (echo == 0) {
     auto t = (*l)->accept();
-    if (!t) return;
+    if (!t) _exit(1);
     uint8_t buf[256];
     for (;;) {
-      if (!(*t)->readExact(buf, kHeaderSize + 18).isOk()) return;
+      if (!(*t)->readExact(buf, kHeaderSize + 18).isOk()) _exit(0);
       iovec v{buf, kHeaderSize + 5};
-      if (!(*t)->writeV(&v, 1).isOk()) return;
+      if (!(*t)->writeV(&v, 1).isOk()) _exit(0);
     }
-  });
-  auto c = connect((*l)->address(), 2000);
+  }
+  auto c = connect(where, 2000);
+  if (!c) return -1;
   std::vector<double> t(20000);
   uint8_t req[kHeaderSize + 18] = {}, rep[kHeaderSize + 5];
   iovec v{req, sizeof(req)};
@@ -173,7 +177,8 @@ double pingPongP50(const std::string& address) {
     x = now() - s;
   }
   c->reset();
-  echo.join();
+  (*l)->close();
+  waitpid(echo, nullptr, 0);
   std::sort(t.begin(), t.end());
   return t[t.size() / 2] * 1e6;
 }

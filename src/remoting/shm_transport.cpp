@@ -10,6 +10,7 @@
 #include <cstring>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,8 +25,33 @@ namespace tf::remoting {
 namespace {
 
 constexpr size_t kRingBytes = size_t(8) << 20; // power of two
-constexpr int kSpins = 4000;
+// Spin briefly (the answer to a small call comes in a microsecond or two): pure spinning for
+// the first few microseconds, then spinning that yields the core (a peer sharing it gets to
+// run), then sleep on the futex.
+constexpr int64_t kPureSpinNs = 8000;
+constexpr int64_t kSpinNs = 30000;
 constexpr int kSleepMs = 10;
+
+int64_t monoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Calls ready() until it is true or the spin budget is spent.
+template <typename F> bool spinUntil(F&& ready) {
+  int64_t start = monoNs();
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    if ((i & 15) != 15) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    int64_t spent = monoNs() - start;
+    if (spent > kSpinNs) return false;
+    if (spent > kPureSpinNs) sched_yield();
+  }
+}
 
 struct alignas(64) RingHeader {
   alignas(64) std::atomic<uint64_t> head; // bytes written (producer)
@@ -45,7 +71,6 @@ void futexWait(std::atomic<uint32_t>* word, uint32_t expected, int ms) {
 void futexWake(std::atomic<uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
-inline void cpuRelax() { __builtin_ia32_pause(); }
 
 sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
   sockaddr_un sa{};
@@ -207,10 +232,8 @@ private:
   }
 
   Status waitForData(uint64_t tail) {
-    for (int i = 0; i < kSpins; ++i) {
-      if (in_->head.load(std::memory_order_acquire) != tail) return Status::ok();
-      cpuRelax();
-    }
+    if (spinUntil([&] { return in_->head.load(std::memory_order_acquire) != tail; }))
+      return Status::ok();
     for (;;) {
       uint32_t seq = in_->dataSeq.load();
       in_->readerSleeping.store(1);
@@ -231,10 +254,7 @@ private:
 
   Status waitForSpace(uint64_t head) {
     auto full = [&] { return head - out_->tail.load(std::memory_order_acquire) >= kRingBytes; };
-    for (int i = 0; i < kSpins; ++i) {
-      if (!full()) return Status::ok();
-      cpuRelax();
-    }
+    if (spinUntil([&] { return !full(); })) return Status::ok();
     for (;;) {
       uint32_t seq = out_->spaceSeq.load();
       out_->writerSleeping.store(1);

@@ -92,6 +92,9 @@ public:
       pid_ = -1;
     }
   }
+  void stop() {
+    if (pid_ > 0) kill(pid_, SIGSTOP); // hung, connections still open: only a heartbeat sees it
+  }
   bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
 
 private:
@@ -393,14 +396,15 @@ struct FaultResult {
 };
 
 // Waits for "R", kills the worker after `delayMs`, and times the child's failure.
-FaultResult killWorkerDuring(WorkerProcess& w, int fd, int delayMs) {
+FaultResult killWorkerDuring(WorkerProcess& w, int fd, int delayMs, bool stopOnly = false) {
   FaultResult out;
   char ready = 0;
   pollfd p{fd, POLLIN, 0};
   if (poll(&p, 1, 20000) != 1 || read(fd, &ready, 1) != 1 || ready != 'R') return out;
   std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));
   auto t0 = Clock::now();
-  w.kill9();
+  if (stopOnly) w.stop();
+  else w.kill9();
   int32_t codes[2] = {0, 0};
   size_t got = 0;
   while (got < sizeof(codes) && secondsSince(t0) < 10) {
@@ -458,6 +462,30 @@ TEST_P(WorkerTest, KillWorkerDuringSynchronousCall) {
   });
   close(fds[1]);
   FaultResult r = killWorkerDuring(*worker_, fds[0], 200);
+  finishChild(child);
+  close(fds[0]);
+  EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_EQ(r.later, CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_LT(r.seconds, 2.0);
+}
+
+// A worker that hangs (SIGSTOP: its sockets stay open, the kernel still acknowledges) is found
+// by the heartbeat on the host channel.
+TEST_P(WorkerTest, HungWorkerDuringSynchronousCall) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [](Stub& s, int fd) {
+    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+    auto sync = s.get<CUresult (*)()>("cuCtxSynchronize");
+    CUdeviceptr out;
+    if (alloc(&out, 4) != CUDA_SUCCESS) _exit(7);
+    launchSpin(s, nullptr, out, 0x7fffffff);
+    (void)!write(fd, "R", 1);
+    report(fd, sync());
+    laterCall(s, fd);
+  });
+  close(fds[1]);
+  FaultResult r = killWorkerDuring(*worker_, fds[0], 300, /*stopOnly=*/true);
   finishChild(child);
   close(fds[0]);
   EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);

@@ -10,6 +10,14 @@
 
 namespace tf::remoting::stub {
 
+namespace {
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+} // namespace
+
 Client& client() {
   static Client* c = new Client(); // never destroyed: cudart calls in during exit
   return *c;
@@ -86,6 +94,13 @@ CUresult Client::connectLocked() {
     CallArgs ids;
     if (decodeReply(args_.data(), args_.size(), &ids).isOk() && ids.count >= 2)
       sessionId_ = ids.s[1];
+  }
+  // The host channel doubles as a heartbeat: a worker that stops answering it (hung, or cut
+  // off without the connection closing) fails every pending and later call.
+  if (role_ == kRoleDriver) {
+    std::lock_guard<std::mutex> hostLock(hostMu_);
+    CUresult hr = openHostChannel();
+    if (hr != CUDA_SUCCESS) return hr;
   }
   // Devices, once: everything cudart asks about them is answered locally afterwards.
   for (int i = 0;; ++i) {
@@ -243,8 +258,41 @@ CUresult Client::openHostChannel() {
   if (!s.isOk()) return fail(s);
   if (r.result != CUDA_SUCCESS) return static_cast<CUresult>(r.result);
   hostChannel_ = std::shared_ptr<Transport>(std::move(*t));
+  lastPongMs_.store(nowMs());
   std::thread([this] { hostChannelLoop(); }).detach();
+  std::thread([this] { heartbeat(); }).detach();
   return CUDA_SUCCESS;
+}
+
+void Client::heartbeat() {
+  constexpr int64_t kPeriodMs = 200, kDeadAfterMs = 1500;
+  std::shared_ptr<Transport> t;
+  {
+    std::lock_guard<std::mutex> lock(hostMu_);
+    t = hostChannel_;
+  }
+  Writer w;
+  encodeCall(w, nullptr, 0, nullptr, 0);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Call);
+  h.fn = static_cast<uint32_t>(Op::Ping);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  while (!dead()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPeriodMs));
+    if (nowMs() - lastPongMs_.load() > kDeadAfterMs) {
+      fail(unavailable("the worker stopped answering its heartbeat"));
+      return;
+    }
+    Status s;
+    {
+      std::lock_guard<std::mutex> lock(hostWriteMu_);
+      s = sendFrame(*t, h, w.data(), nullptr, 0);
+    }
+    if (!s.isOk()) {
+      fail(s);
+      return;
+    }
+  }
 }
 
 void Client::hostChannelLoop() {
@@ -257,6 +305,16 @@ void Client::hostChannelLoop() {
   for (;;) {
     FrameHeader h;
     Status s = readHeader(*t, &h);
+    if (s.isOk() && h.kind == static_cast<uint16_t>(Kind::Reply) &&
+        h.fn == static_cast<uint32_t>(Op::Ping) && !h.bulkLen) {
+      s = readArgs(*t, h, &args);
+      if (!s.isOk()) {
+        fail(s);
+        return;
+      }
+      lastPongMs_.store(nowMs());
+      continue;
+    }
     if (s.isOk() && (h.kind != static_cast<uint16_t>(Kind::HostCall) || h.bulkLen))
       s = dataLoss("host channel: expected HostCall");
     if (s.isOk()) s = readArgs(*t, h, &args);

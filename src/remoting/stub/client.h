@@ -135,6 +135,7 @@ private:
 
   CUresult openHostChannel();
   void hostChannelLoop();
+  void heartbeat();
 
   std::mutex mu_; // one request/reply exchange at a time
   TransportPtr transport_;
@@ -157,6 +158,7 @@ private:
   std::unordered_map<uint64_t, HostEntry> hostFns_;
   std::mutex hostWriteMu_;
   std::atomic<int> hostOutstanding_{0};
+  std::atomic<int64_t> lastPongMs_{0};
   uint64_t nextHostToken_ = 1;
   std::vector<uint8_t> batch_;
   bool batching_ = false;

@@ -166,9 +166,22 @@ void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
   for (;;) {
     FrameHeader h;
     Status s = readHeader(t, &h);
-    if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::HostDone))
-      s = dataLoss("host channel: expected HostDone");
+    bool ping = s.isOk() && h.kind == static_cast<uint16_t>(Kind::Call) &&
+                h.fn == static_cast<uint32_t>(Op::Ping) && !h.bulkLen;
+    if (s.isOk() && !ping && h.kind != static_cast<uint16_t>(Kind::HostDone))
+      s = dataLoss("host channel: expected HostDone or Ping");
     if (s.isOk()) s = readArgs(t, h, &args);
+    if (s.isOk() && ping) { // the client's heartbeat: answered here, whatever the calls do
+      FrameHeader r;
+      r.kind = static_cast<uint16_t>(Kind::Reply);
+      r.fn = h.fn;
+      Writer w;
+      encodeReply(w, nullptr, 0, nullptr, 0);
+      r.argsLen = static_cast<uint32_t>(w.size());
+      std::lock_guard<std::mutex> lock(channel->writeMu);
+      if (!sendFrame(t, r, w.data(), nullptr, 0).isOk()) break;
+      continue;
+    }
     CallArgs a;
     if (s.isOk()) s = decodeCall(args.data(), args.size(), &a);
     if (s.isOk() && a.count != 1) s = dataLoss("host channel: HostDone takes one token");
