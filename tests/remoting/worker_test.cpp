@@ -243,6 +243,47 @@ TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
 }
 
+extern const char kSpinPtx[];
+
+// A launch must carry exactly the parameters its kernel declares: the driver would read past
+// a short list.
+TEST_P(WorkerTest, LaunchWithWrongParametersIsRefused) {
+  RawClient c;
+  ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = c.context();
+  std::vector<uint8_t> image(kSpinPtx, kSpinPtx + strlen(kSpinPtx) + 1);
+  uint64_t hash = fnv1a64(image.data(), image.size());
+  uint64_t mod = 0, fn = 0, out = 0;
+  ASSERT_EQ(c.call(FnId::cuModuleLoadData, {hash, image.size()}, ctx, &mod, nullptr, &image), CUDA_SUCCESS);
+  ASSERT_EQ(c.call(static_cast<uint32_t>(FnId::cuModuleGetFunction), {mod}, ctx, &fn, nullptr,
+                   nullptr, "spin"),
+            CUDA_SUCCESS);
+  ASSERT_EQ(c.call(FnId::cuMemAlloc_v2, {4}, ctx, &out), CUDA_SUCCESS);
+  auto launch = [&](std::vector<ParamSlot> slots, std::vector<uint8_t> params) {
+    Writer w;
+    encodeLaunch(w, slots.data(), static_cast<uint32_t>(slots.size()), params.data(),
+                 params.size(), nullptr, 0, sizeof(CUlaunchAttribute));
+    std::string blob(reinterpret_cast<const char*>(w.data()), w.size());
+    return c.call(static_cast<uint32_t>(FnId::cuLaunchKernel), {fn, 1, 1, 1, 1, 1, 1, 0, 0}, ctx,
+                  nullptr, nullptr, nullptr, blob);
+  };
+  EXPECT_EQ(launch({}, {}), CUDA_ERROR_INVALID_VALUE);                      // none
+  EXPECT_EQ(launch({{0, 8}}, std::vector<uint8_t>(8)), CUDA_ERROR_INVALID_VALUE); // one short
+  EXPECT_EQ(launch({{0, 8}, {8, 8}}, std::vector<uint8_t>(16)), CUDA_ERROR_INVALID_VALUE); // size
+  std::vector<uint8_t> good(12);
+  uint32_t n = 10;
+  memcpy(good.data(), &out, 8);
+  memcpy(good.data() + 8, &n, 4);
+  EXPECT_EQ(launch({{0, 8}, {8, 4}}, good), CUDA_SUCCESS);
+  EXPECT_EQ(c.call(FnId::cuCtxSynchronize, {}, ctx), CUDA_SUCCESS);
+  std::vector<uint8_t> got;
+  ASSERT_EQ(c.call(FnId::cuMemcpyDtoH_v2, {out, 4}, ctx, nullptr, &got), CUDA_SUCCESS);
+  uint32_t v = 0;
+  memcpy(&v, got.data(), 4);
+  EXPECT_EQ(v, 10u); // the kernel ran with the right parameters
+  EXPECT_TRUE(worker_->alive());
+}
+
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
   RawClient good;
   ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);
@@ -341,7 +382,7 @@ struct Stub {
 };
 
 // A kernel that spins for n iterations (the soft GPU JITs the PTX).
-const char kSpinPtx[] = R"(
+extern const char kSpinPtx[] = R"(
 .version 7.0
 .target sm_50
 .address_size 64

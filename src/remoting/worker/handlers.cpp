@@ -23,6 +23,18 @@ struct Pending {
 };
 thread_local Pending pending; // one session per thread
 
+// Sizes from the wire multiply and add without wrapping; a result that would wrap is "too
+// big", which no allocation contains.
+constexpr uint64_t kTooBig = ~uint64_t(0);
+uint64_t mul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? kTooBig : r;
+}
+uint64_t add(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_add_overflow(a, b, &r) ? kTooBig : r;
+}
+
 bool perThread(uint32_t fn) { return cuda::catalogEntry(static_cast<int>(fn)).perThread; }
 
 } // namespace
@@ -81,8 +93,9 @@ CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr dev, size_t x, siz
   if (type != CU_MEMORYTYPE_DEVICE) return CUDA_SUCCESS;
   if (!w || !h || !d) return CUDA_SUCCESS;
   if (pitch < w && (h > 1 || d > 1)) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t start = dev + x + (y + z * height) * pitch;
-  uint64_t span = ((d - 1) * height + (h - 1)) * pitch + w;
+  uint64_t start = add(add(dev, x), mul(add(y, mul(z, height)), pitch));
+  uint64_t span = add(mul(add(mul(d - 1, height), h - 1), pitch), w);
+  if (start == kTooBig || span == kTooBig) return CUDA_ERROR_INVALID_VALUE;
   return s.allocationFor(start, span) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -154,6 +167,8 @@ std::string nameArg(const CallIn& in) {
   return n.find('\0') == std::string::npos ? n : std::string();
 }
 
+CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
+
 CUresult launch(Session& s, const CallIn& in) {
   NEED(9);
   OWN_FUNC(A(0));
@@ -161,6 +176,14 @@ CUresult launch(Session& s, const CallIn& in) {
   LaunchBlob lb;
   if (!decodeLaunch(in.a.blob, sizeof(CUlaunchAttribute), &lb).isOk())
     return CUDA_ERROR_INVALID_VALUE;
+  // The driver reads as many parameters, of the sizes, as the kernel declares: the launch
+  // must carry exactly those, inside its buffer (decodeLaunch checked the buffer bounds).
+  const std::vector<ParamSlot>* layout = nullptr;
+  CUresult lr = layoutOf(s, A(0), &layout);
+  if (lr != CUDA_SUCCESS) return lr;
+  if (layout->size() != lb.slots.size()) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < lb.slots.size(); ++i)
+    if (lb.slots[i].size != (*layout)[i].size) return CUDA_ERROR_INVALID_VALUE;
   std::vector<void*> ptrs(lb.slots.size());
   for (size_t i = 0; i < lb.slots.size(); ++i)
     ptrs[i] = const_cast<char*>(lb.params.data()) + lb.slots[i].offset;
@@ -307,20 +330,41 @@ CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-CUresult paramLayout(Session& s, const CallIn& in, CallOut& out) {
-  NEED(1);
-  OWN_FUNC(A(0));
-  bool isKernel = s.owns(K::Kernel, A(0));
+// The parameter layout of a function or kernel the client owns, from the driver, cached.
+CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out) {
+  auto it = s.layouts().find(handle);
+  if (it != s.layouts().end()) {
+    *out = &it->second;
+    return CUDA_SUCCESS;
+  }
+  bool isKernel = s.owns(K::Kernel, handle);
   auto kinfo = s.d().fn<decltype(&::cuKernelGetParamInfo)>(FnId::cuKernelGetParamInfo);
   auto finfo = s.d().fn<decltype(&::cuFuncGetParamInfo)>(FnId::cuFuncGetParamInfo);
+  std::vector<ParamSlot> slots;
   for (size_t i = 0; i < kMaxParams; ++i) {
     size_t off = 0, size = 0;
-    CUresult r = isKernel && kinfo ? kinfo(H(CUkernel)(A(0)), i, &off, &size)
-                 : finfo           ? finfo(H(CUfunction)(A(0)), i, &off, &size)
+    CUresult r = isKernel && kinfo ? kinfo(H(CUkernel)(handle), i, &off, &size)
+                 : finfo           ? finfo(H(CUfunction)(handle), i, &off, &size)
                                    : CUDA_ERROR_NOT_SUPPORTED;
     if (r == CUDA_ERROR_NOT_SUPPORTED && i == 0) return r;
     if (r != CUDA_SUCCESS) break;
-    uint32_t pair[2] = {static_cast<uint32_t>(off), static_cast<uint32_t>(size)};
+    ParamSlot p;
+    p.offset = static_cast<uint32_t>(off);
+    p.size = static_cast<uint32_t>(size);
+    slots.push_back(p);
+  }
+  *out = &(s.layouts()[handle] = std::move(slots));
+  return CUDA_SUCCESS;
+}
+
+CUresult paramLayout(Session& s, const CallIn& in, CallOut& out) {
+  NEED(1);
+  OWN_FUNC(A(0));
+  const std::vector<ParamSlot>* layout = nullptr;
+  CUresult r = layoutOf(s, A(0), &layout);
+  if (r != CUDA_SUCCESS) return r;
+  for (auto& p : *layout) {
+    uint32_t pair[2] = {p.offset, p.size};
     out.blob.append(reinterpret_cast<const char*>(pair), sizeof(pair));
   }
   return CUDA_SUCCESS;
@@ -786,14 +830,14 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
 #define TF_MEMSET(sym, symPt, T, elem)                                                            \
   CASE2(sym, symPt) {                                                                             \
     NEED(3);                                                                                      \
-    DPTR(A(0), A(2) * (elem));                                                                    \
+    DPTR(A(0), mul(A(2), (elem)));                                                                \
     DRV(sym);                                                                                     \
     return f(A(0), static_cast<T>(A(1)), A(2));                                                   \
   }
 #define TF_MEMSET_ASYNC(sym, symPt, T, elem)                                                      \
   CASE2(sym, symPt) {                                                                             \
     NEED(4);                                                                                      \
-    DPTR(A(0), A(2) * (elem));                                                                    \
+    DPTR(A(0), mul(A(2), (elem)));                                                                \
     OWN_STREAM(A(3));                                                                             \
     DRV(sym);                                                                                     \
     return f(A(0), static_cast<T>(A(1)), A(2), H(CUstream)(A(3)));                                \
@@ -801,14 +845,14 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
 #define TF_MEMSET2D(sym, symPt, T, elem)                                                          \
   CASE2(sym, symPt) {                                                                             \
     NEED(5);                                                                                      \
-    if (A(4)) DPTR(A(0), A(1) * (A(4) - 1) + A(3) * (elem));                                      \
+    if (A(4)) DPTR(A(0), add(mul(A(1), A(4) - 1), mul(A(3), (elem))));                            \
     DRV(sym);                                                                                     \
     return f(A(0), A(1), static_cast<T>(A(2)), A(3), A(4));                                       \
   }
 #define TF_MEMSET2D_ASYNC(sym, symPt, T, elem)                                                    \
   CASE2(sym, symPt) {                                                                             \
     NEED(6);                                                                                      \
-    if (A(4)) DPTR(A(0), A(1) * (A(4) - 1) + A(3) * (elem));                                      \
+    if (A(4)) DPTR(A(0), add(mul(A(1), A(4) - 1), mul(A(3), (elem))));                            \
     OWN_STREAM(A(5));                                                                             \
     DRV(sym);                                                                                     \
     return f(A(0), A(1), static_cast<T>(A(2)), A(3), A(4), H(CUstream)(A(5)));                    \
@@ -856,6 +900,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     if (r == CUDA_SUCCESS) {
       s.remove(K::Module, A(0));
       s.dropGlobalsOf(A(0));
+      s.layouts().clear();
     }
     return r;
   }
@@ -867,6 +912,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     if (r == CUDA_SUCCESS) {
       s.remove(K::Library, A(0));
       s.dropGlobalsOf(A(0));
+      s.layouts().clear();
     }
     return r;
   }

@@ -142,6 +142,8 @@ public:
     mappings_.erase(va);
     allocations_.erase(va);
   }
+  // Parameter layouts of launched functions (a launch must match its kernel exactly).
+  std::unordered_map<uint64_t, std::vector<ParamSlot>>& layouts() { return layouts_; }
   void accountBytes(int64_t delta) { info_->bytes.fetch_add(static_cast<uint64_t>(delta)); }
   void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
   std::map<int, CUcontext>& primaries() { return primaries_; }
@@ -176,6 +178,7 @@ private:
   std::map<uint64_t, std::pair<uint64_t, int>> memHandles_;
   std::map<CUdeviceptr, uint64_t> reservations_;
   std::map<CUdeviceptr, uint64_t> mappings_;
+  std::unordered_map<uint64_t, std::vector<ParamSlot>> layouts_;
   std::vector<uint8_t> staging_;
   uint64_t id_ = 0;
   std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
