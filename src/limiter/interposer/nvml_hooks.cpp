@@ -54,17 +54,15 @@ nvmlReturn_t processes(nvmlDevice_t device, unsigned int* count, Info* infos,
                        nvmlReturn_t (*real)(nvmlDevice_t, unsigned int*, Info*)) {
   int rd = regionDeviceOf(device);
   if (rd < 0 || !count) return real(device, count, infos);
+  // Every live process of the vGPU (it joined at its first CUDA call, as a context would).
   auto procs = Limiter::get().region().processes();
-  unsigned n = 0;
-  for (const auto& p : procs)
-    if (p.vram[rd] || p.host[rd]) ++n;
+  unsigned n = static_cast<unsigned>(procs.size());
   if (!infos || *count < n) {
     *count = n;
     return n == 0 && !infos ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
   }
   unsigned i = 0;
   for (const auto& p : procs) {
-    if (!p.vram[rd] && !p.host[rd]) continue;
     Info info{};
     info.pid = static_cast<unsigned>(p.pid);
     info.usedGpuMemory = p.vram[rd];
@@ -85,6 +83,7 @@ TF_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t
   int rd = r == NVML_SUCCESS ? regionDeviceOf(device) : -1;
   if (rd < 0) return r;
   auto& region = Limiter::get().region();
+  region.reapDead(); // a process killed a moment ago no longer holds memory
   memory->total = region.limits(rd).vramLimit;
   memory->used = std::min<unsigned long long>(region.used(rd, Pool::Device), memory->total);
   memory->free = memory->total - memory->used;
@@ -96,6 +95,7 @@ TF_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemor
   int rd = r == NVML_SUCCESS ? regionDeviceOf(device) : -1;
   if (rd < 0) return r;
   auto& region = Limiter::get().region();
+  region.reapDead();
   memory->total = region.limits(rd).vramLimit;
   memory->reserved = 0;
   memory->used = std::min<unsigned long long>(region.used(rd, Pool::Device), memory->total);
