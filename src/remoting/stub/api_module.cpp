@@ -102,7 +102,7 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
       gz > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z]) ||
       smem > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN]))
     return CUDA_ERROR_INVALID_VALUE;
-  const std::vector<ParamSlot>* layout = nullptr;
+  Client::Layout layout;
   CUresult r = client().paramLayout(f, &layout);
   if (r != CUDA_SUCCESS) return r;
   thread_local std::vector<uint8_t> packed;
@@ -164,7 +164,9 @@ CUresult tf_rs_cuModuleLoad(CUmodule* m, const char* path) {
 }
 CUresult tf_rs_cuModuleUnload(CUmodule m) {
   TF_READY();
-  return client().call(FnId::cuModuleUnload, {u(m)});
+  CUresult r = client().call(FnId::cuModuleUnload, {u(m)});
+  if (r == CUDA_SUCCESS) client().forgetLayouts();
+  return r;
 }
 
 CUresult tf_rs_cuLibraryLoadData(CUlibrary* lib, const void* code, CUjit_option*, void**, unsigned,
@@ -185,7 +187,9 @@ CUresult tf_rs_cuLibraryLoadFromFile(CUlibrary* lib, const char* path, CUjit_opt
 }
 CUresult tf_rs_cuLibraryUnload(CUlibrary lib) {
   TF_READY();
-  return client().call(FnId::cuLibraryUnload, {u(lib)});
+  CUresult r = client().call(FnId::cuLibraryUnload, {u(lib)});
+  if (r == CUDA_SUCCESS) client().forgetLayouts();
+  return r;
 }
 
 CUresult tf_rs_cuLibraryGetKernel(CUkernel* k, CUlibrary lib, const char* name) {
@@ -276,7 +280,7 @@ CUresult tf_rs_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, CUfunction f,
 
 CUresult tf_rs_cuFuncGetParamInfo(CUfunction f, size_t index, size_t* offset, size_t* size) {
   TF_READY();
-  const std::vector<ParamSlot>* layout = nullptr;
+  Client::Layout layout;
   CUresult r = client().paramLayout(f, &layout);
   if (r != CUDA_SUCCESS) return r;
   if (index >= layout->size()) return CUDA_ERROR_INVALID_VALUE;

@@ -466,12 +466,12 @@ CUcontext Client::primaryContext(CUdevice dev) {
   return c;
 }
 
-CUresult Client::paramLayout(CUfunction f, const std::vector<ParamSlot>** out) {
+CUresult Client::paramLayout(CUfunction f, Layout* out) {
   {
     std::lock_guard<std::mutex> lock(layoutMu_);
     auto it = layouts_.find(f);
     if (it != layouts_.end()) {
-      *out = &it->second;
+      *out = it->second;
       return CUDA_SUCCESS;
     }
   }
@@ -479,10 +479,10 @@ CUresult Client::paramLayout(CUfunction f, const std::vector<ParamSlot>** out) {
   CUresult r = call(static_cast<uint32_t>(Op::ParamLayout), {reinterpret_cast<uint64_t>(f)},
                     nullptr, 0, nullptr, 0, nullptr, 0, nullptr, &blob);
   if (r != CUDA_SUCCESS) return r;
-  std::vector<ParamSlot> slots(blob.size() / sizeof(ParamSlot));
-  std::memcpy(slots.data(), blob.data(), slots.size() * sizeof(ParamSlot));
+  auto slots = std::make_shared<std::vector<ParamSlot>>(blob.size() / sizeof(ParamSlot));
+  std::memcpy(slots->data(), blob.data(), slots->size() * sizeof(ParamSlot));
   std::lock_guard<std::mutex> lock(layoutMu_);
-  *out = &(layouts_[f] = std::move(slots)); // node-based map: the address stays valid
+  *out = layouts_[f] = std::move(slots);
   return CUDA_SUCCESS;
 }
 

@@ -106,7 +106,13 @@ public:
   CUcontext primaryContext(CUdevice dev);
 
   // Parameter layout of a kernel/function, fetched once.
-  CUresult paramLayout(CUfunction f, const std::vector<ParamSlot>** out);
+  using Layout = std::shared_ptr<const std::vector<ParamSlot>>;
+  CUresult paramLayout(CUfunction f, Layout* out);
+  // After an unload: handle values may come back for other functions.
+  void forgetLayouts() {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    layouts_.clear();
+  }
   // Shipped images: hashes this worker already holds.
   bool imageKnown(uint64_t hash);
   void markImage(uint64_t hash);
@@ -172,7 +178,7 @@ private:
   std::unordered_map<CUcontext, Ctx> contexts_;
   std::map<CUdevice, CUcontext> primaries_;
   std::mutex layoutMu_;
-  std::unordered_map<CUfunction, std::vector<ParamSlot>> layouts_;
+  std::unordered_map<CUfunction, Layout> layouts_;
   std::unordered_set<uint64_t> images_;
   mutable std::shared_mutex handleMu_;
   std::unordered_set<const void*> handles_[2];
