@@ -114,6 +114,10 @@ TEST_F(LimiterIntegrationTest, MissingOrCorruptRegionRefusesToRunUnlimited) {
   Child corrupt = spawn(TF_LIMITER_MEMORY, {}, {{"TF_VGPU_REGION", bad.string()}});
   EXPECT_NE(corrupt.wait(), 0);
   EXPECT_NE(corrupt.output().find("Refusing to run unlimited"), std::string::npos) << corrupt.output();
+  auto region = makeVgpu("ok", 256 * MiB, 10000);
+  Child badSource = spawn(TF_LIMITER_MEMORY, {}, {{"TF_VGPU_REGION", region}, {"TF_LIMITER_TIME_SOURCE", "sundial"}});
+  EXPECT_NE(badSource.wait(), 0);
+  EXPECT_NE(badSource.output().find("TF_LIMITER_TIME_SOURCE='sundial'"), std::string::npos) << badSource.output();
 }
 
 TEST_F(LimiterIntegrationTest, ManyProcessesRacingNeverPassTheLimit) {
@@ -158,7 +162,9 @@ std::vector<double> runShares(LimiterIntegrationTest* t, std::vector<std::pair<u
 
 class ComputeShareTest : public LimiterIntegrationTest {
 protected:
-  std::vector<double> shares(std::vector<std::pair<uint32_t, bool>> vgpus, double seconds) {
+  // timeSource: "auto" (the soft GPU's accounting) or "events" (CUDA events, as on NVIDIA's driver).
+  std::vector<double> shares(std::vector<std::pair<uint32_t, bool>> vgpus, double seconds,
+                             const std::string& timeSource = "auto") {
     return runShares(
         this, vgpus, seconds,
         [&](const std::string& name, uint32_t bp) { return makeVgpu(name, 1024 * MiB, bp); },
@@ -167,7 +173,8 @@ protected:
           // grids) without burning the CPU. The soft GPU's synchronise round trip (two thread
           // wake-ups, ~50 us) is then as small beside a kernel as a real GPU's is.
           return spawn(TF_COMPUTE_LOAD, {std::to_string(seconds), sync ? "sync" : "async"},
-                       {{"TF_VGPU_REGION", region}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"}});
+                       {{"TF_VGPU_REGION", region}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
+                        {"TF_LIMITER_TIME_SOURCE", timeSource}});
         });
   }
 };
@@ -182,6 +189,14 @@ TEST_F(ComputeShareTest, TenNinetySplitHolds) {
   auto s = shares({{1000, true}, {9000, false}}, 10);
   EXPECT_NEAR(s[0], 0.10, 0.03);
   EXPECT_NEAR(s[1], 0.90, 0.03);
+}
+
+// The time source used over NVIDIA's driver (events around each limited launch), exercised on
+// the soft GPU, which times events like a GPU does.
+TEST_F(ComputeShareTest, EventTimedSplitHolds) {
+  auto s = shares({{3000, false}, {7000, true}}, 10, "events");
+  EXPECT_NEAR(s[0], 0.30, 0.03);
+  EXPECT_NEAR(s[1], 0.70, 0.03);
 }
 
 TEST_F(ComputeShareTest, AloneAtThirtyGetsThirtyNotMore) {

@@ -104,11 +104,25 @@ void Limiter::init() {
     return;
   }
   slot_ = *slot;
-  softGpuStats_ = reinterpret_cast<decltype(softGpuStats_)>(
-      libcudaHandle() ? realDlsym(libcudaHandle(), "tfSoftGpuProcessStats") : nullptr);
-  if (!softGpuStats_)
-    say("%s", "this driver has no per-process GPU time source yet (events-based timing is not "
-              "implemented); compute limits are not enforced, memory limits are");
+  // Where GPU time comes from: the soft GPU's per-process accounting when the driver is the
+  // soft GPU, else CUDA events around each limited launch (any driver).
+  const char* source = getenv("TF_LIMITER_TIME_SOURCE");
+  std::string want = source ? source : "auto";
+  if (want != "auto" && want != "softgpu" && want != "events") {
+    say("TF_LIMITER_TIME_SOURCE='%s' is not auto, softgpu or events; refusing to run unlimited",
+        want.c_str());
+    status_ = CUDA_ERROR_NOT_PERMITTED;
+    return;
+  }
+  if (want != "events")
+    softGpuStats_ = reinterpret_cast<decltype(softGpuStats_)>(
+        libcudaHandle() ? realDlsym(libcudaHandle(), "tfSoftGpuProcessStats") : nullptr);
+  if (want == "softgpu" && !softGpuStats_) {
+    say("%s", "TF_LIMITER_TIME_SOURCE=softgpu but the driver is not the soft GPU");
+    status_ = CUDA_ERROR_NOT_PERMITTED;
+    return;
+  }
+  useEvents_ = !softGpuStats_;
   status_ = CUDA_SUCCESS;
   startNs_ = nowNs();
   if (getenv("TF_LIMITER_REPORT")) atexit([] { Limiter::get().report(); });
@@ -181,6 +195,7 @@ bool Limiter::untrack(uint64_t handle, Allocation* out) {
 }
 
 void Limiter::pollBusy(CUdevice ordinal) {
+  if (useEvents_) return pollEvents(ordinal);
   if (!softGpuStats_) return;
   DeviceTrack& t = devices_[ordinal];
   uint64_t busy = 0, kernels = 0;
@@ -189,6 +204,79 @@ void Limiter::pollBusy(CUdevice ordinal) {
   if (busy > t.lastBusyNs) region_->charge(t.regionDevice, busy - t.lastBusyNs);
   t.lastBusyNs = std::max(t.lastBusyNs, busy);
   t.lastKernels = std::max(t.lastKernels, kernels);
+}
+
+// ---- GPU time from CUDA events (any driver) ---------------------------------------------------
+// Each limited launch is bracketed by two pooled events on its stream; once the second has
+// completed, their elapsed time is the launch's GPU time. Under contention with other contexts
+// this includes time the device spent on them, so a vGPU is charged at most what it waited for.
+
+CUevent Limiter::takeEvent(DeviceTrack& t) {
+  if (!t.freeEvents.empty()) {
+    CUevent e = t.freeEvents.back();
+    t.freeEvents.pop_back();
+    return e;
+  }
+  CUevent e = nullptr;
+  if (TF_REAL(cuEventCreate)(&e, CU_EVENT_DEFAULT) != CUDA_SUCCESS) return nullptr;
+  return e;
+}
+
+CUevent Limiter::startTiming(CUdevice ordinal, CUstream stream, bool perThread) {
+  if (!useEvents_) return nullptr;
+  CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
+  auto isCapturing = perThread ? TF_REAL(cuStreamIsCapturing_ptsz) : TF_REAL(cuStreamIsCapturing);
+  if (isCapturing && isCapturing(stream, &capturing) == CUDA_SUCCESS &&
+      capturing != CU_STREAM_CAPTURE_STATUS_NONE)
+    return nullptr; // recorded into a graph, not run: timed when the graph runs
+  DeviceTrack& t = devices_[ordinal];
+  std::lock_guard<std::mutex> lock(pollMu_);
+  CUevent start = takeEvent(t);
+  auto record = perThread ? TF_REAL(cuEventRecord_ptsz) : TF_REAL(cuEventRecord);
+  if (!start || record(start, stream) != CUDA_SUCCESS) {
+    if (start) t.freeEvents.push_back(start);
+    return nullptr;
+  }
+  return start;
+}
+
+void Limiter::endTiming(CUdevice ordinal, CUstream stream, bool perThread, bool launched,
+                        CUevent start) {
+  DeviceTrack& t = devices_[ordinal];
+  std::lock_guard<std::mutex> lock(pollMu_);
+  if (!start) return;
+  CUevent end = launched ? takeEvent(t) : nullptr;
+  auto record = perThread ? TF_REAL(cuEventRecord_ptsz) : TF_REAL(cuEventRecord);
+  if (!end || record(end, stream) != CUDA_SUCCESS) {
+    t.freeEvents.push_back(start);
+    if (end) t.freeEvents.push_back(end);
+    return;
+  }
+  t.pendingEvents.emplace_back(start, end);
+}
+
+void Limiter::pollEvents(CUdevice ordinal) {
+  DeviceTrack& t = devices_[ordinal];
+  std::lock_guard<std::mutex> lock(pollMu_);
+  uint64_t charged = 0;
+  for (auto it = t.pendingEvents.begin(); it != t.pendingEvents.end();) {
+    CUresult q = TF_REAL(cuEventQuery)(it->second);
+    if (q == CUDA_ERROR_NOT_READY) {
+      ++it;
+      continue;
+    }
+    float ms = 0;
+    if (q == CUDA_SUCCESS && TF_REAL(cuEventElapsedTime)(&ms, it->first, it->second) == CUDA_SUCCESS && ms > 0)
+      charged += static_cast<uint64_t>(static_cast<double>(ms) * 1e6);
+    t.freeEvents.push_back(it->first);
+    t.freeEvents.push_back(it->second);
+    it = t.pendingEvents.erase(it);
+    ++t.lastKernels;
+  }
+  if (charged) {
+    region_->charge(t.regionDevice, charged);
+    t.lastBusyNs += charged;
+  }
 }
 
 void Limiter::beforeLaunch(CUdevice ordinal) {
@@ -205,7 +293,7 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
     pollBusy(ordinal);
   }
   // Keep the queue short: work queued far ahead would run whatever the bucket says.
-  if (softGpuStats_) {
+  {
     // About a millisecond of queued work: enough to keep the device fed, short enough that the
     // share is paced evenly instead of in bursts (bursts starve synchronous neighbours).
     const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 50, 500'000);

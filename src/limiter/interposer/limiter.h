@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <cuda.h>
 
@@ -39,6 +41,9 @@ struct DeviceTrack {
   uint64_t lastBusyNs = 0;        // soft GPU busy time already charged
   uint64_t lastKernels = 0;
   std::atomic<uint64_t> launched{0};
+  // CUDA-event timing (drivers without the soft GPU's accounting), under Limiter::pollMu_.
+  std::vector<CUevent> freeEvents;
+  std::vector<std::pair<CUevent, CUevent>> pendingEvents;
 };
 
 struct Allocation {
@@ -69,6 +74,9 @@ public:
   // or too much work is already queued.
   void beforeLaunch(CUdevice ordinal);
   void afterLaunch(CUdevice ordinal);
+  // With CUDA-event timing, bracket one launch on its stream (perThread: a _ptsz entry point).
+  CUevent startTiming(CUdevice ordinal, CUstream stream, bool perThread);
+  void endTiming(CUdevice ordinal, CUstream stream, bool perThread, bool launched, CUevent start);
   // With TF_LIMITER_REPORT set, printed at exit: this process's share of each vGPU device.
   void report();
 
@@ -76,6 +84,8 @@ private:
   Limiter() = default;
   void init();
   void pollBusy(CUdevice ordinal);
+  void pollEvents(CUdevice ordinal);
+  CUevent takeEvent(DeviceTrack& t);
 
   std::once_flag once_;
   CUresult status_ = CUDA_ERROR_NOT_INITIALIZED;
@@ -87,6 +97,7 @@ private:
   std::mutex allocMu_;
   std::unordered_map<uint64_t, Allocation> allocations_;
   CUresult (*softGpuStats_)(CUdevice, uint64_t*, uint64_t*) = nullptr;
+  bool useEvents_ = false;
   std::mutex pollMu_;
   uint64_t startNs_ = 0;
 };
