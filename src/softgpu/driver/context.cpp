@@ -17,8 +17,16 @@ std::vector<Context*>& contextStack() {
 
 Context* currentContext() {
   auto& st = contextStack();
+  // The top of the stack was checked live at this registry generation: no context has been
+  // created or destroyed since, so it still is (the common case costs two loads).
+  thread_local Context* checked = nullptr;
+  thread_local uint64_t checkedAt = ~0ull;
+  const uint64_t gen = registryOf<Context>().generation();
+  if (!st.empty() && st.back() == checked && gen == checkedAt) return checked;
   while (!st.empty() && !registryOf<Context>().find(st.back())) st.pop_back(); // destroyed
-  return st.empty() ? nullptr : st.back();
+  checked = st.empty() ? nullptr : st.back();
+  checkedAt = gen;
+  return checked;
 }
 
 CUresult requireContext(Context** out) {
