@@ -16,6 +16,9 @@ using nlohmann::json;
 class HypervisorApiTest : public ::testing::Test {
 protected:
   void SetUp() override {
+    // The soft GPU this hypervisor discovers: an H100 and an L4.
+    setenv("TF_SOFTGPU_DEVICES", "H100,L4", 1);
+    setenv("TF_SOFTGPU_STATE_DIR", TF_TEST_SOFTGPU_STATE, 1);
     dir_ = fs::temp_directory_path() / ("tf-hv-test-" + std::to_string(getpid()) + "-" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
