@@ -73,7 +73,9 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
                                        /* with HostDone(token) when the stream reaches it   */   \
   X(DeviceMemory, 0x10005) /* (dev) -> (total, free): device-wide, for NVML */                   \
   X(DeviceProcesses, 0x10006) /* (dev) -> blob: (u32 pid, u32 0, u64 bytes)* of the clients  */  \
-                              /* holding a context on dev */
+                              /* holding a context on dev */                                    \
+  X(WaitStream, 0x10007) /* (stream, budget us): CUDA_ERROR_NOT_READY if still busy after it */  \
+  X(WaitEvent, 0x10008)  /* (event, budget us): likewise; the client asks again */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {

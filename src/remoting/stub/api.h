@@ -34,6 +34,22 @@ inline CUresult ready() {
   } while (0)
 
 inline uint64_t u(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+// Per-thread default streams are emulated: each thread gets a stream of its own in each
+// context (created on first use, synchronising with the legacy stream like the real one), so
+// on the worker one client thread's stream work never queues behind another's.
+CUstream threadStream();
+// The plain (legacy-stream) function of a _ptsz/_ptds variant.
+inline FnId plainOf(FnId fn) {
+  const auto& e = cuda::catalogEntry(static_cast<int>(fn));
+  return e.perThread ? static_cast<FnId>(e.plainIndex) : fn;
+}
+// A stream call: the per-thread flavour becomes the plain call on the thread's own stream.
+inline void perThreadCall(FnId& fn, CUstream& s) {
+  bool pt = cuda::catalogEntry(static_cast<int>(fn)).perThread;
+  fn = plainOf(fn);
+  if (s == CU_STREAM_PER_THREAD || (pt && s == nullptr)) s = threadStream();
+}
 template <typename T> inline T h(uint64_t v) { return reinterpret_cast<T>(v); }
 
 } // namespace tf::remoting::stub

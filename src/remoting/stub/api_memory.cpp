@@ -17,6 +17,7 @@ bool isDevice(CUdeviceptr p) { return client().findDevice(p, nullptr, nullptr); 
 
 CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
   TF_READY();
+  fn = plainOf(fn);
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
   iovec v{const_cast<void*>(src), n};
   return client().call(fn, {dst, n}, nullptr, 0, nullptr, 0, &v, 1);
@@ -26,6 +27,7 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!isDevice(dst)) return CUDA_ERROR_INVALID_VALUE;
+  perThreadCall(fn, s);
   // A host function queued earlier may still write pinned memory: then the bytes are fetched
   // when the stream reaches the copy.
   if (client().hostFunctionsOutstanding() && client().findHost(src, nullptr, nullptr, nullptr))
@@ -37,24 +39,28 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
 }
 CUresult dtoh(FnId fn, void* dst, CUdeviceptr src, size_t n) {
   TF_READY();
+  fn = plainOf(fn);
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
   ReplySink sink{dst, n, nullptr};
   return client().call(fn, {src, n}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
 }
 CUresult dtohAsync(FnId fn, void* dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
+  perThreadCall(fn, s);
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
   ReplySink sink{dst, n, nullptr};
   return client().call(fn, {src, n, u(s)}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
 }
 CUresult dtod(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n) {
   TF_READY();
+  fn = plainOf(fn);
   return client().call(fn, {dst, src, n});
 }
 CUresult dtodAsync(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!isDevice(dst) || !isDevice(src)) return CUDA_ERROR_INVALID_VALUE;
+  perThreadCall(fn, s);
   return client().post(fn, {dst, src, n, u(s)});
 }
 
@@ -86,6 +92,8 @@ CUmemorytype resolveType(CUmemorytype t, CUdeviceptr dev) {
 
 CUresult copy3D(FnId fn, bool async, CUDA_MEMCPY3D c, CUstream s) {
   TF_READY();
+  if (async) perThreadCall(fn, s);
+  else fn = plainOf(fn);
   if (c.srcMemoryType == CU_MEMORYTYPE_UNIFIED) c.srcHost = h<const void*>(c.srcDevice);
   if (c.dstMemoryType == CU_MEMORYTYPE_UNIFIED) c.dstHost = h<void*>(c.dstDevice);
   c.srcMemoryType = resolveType(c.srcMemoryType, c.srcDevice);
@@ -244,6 +252,7 @@ CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
 static CUresult allocAsync(FnId fn, CUdeviceptr* p, size_t size, CUstream s) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
+  perThreadCall(fn, s);
   uint64_t out = 0;
   CUresult r = client().call(fn, {size, u(s)}, &out, 1);
   if (r == CUDA_SUCCESS) client().addDeviceAllocation(out, size, currentContext());
@@ -256,6 +265,7 @@ CUresult tf_rs_cuMemAllocAsync_ptsz(CUdeviceptr* p, size_t n, CUstream s) { retu
 static CUresult freeAsync(FnId fn, CUdeviceptr p, CUstream s) {
   TF_READY();
   if (!isDevice(p)) return CUDA_ERROR_INVALID_VALUE;
+  perThreadCall(fn, s);
   client().removeDeviceAllocation(p);
   return client().post(fn, {p, u(s)});
 }
@@ -325,6 +335,7 @@ CUresult tf_rs_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep) {
 static CUresult allocFromPool(FnId fn, CUdeviceptr* p, size_t size, CUmemoryPool pool, CUstream s) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
+  perThreadCall(fn, s);
   uint64_t out = 0;
   CUresult r = client().call(fn, {size, u(pool), u(s)}, &out, 1);
   if (r == CUDA_SUCCESS) client().addDeviceAllocation(out, size, currentContext());
@@ -509,26 +520,30 @@ CUresult tf_rs_cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D* c, CUstream s) { ret
 #define TF_MEMSET(sym, T)                                                                         \
   CUresult tf_rs_##sym(CUdeviceptr d, T v, size_t n) {                                            \
     TF_READY();                                                                                   \
-    return client().call(FnId::sym, {d, v, n});                                                   \
+    return client().call(plainOf(FnId::sym), {d, v, n});                                          \
   }
 #define TF_MEMSET_ASYNC(sym, T)                                                                   \
   CUresult tf_rs_##sym(CUdeviceptr d, T v, size_t n, CUstream s) {                                \
     TF_READY();                                                                                   \
     if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;                                  \
     if (!isDevice(d)) return CUDA_ERROR_INVALID_VALUE;                                            \
-    return client().post(FnId::sym, {d, v, n, u(s)});                                             \
+    FnId fn = FnId::sym;                                                                          \
+    perThreadCall(fn, s);                                                                         \
+    return client().post(fn, {d, v, n, u(s)});                                                    \
   }
 #define TF_MEMSET2D(sym, T)                                                                       \
   CUresult tf_rs_##sym(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt) {                  \
     TF_READY();                                                                                   \
-    return client().call(FnId::sym, {d, pitch, v, w, hgt});                                       \
+    return client().call(plainOf(FnId::sym), {d, pitch, v, w, hgt});                              \
   }
 #define TF_MEMSET2D_ASYNC(sym, T)                                                                 \
   CUresult tf_rs_##sym(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt, CUstream s) {      \
     TF_READY();                                                                                   \
     if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;                                  \
     if (!isDevice(d)) return CUDA_ERROR_INVALID_VALUE;                                            \
-    return client().post(FnId::sym, {d, pitch, v, w, hgt, u(s)});                                 \
+    FnId fn = FnId::sym;                                                                          \
+    perThreadCall(fn, s);                                                                         \
+    return client().post(fn, {d, pitch, v, w, hgt, u(s)});                                        \
   }
 TF_MEMSET(cuMemsetD8_v2, unsigned char)
 TF_MEMSET(cuMemsetD8_v2_ptds, unsigned char)

@@ -93,6 +93,7 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
   const int32_t* a = d->attrs;
   if (!gx || !gy || !gz || !bx || !by || !bz) return CUDA_ERROR_INVALID_VALUE;
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  perThreadCall(fn, s);
   if (uint64_t(bx) * by * bz > uint64_t(a[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK]) ||
       bx > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X]) ||
       by > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y]) ||

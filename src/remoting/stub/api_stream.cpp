@@ -1,7 +1,10 @@
 // Streams and events. Records and waits are posted; queries and synchronisation wait.
 // Host functions run in this process, on the host-channel thread, when the worker's stream
 // reaches them; the stream waits for them as on a real GPU.
+#include <chrono>
 #include <cstring>
+#include <thread>
+#include <unordered_map>
 
 #include "remoting/stub/api.h"
 
@@ -14,7 +17,50 @@ CUresult handleOut(FnId fn, std::initializer_list<uint64_t> in, uint64_t* out) {
   return client().call(fn, in, out, 1);
 }
 
+// Synchronisation in slices (Op::WaitStream / WaitEvent): between slices other threads of
+// this process get their calls through.
+constexpr uint64_t kWaitSliceUs = 2000;
+// The connection's mutex is not fair: step back briefly so a waiting thread gets it.
+void betweenSlices() { std::this_thread::sleep_for(std::chrono::microseconds(100)); }
+
+CUresult streamSync(FnId fn, CUstream s) {
+  TF_READY();
+  perThreadCall(fn, s);
+  for (;;) {
+    CUresult r = client().call(static_cast<uint32_t>(tf::remoting::Op::WaitStream), {u(s), kWaitSliceUs});
+    if (r != CUDA_ERROR_NOT_READY) return r;
+    betweenSlices();
+  }
+}
+CUresult streamQuery(FnId fn, CUstream s) {
+  TF_READY();
+  perThreadCall(fn, s);
+  return client().call(fn, {u(s)});
+}
+CUresult streamWaitEvent(FnId fn, CUstream s, CUevent e, unsigned flags) {
+  TF_READY();
+  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(s), u(e), flags});
+}
 } // namespace
+
+namespace tf::remoting::stub {
+
+CUstream threadStream() {
+  thread_local std::unordered_map<CUcontext, CUstream> streams;
+  CUcontext ctx = currentContext();
+  if (!ctx) return nullptr;
+  auto it = streams.find(ctx);
+  if (it != streams.end()) return it->second;
+  CUstream s = nullptr;
+  CUresult r = tf_rs_cuStreamCreate(&s, CU_STREAM_DEFAULT);
+  if (r != CUDA_SUCCESS) return nullptr; // legacy
+  streams[ctx] = s;
+  return s;
+}
+
+} // namespace tf::remoting::stub
 
 extern "C" {
 
@@ -41,32 +87,27 @@ CUresult tf_rs_cuStreamDestroy_v2(CUstream s) {
   return r;
 }
 
-#define TF_STREAM_CALL(sym)                                                                       \
-  CUresult tf_rs_##sym(CUstream s) {                                                              \
-    TF_READY();                                                                                   \
-    return client().call(FnId::sym, {u(s)});                                                      \
-  }
-TF_STREAM_CALL(cuStreamSynchronize)
-TF_STREAM_CALL(cuStreamSynchronize_ptsz)
-TF_STREAM_CALL(cuStreamQuery)
-TF_STREAM_CALL(cuStreamQuery_ptsz)
+CUresult tf_rs_cuStreamSynchronize(CUstream s) { return streamSync(FnId::cuStreamSynchronize, s); }
+CUresult tf_rs_cuStreamSynchronize_ptsz(CUstream s) { return streamSync(FnId::cuStreamSynchronize_ptsz, s); }
+
+CUresult tf_rs_cuStreamQuery(CUstream s) { return streamQuery(FnId::cuStreamQuery, s); }
+CUresult tf_rs_cuStreamQuery_ptsz(CUstream s) { return streamQuery(FnId::cuStreamQuery_ptsz, s); }
 
 CUresult tf_rs_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags) {
-  TF_READY();
-  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuStreamWaitEvent, {u(s), u(e), flags});
+  return streamWaitEvent(FnId::cuStreamWaitEvent, s, e, flags);
 }
 CUresult tf_rs_cuStreamWaitEvent_ptsz(CUstream s, CUevent e, unsigned flags) {
-  TF_READY();
-  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuStreamWaitEvent_ptsz, {u(s), u(e), flags});
+  return streamWaitEvent(FnId::cuStreamWaitEvent_ptsz, s, e, flags);
 }
 
 #define TF_STREAM_GET(sym, T)                                                                     \
   CUresult tf_rs_##sym(CUstream s, T* v) {                                                        \
     if (!v) return CUDA_ERROR_INVALID_VALUE;                                                      \
+    TF_READY();                                                                                   \
+    FnId fn = FnId::sym;                                                                          \
+    perThreadCall(fn, s);                                                                         \
     uint64_t out = 0;                                                                             \
-    CUresult r = handleOut(FnId::sym, {u(s)}, &out);                                              \
+    CUresult r = handleOut(fn, {u(s)}, &out);                                                     \
     *v = (T)(out);                                                                                \
     return r;                                                                                     \
   }
@@ -83,13 +124,17 @@ CUresult tf_rs_cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().hostFunction(FnId::cuLaunchHostFunc, s, [fn, data] { fn(data); });
+  FnId id = FnId::cuLaunchHostFunc;
+  perThreadCall(id, s);
+  return client().hostFunction(id, s, [fn, data] { fn(data); });
 }
 CUresult tf_rs_cuLaunchHostFunc_ptsz(CUstream s, CUhostFn fn, void* data) {
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().hostFunction(FnId::cuLaunchHostFunc_ptsz, s, [fn, data] { fn(data); });
+  FnId id = FnId::cuLaunchHostFunc_ptsz;
+  perThreadCall(id, s);
+  return client().hostFunction(id, s, [fn, data] { fn(data); });
 }
 
 CUresult tf_rs_cuEventCreate(CUevent* e, unsigned flags) {
@@ -109,26 +154,38 @@ CUresult tf_rs_cuEventDestroy_v2(CUevent e) {
 CUresult tf_rs_cuEventRecord(CUevent e, CUstream s) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuEventRecord, {u(e), u(s)});
+  FnId fn = FnId::cuEventRecord;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecord_ptsz(CUevent e, CUstream s) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuEventRecord_ptsz, {u(e), u(s)});
+  FnId fn = FnId::cuEventRecord_ptsz;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuEventRecordWithFlags, {u(e), u(s), flags});
+  FnId fn = FnId::cuEventRecordWithFlags;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventRecordWithFlags_ptsz(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  return client().post(FnId::cuEventRecordWithFlags_ptsz, {u(e), u(s), flags});
+  FnId fn = FnId::cuEventRecordWithFlags_ptsz;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventSynchronize(CUevent e) {
   TF_READY();
-  return client().call(FnId::cuEventSynchronize, {u(e)});
+  for (;;) {
+    CUresult r = client().call(static_cast<uint32_t>(tf::remoting::Op::WaitEvent), {u(e), kWaitSliceUs});
+    if (r != CUDA_ERROR_NOT_READY) return r;
+    betweenSlices();
+  }
 }
 CUresult tf_rs_cuEventQuery(CUevent e) {
   TF_READY();

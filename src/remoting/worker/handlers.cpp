@@ -2,8 +2,10 @@
 // names is its own, run the call on the driver, record what it created. Wire shapes (which
 // scalars, in which order) are the stub's (src/remoting/stub): scalars in parameter order with
 // out-pointers left out; out values in parameter order.
+#include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "cuda/catalog.h"
 #include "remoting/worker/session.h"
@@ -249,6 +251,22 @@ CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in) {
   return r;
 }
 
+// Synchronisation in bounded slices: polls `query` for up to budgetUs (at most 100 ms), then
+// answers CUDA_ERROR_NOT_READY and the client asks again. The client's connection is free
+// between slices, so its other threads' calls are not stuck behind a long wait.
+template <typename Q> CUresult boundedWait(Q&& query, uint64_t budgetUs) {
+  auto start = std::chrono::steady_clock::now();
+  auto budget = std::chrono::microseconds(std::min<uint64_t>(budgetUs, 100000));
+  for (int i = 0;; ++i) {
+    CUresult r = query();
+    if (r != CUDA_ERROR_NOT_READY) return r;
+    auto spent = std::chrono::steady_clock::now() - start;
+    if (spent > budget) return CUDA_ERROR_NOT_READY;
+    if (spent < std::chrono::microseconds(50)) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+
 // A context of this session on dev (created once), made current.
 CUresult sessionContext(Session& s, int dev) {
   auto it = s.primaries().find(dev);
@@ -395,6 +413,18 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     case Op::HostToDeviceAtStreamTime: return hostToDeviceAtStreamTime(s, in);
     case Op::DeviceMemory: return deviceMemory(s, in, out);
     case Op::DeviceProcesses: return deviceProcesses(s, in, out);
+    case Op::WaitStream: {
+      NEED(2);
+      OWN_STREAM(A(0));
+      DRV_AT(query, cuStreamQuery, cuStreamQuery);
+      return boundedWait([&] { return query(H(CUstream)(A(0))); }, A(1));
+    }
+    case Op::WaitEvent: {
+      NEED(2);
+      OWN(Event, A(0));
+      DRV_AT(query, cuEventQuery, cuEventQuery);
+      return boundedWait([&] { return query(H(CUevent)(A(0))); }, A(1));
+    }
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }
