@@ -98,6 +98,11 @@ public:
     return l;
   }
 
+  uint64_t vramLimit(int d) const override { return r_->devices[d].vramLimit; }
+  uint32_t computeBasisPoints(int d) const override {
+    return r_->devices[d].computeBasisPoints.load(std::memory_order_relaxed);
+  }
+
   Status setComputeBasisPoints(int d, uint32_t bp) override {
     if (d < 0 || d >= deviceCount()) return invalidArgument("no such device in the vGPU");
     if (bp == 0 || bp > 10000) return invalidArgument("compute share must be in (0, 100%]");

@@ -78,6 +78,9 @@ public:
   virtual std::string name() const = 0;
   virtual int deviceCount() const = 0;
   virtual DeviceLimits limits(int device) const = 0;
+  // The two limits hot paths read, without copying the rest.
+  virtual uint64_t vramLimit(int device) const = 0;
+  virtual uint32_t computeBasisPoints(int device) const = 0;
   virtual uint64_t windowNs() const = 0;
   // Changes limits in place (the hypervisor's quota controller); processes see it at once.
   virtual Status setComputeBasisPoints(int device, uint32_t bp) = 0;

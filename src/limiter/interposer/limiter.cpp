@@ -139,7 +139,7 @@ void Limiter::report() {
             "[tensor-fusion limiter %d] vGPU %s device %d: GPU time %.2f s over %.2f s = %.1f%% "
             "(limit %.1f%%), %llu launches\n",
             static_cast<int>(getpid()), region_->name().c_str(), o, busy, wall,
-            wall > 0 ? busy / wall * 100 : 0.0, region_->limits(rd).computeBasisPoints / 100.0,
+            wall > 0 ? busy / wall * 100 : 0.0, region_->computeBasisPoints(rd) / 100.0,
             static_cast<unsigned long long>(devices_[o].launched.load()));
   }
 }
@@ -283,7 +283,7 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
   const int rd = regionDeviceOf(ordinal);
   if (rd < 0) return;
-  if (region_->limits(rd).computeBasisPoints >= 10000) return; // no compute limit: fast path
+  if (region_->computeBasisPoints(rd) >= 10000) return; // no compute limit: fast path
   DeviceTrack& t = devices_[ordinal];
   pollBusy(ordinal);
   uint64_t waited = 0;

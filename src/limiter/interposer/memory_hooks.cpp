@@ -186,7 +186,7 @@ TF_EXPORT CUresult cuMemGetInfo_v2(size_t* freeBytes, size_t* total) {
   if (r != CUDA_SUCCESS) return r;
   int rd = l.currentRegionDevice();
   if (rd < 0) return r;
-  const uint64_t limit = l.region().limits(rd).vramLimit;
+  const uint64_t limit = l.region().vramLimit(rd);
   const uint64_t used = l.region().used(rd, Pool::Device);
   // The vGPU's view, never more than the device really has free.
   *total = limit;
@@ -201,7 +201,7 @@ TF_EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
   CUresult r = TF_REAL(cuDeviceTotalMem_v2)(bytes, dev);
   if (r != CUDA_SUCCESS) return r;
   int rd = l.regionDeviceOf(dev);
-  if (rd >= 0) *bytes = std::min<uint64_t>(*bytes, l.region().limits(rd).vramLimit);
+  if (rd >= 0) *bytes = std::min<uint64_t>(*bytes, l.region().vramLimit(rd));
   return r;
 }
 TF_LIMITER_HOOK(cuDeviceTotalMem_v2);

@@ -84,7 +84,7 @@ TF_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t
   if (rd < 0) return r;
   auto& region = Limiter::get().region();
   region.reapDead(); // a process killed a moment ago no longer holds memory
-  memory->total = region.limits(rd).vramLimit;
+  memory->total = region.vramLimit(rd);
   memory->used = std::min<unsigned long long>(region.used(rd, Pool::Device), memory->total);
   memory->free = memory->total - memory->used;
   return r;
@@ -96,7 +96,7 @@ TF_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemor
   if (rd < 0) return r;
   auto& region = Limiter::get().region();
   region.reapDead();
-  memory->total = region.limits(rd).vramLimit;
+  memory->total = region.vramLimit(rd);
   memory->reserved = 0;
   memory->used = std::min<unsigned long long>(region.used(rd, Pool::Device), memory->total);
   memory->free = memory->total - memory->used;
