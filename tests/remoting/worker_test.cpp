@@ -69,8 +69,12 @@ public:
       dup2(out[1], 1);
       close(out[0]);
       setenv("TF_SOFTGPU_STATE_DIR", stateDir_.c_str(), 1);
-      execl(TF_WORKER_BIN, TF_WORKER_BIN, "--listen", listen.c_str(), "--driver", TF_SOFTGPU_LIB,
-            "--token", token.c_str(), static_cast<char*>(nullptr));
+      // TF_TEST_WORKER_BIN / TF_TEST_SOFTGPU_LIB: run the same attacks against another build
+      // of the worker (a sanitizer build, say).
+      const char* bin = getenv("TF_TEST_WORKER_BIN") ? getenv("TF_TEST_WORKER_BIN") : TF_WORKER_BIN;
+      const char* lib = getenv("TF_TEST_SOFTGPU_LIB") ? getenv("TF_TEST_SOFTGPU_LIB") : TF_SOFTGPU_LIB;
+      execl(bin, bin, "--listen", listen.c_str(), "--driver", lib, "--token", token.c_str(),
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     close(out[1]);
