@@ -249,7 +249,10 @@ CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
   return r;
 }
 
-static CUresult allocAsync(FnId fn, CUdeviceptr* p, size_t size, CUstream s) {
+} // extern "C"
+
+namespace {
+CUresult allocAsync(FnId fn, CUdeviceptr* p, size_t size, CUstream s) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   perThreadCall(fn, s);
@@ -259,16 +262,25 @@ static CUresult allocAsync(FnId fn, CUdeviceptr* p, size_t size, CUstream s) {
   *p = out;
   return r;
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuMemAllocAsync(CUdeviceptr* p, size_t n, CUstream s) { return allocAsync(FnId::cuMemAllocAsync, p, n, s); }
 CUresult tf_rs_cuMemAllocAsync_ptsz(CUdeviceptr* p, size_t n, CUstream s) { return allocAsync(FnId::cuMemAllocAsync_ptsz, p, n, s); }
 
-static CUresult freeAsync(FnId fn, CUdeviceptr p, CUstream s) {
+} // extern "C"
+
+namespace {
+CUresult freeAsync(FnId fn, CUdeviceptr p, CUstream s) {
   TF_READY();
   if (!isDevice(p)) return CUDA_ERROR_INVALID_VALUE;
   perThreadCall(fn, s);
   client().removeDeviceAllocation(p);
   return client().post(fn, {p, u(s)});
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuMemFreeAsync(CUdeviceptr p, CUstream s) { return freeAsync(FnId::cuMemFreeAsync, p, s); }
 CUresult tf_rs_cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { return freeAsync(FnId::cuMemFreeAsync_ptsz, p, s); }
 
@@ -306,11 +318,17 @@ CUresult tf_rs_cuMemPoolDestroy(CUmemoryPool pool) {
   TF_READY();
   return client().call(FnId::cuMemPoolDestroy, {u(pool)});
 }
-static bool intPoolAttr(CUmemPool_attribute a) {
+} // extern "C"
+
+namespace {
+bool intPoolAttr(CUmemPool_attribute a) {
   return a == CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES ||
          a == CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC ||
          a == CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void* value) {
   if (!value) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -332,7 +350,10 @@ CUresult tf_rs_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep) {
   TF_READY();
   return client().call(FnId::cuMemPoolTrimTo, {u(pool), keep});
 }
-static CUresult allocFromPool(FnId fn, CUdeviceptr* p, size_t size, CUmemoryPool pool, CUstream s) {
+} // extern "C"
+
+namespace {
+CUresult allocFromPool(FnId fn, CUdeviceptr* p, size_t size, CUmemoryPool pool, CUstream s) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   perThreadCall(fn, s);
@@ -342,6 +363,9 @@ static CUresult allocFromPool(FnId fn, CUdeviceptr* p, size_t size, CUmemoryPool
   *p = out;
   return r;
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuMemAllocFromPoolAsync(CUdeviceptr* p, size_t n, CUmemoryPool pool, CUstream s) {
   return allocFromPool(FnId::cuMemAllocFromPoolAsync, p, n, pool, s);
 }

@@ -216,7 +216,10 @@ CUresult tf_rs_cuKernelGetFunction(CUfunction* f, CUkernel k) {
   return r;
 }
 
-static CUresult global(FnId fn, CUdeviceptr* p, size_t* size, uint64_t owner, const char* name) {
+} // extern "C"
+
+namespace {
+CUresult global(FnId fn, CUdeviceptr* p, size_t* size, uint64_t owner, const char* name) {
   uint64_t out[2] = {};
   CUresult r = byName(fn, owner, name, out, 2);
   if (r == CUDA_SUCCESS) client().addDeviceAllocation(out[0], out[1], currentContext());
@@ -224,6 +227,9 @@ static CUresult global(FnId fn, CUdeviceptr* p, size_t* size, uint64_t owner, co
   if (size) *size = out[1];
   return r;
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuModuleGetGlobal_v2(CUdeviceptr* p, size_t* size, CUmodule m, const char* name) {
   return global(FnId::cuModuleGetGlobal_v2, p, size, u(m), name);
 }
@@ -313,12 +319,18 @@ CUresult tf_rs_cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigne
                                               CUstream s, void** params) {
   return launch(FnId::cuLaunchCooperativeKernel_ptsz, f, gx, gy, gz, bx, by, bz, smem, s, params, nullptr, nullptr, 0);
 }
-static CUresult launchEx(FnId fn, const CUlaunchConfig* c, CUfunction f, void** params, void** extra) {
+} // extern "C"
+
+namespace {
+CUresult launchEx(FnId fn, const CUlaunchConfig* c, CUfunction f, void** params, void** extra) {
   if (!c) return CUDA_ERROR_INVALID_VALUE;
   if (c->numAttrs > tf::remoting::kMaxLaunchAttrs) return CUDA_ERROR_INVALID_VALUE;
   return launch(fn, f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY,
                 c->blockDimZ, c->sharedMemBytes, c->hStream, params, extra, c->attrs, c->numAttrs);
 }
+} // namespace
+
+extern "C" {
 CUresult tf_rs_cuLaunchKernelEx(const CUlaunchConfig* c, CUfunction f, void** params, void** extra) {
   return launchEx(FnId::cuLaunchKernelEx, c, f, params, extra);
 }
