@@ -28,7 +28,7 @@ constexpr size_t kRingBytes = size_t(8) << 20; // power of two
 // Spin briefly (the answer to a small call comes in a microsecond or two): pure spinning for
 // the first few microseconds, then spinning that yields the core (a peer sharing it gets to
 // run), then sleep on the futex.
-constexpr int64_t kPureSpinNs = 8000;
+constexpr int64_t kPureSpinNs = 1000;
 constexpr int64_t kSpinNs = 30000;
 constexpr int kSleepMs = 10;
 
