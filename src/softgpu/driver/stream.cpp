@@ -111,6 +111,11 @@ CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, Completio
   op.run = std::move(run);
   op.deps = std::move(extraDeps);
   op.done = std::make_shared<Completion>();
+  {
+    // Work the caller ran inline on this stream (submitAndWait) must finish first.
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->queue.empty() && s->last && !s->last->isDone()) op.deps.push_back(s->last);
+  }
   // The legacy default stream waits for all blocking streams, and they wait for it.
   auto addDep = [&](Stream* other) {
     if (other == s || !other) return;
@@ -148,6 +153,40 @@ CUresult submitAndWait(Stream* s, OpKind kind, std::function<CUresult()> run) {
     std::lock_guard<std::mutex> lock(s->context->mu);
     s->capture->invalidated = true;
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
+  // Fast path: when the stream has nothing queued and nothing it must wait for, the caller
+  // runs the work itself; a round trip through the worker thread costs microseconds.
+  Context* ctx = s->context;
+  CompletionPtr inlineDone;
+  {
+    std::lock_guard<std::mutex> ctxLock(ctx->mu);
+    auto busy = [](Stream* o) {
+      if (!o) return false;
+      std::lock_guard<std::mutex> lock(o->mu);
+      return !o->queue.empty() || (o->last && !o->last->isDone());
+    };
+    bool wait = busy(s);
+    if (!wait && s->kind == StreamKind::Legacy) {
+      // A blocking stream that captures: the queued path reports STREAM_CAPTURE_IMPLICIT.
+      for (Stream* o : ctx->streams) wait = wait || (o->blocking() && (o->capture || busy(o)));
+      for (auto& [tid, o] : ctx->perThread) wait = wait || busy(o);
+    } else if (!wait && s->blocking()) {
+      wait = busy(ctx->legacy);
+    }
+    if (!wait && ctx->sticky.load() == CUDA_SUCCESS) {
+      inlineDone = std::make_shared<Completion>();
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->last = inlineDone; // later work on this stream, and the legacy stream, waits for it
+    }
+  }
+  if (inlineDone) {
+    CUresult r = run();
+    if (isStickyError(r)) {
+      CUresult expected = CUDA_SUCCESS;
+      ctx->sticky.compare_exchange_strong(expected, r);
+    }
+    inlineDone->complete(r);
+    return r;
   }
   CompletionPtr done;
   CUresult r = submit(s, kind, std::move(run), &done);
