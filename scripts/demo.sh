@@ -56,6 +56,50 @@ if "$tf" ps | grep -q survivor; then echo "  the running workload's vGPU is list
 wait $s || { echo "FAIL: the workload did not survive the hypervisor crash"; fail=1; }
 echo "  the workload finished: $(grep -o 'GPU time.*' "$TF_HOME/survivor.log")"
 
+echo "== hard isolation: the program talks only to a limited worker (shared memory), never to the driver"
+"$tf" run --isolation hard --vram 256MiB --compute 50% -- "$build/tests/limiter/limiter_memory" > "$TF_HOME/hard.log" 2>&1 \
+  && echo "  inside a 256 MiB hard vGPU: $(tail -1 "$TF_HOME/hard.log")" \
+  || { echo "FAIL: the 256 MiB contract did not hold through the worker"; cat "$TF_HOME/hard.log"; fail=1; }
+
+echo "== kill -9 a worker under its client: the client gets an error, not a hang"
+"$tf" run --name fragile --isolation hard --vram 1GiB -- "$load" 20 async 2> "$TF_HOME/fragile.log" &
+f=$!
+for _ in $(seq 50); do grep -q '"fragile"' "$TF_HOME/state.json" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+wpid=$(python3 -c "import json,sys; v=[v for v in json.load(open('$TF_HOME/state.json'))['vgpus'] if v['id']=='fragile'][0]; print(v['worker']['pid'])")
+start=$(date +%s)
+kill -9 "$wpid"
+if wait $f; then echo "FAIL: the client did not notice its worker die"; fail=1; fi
+took=$(( $(date +%s) - start ))
+echo "  the client failed ${took}s after its worker was killed"
+[ "$took" -le 5 ] || { echo "FAIL: the client took ${took}s to fail"; fail=1; }
+
+echo "== a dead worker is restarted by the hypervisor"
+restarted=$(python3 - "$TF_HOME" <<'PY'
+import json, os, signal, sys, time, urllib.request
+home = sys.argv[1]
+addr = json.load(open(home + "/hypervisor.json"))["address"]
+def call(method, path, body=None):
+    req = urllib.request.Request("http://" + addr + path, method=method,
+                                 data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+v = call("POST", "/api/v1/vgpus", {"name": "restartme", "vramLimit": "1GiB", "isolation": "hard"})
+old = v["worker"]["pid"]
+os.kill(old, signal.SIGKILL)
+for _ in range(50):
+    time.sleep(0.1)
+    w = call("GET", "/api/v1/vgpus/restartme")["worker"]
+    if w["restarts"] >= 1 and w["pid"] not in (0, old):
+        break
+call("DELETE", "/api/v1/vgpus/restartme")
+print("%d restart(s), worker pid %d -> %d, address %s" % (w["restarts"], old, w["pid"], w["address"]))
+PY
+) || true
+echo "  $restarted"
+case "$restarted" in 1\ restart*) ;; *) echo "FAIL: the worker was not restarted"; fail=1 ;; esac
+
 if [ -x "$build/examples/saxpy" ]; then
   echo "== an unmodified CUDA program with results checked, in a 2 GiB / 50% vGPU"
   TF_SOFTGPU_THREAD_TIME_NS=0 "$tf" run --compute 50% --vram 2GiB -- "$build/examples/saxpy" || { echo "FAIL: saxpy"; fail=1; }

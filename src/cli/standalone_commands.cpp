@@ -13,6 +13,7 @@
 #include "cli/standalone.h"
 #include "common/units.h"
 #include "hypervisor/hypervisor.h"
+#include "remoting/worker/worker.h"
 
 namespace tf::cli {
 namespace {
@@ -154,17 +155,19 @@ int runRun(const RunFlags& f) {
     fprintf(stderr, "tensor-fusion run: give the command after --\n");
     return 2;
   }
-  if (f.isolation != "soft") {
-    fprintf(stderr, "tensor-fusion run: --isolation %s needs the remoting worker, which this build "
-                    "does not ship yet; use --isolation soft\n", f.isolation.c_str());
+  std::string isolation = f.isolation;
+  if (!f.remote.empty()) isolation = "remote"; // a vGPU from that node's hypervisor
+  if (isolation != "soft" && isolation != "hard" && isolation != "remote") {
+    fprintf(stderr, "tensor-fusion run: --isolation must be soft, hard or remote\n");
     return 2;
   }
+  if (!f.remote.empty()) setenv("TF_HYPERVISOR", f.remote.c_str(), 1);
   auto h = findHypervisor(f.stateDir);
   if (!h) {
     fprintf(stderr, "tensor-fusion run: %s\n", h.status().message().c_str());
     return 1;
   }
-  nlohmann::json req = {{"qos", f.qos}, {"isolation", f.isolation}};
+  nlohmann::json req = {{"qos", f.qos}, {"isolation", isolation}};
   if (!f.name.empty()) req["name"] = f.name;
   if (!f.vram.empty()) {
     auto bytes = units::parseBytes(f.vram);
@@ -208,13 +211,24 @@ int runRun(const RunFlags& f) {
   sigaction(SIGTERM, &sa, nullptr);
   pid_t pid = fork();
   if (pid == 0) {
-    std::string preload = libs + "/libtensor-fusion-limiter.so";
-    if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    setenv("TF_VGPU_REGION", region.c_str(), 1);
     setenv("TF_VGPU_ID", id.c_str(), 1);
-    if (h->softGpu) { // no GPU driver here: the soft GPU's libraries come first
-      std::string path = libs;
+    std::string first; // library directory that must come first
+    if (isolation == "soft") {
+      // The application keeps its driver; the limiter goes in front of it.
+      std::string preload = libs + "/libtensor-fusion-limiter.so";
+      if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+      setenv("LD_PRELOAD", preload.c_str(), 1);
+      setenv("TF_VGPU_REGION", region.c_str(), 1);
+      if (h->softGpu) first = libs; // no GPU driver here: the soft GPU's libraries
+    } else {
+      // The application gets the client stub; its calls run on the vGPU's worker.
+      const auto& w = created->body["worker"];
+      setenv("TF_REMOTE_WORKER", w["address"].get<std::string>().c_str(), 1);
+      setenv("TF_REMOTE_TOKEN", w["token"].get<std::string>().c_str(), 1);
+      first = libs + "/remote";
+    }
+    if (!first.empty()) {
+      std::string path = first;
       if (const char* old = getenv("LD_LIBRARY_PATH"); old && *old) path += std::string(":") + old;
       setenv("LD_LIBRARY_PATH", path.c_str(), 1);
     }
@@ -308,14 +322,28 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   down->add_option("--state-dir", downDir, "State directory (TF_HOME)");
   down->callback([&exitCode] { exitCode = runDown(downDir); });
 
+  auto* worker = app.add_subcommand("worker", "Serve GPU calls of remote clients (GPU-over-IP); "
+                                               "see tensor-fusion worker --listen ... --driver ...");
+  worker->allow_extras();
+  worker->prefix_command();
+  worker->callback([worker, &exitCode] {
+    std::vector<std::string> args = {"tensor-fusion worker"};
+    for (const auto& a : worker->remaining()) args.push_back(a);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    exitCode = remoting::runWorker(static_cast<int>(argv.size()), argv.data());
+  });
+
   static RunFlags run;
   auto* r = app.add_subcommand("run", "Run a command inside a vGPU, returned when it exits");
   r->add_option("--compute", run.compute, "Compute limit as a percent of a device (e.g. 30%)");
   r->add_option("--tflops", run.tflops, "Compute limit in FP16 TFLOPS");
   r->add_option("--vram", run.vram, "VRAM limit (default 1GiB)");
   r->add_option("--qos", run.qos, "low, medium, high or critical");
-  r->add_option("--isolation", run.isolation, "soft (limiter preloaded); hard and remote need the worker");
-  r->add_option("--remote", run.remote, "Worker host:port for remote isolation");
+  r->add_option("--isolation", run.isolation,
+                "soft (limiter preloaded), hard (a limited worker on this node, over shared memory) "
+                "or remote (a limited worker over TCP)");
+  r->add_option("--remote", run.remote, "host:port of another node's hypervisor: a remote vGPU there");
   r->add_option("--name", run.name, "vGPU name");
   r->add_option("--state-dir", run.stateDir, "State directory (TF_HOME)");
   r->add_option("command", run.command, "The command, after --")->required();

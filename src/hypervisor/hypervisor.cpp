@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "hypervisor/quota_controller.h"
+#include "hypervisor/worker_process.h"
 
 namespace tf::hypervisor {
 namespace fs = std::filesystem;
@@ -173,10 +174,24 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
   v.regionPath = (fs::path(options_.regionDir) / ("tf-vgpu-" + v.id)).string();
   v.createdAt = static_cast<int64_t>(time(nullptr));
   TF_RETURN_IF_ERROR(ensureRegionLocked(v));
+  if (request.isolation != Isolation::Soft) {
+    v.workerToken = newToken();
+    auto w = startWorker(workerSpecLocked(v, request.isolation == Isolation::Hard
+                                                 ? "shm://tf-" + v.id
+                                                 : "tcp://" + options_.host + ":0"));
+    if (!w) {
+      live_.erase(v.id);
+      limiter::QuotaRegion::remove(v.regionPath);
+      return w.status();
+    }
+    v.workerPid = w->pid;
+    v.workerAddress = w->address;
+  }
   vgpus_.push_back(v);
   if (Status s = saveStateLocked(); !s) {
     vgpus_.pop_back();
     live_.erase(v.id);
+    stopWorker(v.workerPid);
     limiter::QuotaRegion::remove(v.regionPath);
     return s;
   }
@@ -188,6 +203,7 @@ Status Hypervisor::deleteVgpu(const std::string& id) {
   auto it = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& v) { return v.id == id; });
   if (it == vgpus_.end()) return notFound("no vGPU " + id);
   std::string region = it->regionPath;
+  stopWorker(it->workerPid);
   vgpus_.erase(it);
   live_.erase(id);
   limiter::QuotaRegion::remove(region); // processes still mapping it keep their mapping
@@ -224,9 +240,41 @@ VgpuUsage Hypervisor::usage(const std::string& id) {
   return u;
 }
 
+WorkerSpec Hypervisor::workerSpecLocked(const Vgpu& v, const std::string& listen) {
+  WorkerSpec spec;
+  spec.vgpuId = v.id;
+  spec.regionPath = v.regionPath;
+  spec.listen = listen;
+  spec.token = v.workerToken;
+  spec.softGpu = inventory_->isSoftGpu();
+  spec.logPath = (fs::path(options_.stateDir) / ("worker-" + v.id + ".log")).string();
+  return spec;
+}
+
+void Hypervisor::superviseWorkersLocked() {
+  bool changed = false;
+  for (auto& v : vgpus_) {
+    if (v.request.isolation == Isolation::Soft || workerAlive(v.workerPid)) continue;
+    // Restart on the same address, so clients reconnecting find it again.
+    auto w = startWorker(workerSpecLocked(v, v.workerAddress));
+    ++v.workerRestarts;
+    changed = true;
+    if (!w) {
+      TF_LOG(Error, "hypervisor: restarting the worker of %s: %s", v.id.c_str(), w.status().toString().c_str());
+      v.workerPid = 0;
+      continue;
+    }
+    TF_LOG(Warn, "hypervisor: the worker of %s died; restarted (pid %d)", v.id.c_str(), int(w->pid));
+    v.workerPid = w->pid;
+    v.workerAddress = w->address;
+  }
+  if (changed) (void)saveStateLocked();
+}
+
 void Hypervisor::tick() {
   std::lock_guard<std::mutex> lock(mu_);
   if (Status s = inventory_->refresh(); !s) TF_LOG(Warn, "hypervisor: %s", s.toString().c_str());
+  superviseWorkersLocked();
   const uint64_t now = monotonicNs();
   // Observe: each vGPU's share of its device since the last tick.
   std::map<std::string, std::vector<VgpuObservation>> byDevice;
@@ -293,7 +341,7 @@ std::string Hypervisor::prometheusMetrics() {
     line("tf_vgpu_throttled_seconds_total", l, u.throttledNs / 1e9);
     line("tf_vgpu_launches_total", l, static_cast<double>(u.launches));
     line("tf_vgpu_gpu_seconds_total", l, u.busyNs / 1e9);
-    line("tf_worker_restarts_total", l, 0);
+    line("tf_worker_restarts_total", l, v.workerRestarts);
   }
   return out;
 }

@@ -19,6 +19,7 @@
 #include "hypervisor/allocator.h"
 #include "hypervisor/device_inventory.h"
 #include "hypervisor/vgpu.h"
+#include "hypervisor/worker_process.h"
 #include "limiter/quota_region.h"
 
 namespace httplib {
@@ -75,6 +76,9 @@ private:
   Status saveStateLocked();
   Status ensureRegionLocked(const Vgpu& v);
   std::string newIdLocked(const std::string& name);
+  WorkerSpec workerSpecLocked(const Vgpu& v, const std::string& listen);
+  // Restarts the worker of any hard/remote vGPU whose worker is gone.
+  void superviseWorkersLocked();
 
   HypervisorOptions options_;
   std::unique_ptr<DeviceInventory> inventory_;

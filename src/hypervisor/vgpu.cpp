@@ -165,7 +165,9 @@ nlohmann::json toJson(const Vgpu& v) {
           {"region", v.regionPath},
           {"computeRequestPercent", v.requestBp / 100.0},
           {"computeLimitPercent", v.limitBp / 100.0},
-          {"createdAt", v.createdAt}};
+          {"createdAt", v.createdAt},
+          {"worker", {{"address", v.workerAddress}, {"token", v.workerToken}, {"pid", v.workerPid},
+                      {"restarts", v.workerRestarts}}}};
 }
 
 Result<Vgpu> vgpuFromJson(const nlohmann::json& j) {
@@ -181,6 +183,13 @@ Result<Vgpu> vgpuFromJson(const nlohmann::json& j) {
     v.requestBp = static_cast<uint32_t>(std::lround(j.at("computeRequestPercent").get<double>() * 100));
     v.limitBp = static_cast<uint32_t>(std::lround(j.at("computeLimitPercent").get<double>() * 100));
     v.createdAt = j.at("createdAt").get<int64_t>();
+    if (j.contains("worker")) {
+      const auto& w = j["worker"];
+      v.workerAddress = w.value("address", "");
+      v.workerToken = w.value("token", "");
+      v.workerPid = w.value("pid", 0);
+      v.workerRestarts = w.value("restarts", 0);
+    }
     return v;
   } catch (const std::exception& e) {
     return dataLoss(std::string("bad vGPU record: ") + e.what());

@@ -44,6 +44,10 @@ struct Vgpu {
   std::string regionPath;
   uint32_t requestBp = 0, limitBp = 0; // compute share of the device, basis points
   int64_t createdAt = 0;               // unix seconds
+  // Hard and remote isolation: the worker the vGPU's clients connect to.
+  std::string workerAddress, workerToken;
+  int workerPid = 0;
+  int workerRestarts = 0;
 };
 
 nlohmann::json toJson(const Vgpu& v);

@@ -1,0 +1,104 @@
+#include "hypervisor/worker_process.h"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <limits.h>
+#include <poll.h>
+#include <random>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace tf::hypervisor {
+namespace {
+
+std::string exeDir() {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return ".";
+  std::string s(exe, static_cast<size_t>(n));
+  return s.substr(0, s.rfind('/'));
+}
+
+} // namespace
+
+std::string newToken() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  char buf[33];
+  snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+           static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+bool workerAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  int st;
+  if (waitpid(pid, &st, WNOHANG) == pid) return false; // our child, and it exited
+  return kill(pid, 0) == 0;
+}
+
+void stopWorker(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 100 && workerAlive(pid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (workerAlive(pid)) kill(pid, SIGKILL);
+  waitpid(pid, nullptr, WNOHANG);
+}
+
+Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
+  const std::string bin = exeDir() + "/tensor-fusion";
+  const std::string lib = exeDir() + "/../lib";
+  if (access(bin.c_str(), X_OK) != 0) return unavailable("no worker binary at " + bin);
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
+  const std::string driver = spec.softGpu ? lib + "/libcuda.so.1" : "libcuda.so.1";
+  pid_t pid = fork();
+  if (pid < 0) return internalError(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    setsid(); // survives the hypervisor: its clients keep working if the hypervisor crashes
+    dup2(out[1], 1);
+    int log = open(spec.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) dup2(log, 2);
+    setenv("LD_PRELOAD", (lib + "/libtensor-fusion-limiter.so").c_str(), 1);
+    setenv("TF_VGPU_REGION", spec.regionPath.c_str(), 1);
+    if (spec.softGpu) setenv("LD_LIBRARY_PATH", lib.c_str(), 1);
+    std::vector<std::string> args = {bin, "worker", "--listen", spec.listen, "--driver", driver,
+                                     "--token", spec.token};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::string line;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[256];
+    ssize_t n = read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  const std::string prefix = "listening on ";
+  auto at = line.find(prefix);
+  if (at == std::string::npos) {
+    stopWorker(pid);
+    return unavailable("the worker for " + spec.vgpuId + " did not start (see " + spec.logPath + ")");
+  }
+  WorkerHandle h;
+  h.pid = pid;
+  h.address = line.substr(at + prefix.size(), line.find('\n', at) - at - prefix.size());
+  return h;
+}
+
+} // namespace tf::hypervisor

@@ -1,0 +1,34 @@
+// The worker a hard- or remote-isolated vGPU runs on: `tensor-fusion worker` started by the
+// hypervisor with the limiter preloaded and the vGPU's quota region, so every call its clients
+// make is limited, and a client, which never touches the driver, cannot get around it.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "common/status.h"
+
+namespace tf::hypervisor {
+
+struct WorkerSpec {
+  std::string vgpuId;
+  std::string regionPath;
+  std::string listen;     // shm://name (hard) or tcp://host:0 (remote)
+  std::string token;
+  bool softGpu = false;
+  std::string logPath;
+};
+
+struct WorkerHandle {
+  pid_t pid = 0;
+  std::string address;    // what clients connect to (the real port for tcp://host:0)
+};
+
+// Starts the worker and waits (up to 10 s) for its "listening on" line.
+Result<WorkerHandle> startWorker(const WorkerSpec& spec);
+bool workerAlive(pid_t pid);
+void stopWorker(pid_t pid);
+// A random token for a worker's clients.
+std::string newToken();
+
+} // namespace tf::hypervisor
