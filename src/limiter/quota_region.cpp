@@ -183,15 +183,20 @@ public:
     if (d < 0 || d >= deviceCount() || ns == 0) return;
     RegionDevice& rd = r_->devices[d];
     rd.busyNs.fetch_add(ns);
-    rd.tokens.fetch_sub(static_cast<int64_t>(ns));
+    // Debt is bounded by one window: time used while the share was larger (the controller
+    // lent it idle time) is not paid back at the smaller share afterwards.
+    const int64_t floor = -static_cast<int64_t>(r_->windowNs);
+    int64_t cur = rd.tokens.load();
+    while (!rd.tokens.compare_exchange_weak(cur, std::max(floor, cur - static_cast<int64_t>(ns)))) {
+    }
   }
 
   uint64_t throttleNs(int d) override {
     if (d < 0 || d >= deviceCount()) return 0;
     RegionDevice& rd = r_->devices[d];
     const uint32_t bp = rd.computeBasisPoints.load(std::memory_order_relaxed);
+    refill(rd, bp); // also at 100%, so the bucket is full, not in debt, when the share shrinks
     if (bp >= 10000) return 0;
-    refill(rd, bp);
     int64_t t = rd.tokens.load();
     if (t > 0) return 0;
     // Wait for the deficit to refill, in small steps so a changed limit is seen quickly.

@@ -14,27 +14,14 @@
 #include <gtest/gtest.h>
 
 #include "limiter/quota_region.h"
-
-extern char** environ;
+#include "support/child_process.h"
 
 namespace tf::limiter {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Child {
-  pid_t pid = -1;
-  fs::path out;
-  int wait() {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-  std::string output() const {
-    std::ifstream in(out);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
-};
+using test::Child;
 
 class LimiterIntegrationTest : public ::testing::Test {
 protected:
@@ -66,27 +53,8 @@ protected:
     env["LD_PRELOAD"] = std::string(TF_LIB_DIR) + "/libtensor-fusion-limiter.so";
     env["TF_SOFTGPU_STATE_DIR"] = (dir_ / "state").string();
     env["TF_SOFTGPU_NODE"] = "limiter-it";
-    std::vector<std::string> envStrings;
-    for (char** e = environ; *e; ++e) {
-      std::string kv(*e);
-      if (!env.count(kv.substr(0, kv.find('=')))) envStrings.push_back(kv);
-    }
-    for (auto& [k, v] : env)
-      if (!v.empty()) envStrings.push_back(k + "=" + v);
-    std::vector<char*> envp, argv;
-    for (auto& s : envStrings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    args.insert(args.begin(), program);
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    Child c;
-    c.out = dir_ / ("out-" + std::to_string(counter_++));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    EXPECT_EQ(posix_spawn(&c.pid, program.c_str(), &fa, nullptr, argv.data(), envp.data()), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    Child c = test::spawnChild(program, std::move(args), env, dir_ / ("out-" + std::to_string(counter_++)));
+    EXPECT_GT(c.pid, 0) << program;
     return c;
   }
 

@@ -170,13 +170,14 @@ TEST_F(QuotaRegionTest, ComputeBucketThrottlesAtTheShare) {
   r->charge(0, 200'000'000);       // 200 ms of GPU time: far over 25% of 100 ms
   uint64_t wait = r->throttleNs(0);
   EXPECT_GT(wait, 0u);
-  // Refill is 0.25 ns per ns: the deficit (~175 ms) takes ~700 ms of wall time.
+  // Debt is bounded by one window (100 ms): at 0.25 ns per ns it is repaid in ~400 ms, however
+  // much more was used (time lent while the share was larger is not paid back afterwards).
   auto start = std::chrono::steady_clock::now();
   while (r->throttleNs(0) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_GT(waited, 0.55);
-  EXPECT_LT(waited, 1.5);
-  EXPECT_EQ(r->usage(0).busyNs, 200'000'000u);
+  EXPECT_GT(waited, 0.3);
+  EXPECT_LT(waited, 1.0);
+  EXPECT_EQ(r->usage(0).busyNs, 200'000'000u); // all of it is still accounted
   ASSERT_TRUE(r->setComputeBasisPoints(0, 10000));
   r->charge(0, 1'000'000'000);
   EXPECT_EQ(r->throttleNs(0), 0u); // unlimited never waits

@@ -283,22 +283,34 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
   const int rd = regionDeviceOf(ordinal);
   if (rd < 0) return;
-  if (region_->computeBasisPoints(rd) >= 10000) return; // no compute limit: fast path
   DeviceTrack& t = devices_[ordinal];
-  pollBusy(ordinal);
   uint64_t waited = 0;
   const uint64_t start = nowNs();
-  for (uint64_t w; (w = region_->throttleNs(rd)) != 0;) {
-    std::this_thread::sleep_for(std::chrono::nanoseconds(w));
+  if (region_->computeBasisPoints(rd) >= 10000) {
+    // The whole device's time for now (no limit, or time lent by the quota controller): only
+    // account, now and then, so the bucket is full rather than in debt when the share shrinks.
+    if ((t.launched.load(std::memory_order_relaxed) & 63) == 0) {
+      pollBusy(ordinal);
+      (void)region_->throttleNs(rd);
+    }
+  } else {
     pollBusy(ordinal);
+    for (uint64_t w; (w = region_->throttleNs(rd)) != 0;) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(w));
+      pollBusy(ordinal);
+    }
   }
   // Keep the queue short: work queued far ahead would run whatever the bucket says.
   {
     // About a millisecond of queued work: enough to keep the device fed, short enough that the
     // share is paced evenly instead of in bursts (bursts starve synchronous neighbours).
     const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 50, 500'000);
+    // Also without a limit: time lent by the quota controller must be given back within a
+    // tick, which a long queue would prevent.
     for (int i = 0; i < 100000; ++i) {
       uint64_t launched = t.launched.load(), done = t.lastKernels;
+      if (launched <= done + 1) break; // the common case, without a poll
+      if (i == 0) pollBusy(ordinal), done = t.lastKernels;
       if (launched <= done) break;
       // Until a kernel has finished nothing is known about their length: allow only a couple.
       uint64_t inFlight = launched - done;

@@ -112,7 +112,8 @@ struct Stream {
   unsigned long long id = 0;
 
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;       // work queued (the worker waits on it)
+  std::condition_variable drained;  // work finished (submitters of a full queue wait on it)
   std::deque<Op> queue;
   CompletionPtr last;       // completion of the newest queued op (or null)
   bool stopping = false;

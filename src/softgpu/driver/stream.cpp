@@ -29,6 +29,7 @@ void workerLoop(Stream* s) {
       std::lock_guard<std::mutex> lock(s->mu);
       s->queue.pop_front();
     }
+    s->drained.notify_all();
     op.done->complete(r);
   }
 }
@@ -61,6 +62,7 @@ void destroyStream(Stream* s) {
     s->stopping = true;
   }
   s->cv.notify_all();
+  s->drained.notify_all();
   if (s->worker.joinable()) {
     if (s->worker.get_id() == std::this_thread::get_id()) s->worker.detach(); // from a callback
     else s->worker.join();
@@ -89,9 +91,17 @@ CUresult resolveStream(CUstream handle, Context* ctx, Stream** out) {
   return CUDA_SUCCESS;
 }
 
+// A GPU's launch queue is bounded: past this many pending operations on a stream, the caller
+// waits, as it would for a real device (and queued work cannot grow without limit).
+constexpr size_t kMaxQueued = 1024;
+
 CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, CompletionPtr* done,
                 std::vector<CompletionPtr> extraDeps) {
   Context* ctx = s->context;
+  if (!s->capture && s->worker.get_id() != std::this_thread::get_id()) {
+    std::unique_lock<std::mutex> lock(s->mu);
+    s->drained.wait(lock, [&] { return s->queue.size() < kMaxQueued || s->stopping; });
+  }
   std::lock_guard<std::mutex> ctxLock(ctx->mu);
   if (s->capture) {
     CaptureState& cap = *s->capture;
