@@ -6,13 +6,6 @@
 #include "common/log.h"
 #include "remoting/stub/api.h"
 
-extern "C" {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  __attribute__((weak)) CUresult tf_rs_##symbol params;
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-}
-
 namespace tf::remoting::stub {
 namespace {
 
@@ -34,34 +27,12 @@ template <typename F> CUresult guarded(F&& call) {
 } // namespace
 } // namespace tf::remoting::stub
 
-#define TF_EXPORT extern "C" __attribute__((visibility("default")))
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  TF_EXPORT CUresult symbol params {                                                              \
-    auto tf_impl_ = tf_rs_##symbol;                                                               \
-    if (!tf_impl_ && (perThread)) tf_impl_ = tf_rs_##plain;                                       \
-    if (!tf_impl_) return ::tf::remoting::stub::notSupported(#symbol);                            \
-    return ::tf::remoting::stub::guarded([&] { return tf_impl_ args; });                          \
-  }
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
+#define TF_EXPORTS_IMPL(symbol) tf_rs_##symbol
+#define TF_EXPORTS_CALL(perThread, call) ::tf::remoting::stub::guarded(call)
+#define TF_EXPORTS_MISSING(name) ::tf::remoting::stub::notSupported(name)
+#define TF_EXPORTS_TABLE tfRemoteStubExportedFunction
+#include "cuda/catalog_exports.inc"
 
 namespace tf::remoting::stub {
-
-void* exportedFunction(int index) {
-  static void* const kExports[] = {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args) reinterpret_cast<void*>(&symbol),
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-  };
-  static void* const kImpls[] = {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  reinterpret_cast<void*>(tf_rs_##symbol ? tf_rs_##symbol : ((perThread) ? tf_rs_##plain : nullptr)),
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-  };
-  if (index < 0 || index >= static_cast<int>(sizeof(kExports) / sizeof(kExports[0])))
-    return nullptr;
-  return kImpls[index] ? kExports[index] : nullptr;
-}
-
+void* exportedFunction(int index) { return tfRemoteStubExportedFunction(index); }
 } // namespace tf::remoting::stub

@@ -9,13 +9,6 @@
 #include "cuda/catalog.h"
 #include "softgpu/driver/api.h"
 
-extern "C" {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  __attribute__((weak)) CUresult tf_sg_##symbol params;
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-}
-
 namespace tf::softgpu {
 namespace {
 
@@ -50,35 +43,13 @@ template <typename F> CUresult guarded(bool perThread, F&& call) {
 } // namespace
 } // namespace tf::softgpu
 
-#define TF_EXPORT extern "C" __attribute__((visibility("default")))
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  TF_EXPORT CUresult symbol params {                                                              \
-    auto tf_impl_ = tf_sg_##symbol;                                                               \
-    if (!tf_impl_ && (perThread)) tf_impl_ = tf_sg_##plain;                                       \
-    if (!tf_impl_) return ::tf::softgpu::notSupported(#symbol);                                   \
-    return ::tf::softgpu::guarded((perThread) != 0, [&] { return tf_impl_ args; });               \
-  }
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
+// The exports, and tfSoftGpuExportedFunction(index) (internal) for cuGetProcAddress.
+#define TF_EXPORTS_IMPL(symbol) tf_sg_##symbol
+#define TF_EXPORTS_CALL(perThread, call) ::tf::softgpu::guarded((perThread) != 0, call)
+#define TF_EXPORTS_MISSING(name) ::tf::softgpu::notSupported(name)
+#define TF_EXPORTS_TABLE tfSoftGpuExportedFunction
+#include "cuda/catalog_exports.inc"
 
 namespace tf::softgpu {
-
-// Addresses cuGetProcAddress hands out, by catalog index; null where not implemented.
-void* exportedFunction(int index) {
-  static void* const kExports[] = {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args) reinterpret_cast<void*>(&symbol),
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-  };
-  static void* const kImpls[] = {
-#define TF_CU_FN(symbol, base, version, perThread, plain, params, args)                           \
-  reinterpret_cast<void*>(tf_sg_##symbol ? tf_sg_##symbol : ((perThread) ? tf_sg_##plain : nullptr)),
-#include "cuda/catalog.inc"
-#undef TF_CU_FN
-  };
-  if (index < 0 || index >= static_cast<int>(sizeof(kExports) / sizeof(kExports[0])))
-    return nullptr;
-  return kImpls[index] ? kExports[index] : nullptr;
-}
-
+void* exportedFunction(int index) { return tfSoftGpuExportedFunction(index); }
 } // namespace tf::softgpu
