@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/cuda/bin:$PATH
 cmake --preset default >/dev/null
 cmake --build --preset default -j"$(nproc)" --target tensor-fusion tf_libcuda tf_nvml tf_limiter \
+  tf_remote_libcuda tf_remote_nvml \
   examples limiter_cuda_programs
 build=build/default
 
