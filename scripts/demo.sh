@@ -12,9 +12,11 @@ secs=${TF_DEMO_SECONDS:-10}
 export TF_HOME=${TF_HOME:-$(mktemp -d /tmp/tf-demo-XXXXXX)}
 export TF_VGPU_DIR=$TF_HOME/regions TF_SOFTGPU_STATE_DIR=$TF_HOME/softgpu
 mkdir -p "$TF_VGPU_DIR" "$TF_SOFTGPU_STATE_DIR"
-# Timing mode: kernels hold the soft GPU for a modelled time (100 ns per thread) instead of
-# burning the CPU, so the shares below are the limiter's doing, not the CPU scheduler's.
-export TF_SOFTGPU_THREAD_TIME_NS=100 TF_LIMITER_REPORT=1
+# Timing mode for the compute workloads: kernels hold the soft GPU for a modelled time (100 ns
+# per thread) instead of burning the CPU, so the shares below are the limiter's doing, not the
+# CPU scheduler's. (Given to the workloads only: workers the hypervisor starts run real kernels.)
+timed="env TF_SOFTGPU_THREAD_TIME_NS=100"
+export TF_LIMITER_REPORT=1
 fail=0
 trap '"$tf" down >/dev/null 2>&1 || true' EXIT
 
@@ -22,11 +24,11 @@ echo "== tensor-fusion up"
 "$tf" up --region-dir "$TF_VGPU_DIR"
 
 echo "== three workloads, ${secs}s each: training 60% (async launches), inference 30% (synchronises after every launch), batch 10%"
-"$tf" run --name training --compute 60% --vram 4GiB -- "$load" "$secs" async 2> "$TF_HOME/training.log" &
+"$tf" run --name training --compute 60% --vram 4GiB -- $timed "$load" "$secs" async 2> "$TF_HOME/training.log" &
 a=$!
-"$tf" run --name inference --compute 30% --vram 2GiB --qos high -- "$load" "$secs" sync 2> "$TF_HOME/inference.log" &
+"$tf" run --name inference --compute 30% --vram 2GiB --qos high -- $timed "$load" "$secs" sync 2> "$TF_HOME/inference.log" &
 b=$!
-"$tf" run --name batch --compute 10% --vram 1GiB --qos low -- "$load" "$secs" async 2> "$TF_HOME/batch.log" &
+"$tf" run --name batch --compute 10% --vram 1GiB --qos low -- $timed "$load" "$secs" async 2> "$TF_HOME/batch.log" &
 c=$!
 sleep $(( secs / 2 ))
 echo "== tensor-fusion ps (while they run)"
@@ -46,7 +48,7 @@ for w in training inference batch; do
 done
 
 echo "== kill -9 the hypervisor under a running workload, restart it"
-"$tf" run --name survivor --compute 50% --vram 1GiB -- "$load" 3 async 2> "$TF_HOME/survivor.log" &
+"$tf" run --name survivor --compute 50% --vram 1GiB -- $timed "$load" 3 async 2> "$TF_HOME/survivor.log" &
 s=$!
 sleep 1
 hv=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$TF_HOME/hypervisor.json")
@@ -102,7 +104,10 @@ case "$restarted" in 1\ restart*) ;; *) echo "FAIL: the worker was not restarted
 
 if [ -x "$build/examples/saxpy" ]; then
   echo "== an unmodified CUDA program with results checked, in a 2 GiB / 50% vGPU"
-  TF_SOFTGPU_THREAD_TIME_NS=0 "$tf" run --compute 50% --vram 2GiB -- "$build/examples/saxpy" || { echo "FAIL: saxpy"; fail=1; }
+  "$tf" run --compute 50% --vram 2GiB -- "$build/examples/saxpy" || { echo "FAIL: saxpy"; fail=1; }
+  echo "== the same program with remote isolation: the client stub over TCP to a limited worker"
+  "$tf" run --isolation remote --compute 50% --vram 2GiB -- "$build/examples/saxpy" \
+    || { echo "FAIL: saxpy over TCP"; fail=1; }
 fi
 
 echo "== tensor-fusion down"
