@@ -101,49 +101,37 @@ TEST_F(LimiterIntegrationTest, ManyProcessesRacingNeverPassTheLimit) {
   EXPECT_EQ((*r)->used(0, Pool::Device), 0u); // everything freed or reclaimed
 }
 
-// Shares of the device's time, measured by the soft GPU, over `seconds`.
-std::vector<double> runShares(LimiterIntegrationTest* t, std::vector<std::pair<uint32_t, bool>> vgpus,
-                              double seconds,
-                              std::function<std::string(const std::string&, uint32_t)> make,
-                              std::function<Child(const std::string&, bool)> start) {
-  std::vector<std::string> regions;
-  for (size_t i = 0; i < vgpus.size(); ++i)
-    regions.push_back(make("c" + std::to_string(i), vgpus[i].first));
-  std::vector<Child> kids;
-  auto begin = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < vgpus.size(); ++i) kids.push_back(start(regions[i], vgpus[i].second));
-  for (auto& k : kids) EXPECT_EQ(k.wait(), 0) << k.output();
-  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-  std::vector<double> shares;
-  for (auto& path : regions) {
-    auto r = QuotaRegion::open(path);
-    shares.push_back(r ? (*r)->usage(0).busyNs / 1e9 / wall : -1);
-  }
-  for (size_t i = 0; i < shares.size(); ++i)
-    printf("vGPU %zu: limit %.0f%% (%s launches), measured share %.1f%%\n", i,
-           vgpus[i].first / 100.0, vgpus[i].second ? "synchronised" : "asynchronous",
-           shares[i] * 100);
-  (void)t;
-  (void)seconds;
-  return shares;
-}
-
 class ComputeShareTest : public LimiterIntegrationTest {
 protected:
-  // timeSource: "auto" (the soft GPU's accounting) or "events" (CUDA events, as on NVIDIA's driver).
+  // Each vGPU (compute share in basis points, synchronise after every launch?) runs one
+  // saturating program for `seconds`; returns each vGPU's share of the device's time as the
+  // soft GPU measured it. timeSource: "auto" (the soft GPU's accounting) or "events" (CUDA
+  // events, as on NVIDIA's driver).
   std::vector<double> shares(std::vector<std::pair<uint32_t, bool>> vgpus, double seconds,
                              const std::string& timeSource = "auto") {
-    return runShares(
-        this, vgpus, seconds,
-        [&](const std::string& name, uint32_t bp) { return makeVgpu(name, 1024 * MiB, bp); },
-        [&](const std::string& region, bool sync) {
-          // Timing mode: kernels hold the device for 100 ns per thread (0.8 to 13 ms for these
-          // grids) without burning the CPU. The soft GPU's synchronise round trip (two thread
-          // wake-ups, ~50 us) is then as small beside a kernel as a real GPU's is.
-          return spawn(TF_COMPUTE_LOAD, {std::to_string(seconds), sync ? "sync" : "async"},
-                       {{"TF_VGPU_REGION", region}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
-                        {"TF_LIMITER_TIME_SOURCE", timeSource}});
-        });
+    std::vector<std::string> regions;
+    for (size_t i = 0; i < vgpus.size(); ++i)
+      regions.push_back(makeVgpu("c" + std::to_string(i), 1024 * MiB, vgpus[i].first));
+    std::vector<Child> kids;
+    auto begin = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < vgpus.size(); ++i)
+      // Timing mode: kernels hold the device for 100 ns per thread (0.8 to 13 ms for these
+      // grids) without burning the CPU. The soft GPU's synchronise round trip (two thread
+      // wake-ups, ~50 us) is then as small beside a kernel as a real GPU's is.
+      kids.push_back(spawn(TF_COMPUTE_LOAD, {std::to_string(seconds), vgpus[i].second ? "sync" : "async"},
+                           {{"TF_VGPU_REGION", regions[i]}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
+                            {"TF_LIMITER_TIME_SOURCE", timeSource}}));
+    for (auto& k : kids) EXPECT_EQ(k.wait(), 0) << k.output();
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    std::vector<double> out;
+    for (size_t i = 0; i < regions.size(); ++i) {
+      auto r = QuotaRegion::open(regions[i]);
+      out.push_back(r ? (*r)->usage(0).busyNs / 1e9 / wall : -1);
+      printf("vGPU %zu: limit %.0f%% (%s launches), measured share %.1f%%\n", i,
+             vgpus[i].first / 100.0, vgpus[i].second ? "synchronised" : "asynchronous",
+             out.back() * 100);
+    }
+    return out;
   }
 };
 
