@@ -73,6 +73,33 @@ void encodeLaunch(Writer& w, const ParamSlot* slots, uint32_t count, const void*
   w.bytes(attrs, attrCount * attrSize);
 }
 
+void encodeMirrorRuns(Writer& w, const std::vector<MirrorRun>& runs) {
+  w.u32(static_cast<uint32_t>(runs.size()));
+  for (const MirrorRun& r : runs) {
+    w.u64(r.addr);
+    w.u64(r.len);
+  }
+}
+
+Status decodeMirrorRuns(std::string_view blob, uint64_t bulkLen, std::vector<MirrorRun>* out) {
+  Reader r(blob.data(), blob.size());
+  uint32_t n = r.u32();
+  if (!r.ok()) return r.status();
+  if (n > kMaxMirrorRuns || uint64_t(n) * 16 != r.remaining())
+    return dataLoss("malformed message: mirror run count");
+  out->clear();
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    MirrorRun run{r.u64(), r.u64()};
+    if (run.len == 0 || run.addr + run.len < run.addr || total + run.len < total)
+      return dataLoss("malformed message: mirror run");
+    total += run.len;
+    out->push_back(run);
+  }
+  if (total != bulkLen) return dataLoss("malformed message: mirror runs do not match the bulk");
+  return Status::ok();
+}
+
 Status decodeLaunch(std::string_view blob, size_t attrSize, LaunchBlob* out) {
   Reader r(blob.data(), blob.size());
   uint32_t n = r.u32();

@@ -34,7 +34,7 @@ namespace tf::remoting {
 class Transport;
 
 inline constexpr uint32_t kHelloMagic = 0x45524654; // "TFRE"
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr uint32_t kMaxArgs = 1u << 20;            // args of one frame
 inline constexpr uint64_t kMaxBulk = uint64_t(1) << 40;   // streamed payload of one frame
 inline constexpr uint64_t kMaxImage = uint64_t(512) << 20; // a module image held in memory
@@ -75,7 +75,15 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
   X(DeviceProcesses, 0x10006) /* (dev) -> blob: (u32 pid, u32 0, u64 bytes)* of the clients  */  \
                               /* holding a context on dev */                                    \
   X(WaitStream, 0x10007) /* (stream, budget us): CUDA_ERROR_NOT_READY if still busy after it */  \
-  X(WaitEvent, 0x10008)  /* (event, budget us): likewise; the client asks again */
+  X(WaitEvent, 0x10008)  /* (event, budget us): likewise; the client asks again */            \
+  X(MirrorHost, 0x10009) /* (addr, size): the worker maps host memory at the client's address  */\
+                         /* and registers it with the driver (device-mapped, portable)         */\
+  X(MirrorRelease, 0x1000A) /* (addr): undoes MirrorHost */                                      \
+  X(MirrorPush, 0x1000B) /* posted, blob: mirror runs, bulk: their bytes (client -> worker)   */ \
+  X(MirrorPull, 0x1000C) /* () -> blob: mirror runs, bulk: their bytes (worker -> client)     */ \
+  X(CopyHostByRef, 0x1000D) /* (dst, src, n, stream), posted: an async copy whose host side  */  \
+                            /* is a mirror, read or written when the stream (or a graph      */  \
+                            /* captured from it) reaches it                                  */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -202,6 +210,16 @@ void encodeLaunch(Writer& w, const ParamSlot* slots, uint32_t count, const void*
                   size_t paramsSize, const void* attrs, uint32_t attrCount, size_t attrSize);
 // Every slot must lie inside the parameter buffer.
 Status decodeLaunch(std::string_view blob, size_t attrSize, LaunchBlob* out);
+
+// ---- Mirrored host memory (mirror.h): what changed, as (address, length) runs -------------
+// u32 count, count x (u64 addr, u64 len); the bytes travel as the frame's bulk, in order.
+inline constexpr uint32_t kMaxMirrorRuns = 65536;
+struct MirrorRun {
+  uint64_t addr = 0, len = 0;
+};
+void encodeMirrorRuns(Writer& w, const std::vector<MirrorRun>& runs);
+// Checks the count, that no run wraps, and that the lengths add up to `bulkLen`.
+Status decodeMirrorRuns(std::string_view blob, uint64_t bulkLen, std::vector<MirrorRun>* out);
 
 // ---- Handshake ------------------------------------------------------------------------------
 struct Hello {

@@ -130,11 +130,15 @@ TEST(Protocol, FuzzDecoders) {
   fh.argsLen = 10;
   uint8_t head[kHeaderSize];
   encodeHeader(fh, head);
-  const std::vector<uint8_t> seeds[3] = {hello.buffer(), call.buffer(),
-                                         std::vector<uint8_t>(head, head + kHeaderSize)};
+  Writer runs;
+  encodeMirrorRuns(runs, {{0x1000, 100}, {0x3000, 4096}, {0x9000, 1}});
+  const uint64_t runsBulk = 100 + 4096 + 1;
+  const std::vector<uint8_t> seeds[4] = {hello.buffer(), call.buffer(),
+                                         std::vector<uint8_t>(head, head + kHeaderSize),
+                                         runs.buffer()};
   int accepted = 0, rejected = 0;
   for (int i = 0; i < 20000; ++i) {
-    std::vector<uint8_t> m = seeds[i % 3];
+    std::vector<uint8_t> m = seeds[i % 4];
     int edits = 1 + static_cast<int>(rng() % 4);
     for (int e = 0; e < edits; ++e) {
       switch (rng() % 4) {
@@ -145,11 +149,22 @@ TEST(Protocol, FuzzDecoders) {
       }
     }
     bool ok = false;
-    if (i % 3 == 0) {
+    if (i % 4 == 3) {
+      std::vector<MirrorRun> got;
+      std::string_view blob(reinterpret_cast<const char*>(m.data()), m.size());
+      ok = decodeMirrorRuns(blob, runsBulk, &got).isOk();
+      uint64_t total = 0;
+      for (const MirrorRun& r : got) {
+        EXPECT_GT(r.len, 0u);
+        EXPECT_GE(r.addr + r.len, r.addr);
+        total += r.len;
+      }
+      if (ok) { EXPECT_EQ(total, runsBulk); }
+    } else if (i % 4 == 0) {
       Hello g;
       ok = decodeHello(m.data(), m.size(), &g).isOk();
       if (ok) { EXPECT_LE(g.token.size(), kMaxToken); }
-    } else if (i % 3 == 1) {
+    } else if (i % 4 == 1) {
       CallArgs a;
       ok = decodeCall(m.data(), m.size(), &a).isOk();
       if (ok) { EXPECT_LE(a.count, kMaxScalars); }

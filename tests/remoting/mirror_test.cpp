@@ -1,0 +1,143 @@
+// Mirrored host memory (src/remoting/mirror.h): what changed is found page by page against the
+// last agreed contents; what comes in is merged byte by byte, so writes of the two sides to
+// different bytes of one page both survive; malformed or out-of-range runs are refused.
+#include "remoting/mirror.h"
+
+#include <cstring>
+#include <vector>
+
+#include <sys/mman.h>
+
+#include <gtest/gtest.h>
+
+namespace tf::remoting {
+namespace {
+
+// Two pages-aligned buffers standing for the client's and the worker's copy of one range.
+struct Side {
+  explicit Side(size_t n) : size(n) {
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mem = static_cast<uint8_t*>(p);
+  }
+  ~Side() { munmap(mem, size); }
+  uint8_t* mem;
+  size_t size;
+};
+
+// Sends everything `from` changed to `to` (the same range at another address: offsets match).
+uint64_t exchange(Mirror& from, Mirror& to) {
+  std::vector<MirrorRun> runs;
+  std::vector<uint8_t> bytes;
+  uint64_t n = from.collect(runs, bytes);
+  uint64_t at = 0;
+  for (const MirrorRun& r : runs) {
+    to.apply(to.base() + (r.addr - from.base()), bytes.data() + at, r.len);
+    at += r.len;
+  }
+  EXPECT_EQ(at, n);
+  return n;
+}
+
+TEST(Mirror, NothingChangedSendsNothing) {
+  Side a(5 * 4096);
+  Mirror m(a.mem, a.size);
+  std::vector<MirrorRun> runs;
+  std::vector<uint8_t> bytes;
+  EXPECT_EQ(m.collect(runs, bytes), 0u);
+  EXPECT_TRUE(runs.empty());
+}
+
+TEST(Mirror, ChangedPagesBecomeRunsAndArrive) {
+  Side a(8 * 4096), b(8 * 4096);
+  Mirror ma(a.mem, a.size), mb(b.mem, b.size);
+  a.mem[10] = 1;              // page 0
+  a.mem[4096 * 1 + 5] = 2;    // page 1: joins page 0's run
+  a.mem[4096 * 5 + 4095] = 3; // page 5: a run of its own
+  std::vector<MirrorRun> runs;
+  std::vector<uint8_t> bytes;
+  EXPECT_EQ(ma.collect(runs, bytes), 3u * 4096);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].addr, ma.base());
+  EXPECT_EQ(runs[0].len, 2u * 4096);
+  EXPECT_EQ(runs[1].addr, ma.base() + 5 * 4096);
+  // Once taken, the same changes are not sent again.
+  std::vector<MirrorRun> again;
+  EXPECT_EQ(ma.collect(again, bytes), 0u);
+  uint64_t at = 0;
+  for (const MirrorRun& r : runs) {
+    mb.apply(mb.base() + (r.addr - ma.base()), bytes.data() + at, r.len);
+    at += r.len;
+  }
+  EXPECT_EQ(std::memcmp(a.mem, b.mem, a.size), 0);
+  // The receiver's shadow took the bytes too: it has nothing to send back.
+  EXPECT_EQ(exchange(mb, ma), 0u);
+}
+
+TEST(Mirror, WritesOfBothSidesToOnePageBothSurvive) {
+  Side a(4096 + 100), b(4096 + 100); // a size that is not whole pages
+  Mirror ma(a.mem, 4096 + 100), mb(b.mem, 4096 + 100);
+  for (size_t i = 0; i < 4196; i += 2) a.mem[i] = 0xAA;  // host: even bytes
+  for (size_t i = 1; i < 4196; i += 2) b.mem[i] = 0xBB;  // device: odd bytes
+  exchange(mb, ma); // device -> host first: the host keeps its own even bytes
+  for (size_t i = 0; i < 4196; ++i) ASSERT_EQ(a.mem[i], i % 2 ? 0xBB : 0xAA) << i;
+  exchange(ma, mb); // then host -> device
+  EXPECT_EQ(std::memcmp(a.mem, b.mem, 4196), 0);
+  EXPECT_EQ(exchange(ma, mb) + exchange(mb, ma), 0u);
+}
+
+TEST(Mirror, SameByteChangedOnBothSidesTakesTheIncomingValue) {
+  Side a(4096), b(4096);
+  Mirror ma(a.mem, 4096), mb(b.mem, 4096);
+  a.mem[7] = 1;
+  b.mem[7] = 2;
+  exchange(mb, ma); // a synchronisation brings the device's value
+  EXPECT_EQ(a.mem[7], 2);
+}
+
+TEST(MirrorSet, RefusesOverlapsAndChecksRuns) {
+  Side a(4 * 4096);
+  uint64_t base = reinterpret_cast<uint64_t>(a.mem);
+  MirrorSet set;
+  EXPECT_TRUE(set.empty());
+  ASSERT_TRUE(set.add(base, 2 * 4096));
+  EXPECT_FALSE(set.add(base + 4096, 4096)); // overlaps
+  EXPECT_FALSE(set.add(base - 4096 * 0 + 100, 10));
+  ASSERT_TRUE(set.add(base + 2 * 4096, 4096)); // adjacent is fine
+  EXPECT_TRUE(set.contains(base + 10, 100));
+  EXPECT_FALSE(set.contains(base + 2 * 4096 - 10, 20)); // spans two mirrors
+  EXPECT_TRUE(set.check({{base, 2 * 4096}, {base + 2 * 4096, 1}}).isOk());
+  EXPECT_EQ(set.check({{base + 3 * 4096, 1}}).code(), Code::DataLoss); // outside
+  EXPECT_EQ(set.check({{base + 4096, 4097}}).code(), Code::DataLoss);  // past the end
+  EXPECT_EQ(set.check({{base, 0}}).code(), Code::DataLoss);            // empty run
+  uint64_t b = 0, n = 0;
+  ASSERT_TRUE(set.base(base + 5000, &b, &n));
+  EXPECT_EQ(b, base);
+  EXPECT_EQ(n, 2u * 4096);
+  EXPECT_TRUE(set.remove(base));
+  EXPECT_FALSE(set.remove(base));
+  EXPECT_FALSE(set.contains(base, 1));
+  EXPECT_EQ(set.bases().size(), 1u);
+}
+
+TEST(MirrorRuns, RoundTripAndRejects) {
+  Writer w;
+  encodeMirrorRuns(w, {{0x1000, 10}, {0x5000, 20}});
+  std::string_view blob(reinterpret_cast<const char*>(w.data()), w.size());
+  std::vector<MirrorRun> runs;
+  ASSERT_TRUE(decodeMirrorRuns(blob, 30, &runs).isOk());
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].addr, 0x5000u);
+  EXPECT_EQ(decodeMirrorRuns(blob, 31, &runs).code(), Code::DataLoss); // bulk does not match
+  EXPECT_EQ(decodeMirrorRuns(blob.substr(0, blob.size() - 1), 30, &runs).code(), Code::DataLoss);
+  Writer wrap;
+  encodeMirrorRuns(wrap, {{~uint64_t(0) - 4, 10}});
+  std::string_view wb(reinterpret_cast<const char*>(wrap.data()), wrap.size());
+  EXPECT_EQ(decodeMirrorRuns(wb, 10, &runs).code(), Code::DataLoss); // wraps the address space
+  Writer huge;
+  huge.u32(kMaxMirrorRuns + 1);
+  std::string_view hb(reinterpret_cast<const char*>(huge.data()), huge.size());
+  EXPECT_EQ(decodeMirrorRuns(hb, 0, &runs).code(), Code::DataLoss);
+}
+
+} // namespace
+} // namespace tf::remoting
