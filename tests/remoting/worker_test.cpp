@@ -288,6 +288,105 @@ TEST_P(WorkerTest, LaunchWithWrongParametersIsRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// A kernel argument is a pointer the worker cannot see through; one that points into another
+// client's memory (directly or inside a by-value struct) is refused before the launch.
+TEST_P(WorkerTest, KernelArgumentIntoAnotherClientsMemoryIsRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t pA = 0, pB = 0, mB = 0, mod = 0, fn = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &pA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxB, &pB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAllocManaged, {4096, CU_MEM_ATTACH_GLOBAL}, ctxB, &mB), CUDA_SUCCESS);
+  std::vector<uint8_t> image(kSpinPtx, kSpinPtx + strlen(kSpinPtx) + 1);
+  uint64_t hash = fnv1a64(image.data(), image.size());
+  ASSERT_EQ(a.call(FnId::cuModuleLoadData, {hash, image.size()}, ctxA, &mod, nullptr, &image), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuModuleGetFunction), {mod}, ctxA, &fn, nullptr,
+                   nullptr, "spin"),
+            CUDA_SUCCESS);
+  auto launch = [&](uint64_t ptr) {
+    std::vector<uint8_t> params(12);
+    uint32_t n = 1;
+    memcpy(params.data(), &ptr, 8);
+    memcpy(params.data() + 8, &n, 4);
+    std::vector<ParamSlot> slots{{0, 8}, {8, 4}};
+    Writer w;
+    encodeLaunch(w, slots.data(), 2, params.data(), params.size(), nullptr, 0, sizeof(CUlaunchAttribute));
+    std::string blob(reinterpret_cast<const char*>(w.data()), w.size());
+    return a.call(static_cast<uint32_t>(FnId::cuLaunchKernel), {fn, 1, 1, 1, 1, 1, 1, 0, 0}, ctxA,
+                  nullptr, nullptr, nullptr, blob);
+  };
+  EXPECT_EQ(launch(pB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(launch(pB + 100), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(launch(mB), CUDA_ERROR_INVALID_VALUE); // managed memory too
+  EXPECT_EQ(launch(pA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuCtxSynchronize, {}, ctxA), CUDA_SUCCESS);
+  // Once B frees it, the address is no one's: A may pass it (it is just a number to us).
+  ASSERT_EQ(b.call(FnId::cuMemFree_v2, {pB}, ctxB), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
+// Mirrored host memory: runs that fall outside the caller's mirrors, malformed run lists,
+// mirrors over the caller's own device memory or over addresses the worker uses, and copies
+// by reference that name no mirror are refused; the connection and the other clients go on.
+TEST_P(WorkerTest, MirrorMisuseIsRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t mA = 0, pB = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAllocManaged, {8192, CU_MEM_ATTACH_GLOBAL}, ctxA, &mA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxB, &pB), CUDA_SUCCESS);
+  auto push = [](RawClient& c, uint64_t ctx, std::vector<MirrorRun> runs, size_t bulk) {
+    Writer w;
+    encodeMirrorRuns(w, runs);
+    std::string blob(reinterpret_cast<const char*>(w.data()), w.size());
+    std::vector<uint8_t> bytes(bulk, 0x77);
+    return c.call(static_cast<uint32_t>(Op::MirrorPush), {}, ctx, nullptr, nullptr,
+                  bulk ? &bytes : nullptr, blob);
+  };
+  // B writes into A's managed memory: refused, A's bytes untouched.
+  EXPECT_EQ(push(b, ctxB, {{mA, 16}}, 16), CUDA_ERROR_INVALID_VALUE);
+  // Into its own device memory (not a mirror), past A's mirror, runs not matching the bulk.
+  EXPECT_EQ(push(b, ctxB, {{pB, 16}}, 16), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(push(a, ctxA, {{mA + 8000, 400}}, 400), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(push(a, ctxA, {{mA, 16}}, 15), CUDA_ERROR_INVALID_VALUE);
+  // A's own push lands.
+  EXPECT_EQ(push(a, ctxA, {{mA + 4, 4}}, 4), CUDA_SUCCESS);
+  std::vector<uint8_t> got;
+  ASSERT_EQ(a.call(FnId::cuMemcpyDtoH_v2, {mA, 8}, ctxA, nullptr, &got), CUDA_SUCCESS);
+  EXPECT_EQ(got, (std::vector<uint8_t>{0, 0, 0, 0, 0x77, 0x77, 0x77, 0x77}));
+  // B's pull brings nothing of A's.
+  std::vector<uint8_t> pulled;
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorPull), {}, ctxB, nullptr, &pulled), CUDA_SUCCESS);
+  EXPECT_TRUE(pulled.empty());
+  // A mirror over B's own device memory, at a null or wrapping address, or at an address the
+  // worker has already mapped (here: a mirror of A's).
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {pB, 4096}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {0, 4096}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {~uint64_t(0) - 10, 4096}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  uint64_t hostA = 0x5b0000000000;
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorHost), {hostA, 4096}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {hostA + 100, 10}, ctxB), CUDA_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {mA}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  // A copy by reference between two device ranges (no mirror), or from A's mirror into B.
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::CopyHostByRef), {pB, pB, 16, 0}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::CopyHostByRef), {pB, mA, 16, 0}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  // A mirror B may have: a fresh page range of its own.
+  uint64_t addr = 0x5a0000000000;
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {addr, 10000}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorHost), {addr + 4096, 10}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(push(b, ctxB, {{addr + 9990, 10}}, 10), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::CopyHostByRef), {pB, addr + 9990, 10, 0}, ctxB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemcpyDtoH_v2, {pB, 10}, ctxB, nullptr, &got), CUDA_SUCCESS);
+  EXPECT_EQ(got, std::vector<uint8_t>(10, 0x77));
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {mA}, ctxA), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
   RawClient good;
   ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);

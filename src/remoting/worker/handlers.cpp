@@ -8,12 +8,10 @@
 #include <thread>
 
 #include "cuda/catalog.h"
-#include "remoting/worker/session.h"
+#include "remoting/worker/handlers.h"
 
 namespace tf::remoting {
 
-using cuda::FnId;
-using K = Session::HandleKind;
 
 namespace {
 
@@ -41,25 +39,6 @@ bool perThread(uint32_t fn) { return cuda::catalogEntry(static_cast<int>(fn)).pe
 
 } // namespace
 
-#define A(i) (in.a.s[i])
-#define NEED(n)                                                                                   \
-  if (in.a.count < (n)) return CUDA_ERROR_INVALID_VALUE
-#define DRV(plain)                                                                                \
-  auto f = s.d().fn<decltype(&::plain)>(in.fn);                                                   \
-  if (!f) return CUDA_ERROR_NOT_SUPPORTED
-#define DRV_AT(name, plain, id)                                                                   \
-  auto name = s.d().fn<decltype(&::plain)>(FnId::id);                                             \
-  if (!name) return CUDA_ERROR_NOT_SUPPORTED
-#define OWN(kind, h)                                                                              \
-  if (!s.owns(K::kind, (h))) return CUDA_ERROR_INVALID_HANDLE
-#define OWN_STREAM(h)                                                                             \
-  if (!s.ownsStream(h)) return CUDA_ERROR_INVALID_HANDLE
-#define OWN_FUNC(h)                                                                               \
-  if (!s.owns(K::Kernel, (h)) && !s.owns(K::Function, (h))) return CUDA_ERROR_INVALID_HANDLE
-#define DPTR(p, n)                                                                                \
-  if (!s.allocationFor((p), (n))) return CUDA_ERROR_INVALID_VALUE
-#define H(x) reinterpret_cast<x>
-#define CASE2(a, b) case FnId::a: case FnId::b:
 
 namespace {
 
@@ -186,6 +165,8 @@ CUresult launch(Session& s, const CallIn& in) {
   if (layout->size() != lb.slots.size()) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < lb.slots.size(); ++i)
     if (lb.slots[i].size != (*layout)[i].size) return CUDA_ERROR_INVALID_VALUE;
+  // A pointer into another client's memory (any aligned word: pointers inside structs too).
+  if (s.foreignPointerIn(lb.params)) return CUDA_ERROR_INVALID_VALUE;
   std::vector<void*> ptrs(lb.slots.size());
   for (size_t i = 0; i < lb.slots.size(); ++i)
     ptrs[i] = const_cast<char*>(lb.params.data()) + lb.slots[i].offset;
@@ -425,6 +406,11 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
       DRV_AT(query, cuEventQuery, cuEventQuery);
       return boundedWait([&] { return query(H(CUevent)(A(0))); }, A(1));
     }
+    case Op::MirrorHost:
+    case Op::MirrorRelease:
+    case Op::MirrorPush:
+    case Op::MirrorPull:
+    case Op::CopyHostByRef: return dispatchMirror(s, in, out);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }
@@ -579,8 +565,15 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DRV(cuMemFree_v2);
     if (A(0) == 0) return f(0);
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
-    return f(A(0));
+    CUresult r = f(A(0));
+    s.mirrors().remove(A(0)); // managed memory
+    return r;
   }
+  case FnId::cuMemAllocManaged:
+  CASE2(cuMemPrefetchAsync_v2, cuMemPrefetchAsync_v2_ptsz)
+  case FnId::cuMemAdvise_v2:
+  case FnId::cuMemRangeGetAttribute:
+    return dispatchMirror(s, in, out);
   CASE2(cuMemFreeAsync, cuMemFreeAsync_ptsz) {
     NEED(2);
     OWN_STREAM(A(1));
@@ -1057,7 +1050,11 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     NEED(2);
     OWN_STREAM(A(0));
     DRV(cuLaunchHostFunc);
-    void* arg = s.hostFunctionArg(A(1));
+    // Captured into a graph, the host function runs at every launch of the graph.
+    CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (auto isCapturing = s.d().fn<decltype(&::cuStreamIsCapturing)>(FnId::cuStreamIsCapturing))
+      isCapturing(H(CUstream)(A(0)), &capturing);
+    void* arg = s.hostFunctionArg(A(1), capturing != CU_STREAM_CAPTURE_STATUS_NONE);
     CUresult r = f(H(CUstream)(A(0)), &Session::hostFunctionEntry, arg);
     if (r != CUDA_SUCCESS) Session::dropHostFunctionArg(arg);
     return r;
@@ -1203,7 +1200,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     out.put(bits);
     return r;
   }
-  default: return CUDA_ERROR_NOT_SUPPORTED;
+  default: return dispatchGraph(s, in, out);
   }
 }
 

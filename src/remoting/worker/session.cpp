@@ -1,5 +1,7 @@
 #include "remoting/worker/session.h"
 
+#include <sys/mman.h>
+
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -35,12 +37,21 @@ void HostChannel::run(uint64_t token) {
   }
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::HostCall);
+  // What the device wrote to mirrored memory so far goes with the call: the host function
+  // may read it.
+  std::vector<MirrorRun> runs;
+  std::vector<uint8_t> bytes;
+  if (mirrors && !mirrors->empty()) mirrors->collect(runs, bytes);
+  Writer blob;
+  if (!runs.empty()) encodeMirrorRuns(blob, runs);
   Writer w;
-  encodeCall(w, &token, 1, nullptr, 0);
+  encodeCall(w, &token, 1, blob.data(), blob.size());
   h.argsLen = static_cast<uint32_t>(w.size());
+  h.bulkLen = bytes.size();
+  iovec v{bytes.data(), bytes.size()};
   {
     std::lock_guard<std::mutex> lock(writeMu);
-    if (!sendFrame(*t, h, w.data(), nullptr, 0).isOk()) return;
+    if (!sendFrame(*t, h, w.data(), &v, bytes.empty() ? 0 : 1).isOk()) return;
   }
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return closing || done.count(token) != 0; });
@@ -75,31 +86,148 @@ namespace {
 struct HostFunctionArg {
   std::shared_ptr<HostChannel> channel;
   uint64_t token;
+  bool persistent;
 };
 } // namespace
 
-void* Session::hostFunctionArg(uint64_t token) { return new HostFunctionArg{host_, token}; }
+void* Session::hostFunctionArg(uint64_t token, bool persistent) {
+  auto* a = new HostFunctionArg{host_, token, persistent};
+  if (persistent) persistentArgs_.push_back(a);
+  return a;
+}
 void Session::expectHostBytes(uint64_t token, void* into, uint64_t n) {
   host_->expectBytes(token, into, n);
 }
 void Session::hostFunctionEntry(void* arg) {
   auto* a = static_cast<HostFunctionArg*>(arg);
   a->channel->run(a->token);
-  delete a;
+  if (!a->persistent) delete a;
 }
-void Session::dropHostFunctionArg(void* arg) { delete static_cast<HostFunctionArg*>(arg); }
+void Session::dropHostFunctionArg(void* arg) {
+  auto* a = static_cast<HostFunctionArg*>(arg);
+  if (!a->persistent) delete a; // persistent ones go with the session
+}
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
-    : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()) {}
+    : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()) {
+  host_->mirrors = mirrors_;
+}
 
-Session::~Session() = default;
+Session::~Session() {
+  for (void* a : persistentArgs_) delete static_cast<HostFunctionArg*>(a);
+}
+
+CUresult Session::mapHostMirror(uint64_t addr, uint64_t size) {
+  constexpr uint64_t kMaxMirror = uint64_t(1) << 40;
+  if (!addr || !size || size > kMaxMirror || addr + size < addr) return CUDA_ERROR_INVALID_VALUE;
+  if (allocationFor(addr, 0) || allocationFor(addr + size - 1, 0)) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t first = addr & ~(kMirrorPage - 1);
+  uint64_t end = (addr + size + kMirrorPage - 1) & ~(kMirrorPage - 1);
+  // Map the pages at the client's addresses (pages another range of this client already
+  // mapped are shared); an address the worker itself uses cannot be mirrored.
+  std::vector<uint64_t> mapped;
+  for (uint64_t p = first; p < end; p += kMirrorPage) {
+    if (hostPages_.count(p)) continue;
+    void* m = mmap(reinterpret_cast<void*>(p), kMirrorPage, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == MAP_FAILED || m != reinterpret_cast<void*>(p)) {
+      if (m != MAP_FAILED) munmap(m, kMirrorPage);
+      for (uint64_t q : mapped) munmap(reinterpret_cast<void*>(q), kMirrorPage);
+      TF_LOG(Info, "worker: cannot mirror host memory at 0x%llx: the address is taken here",
+             static_cast<unsigned long long>(p));
+      return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    mapped.push_back(p);
+  }
+  auto reg = d().fn<decltype(&::cuMemHostRegister_v2)>(FnId::cuMemHostRegister_v2);
+  CUresult r = reg ? reg(reinterpret_cast<void*>(addr), size,
+                         CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP)
+                   : CUDA_ERROR_NOT_SUPPORTED;
+  if (r == CUDA_SUCCESS && !mirrors_->add(addr, size)) r = CUDA_ERROR_OUT_OF_MEMORY;
+  if (r != CUDA_SUCCESS) {
+    if (auto unreg = d().fn<decltype(&::cuMemHostUnregister)>(FnId::cuMemHostUnregister))
+      unreg(reinterpret_cast<void*>(addr));
+    for (uint64_t q : mapped) munmap(reinterpret_cast<void*>(q), kMirrorPage);
+    return r;
+  }
+  for (uint64_t p = first; p < end; p += kMirrorPage) hostPages_[p]++;
+  hostMirrors_[addr] = size;
+  addAllocation(addr, size, false);
+  return CUDA_SUCCESS;
+}
+
+void Session::unmapHostPages(uint64_t addr, uint64_t size) {
+  uint64_t first = addr & ~(kMirrorPage - 1);
+  uint64_t end = (addr + size + kMirrorPage - 1) & ~(kMirrorPage - 1);
+  for (uint64_t p = first; p < end; p += kMirrorPage) {
+    auto it = hostPages_.find(p);
+    if (it == hostPages_.end() || --it->second > 0) continue;
+    hostPages_.erase(it);
+    munmap(reinterpret_cast<void*>(p), kMirrorPage);
+  }
+}
+
+CUresult Session::releaseHostMirror(uint64_t addr) {
+  auto it = hostMirrors_.find(addr);
+  if (it == hostMirrors_.end()) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t size = it->second;
+  // Work still queued may read or write the pages.
+  if (auto sync = d().fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize)) sync();
+  if (auto unreg = d().fn<decltype(&::cuMemHostUnregister)>(FnId::cuMemHostUnregister))
+    unreg(reinterpret_cast<void*>(addr));
+  mirrors_->remove(addr);
+  untrack(addr);
+  hostMirrors_.erase(it);
+  unmapHostPages(addr, size);
+  return CUDA_SUCCESS;
+}
 
 bool Session::owns(HandleKind k, uint64_t handle) const {
   return handle && handles_[static_cast<int>(k)].count(handle) != 0;
 }
 
+void OwnerMap::add(uint64_t p, uint64_t size, const void* owner) {
+  std::unique_lock lock(mu_);
+  ranges_[p] = {size, owner};
+}
+
+void OwnerMap::remove(uint64_t p, const void* owner) {
+  std::unique_lock lock(mu_);
+  auto it = ranges_.find(p);
+  if (it != ranges_.end() && it->second.second == owner) ranges_.erase(it);
+}
+
+const void* OwnerMap::ownerOf(uint64_t v) const {
+  std::shared_lock lock(mu_);
+  auto it = ranges_.upper_bound(v);
+  if (it == ranges_.begin()) return nullptr;
+  --it;
+  return v - it->first < it->second.first ? it->second.second : nullptr;
+}
+
+void Session::track(CUdeviceptr p, const Allocation& a) {
+  allocations_[p] = a;
+  shared_.owners.add(p, a.size, this);
+}
+
+void Session::untrack(CUdeviceptr p) {
+  allocations_.erase(p);
+  shared_.owners.remove(p, this);
+}
+
+bool Session::foreignPointerIn(std::string_view params) const {
+  for (size_t at = 0; at + 8 <= params.size(); at += 8) {
+    uint64_t v;
+    std::memcpy(&v, params.data() + at, 8);
+    if (v < 4096) continue;
+    const void* owner = shared_.owners.ownerOf(v);
+    if (owner && owner != this) return true;
+  }
+  return false;
+}
+
 void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {
-  allocations_[p] = Allocation{size, current_, freeable};
+  track(p, Allocation{size, current_, freeable});
   if (freeable) info_->bytes.fetch_add(size);
 }
 
@@ -117,19 +245,19 @@ bool Session::removeAllocation(CUdeviceptr p) {
   auto it = allocations_.find(p);
   if (it == allocations_.end() || !it->second.freeable) return false;
   info_->bytes.fetch_sub(it->second.size);
-  allocations_.erase(it);
+  untrack(p);
   return true;
 }
 
 void Session::addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size) {
   if (allocations_.count(p)) return;
-  allocations_[p] = Allocation{size, current_, false};
+  track(p, Allocation{size, current_, false});
   globals_.emplace(owner, p);
 }
 
 void Session::dropGlobalsOf(uint64_t owner) {
   auto range = globals_.equal_range(owner);
-  for (auto it = range.first; it != range.second; ++it) allocations_.erase(it->second);
+  for (auto it = range.first; it != range.second; ++it) untrack(it->second);
   globals_.erase(range.first, range.second);
 }
 
@@ -185,18 +313,29 @@ void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
     CallArgs a;
     if (s.isOk()) s = decodeCall(args.data(), args.size(), &a);
     if (s.isOk() && a.count != 1) s = dataLoss("host channel: HostDone takes one token");
-    if (s.isOk() && h.bulkLen) {
-      std::pair<void*, uint64_t> into{nullptr, 0};
-      {
-        std::lock_guard<std::mutex> lock(channel->mu);
-        auto it = channel->expected.find(a.s[0]);
-        if (it != channel->expected.end()) {
-          into = it->second;
-          channel->expected.erase(it);
-        }
+    // The bulk: the bytes a HostToDeviceAtStreamTime expects, then what the host function
+    // changed in mirrored memory (runs in the blob).
+    std::pair<void*, uint64_t> into{nullptr, 0};
+    if (s.isOk()) {
+      std::lock_guard<std::mutex> lock(channel->mu);
+      auto it = channel->expected.find(a.s[0]);
+      if (it != channel->expected.end()) {
+        into = it->second;
+        channel->expected.erase(it);
       }
-      s = into.first && into.second == h.bulkLen ? t.readExact(into.first, h.bulkLen)
-                                                 : skipBulk(t, h.bulkLen);
+    }
+    std::vector<MirrorRun> runs;
+    if (s.isOk() && into.second > h.bulkLen) s = dataLoss("host channel: HostDone bulk too short");
+    if (s.isOk() && !a.blob.empty()) s = decodeMirrorRuns(a.blob, h.bulkLen - into.second, &runs);
+    if (s.isOk() && a.blob.empty() && h.bulkLen != into.second)
+      s = dataLoss("host channel: HostDone bulk does not match");
+    if (s.isOk() && into.first) s = t.readExact(into.first, into.second);
+    if (s.isOk() && !runs.empty()) s = channel->mirrors->check(runs);
+    std::vector<uint8_t> buf;
+    for (size_t i = 0; s.isOk() && i < runs.size(); ++i) {
+      buf.resize(runs[i].len);
+      s = t.readExact(buf.data(), buf.size());
+      if (s.isOk()) channel->mirrors->apply(runs[i], buf.data());
     }
     if (!s.isOk()) break;
     channel->markDone(a.s[0]);
@@ -407,6 +546,10 @@ void Session::releaseAll() {
     memHandles_.clear();
     reservations_.clear();
   }
+  if (auto execDestroy = api.fn<decltype(&::cuGraphExecDestroy)>(FnId::cuGraphExecDestroy))
+    for (uint64_t g : handles_[static_cast<int>(HandleKind::GraphExec)]) execDestroy(reinterpret_cast<CUgraphExec>(g));
+  if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
+    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)]) graphDestroy(reinterpret_cast<CUgraph>(g));
   for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
   for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
   for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));
@@ -418,6 +561,13 @@ void Session::releaseAll() {
   if (shared_.verbose)
     TF_LOG(Info, "worker: client %s left; freed %zu allocations, %zu contexts", peer_.c_str(),
            freed, handles_[static_cast<int>(HandleKind::Context)].size());
+  for (auto& [addr, size] : hostMirrors_) {
+    mirrors_->remove(addr);
+    unmapHostPages(addr, size);
+  }
+  hostMirrors_.clear();
+  for (uint64_t b : mirrors_->bases()) mirrors_->remove(b); // managed ones
+  for (auto& [p, a] : allocations_) shared_.owners.remove(p, this);
   allocations_.clear();
   for (auto& set : handles_) set.clear();
   info_->bytes.store(0);

@@ -14,12 +14,14 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <cuda.h>
 
+#include "remoting/mirror.h"
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 #include "remoting/worker/driver_api.h"
@@ -45,6 +47,9 @@ struct HostChannel {
   void expectBytes(uint64_t token, void* into, uint64_t n);
   std::unordered_map<uint64_t, std::pair<void*, uint64_t>> expected;
   void close();
+  // The session's mirrored host memory: what the device changed goes with each HostCall (the
+  // host function may read it); what the host function changed comes back with HostDone.
+  std::shared_ptr<MirrorSet> mirrors;
 };
 
 // What other sessions may read about a session (for NVML's process list).
@@ -52,6 +57,21 @@ struct SessionInfo {
   uint32_t pid = 0;
   std::atomic<uint64_t> bytes{0};   // device memory it holds
   std::atomic<uint64_t> devices{0}; // bit d: it has a context on device d
+};
+
+// Every client's device-reachable ranges and whose they are: a kernel argument pointing into
+// another client's memory is refused (a real GPU would let a kernel of one context read
+// another context's memory in the same process).
+class OwnerMap {
+public:
+  void add(uint64_t p, uint64_t size, const void* owner);
+  void remove(uint64_t p, const void* owner);
+  // The owner of the range holding v, or nullptr.
+  const void* ownerOf(uint64_t v) const;
+
+private:
+  mutable std::shared_mutex mu_;
+  std::map<uint64_t, std::pair<uint64_t, const void*>> ranges_;
 };
 
 // What all sessions of one worker share: the driver, the image cache, the token.
@@ -69,6 +89,7 @@ struct WorkerShared {
   // Driver sessions, for NVML's process list.
   std::mutex sessionsMu;
   std::map<const void*, std::shared_ptr<SessionInfo>> sessions;
+  OwnerMap owners;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
 };
@@ -112,7 +133,10 @@ public:
   uint64_t bulkLeft() const { return bulkLeft_; }
   CUcontext currentCtx() const { return current_; }
 
-  enum class HandleKind : uint8_t { Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool };
+  enum class HandleKind : uint8_t {
+    Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool,
+    Graph, GraphExec, GraphNode, Count
+  };
   bool owns(HandleKind k, uint64_t handle) const;
   void add(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].insert(handle); }
   void remove(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].erase(handle); }
@@ -136,12 +160,14 @@ public:
   std::map<CUdeviceptr, uint64_t>& mappings() { return mappings_; }
   void addMapping(CUdeviceptr va, uint64_t size) {
     mappings_[va] = size;
-    allocations_[va] = Allocation{size, current_, false};
+    track(va, Allocation{size, current_, false});
   }
   void removeMapping(CUdeviceptr va) {
     mappings_.erase(va);
-    allocations_.erase(va);
+    untrack(va);
   }
+  // Whether any 8-byte word of a kernel's parameters points into another client's memory.
+  bool foreignPointerIn(std::string_view params) const;
   // Parameter layouts of launched functions (a launch must match its kernel exactly).
   std::unordered_map<uint64_t, std::vector<ParamSlot>>& layouts() { return layouts_; }
   void accountBytes(int64_t delta) { info_->bytes.fetch_add(static_cast<uint64_t>(delta)); }
@@ -150,14 +176,25 @@ public:
   void usesDevice(int dev) {
     if (dev >= 0 && dev < 64) info_->devices.fetch_or(uint64_t(1) << dev);
   }
-  // cuLaunchHostFunc: the driver calls hostFunctionEntry(arg) on the stream.
-  void* hostFunctionArg(uint64_t token);
+  // cuLaunchHostFunc: the driver calls hostFunctionEntry(arg) on the stream. A persistent
+  // argument (a host node of a graph, replayed many times) lives until the session ends.
+  void* hostFunctionArg(uint64_t token, bool persistent = false);
   static void hostFunctionEntry(void* arg);
   static void dropHostFunctionArg(void* arg);
   void expectHostBytes(uint64_t token, void* into, uint64_t n);
 
+  // Mirrored host memory (mirror.h): managed allocations, and host memory mapped at the
+  // client's addresses (MirrorHost) and registered with the driver.
+  MirrorSet& mirrors() { return *mirrors_; }
+  CUresult mapHostMirror(uint64_t addr, uint64_t size);
+  CUresult releaseHostMirror(uint64_t addr);
+  bool isHostMirror(uint64_t addr) const { return hostMirrors_.count(addr) != 0; }
+
 private:
   void serve();
+  // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.
+  void track(CUdeviceptr p, const Allocation& a);
+  void untrack(CUdeviceptr p);
   enum class Role { Refused, Calls, HostChannel };
   Role handshake();
   void serveHostChannel(std::shared_ptr<HostChannel> channel);
@@ -171,7 +208,7 @@ private:
   uint64_t bulkLeft_ = 0;
   CUcontext current_ = nullptr;
   CUresult latched_ = CUDA_SUCCESS;
-  std::set<uint64_t> handles_[9];
+  std::set<uint64_t> handles_[static_cast<int>(HandleKind::Count)];
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
@@ -184,6 +221,11 @@ private:
   std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
   std::shared_ptr<HostChannel> attachedTo_;
   std::shared_ptr<SessionInfo> info_ = std::make_shared<SessionInfo>();
+  std::shared_ptr<MirrorSet> mirrors_ = std::make_shared<MirrorSet>();
+  std::map<uint64_t, uint64_t> hostMirrors_; // MirrorHost ranges: addr -> size
+  std::map<uint64_t, int> hostPages_;        // pages mapped for them -> ranges using each
+  std::vector<void*> persistentArgs_;
+  void unmapHostPages(uint64_t addr, uint64_t size);
 };
 
 template <typename F> Result<bool> Session::consumeBulkInPlace(uint64_t n, F&& consume) {

@@ -1,0 +1,38 @@
+// What the worker's handler files share: the dispatchers of each family of calls, and the
+// shorthands every handler uses to read its args and check what the client names.
+#pragma once
+
+#include "cuda/catalog.h"
+#include "remoting/worker/session.h"
+
+namespace tf::remoting {
+
+using cuda::FnId;
+using K = Session::HandleKind;
+
+// handlers_mirror.cpp: managed memory, mirrored host memory, copies by reference.
+CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
+// handlers_graph.cpp: stream capture and graphs; CUDA_ERROR_NOT_SUPPORTED for anything else.
+CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
+
+} // namespace tf::remoting
+
+#define A(i) (in.a.s[i])
+#define NEED(n)                                                                                   \
+  if (in.a.count < (n)) return CUDA_ERROR_INVALID_VALUE
+#define DRV(plain)                                                                                \
+  auto f = s.d().fn<decltype(&::plain)>(in.fn);                                                   \
+  if (!f) return CUDA_ERROR_NOT_SUPPORTED
+#define DRV_AT(name, plain, id)                                                                   \
+  auto name = s.d().fn<decltype(&::plain)>(FnId::id);                                             \
+  if (!name) return CUDA_ERROR_NOT_SUPPORTED
+#define OWN(kind, h)                                                                              \
+  if (!s.owns(K::kind, (h))) return CUDA_ERROR_INVALID_HANDLE
+#define OWN_STREAM(h)                                                                             \
+  if (!s.ownsStream(h)) return CUDA_ERROR_INVALID_HANDLE
+#define OWN_FUNC(h)                                                                               \
+  if (!s.owns(K::Kernel, (h)) && !s.owns(K::Function, (h))) return CUDA_ERROR_INVALID_HANDLE
+#define DPTR(p, n)                                                                                \
+  if (!s.allocationFor((p), (n))) return CUDA_ERROR_INVALID_VALUE
+#define H(x) reinterpret_cast<x>
+#define CASE2(a, b) case FnId::a: case FnId::b:

@@ -1,0 +1,236 @@
+// Stream capture and graphs on the worker. Graphs, executable graphs and nodes are handles of
+// the client that created (or, for captured nodes, listed) them; dependencies must be its own
+// nodes. Host nodes run the client's function over the host channel on every launch of the
+// graph, so their arguments live as long as the session.
+#include <cstring>
+#include <vector>
+
+#include "remoting/worker/handlers.h"
+
+namespace tf::remoting {
+
+namespace {
+
+// Blob: u32 count, count x u64 node handles, then the call's parameter struct (if any).
+struct NodeBlob {
+  std::vector<CUgraphNode> deps;
+  std::string_view rest;
+};
+CUresult decodeNodes(Session& s, std::string_view blob, NodeBlob* out) {
+  Reader r(blob.data(), blob.size());
+  uint32_t n = r.u32();
+  if (!r.ok() || n > kMaxParams || uint64_t(n) * 8 > r.remaining()) return CUDA_ERROR_INVALID_VALUE;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t h = r.u64();
+    if (!s.owns(K::GraphNode, h)) return CUDA_ERROR_INVALID_HANDLE;
+    out->deps.push_back(H(CUgraphNode)(h));
+  }
+  out->rest = blob.substr(blob.size() - r.remaining());
+  return CUDA_SUCCESS;
+}
+
+template <typename T> bool structArg(std::string_view rest, T* v) {
+  if (rest.size() != sizeof(T)) return false;
+  std::memcpy(v, rest.data(), sizeof(T));
+  return true;
+}
+
+// Records the node a call created (passed by address: it is only set once the call has run).
+CUresult addedNode(Session& s, CUresult r, const CUgraphNode* created, CallOut& out) {
+  CUgraphNode node = *created;
+  if (r == CUDA_SUCCESS) s.add(K::GraphNode, H(uint64_t)(node));
+  out.put(H(uint64_t)(node));
+  return r;
+}
+
+} // namespace
+
+CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
+  switch (static_cast<FnId>(in.fn)) {
+  // ---- stream capture --------------------------------------------------------------------
+  CASE2(cuStreamBeginCapture_v2, cuStreamBeginCapture_v2_ptsz) {
+    NEED(2);
+    OWN_STREAM(A(0));
+    DRV(cuStreamBeginCapture_v2);
+    return f(H(CUstream)(A(0)), static_cast<CUstreamCaptureMode>(A(1)));
+  }
+  CASE2(cuStreamEndCapture, cuStreamEndCapture_ptsz) {
+    NEED(1);
+    OWN_STREAM(A(0));
+    DRV(cuStreamEndCapture);
+    CUgraph g = nullptr;
+    CUresult r = f(H(CUstream)(A(0)), &g);
+    if (r == CUDA_SUCCESS && g) s.add(K::Graph, H(uint64_t)(g));
+    out.put(H(uint64_t)(g));
+    return r;
+  }
+  CASE2(cuStreamIsCapturing, cuStreamIsCapturing_ptsz) {
+    NEED(1);
+    OWN_STREAM(A(0));
+    DRV(cuStreamIsCapturing);
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    CUresult r = f(H(CUstream)(A(0)), &st);
+    out.put(st);
+    return r;
+  }
+  CASE2(cuStreamGetCaptureInfo_v3, cuStreamGetCaptureInfo_v3_ptsz) {
+    NEED(1);
+    OWN_STREAM(A(0));
+    DRV(cuStreamGetCaptureInfo_v3);
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    cuuint64_t id = 0;
+    CUgraph g = nullptr;
+    const CUgraphNode* deps = nullptr;
+    size_t n = 0;
+    CUresult r = f(H(CUstream)(A(0)), &st, &id, &g, &deps, nullptr, &n);
+    if (r != CUDA_SUCCESS) return r;
+    out.put(st);
+    out.put(id);
+    out.put(H(uint64_t)(g));
+    if (g) s.add(K::Graph, H(uint64_t)(g));
+    for (size_t i = 0; deps && i < n && i < kMaxParams; ++i) {
+      uint64_t h = H(uint64_t)(deps[i]);
+      s.add(K::GraphNode, h);
+      out.blob.append(reinterpret_cast<const char*>(&h), 8);
+    }
+    return r;
+  }
+  // ---- graphs ----------------------------------------------------------------------------
+  case FnId::cuGraphCreate: {
+    NEED(1);
+    DRV(cuGraphCreate);
+    CUgraph g = nullptr;
+    CUresult r = f(&g, static_cast<unsigned>(A(0)));
+    if (r == CUDA_SUCCESS) s.add(K::Graph, H(uint64_t)(g));
+    out.put(H(uint64_t)(g));
+    return r;
+  }
+  case FnId::cuGraphDestroy: {
+    NEED(1);
+    OWN(Graph, A(0));
+    DRV(cuGraphDestroy);
+    CUresult r = f(H(CUgraph)(A(0)));
+    if (r == CUDA_SUCCESS) s.remove(K::Graph, A(0));
+    return r;
+  }
+  case FnId::cuGraphGetNodes: {
+    NEED(2); // graph, capacity (0: count only)
+    OWN(Graph, A(0));
+    DRV(cuGraphGetNodes);
+    size_t n = 0;
+    CUresult r = f(H(CUgraph)(A(0)), nullptr, &n);
+    if (r != CUDA_SUCCESS) return r;
+    out.put(n);
+    if (A(1) == 0 || n == 0) return r;
+    std::vector<CUgraphNode> nodes(n);
+    r = f(H(CUgraph)(A(0)), nodes.data(), &n);
+    for (size_t i = 0; r == CUDA_SUCCESS && i < n && i < A(1); ++i) {
+      uint64_t h = H(uint64_t)(nodes[i]);
+      s.add(K::GraphNode, h); // captured nodes become nameable once listed
+      out.blob.append(reinterpret_cast<const char*>(&h), 8);
+    }
+    return r;
+  }
+  case FnId::cuGraphNodeGetType: {
+    NEED(1);
+    OWN(GraphNode, A(0));
+    DRV(cuGraphNodeGetType);
+    CUgraphNodeType t{};
+    CUresult r = f(H(CUgraphNode)(A(0)), &t);
+    out.put(t);
+    return r;
+  }
+  case FnId::cuGraphDestroyNode: {
+    NEED(1);
+    OWN(GraphNode, A(0));
+    DRV(cuGraphDestroyNode);
+    CUresult r = f(H(CUgraphNode)(A(0)));
+    if (r == CUDA_SUCCESS) s.remove(K::GraphNode, A(0));
+    return r;
+  }
+  case FnId::cuGraphInstantiateWithFlags: {
+    NEED(2);
+    OWN(Graph, A(0));
+    DRV(cuGraphInstantiateWithFlags);
+    CUgraphExec e = nullptr;
+    CUresult r = f(&e, H(CUgraph)(A(0)), A(1));
+    if (r == CUDA_SUCCESS) s.add(K::GraphExec, H(uint64_t)(e));
+    out.put(H(uint64_t)(e));
+    return r;
+  }
+  case FnId::cuGraphExecDestroy: {
+    NEED(1);
+    OWN(GraphExec, A(0));
+    DRV(cuGraphExecDestroy);
+    CUresult r = f(H(CUgraphExec)(A(0)));
+    if (r == CUDA_SUCCESS) s.remove(K::GraphExec, A(0));
+    return r;
+  }
+  CASE2(cuGraphLaunch, cuGraphLaunch_ptsz)
+  CASE2(cuGraphUpload, cuGraphUpload_ptsz) {
+    NEED(2);
+    OWN(GraphExec, A(0));
+    OWN_STREAM(A(1));
+    DRV(cuGraphLaunch);
+    return f(H(CUgraphExec)(A(0)), H(CUstream)(A(1)));
+  }
+  // ---- nodes: blob = dependencies, then the parameters -------------------------------------
+  case FnId::cuGraphAddEmptyNode: {
+    NEED(1);
+    OWN(Graph, A(0));
+    NodeBlob b;
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    DRV(cuGraphAddEmptyNode);
+    CUgraphNode node = nullptr;
+    return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size()), &node, out);
+  }
+  case FnId::cuGraphAddMemsetNode: {
+    NEED(2);
+    OWN(Graph, A(0));
+    OWN(Context, A(1));
+    NodeBlob b;
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    CUDA_MEMSET_NODE_PARAMS p{};
+    if (!structArg(b.rest, &p)) return CUDA_ERROR_INVALID_VALUE;
+    if (p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t rowBytes = uint64_t(p.width) * p.elementSize;
+    if (p.height == 0 || p.width == 0) return CUDA_ERROR_INVALID_VALUE;
+    if (p.height > 1 && p.pitch < rowBytes) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t span = 0;
+    if (__builtin_mul_overflow(uint64_t(p.height - 1), uint64_t(p.pitch), &span) ||
+        __builtin_add_overflow(span, rowBytes, &span))
+      return CUDA_ERROR_INVALID_VALUE;
+    DPTR(p.dst, span);
+    DRV(cuGraphAddMemsetNode);
+    CUgraphNode node = nullptr;
+    return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p, H(CUcontext)(A(1))),
+                     &node, out);
+  }
+  case FnId::cuGraphAddHostNode: {
+    NEED(2); // graph, token
+    OWN(Graph, A(0));
+    NodeBlob b;
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    DRV(cuGraphAddHostNode);
+    CUDA_HOST_NODE_PARAMS p{};
+    p.fn = &Session::hostFunctionEntry;
+    p.userData = s.hostFunctionArg(A(1), true);
+    CUgraphNode node = nullptr;
+    return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
+  }
+  case FnId::cuGraphAddDependencies:
+  case FnId::cuGraphAddDependencies_v2: {
+    NEED(1);
+    OWN(Graph, A(0));
+    NodeBlob b; // from..., to... in one list
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    if (b.deps.size() % 2 || !b.rest.empty()) return CUDA_ERROR_INVALID_VALUE;
+    size_t n = b.deps.size() / 2;
+    DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
+    return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
+  }
+  default: return CUDA_ERROR_NOT_SUPPORTED;
+  }
+}
+
+} // namespace tf::remoting
