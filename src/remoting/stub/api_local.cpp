@@ -63,32 +63,6 @@ CUresult tf_rs_cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode* mode) {
   return CUDA_SUCCESS;
 }
 
-CUresult tf_rs_cuStreamIsCapturing(CUstream, CUstreamCaptureStatus* status) {
-  if (!status) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  *status = CU_STREAM_CAPTURE_STATUS_NONE;
-  return CUDA_SUCCESS;
-}
-
-CUresult tf_rs_cuStreamGetCaptureInfo_v2(CUstream, CUstreamCaptureStatus* status, cuuint64_t* id,
-                                         CUgraph* graph, const CUgraphNode** deps, size_t* n) {
-  if (!status) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  *status = CU_STREAM_CAPTURE_STATUS_NONE;
-  if (id) *id = 0;
-  if (graph) *graph = nullptr;
-  if (deps) *deps = nullptr;
-  if (n) *n = 0;
-  return CUDA_SUCCESS;
-}
-
-CUresult tf_rs_cuStreamGetCaptureInfo_v3(CUstream s, CUstreamCaptureStatus* status, cuuint64_t* id,
-                                         CUgraph* graph, const CUgraphNode** deps,
-                                         const CUgraphEdgeData** edges, size_t* n) {
-  if (edges) *edges = nullptr;
-  return tf_rs_cuStreamGetCaptureInfo_v2(s, status, id, graph, deps, n);
-}
-
 CUresult tf_rs_cuStreamAddCallback(CUstream s, CUstreamCallback cb, void* data, unsigned flags) {
   if (!cb || flags) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -114,10 +88,6 @@ CUresult tf_rs_cuDeviceGetByPCIBusId(CUdevice* dev, const char* id) {
     }
   }
   return CUDA_ERROR_INVALID_DEVICE;
-}
-
-CUresult tf_rs_cuMemHostGetDevicePointer_v2(CUdeviceptr*, void*, unsigned) {
-  return CUDA_ERROR_NOT_SUPPORTED; // mapped host memory cannot be reached by a remote GPU
 }
 
 } // extern "C"

@@ -1,10 +1,15 @@
 // Memory: device allocations (tracked locally too, for pointer attributes and for telling
-// host from device in unified copies), pinned host memory (plain host memory here, tracked),
-// copies in every direction and memsets. Host-to-device data is written once into the
-// transport straight from the caller's buffer; device-to-host data is read straight into it.
+// host from device in unified copies), managed memory and pinned host memory (mirrored on the
+// worker when the device uses their addresses: remoting/mirror.h), copies in every direction
+// and memsets. Host-to-device data is written once into the transport straight from the
+// caller's buffer; device-to-host data is read straight into it.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "remoting/stub/api.h"
 
@@ -14,6 +19,36 @@ using namespace tf::remoting::stub;
 namespace {
 
 bool isDevice(CUdeviceptr p) { return client().findDevice(p, nullptr, nullptr); }
+
+// An async copy whose host side (pinned memory) is mirrored on the worker and used there by
+// address: the bytes move with the mirror exchanges, not with the call.
+CUresult byReference(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+  Client& c = client();
+  for (CUdeviceptr p : {dst, src}) {
+    if (isDevice(p)) continue;
+    CUresult r = c.mirrorHost(h<const void*>(p));
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return c.post(static_cast<uint32_t>(tf::remoting::Op::CopyHostByRef), {dst, src, n, u(s)});
+}
+
+// Pinned host memory is placed in a range of addresses processes rarely use, so that the
+// worker can map its mirror at the same address when the device needs it.
+void* mapPinned(size_t bytes) {
+  static std::atomic<uint64_t> next = [] {
+    std::random_device rd;
+    return uint64_t(0x500000000000) + ((uint64_t(rd()) << 20) & 0xFFFFFF00000);
+  }();
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    uint64_t at = next.fetch_add(bytes + (uint64_t(1) << 20));
+    void* p = mmap(reinterpret_cast<void*>(at), bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != MAP_FAILED) return p;
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+size_t pageRound(size_t n) { return (std::max<size_t>(n, 1) + 4095) & ~size_t(4095); }
 
 CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
   TF_READY();
@@ -28,6 +63,10 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!isDevice(dst)) return CUDA_ERROR_INVALID_VALUE;
   perThreadCall(fn, s);
+  // While a capture is on, a pinned source is read by reference: a graph captured from the
+  // stream reads the buffer each time it runs.
+  if (client().capturing() && client().findHost(src, nullptr, nullptr, nullptr))
+    return byReference(dst, u(src), n, s);
   // A host function queued earlier may still write pinned memory: then the bytes are fetched
   // when the stream reaches the copy.
   if (client().hostFunctionsOutstanding() && client().findHost(src, nullptr, nullptr, nullptr))
@@ -48,6 +87,10 @@ CUresult dtohAsync(FnId fn, void* dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
   perThreadCall(fn, s);
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
+  if (client().capturing() && client().findHost(dst, nullptr, nullptr, nullptr)) {
+    if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+    return byReference(u(dst), src, n, s);
+  }
   ReplySink sink{dst, n, nullptr};
   return client().call(fn, {src, n, u(s)}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
 }
@@ -178,28 +221,31 @@ CUresult pointerAttribute(void* data, CUpointer_attribute attr, CUdeviceptr ptr)
   void* hostBase = nullptr;
   uint64_t hostSize = 0;
   unsigned hostFlags = 0;
-  bool dev = c.findDevice(ptr, &base, &a);
-  bool host = !dev && c.findHost(h<void*>(ptr), &hostBase, &hostSize, &hostFlags);
-  if (!dev && !host) return CUDA_ERROR_INVALID_VALUE;
+  bool found = c.findDevice(ptr, &base, &a);
+  bool host = c.findHost(h<void*>(ptr), &hostBase, &hostSize, &hostFlags);
+  if (!found && !host) return CUDA_ERROR_INVALID_VALUE;
+  bool dev = found && a.kind != Client::Memory::HostMirror; // device or managed memory
+  bool managed = found && a.kind == Client::Memory::Managed;
   CUdevice ordinal = 0;
   if (dev) c.contextDevice(a.ctx, &ordinal);
   switch (attr) {
   case CU_POINTER_ATTRIBUTE_CONTEXT: *static_cast<CUcontext*>(data) = dev ? a.ctx : currentContext(); return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *static_cast<unsigned*>(data) = dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST; return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
-    if (!dev) return CUDA_ERROR_INVALID_VALUE; // mapped host memory is not shared with a remote GPU
+    // Pinned memory: the same address on the device once the worker mirrors it.
+    if (!dev && c.mirrorHost(h<void*>(ptr)) != CUDA_SUCCESS) return CUDA_ERROR_INVALID_VALUE;
     *static_cast<CUdeviceptr*>(data) = ptr;
     return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_HOST_POINTER:
-    if (!host) return CUDA_ERROR_INVALID_VALUE;
+    if (dev && !managed) return CUDA_ERROR_INVALID_VALUE;
     *static_cast<void**>(data) = h<void*>(ptr);
     return CUDA_SUCCESS;
-  case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<unsigned*>(data) = 0; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<unsigned*>(data) = managed ? 1 : 0; return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = ordinal; return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = dev ? base : u(hostBase); return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = dev ? base : u(hostBase); return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = dev ? a.size : hostSize; return CUDA_SUCCESS;
-  case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<unsigned*>(data) = dev ? 1 : 0; return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<unsigned*>(data) = 1; return CUDA_SUCCESS;
   case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *static_cast<unsigned*>(data) = 1; return CUDA_SUCCESS;
   default: return CUDA_ERROR_NOT_SUPPORTED;
   }
@@ -244,9 +290,50 @@ CUresult tf_rs_cuMemAllocPitch_v2(CUdeviceptr* p, size_t* pitch, size_t w, size_
 
 CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
   TF_READY();
+  CUdeviceptr base = 0;
+  Client::Allocation a{};
+  bool managed = client().findDevice(p, &base, &a) && base == p && a.kind == Client::Memory::Managed;
+  if (client().findDevice(p, &base, &a) && a.kind == Client::Memory::HostMirror)
+    return CUDA_ERROR_INVALID_VALUE; // pinned memory is freed with cuMemFreeHost
   CUresult r = client().call(FnId::cuMemFree_v2, {p});
-  if (r == CUDA_SUCCESS) client().removeDeviceAllocation(p);
+  if (r == CUDA_SUCCESS) {
+    client().removeDeviceAllocation(p);
+    if (managed) {
+      client().mirrors().remove(p);
+      munmap(h<void*>(p), pageRound(a.size));
+    }
+  }
   return r;
+}
+
+// Managed memory: the worker allocates it (its address is the driver's); the stub maps host
+// memory at the same address and the two are kept coherent as mirrors.
+CUresult tf_rs_cuMemAllocManaged(CUdeviceptr* p, size_t size, unsigned flags) {
+  if (!p || !size) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  Client& c = client();
+  std::vector<CUdeviceptr> taken; // addresses this process already uses: tried again
+  CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+  CUdeviceptr got = 0;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t out = 0;
+    r = c.call(FnId::cuMemAllocManaged, {size, flags}, &out, 1);
+    if (r != CUDA_SUCCESS) break;
+    void* m = mmap(h<void*>(out), pageRound(size), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == h<void*>(out) && c.mirrors().add(out, size)) {
+      got = out;
+      break;
+    }
+    if (m != MAP_FAILED) munmap(m, pageRound(size));
+    taken.push_back(out);
+    r = CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  for (CUdeviceptr t : taken) c.call(FnId::cuMemFree_v2, {t});
+  if (r != CUDA_SUCCESS) return r;
+  c.addDeviceAllocation(got, size, currentContext(), Client::Memory::Managed);
+  *p = got;
+  return CUDA_SUCCESS;
 }
 
 } // extern "C"
@@ -455,12 +542,11 @@ CUresult tf_rs_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* hdl, vo
   return r;
 }
 
-// ---- pinned host memory: ordinary host memory here, tracked ---------------------------------
+// ---- pinned host memory: host memory here, mirrored on the worker once the device uses it --
 CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
-  size_t rounded = (std::max<size_t>(size, 1) + 4095) & ~size_t(4095);
-  void* mem = aligned_alloc(4096, rounded);
+  void* mem = mapPinned(pageRound(size));
   if (!mem) return CUDA_ERROR_OUT_OF_MEMORY;
   client().addHost(mem, size, flags);
   *p = mem;
@@ -469,9 +555,15 @@ CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
 CUresult tf_rs_cuMemAllocHost_v2(void** p, size_t size) { return tf_rs_cuMemHostAlloc(p, size, 0); }
 CUresult tf_rs_cuMemFreeHost(void* p) {
   TF_READY();
-  if (!client().removeHost(p)) return CUDA_ERROR_INVALID_VALUE;
-  free(p);
-  return CUDA_SUCCESS;
+  void* base = nullptr;
+  uint64_t size = 0;
+  unsigned flags = 0;
+  if (!client().findHost(p, &base, &size, &flags) || base != p || (flags & 0x80000000u))
+    return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = client().releaseHostMirror(p, false);
+  client().removeHost(p);
+  munmap(p, pageRound(size));
+  return r;
 }
 CUresult tf_rs_cuMemHostRegister_v2(void* p, size_t size, unsigned flags) {
   if (!p || !size) return CUDA_ERROR_INVALID_VALUE;
@@ -482,7 +574,66 @@ CUresult tf_rs_cuMemHostRegister_v2(void* p, size_t size, unsigned flags) {
 }
 CUresult tf_rs_cuMemHostUnregister(void* p) {
   TF_READY();
-  return client().removeHost(p) ? CUDA_SUCCESS : CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  void* base = nullptr;
+  unsigned flags = 0;
+  if (!client().findHost(p, &base, nullptr, &flags) || base != p || !(flags & 0x80000000u))
+    return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+  CUresult r = client().releaseHostMirror(p, true); // the memory stays the caller's
+  client().removeHost(p);
+  return r;
+}
+CUresult tf_rs_cuMemHostGetDevicePointer_v2(CUdeviceptr* dp, void* p, unsigned flags) {
+  if (!dp || flags) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (!client().findHost(p, nullptr, nullptr, nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = client().mirrorHost(p);
+  if (r != CUDA_SUCCESS) return r;
+  *dp = u(p); // unified addressing: the worker's mirror sits at the same address
+  return CUDA_SUCCESS;
+}
+
+// ---- managed ranges ---------------------------------------------------------------------------
+} // extern "C"
+
+namespace {
+bool isManaged(CUdeviceptr p, size_t n) {
+  CUdeviceptr base = 0;
+  Client::Allocation a{};
+  return client().findDevice(p, &base, &a) && a.kind == Client::Memory::Managed &&
+         n <= a.size - (p - base);
+}
+CUresult prefetch(FnId fn, CUdeviceptr p, size_t n, CUmemLocation loc, unsigned flags, CUstream s) {
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!isManaged(p, n)) return CUDA_ERROR_INVALID_VALUE;
+  perThreadCall(fn, s);
+  return client().post(fn, {p, n, static_cast<uint64_t>(loc.type), static_cast<uint64_t>(loc.id), flags, u(s)});
+}
+} // namespace
+
+extern "C" {
+CUresult tf_rs_cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned flags, CUstream s) {
+  return prefetch(FnId::cuMemPrefetchAsync_v2, p, n, loc, flags, s);
+}
+CUresult tf_rs_cuMemPrefetchAsync_v2_ptsz(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned flags, CUstream s) {
+  return prefetch(FnId::cuMemPrefetchAsync_v2_ptsz, p, n, loc, flags, s);
+}
+CUresult tf_rs_cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation loc) {
+  TF_READY();
+  if (!isManaged(p, n)) return CUDA_ERROR_INVALID_VALUE;
+  return client().call(FnId::cuMemAdvise_v2, {p, n, static_cast<uint64_t>(advice),
+                                              static_cast<uint64_t>(loc.type), static_cast<uint64_t>(loc.id)});
+}
+CUresult tf_rs_cuMemRangeGetAttribute(void* data, size_t size, CUmem_range_attribute attr, CUdeviceptr p, size_t n) {
+  if (!data || !size || size > 4096) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (!isManaged(p, n)) return CUDA_ERROR_INVALID_VALUE;
+  std::string blob;
+  CUresult r = client().call(static_cast<uint32_t>(FnId::cuMemRangeGetAttribute),
+                             {size, static_cast<uint64_t>(attr), p, n}, nullptr, 0, nullptr, 0,
+                             nullptr, 0, nullptr, &blob);
+  if (r == CUDA_SUCCESS && blob.size() == size) std::memcpy(data, blob.data(), size);
+  return r;
 }
 CUresult tf_rs_cuMemHostGetFlags(unsigned* flags, void* p) {
   if (!flags) return CUDA_ERROR_INVALID_VALUE;

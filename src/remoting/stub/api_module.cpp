@@ -81,6 +81,23 @@ CUresult byName(FnId fn, uint64_t owner, const char* name, uint64_t* out, uint32
   return client().call(fn, {owner}, out, nOut, name, strlen(name));
 }
 
+// A kernel handed a pointer into pinned memory (unified addressing: the host pointer is the
+// device pointer) reaches it on the worker: mirror that allocation there first.
+CUresult mirrorPinnedArguments(const std::vector<tf::remoting::ParamSlot>& layout,
+                               const std::vector<uint8_t>& packed) {
+  if (!client().anyHost()) return CUDA_SUCCESS;
+  for (const auto& slot : layout) {
+    if (slot.size != sizeof(void*)) continue;
+    uint64_t v = 0;
+    std::memcpy(&v, packed.data() + slot.offset, sizeof v);
+    if (!v || client().findDevice(v, nullptr, nullptr)) continue;
+    if (!client().findHost(h<const void*>(v), nullptr, nullptr, nullptr)) continue;
+    CUresult r = client().mirrorHost(h<const void*>(v));
+    if (r != CUDA_SUCCESS) return r;
+  }
+  return CUDA_SUCCESS;
+}
+
 CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                 unsigned by, unsigned bz, unsigned smem, CUstream s, void** params, void** extra,
                 const CUlaunchAttribute* attrs, unsigned nAttrs) {
@@ -126,6 +143,8 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
   } else if (total) {
     return CUDA_ERROR_INVALID_VALUE;
   }
+  r = mirrorPinnedArguments(*layout, packed);
+  if (r != CUDA_SUCCESS) return r;
   w.clear();
   tf::remoting::encodeLaunch(w, layout->data(), static_cast<uint32_t>(layout->size()), packed.data(),
                              packed.size(), attrs, nAttrs, sizeof(CUlaunchAttribute));

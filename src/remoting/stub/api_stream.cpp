@@ -26,6 +26,9 @@ void betweenSlices() { std::this_thread::sleep_for(std::chrono::microseconds(100
 CUresult streamSync(FnId fn, CUstream s) {
   TF_READY();
   perThreadCall(fn, s);
+  // Under a capture the driver must see the synchronisation itself (it fails it and
+  // invalidates the capture); a query would not.
+  if (client().capturing()) return client().call(fn, {u(s)});
   for (;;) {
     CUresult r = client().call(static_cast<uint32_t>(tf::remoting::Op::WaitStream), {u(s), kWaitSliceUs});
     if (r != CUDA_ERROR_NOT_READY) return r;

@@ -143,7 +143,7 @@ CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySin
   if (h.bulkLen) {
     if (sink && sink->dst && h.bulkLen == sink->expected) {
       s = transport_->readExact(sink->dst, h.bulkLen);
-    } else if (sink && sink->spill && h.bulkLen <= kMaxImage) {
+    } else if (sink && sink->spill && h.bulkLen <= sink->spillCap) {
       sink->spill->resize(h.bulkLen);
       s = transport_->readExact(sink->spill->data(), h.bulkLen);
     } else {
@@ -176,10 +176,59 @@ void Client::flusher() {
   }
 }
 
+namespace {
+// What each call does to mirrored memory: submits device work that may read or write it
+// (push the host's changes first), or waits for device work (pull the device's changes
+// after). Derived once from the catalog's names.
+enum : uint8_t { kTouches = 1, kSyncs = 2 };
+uint8_t traitsOf(uint32_t fn) {
+  static const std::vector<uint8_t> table = [] {
+    std::vector<uint8_t> t(static_cast<size_t>(cuda::catalogSize()), 0);
+    auto starts = [](const char* s, const char* p) { return std::strncmp(s, p, std::strlen(p)) == 0; };
+    for (int i = 0; i < cuda::catalogSize(); ++i) {
+      const char* n = cuda::catalogEntry(i).symbol;
+      if (starts(n, "cuLaunch") || starts(n, "cuMemcpy") || starts(n, "cuMemset") ||
+          starts(n, "cuGraphLaunch") || starts(n, "cuMemPrefetch"))
+        t[i] |= kTouches;
+      if (starts(n, "cuCtxSynchronize") || starts(n, "cuStreamSynchronize") ||
+          starts(n, "cuEventSynchronize") || starts(n, "cuStreamQuery") ||
+          starts(n, "cuEventQuery") || starts(n, "cuMemcpyDtoHAsync") ||
+          (starts(n, "cuMemcpy") && !std::strstr(n, "Async")))
+        t[i] |= kSyncs;
+    }
+    return t;
+  }();
+  if (fn < table.size()) return table[fn];
+  switch (static_cast<Op>(fn)) {
+  case Op::CopyHostByRef:
+  case Op::HostToDeviceAtStreamTime: return kTouches;
+  case Op::WaitStream:
+  case Op::WaitEvent: return kSyncs;
+  default: return 0;
+  }
+}
+} // namespace
+
 CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
                       uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
                       int bulkCount, ReplySink* sink, std::string* replyBlob) {
   if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  uint8_t traits = mirrors_.empty() ? 0 : traitsOf(fn);
+  if (traits & kTouches) {
+    CUresult pr = pushMirrors();
+    if (pr != CUDA_SUCCESS) return pr;
+  }
+  CUresult r = exchange(fn, in, outs, nOuts, blob, blobSize, bulk, bulkCount, sink, replyBlob);
+  if ((traits & kSyncs) && r == CUDA_SUCCESS) {
+    CUresult pr = pullMirrors();
+    if (pr != CUDA_SUCCESS) return pr;
+  }
+  return r;
+}
+
+CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
+                          uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
+                          int bulkCount, ReplySink* sink, std::string* replyBlob) {
   std::lock_guard<std::mutex> lock(mu_);
   if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
   w_.clear();
@@ -196,9 +245,13 @@ CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t*
   return readReply(fn, outs, nOuts, sink, replyBlob);
 }
 
-CUresult Client::post(FnId fn, std::initializer_list<uint64_t> in, const void* blob,
+CUresult Client::post(uint32_t fn, std::initializer_list<uint64_t> in, const void* blob,
                       size_t blobSize, const iovec* bulk, int bulkCount) {
   if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  if (!mirrors_.empty() && (traitsOf(fn) & kTouches)) {
+    CUresult pr = pushMirrors();
+    if (pr != CUDA_SUCCESS) return pr;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
   w_.clear();
@@ -206,7 +259,7 @@ CUresult Client::post(FnId fn, std::initializer_list<uint64_t> in, const void* b
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Call);
   h.flags = kFlagNoReply;
-  h.fn = static_cast<uint32_t>(fn);
+  h.fn = fn;
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
   h.ctx = reinterpret_cast<uint64_t>(currentContext());
@@ -315,12 +368,14 @@ void Client::hostChannelLoop() {
       lastPongMs_.store(nowMs());
       continue;
     }
-    if (s.isOk() && (h.kind != static_cast<uint16_t>(Kind::HostCall) || h.bulkLen))
+    if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::HostCall))
       s = dataLoss("host channel: expected HostCall");
     if (s.isOk()) s = readArgs(*t, h, &args);
     CallArgs a;
     if (s.isOk()) s = decodeCall(args.data(), args.size(), &a);
     if (s.isOk() && a.count != 1) s = dataLoss("host channel: HostCall takes one token");
+    // What the device changed in mirrored memory comes first: the function may read it.
+    if (s.isOk()) s = applyIncomingRuns(*t, a.blob, h.bulkLen);
     if (!s.isOk()) {
       fail(s);
       return;
@@ -330,47 +385,66 @@ void Client::hostChannelLoop() {
       std::lock_guard<std::mutex> lock(hostMu_);
       auto it = hostFns_.find(a.s[0]);
       if (it != hostFns_.end()) {
-        e = std::move(it->second);
-        hostFns_.erase(it);
+        if (it->second.persistent) {
+          e = it->second;
+        } else {
+          e = std::move(it->second);
+          hostFns_.erase(it);
+        }
       }
     }
     uint64_t token = a.s[0];
     // Each on its own thread: host functions of different streams run side by side.
     std::thread([this, t, token, e = std::move(e)] {
       if (e.run) e.run();
+      // What the function changed in mirrored memory goes back with HostDone.
+      std::vector<MirrorRun> runs;
+      std::vector<uint8_t> changed;
+      if (!mirrors_.empty()) mirrors_.collect(runs, changed);
+      Writer blob;
+      if (!runs.empty()) encodeMirrorRuns(blob, runs);
       FrameHeader d;
       d.kind = static_cast<uint16_t>(Kind::HostDone);
       Writer w;
-      encodeCall(w, &token, 1, nullptr, 0);
+      encodeCall(w, &token, 1, blob.data(), blob.size());
       d.argsLen = static_cast<uint32_t>(w.size());
-      iovec v{const_cast<void*>(e.bytes), e.size};
-      d.bulkLen = e.size;
+      iovec v[2] = {{const_cast<void*>(e.bytes), e.size}, {changed.data(), changed.size()}};
+      d.bulkLen = e.size + changed.size();
+      int n = 0;
+      if (e.size) v[n++] = v[0];
+      if (!changed.empty()) v[n++] = v[1];
       Status s;
       {
         std::lock_guard<std::mutex> lock(hostWriteMu_);
-        s = sendFrame(*t, d, w.data(), &v, e.size ? 1 : 0);
+        s = sendFrame(*t, d, w.data(), v, n);
       }
-      hostOutstanding_.fetch_sub(1);
+      if (!e.persistent) hostOutstanding_.fetch_sub(1);
       if (!s.isOk()) fail(s);
     }).detach();
   }
 }
 
-CUresult Client::hostFunction(FnId fn, CUstream stream, std::function<void()> run) {
+CUresult Client::hostToken(std::function<void()> run, bool persistent, uint64_t* token) {
   if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
-  uint64_t token;
-  {
-    std::lock_guard<std::mutex> lock(hostMu_);
-    CUresult r = openHostChannel();
-    if (r != CUDA_SUCCESS) return r;
-    token = nextHostToken_++;
-    hostFns_[token] = HostEntry{std::move(run), nullptr, 0};
-  }
-  hostOutstanding_.fetch_add(1);
-  CUresult r = post(fn, {reinterpret_cast<uint64_t>(stream), token});
+  std::lock_guard<std::mutex> lock(hostMu_);
+  CUresult r = openHostChannel();
+  if (r != CUDA_SUCCESS) return r;
+  *token = nextHostToken_++;
+  hostFns_[*token] = HostEntry{std::move(run), nullptr, 0, persistent};
+  if (!persistent) hostOutstanding_.fetch_add(1);
+  return CUDA_SUCCESS;
+}
+
+CUresult Client::hostFunction(FnId fn, CUstream stream, std::function<void()> run) {
+  // Queued while a capture is on, it may become a graph's host node and run many times.
+  bool persistent = capturing();
+  uint64_t token = 0;
+  CUresult r = hostToken(std::move(run), persistent, &token);
+  if (r != CUDA_SUCCESS) return r;
+  r = post(fn, {reinterpret_cast<uint64_t>(stream), token});
   if (r != CUDA_SUCCESS) {
     std::lock_guard<std::mutex> lock(hostMu_);
-    if (hostFns_.erase(token)) hostOutstanding_.fetch_sub(1);
+    if (hostFns_.erase(token) && !persistent) hostOutstanding_.fetch_sub(1);
   }
   return r;
 }
@@ -395,9 +469,9 @@ CUresult Client::hostToDeviceAtStreamTime(CUdeviceptr dst, const void* src, size
   return r;
 }
 
-void Client::addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx) {
+void Client::addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx, Memory kind) {
   std::unique_lock lock(allocMu_);
-  deviceAllocs_[p] = Allocation{size, ctx};
+  deviceAllocs_[p] = Allocation{size, ctx, kind};
 }
 void Client::removeDeviceAllocation(CUdeviceptr p) {
   std::unique_lock lock(allocMu_);
@@ -416,10 +490,13 @@ bool Client::findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const {
 void Client::addHost(void* p, uint64_t size, unsigned flags) {
   std::unique_lock lock(allocMu_);
   hostAllocs_[reinterpret_cast<uintptr_t>(p)] = {size, flags};
+  hostCount_.store(hostAllocs_.size(), std::memory_order_relaxed);
 }
 bool Client::removeHost(void* p) {
   std::unique_lock lock(allocMu_);
-  return hostAllocs_.erase(reinterpret_cast<uintptr_t>(p)) != 0;
+  bool erased = hostAllocs_.erase(reinterpret_cast<uintptr_t>(p)) != 0;
+  hostCount_.store(hostAllocs_.size(), std::memory_order_relaxed);
+  return erased;
 }
 bool Client::findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const {
   std::shared_lock lock(allocMu_);

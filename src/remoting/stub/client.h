@@ -29,6 +29,7 @@
 #include <cuda.h>
 
 #include "cuda/catalog.h"
+#include "remoting/mirror.h"
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 
@@ -41,6 +42,7 @@ struct ReplySink {
   void* dst = nullptr;           // read straight here when the length matches
   uint64_t expected = 0;
   std::vector<uint8_t>* spill = nullptr; // or into this vector (packed 2D/3D data)
+  uint64_t spillCap = kMaxImage;
 };
 
 class Client {
@@ -66,13 +68,41 @@ public:
   // (a second connection, opened on first use) when the stream reaches it, and holds the
   // stream until it has returned.
   CUresult hostFunction(FnId fn, CUstream stream, std::function<void()> run);
+  // A host function the worker names by token (a graph's host node): `persistent` ones run
+  // every time the worker asks, until the process ends.
+  CUresult hostToken(std::function<void()> run, bool persistent, uint64_t* token);
   // Host functions posted and not finished: while any is, an async copy from pinned memory
   // must read its source when the stream reaches it (a host function may still fill it).
   bool hostFunctionsOutstanding() const { return hostOutstanding_.load() > 0; }
   CUresult hostToDeviceAtStreamTime(CUdeviceptr dst, const void* src, size_t n, CUstream s);
   // Fire-and-forget.
-  CUresult post(FnId fn, std::initializer_list<uint64_t> in, const void* blob = nullptr,
+  CUresult post(uint32_t fn, std::initializer_list<uint64_t> in, const void* blob = nullptr,
                 size_t blobSize = 0, const iovec* bulk = nullptr, int bulkCount = 0);
+  CUresult post(FnId fn, std::initializer_list<uint64_t> in, const void* blob = nullptr,
+                size_t blobSize = 0, const iovec* bulk = nullptr, int bulkCount = 0) {
+    return post(static_cast<uint32_t>(fn), in, blob, blobSize, bulk, bulkCount);
+  }
+
+  // ---- mirrored host memory (mirrors.cpp, remoting/mirror.h) ---------------------------------
+  // Managed memory and pinned memory the device reaches by address exist on both sides at
+  // the same address. Before a call that submits device work the host's changes are pushed;
+  // after a call that synchronises, the device's changes are pulled.
+  MirrorSet& mirrors() { return mirrors_; }
+  // Mirrors the pinned allocation holding p on the worker (once); the device may then use
+  // its address.
+  CUresult mirrorHost(const void* p);
+  // Before unregistering (keepContents), what the device wrote is pulled first.
+  CUresult releaseHostMirror(void* base, bool keepContents);
+  CUresult pushMirrors();
+  CUresult pullMirrors();
+  // Stream captures begun and not ended: while any is, async copies of pinned memory go by
+  // reference (a graph reads and writes the host buffer each time it runs).
+  void captureBegun() { captures_.fetch_add(1); }
+  void captureEnded() {
+    int n = captures_.load();
+    while (n > 0 && !captures_.compare_exchange_weak(n, n - 1)) {}
+  }
+  bool capturing() const { return captures_.load(std::memory_order_relaxed) > 0; }
 
   // ---- local knowledge ---------------------------------------------------------------------
   int deviceCount() const { return static_cast<int>(devices_.size()); }
@@ -81,17 +111,23 @@ public:
   }
   int driverVersion() const { return driverVersion_; }
 
+  // What a device-reachable range is: device memory, managed memory, or pinned host memory
+  // mirrored on the worker (its host address is its device address).
+  enum class Memory : uint8_t { Device, Managed, HostMirror };
   struct Allocation {
     uint64_t size;
     CUcontext ctx;
+    Memory kind = Memory::Device;
   };
-  void addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx);
+  void addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx,
+                           Memory kind = Memory::Device);
   void removeDeviceAllocation(CUdeviceptr p);
   // Base and allocation holding p, or false.
   bool findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const;
   void addHost(void* p, uint64_t size, unsigned flags);
   bool removeHost(void* p);
   bool findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const;
+  bool anyHost() const { return hostCount_.load(std::memory_order_relaxed) != 0; }
 
   struct Ctx {
     CUdevice dev;
@@ -138,6 +174,11 @@ private:
   void flusher();
   CUresult readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
                      std::string* replyBlob);
+  CUresult exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
+                    uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
+                    int bulkCount, ReplySink* sink, std::string* replyBlob);
+  // Host channel: merges the mirror runs a HostCall brings; collects this side's for HostDone.
+  Status applyIncomingRuns(Transport& t, std::string_view blob, uint64_t bulkLen);
 
   CUresult openHostChannel();
   void hostChannelLoop();
@@ -160,6 +201,7 @@ private:
     std::function<void()> run;
     const void* bytes = nullptr; // or: send these bytes back with HostDone
     size_t size = 0;
+    bool persistent = false;     // a graph's host node: runs at every launch
   };
   std::unordered_map<uint64_t, HostEntry> hostFns_;
   std::mutex hostWriteMu_;
@@ -174,6 +216,11 @@ private:
   mutable std::shared_mutex allocMu_;
   std::map<CUdeviceptr, Allocation> deviceAllocs_;
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> hostAllocs_;
+  std::atomic<size_t> hostCount_{0};
+  MirrorSet mirrors_;
+  std::mutex mirrorMu_; // one MirrorHost exchange at a time
+  std::atomic<bool> deviceWorkSincePull_{false};
+  std::atomic<int> captures_{0};
   std::mutex ctxMu_;
   std::unordered_map<CUcontext, Ctx> contexts_;
   std::map<CUdevice, CUcontext> primaries_;

@@ -1,0 +1,236 @@
+// Stream capture and graphs: forwarded; the worker's driver builds and runs the graphs. While
+// no capture is on, capture queries are answered locally (cudart asks often). Host nodes and
+// host functions captured into a graph run here at every launch (host channel); pinned memory
+// a graph copies to or from is mirrored on the worker and used there by address.
+#include <cstring>
+#include <vector>
+
+#include "remoting/stub/api.h"
+
+using namespace tf::remoting::stub;
+using tf::remoting::Writer;
+
+namespace {
+
+Writer nodeBlob(const CUgraphNode* deps, size_t n) {
+  Writer w;
+  w.u32(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) w.u64(u(deps[i]));
+  return w;
+}
+
+CUresult beginCapture(FnId fn, CUstream s, CUstreamCaptureMode mode) {
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  perThreadCall(fn, s);
+  CUresult r = client().call(fn, {u(s), static_cast<uint64_t>(mode)});
+  if (r == CUDA_SUCCESS) client().captureBegun();
+  return r;
+}
+
+CUresult endCapture(FnId fn, CUstream s, CUgraph* g) {
+  if (!g) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  perThreadCall(fn, s);
+  uint64_t out = 0;
+  CUresult r = client().call(fn, {u(s)}, &out, 1);
+  // The capture is over whether it produced a graph or failed (invalidated, unjoined).
+  if (r != CUDA_ERROR_INVALID_HANDLE && r != CUDA_ERROR_ILLEGAL_STATE &&
+      r != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && r != CUDA_ERROR_DEVICE_UNAVAILABLE)
+    client().captureEnded();
+  *g = r == CUDA_SUCCESS ? h<CUgraph>(out) : nullptr;
+  return r;
+}
+
+CUresult isCapturing(FnId fn, CUstream s, CUstreamCaptureStatus* st) {
+  if (!st) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!client().capturing()) {
+    *st = CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+  }
+  perThreadCall(fn, s);
+  uint64_t out = 0;
+  CUresult r = client().call(fn, {u(s)}, &out, 1);
+  *st = static_cast<CUstreamCaptureStatus>(out);
+  return r;
+}
+
+CUresult captureInfo(bool pt, CUstream s, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                     const CUgraphNode** deps, const CUgraphEdgeData** edges, size_t* n) {
+  if (!st) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (edges) *edges = nullptr;
+  if (!client().capturing()) {
+    *st = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (id) *id = 0;
+    if (g) *g = nullptr;
+    if (deps) *deps = nullptr;
+    if (n) *n = 0;
+    return CUDA_SUCCESS;
+  }
+  FnId fn = pt ? FnId::cuStreamGetCaptureInfo_v3_ptsz : FnId::cuStreamGetCaptureInfo_v3;
+  perThreadCall(fn, s);
+  uint64_t out[3] = {};
+  std::string blob;
+  CUresult r = client().call(static_cast<uint32_t>(fn), {u(s)}, out, 3, nullptr, 0, nullptr, 0,
+                             nullptr, &blob);
+  if (r != CUDA_SUCCESS) return r;
+  // The dependency array stays valid until this thread's next query, as the driver's does.
+  thread_local std::vector<CUgraphNode> nodes;
+  nodes.resize(blob.size() / 8);
+  std::memcpy(nodes.data(), blob.data(), nodes.size() * 8);
+  *st = static_cast<CUstreamCaptureStatus>(out[0]);
+  if (id) *id = out[1];
+  if (g) *g = h<CUgraph>(out[2]);
+  if (deps) *deps = nodes.empty() ? nullptr : nodes.data();
+  if (n) *n = nodes.size();
+  return CUDA_SUCCESS;
+}
+
+CUresult graphLaunch(FnId fn, CUgraphExec e, CUstream s) {
+  TF_READY();
+  if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
+  perThreadCall(fn, s);
+  return client().post(fn, {u(e), u(s)});
+}
+
+CUresult addNode(FnId fn, CUgraphNode* node, std::initializer_list<uint64_t> in, Writer& blob) {
+  if (!node) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(fn, in, &out, 1, blob.data(), blob.size());
+  *node = h<CUgraphNode>(out);
+  return r;
+}
+
+} // namespace
+
+extern "C" {
+
+CUresult tf_rs_cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode m) { return beginCapture(FnId::cuStreamBeginCapture_v2, s, m); }
+CUresult tf_rs_cuStreamBeginCapture_v2_ptsz(CUstream s, CUstreamCaptureMode m) { return beginCapture(FnId::cuStreamBeginCapture_v2_ptsz, s, m); }
+CUresult tf_rs_cuStreamEndCapture(CUstream s, CUgraph* g) { return endCapture(FnId::cuStreamEndCapture, s, g); }
+CUresult tf_rs_cuStreamEndCapture_ptsz(CUstream s, CUgraph* g) { return endCapture(FnId::cuStreamEndCapture_ptsz, s, g); }
+CUresult tf_rs_cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus* st) { return isCapturing(FnId::cuStreamIsCapturing, s, st); }
+CUresult tf_rs_cuStreamIsCapturing_ptsz(CUstream s, CUstreamCaptureStatus* st) { return isCapturing(FnId::cuStreamIsCapturing_ptsz, s, st); }
+CUresult tf_rs_cuStreamGetCaptureInfo_v2(CUstream s, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                         const CUgraphNode** deps, size_t* n) {
+  return captureInfo(false, s, st, id, g, deps, nullptr, n);
+}
+CUresult tf_rs_cuStreamGetCaptureInfo_v2_ptsz(CUstream s, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                              const CUgraphNode** deps, size_t* n) {
+  return captureInfo(true, s, st, id, g, deps, nullptr, n);
+}
+CUresult tf_rs_cuStreamGetCaptureInfo_v3(CUstream s, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                         const CUgraphNode** deps, const CUgraphEdgeData** e, size_t* n) {
+  return captureInfo(false, s, st, id, g, deps, e, n);
+}
+CUresult tf_rs_cuStreamGetCaptureInfo_v3_ptsz(CUstream s, CUstreamCaptureStatus* st, cuuint64_t* id, CUgraph* g,
+                                              const CUgraphNode** deps, const CUgraphEdgeData** e, size_t* n) {
+  return captureInfo(true, s, st, id, g, deps, e, n);
+}
+
+CUresult tf_rs_cuGraphCreate(CUgraph* g, unsigned flags) {
+  if (!g) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuGraphCreate, {flags}, &out, 1);
+  *g = h<CUgraph>(out);
+  return r;
+}
+CUresult tf_rs_cuGraphDestroy(CUgraph g) {
+  TF_READY();
+  return client().call(FnId::cuGraphDestroy, {u(g)});
+}
+CUresult tf_rs_cuGraphGetNodes(CUgraph g, CUgraphNode* nodes, size_t* n) {
+  if (!n) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t total = 0;
+  std::string blob;
+  CUresult r = client().call(static_cast<uint32_t>(FnId::cuGraphGetNodes), {u(g), nodes ? *n : 0},
+                             &total, 1, nullptr, 0, nullptr, 0, nullptr, &blob);
+  if (r != CUDA_SUCCESS) return r;
+  if (nodes) {
+    size_t k = std::min<size_t>(*n, blob.size() / 8);
+    std::memcpy(nodes, blob.data(), k * 8);
+    for (size_t i = k; i < *n; ++i) nodes[i] = nullptr; // as the driver does past the end
+  }
+  *n = total;
+  return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType* t) {
+  if (!t) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuGraphNodeGetType, {u(node)}, &out, 1);
+  *t = static_cast<CUgraphNodeType>(out);
+  return r;
+}
+CUresult tf_rs_cuGraphDestroyNode(CUgraphNode node) {
+  TF_READY();
+  return client().call(FnId::cuGraphDestroyNode, {u(node)});
+}
+CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
+  if (!e) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuGraphInstantiateWithFlags, {u(g), flags}, &out, 1);
+  *e = h<CUgraphExec>(out);
+  return r;
+}
+CUresult tf_rs_cuGraphExecDestroy(CUgraphExec e) {
+  TF_READY();
+  return client().call(FnId::cuGraphExecDestroy, {u(e)});
+}
+CUresult tf_rs_cuGraphLaunch(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphLaunch, e, s); }
+CUresult tf_rs_cuGraphLaunch_ptsz(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphLaunch_ptsz, e, s); }
+CUresult tf_rs_cuGraphUpload(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphUpload, e, s); }
+CUresult tf_rs_cuGraphUpload_ptsz(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphUpload_ptsz, e, s); }
+
+CUresult tf_rs_cuGraphAddEmptyNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n) {
+  if (n && !deps) return CUDA_ERROR_INVALID_VALUE;
+  Writer w = nodeBlob(deps, n);
+  return addNode(FnId::cuGraphAddEmptyNode, node, {u(g)}, w);
+}
+CUresult tf_rs_cuGraphAddMemsetNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
+                                    const CUDA_MEMSET_NODE_PARAMS* p, CUcontext ctx) {
+  if ((n && !deps) || !p) return CUDA_ERROR_INVALID_VALUE;
+  Writer w = nodeBlob(deps, n);
+  w.bytes(p, sizeof(*p));
+  return addNode(FnId::cuGraphAddMemsetNode, node, {u(g), u(ctx ? ctx : currentContext())}, w);
+}
+CUresult tf_rs_cuGraphAddHostNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
+                                  const CUDA_HOST_NODE_PARAMS* p) {
+  if ((n && !deps) || !p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t token = 0;
+  CUhostFn fn = p->fn;
+  void* data = p->userData;
+  CUresult r = client().hostToken([fn, data] { fn(data); }, true, &token);
+  if (r != CUDA_SUCCESS) return r;
+  Writer w = nodeBlob(deps, n);
+  return addNode(FnId::cuGraphAddHostNode, node, {u(g), token}, w);
+}
+CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
+                                         const CUgraphEdgeData* edges, size_t n) {
+  if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;
+  if (edges)
+    for (size_t i = 0; i < n; ++i)
+      if (edges[i].type != CU_GRAPH_DEPENDENCY_TYPE_DEFAULT || edges[i].from_port || edges[i].to_port)
+        return CUDA_ERROR_NOT_SUPPORTED; // programmatic edges are not forwarded
+  TF_READY();
+  Writer w;
+  w.u32(static_cast<uint32_t>(2 * n));
+  for (size_t i = 0; i < n; ++i) w.u64(u(from[i]));
+  for (size_t i = 0; i < n; ++i) w.u64(u(to[i]));
+  return client().call(FnId::cuGraphAddDependencies_v2, {u(g)}, nullptr, 0, w.data(), w.size());
+}
+CUresult tf_rs_cuGraphAddDependencies(CUgraph g, const CUgraphNode* from, const CUgraphNode* to, size_t n) {
+  return tf_rs_cuGraphAddDependencies_v2(g, from, to, nullptr, n);
+}
+
+} // extern "C"
