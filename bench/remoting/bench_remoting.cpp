@@ -140,6 +140,31 @@ int client(const char* libPath, const char* label) {
   }
   printf("%s.htod_gbps %.3f\n", label, n / best / 1e9);
   printf("%s.dtoh_gbps %.3f\n", label, n / bestBack / 1e9);
+
+  // Launch + synchronise rounds: first with no managed memory, then with 64 MiB of it (fully
+  // written once), the host changing one page of it per round. Through the stub every round
+  // compares the mirror with its shadow on both sides.
+  auto allocManaged = a.get<CUresult (*)(CUdeviceptr*, size_t, unsigned)>("cuMemAllocManaged");
+  auto rounds = [&](int count, uint8_t* touch, size_t span) {
+    std::vector<double> r(count);
+    for (int i = 0; i < count; ++i) {
+      double t0 = now();
+      if (touch) touch[(size_t(i) * 4096) % span] = static_cast<uint8_t>(i);
+      CK(launch(f, 1, 1, 1, 1, 1, 1, 0, nullptr, nullptr, nullptr));
+      CK(sync());
+      r[i] = now() - t0;
+    }
+    std::sort(r.begin(), r.end());
+    return r[r.size() / 2];
+  };
+  (void)rounds(200, nullptr, 0);
+  printf("%s.round_us %.3f\n", label, rounds(2000, nullptr, 0) * 1e6);
+  CUdeviceptr mm;
+  CK(allocManaged(&mm, n, CU_MEM_ATTACH_GLOBAL));
+  uint8_t* managed = reinterpret_cast<uint8_t*>(mm);
+  memset(managed, 3, n);
+  (void)rounds(5, managed, n);
+  printf("%s.managed_round_us %.3f\n", label, rounds(100, managed, n) * 1e6);
   return 0;
 }
 
@@ -349,9 +374,18 @@ int main(int argc, char** argv) {
   printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", viaShm["shm.htod_gbps"],
          viaShm["shm.dtoh_gbps"], 100 * ratio(viaShm["shm.htod_gbps"], memcpyGbps),
          100 * ratio(viaShm["shm.dtoh_gbps"], memcpyGbps));
-  printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n",
+  printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
          viaTcp["tcp.htod_gbps"], viaTcp["tcp.dtoh_gbps"],
          100 * ratio(viaTcp["tcp.htod_gbps"], socketGbps),
          100 * ratio(viaTcp["tcp.dtoh_gbps"], socketGbps));
+  printf("launch + synchronise round, p50: without managed memory / with 64 MiB of it (one page\n"
+         "changed per round; mirrored through the stub):\n");
+  for (auto* r : {&local, &viaShm, &viaTcp}) {
+    const char* l = r == &local ? "local" : r == &viaShm ? "shm" : "tcp";
+    double plain = (*r)[std::string(l) + ".round_us"], managed = (*r)[std::string(l) + ".managed_round_us"];
+    printf("  %-15s %8.2f us / %8.2f us   ratio %.2fx\n",
+           r == &local ? "soft GPU local" : r == &viaShm ? "stub over shm" : "stub over tcp", plain,
+           managed, ratio(managed, plain));
+  }
   return 0;
 }
