@@ -33,7 +33,8 @@ run() { # name transport extra-ld program...
   fi
 }
 
-for prog in vector_add kernel_fault pitched_3d streams_events streams_per_thread stream_ordered device_query; do
+for prog in vector_add kernel_fault pitched_3d streams_events streams_per_thread stream_ordered device_query \
+            memory pinned_managed graphs zero_copy; do
   for transport in tcp shm; do
     run "${prog}_static" "$transport" "" "$build/tests/cuda/${prog}_static"
     run "${prog}_shared" "$transport" ":/usr/local/cuda/lib64" "$build/tests/cuda/${prog}_shared"
