@@ -141,6 +141,28 @@ int client(const char* libPath, const char* label) {
   printf("%s.htod_gbps %.3f\n", label, n / best / 1e9);
   printf("%s.dtoh_gbps %.3f\n", label, n / bestBack / 1e9);
 
+  // The same from pinned memory (over shm the stub shares pinned pages with the worker).
+  auto allocHost = a.get<CUresult (*)(void**, size_t)>("cuMemAllocHost_v2");
+  void* pinned = nullptr;
+  CK(allocHost(&pinned, n));
+  memset(pinned, 9, n);
+  best = bestBack = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    s = now();
+    CK(htod(d, pinned, n));
+    best = std::min(best, now() - s);
+    s = now();
+    CK(dtoh(pinned, d, n));
+    bestBack = std::min(bestBack, now() - s);
+  }
+  CK(dtoh(back.data(), d, n));
+  if (memcmp(pinned, back.data(), n) != 0) {
+    fprintf(stderr, "pinned copy mismatch\n");
+    return 4;
+  }
+  printf("%s.pinned_htod_gbps %.3f\n", label, n / best / 1e9);
+  printf("%s.pinned_dtoh_gbps %.3f\n", label, n / bestBack / 1e9);
+
   // Launch + synchronise rounds: first with no managed memory, then with 64 MiB of it (fully
   // written once), the host changing one page of it per round. Through the stub every round
   // compares the mirror with its shadow on both sides.
@@ -378,6 +400,15 @@ int main(int argc, char** argv) {
          viaTcp["tcp.htod_gbps"], viaTcp["tcp.dtoh_gbps"],
          100 * ratio(viaTcp["tcp.htod_gbps"], socketGbps),
          100 * ratio(viaTcp["tcp.dtoh_gbps"], socketGbps));
+  printf("64 MiB copies from and to pinned memory, GB/s (host-to-device / device-to-host):\n");
+  printf("  soft GPU local  %6.2f / %6.2f\n", local["local.pinned_htod_gbps"], local["local.pinned_dtoh_gbps"]);
+  printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", viaShm["shm.pinned_htod_gbps"],
+         viaShm["shm.pinned_dtoh_gbps"], 100 * ratio(viaShm["shm.pinned_htod_gbps"], memcpyGbps),
+         100 * ratio(viaShm["shm.pinned_dtoh_gbps"], memcpyGbps));
+  printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
+         viaTcp["tcp.pinned_htod_gbps"], viaTcp["tcp.pinned_dtoh_gbps"],
+         100 * ratio(viaTcp["tcp.pinned_htod_gbps"], socketGbps),
+         100 * ratio(viaTcp["tcp.pinned_dtoh_gbps"], socketGbps));
   printf("launch + synchronise round, p50: without managed memory / with 64 MiB of it (one page\n"
          "changed per round; mirrored through the stub):\n");
   for (auto* r : {&local, &viaShm, &viaTcp}) {

@@ -81,9 +81,12 @@ inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latch
   X(MirrorRelease, 0x1000A) /* (addr): undoes MirrorHost */                                      \
   X(MirrorPush, 0x1000B) /* posted, blob: mirror runs, bulk: their bytes (client -> worker)   */ \
   X(MirrorPull, 0x1000C) /* () -> blob: mirror runs, bulk: their bytes (worker -> client)     */ \
-  X(CopyHostByRef, 0x1000D) /* (dst, src, n, stream), posted: an async copy whose host side  */  \
-                            /* is a mirror, read or written when the stream (or a graph      */  \
-                            /* captured from it) reaches it                                  */
+  X(CopyHostByRef, 0x1000D) /* (dst, src, n, stream): a copy whose host side is a mirror or  */  \
+                            /* shared memory, read or written when the stream (or a graph    */  \
+                            /* captured from it) reaches it; stream ~0: synchronous          */  \
+  X(ShareHost, 0x1000E) /* (addr, size): the memfd passed just before over the transport     */  \
+                        /* (shared memory only) is mapped at addr and registered: pinned     */  \
+                        /* memory both processes use, with nothing to exchange               */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {

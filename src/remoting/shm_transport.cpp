@@ -82,6 +82,43 @@ sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
   return sa;
 }
 
+// One byte of payload carrying a descriptor over the Unix socket.
+bool sendFdOver(int sock, int fd) {
+  char byte = 'S';
+  iovec v{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  return ::sendmsg(sock, &m, MSG_NOSIGNAL) == 1;
+}
+// The descriptor of one such message, or -1 (nothing within timeoutMs, or not a descriptor).
+int receiveFdFrom(int sock, int timeoutMs) {
+  pollfd pfd{sock, POLLIN, 0};
+  if (::poll(&pfd, 1, timeoutMs) != 1) return -1;
+  char byte = 0;
+  iovec v{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m{};
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof(control);
+  ssize_t r = ::recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
 class ShmTransport : public Transport {
 public:
   ShmTransport(int sock, void* segment, bool isWorker, std::string name)
@@ -218,6 +255,15 @@ public:
   }
   std::string describe() const override { return "shm " + name_; }
 
+  Status sendFd(int fd) override {
+    return sendFdOver(sock_, fd) ? Status::ok() : unavailable("cannot pass a descriptor");
+  }
+  Result<int> receiveFd(int timeoutMs) override {
+    int fd = receiveFdFrom(sock_, timeoutMs);
+    if (fd < 0) return dataLoss("no descriptor where one was announced");
+    return fd;
+  }
+
 private:
   static uint8_t* data(RingHeader* r) { return reinterpret_cast<uint8_t*>(r) + sizeof(RingHeader); }
 
@@ -308,23 +354,10 @@ public:
     }
     new (seg) RingHeader();
     new (static_cast<uint8_t*>(seg) + kRingStride) RingHeader();
-    // Hand the segment over: one byte of payload carrying the descriptor.
-    char byte = 'S';
-    iovec v{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr m{};
-    m.msg_iov = &v;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &mfd, sizeof(int));
-    ssize_t sent = ::sendmsg(sock, &m, MSG_NOSIGNAL);
+    // Hand the segment over.
+    bool sent = sendFdOver(sock, mfd);
     ::close(mfd);
-    if (sent != 1) {
+    if (!sent) {
       munmap(seg, kSegmentBytes);
       ::close(sock);
       return unavailable("client left during the shared-memory handshake");
@@ -371,27 +404,11 @@ Result<TransportPtr> connectShm(const std::string& name, int timeoutMs) {
     ::close(fd);
     return s;
   }
-  pollfd pfd{fd, POLLIN, 0};
-  if (::poll(&pfd, 1, timeoutMs) != 1) {
+  int mfd = receiveFdFrom(fd, timeoutMs);
+  if (mfd < 0) {
     ::close(fd);
-    return unavailable("no answer from shm://" + name);
+    return unavailable("no shared-memory segment from shm://" + name);
   }
-  char byte = 0;
-  iovec v{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr m{};
-  m.msg_iov = &v;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof(control);
-  ssize_t r = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-  cmsghdr* c = CMSG_FIRSTHDR(&m);
-  if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
-    ::close(fd);
-    return unavailable("bad shared-memory handshake from shm://" + name);
-  }
-  int mfd;
-  std::memcpy(&mfd, CMSG_DATA(c), sizeof(int));
   struct stat st {};
   void* seg = MAP_FAILED;
   if (fstat(mfd, &st) == 0 && static_cast<size_t>(st.st_size) == kSegmentBytes)

@@ -49,6 +49,10 @@ public:
     return unimplemented("no views");
   }
   virtual void commitWrite(size_t n) {}
+  // Descriptors beside the byte stream (shared memory: over its Unix socket), so that both
+  // processes can map the same pages. Others answer Unimplemented.
+  virtual Status sendFd(int fd) { return unimplemented("no descriptor passing"); }
+  virtual Result<int> receiveFd(int timeoutMs) { return unimplemented("no descriptor passing"); }
   // Whether small fire-and-forget frames should be gathered into one write (each write is a
   // system call on TCP; on shared memory it is a ring copy, cheaper than gathering).
   virtual bool prefersBatching() const { return false; }

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <random>
 #include <string>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -384,6 +385,57 @@ TEST_P(WorkerTest, MirrorMisuseIsRefused) {
   EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxB), CUDA_SUCCESS);
   EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxB), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {mA}, ctxA), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
+// Shared pinned memory (shm only): the worker maps the client's memfd at the client's address.
+// Without a descriptor, at a misaligned or taken address, or over TCP, it refuses; a shared
+// range then works for copies by reference, and another client cannot use it.
+TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  const uint64_t addr = 0x5c0000000000, size = 2 * 4096;
+  int keep = -1; // the descriptor of the share that succeeds: the test maps it too
+  auto share = [&](RawClient& c, uint64_t ctx, uint64_t at, uint64_t n, bool withFd) {
+    int fd = memfd_create("test-pinned", MFD_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(ftruncate(fd, 4 * 4096), 0);
+    if (withFd) {
+      EXPECT_TRUE(c.transport().sendFd(fd).isOk() || GetParam() == "tcp");
+    }
+    CUresult r = c.call(static_cast<uint32_t>(Op::ShareHost), {at, n}, ctx);
+    if (r == CUDA_SUCCESS && keep < 0) keep = fd;
+    else close(fd);
+    return r;
+  };
+  if (GetParam() == "tcp") {
+    EXPECT_EQ(share(a, ctxA, addr, size, true), CUDA_ERROR_NOT_SUPPORTED);
+    EXPECT_TRUE(worker_->alive());
+    return;
+  }
+  EXPECT_EQ(share(a, ctxA, addr, size, false), CUDA_ERROR_INVALID_VALUE);     // no descriptor
+  EXPECT_EQ(share(a, ctxA, addr + 100, size, true), CUDA_ERROR_INVALID_VALUE); // misaligned
+  EXPECT_EQ(share(a, ctxA, addr, 8 * 4096, true), CUDA_ERROR_INVALID_VALUE);   // past the memfd
+  ASSERT_EQ(share(a, ctxA, addr, size, true), CUDA_SUCCESS);
+  EXPECT_EQ(share(b, ctxB, addr, size, true), CUDA_ERROR_NOT_SUPPORTED);       // taken
+  EXPECT_EQ(share(a, ctxA, addr, size, true), CUDA_ERROR_INVALID_VALUE);       // already A's
+  uint64_t pA = 0, pB = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {64}, ctxA, &pA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {64}, ctxB, &pB), CUDA_SUCCESS);
+  std::vector<uint8_t> data(64, 0x42), got;
+  ASSERT_EQ(a.call(FnId::cuMemcpyHtoD_v2, {pA, 64}, ctxA, nullptr, nullptr, &data), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(Op::CopyHostByRef), {addr + 8, pA, 64, ~uint64_t(0)}, ctxA), CUDA_SUCCESS);
+  // The bytes are in the memfd's pages: the worker wrote the client's memory, no copy between.
+  void* view = mmap(nullptr, size, PROT_READ, MAP_SHARED, keep, 0);
+  ASSERT_NE(view, MAP_FAILED);
+  EXPECT_EQ(memcmp(static_cast<uint8_t*>(view) + 8, data.data(), 64), 0);
+  munmap(view, size);
+  close(keep);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::CopyHostByRef), {pB, addr + 8, 64, ~uint64_t(0)}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(Op::MirrorRelease), {addr}, ctxA), CUDA_SUCCESS);
   EXPECT_TRUE(worker_->alive());
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "remoting/stub/api.h"
 
@@ -18,7 +19,23 @@ using namespace tf::remoting::stub;
 
 namespace {
 
+// Memory the device reaches by this address (device, managed, mirrored or shared pinned).
 bool isDevice(CUdeviceptr p) { return client().findDevice(p, nullptr, nullptr); }
+// For the direction of a unified copy: device or managed memory (pinned memory is the host's).
+bool isDeviceSide(CUdeviceptr p) {
+  Client::Allocation a{};
+  return client().findDevice(p, nullptr, &a) &&
+         (a.kind == Client::Memory::Device || a.kind == Client::Memory::Managed);
+}
+// Pinned memory the worker maps too (shared memory transport): copies go by reference.
+bool isSharedHost(const void* p, size_t n) {
+  CUdeviceptr base = 0;
+  Client::Allocation a{};
+  CUdeviceptr q = reinterpret_cast<CUdeviceptr>(p);
+  return client().findDevice(q, &base, &a) && a.kind == Client::Memory::HostShared &&
+         n <= a.size - (q - base);
+}
+constexpr uint64_t kSynchronous = ~uint64_t(0);
 
 // An async copy whose host side (pinned memory) is mirrored on the worker and used there by
 // address: the bytes move with the mirror exchanges, not with the call.
@@ -33,8 +50,9 @@ CUresult byReference(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
 }
 
 // Pinned host memory is placed in a range of addresses processes rarely use, so that the
-// worker can map its mirror at the same address when the device needs it.
-void* mapPinned(size_t bytes) {
+// worker can map its mirror (or, given a memfd, the same pages) at the same address.
+void* mapPinned(size_t bytes, int fd) {
+  int flags = fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
   static std::atomic<uint64_t> next = [] {
     std::random_device rd;
     return uint64_t(0x500000000000) + ((uint64_t(rd()) << 20) & 0xFFFFFF00000);
@@ -42,10 +60,10 @@ void* mapPinned(size_t bytes) {
   for (int attempt = 0; attempt < 64; ++attempt) {
     uint64_t at = next.fetch_add(bytes + (uint64_t(1) << 20));
     void* p = mmap(reinterpret_cast<void*>(at), bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+                   flags | MAP_FIXED_NOREPLACE, fd, 0);
     if (p != MAP_FAILED) return p;
   }
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 size_t pageRound(size_t n) { return (std::max<size_t>(n, 1) + 4095) & ~size_t(4095); }
@@ -54,6 +72,8 @@ CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
   TF_READY();
   fn = plainOf(fn);
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
+  if (isSharedHost(src, n))
+    return client().call(static_cast<uint32_t>(tf::remoting::Op::CopyHostByRef), {dst, u(src), n, kSynchronous});
   iovec v{const_cast<void*>(src), n};
   return client().call(fn, {dst, n}, nullptr, 0, nullptr, 0, &v, 1);
 }
@@ -63,9 +83,11 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
   if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!isDevice(dst)) return CUDA_ERROR_INVALID_VALUE;
   perThreadCall(fn, s);
-  // While a capture is on, a pinned source is read by reference: a graph captured from the
+  // Shared pinned memory: the worker reads the very pages when the stream gets there. While
+  // a capture is on, any pinned source is read by reference: a graph captured from the
   // stream reads the buffer each time it runs.
-  if (client().capturing() && client().findHost(src, nullptr, nullptr, nullptr))
+  if (isSharedHost(src, n) ||
+      (client().capturing() && client().findHost(src, nullptr, nullptr, nullptr)))
     return byReference(dst, u(src), n, s);
   // A host function queued earlier may still write pinned memory: then the bytes are fetched
   // when the stream reaches the copy.
@@ -80,6 +102,8 @@ CUresult dtoh(FnId fn, void* dst, CUdeviceptr src, size_t n) {
   TF_READY();
   fn = plainOf(fn);
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
+  if (isSharedHost(dst, n))
+    return client().call(static_cast<uint32_t>(tf::remoting::Op::CopyHostByRef), {u(dst), src, n, kSynchronous});
   ReplySink sink{dst, n, nullptr};
   return client().call(fn, {src, n}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
 }
@@ -87,7 +111,10 @@ CUresult dtohAsync(FnId fn, void* dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
   perThreadCall(fn, s);
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
-  if (client().capturing() && client().findHost(dst, nullptr, nullptr, nullptr)) {
+  // Into shared pinned memory the copy is posted: the bytes land in the caller's pages when
+  // the stream gets there, as on a GPU.
+  if (isSharedHost(dst, n) ||
+      (client().capturing() && client().findHost(dst, nullptr, nullptr, nullptr))) {
     if (!client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
     return byReference(u(dst), src, n, s);
   }
@@ -110,7 +137,7 @@ CUresult dtodAsync(FnId fn, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream
 // cuMemcpy / cuMemcpyAsync: the direction comes from what the stub knows about each pointer.
 CUresult unified(bool pt, bool async, CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
   TF_READY();
-  bool dd = isDevice(dst), sd = isDevice(src);
+  bool dd = isDeviceSide(dst), sd = isDeviceSide(src);
   void* dh = h<void*>(dst);
   const void* sh = h<const void*>(src);
   if (dd && sd)
@@ -224,7 +251,7 @@ CUresult pointerAttribute(void* data, CUpointer_attribute attr, CUdeviceptr ptr)
   bool found = c.findDevice(ptr, &base, &a);
   bool host = c.findHost(h<void*>(ptr), &hostBase, &hostSize, &hostFlags);
   if (!found && !host) return CUDA_ERROR_INVALID_VALUE;
-  bool dev = found && a.kind != Client::Memory::HostMirror; // device or managed memory
+  bool dev = found && (a.kind == Client::Memory::Device || a.kind == Client::Memory::Managed);
   bool managed = found && a.kind == Client::Memory::Managed;
   CUdevice ordinal = 0;
   if (dev) c.contextDevice(a.ctx, &ordinal);
@@ -546,11 +573,31 @@ CUresult tf_rs_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* hdl, vo
 CUresult tf_rs_cuMemHostAlloc(void** p, size_t size, unsigned flags) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
-  void* mem = mapPinned(pageRound(size));
-  if (!mem) return CUDA_ERROR_OUT_OF_MEMORY;
-  client().addHost(mem, size, flags);
+  Client& c = client();
+  size_t bytes = pageRound(size);
+  // Over shared memory the pages come from a memfd the worker maps at the same address.
+  int fd = -1;
+  if (c.sharesMemory()) {
+    fd = memfd_create("tf-pinned", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  void* mem = mapPinned(bytes, fd);
+  if (!mem) {
+    if (fd >= 0) close(fd);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  c.addHost(mem, size, flags);
+  if (fd >= 0) {
+    // If the worker cannot map it (address taken there), it stays ordinary pinned memory.
+    if (c.shareHost(mem, bytes, fd) == CUDA_SUCCESS)
+      c.addDeviceAllocation(u(mem), size, currentContext(), Client::Memory::HostShared);
+    close(fd);
+  }
   *p = mem;
-  return CUDA_SUCCESS;
+  return c.dead() ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
 }
 CUresult tf_rs_cuMemAllocHost_v2(void** p, size_t size) { return tf_rs_cuMemHostAlloc(p, size, 0); }
 CUresult tf_rs_cuMemFreeHost(void* p) {

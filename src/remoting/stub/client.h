@@ -95,6 +95,11 @@ public:
   CUresult releaseHostMirror(void* base, bool keepContents);
   CUresult pushMirrors();
   CUresult pullMirrors();
+  // Shared memory transport: pinned memory can be one memfd both processes map at the same
+  // address (nothing to exchange, copies by reference). shareHost passes the descriptor and
+  // asks the worker to map it.
+  bool sharesMemory() const { return address_.rfind("shm://", 0) == 0; }
+  CUresult shareHost(void* p, size_t size, int fd);
   // Stream captures begun and not ended: while any is, async copies of pinned memory go by
   // reference (a graph reads and writes the host buffer each time it runs).
   void captureBegun() { captures_.fetch_add(1); }
@@ -112,8 +117,8 @@ public:
   int driverVersion() const { return driverVersion_; }
 
   // What a device-reachable range is: device memory, managed memory, or pinned host memory
-  // mirrored on the worker (its host address is its device address).
-  enum class Memory : uint8_t { Device, Managed, HostMirror };
+  // mirrored on the worker or shared with it (its host address is its device address).
+  enum class Memory : uint8_t { Device, Managed, HostMirror, HostShared };
   struct Allocation {
     uint64_t size;
     CUcontext ctx;

@@ -56,10 +56,33 @@ CUresult Client::pullMirrors() {
   return r;
 }
 
+CUresult Client::shareHost(void* p, size_t size, int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
+  Status s = flushLocked();
+  // The descriptor goes first: the worker takes it when it handles the call.
+  if (s.isOk()) s = transport_->sendFd(fd);
+  if (!s.isOk()) return s.code() == Code::Unimplemented ? CUDA_ERROR_NOT_SUPPORTED : fail(s);
+  w_.clear();
+  uint64_t in[2] = {reinterpret_cast<uint64_t>(p), size};
+  encodeCall(w_, in, 2, nullptr, 0);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Call);
+  h.fn = static_cast<uint32_t>(Op::ShareHost);
+  h.argsLen = static_cast<uint32_t>(w_.size());
+  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  s = sendFrame(*transport_, h, w_.data(), nullptr, 0);
+  if (!s.isOk()) return fail(s);
+  return readReply(h.fn, nullptr, 0, nullptr, nullptr);
+}
+
 CUresult Client::mirrorHost(const void* p) {
   void* base = nullptr;
   uint64_t size = 0;
   if (!findHost(p, &base, &size, nullptr)) return CUDA_ERROR_INVALID_VALUE;
+  Allocation known{};
+  if (findDevice(reinterpret_cast<CUdeviceptr>(p), nullptr, &known) && known.kind == Memory::HostShared)
+    return CUDA_SUCCESS; // the worker maps the very pages already
   std::lock_guard<std::mutex> lock(mirrorMu_);
   uint64_t b = reinterpret_cast<uint64_t>(base);
   if (mirrors_.contains(b, size)) return CUDA_SUCCESS;
@@ -77,6 +100,14 @@ CUresult Client::mirrorHost(const void* p) {
 
 CUresult Client::releaseHostMirror(void* base, bool keepContents) {
   uint64_t b = reinterpret_cast<uint64_t>(base);
+  Allocation known{};
+  if (findDevice(b, nullptr, &known) && known.kind == Memory::HostShared) {
+    // Nothing to bring back: the worker unmaps its view of the same pages.
+    CUresult r = exchange(static_cast<uint32_t>(Op::MirrorRelease), {b}, nullptr, 0, nullptr, 0,
+                          nullptr, 0, nullptr, nullptr);
+    removeDeviceAllocation(b);
+    return r;
+  }
   if (!mirrors_.contains(b, 0)) return CUDA_SUCCESS;
   if (keepContents) {
     // Unregistering: device work queued before may still write the pages; bring it back.

@@ -410,7 +410,8 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     case Op::MirrorRelease:
     case Op::MirrorPush:
     case Op::MirrorPull:
-    case Op::CopyHostByRef: return dispatchMirror(s, in, out);
+    case Op::CopyHostByRef:
+    case Op::ShareHost: return dispatchMirror(s, in, out);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }

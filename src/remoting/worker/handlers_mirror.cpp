@@ -52,16 +52,20 @@ CUresult pull(Session& s, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-// CopyHostByRef (dst, src, n, stream): one side is a mirror of this client, the other its
-// device memory or another mirror; the driver reads or writes the host side when the stream
-// gets there (or every time a graph captured from it runs).
+// CopyHostByRef (dst, src, n, stream): one side is host memory of this client that the
+// device reaches by address (a mirror or shared pinned memory), the other its device memory
+// or another such range; the driver reads or writes the host side when the stream gets there
+// (or every time a graph captured from it runs). Stream ~0: a synchronous copy.
 CUresult copyByRef(Session& s, const CallIn& in) {
   NEED(4);
-  OWN_STREAM(A(3));
-  if (!s.mirrors().contains(A(0), A(2)) && !s.mirrors().contains(A(1), A(2)))
-    return CUDA_ERROR_INVALID_VALUE;
+  if (!s.hostRangeFor(A(0), A(2)) && !s.hostRangeFor(A(1), A(2))) return CUDA_ERROR_INVALID_VALUE;
   DPTR(A(0), A(2));
   DPTR(A(1), A(2));
+  if (A(3) == ~uint64_t(0)) {
+    DRV_AT(copy, cuMemcpy, cuMemcpy);
+    return copy(A(0), A(1), A(2));
+  }
+  OWN_STREAM(A(3));
   DRV_AT(copy, cuMemcpyAsync, cuMemcpyAsync);
   return copy(A(0), A(1), A(2), H(CUstream)(A(3)));
 }
@@ -110,6 +114,7 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out) {
   if (in.fn < kOpBase) return managedRange(s, in, out);
   switch (static_cast<Op>(in.fn)) {
   case Op::MirrorHost: NEED(2); return s.mapHostMirror(A(0), A(1));
+  case Op::ShareHost: NEED(2); return s.mapSharedHost(A(0), A(1));
   case Op::MirrorRelease: NEED(1); return s.releaseHostMirror(A(0));
   case Op::MirrorPush: return push(s, in);
   case Op::MirrorPull: return pull(s, out);

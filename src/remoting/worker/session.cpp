@@ -1,6 +1,8 @@
 #include "remoting/worker/session.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -151,9 +153,54 @@ CUresult Session::mapHostMirror(uint64_t addr, uint64_t size) {
     return r;
   }
   for (uint64_t p = first; p < end; p += kMirrorPage) hostPages_[p]++;
-  hostMirrors_[addr] = size;
+  hostMirrors_[addr] = HostRange{size, false};
   addAllocation(addr, size, false);
   return CUDA_SUCCESS;
+}
+
+CUresult Session::mapSharedHost(uint64_t addr, uint64_t size) {
+  // The descriptor comes first, whatever happens next, so the socket stays in step.
+  auto fd = transport_->receiveFd(1000);
+  if (!fd) return fd.status().code() == Code::Unimplemented ? CUDA_ERROR_NOT_SUPPORTED
+                                                             : CUDA_ERROR_INVALID_VALUE;
+  constexpr uint64_t kMaxShared = uint64_t(1) << 40;
+  CUresult r = CUDA_SUCCESS;
+  struct stat st {};
+  if (!addr || !size || size > kMaxShared || addr % kMirrorPage || size % kMirrorPage ||
+      addr + size < addr || fstat(*fd, &st) != 0 || uint64_t(st.st_size) < size ||
+      allocationFor(addr, 0) || allocationFor(addr + size - 1, 0))
+    r = CUDA_ERROR_INVALID_VALUE;
+  void* m = MAP_FAILED;
+  if (r == CUDA_SUCCESS) {
+    m = mmap(reinterpret_cast<void*>(addr), size, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED_NOREPLACE, *fd, 0);
+    if (m != MAP_FAILED && m != reinterpret_cast<void*>(addr)) {
+      munmap(m, size);
+      m = MAP_FAILED;
+    }
+    if (m == MAP_FAILED) r = CUDA_ERROR_NOT_SUPPORTED; // the address is taken here
+  }
+  ::close(*fd);
+  if (r != CUDA_SUCCESS) return r;
+  auto reg = d().fn<decltype(&::cuMemHostRegister_v2)>(FnId::cuMemHostRegister_v2);
+  r = reg ? reg(m, size, CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP)
+          : CUDA_ERROR_NOT_SUPPORTED;
+  if (r != CUDA_SUCCESS) {
+    munmap(m, size);
+    return r;
+  }
+  hostMirrors_[addr] = HostRange{size, true};
+  addAllocation(addr, size, false);
+  return CUDA_SUCCESS;
+}
+
+bool Session::hostRangeFor(uint64_t addr, uint64_t n) const {
+  if (mirrors_->contains(addr, n)) return true;
+  auto it = hostMirrors_.upper_bound(addr);
+  if (it == hostMirrors_.begin()) return false;
+  --it;
+  uint64_t off = addr - it->first;
+  return off <= it->second.size && n <= it->second.size - off;
 }
 
 void Session::unmapHostPages(uint64_t addr, uint64_t size) {
@@ -170,15 +217,19 @@ void Session::unmapHostPages(uint64_t addr, uint64_t size) {
 CUresult Session::releaseHostMirror(uint64_t addr) {
   auto it = hostMirrors_.find(addr);
   if (it == hostMirrors_.end()) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t size = it->second;
+  HostRange range = it->second;
   // Work still queued may read or write the pages.
   if (auto sync = d().fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize)) sync();
   if (auto unreg = d().fn<decltype(&::cuMemHostUnregister)>(FnId::cuMemHostUnregister))
     unreg(reinterpret_cast<void*>(addr));
-  mirrors_->remove(addr);
   untrack(addr);
   hostMirrors_.erase(it);
-  unmapHostPages(addr, size);
+  if (range.shared) {
+    munmap(reinterpret_cast<void*>(addr), range.size);
+  } else {
+    mirrors_->remove(addr);
+    unmapHostPages(addr, range.size);
+  }
   return CUDA_SUCCESS;
 }
 
@@ -561,9 +612,13 @@ void Session::releaseAll() {
   if (shared_.verbose)
     TF_LOG(Info, "worker: client %s left; freed %zu allocations, %zu contexts", peer_.c_str(),
            freed, handles_[static_cast<int>(HandleKind::Context)].size());
-  for (auto& [addr, size] : hostMirrors_) {
-    mirrors_->remove(addr);
-    unmapHostPages(addr, size);
+  for (auto& [addr, range] : hostMirrors_) {
+    if (range.shared) {
+      munmap(reinterpret_cast<void*>(addr), range.size);
+    } else {
+      mirrors_->remove(addr);
+      unmapHostPages(addr, range.size);
+    }
   }
   hostMirrors_.clear();
   for (uint64_t b : mirrors_->bases()) mirrors_->remove(b); // managed ones

@@ -187,8 +187,13 @@ public:
   // client's addresses (MirrorHost) and registered with the driver.
   MirrorSet& mirrors() { return *mirrors_; }
   CUresult mapHostMirror(uint64_t addr, uint64_t size);
+  // ShareHost: maps the memfd the client passed over the transport at addr (MAP_SHARED).
+  CUresult mapSharedHost(uint64_t addr, uint64_t size);
+  // Undoes either.
   CUresult releaseHostMirror(uint64_t addr);
-  bool isHostMirror(uint64_t addr) const { return hostMirrors_.count(addr) != 0; }
+  // Whether [addr, addr + n) is host memory of this client the device reaches by address
+  // (a mirror, managed memory, or shared pinned memory).
+  bool hostRangeFor(uint64_t addr, uint64_t n) const;
 
 private:
   void serve();
@@ -222,7 +227,11 @@ private:
   std::shared_ptr<HostChannel> attachedTo_;
   std::shared_ptr<SessionInfo> info_ = std::make_shared<SessionInfo>();
   std::shared_ptr<MirrorSet> mirrors_ = std::make_shared<MirrorSet>();
-  std::map<uint64_t, uint64_t> hostMirrors_; // MirrorHost ranges: addr -> size
+  struct HostRange {
+    uint64_t size;
+    bool shared; // ShareHost (one MAP_SHARED mapping) or MirrorHost (private pages, mirrored)
+  };
+  std::map<uint64_t, HostRange> hostMirrors_;
   std::map<uint64_t, int> hostPages_;        // pages mapped for them -> ranges using each
   std::vector<void*> persistentArgs_;
   void unmapHostPages(uint64_t addr, uint64_t size);
