@@ -14,6 +14,15 @@
 #include "hypervisor/worker_process.h"
 
 namespace tf::hypervisor {
+
+namespace {
+// Cleanup of a region file: a failure leaves a stale file behind, worth a warning, not an error.
+void removeRegion(const std::string& path) {
+  if (Status s = limiter::QuotaRegion::remove(path); !s)
+    TF_LOG(Warn, "hypervisor: cannot remove %s: %s", path.c_str(), s.toString().c_str());
+}
+} // namespace
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -181,7 +190,7 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
                                                  : "tcp://" + options_.host + ":0"));
     if (!w) {
       live_.erase(v.id);
-      limiter::QuotaRegion::remove(v.regionPath);
+      removeRegion(v.regionPath);
       return w.status();
     }
     v.workerPid = w->pid;
@@ -192,7 +201,7 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
     vgpus_.pop_back();
     live_.erase(v.id);
     stopWorker(v.workerPid);
-    limiter::QuotaRegion::remove(v.regionPath);
+    removeRegion(v.regionPath);
     return s;
   }
   return v;
@@ -206,7 +215,7 @@ Status Hypervisor::deleteVgpu(const std::string& id) {
   stopWorker(it->workerPid);
   vgpus_.erase(it);
   live_.erase(id);
-  limiter::QuotaRegion::remove(region); // processes still mapping it keep their mapping
+  removeRegion(region); // processes still mapping it keep their mapping
   return saveStateLocked();
 }
 

@@ -52,6 +52,32 @@ void stopWorker(pid_t pid) {
   waitpid(pid, nullptr, WNOHANG);
 }
 
+std::vector<std::string> workerEnvironment(const WorkerSpec& spec, const std::string& libDir,
+                                           const char* const* parent) {
+  // Passed through: the basics, which devices a node has (real or soft), logging.
+  static const char* const kKeep[] = {
+      "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+      "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "TF_LOG_LEVEL", "TF_SOFTGPU_DEVICES",
+      "TF_SOFTGPU_CONFIG", "TF_SOFTGPU_NODE", "TF_SOFTGPU_STATE_DIR"};
+  std::vector<std::string> env;
+  std::string libraryPath;
+  for (const char* const* e = parent; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = kv.substr(0, eq);
+    if (name == "LD_LIBRARY_PATH") libraryPath = std::string(kv.substr(eq + 1));
+    for (const char* k : kKeep)
+      if (name == k) env.emplace_back(kv);
+  }
+  env.push_back("LD_PRELOAD=" + libDir + "/libtensor-fusion-limiter.so");
+  env.push_back("TF_VGPU_REGION=" + spec.regionPath);
+  // A soft GPU's driver is ours; a real one is found where the hypervisor's would be.
+  if (spec.softGpu) env.push_back("LD_LIBRARY_PATH=" + libDir);
+  else if (!libraryPath.empty()) env.push_back("LD_LIBRARY_PATH=" + libraryPath);
+  return env;
+}
+
 Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
   const std::string bin = exeDir() + "/tensor-fusion";
   const std::string lib = exeDir() + "/../lib";
@@ -59,6 +85,10 @@ Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
   const std::string driver = spec.softGpu ? lib + "/libcuda.so.1" : "libcuda.so.1";
+  std::vector<std::string> env = workerEnvironment(spec, lib, environ);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = fork();
   if (pid < 0) return internalError(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
@@ -66,15 +96,12 @@ Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
     dup2(out[1], 1);
     int log = open(spec.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (log >= 0) dup2(log, 2);
-    setenv("LD_PRELOAD", (lib + "/libtensor-fusion-limiter.so").c_str(), 1);
-    setenv("TF_VGPU_REGION", spec.regionPath.c_str(), 1);
-    if (spec.softGpu) setenv("LD_LIBRARY_PATH", lib.c_str(), 1);
     std::vector<std::string> args = {bin, "worker", "--listen", spec.listen, "--driver", driver,
                                      "--token", spec.token};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
+    execve(bin.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   close(out[1]);

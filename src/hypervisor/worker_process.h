@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 #include <sys/types.h>
 
 #include "common/status.h"
@@ -23,6 +24,14 @@ struct WorkerHandle {
   pid_t pid = 0;
   std::string address;    // what clients connect to (the real port for tcp://host:0)
 };
+
+// The environment a worker starts with: not the hypervisor's, which may carry settings meant
+// for other programs (a soft GPU timing mode, a limiter, a remote worker address), but the
+// variables that say where and what the devices are, plus the limiter preloaded on the vGPU's
+// region. `parent` is a NAME=value list (environ); `libDir` holds the limiter (and, for a
+// soft GPU, the driver).
+std::vector<std::string> workerEnvironment(const WorkerSpec& spec, const std::string& libDir,
+                                           const char* const* parent);
 
 // Starts the worker and waits (up to 10 s) for its "listening on" line.
 Result<WorkerHandle> startWorker(const WorkerSpec& spec);
