@@ -44,6 +44,9 @@ struct KernelInfo {
   uint32_t numRegs = 0;             // registers per thread, as declared
   uint32_t maxThreadsPerBlock = 1024; // .maxntid if given
   uint32_t reqNtid[3] = {0, 0, 0};  // .reqntid if given
+  // Lazy loads (ModuleSource::lazy): why the kernel cannot run here; empty when it can. A
+  // driver refuses the launch with CUDA_ERROR_NOT_SUPPORTED before queueing it.
+  std::string unsupported;
 };
 
 struct GlobalVariable {
@@ -101,13 +104,17 @@ public:
 struct ModuleSource {
   std::string ptx;   // PTX text (NUL terminator not required)
   std::string name;  // for error messages: file name or "fatbin entry sm_90"
+  // Lazy loading, as the driver does for libraries: a function whose body uses a construct
+  // the executor lacks does not fail the load; launching a kernel that can reach it fails
+  // (CUDA_ERROR_NOT_SUPPORTED, naming the construct). Syntax errors still fail the load.
+  bool lazy = false;
 };
 
 class KernelExecutor {
 public:
   virtual ~KernelExecutor() = default;
   // Parses and translates once. A module that cannot be fully understood is an error naming
-  // the line and the construct; never a partial load.
+  // the line and the construct; never a partial load (except lazily, see ModuleSource::lazy).
   virtual Result<std::unique_ptr<LoadedModule>> load(const ModuleSource& source) = 0;
   virtual const char* name() const = 0;
 };

@@ -700,7 +700,8 @@ int builtinId(const std::string& name) {
 
 } // namespace
 
-Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const std::string& name) {
+Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const std::string& name,
+                                                    bool lazy) {
   auto dm = std::make_unique<DecodedModule>();
   dm->program.moduleName = name;
   dm->program.texts.push_back("ret");
@@ -847,9 +848,16 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
     for (const auto& p : af.params) place(p, fn.paramOffsets, fn.paramSizes);
     for (const auto& p : af.rets) place(p, fn.retOffsets, fn.retSizes);
   }
+  std::vector<std::string> failed(L.functions.size()); // lazy: why a function cannot run
   for (size_t i = 0; i < L.functions.size(); ++i) {
     FunctionDecoder fd(*dm, *L.functions[i], fns[i], registry());
-    TF_RETURN_IF_ERROR(fd.run());
+    Status st = fd.run();
+    if (!st.isOk()) {
+      if (!lazy) return st;
+      failed[i] = st.message();
+      fns[i].code.clear(); // never run: launches that can reach it are refused
+      fns[i].calls.clear();
+    }
     fns[i].localBytes = (fns[i].localBytes + 15) & ~15u;
   }
   // call graph: stack needs and recursion
@@ -903,8 +911,25 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
       for (int d = 0; d < 3; ++d) k.reqNtid[d] = std::max(1u, af.reqntid[d]);
       k.maxThreadsPerBlock = k.reqNtid[0] * k.reqNtid[1] * k.reqNtid[2];
     }
-    dm->kernels.push_back(std::move(k));
     dm->kernelFunction.push_back(static_cast<int>(i));
+    // The first failed function this kernel can reach (calls, transitively).
+    std::string why;
+    if (lazy) {
+      std::vector<char> seen(fns.size(), 0);
+      std::vector<size_t> todo{i};
+      while (!todo.empty() && why.empty()) {
+        size_t f = todo.back();
+        todo.pop_back();
+        if (seen[f]) continue;
+        seen[f] = 1;
+        if (!failed[f].empty()) why = failed[f];
+        for (const auto& cs : fns[f].calls)
+          if (cs.callee >= 0) todo.push_back(static_cast<size_t>(cs.callee));
+      }
+    }
+    k.unsupported = why;
+    dm->kernels.push_back(std::move(k));
+    dm->kernelUnsupported.push_back(std::move(why));
   }
   return dm;
 }

@@ -40,6 +40,11 @@ public:
 
   CUresult launch(int kernel, const cuda::LaunchConfig& config, const cuda::DeviceMemory& memory,
                   std::string* message) override {
+    if (kernel >= 0 && static_cast<size_t>(kernel) < dm_->kernelUnsupported.size() &&
+        !dm_->kernelUnsupported[kernel].empty()) {
+      if (message) *message = "cannot run here: " + dm_->kernelUnsupported[kernel];
+      return CUDA_ERROR_NOT_SUPPORTED;
+    }
     if (!relocated_) {
       // pointers to globals inside initialisers: written once every global has its address
       std::lock_guard<std::mutex> lock(relocMu_);
@@ -78,7 +83,7 @@ public:
     if (!ast) {
       return Status(ast.status().code(), name + ":" + ast.status().message());
     }
-    auto dm = decodeModule(*ast, name);
+    auto dm = decodeModule(*ast, name, source.lazy);
     if (!dm) return dm.status();
     return std::unique_ptr<cuda::LoadedModule>(new PtxModule(std::move(*dm)));
   }

@@ -477,14 +477,19 @@ uint32_t hFence(Warp& w, const Inst& in, uint32_t m) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return in.next;
 }
+// Every fence is a full fence here: host threads run the warps, and one sequentially
+// consistent fence orders all of them at any scope.
 Status dFence(Builder& b) {
-  b.mods.takeAny({".sc", ".acq_rel", ".proxy", ".async", ".alias"}, nullptr);
+  b.mods.takeAny({".sc", ".acq_rel", ".acquire", ".release", ".proxy", ".async", ".alias"}, nullptr);
   b.mods.takeAny({".global", ".shared", ".shared::cta", ".shared::cluster"}, nullptr);
   b.mods.takeAny({".async", ".alias"}, nullptr);
+  b.mods.takeAny({".cta", ".cluster", ".gpu", ".sys"}, nullptr);
   b.emit(hFence);
   return Status::ok();
 }
+// membar.{cta,gl,sys}: the older spelling of fence.sc.{cta,gpu,sys}.
 Status dMembar(Builder& b) {
+  b.mods.takeAny({".cta", ".gl", ".sys"}, nullptr);
   b.emit(hFence);
   return Status::ok();
 }

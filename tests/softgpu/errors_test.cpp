@@ -1,5 +1,6 @@
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "driver_test.h"
 
@@ -66,3 +67,74 @@ TEST_F(DriverTest, ErrorNamesAndStrings) {
 }
 
 } // namespace
+
+// Libraries load lazily, as the driver's do: a kernel using a construct the soft GPU cannot
+// run does not stop the library (cudart loads every fatbin a program or library carries); its
+// launch fails with CUDA_ERROR_NOT_SUPPORTED and the context goes on. A module load of the same
+// PTX is strict. A library image with no PTX at all loads; asking for a kernel of it fails.
+TEST_F(DriverTest, LibrariesLoadLazily) {
+  static const char kPtx[] = R"(
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry good(.param .u64 p) {
+  .reg .b64 %rd<2>;
+  .reg .b32 %r<2>;
+  ld.param.u64 %rd1, [p];
+  cvta.to.global.u64 %rd1, %rd1;
+  mov.u32 %r1, 7;
+  membar.gl;
+  fence.acq_rel.gpu;
+  st.global.u32 [%rd1], %r1;
+  ret;
+}
+.visible .entry bad(.param .u64 p) {
+  .reg .b32 %r<5>;
+  .shared .align 16 .b8 tile[512];
+  ldmatrix.sync.aligned.x4.m8n8.shared.b16 {%r1, %r2, %r3, %r4}, [tile];
+  ret;
+}
+)";
+  CUmodule m = nullptr;
+  EXPECT_NE(cuModuleLoadData(&m, kPtx), CUDA_SUCCESS);
+  CUlibrary lib = nullptr;
+  ASSERT_CU(cuLibraryLoadData(&lib, kPtx, nullptr, nullptr, 0, nullptr, nullptr, 0));
+  CUkernel good = nullptr, bad = nullptr;
+  ASSERT_CU(cuLibraryGetKernel(&good, lib, "good"));
+  ASSERT_CU(cuLibraryGetKernel(&bad, lib, "bad"));
+  CUdeviceptr out = 0;
+  ASSERT_CU(cuMemAlloc(&out, 4));
+  void* args[] = {&out};
+  EXPECT_EQ(cuLaunchKernel(reinterpret_cast<CUfunction>(bad), 1, 1, 1, 32, 1, 1, 0, nullptr, args, nullptr),
+            CUDA_ERROR_NOT_SUPPORTED);
+  ASSERT_CU(cuLaunchKernel(reinterpret_cast<CUfunction>(good), 1, 1, 1, 1, 1, 1, 0, nullptr, args, nullptr));
+  ASSERT_CU(cuCtxSynchronize());
+  uint32_t v = 0;
+  ASSERT_CU(cuMemcpyDtoH(&v, out, 4));
+  EXPECT_EQ(v, 7u);
+  EXPECT_CU(cuMemFree(out));
+  EXPECT_CU(cuLibraryUnload(lib));
+
+  // A fatbin container holding one sm_90 cubin entry and no PTX.
+  std::vector<uint8_t> fat(16 + 64 + 16, 0);
+  auto put16 = [&](size_t at, uint16_t x) { memcpy(&fat[at], &x, 2); };
+  auto put32 = [&](size_t at, uint32_t x) { memcpy(&fat[at], &x, 4); };
+  auto put64 = [&](size_t at, uint64_t x) { memcpy(&fat[at], &x, 8); };
+  put32(0, 0xBA55ED50);
+  put16(4, 1);
+  put16(6, 16);
+  put64(8, 64 + 16);
+  put16(16, 2);      // ELF cubin
+  put16(18, 0x0101);
+  put32(20, 64);     // header size
+  put64(24, 16);     // payload size
+  put16(40, 8);      // minor
+  put16(42, 1);      // major
+  put32(44, 90);     // sm_90
+  put64(56, 0x11);   // 64-bit, Linux
+  memcpy(&fat[80], "\x7f" "ELF", 4);
+  EXPECT_NE(cuModuleLoadData(&m, fat.data()), CUDA_SUCCESS);
+  ASSERT_CU(cuLibraryLoadData(&lib, fat.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+  EXPECT_EQ(cuLibraryGetKernel(&good, lib, "anything"), CUDA_ERROR_NO_BINARY_FOR_GPU);
+  EXPECT_CU(cuLibraryUnload(lib));
+}

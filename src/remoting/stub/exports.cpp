@@ -4,6 +4,7 @@
 #include <new>
 
 #include "common/log.h"
+#include "cuda/call_trace.h"
 #include "remoting/stub/api.h"
 
 namespace tf::remoting::stub {
@@ -28,7 +29,8 @@ template <typename F> CUresult guarded(F&& call) {
 } // namespace tf::remoting::stub
 
 #define TF_EXPORTS_IMPL(symbol) tf_rs_##symbol
-#define TF_EXPORTS_CALL(perThread, call) ::tf::remoting::stub::guarded(call)
+#define TF_EXPORTS_CALL(perThread, name, call)                                                    \
+  ::tf::cuda::traceResult(name, ::tf::remoting::stub::guarded(call))
 #define TF_EXPORTS_MISSING(name) ::tf::remoting::stub::notSupported(name)
 #define TF_EXPORTS_TABLE tfRemoteStubExportedFunction
 #include "cuda/catalog_exports.inc"

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "cuda/catalog.h"
+#include "common/log.h"
 #include "softgpu/driver/api.h"
 #include "softgpu/driver/device_attributes.h"
 
@@ -184,6 +185,7 @@ CUresult tf_sg_cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersi
     if (!*pfn) status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND; // in the ABI, not implemented
   }
   if (found) *found = status;
+  if (!*pfn) TF_LOG(Debug, "cuGetProcAddress: no %s (version %d)", symbol, cudaVersion);
   return *pfn ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
 }
 

@@ -50,6 +50,7 @@ CUresult loadFile(const char* path, bool library, void** out) {
 
 CUresult findKernel(Module* m, const char* name, Function** out) {
   if (!name) return CUDA_ERROR_INVALID_VALUE;
+  if (!m->loaded) return CUDA_ERROR_NO_BINARY_FOR_GPU; // a library with no PTX
   int k = m->loaded->findKernel(name);
   if (k < 0) return CUDA_ERROR_NOT_FOUND;
   *out = m->functions[k].get();

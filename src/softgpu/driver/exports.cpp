@@ -6,6 +6,7 @@
 #include <new>
 
 #include "common/log.h"
+#include "cuda/call_trace.h"
 #include "cuda/catalog.h"
 #include "softgpu/driver/api.h"
 
@@ -45,7 +46,8 @@ template <typename F> CUresult guarded(bool perThread, F&& call) {
 
 // The exports, and tfSoftGpuExportedFunction(index) (internal) for cuGetProcAddress.
 #define TF_EXPORTS_IMPL(symbol) tf_sg_##symbol
-#define TF_EXPORTS_CALL(perThread, call) ::tf::softgpu::guarded((perThread) != 0, call)
+#define TF_EXPORTS_CALL(perThread, name, call)                                                    \
+  ::tf::cuda::traceResult(name, ::tf::softgpu::guarded((perThread) != 0, call))
 #define TF_EXPORTS_MISSING(name) ::tf::softgpu::notSupported(name)
 #define TF_EXPORTS_TABLE tfSoftGpuExportedFunction
 #include "cuda/catalog_exports.inc"

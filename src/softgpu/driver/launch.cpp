@@ -14,6 +14,10 @@ CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUr
   const cuda::KernelInfo& k = *f->info;
   const DeviceModel& model = *ctx->device->config.model;
   const uint64_t threads = req.block.count();
+  if (!k.unsupported.empty()) {
+    TF_LOG(Error, "kernel %s cannot run on the soft GPU: %s", k.name.c_str(), k.unsupported.c_str());
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
   if (req.grid.x == 0 || req.grid.y == 0 || req.grid.z == 0 || threads == 0)
     return CUDA_ERROR_INVALID_VALUE;
   if (req.block.x > 1024 || req.block.y > 1024 || req.block.z > 64 || threads > 1024 ||

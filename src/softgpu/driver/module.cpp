@@ -46,6 +46,20 @@ CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out
   const DeviceModel& model = *dev->config.model;
   const cuda::FatbinEntry* ptx =
       cuda::choosePtx(parsed->entries, static_cast<uint32_t>(model.ccMajor * 10 + model.ccMinor));
+  if (!ptx && isLibrary) {
+    // As with the driver's lazy loading: a library loads, and what it lacks shows when a
+    // kernel of it is asked for (cudart loads every fatbin a program or library carries,
+    // also those holding only kernels it never launches).
+    TF_LOG(Info, "library load: an image with no PTX (only cubins): its kernels cannot run on "
+                 "the soft GPU");
+    auto m = std::make_unique<Module>();
+    m->isLibrary = true;
+    m->device = dev->ordinal;
+    m->name = "image without PTX";
+    *out = m.release();
+    registryOf<Module>().add(*out);
+    return CUDA_SUCCESS;
+  }
   if (!ptx) {
     TF_LOG(Error, "module load: the image has no PTX (only cubins); the soft GPU runs PTX. "
                   "Build with -gencode arch=compute_XX,code=compute_XX or default -arch.");
@@ -54,6 +68,7 @@ CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out
   cuda::ModuleSource src;
   src.ptx.assign(ptx->text());
   src.name = ptx->name.empty() ? "ptx for sm_" + std::to_string(ptx->smArch) : ptx->name;
+  src.lazy = isLibrary;
   auto loaded = drv.executor->load(src);
   if (!loaded) {
     TF_LOG(Error, "module load: %s", loaded.status().toString().c_str());
