@@ -141,23 +141,36 @@ TEST_F(QuotaRegionTest, ConcurrentProcessesNeverPassTheLimit) {
 // A process killed at any point, even mid-reservation, leaves nothing charged once reaped.
 TEST_F(QuotaRegionTest, KilledProcessesLeakNothing) {
   ASSERT_TRUE(QuotaRegion::create(path_, spec(1 << 30)));
+  // Each child says when it has attached, so every kill lands while it holds a slot (on a
+  // loaded machine a child may otherwise not run at all before it is killed).
+  auto* attached = static_cast<std::atomic<int>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(static_cast<void*>(attached), MAP_FAILED);
+  new (attached) std::atomic<int>(0);
   std::mt19937 rng(7);
-  for (int round = 0; round < 40; ++round) {
+  const int kRounds = 40;
+  for (int round = 0; round < kRounds; ++round) {
     pid_t pid = fork();
     if (pid == 0) {
       auto r = QuotaRegion::open(path_);
       int slot = *(*r)->attach();
+      attached->fetch_add(1);
       for (uint64_t i = 0;; ++i) {
         (void)(*r)->reserve(slot, 0, 4096 + i % 8192, Pool::Device);
         if (i % 3 == 0) (*r)->release(slot, 0, 4096, Pool::Device);
       }
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(200 + rng() % 3000));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (attached->load() <= round && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
   }
+  EXPECT_EQ(attached->load(), kRounds);
+  munmap(attached, 4096);
   auto r = std::move(*QuotaRegion::open(path_));
-  EXPECT_GT(r->reapDead(), 0);
+  EXPECT_EQ(r->reapDead(), kRounds); // every killed process left its slot behind
   EXPECT_EQ(r->used(0, Pool::Device), 0u);
   EXPECT_TRUE(r->processes().empty());
 }
