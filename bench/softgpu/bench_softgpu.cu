@@ -6,7 +6,10 @@
 //   (b) copy bandwidth for 64 MiB H2D, D2H, D2D (pageable host memory) and H2D from pinned
 //       memory, against a plain memcpy of 64 MiB between host buffers;
 //   (c) null kernel launch rate (cudaLaunchKernel, cudaStreamSynchronize every 1000 launches),
-//       against calling an empty function through a std::function.
+//       against calling an empty function through a std::function;
+//   (d) start-up with many libraries of which one kernel is used (what cudart does for a
+//       program that links big libraries): cuLibraryLoadData, which translates on first use,
+//       against cuModuleLoadData of the same images, which translates at once.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,7 +19,9 @@
 #include <mutex>
 #include <vector>
 
+#include <cuda.h>
 #include <cuda_runtime.h>
+#include <string>
 
 using Clock = std::chrono::steady_clock;
 
@@ -147,6 +152,44 @@ int main() {
                   sNs, 1e9 / sNs, bNs, sNs / bNs);
     }
     CK(cudaStreamDestroy(s));
+  }
+
+  // ---- (d) start-up: many libraries, one kernel used ----
+  {
+    const int libs = 20, kernels = 200;
+    std::string ptx = ".version 8.0\n.target sm_80\n.address_size 64\n";
+    for (int k = 0; k < kernels; ++k)
+      ptx += ".visible .entry k" + std::to_string(k) +
+             "(.param .u64 p) {\n .reg .b64 %rd<3>;\n .reg .b32 %r<3>;\n"
+             " ld.param.u64 %rd1, [p];\n cvta.to.global.u64 %rd2, %rd1;\n"
+             " mov.u32 %r1, %tid.x;\n add.s32 %r2, %r1, " + std::to_string(k) + ";\n"
+             " st.global.u32 [%rd2], %r2;\n ret;\n}\n";
+    auto ckDrv = [](CUresult r, const char* what) {
+      if (r != CUDA_SUCCESS) {
+        std::fprintf(stderr, "%s failed: %d\n", what, static_cast<int>(r));
+        std::exit(1);
+      }
+    };
+    double eager = bestOf(3, [&] {
+      std::vector<CUmodule> ms(libs);
+      for (auto& m : ms) ckDrv(cuModuleLoadData(&m, ptx.c_str()), "cuModuleLoadData");
+      CUfunction f;
+      ckDrv(cuModuleGetFunction(&f, ms[0], "k7"), "cuModuleGetFunction");
+      for (auto& m : ms) cuModuleUnload(m);
+    });
+    double lazy = bestOf(3, [&] {
+      std::vector<CUlibrary> ls(libs);
+      for (auto& l : ls)
+        ckDrv(cuLibraryLoadData(&l, ptx.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0),
+              "cuLibraryLoadData");
+      CUkernel k;
+      ckDrv(cuLibraryGetKernel(&k, ls[0], "k7"), "cuLibraryGetKernel");
+      for (auto& l : ls) cuLibraryUnload(l);
+    });
+    std::printf("(d) start-up, %d libraries of %d kernels (%zu KiB of PTX each), one kernel used: "
+                "%.2f ms | baseline translating everything at load (cuModuleLoadData): %.2f ms | "
+                "ratio %.2fx\n",
+                libs, kernels, ptx.size() / 1024, lazy * 1e3, eager * 1e3, lazy / eager);
   }
   return 0;
 }

@@ -68,10 +68,11 @@ TEST_F(DriverTest, ErrorNamesAndStrings) {
 
 } // namespace
 
-// Libraries load lazily, as the driver's do: a kernel using a construct the soft GPU cannot
-// run does not stop the library (cudart loads every fatbin a program or library carries); its
-// launch fails with CUDA_ERROR_NOT_SUPPORTED and the context goes on. A module load of the same
-// PTX is strict. A library image with no PTX at all loads; asking for a kernel of it fails.
+// Libraries load lazily, as the driver's do: they are translated on first use; a kernel using
+// a construct the soft GPU cannot run does not stop the library (cudart loads every fatbin a
+// program or library carries); its launch fails with CUDA_ERROR_NOT_SUPPORTED and the context
+// goes on. A module load of the same PTX is strict. A library image with no PTX at all loads;
+// asking for a kernel of it fails.
 TEST_F(DriverTest, LibrariesLoadLazily) {
   static const char kPtx[] = R"(
 .version 8.0
@@ -114,6 +115,16 @@ TEST_F(DriverTest, LibrariesLoadLazily) {
   EXPECT_EQ(v, 7u);
   EXPECT_CU(cuMemFree(out));
   EXPECT_CU(cuLibraryUnload(lib));
+
+  // PTX that does not even parse: the library loads (it is translated on first use), and
+  // the first use reports it.
+  static const char kBroken[] = ".version 8.0\n.target sm_90\n.address_size 64\n"
+                                ".visible .entry k( { garbage\n";
+  ASSERT_CU(cuLibraryLoadData(&lib, kBroken, nullptr, nullptr, 0, nullptr, nullptr, 0));
+  EXPECT_EQ(cuLibraryGetKernel(&good, lib, "k"), CUDA_ERROR_INVALID_PTX);
+  EXPECT_EQ(cuLibraryGetKernel(&good, lib, "k"), CUDA_ERROR_INVALID_PTX); // and stays so
+  EXPECT_CU(cuLibraryUnload(lib));
+  EXPECT_NE(cuModuleLoadData(&m, kBroken), CUDA_SUCCESS);
 
   // A fatbin container holding one sm_90 cubin entry and no PTX.
   std::vector<uint8_t> fat(16 + 64 + 16, 0);

@@ -50,7 +50,7 @@ CUresult loadFile(const char* path, bool library, void** out) {
 
 CUresult findKernel(Module* m, const char* name, Function** out) {
   if (!name) return CUDA_ERROR_INVALID_VALUE;
-  if (!m->loaded) return CUDA_ERROR_NO_BINARY_FOR_GPU; // a library with no PTX
+  TF_TRY(materialize(m)); // a library with no PTX: CUDA_ERROR_NO_BINARY_FOR_GPU
   int k = m->loaded->findKernel(name);
   if (k < 0) return CUDA_ERROR_NOT_FOUND;
   *out = m->functions[k].get();
@@ -59,6 +59,7 @@ CUresult findKernel(Module* m, const char* name, Function** out) {
 
 CUresult global(Module* m, const char* name, CUdeviceptr* dptr, size_t* bytes) {
   if (!name) return CUDA_ERROR_INVALID_VALUE;
+  TF_TRY(materialize(m));
   auto it = m->globals.find(name);
   if (it == m->globals.end()) return CUDA_ERROR_NOT_FOUND;
   if (dptr) *dptr = it->second.address;
@@ -174,6 +175,7 @@ CUresult tf_sg_cuModuleGetFunctionCount(unsigned int* count, CUmodule h) {
   if (!count) return CUDA_ERROR_INVALID_VALUE;
   Module* m;
   TF_TRY(moduleOf(h, &m));
+  TF_TRY(materialize(m));
   *count = static_cast<unsigned>(m->functions.size());
   return CUDA_SUCCESS;
 }
@@ -181,6 +183,7 @@ CUresult tf_sg_cuModuleEnumerateFunctions(CUfunction* fns, unsigned int n, CUmod
   if (!fns) return CUDA_ERROR_INVALID_VALUE;
   Module* m;
   TF_TRY(moduleOf(h, &m));
+  TF_TRY(materialize(m));
   if (n < m->functions.size()) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < m->functions.size(); ++i)
     fns[i] = reinterpret_cast<CUfunction>(m->functions[i].get());

@@ -159,6 +159,13 @@ struct Module {
   bool isLibrary = false;
   int device = 0;
   std::string name;
+  // Libraries are translated on first use (a kernel, a global, the function list), as the
+  // driver's lazy loading does: cudart loads every fatbin at start-up, most of which a program
+  // never launches. Until then `source` waits here; `loadResult` is what translating gave.
+  std::atomic<bool> pending{false};
+  std::mutex loadMu;
+  cuda::ModuleSource source;
+  CUresult loadResult = CUDA_SUCCESS;
 };
 
 struct Event {

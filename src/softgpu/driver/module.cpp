@@ -33,6 +33,81 @@ CUresult chargeMemory(Device* d, uint64_t bytes) {
 
 void creditMemory(Device* d, uint64_t bytes) { d->state->releaseMemory(d->slot, bytes); }
 
+namespace {
+
+// Parses and translates m->source, then places its globals on m's device and lists its
+// kernels. On failure the module keeps nothing.
+CUresult translate(Module* m) {
+  Driver& drv = driver();
+  Device* dev = deviceAt(m->device);
+  if (!dev) return CUDA_ERROR_INVALID_CONTEXT;
+  auto loaded = drv.executor->load(m->source);
+  if (!loaded) {
+    TF_LOG(Error, "module load: %s", loaded.status().toString().c_str());
+    return loaded.status().code() == Code::Unimplemented ? CUDA_ERROR_NOT_SUPPORTED
+                                                         : CUDA_ERROR_INVALID_PTX;
+  }
+  m->loaded = std::move(*loaded);
+  m->source = {}; // the text is not needed any more
+  // Globals live in device memory of the loading device, initialised from the image.
+  auto dropGlobals = [&] {
+    for (auto& [name, g] : m->globals) {
+      Allocation a;
+      if (addressSpace().release(g.address, AllocKind::Device, &a).isOk())
+        creditMemory(dev, std::max<uint64_t>(g.size, 1));
+    }
+    m->globals.clear();
+    m->loaded.reset();
+  };
+  for (const auto& g : m->loaded->globals()) {
+    uint64_t bytes = std::max<uint64_t>(g.size, 1);
+    if (CUresult r = chargeMemory(dev, bytes); r != CUDA_SUCCESS) {
+      dropGlobals();
+      return r;
+    }
+    auto addr = addressSpace().allocate(dev->ordinal, bytes, AllocKind::Device, nullptr,
+                                        std::max<uint32_t>(g.align, 256));
+    if (!addr) {
+      creditMemory(dev, bytes);
+      dropGlobals();
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    uint8_t* host = addressSpace().hostOf(*addr, bytes);
+    if (!g.initializer.empty())
+      memcpy(host, g.initializer.data(), std::min<uint64_t>(g.initializer.size(), bytes));
+    m->globals[g.name] = {*addr, g.size};
+    if (Status s = m->loaded->bindGlobal(g.name, *addr); !s) {
+      TF_LOG(Error, "module load: %s", s.toString().c_str());
+      dropGlobals();
+      return CUDA_ERROR_INVALID_PTX;
+    }
+  }
+  const auto& kernels = m->loaded->kernels();
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    auto f = std::make_unique<Function>();
+    f->module = m;
+    f->kernel = static_cast<int>(i);
+    f->info = &kernels[i];
+    registryOf<Function>().add(f.get());
+    m->functions.push_back(std::move(f));
+  }
+  return CUDA_SUCCESS;
+}
+
+} // namespace
+
+CUresult materialize(Module* m) {
+  if (!m->pending.load(std::memory_order_acquire)) return m->loadResult;
+  std::lock_guard<std::mutex> lock(m->loadMu);
+  if (m->pending.load(std::memory_order_relaxed)) {
+    TF_LOG(Debug, "library %s: translating %zu bytes of PTX on first use", m->name.c_str(),
+           m->source.ptx.size());
+    m->loadResult = translate(m);
+    m->pending.store(false, std::memory_order_release);
+  }
+  return m->loadResult;
+}
+
 CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out) {
   if (!image) return CUDA_ERROR_INVALID_VALUE;
   Driver& drv = driver();
@@ -46,72 +121,30 @@ CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out
   const DeviceModel& model = *dev->config.model;
   const cuda::FatbinEntry* ptx =
       cuda::choosePtx(parsed->entries, static_cast<uint32_t>(model.ccMajor * 10 + model.ccMinor));
-  if (!ptx && isLibrary) {
-    // As with the driver's lazy loading: a library loads, and what it lacks shows when a
-    // kernel of it is asked for (cudart loads every fatbin a program or library carries,
-    // also those holding only kernels it never launches).
-    TF_LOG(Info, "library load: an image with no PTX (only cubins): its kernels cannot run on "
-                 "the soft GPU");
-    auto m = std::make_unique<Module>();
-    m->isLibrary = true;
-    m->device = dev->ordinal;
-    m->name = "image without PTX";
-    *out = m.release();
-    registryOf<Module>().add(*out);
-    return CUDA_SUCCESS;
-  }
-  if (!ptx) {
+  if (!ptx && !isLibrary) {
     TF_LOG(Error, "module load: the image has no PTX (only cubins); the soft GPU runs PTX. "
                   "Build with -gencode arch=compute_XX,code=compute_XX or default -arch.");
     return CUDA_ERROR_NO_BINARY_FOR_GPU;
   }
-  cuda::ModuleSource src;
-  src.ptx.assign(ptx->text());
-  src.name = ptx->name.empty() ? "ptx for sm_" + std::to_string(ptx->smArch) : ptx->name;
-  src.lazy = isLibrary;
-  auto loaded = drv.executor->load(src);
-  if (!loaded) {
-    TF_LOG(Error, "module load: %s", loaded.status().toString().c_str());
-    return loaded.status().code() == Code::Unimplemented ? CUDA_ERROR_NOT_SUPPORTED
-                                                         : CUDA_ERROR_INVALID_PTX;
-  }
   auto m = std::make_unique<Module>();
-  m->loaded = std::move(*loaded);
   m->isLibrary = isLibrary;
   m->device = dev->ordinal;
-  m->name = src.name;
-  // Globals live in device memory of the loading device, initialised from the image.
-  for (const auto& g : m->loaded->globals()) {
-    uint64_t bytes = std::max<uint64_t>(g.size, 1);
-    if (CUresult r = chargeMemory(dev, bytes); r != CUDA_SUCCESS) {
-      unloadModule(m.release());
-      return r;
+  if (!ptx) {
+    // A library loads anyway, and what it lacks shows when one of its kernels is asked for.
+    TF_LOG(Info, "library load: an image with no PTX (only cubins): its kernels cannot run on "
+                 "the soft GPU");
+    m->name = "image without PTX";
+    m->loadResult = CUDA_ERROR_NO_BINARY_FOR_GPU;
+  } else {
+    m->source.ptx.assign(ptx->text());
+    m->source.name = ptx->name.empty() ? "ptx for sm_" + std::to_string(ptx->smArch) : ptx->name;
+    m->source.lazy = isLibrary;
+    m->name = m->source.name;
+    m->pending.store(true, std::memory_order_relaxed);
+    if (!isLibrary) { // modules are translated now: their errors belong to the load
+      CUresult r = materialize(m.get());
+      if (r != CUDA_SUCCESS) return r;
     }
-    auto addr = addressSpace().allocate(dev->ordinal, bytes, AllocKind::Device, nullptr,
-                                        std::max<uint32_t>(g.align, 256));
-    if (!addr) {
-      creditMemory(dev, bytes);
-      unloadModule(m.release());
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    uint8_t* host = addressSpace().hostOf(*addr, bytes);
-    if (!g.initializer.empty())
-      memcpy(host, g.initializer.data(), std::min<uint64_t>(g.initializer.size(), bytes));
-    m->globals[g.name] = {*addr, g.size};
-    if (Status s = m->loaded->bindGlobal(g.name, *addr); !s) {
-      TF_LOG(Error, "module load: %s", s.toString().c_str());
-      unloadModule(m.release());
-      return CUDA_ERROR_INVALID_PTX;
-    }
-  }
-  const auto& kernels = m->loaded->kernels();
-  for (size_t i = 0; i < kernels.size(); ++i) {
-    auto f = std::make_unique<Function>();
-    f->module = m.get();
-    f->kernel = static_cast<int>(i);
-    f->info = &kernels[i];
-    registryOf<Function>().add(f.get());
-    m->functions.push_back(std::move(f));
   }
   *out = m.release();
   registryOf<Module>().add(*out);

@@ -9,6 +9,8 @@ namespace tf::softgpu {
 // Loads a module from anything the driver accepts (fatbin wrapper, fatbin, PTX text, file
 // contents). `size` 0 = unknown (bare pointer). On failure logs why and returns the CUDA error.
 CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out);
+// Translates a library's code on its first use (no-op afterwards); the result of translating.
+CUresult materialize(Module* m);
 void unloadModule(Module* m);
 
 // Device memory accounting shared by every allocation path.
