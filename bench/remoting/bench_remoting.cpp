@@ -163,6 +163,54 @@ int client(const char* libPath, const char* label) {
   printf("%s.pinned_htod_gbps %.3f\n", label, n / best / 1e9);
   printf("%s.pinned_dtoh_gbps %.3f\n", label, n / bestBack / 1e9);
 
+  // Start-up: 20 libraries of 200 kernels each (distinct images), one kernel used. Libraries
+  // ship on first use; modules (the baseline) ship and translate at load.
+  {
+    using LoadLib = CUresult (*)(CUlibrary*, const void*, CUjit_option*, void**, unsigned,
+                                 CUlibraryOption*, void**, unsigned);
+    auto loadLib = a.get<LoadLib>("cuLibraryLoadData");
+    auto getKernel = a.get<CUresult (*)(CUkernel*, CUlibrary, const char*)>("cuLibraryGetKernel");
+    auto unloadLib = a.get<CUresult (*)(CUlibrary)>("cuLibraryUnload");
+    auto unloadMod = a.get<CUresult (*)(CUmodule)>("cuModuleUnload");
+    const int libs = 20, kernels = 200;
+    auto image = [&](int round, int lib) {
+      std::string ptx = ".version 8.0\n.target sm_80\n.address_size 64\n// " +
+                        std::to_string(round) + "." + std::to_string(lib) + "\n";
+      for (int k = 0; k < kernels; ++k)
+        ptx += ".visible .entry k" + std::to_string(k) +
+               "(.param .u64 p) {\n .reg .b64 %rd<3>;\n .reg .b32 %r<3>;\n"
+               " ld.param.u64 %rd1, [p];\n cvta.to.global.u64 %rd2, %rd1;\n"
+               " mov.u32 %r1, %tid.x;\n add.s32 %r2, %r1, " + std::to_string(k) + ";\n"
+               " st.global.u32 [%rd2], %r2;\n ret;\n}\n";
+      return ptx;
+    };
+    // Distinct images per round, so the worker's image cache does not hide the cost.
+    double lazy = 1e9, eager = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      std::vector<std::string> texts;
+      for (int l = 0; l < libs; ++l) texts.push_back(image(2 * round, l));
+      s = now();
+      std::vector<CUlibrary> ls(libs);
+      for (int l = 0; l < libs; ++l)
+        CK(loadLib(&ls[l], texts[l].c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+      CUkernel k;
+      CK(getKernel(&k, ls[0], "k7"));
+      lazy = std::min(lazy, now() - s);
+      for (auto l : ls) CK(unloadLib(l));
+      texts.clear();
+      for (int l = 0; l < libs; ++l) texts.push_back(image(2 * round + 1, l));
+      s = now();
+      std::vector<CUmodule> ms(libs);
+      for (int l = 0; l < libs; ++l) CK(load(&ms[l], texts[l].c_str()));
+      CUfunction fk;
+      CK(getf(&fk, ms[0], "k7"));
+      eager = std::min(eager, now() - s);
+      for (auto m2 : ms) CK(unloadMod(m2));
+    }
+    printf("%s.startup_lazy_ms %.3f\n", label, lazy * 1e3);
+    printf("%s.startup_eager_ms %.3f\n", label, eager * 1e3);
+  }
+
   // Launch + synchronise rounds: first with no managed memory, then with 64 MiB of it (fully
   // written once), the host changing one page of it per round. Through the stub every round
   // compares the mirror with its shadow on both sides.
@@ -409,6 +457,16 @@ int main(int argc, char** argv) {
          viaTcp["tcp.pinned_htod_gbps"], viaTcp["tcp.pinned_dtoh_gbps"],
          100 * ratio(viaTcp["tcp.pinned_htod_gbps"], socketGbps),
          100 * ratio(viaTcp["tcp.pinned_dtoh_gbps"], socketGbps));
+  printf("start-up, 20 libraries of 200 kernels, one kernel used: libraries (shipped and\n"
+         "translated on first use) / the same images as modules (shipped and translated at load):\n");
+  for (auto* r : {&local, &viaShm, &viaTcp}) {
+    const char* l = r == &local ? "local" : r == &viaShm ? "shm" : "tcp";
+    double lz = (*r)[std::string(l) + ".startup_lazy_ms"], eg = (*r)[std::string(l) + ".startup_eager_ms"];
+    printf("  %-15s %8.2f ms / %8.2f ms   ratio %.2fx\n",
+           r == &local ? "soft GPU local" : r == &viaShm ? "stub over shm" : "stub over tcp", lz, eg,
+           ratio(lz, eg));
+  }
+  printf("\n");
   printf("launch + synchronise round, p50: without managed memory / with 64 MiB of it (one page\n"
          "changed per round; mirrored through the stub):\n");
   for (auto* r : {&local, &viaShm, &viaTcp}) {

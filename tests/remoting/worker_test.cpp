@@ -643,6 +643,61 @@ void launchSpin(Stub& s, CUstream stream, CUdeviceptr out, unsigned n) {
   if (launch(f, 1, 1, 1, 1, 1, 1, 0, stream, params, nullptr) != CUDA_SUCCESS) _exit(6);
 }
 
+// Libraries are the stub's own objects until first use ships them: an unused one costs the
+// worker nothing, a broken one fails at first use, a copied image survives its buffer, and
+// handles are checked. The child reports the number of the first failed step (0: all passed).
+TEST_P(WorkerTest, LibrariesShipOnFirstUse) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [](Stub& s, int fd) {
+    using LoadFn = CUresult (*)(CUlibrary*, const void*, CUjit_option*, void**, unsigned,
+                                CUlibraryOption*, void**, unsigned);
+    auto load = s.get<LoadFn>("cuLibraryLoadData");
+    auto getKernel = s.get<CUresult (*)(CUkernel*, CUlibrary, const char*)>("cuLibraryGetKernel");
+    auto unload = s.get<CUresult (*)(CUlibrary)>("cuLibraryUnload");
+    int step = 0;
+    auto check = [&](bool ok) {
+      ++step;
+      if (!ok) {
+        report(fd, static_cast<CUresult>(step));
+        _exit(0);
+      }
+    };
+    // Not preserved: the stub keeps a copy, so the caller may reuse its buffer at once.
+    std::string text = kSpinPtx;
+    CUlibrary a = nullptr, b = nullptr;
+    CUkernel k = nullptr;
+    check(load(&a, text.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0) == CUDA_SUCCESS);
+    std::fill(text.begin(), text.end(), 'x');
+    check(getKernel(&k, a, "spin") == CUDA_SUCCESS && k != nullptr);
+    check(getKernel(&k, a, "nope") == CUDA_ERROR_NOT_FOUND);
+    // PTX that does not parse: the load succeeds (nothing is shipped yet), first use fails,
+    // and keeps failing.
+    static const char kBroken[] = ".version 7.0\n.target sm_50\n.address_size 64\n.entry x( {\n";
+    CUlibraryOption keep = CU_LIBRARY_BINARY_IS_PRESERVED;
+    void* yes = reinterpret_cast<void*>(1);
+    check(load(&b, kBroken, nullptr, nullptr, 0, &keep, &yes, 1) == CUDA_SUCCESS);
+    CUresult first = getKernel(&k, b, "x");
+    check(first != CUDA_SUCCESS);
+    check(getKernel(&k, b, "x") == first);
+    check(unload(b) == CUDA_SUCCESS);
+    check(unload(b) == CUDA_ERROR_INVALID_HANDLE);
+    check(getKernel(&k, reinterpret_cast<CUlibrary>(0x1234), "spin") == CUDA_ERROR_INVALID_HANDLE);
+    check(load(&b, nullptr, nullptr, nullptr, 0, nullptr, nullptr, 0) == CUDA_ERROR_INVALID_IMAGE);
+    check(unload(a) == CUDA_SUCCESS);
+    report(fd, CUDA_SUCCESS);
+  });
+  close(fds[1]);
+  int32_t code = -1;
+  pollfd p{fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 20000), 1);
+  ASSERT_EQ(read(fds[0], &code, 4), 4);
+  EXPECT_EQ(code, 0) << "first failed step";
+  finishChild(child);
+  close(fds[0]);
+  EXPECT_TRUE(worker_->alive());
+}
+
 TEST_P(WorkerTest, KillWorkerDuringSynchronousCall) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

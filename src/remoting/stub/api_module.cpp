@@ -1,10 +1,15 @@
 // Modules, libraries, kernels and launches. Images are shipped once: the stub sends the
-// content hash first and the bytes only when the worker does not hold them yet. A launch's
-// parameters are packed using the kernel's parameter layout (fetched once per function) and
-// posted without waiting.
+// content hash first and the bytes only when the worker does not hold them yet. Libraries are
+// shipped on first use (a kernel or a global of theirs), as the driver's lazy loading
+// translates them: cudart loads every fatbin a program and its libraries carry at start-up,
+// most of which are never launched. A launch's parameters are packed using the kernel's
+// parameter layout (fetched once per function) and posted without waiting.
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda/fatbin.h"
@@ -79,6 +84,61 @@ CUresult byName(FnId fn, uint64_t owner, const char* name, uint64_t* out, uint32
   if (!name) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   return client().call(fn, {owner}, out, nOut, name, strlen(name));
+}
+
+// A CUlibrary is the stub's own object until first use ships it.
+struct Library {
+  std::mutex mu;
+  const void* image = nullptr;  // the caller's bytes (preserved), or copy's
+  size_t size = 0;
+  std::vector<uint8_t> copy;
+  uint64_t remote = 0;          // the worker's handle once shipped
+  CUresult shipResult = CUDA_SUCCESS;
+};
+std::mutex librariesMu;
+std::unordered_map<CUlibrary, std::shared_ptr<Library>>& libraries() {
+  static auto* m = new std::unordered_map<CUlibrary, std::shared_ptr<Library>>(); // outlives exit
+  return *m;
+}
+CUlibrary newLibrary(const void* image, size_t size, bool preserved) {
+  auto l = std::make_shared<Library>();
+  if (preserved) {
+    l->image = image;
+  } else {
+    l->copy.assign(static_cast<const uint8_t*>(image), static_cast<const uint8_t*>(image) + size);
+    l->image = l->copy.data();
+  }
+  l->size = size;
+  CUlibrary handle = reinterpret_cast<CUlibrary>(l.get());
+  std::lock_guard<std::mutex> lock(librariesMu);
+  libraries()[handle] = std::move(l);
+  return handle;
+}
+std::shared_ptr<Library> findLibrary(CUlibrary lib) {
+  std::lock_guard<std::mutex> lock(librariesMu);
+  auto it = libraries().find(lib);
+  return it == libraries().end() ? nullptr : it->second;
+}
+std::shared_ptr<Library> takeLibrary(CUlibrary lib) {
+  std::lock_guard<std::mutex> lock(librariesMu);
+  auto it = libraries().find(lib);
+  if (it == libraries().end()) return nullptr;
+  auto l = std::move(it->second);
+  libraries().erase(it);
+  return l;
+}
+// The worker's handle of a library, shipping it on first use (once; its error sticks).
+CUresult shippedLibrary(CUlibrary lib, uint64_t* remote) {
+  TF_READY();
+  std::shared_ptr<Library> l = findLibrary(lib);
+  if (!l) return CUDA_ERROR_INVALID_HANDLE;
+  std::lock_guard<std::mutex> lock(l->mu);
+  if (!l->remote && l->shipResult == CUDA_SUCCESS) {
+    l->shipResult = ship(FnId::cuLibraryLoadData, l->image, l->size, &l->remote);
+    if (l->shipResult == CUDA_SUCCESS) l->copy = {}; // the worker holds it now
+  }
+  *remote = l->remote;
+  return l->shipResult;
 }
 
 // A kernel handed a pointer into pinned memory (unified addressing: the host pointer is the
@@ -190,32 +250,51 @@ CUresult tf_rs_cuModuleUnload(CUmodule m) {
 }
 
 CUresult tf_rs_cuLibraryLoadData(CUlibrary* lib, const void* code, CUjit_option*, void**, unsigned,
-                                 CUlibraryOption*, void**, unsigned) {
+                                 CUlibraryOption* opts, void** values, unsigned nOpts) {
   if (!lib) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = load(FnId::cuLibraryLoadData, code, &out);
-  *lib = h<CUlibrary>(out);
-  return r;
+  TF_READY();
+  const void* start = nullptr;
+  size_t size = 0;
+  if (!imageExtent(code, &start, &size)) return CUDA_ERROR_INVALID_IMAGE;
+  // cudart promises its fatbins stay put (CU_LIBRARY_BINARY_IS_PRESERVED, the value held in
+  // the option's slot as JIT options are); anything else is copied, since the caller may free
+  // it once this returns.
+  bool preserved = false;
+  for (unsigned i = 0; opts && values && i < nOpts; ++i)
+    if (opts[i] == CU_LIBRARY_BINARY_IS_PRESERVED) preserved = values[i] != nullptr;
+  *lib = newLibrary(start, size, preserved);
+  return CUDA_SUCCESS;
 }
 CUresult tf_rs_cuLibraryLoadFromFile(CUlibrary* lib, const char* path, CUjit_option*, void**,
                                      unsigned, CUlibraryOption*, void**, unsigned) {
-  if (!lib) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = loadFile(FnId::cuLibraryLoadData, path, &out);
-  *lib = h<CUlibrary>(out);
-  return r;
+  if (!lib || !path) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return CUDA_ERROR_FILE_NOT_FOUND;
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  bytes.push_back(0);
+  if (bytes.size() > tf::remoting::kMaxImage) return CUDA_ERROR_INVALID_IMAGE;
+  *lib = newLibrary(bytes.data(), bytes.size(), false);
+  return CUDA_SUCCESS;
 }
 CUresult tf_rs_cuLibraryUnload(CUlibrary lib) {
   TF_READY();
-  CUresult r = client().call(FnId::cuLibraryUnload, {u(lib)});
+  std::shared_ptr<Library> l = takeLibrary(lib);
+  if (!l) return CUDA_ERROR_INVALID_HANDLE;
+  std::lock_guard<std::mutex> lock(l->mu);
+  if (!l->remote) return CUDA_SUCCESS; // never used: the worker never saw it
+  CUresult r = client().call(FnId::cuLibraryUnload, {l->remote});
   if (r == CUDA_SUCCESS) client().forgetLayouts();
   return r;
 }
 
 CUresult tf_rs_cuLibraryGetKernel(CUkernel* k, CUlibrary lib, const char* name) {
   if (!k) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t remote = 0;
+  CUresult r = shippedLibrary(lib, &remote);
+  if (r != CUDA_SUCCESS) return r;
   uint64_t out = 0;
-  CUresult r = byName(FnId::cuLibraryGetKernel, u(lib), name, &out, 1);
+  r = byName(FnId::cuLibraryGetKernel, remote, name, &out, 1);
   *k = h<CUkernel>(out);
   return r;
 }
@@ -253,7 +332,10 @@ CUresult tf_rs_cuModuleGetGlobal_v2(CUdeviceptr* p, size_t* size, CUmodule m, co
   return global(FnId::cuModuleGetGlobal_v2, p, size, u(m), name);
 }
 CUresult tf_rs_cuLibraryGetGlobal(CUdeviceptr* p, size_t* size, CUlibrary lib, const char* name) {
-  return global(FnId::cuLibraryGetGlobal, p, size, u(lib), name);
+  uint64_t remote = 0;
+  CUresult r = shippedLibrary(lib, &remote);
+  if (r != CUDA_SUCCESS) return r;
+  return global(FnId::cuLibraryGetGlobal, p, size, remote, name);
 }
 
 CUresult tf_rs_cuFuncGetAttribute(int* v, CUfunction_attribute attr, CUfunction f) {
