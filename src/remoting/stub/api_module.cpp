@@ -283,6 +283,7 @@ CUresult tf_rs_cuLibraryUnload(CUlibrary lib) {
   if (!l) return CUDA_ERROR_INVALID_HANDLE;
   std::lock_guard<std::mutex> lock(l->mu);
   if (!l->remote) return CUDA_SUCCESS; // never used: the worker never saw it
+  WithoutContext noContext; // a library belongs to no context
   CUresult r = client().call(FnId::cuLibraryUnload, {l->remote});
   if (r == CUDA_SUCCESS) client().forgetLayouts();
   return r;

@@ -33,6 +33,13 @@ CUcontext currentContext() {
   return s.empty() ? nullptr : s.back();
 }
 
+namespace {
+thread_local int withoutContext = 0;
+} // namespace
+WithoutContext::WithoutContext() { ++withoutContext; }
+WithoutContext::~WithoutContext() { --withoutContext; }
+CUcontext callContext() { return withoutContext ? nullptr : currentContext(); }
+
 CUresult Client::fail(const Status& s) {
   if (!dead_.exchange(true, std::memory_order_acq_rel)) {
     TF_LOG(Warn, "remote worker unavailable: %s", s.toString().c_str());
@@ -238,7 +245,7 @@ CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint6
   h.fn = fn;
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
-  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  h.ctx = reinterpret_cast<uint64_t>(callContext());
   Status s = flushLocked();
   if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
   if (!s.isOk()) return fail(s);
@@ -262,7 +269,7 @@ CUresult Client::post(uint32_t fn, std::initializer_list<uint64_t> in, const voi
   h.fn = fn;
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
-  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  h.ctx = reinterpret_cast<uint64_t>(callContext());
   if (batching_ && h.bulkLen <= 4096) {
     bool wasEmpty = batch_.empty();
     size_t at = batch_.size();

@@ -240,6 +240,15 @@ Client& client();
 
 // The calling thread's current context (the stub keeps the context stack itself).
 CUcontext currentContext();
+// While one lives, the thread's calls name no context: for calls that need none (a library
+// unload), made when the current context may be gone (cudart unloads its libraries at exit,
+// after releasing the primary context).
+struct WithoutContext {
+  WithoutContext();
+  ~WithoutContext();
+};
+// What a call names as its context: the current one, or none inside a WithoutContext.
+CUcontext callContext();
 std::vector<CUcontext>& contextStack();
 
 } // namespace tf::remoting::stub

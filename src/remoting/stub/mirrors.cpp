@@ -70,7 +70,7 @@ CUresult Client::shareHost(void* p, size_t size, int fd) {
   h.kind = static_cast<uint16_t>(Kind::Call);
   h.fn = static_cast<uint32_t>(Op::ShareHost);
   h.argsLen = static_cast<uint32_t>(w_.size());
-  h.ctx = reinterpret_cast<uint64_t>(currentContext());
+  h.ctx = reinterpret_cast<uint64_t>(callContext());
   s = sendFrame(*transport_, h, w_.data(), nullptr, 0);
   if (!s.isOk()) return fail(s);
   return readReply(h.fn, nullptr, 0, nullptr, nullptr);
