@@ -6,16 +6,22 @@ using namespace tf::limiter;
 namespace {
 
 template <typename Launch>
-CUresult guarded(CUstream stream, bool perThread, Launch&& launch) {
+CUresult guarded(CUstream stream, bool perThread, Launch&& launch, bool graph = false) {
   Limiter& l = Limiter::get();
   if (CUresult r = l.ready(); r != CUDA_SUCCESS) return r;
   CUdevice dev = -1;
   if (TF_REAL(cuCtxGetDevice)(&dev) != CUDA_SUCCESS) return launch(); // the driver reports it
+  if (l.anyCapture()) { // only then is the stream asked: launches stay one check otherwise
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    auto isCapturing = perThread ? TF_REAL(cuStreamIsCapturing_ptsz) : TF_REAL(cuStreamIsCapturing);
+    if (isCapturing && isCapturing(stream, &st) == CUDA_SUCCESS && st != CU_STREAM_CAPTURE_STATUS_NONE)
+      return launch(); // recorded into a graph, run (and throttled) when the graph is launched
+  }
   l.beforeLaunch(dev);
   CUevent start = l.regionDeviceOf(dev) >= 0 ? l.startTiming(dev, stream, perThread) : nullptr;
   CUresult r = launch();
   if (start) l.endTiming(dev, stream, perThread, r == CUDA_SUCCESS, start);
-  if (r == CUDA_SUCCESS) l.afterLaunch(dev);
+  if (r == CUDA_SUCCESS) l.afterLaunch(dev, graph);
   return r;
 }
 
@@ -59,8 +65,30 @@ TF_LAUNCH_EX_HOOK(cuLaunchKernelEx_ptsz);
 
 #define TF_GRAPH_LAUNCH_HOOK(sym)                                                                 \
   TF_EXPORT CUresult sym(CUgraphExec g, CUstream s) {                                             \
-    return guarded(s, perThread(#sym), [&] { return TF_REAL(sym)(g, s); });                       \
+    return guarded(s, perThread(#sym), [&] { return TF_REAL(sym)(g, s); }, true);                 \
   }                                                                                               \
   TF_LIMITER_HOOK(sym)
 TF_GRAPH_LAUNCH_HOOK(cuGraphLaunch);
 TF_GRAPH_LAUNCH_HOOK(cuGraphLaunch_ptsz);
+
+// Captures: counted, so a launch asks whether its stream is capturing only while one is on.
+#define TF_BEGIN_CAPTURE_HOOK(sym)                                                                \
+  TF_EXPORT CUresult sym(CUstream s, CUstreamCaptureMode mode) {                                  \
+    CUresult r = TF_REAL(sym)(s, mode);                                                           \
+    if (r == CUDA_SUCCESS) Limiter::get().captureBegun();                                         \
+    return r;                                                                                     \
+  }                                                                                               \
+  TF_LIMITER_HOOK(sym)
+TF_BEGIN_CAPTURE_HOOK(cuStreamBeginCapture_v2);
+TF_BEGIN_CAPTURE_HOOK(cuStreamBeginCapture_v2_ptsz);
+
+#define TF_END_CAPTURE_HOOK(sym)                                                                  \
+  TF_EXPORT CUresult sym(CUstream s, CUgraph* g) {                                                \
+    CUresult r = TF_REAL(sym)(s, g);                                                              \
+    if (r != CUDA_ERROR_INVALID_HANDLE && r != CUDA_ERROR_ILLEGAL_STATE)                          \
+      Limiter::get().captureEnded();                                                              \
+    return r;                                                                                     \
+  }                                                                                               \
+  TF_LIMITER_HOOK(sym)
+TF_END_CAPTURE_HOOK(cuStreamEndCapture);
+TF_END_CAPTURE_HOOK(cuStreamEndCapture_ptsz);

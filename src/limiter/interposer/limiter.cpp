@@ -324,9 +324,9 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   if (waited > 50'000) region_->noteThrottled(rd, waited);
 }
 
-void Limiter::afterLaunch(CUdevice ordinal) {
+void Limiter::afterLaunch(CUdevice ordinal, bool graph) {
   if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
-  devices_[ordinal].launched.fetch_add(1, std::memory_order_relaxed);
+  if (!graph || useEvents_) devices_[ordinal].launched.fetch_add(1, std::memory_order_relaxed);
   int rd = devices_[ordinal].regionDevice;
   if (rd >= 0) region_->noteLaunch(rd);
 }

@@ -73,7 +73,18 @@ public:
   // Compute: charge new GPU time, then hold the caller back while the vGPU's share is used up
   // or too much work is already queued.
   void beforeLaunch(CUdevice ordinal);
-  void afterLaunch(CUdevice ordinal);
+  // Stream captures begun and not ended in this process: a launch into a capturing stream
+  // runs nothing (it becomes a graph node), so it is neither throttled nor counted.
+  void captureBegun() { captures_.fetch_add(1, std::memory_order_relaxed); }
+  void captureEnded() {
+    int n = captures_.load();
+    while (n > 0 && !captures_.compare_exchange_weak(n, n - 1)) {}
+  }
+  bool anyCapture() const { return captures_.load(std::memory_order_relaxed) > 0; }
+  // `graph`: a graph launch. With the soft GPU's statistics as the time source, completions
+  // are counted in kernels, which a graph launch is not one of (it may hold none, or many), so
+  // it does not count towards the queue bound; timed with events, it completes as one unit.
+  void afterLaunch(CUdevice ordinal, bool graph = false);
   // With CUDA-event timing, bracket one launch on its stream (perThread: a _ptsz entry point).
   CUevent startTiming(CUdevice ordinal, CUstream stream, bool perThread);
   void endTiming(CUdevice ordinal, CUstream stream, bool perThread, bool launched, CUevent start);
@@ -98,6 +109,7 @@ private:
   std::unordered_map<uint64_t, Allocation> allocations_;
   CUresult (*softGpuStats_)(CUdevice, uint64_t*, uint64_t*) = nullptr;
   bool useEvents_ = false;
+  std::atomic<int> captures_{0};
   std::mutex pollMu_;
   uint64_t startNs_ = 0;
 };
