@@ -52,4 +52,10 @@ inline void perThreadCall(FnId& fn, CUstream& s) {
 }
 template <typename T> inline T h(uint64_t v) { return reinterpret_cast<T>(v); }
 
+// A kernel's parameters (kernelParams or the `extra` buffer) packed by its layout, with launch
+// attributes, as the blob of a launch or a kernel node (protocol.h, encodeLaunch). Pinned memory
+// the parameters point into is mirrored on the worker first.
+CUresult packLaunch(CUfunction f, void** params, void** extra, const CUlaunchAttribute* attrs,
+                    unsigned nAttrs, Writer& w);
+
 } // namespace tf::remoting::stub

@@ -215,6 +215,34 @@ CUresult tf_rs_cuGraphAddHostNode(CUgraphNode* node, CUgraph g, const CUgraphNod
   Writer w = nodeBlob(deps, n);
   return addNode(FnId::cuGraphAddHostNode, node, {u(g), token}, w);
 }
+CUresult tf_rs_cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph g, const CUgraphNode* deps,
+                                       size_t n, const CUDA_KERNEL_NODE_PARAMS_v2* p) {
+  if ((n && !deps) || !p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  CUfunction f = p->func ? p->func : reinterpret_cast<CUfunction>(p->kern);
+  if (!f) return CUDA_ERROR_INVALID_VALUE;
+  Writer params;
+  CUresult r = packLaunch(f, p->kernelParams, p->extra, nullptr, 0, params);
+  if (r != CUDA_SUCCESS) return r;
+  Writer w = nodeBlob(deps, n);
+  w.bytes(params.data(), params.size());
+  return addNode(FnId::cuGraphAddKernelNode_v2, node,
+                 {u(g), u(f), p->gridDimX, p->gridDimY, p->gridDimZ, p->blockDimX, p->blockDimY,
+                  p->blockDimZ, p->sharedMemBytes},
+                 w);
+}
+CUresult tf_rs_cuGraphAddKernelNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
+                                    const CUDA_KERNEL_NODE_PARAMS_v1* p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  CUDA_KERNEL_NODE_PARAMS_v2 v2{};
+  v2.func = p->func;
+  v2.gridDimX = p->gridDimX, v2.gridDimY = p->gridDimY, v2.gridDimZ = p->gridDimZ;
+  v2.blockDimX = p->blockDimX, v2.blockDimY = p->blockDimY, v2.blockDimZ = p->blockDimZ;
+  v2.sharedMemBytes = p->sharedMemBytes;
+  v2.kernelParams = p->kernelParams;
+  v2.extra = p->extra;
+  return tf_rs_cuGraphAddKernelNode_v2(node, g, deps, n, &v2);
+}
 CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
                                          const CUgraphEdgeData* edges, size_t n) {
   if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;

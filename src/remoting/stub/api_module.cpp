@@ -142,21 +142,60 @@ CUresult shippedLibrary(CUlibrary lib, uint64_t* remote) {
 }
 
 // A kernel handed a pointer into pinned memory (unified addressing: the host pointer is the
-// device pointer) reaches it on the worker: mirror that allocation there first.
-CUresult mirrorPinnedArguments(const std::vector<tf::remoting::ParamSlot>& layout,
-                               const std::vector<uint8_t>& packed) {
+// device pointer) reaches it on the worker: mirror that allocation there first. Every aligned
+// word is looked at, so pointers inside by-value structs count too.
+CUresult mirrorPinnedArguments(const std::vector<uint8_t>& packed) {
   if (!client().anyHost()) return CUDA_SUCCESS;
-  for (const auto& slot : layout) {
-    if (slot.size != sizeof(void*)) continue;
+  for (size_t at = 0; at + sizeof(uint64_t) <= packed.size(); at += sizeof(uint64_t)) {
     uint64_t v = 0;
-    std::memcpy(&v, packed.data() + slot.offset, sizeof v);
-    if (!v || client().findDevice(v, nullptr, nullptr)) continue;
+    std::memcpy(&v, packed.data() + at, sizeof v);
+    if (v < 4096 || client().findDevice(v, nullptr, nullptr)) continue;
     if (!client().findHost(h<const void*>(v), nullptr, nullptr, nullptr)) continue;
     CUresult r = client().mirrorHost(h<const void*>(v));
     if (r != CUDA_SUCCESS) return r;
   }
   return CUDA_SUCCESS;
 }
+
+} // namespace
+
+namespace tf::remoting::stub {
+
+CUresult packLaunch(CUfunction f, void** params, void** extra, const CUlaunchAttribute* attrs,
+                    unsigned nAttrs, Writer& w) {
+  Client::Layout layout;
+  CUresult r = client().paramLayout(f, &layout);
+  if (r != CUDA_SUCCESS) return r;
+  thread_local std::vector<uint8_t> packed;
+  size_t total = 0;
+  for (auto& p : *layout) total = std::max<size_t>(total, size_t(p.offset) + p.size);
+  packed.assign(total, 0);
+  if (params) {
+    for (size_t i = 0; i < layout->size(); ++i)
+      if (params[i]) std::memcpy(packed.data() + (*layout)[i].offset, params[i], (*layout)[i].size);
+  } else if (extra) {
+    const void* buffer = nullptr;
+    size_t bufferSize = 0;
+    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END && i < 16; i += 2) {
+      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = extra[i + 1];
+      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) bufferSize = *static_cast<size_t*>(extra[i + 1]);
+    }
+    if (!buffer && total) return CUDA_ERROR_INVALID_VALUE;
+    std::memcpy(packed.data(), buffer, std::min(total, bufferSize));
+  } else if (total) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  r = mirrorPinnedArguments(packed);
+  if (r != CUDA_SUCCESS) return r;
+  w.clear();
+  encodeLaunch(w, layout->data(), static_cast<uint32_t>(layout->size()), packed.data(),
+               packed.size(), attrs, nAttrs, sizeof(CUlaunchAttribute));
+  return CUDA_SUCCESS;
+}
+
+} // namespace tf::remoting::stub
+
+namespace {
 
 CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                 unsigned by, unsigned bz, unsigned smem, CUstream s, void** params, void** extra,
@@ -180,34 +219,9 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
       gz > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z]) ||
       smem > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN]))
     return CUDA_ERROR_INVALID_VALUE;
-  Client::Layout layout;
-  CUresult r = client().paramLayout(f, &layout);
-  if (r != CUDA_SUCCESS) return r;
-  thread_local std::vector<uint8_t> packed;
   thread_local tf::remoting::Writer w;
-  size_t total = 0;
-  for (auto& p : *layout) total = std::max<size_t>(total, size_t(p.offset) + p.size);
-  packed.assign(total, 0);
-  if (params) {
-    for (size_t i = 0; i < layout->size(); ++i)
-      if (params[i]) std::memcpy(packed.data() + (*layout)[i].offset, params[i], (*layout)[i].size);
-  } else if (extra) {
-    const void* buffer = nullptr;
-    size_t bufferSize = 0;
-    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END && i < 16; i += 2) {
-      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = extra[i + 1];
-      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) bufferSize = *static_cast<size_t*>(extra[i + 1]);
-    }
-    if (!buffer && total) return CUDA_ERROR_INVALID_VALUE;
-    std::memcpy(packed.data(), buffer, std::min(total, bufferSize));
-  } else if (total) {
-    return CUDA_ERROR_INVALID_VALUE;
-  }
-  r = mirrorPinnedArguments(*layout, packed);
+  CUresult r = packLaunch(f, params, extra, attrs, nAttrs, w);
   if (r != CUDA_SUCCESS) return r;
-  w.clear();
-  tf::remoting::encodeLaunch(w, layout->data(), static_cast<uint32_t>(layout->size()), packed.data(),
-                             packed.size(), attrs, nAttrs, sizeof(CUlaunchAttribute));
   return client().post(fn, {u(f), gx, gy, gz, bx, by, bz, smem, u(s)}, w.data(), w.size());
 }
 

@@ -150,26 +150,36 @@ std::string nameArg(const CallIn& in) {
 
 CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
 
+} // namespace
+
+CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,
+                      std::vector<void*>* ptrs) {
+  if (!decodeLaunch(blob, sizeof(CUlaunchAttribute), lb).isOk()) return CUDA_ERROR_INVALID_VALUE;
+  // The driver reads as many parameters, of the sizes, as the kernel declares: the launch
+  // must carry exactly those, inside its buffer (decodeLaunch checked the buffer bounds).
+  const std::vector<ParamSlot>* layout = nullptr;
+  CUresult lr = layoutOf(s, func, &layout);
+  if (lr != CUDA_SUCCESS) return lr;
+  if (layout->size() != lb->slots.size()) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < lb->slots.size(); ++i)
+    if (lb->slots[i].size != (*layout)[i].size) return CUDA_ERROR_INVALID_VALUE;
+  // A pointer into another client's memory (any aligned word: pointers inside structs too).
+  if (s.foreignPointerIn(lb->params)) return CUDA_ERROR_INVALID_VALUE;
+  ptrs->resize(lb->slots.size());
+  for (size_t i = 0; i < lb->slots.size(); ++i)
+    (*ptrs)[i] = const_cast<char*>(lb->params.data()) + lb->slots[i].offset;
+  return CUDA_SUCCESS;
+}
+
+namespace {
+
 CUresult launch(Session& s, const CallIn& in) {
   NEED(9);
   OWN_FUNC(A(0));
   OWN_STREAM(A(8));
   LaunchBlob lb;
-  if (!decodeLaunch(in.a.blob, sizeof(CUlaunchAttribute), &lb).isOk())
-    return CUDA_ERROR_INVALID_VALUE;
-  // The driver reads as many parameters, of the sizes, as the kernel declares: the launch
-  // must carry exactly those, inside its buffer (decodeLaunch checked the buffer bounds).
-  const std::vector<ParamSlot>* layout = nullptr;
-  CUresult lr = layoutOf(s, A(0), &layout);
-  if (lr != CUDA_SUCCESS) return lr;
-  if (layout->size() != lb.slots.size()) return CUDA_ERROR_INVALID_VALUE;
-  for (size_t i = 0; i < lb.slots.size(); ++i)
-    if (lb.slots[i].size != (*layout)[i].size) return CUDA_ERROR_INVALID_VALUE;
-  // A pointer into another client's memory (any aligned word: pointers inside structs too).
-  if (s.foreignPointerIn(lb.params)) return CUDA_ERROR_INVALID_VALUE;
-  std::vector<void*> ptrs(lb.slots.size());
-  for (size_t i = 0; i < lb.slots.size(); ++i)
-    ptrs[i] = const_cast<char*>(lb.params.data()) + lb.slots[i].offset;
+  std::vector<void*> ptrs;
+  if (CUresult r = kernelParams(s, A(0), in.a.blob, &lb, &ptrs); r != CUDA_SUCCESS) return r;
   void** params = ptrs.empty() ? nullptr : ptrs.data();
   switch (static_cast<FnId>(in.fn)) {
   CASE2(cuLaunchKernel, cuLaunchKernel_ptsz) {

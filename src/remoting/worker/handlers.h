@@ -15,6 +15,11 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // handlers_graph.cpp: stream capture and graphs; CUDA_ERROR_NOT_SUPPORTED for anything else.
 CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
 
+// A launch blob (protocol.h) checked against the kernel's parameter layout and against
+// pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.
+CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,
+                      std::vector<void*>* ptrs);
+
 } // namespace tf::remoting
 
 #define A(i) (in.a.s[i])

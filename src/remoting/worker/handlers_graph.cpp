@@ -218,6 +218,29 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     CUgraphNode node = nullptr;
     return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
   }
+  case FnId::cuGraphAddKernelNode_v2: {
+    NEED(9); // graph, function, grid xyz, block xyz, shared bytes; blob: deps, launch blob
+    OWN(Graph, A(0));
+    OWN_FUNC(A(1));
+    NodeBlob b;
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    LaunchBlob lb;
+    std::vector<void*> ptrs;
+    if (CUresult r = kernelParams(s, A(1), b.rest, &lb, &ptrs); r != CUDA_SUCCESS) return r;
+    CUDA_KERNEL_NODE_PARAMS_v2 p{};
+    p.func = H(CUfunction)(A(1));
+    p.gridDimX = static_cast<unsigned>(A(2));
+    p.gridDimY = static_cast<unsigned>(A(3));
+    p.gridDimZ = static_cast<unsigned>(A(4));
+    p.blockDimX = static_cast<unsigned>(A(5));
+    p.blockDimY = static_cast<unsigned>(A(6));
+    p.blockDimZ = static_cast<unsigned>(A(7));
+    p.sharedMemBytes = static_cast<unsigned>(A(8));
+    p.kernelParams = ptrs.empty() ? nullptr : ptrs.data(); // the driver copies the values
+    DRV(cuGraphAddKernelNode_v2);
+    CUgraphNode node = nullptr;
+    return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
+  }
   case FnId::cuGraphAddDependencies:
   case FnId::cuGraphAddDependencies_v2: {
     NEED(1);
