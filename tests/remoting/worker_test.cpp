@@ -439,6 +439,28 @@ TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// While a stream is captured, copies the worker would stage in its own buffers are refused:
+// a graph replayed later would read staging long since freed.
+TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {
+  RawClient c;
+  ASSERT_EQ(c.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = c.context(), stream = 0, d = 0, graph = 0;
+  ASSERT_EQ(c.call(FnId::cuStreamCreate, {0}, ctx, &stream), CUDA_SUCCESS);
+  ASSERT_EQ(c.call(FnId::cuMemAlloc_v2, {4096}, ctx, &d), CUDA_SUCCESS);
+  ASSERT_EQ(c.call(FnId::cuStreamBeginCapture_v2, {stream, CU_STREAM_CAPTURE_MODE_RELAXED}, ctx), CUDA_SUCCESS);
+  std::vector<uint8_t> bytes(4096, 1);
+  EXPECT_EQ(c.call(FnId::cuMemcpyHtoDAsync_v2, {d, 4096, stream}, ctx, nullptr, nullptr, &bytes),
+            CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  EXPECT_EQ(c.call(static_cast<uint32_t>(Op::HostToDeviceAtStreamTime), {d, 4096, stream, 7}, ctx),
+            CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+  EXPECT_EQ(c.call(FnId::cuStreamEndCapture, {stream}, ctx, &graph), CUDA_SUCCESS);
+  // Outside a capture the same copy goes through.
+  EXPECT_EQ(c.call(FnId::cuMemcpyHtoDAsync_v2, {d, 4096, stream}, ctx, nullptr, nullptr, &bytes), CUDA_SUCCESS);
+  EXPECT_EQ(c.call(FnId::cuStreamSynchronize, {stream}, ctx), CUDA_SUCCESS);
+  EXPECT_EQ(c.call(FnId::cuGraphDestroy, {graph}, ctx), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
   RawClient good;
   ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);

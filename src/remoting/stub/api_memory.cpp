@@ -94,8 +94,10 @@ CUresult htodAsync(FnId fn, CUdeviceptr dst, const void* src, size_t n, CUstream
   if (client().hostFunctionsOutstanding() && client().findHost(src, nullptr, nullptr, nullptr))
     return client().hostToDeviceAtStreamTime(dst, src, n, s);
   // Otherwise the bytes go into the transport now, so the caller may reuse its buffer at once;
-  // nothing waits for the worker.
+  // nothing waits for the worker. While a capture is on, the worker may refuse (a pageable
+  // source cannot be captured remotely): then the call waits, so the refusal is its result.
   iovec v{const_cast<void*>(src), n};
+  if (client().capturing()) return client().call(fn, {dst, n, u(s)}, nullptr, 0, nullptr, 0, &v, 1);
   return client().post(fn, {dst, n, u(s)}, nullptr, 0, &v, 1);
 }
 CUresult dtoh(FnId fn, void* dst, CUdeviceptr src, size_t n) {

@@ -48,6 +48,15 @@ CUresult syncStream(Session& s, uint64_t stream, bool pt) {
   return f ? f(H(CUstream)(stream)) : CUDA_ERROR_NOT_SUPPORTED;
 }
 
+// Whether a stream is being captured into a graph. Copies the worker stages in its own buffers
+// must not be captured: a graph would read them after they are gone.
+bool capturing(Session& s, uint64_t stream, bool pt) {
+  auto f = pt ? s.d().fn<decltype(&::cuStreamIsCapturing)>(FnId::cuStreamIsCapturing_ptsz)
+              : s.d().fn<decltype(&::cuStreamIsCapturing)>(FnId::cuStreamIsCapturing);
+  CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+  return f && f(H(CUstream)(stream), &st) == CUDA_SUCCESS && st != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
 void dropStaging(Session& s) {
   if (pending.buffers.empty()) return;
   auto sync = s.d().fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
@@ -218,6 +227,7 @@ CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in) {
   DPTR(dst, n);
   OWN_STREAM(stream);
   if (n > kMaxImage) return CUDA_ERROR_INVALID_VALUE;
+  if (capturing(s, stream, false)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; // see above
   DRV_AT(hostFn, cuLaunchHostFunc, cuLaunchHostFunc);
   DRV_AT(copy, cuMemcpyHtoDAsync_v2, cuMemcpyHtoDAsync_v2);
   if (pending.bytes + n > kMaxPendingStaging) dropStaging(s);
@@ -817,6 +827,9 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DPTR(A(0), A(1));
     OWN_STREAM(A(2));
     if (in.bulkLen != A(1)) return CUDA_ERROR_INVALID_VALUE;
+    // Captured, the copy would read staging that is freed long before the graph runs (the
+    // stub sends pinned sources by reference while capturing).
+    if (capturing(s, A(2), perThread(in.fn))) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     DRV(cuMemcpyHtoDAsync_v2);
     for (uint64_t off = 0; off < A(1); off += kChunk) {
       size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, A(1) - off));
