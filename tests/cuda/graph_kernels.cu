@@ -1,7 +1,7 @@
 // CUDA graphs with kernels: a captured chain of kernels and copies replayed with new inputs
 // (the graph reads pinned input and writes pinned output each time it runs), an explicitly
-// built graph with kernel nodes and their parameters, and a kernel node that uses mapped
-// pinned memory by its host pointer.
+// built graph with kernel nodes and their parameters, a kernel node that uses mapped pinned
+// memory by its host pointer, and explicit memcpy nodes between pinned and device memory.
 #include <vector>
 
 #include "check.h"
@@ -99,6 +99,35 @@ int main() {
   CHECK(cudaGraphNodeGetType(n2, &t));
   EXPECT_EQ_INT(t, cudaGraphNodeTypeKernel);
 
+  CHECK(cudaGraphExecDestroy(ge));
+  CHECK(cudaGraphDestroy(g));
+
+  // Built by hand with copies: hx -> dx, fill(dy, 0.5), axpy(2, dx, dy), dy -> hy.
+  CHECK(cudaGraphCreate(&g, 0));
+  cudaGraphNode_t up, f2, ax2, down;
+  CHECK(cudaGraphAddMemcpyNode1D(&up, g, nullptr, 0, dx, hx, N * sizeof(float), cudaMemcpyHostToDevice));
+  float half = 0.5f, twoAgain = 2.0f;
+  void* fill2[] = {&dy, &half, &n};
+  void* axpy2[] = {&twoAgain, &dx, &dy, &n};
+  kp.func = reinterpret_cast<void*>(fill);
+  kp.kernelParams = fill2;
+  CHECK(cudaGraphAddKernelNode(&f2, g, nullptr, 0, &kp));
+  cudaGraphNode_t both[] = {up, f2};
+  kp.func = reinterpret_cast<void*>(axpy);
+  kp.kernelParams = axpy2;
+  CHECK(cudaGraphAddKernelNode(&ax2, g, both, 2, &kp));
+  CHECK(cudaGraphAddMemcpyNode1D(&down, g, &ax2, 1, hy, dy, N * sizeof(float), cudaMemcpyDeviceToHost));
+  CHECK(cudaGraphNodeGetType(down, &t));
+  EXPECT_EQ_INT(t, cudaGraphNodeTypeMemcpy);
+  CHECK(cudaGraphInstantiate(&ge, g, 0));
+  for (int iter = 0; iter < 3; ++iter) {
+    for (int i = 0; i < N; ++i) hx[i] = float((i * 7 + iter) % 50);
+    CHECK(cudaGraphLaunch(ge, s));
+    CHECK(cudaStreamSynchronize(s));
+    int bad = 0;
+    for (int i = 0; i < N; ++i) bad += hy[i] != 2.0f * hx[i] + 0.5f;
+    EXPECT_EQ_INT(bad, 0);
+  }
   CHECK(cudaGraphExecDestroy(ge));
   CHECK(cudaGraphDestroy(g));
   CHECK(cudaStreamDestroy(s));

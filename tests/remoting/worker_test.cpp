@@ -461,6 +461,58 @@ TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// Graph nodes name only the client's own graphs, nodes and memory: a memcpy node whose host
+// side is not memory the worker holds at that address (it would be read at every launch),
+// or whose device side is another client's, and dependencies on another client's nodes are
+// refused.
+TEST_P(WorkerTest, GraphNodesAreChecked) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t gA = 0, gB = 0, dA = 0, dB = 0, nodeB = 0;
+  ASSERT_EQ(a.call(FnId::cuGraphCreate, {0}, ctxA, &gA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuGraphCreate, {0}, ctxB, &gB), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &dA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxB, &dB), CUDA_SUCCESS);
+  auto blob = [](std::vector<uint64_t> deps, const void* params, size_t size) {
+    Writer w;
+    w.u32(static_cast<uint32_t>(deps.size()));
+    for (uint64_t d : deps) w.u64(d);
+    w.bytes(params, size);
+    return std::string(reinterpret_cast<const char*>(w.data()), w.size());
+  };
+  ASSERT_EQ(b.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxB, &nodeB, nullptr,
+                   nullptr, blob({}, nullptr, 0)),
+            CUDA_SUCCESS);
+  auto memcpyNode = [&](CUmemorytype srcType, uint64_t src, uint64_t dst, std::vector<uint64_t> deps) {
+    CUDA_MEMCPY3D c{};
+    c.srcMemoryType = srcType;
+    if (srcType == CU_MEMORYTYPE_HOST) c.srcHost = reinterpret_cast<const void*>(src);
+    else c.srcDevice = src;
+    c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    c.dstDevice = dst;
+    c.WidthInBytes = 64;
+    c.Height = 1;
+    c.Depth = 1;
+    uint64_t node = 0;
+    return a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {gA, ctxA}, ctxA, &node,
+                  nullptr, nullptr, blob(deps, &c, sizeof(c)));
+  };
+  std::vector<uint8_t> local(64);
+  EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_HOST, reinterpret_cast<uint64_t>(local.data()), dA, {}),
+            CUDA_ERROR_INVALID_VALUE);                                         // not held there
+  EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dB, dA, {}), CUDA_ERROR_INVALID_VALUE); // B's memory
+  EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {nodeB}), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {}), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxA, nullptr, nullptr,
+                   nullptr, blob({}, nullptr, 0)),
+            CUDA_ERROR_INVALID_HANDLE);                                        // B's graph
+  EXPECT_EQ(a.call(FnId::cuGraphDestroy, {gA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuGraphDestroy, {gB}, ctxB), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
   RawClient good;
   ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);

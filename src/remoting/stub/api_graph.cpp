@@ -243,6 +243,38 @@ CUresult tf_rs_cuGraphAddKernelNode(CUgraphNode* node, CUgraph g, const CUgraphN
   v2.extra = p->extra;
   return tf_rs_cuGraphAddKernelNode_v2(node, g, deps, n, &v2);
 }
+CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
+                                    const CUDA_MEMCPY3D* p, CUcontext ctx) {
+  if ((n && !deps) || !p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  Client& c = client();
+  CUDA_MEMCPY3D copy = *p;
+  // Each side by address: device memory, or pinned memory mirrored (or shared) on the worker,
+  // since the node reads and writes it every time the graph runs.
+  auto side = [&](CUmemorytype& type, const void*& host, CUdeviceptr& dev) -> CUresult {
+    if (type == CU_MEMORYTYPE_UNIFIED) {
+      Client::Allocation a{};
+      bool device = c.findDevice(dev, nullptr, &a) &&
+                    (a.kind == Client::Memory::Device || a.kind == Client::Memory::Managed);
+      type = device ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      if (!device) host = h<const void*>(dev);
+    }
+    if (type == CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
+    if (type != CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
+    if (!c.findHost(host, nullptr, nullptr, nullptr)) return CUDA_ERROR_NOT_SUPPORTED; // pageable
+    return c.mirrorHost(host);
+  };
+  const void* srcHost = copy.srcHost;
+  const void* dstHost = copy.dstHost;
+  CUresult r = side(copy.srcMemoryType, srcHost, copy.srcDevice);
+  if (r == CUDA_SUCCESS) r = side(copy.dstMemoryType, dstHost, copy.dstDevice);
+  if (r != CUDA_SUCCESS) return r;
+  copy.srcHost = srcHost;
+  copy.dstHost = const_cast<void*>(dstHost);
+  Writer w = nodeBlob(deps, n);
+  w.bytes(&copy, sizeof(copy));
+  return addNode(FnId::cuGraphAddMemcpyNode, node, {u(g), u(ctx ? ctx : currentContext())}, w);
+}
 CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
                                          const CUgraphEdgeData* edges, size_t n) {
   if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;

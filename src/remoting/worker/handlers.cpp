@@ -78,16 +78,23 @@ CUresult dtohReply(Session& s, CUdeviceptr src, uint64_t n, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr dev, size_t x, size_t y, size_t z,
-                   size_t pitch, size_t height, size_t w, size_t h, size_t d) {
-  if (type != CU_MEMORYTYPE_DEVICE) return CUDA_SUCCESS;
+} // namespace
+
+CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr addr, size_t x, size_t y, size_t z,
+                   size_t pitch, size_t height, size_t w, size_t h, size_t d, bool hostByAddress) {
+  if (type != CU_MEMORYTYPE_DEVICE && !(type == CU_MEMORYTYPE_HOST && hostByAddress))
+    return CUDA_SUCCESS;
   if (!w || !h || !d) return CUDA_SUCCESS;
   if (pitch < w && (h > 1 || d > 1)) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t start = add(add(dev, x), mul(add(y, mul(z, height)), pitch));
+  uint64_t start = add(add(addr, x), mul(add(y, mul(z, height)), pitch));
   uint64_t span = add(mul(add(mul(d - 1, height), h - 1), pitch), w);
   if (start == kTooBig || span == kTooBig) return CUDA_ERROR_INVALID_VALUE;
-  return s.allocationFor(start, span) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  bool ok = type == CU_MEMORYTYPE_DEVICE ? s.allocationFor(start, span) != nullptr
+                                         : s.hostRangeFor(start, span);
+  return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
+
+namespace {
 
 // cuMemcpy3D(_Async): host sides travel packed (pitch = width, height = height).
 CUresult memcpy3D(Session& s, const CallIn& in, CallOut& out, bool async) {

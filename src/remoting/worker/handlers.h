@@ -15,6 +15,13 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // handlers_graph.cpp: stream capture and graphs; CUDA_ERROR_NOT_SUPPORTED for anything else.
 CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
 
+// One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
+// hostByAddress, inside host memory of the client the device reaches by address (a mirror or
+// shared pinned memory; type HOST). Other host sides are not checked (they travel packed).
+CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr addr, size_t x, size_t y, size_t z,
+                   size_t pitch, size_t height, size_t w, size_t h, size_t d,
+                   bool hostByAddress = false);
+
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.
 CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,

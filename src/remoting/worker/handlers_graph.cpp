@@ -241,6 +241,31 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     CUgraphNode node = nullptr;
     return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
   }
+  case FnId::cuGraphAddMemcpyNode: {
+    NEED(2); // graph, context; blob: deps, CUDA_MEMCPY3D (host sides by address)
+    OWN(Graph, A(0));
+    OWN(Context, A(1));
+    NodeBlob b;
+    if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+    CUDA_MEMCPY3D c{};
+    if (!structArg(b.rest, &c)) return CUDA_ERROR_INVALID_VALUE;
+    // The node runs whenever the graph does: a host side must be memory the worker holds at
+    // the client's address (mirrored or shared pinned memory), never staging.
+    for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
+      if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t src = c.srcMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.srcHost) : c.srcDevice;
+    uint64_t dst = c.dstMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.dstHost) : c.dstDevice;
+    if (checkSpan(s, c.srcMemoryType, src, c.srcXInBytes, c.srcY, c.srcZ, c.srcPitch, c.srcHeight,
+                  c.WidthInBytes, c.Height, c.Depth, true) ||
+        checkSpan(s, c.dstMemoryType, dst, c.dstXInBytes, c.dstY, c.dstZ, c.dstPitch, c.dstHeight,
+                  c.WidthInBytes, c.Height, c.Depth, true))
+      return CUDA_ERROR_INVALID_VALUE;
+    c.srcArray = c.dstArray = nullptr;
+    DRV(cuGraphAddMemcpyNode);
+    CUgraphNode node = nullptr;
+    return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &c, H(CUcontext)(A(1))),
+                     &node, out);
+  }
   case FnId::cuGraphAddDependencies:
   case FnId::cuGraphAddDependencies_v2: {
     NEED(1);

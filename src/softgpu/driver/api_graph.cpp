@@ -185,6 +185,14 @@ CUresult tf_sg_cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNo
   });
 }
 
+CUresult tf_sg_cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n,
+                                    const CUDA_MEMCPY3D* p, CUcontext) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  std::function<CUresult()> work;
+  TF_TRY(memcpy3DWork(*p, &work));
+  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_MEMCPY, std::move(work));
+}
+
 CUresult tf_sg_cuGraphAddChildGraphNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps,
                                         size_t n, CUgraph child) {
   Graph* c;

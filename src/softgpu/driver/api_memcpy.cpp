@@ -2,9 +2,11 @@
 // Every device-side range is checked to lie inside one allocation before anything is queued:
 // a copy that leaves its allocation fails with CUDA_ERROR_INVALID_VALUE, as the real driver's.
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
+#include "softgpu/driver/graph.h"
 #include "softgpu/driver/stream.h"
 
 using namespace tf::softgpu;
@@ -94,26 +96,36 @@ CUresult resolve3D(const Endpoint3D& e, size_t width, size_t height, size_t dept
   return CUDA_SUCCESS;
 }
 
-CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
-                size_t depth, CUstream stream, bool async) {
-  Context* c;
-  TF_TRY(requireContext(&c));
-  if (width == 0 || height == 0 || depth == 0) return CUDA_SUCCESS;
+// The work of a 3D copy, its sides resolved now; `pageable`: one side is pageable host memory.
+CUresult copy3DWork(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
+                    size_t depth, std::function<CUresult()>* work, bool* pageable) {
   Side d, s;
   uint64_t d0, s0;
   TF_TRY(resolve3D(dstE, width, height, depth, &d, &d0));
   TF_TRY(resolve3D(srcE, width, height, depth, &s, &s0));
-  Stream* st;
-  TF_TRY(resolveStream(stream, c, &st));
   const size_t dp = dstE.pitch ? dstE.pitch : width, sp = srcE.pitch ? srcE.pitch : width;
   const size_t dh = dstE.height ? dstE.height : height, sh = srcE.height ? srcE.height : height;
-  auto work = [=] {
+  *work = [=] {
     for (size_t z = 0; z < depth; ++z)
       for (size_t y = 0; y < height; ++y)
         memmove(d.host + (z * dh + y) * dp, s.host + (z * sh + y) * sp, width);
     return CUDA_SUCCESS;
   };
-  if (async && !s.pageable && !d.pageable) return submit(st, OpKind::Memcpy, work);
+  *pageable = s.pageable || d.pageable;
+  return CUDA_SUCCESS;
+}
+
+CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
+                size_t depth, CUstream stream, bool async) {
+  Context* c;
+  TF_TRY(requireContext(&c));
+  if (width == 0 || height == 0 || depth == 0) return CUDA_SUCCESS;
+  std::function<CUresult()> work;
+  bool pageable = false;
+  TF_TRY(copy3DWork(dstE, srcE, width, height, depth, &work, &pageable));
+  Stream* st;
+  TF_TRY(resolveStream(stream, c, &st));
+  if (async && !pageable) return submit(st, OpKind::Memcpy, work);
   return submitAndWait(st, OpKind::Memcpy, work);
 }
 
@@ -178,6 +190,12 @@ CUresult memset2D(uint64_t dst, size_t pitchBytes, T value, size_t width, size_t
 }
 
 } // namespace
+
+CUresult tf::softgpu::memcpy3DWork(const CUDA_MEMCPY3D& p, std::function<CUresult()>* work) {
+  if (p.WidthInBytes == 0 || p.Height == 0 || p.Depth == 0) return CUDA_ERROR_INVALID_VALUE;
+  bool pageable = false;
+  return copy3DWork(dstOf(p), srcOf(p), p.WidthInBytes, p.Height, p.Depth, work, &pageable);
+}
 
 extern "C" {
 

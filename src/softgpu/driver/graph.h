@@ -6,6 +6,9 @@
 
 namespace tf::softgpu {
 
+// The work of a 3D copy with its sides checked now (api_memcpy.cpp): a memcpy node's body.
+CUresult memcpy3DWork(const CUDA_MEMCPY3D& p, std::function<CUresult()>* work);
+
 struct GraphNode {
   Graph* graph = nullptr;
   CUgraphNodeType type = CU_GRAPH_NODE_TYPE_EMPTY;
