@@ -248,14 +248,6 @@ void OwnerMap::remove(uint64_t p, const void* owner) {
   if (it != ranges_.end() && it->second.second == owner) ranges_.erase(it);
 }
 
-const void* OwnerMap::ownerOf(uint64_t v) const {
-  std::shared_lock lock(mu_);
-  auto it = ranges_.upper_bound(v);
-  if (it == ranges_.begin()) return nullptr;
-  --it;
-  return v - it->first < it->second.first ? it->second.second : nullptr;
-}
-
 void Session::track(CUdeviceptr p, const Allocation& a) {
   allocations_[p] = a;
   shared_.owners.add(p, a.size, this);
@@ -266,15 +258,23 @@ void Session::untrack(CUdeviceptr p) {
   shared_.owners.remove(p, this);
 }
 
-bool Session::foreignPointerIn(std::string_view params) const {
-  for (size_t at = 0; at + 8 <= params.size(); at += 8) {
+bool OwnerMap::anyForeign(const char* p, size_t n, const void* self) const {
+  std::shared_lock lock(mu_);
+  if (ranges_.empty()) return false;
+  for (size_t at = 0; at + 8 <= n; at += 8) {
     uint64_t v;
-    std::memcpy(&v, params.data() + at, 8);
+    std::memcpy(&v, p + at, 8);
     if (v < 4096) continue;
-    const void* owner = shared_.owners.ownerOf(v);
-    if (owner && owner != this) return true;
+    auto it = ranges_.upper_bound(v);
+    if (it == ranges_.begin()) continue;
+    --it;
+    if (v - it->first < it->second.first && it->second.second != self) return true;
   }
   return false;
+}
+
+bool Session::foreignPointerIn(std::string_view params) const {
+  return shared_.owners.anyForeign(params.data(), params.size(), this);
 }
 
 void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {

@@ -66,8 +66,9 @@ class OwnerMap {
 public:
   void add(uint64_t p, uint64_t size, const void* owner);
   void remove(uint64_t p, const void* owner);
-  // The owner of the range holding v, or nullptr.
-  const void* ownerOf(uint64_t v) const;
+  // Whether any aligned 8-byte word of [p, p + n) points into a range of another owner than
+  // `self` (one lock for all the words).
+  bool anyForeign(const char* p, size_t n, const void* self) const;
 
 private:
   mutable std::shared_mutex mu_;
