@@ -14,3 +14,19 @@ ctest --preset default -j"$jobs"
 cmake --preset asan
 cmake --build --preset asan -j"$jobs"
 ctest --preset asan -j"$jobs"
+
+# The worker is what untrusted clients talk to: its attack and fault tests, and the CUDA
+# programs that exercise mirrored memory and graphs, run once more against the ASan+UBSan
+# build of the worker and of the soft GPU beneath it (the programs and the stub stay the
+# default build's: nvcc-built programs cannot load sanitizer-built libraries).
+TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
+TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
+  build/default/tests/remoting/remoting_worker_test
+for prog in zero_copy pinned_managed graphs graph_kernels; do
+  for transport in shm tcp; do
+    bash tests/remoting/run_remote.sh "$transport" build/asan/bin/tensor-fusion-worker build/asan/lib \
+      build/default/lib/remote "build/asan/remote-state/$prog-$transport" "" \
+      "build/default/tests/cuda/${prog}_static"
+  done
+done
+echo "test.sh: all tests passed"
