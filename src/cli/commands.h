@@ -10,5 +10,6 @@ void addVersionCommand(CLI::App& app, int& exitCode);
 void addDevicesCommand(CLI::App& app, int& exitCode);
 void addVgpuCommand(CLI::App& app, int& exitCode);
 void addStandaloneCommands(CLI::App& app, int& exitCode);
+void addBenchCommand(CLI::App& app, int& exitCode);
 
 } // namespace tf::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   tf::cli::addDevicesCommand(app, exitCode);
   tf::cli::addVgpuCommand(app, exitCode);
   tf::cli::addStandaloneCommands(app, exitCode);
+  tf::cli::addBenchCommand(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/standalone.h"
+#include "common/self_path.h"
 #include "common/units.h"
 #include "hypervisor/hypervisor.h"
 #include "remoting/worker/worker.h"
@@ -75,10 +76,9 @@ int runUp(const HypervisorFlags& f) {
   std::error_code ec;
   fs::create_directories(f.stateDir, ec);
   fs::remove(fs::path(f.stateDir) / "hypervisor.json", ec);
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return 1;
-  exe[n] = 0;
+  const std::string self = selfPath();
+  if (self.empty()) return 1;
+  const char* exe = self.c_str();
   const std::string log = f.stateDir + "/hypervisor.log";
   pid_t pid = fork();
   if (pid == 0) {

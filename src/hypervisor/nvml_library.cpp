@@ -1,5 +1,7 @@
 #include "hypervisor/nvml_library.h"
 
+#include "common/self_path.h"
+
 #include <climits>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -10,12 +12,8 @@ namespace tf::hypervisor {
 namespace {
 
 std::string softGpuNvmlPath() {
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return "";
-  std::string dir(exe, size_t(n));
-  dir = dir.substr(0, dir.rfind('/'));
-  return dir + "/../lib/libnvidia-ml.so.1";
+  if (selfPath().empty()) return "";
+  return selfDir() + "/../lib/libnvidia-ml.so.1";
 }
 
 std::string realPath(const std::string& path) {

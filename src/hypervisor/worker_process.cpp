@@ -1,5 +1,7 @@
 #include "hypervisor/worker_process.h"
 
+#include "common/self_path.h"
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -15,17 +17,6 @@
 #include <vector>
 
 namespace tf::hypervisor {
-namespace {
-
-std::string exeDir() {
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return ".";
-  std::string s(exe, static_cast<size_t>(n));
-  return s.substr(0, s.rfind('/'));
-}
-
-} // namespace
 
 std::string newToken() {
   std::random_device rd;
@@ -79,8 +70,8 @@ std::vector<std::string> workerEnvironment(const WorkerSpec& spec, const std::st
 }
 
 Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
-  const std::string bin = exeDir() + "/tensor-fusion";
-  const std::string lib = exeDir() + "/../lib";
+  const std::string bin = selfDir() + "/tensor-fusion";
+  const std::string lib = selfDir() + "/../lib";
   if (access(bin.c_str(), X_OK) != 0) return unavailable("no worker binary at " + bin);
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
