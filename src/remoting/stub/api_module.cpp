@@ -145,12 +145,11 @@ CUresult shippedLibrary(CUlibrary lib, uint64_t* remote) {
 // device pointer) reaches it on the worker: mirror that allocation there first. Every aligned
 // word is looked at, so pointers inside by-value structs count too.
 CUresult mirrorPinnedArguments(const std::vector<uint8_t>& packed) {
-  if (!client().anyHost()) return CUDA_SUCCESS;
+  if (!client().anyUnmirroredHost()) return CUDA_SUCCESS;
   for (size_t at = 0; at + sizeof(uint64_t) <= packed.size(); at += sizeof(uint64_t)) {
     uint64_t v = 0;
     std::memcpy(&v, packed.data() + at, sizeof v);
-    if (v < 4096 || client().findDevice(v, nullptr, nullptr)) continue;
-    if (!client().findHost(h<const void*>(v), nullptr, nullptr, nullptr)) continue;
+    if (v < 4096 || !client().inUnmirroredHost(v)) continue;
     CUresult r = client().mirrorHost(h<const void*>(v));
     if (r != CUDA_SUCCESS) return r;
   }

@@ -479,10 +479,34 @@ CUresult Client::hostToDeviceAtStreamTime(CUdeviceptr dst, const void* src, size
 void Client::addDeviceAllocation(CUdeviceptr p, uint64_t size, CUcontext ctx, Memory kind) {
   std::unique_lock lock(allocMu_);
   deviceAllocs_[p] = Allocation{size, ctx, kind};
+  if (kind == Memory::HostMirror || kind == Memory::HostShared) recountUnmirroredLocked();
 }
 void Client::removeDeviceAllocation(CUdeviceptr p) {
   std::unique_lock lock(allocMu_);
-  deviceAllocs_.erase(p);
+  auto it = deviceAllocs_.find(p);
+  if (it == deviceAllocs_.end()) return;
+  bool host = it->second.kind == Memory::HostMirror || it->second.kind == Memory::HostShared;
+  deviceAllocs_.erase(it);
+  if (host) recountUnmirroredLocked();
+}
+void Client::recountUnmirroredLocked() {
+  size_t n = 0;
+  for (const auto& [base, sizeFlags] : hostAllocs_) {
+    auto it = deviceAllocs_.find(base);
+    n += it == deviceAllocs_.end() ||
+         (it->second.kind != Memory::HostMirror && it->second.kind != Memory::HostShared);
+  }
+  unmirrored_.store(n, std::memory_order_relaxed);
+}
+bool Client::inUnmirroredHost(uint64_t v) const {
+  std::shared_lock lock(allocMu_);
+  auto h = hostAllocs_.upper_bound(v);
+  if (h == hostAllocs_.begin()) return false;
+  --h;
+  if (v - h->first >= std::max<uint64_t>(h->second.first, 1)) return false;
+  auto d = deviceAllocs_.find(h->first);
+  return d == deviceAllocs_.end() ||
+         (d->second.kind != Memory::HostMirror && d->second.kind != Memory::HostShared);
 }
 bool Client::findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const {
   std::shared_lock lock(allocMu_);
@@ -497,12 +521,12 @@ bool Client::findDevice(CUdeviceptr p, CUdeviceptr* base, Allocation* a) const {
 void Client::addHost(void* p, uint64_t size, unsigned flags) {
   std::unique_lock lock(allocMu_);
   hostAllocs_[reinterpret_cast<uintptr_t>(p)] = {size, flags};
-  hostCount_.store(hostAllocs_.size(), std::memory_order_relaxed);
+  recountUnmirroredLocked();
 }
 bool Client::removeHost(void* p) {
   std::unique_lock lock(allocMu_);
   bool erased = hostAllocs_.erase(reinterpret_cast<uintptr_t>(p)) != 0;
-  hostCount_.store(hostAllocs_.size(), std::memory_order_relaxed);
+  recountUnmirroredLocked();
   return erased;
 }
 bool Client::findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const {

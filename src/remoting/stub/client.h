@@ -132,7 +132,11 @@ public:
   void addHost(void* p, uint64_t size, unsigned flags);
   bool removeHost(void* p);
   bool findHost(const void* p, void** base, uint64_t* size, unsigned* flags) const;
-  bool anyHost() const { return hostCount_.load(std::memory_order_relaxed) != 0; }
+  // Pinned allocations the worker does not hold yet (neither mirrored nor shared): while there
+  // are none, a launch's parameters need no look (the launch path stays one atomic load).
+  bool anyUnmirroredHost() const { return unmirrored_.load(std::memory_order_relaxed) != 0; }
+  // Whether v lies in such an allocation (one lock for both tables).
+  bool inUnmirroredHost(uint64_t v) const;
 
   struct Ctx {
     CUdevice dev;
@@ -221,7 +225,8 @@ private:
   mutable std::shared_mutex allocMu_;
   std::map<CUdeviceptr, Allocation> deviceAllocs_;
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> hostAllocs_;
-  std::atomic<size_t> hostCount_{0};
+  std::atomic<size_t> unmirrored_{0};
+  void recountUnmirroredLocked();
   MirrorSet mirrors_;
   std::mutex mirrorMu_; // one MirrorHost exchange at a time
   std::atomic<bool> deviceWorkSincePull_{false};
