@@ -1,35 +1,58 @@
 #include "remoting/mirror.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <sys/mman.h>
 
+#include "remoting/write_tracker.h"
+
 namespace tf::remoting {
 
-Mirror::Mirror(uint8_t* mem, uint64_t size) : mem_(mem), size_(size) {
+Mirror::Mirror(uint8_t* mem, uint64_t size, bool trackWrites) : mem_(mem), size_(size) {
   // Untouched shadow pages stay the kernel's shared zero page: a mirror costs memory only
   // where its contents are not zero.
   void* p = mmap(nullptr, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
   if (p != MAP_FAILED) shadow_ = static_cast<uint8_t*>(p);
+  if (trackWrites && shadow_)
+    if (WriteTracker* t = WriteTracker::get()) tracked_ = t->track(base(), size_);
 }
 
 Mirror::~Mirror() {
+  if (tracked_) WriteTracker::get()->untrack(base(), size_);
   if (shadow_) munmap(shadow_, size_ ? size_ : 1);
 }
 
 uint64_t Mirror::collect(std::vector<MirrorRun>& runs, std::vector<uint8_t>& bytes) {
+  std::vector<std::pair<uint64_t, uint64_t>> written;
+  if (!tracked_ || !scanned_ || !WriteTracker::get()->written(base(), size_, &written)) {
+    scanned_ = true;
+    return collectRange(0, size_, runs, bytes);
+  }
   uint64_t total = 0;
-  for (uint64_t off = 0; off < size_;) {
-    uint64_t n = std::min(kMirrorPage - (base() + off) % kMirrorPage, size_ - off);
+  for (auto [start, end] : written) {
+    uint64_t from = std::max(start, base()) - base();
+    uint64_t to = std::min(end, base() + size_) - base();
+    if (from < to) total += collectRange(from, to, runs, bytes);
+  }
+  return total;
+}
+
+// Offsets [from, to) start on a page boundary (or at 0) and end on one (or at size_).
+uint64_t Mirror::collectRange(uint64_t from, uint64_t to, std::vector<MirrorRun>& runs,
+                              std::vector<uint8_t>& bytes) {
+  uint64_t total = 0;
+  for (uint64_t off = from; off < to;) {
+    uint64_t n = std::min(kMirrorPage - (base() + off) % kMirrorPage, to - off);
     if (std::memcmp(mem_ + off, shadow_ + off, n) == 0) {
       off += n;
       continue;
     }
     // A stretch of changed pages becomes one run.
     uint64_t start = off;
-    while (off < size_) {
-      n = std::min(kMirrorPage - (base() + off) % kMirrorPage, size_ - off);
+    while (off < to) {
+      n = std::min(kMirrorPage - (base() + off) % kMirrorPage, to - off);
       if (std::memcmp(mem_ + off, shadow_ + off, n) == 0) break;
       std::memcpy(shadow_ + off, mem_ + off, n);
       off += n;
@@ -77,7 +100,7 @@ bool MirrorSet::add(uint64_t addr, uint64_t size) {
     auto prev = std::prev(next);
     if (prev->first + prev->second->size() > addr) return false;
   }
-  auto m = std::make_unique<Mirror>(reinterpret_cast<uint8_t*>(addr), size);
+  auto m = std::make_unique<Mirror>(reinterpret_cast<uint8_t*>(addr), size, trackWrites_);
   if (!m->valid()) return false;
   mirrors_[addr] = std::move(m);
   count_.store(mirrors_.size(), std::memory_order_release);

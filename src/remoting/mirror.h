@@ -35,8 +35,10 @@ inline constexpr uint64_t kMirrorPage = 4096;
 
 class Mirror {
 public:
-  // `mem` is the live memory (owned by the caller); the shadow starts all zero.
-  Mirror(uint8_t* mem, uint64_t size);
+  // `mem` is the live memory (owned by the caller); the shadow starts all zero. With
+  // `trackWrites` (memory only the CPU writes) and a kernel that can (write_tracker.h), only
+  // the pages written since the last collect are compared; otherwise every page is.
+  Mirror(uint8_t* mem, uint64_t size, bool trackWrites = false);
   ~Mirror();
   Mirror(const Mirror&) = delete;
   Mirror& operator=(const Mirror&) = delete;
@@ -48,14 +50,23 @@ public:
   // Merges `len` bytes the other side sent for [addr, addr + len) (inside this mirror).
   void apply(uint64_t addr, const uint8_t* data, uint64_t len);
 
+  bool tracked() const { return tracked_; }
+
 private:
+  uint64_t collectRange(uint64_t from, uint64_t to, std::vector<MirrorRun>& runs,
+                        std::vector<uint8_t>& bytes);
   uint8_t* mem_;
   uint64_t size_;
   uint8_t* shadow_ = nullptr;
+  bool tracked_ = false;
+  bool scanned_ = false; // the first collect compares everything (writes before tracking)
 };
 
 class MirrorSet {
 public:
+  // trackWrites: see Mirror. The stub's mirrors are written by its CPU only; the worker's are
+  // too when its driver is the soft GPU, but not when a GPU writes them by DMA.
+  explicit MirrorSet(bool trackWrites = false) : trackWrites_(trackWrites) {}
   // False when the shadow cannot be allocated or the range overlaps a mirror.
   bool add(uint64_t addr, uint64_t size);
   bool remove(uint64_t addr);
@@ -72,6 +83,7 @@ public:
 
 private:
   mutable std::mutex mu_;
+  const bool trackWrites_;
   std::map<uint64_t, std::unique_ptr<Mirror>> mirrors_;
   std::atomic<size_t> count_{0};
   const Mirror* findLocked(uint64_t addr, uint64_t n) const;

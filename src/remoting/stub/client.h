@@ -227,7 +227,7 @@ private:
   std::map<uintptr_t, std::pair<uint64_t, unsigned>> hostAllocs_;
   std::atomic<size_t> unmirrored_{0};
   void recountUnmirroredLocked();
-  MirrorSet mirrors_;
+  MirrorSet mirrors_{true}; // this process's CPU is the only writer of its copies
   std::mutex mirrorMu_; // one MirrorHost exchange at a time
   std::atomic<bool> deviceWorkSincePull_{false};
   std::atomic<int> captures_{0};

@@ -13,6 +13,7 @@ Result<std::unique_ptr<DriverApi>> DriverApi::load(const std::string& path) {
     api->fns_[i] = dlsym(h, cuda::catalogEntry(i).symbol);
   if (!api->fns_[static_cast<int>(cuda::FnId::cuInit)])
     return invalidArgument(path + " is not a CUDA driver (no cuInit)");
+  api->softGpu_ = dlsym(h, "tfSoftGpuProcessStats") != nullptr;
   return api;
 }
 

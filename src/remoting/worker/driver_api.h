@@ -28,10 +28,14 @@ public:
   // per-thread variants of one call share a signature). Null when the driver lacks it.
   template <typename F> F fn(uint32_t index) const { return reinterpret_cast<F>(raw(index)); }
   template <typename F> F fn(cuda::FnId id) const { return fn<F>(static_cast<uint32_t>(id)); }
+  // Whether the driver is the soft GPU (it exports tfSoftGpuProcessStats): its device writes
+  // host-visible memory with the CPU, so the kernel's write tracking sees them.
+  bool isSoftGpu() const { return softGpu_; }
 
 private:
   DriverApi() = default;
   void* handle_ = nullptr;
+  bool softGpu_ = false;
   void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
 };
 

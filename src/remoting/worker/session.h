@@ -227,7 +227,7 @@ private:
   std::shared_ptr<HostChannel> host_ = std::make_shared<HostChannel>();
   std::shared_ptr<HostChannel> attachedTo_;
   std::shared_ptr<SessionInfo> info_ = std::make_shared<SessionInfo>();
-  std::shared_ptr<MirrorSet> mirrors_ = std::make_shared<MirrorSet>();
+  std::shared_ptr<MirrorSet> mirrors_; // tracking writes only on the soft GPU (see MirrorSet)
   struct HostRange {
     uint64_t size;
     bool shared; // ShareHost (one MAP_SHARED mapping) or MirrorHost (private pages, mirrored)

@@ -1,0 +1,39 @@
+// Which pages of a range the CPU wrote since the last look, from the kernel: userfaultfd
+// write-protection in asynchronous mode (the kernel resolves each first write itself, also a
+// write made by a system call such as read(2), so nothing is signalled or blocked) and
+// /proc/self/pagemap's PAGEMAP_SCAN, which lists written pages and protects them again in one
+// step. Linux 6.7 and later; where it is missing or refused, available() is false and callers
+// compare whole ranges instead. Writes that do not go through the CPU's page tables (a GPU's
+// DMA into registered memory) are not seen: use it only for memory the CPU alone writes.
+//
+//   WriteTracker* t = WriteTracker::get();          // nullptr: not available here
+//   if (t && t->track(base, size)) { ... t->written(base, size, &ranges); ... }
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace tf::remoting {
+
+class WriteTracker {
+public:
+  // The process's tracker, or nullptr when the kernel cannot (or TF_MIRROR_TRACKING=0).
+  static WriteTracker* get();
+  // Starts tracking [base, base + size): page-aligned; false if the memory cannot be tracked
+  // (then compare it whole).
+  bool track(uint64_t base, uint64_t size);
+  void untrack(uint64_t base, uint64_t size);
+  // Appends the [start, end) ranges written since the last call (or since track()), and
+  // protects them again. False if the scan failed (then compare the range whole).
+  bool written(uint64_t base, uint64_t size, std::vector<std::pair<uint64_t, uint64_t>>* out);
+
+private:
+  WriteTracker(int uffd, int pagemap) : uffd_(uffd), pagemap_(pagemap) {}
+  static WriteTracker* open();
+  bool selfTest();
+  int uffd_;
+  int pagemap_;
+};
+
+} // namespace tf::remoting
