@@ -438,43 +438,40 @@ int main(int argc, char** argv) {
   printf("  stub over tcp   %12.0f (%12.0f)   %.2fx of local completed\n\n",
          viaTcp["tcp.launch_issue_per_s"], viaTcp["tcp.launch_complete_per_s"],
          ratio(viaTcp["tcp.launch_complete_per_s"], local["local.launch_complete_per_s"]));
-  printf("64 MiB copies, GB/s (host-to-device / device-to-host):\n");
-  printf("  plain memcpy    %6.2f            plain TCP socket stream %6.2f\n", memcpyGbps, socketGbps);
-  printf("  soft GPU local  %6.2f / %6.2f\n", local["local.htod_gbps"], local["local.dtoh_gbps"]);
-  printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", viaShm["shm.htod_gbps"],
-         viaShm["shm.dtoh_gbps"], 100 * ratio(viaShm["shm.htod_gbps"], memcpyGbps),
-         100 * ratio(viaShm["shm.dtoh_gbps"], memcpyGbps));
-  printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
-         viaTcp["tcp.htod_gbps"], viaTcp["tcp.dtoh_gbps"],
-         100 * ratio(viaTcp["tcp.htod_gbps"], socketGbps),
-         100 * ratio(viaTcp["tcp.dtoh_gbps"], socketGbps));
-  printf("64 MiB copies from and to pinned memory, GB/s (host-to-device / device-to-host):\n");
-  printf("  soft GPU local  %6.2f / %6.2f\n", local["local.pinned_htod_gbps"], local["local.pinned_dtoh_gbps"]);
-  printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", viaShm["shm.pinned_htod_gbps"],
-         viaShm["shm.pinned_dtoh_gbps"], 100 * ratio(viaShm["shm.pinned_htod_gbps"], memcpyGbps),
-         100 * ratio(viaShm["shm.pinned_dtoh_gbps"], memcpyGbps));
-  printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
-         viaTcp["tcp.pinned_htod_gbps"], viaTcp["tcp.pinned_dtoh_gbps"],
-         100 * ratio(viaTcp["tcp.pinned_htod_gbps"], socketGbps),
-         100 * ratio(viaTcp["tcp.pinned_dtoh_gbps"], socketGbps));
+  // 64 MiB copies, from pageable (`kind` "") and pinned ("pinned_") memory.
+  auto copies = [&](const char* title, const std::string& kind) {
+    auto get = [&](std::map<std::string, double>& r, const char* side, const char* dir) {
+      return r[std::string(side) + "." + kind + dir + "_gbps"];
+    };
+    printf("%s, GB/s (host-to-device / device-to-host):\n", title);
+    printf("  soft GPU local  %6.2f / %6.2f\n", get(local, "local", "htod"), get(local, "local", "dtoh"));
+    printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", get(viaShm, "shm", "htod"),
+           get(viaShm, "shm", "dtoh"), 100 * ratio(get(viaShm, "shm", "htod"), memcpyGbps),
+           100 * ratio(get(viaShm, "shm", "dtoh"), memcpyGbps));
+    printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
+           get(viaTcp, "tcp", "htod"), get(viaTcp, "tcp", "dtoh"),
+           100 * ratio(get(viaTcp, "tcp", "htod"), socketGbps),
+           100 * ratio(get(viaTcp, "tcp", "dtoh"), socketGbps));
+  };
+  printf("baselines: plain memcpy %.2f GB/s, plain TCP socket stream %.2f GB/s\n", memcpyGbps, socketGbps);
+  copies("64 MiB copies", "");
+  copies("64 MiB copies from and to pinned memory", "pinned_");
+  // Rows of two figures per run (local, shm, tcp) and their ratio.
+  auto pairs = [&](const char* first, const char* second, const char* unit) {
+    for (auto* r : {&local, &viaShm, &viaTcp}) {
+      const char* l = r == &local ? "local" : r == &viaShm ? "shm" : "tcp";
+      double a = (*r)[std::string(l) + "." + first], b = (*r)[std::string(l) + "." + second];
+      printf("  %-15s %8.2f %s / %8.2f %s   ratio %.2fx\n",
+             r == &local ? "soft GPU local" : r == &viaShm ? "stub over shm" : "stub over tcp", a,
+             unit, b, unit, ratio(a, b));
+    }
+  };
   printf("start-up, 20 libraries of 200 kernels, one kernel used: libraries (shipped and\n"
          "translated on first use) / the same images as modules (shipped and translated at load):\n");
-  for (auto* r : {&local, &viaShm, &viaTcp}) {
-    const char* l = r == &local ? "local" : r == &viaShm ? "shm" : "tcp";
-    double lz = (*r)[std::string(l) + ".startup_lazy_ms"], eg = (*r)[std::string(l) + ".startup_eager_ms"];
-    printf("  %-15s %8.2f ms / %8.2f ms   ratio %.2fx\n",
-           r == &local ? "soft GPU local" : r == &viaShm ? "stub over shm" : "stub over tcp", lz, eg,
-           ratio(lz, eg));
-  }
+  pairs("startup_lazy_ms", "startup_eager_ms", "ms");
   printf("\n");
-  printf("launch + synchronise round, p50: without managed memory / with 64 MiB of it (one page\n"
-         "changed per round; mirrored through the stub):\n");
-  for (auto* r : {&local, &viaShm, &viaTcp}) {
-    const char* l = r == &local ? "local" : r == &viaShm ? "shm" : "tcp";
-    double plain = (*r)[std::string(l) + ".round_us"], managed = (*r)[std::string(l) + ".managed_round_us"];
-    printf("  %-15s %8.2f us / %8.2f us   ratio %.2fx\n",
-           r == &local ? "soft GPU local" : r == &viaShm ? "stub over shm" : "stub over tcp", plain,
-           managed, ratio(managed, plain));
-  }
+  printf("launch + synchronise round, p50: with 64 MiB of managed memory (one page changed per\n"
+         "round; mirrored through the stub) / without:\n");
+  pairs("managed_round_us", "round_us", "us");
   return 0;
 }
