@@ -27,6 +27,7 @@
 
 #include <cuda.h>
 
+#include "support/many_kernels_ptx.h"
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 
@@ -174,15 +175,7 @@ int client(const char* libPath, const char* label) {
     auto unloadMod = a.get<CUresult (*)(CUmodule)>("cuModuleUnload");
     const int libs = 20, kernels = 200;
     auto image = [&](int round, int lib) {
-      std::string ptx = ".version 8.0\n.target sm_80\n.address_size 64\n// " +
-                        std::to_string(round) + "." + std::to_string(lib) + "\n";
-      for (int k = 0; k < kernels; ++k)
-        ptx += ".visible .entry k" + std::to_string(k) +
-               "(.param .u64 p) {\n .reg .b64 %rd<3>;\n .reg .b32 %r<3>;\n"
-               " ld.param.u64 %rd1, [p];\n cvta.to.global.u64 %rd2, %rd1;\n"
-               " mov.u32 %r1, %tid.x;\n add.s32 %r2, %r1, " + std::to_string(k) + ";\n"
-               " st.global.u32 [%rd2], %r2;\n ret;\n}\n";
-      return ptx;
+      return manyKernelsPtx(kernels, std::to_string(round) + "." + std::to_string(lib));
     };
     // Distinct images per round, so the worker's image cache does not hide the cost.
     double lazy = 1e9, eager = 1e9;

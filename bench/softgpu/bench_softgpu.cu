@@ -20,6 +20,8 @@
 #include <vector>
 
 #include <cuda.h>
+
+#include "support/many_kernels_ptx.h"
 #include <cuda_runtime.h>
 #include <string>
 
@@ -157,13 +159,7 @@ int main() {
   // ---- (d) start-up: many libraries, one kernel used ----
   {
     const int libs = 20, kernels = 200;
-    std::string ptx = ".version 8.0\n.target sm_80\n.address_size 64\n";
-    for (int k = 0; k < kernels; ++k)
-      ptx += ".visible .entry k" + std::to_string(k) +
-             "(.param .u64 p) {\n .reg .b64 %rd<3>;\n .reg .b32 %r<3>;\n"
-             " ld.param.u64 %rd1, [p];\n cvta.to.global.u64 %rd2, %rd1;\n"
-             " mov.u32 %r1, %tid.x;\n add.s32 %r2, %r1, " + std::to_string(k) + ";\n"
-             " st.global.u32 [%rd2], %r2;\n ret;\n}\n";
+    const std::string ptx = manyKernelsPtx(kernels);
     auto ckDrv = [](CUresult r, const char* what) {
       if (r != CUDA_SUCCESS) {
         std::fprintf(stderr, "%s failed: %d\n", what, static_cast<int>(r));

@@ -927,9 +927,8 @@ Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const 
           if (cs.callee >= 0) todo.push_back(static_cast<size_t>(cs.callee));
       }
     }
-    k.unsupported = why;
+    k.unsupported = std::move(why);
     dm->kernels.push_back(std::move(k));
-    dm->kernelUnsupported.push_back(std::move(why));
   }
   return dm;
 }

@@ -144,9 +144,7 @@ struct DecodedModule {
   uint32_t maxFrameLocal = 0, maxFrameSlots = 0, maxFramePreds = 0;
   bool recursive = false;
   std::vector<uint32_t> chainLocal; // per function: worst-case local bytes of its call chain
-  // Lazy decoding: why each kernel cannot run (empty: it can), i.e. the first decode error of
-  // a function it can reach.
-  std::vector<std::string> kernelUnsupported;
+  // (Lazy decoding: why a kernel cannot run is its KernelInfo::unsupported.)
 };
 Result<std::unique_ptr<DecodedModule>> decodeModule(const ast::Module& m, const std::string& name,
                                                     bool lazy = false);

@@ -40,9 +40,9 @@ public:
 
   CUresult launch(int kernel, const cuda::LaunchConfig& config, const cuda::DeviceMemory& memory,
                   std::string* message) override {
-    if (kernel >= 0 && static_cast<size_t>(kernel) < dm_->kernelUnsupported.size() &&
-        !dm_->kernelUnsupported[kernel].empty()) {
-      if (message) *message = "cannot run here: " + dm_->kernelUnsupported[kernel];
+    if (kernel >= 0 && static_cast<size_t>(kernel) < dm_->kernels.size() &&
+        !dm_->kernels[kernel].unsupported.empty()) {
+      if (message) *message = "cannot run here: " + dm_->kernels[kernel].unsupported;
       return CUDA_ERROR_NOT_SUPPORTED;
     }
     if (!relocated_) {

@@ -82,37 +82,38 @@ sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
   return sa;
 }
 
-// One byte of payload carrying a descriptor over the Unix socket.
-bool sendFdOver(int sock, int fd) {
+// One byte of payload carrying a descriptor over the Unix socket: the message both ends build.
+struct FdMessage {
   char byte = 'S';
   iovec v{&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr m{};
-  m.msg_iov = &v;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  FdMessage() {
+    m.msg_iov = &v;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
+bool sendFdOver(int sock, int fd) {
+  FdMessage msg;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg.m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  return ::sendmsg(sock, &m, MSG_NOSIGNAL) == 1;
+  return ::sendmsg(sock, &msg.m, MSG_NOSIGNAL) == 1;
 }
 // The descriptor of one such message, or -1 (nothing within timeoutMs, or not a descriptor).
 int receiveFdFrom(int sock, int timeoutMs) {
   pollfd pfd{sock, POLLIN, 0};
   if (::poll(&pfd, 1, timeoutMs) != 1) return -1;
-  char byte = 0;
-  iovec v{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr m{};
-  m.msg_iov = &v;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof(control);
-  ssize_t r = ::recvmsg(sock, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  FdMessage msg;
+  ssize_t r = ::recvmsg(sock, &msg.m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg.m);
   if (r != 1 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
   int fd;
   std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
