@@ -11,6 +11,7 @@ inline const ResourceRef kPods{"", "v1", "pods", "Pod", true};
 inline const ResourceRef kServices{"", "v1", "services", "Service", true};
 inline const ResourceRef kConfigMaps{"", "v1", "configmaps", "ConfigMap", true};
 inline const ResourceRef kSecrets{"", "v1", "secrets", "Secret", true};
+inline const ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
 inline const ResourceRef kEvents{"", "v1", "events", "Event", true};
 inline const ResourceRef kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
 inline const ResourceRef kDeployments{"apps", "v1", "deployments", "Deployment", true};

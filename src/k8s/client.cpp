@@ -174,6 +174,12 @@ ApiResult<json> Client::remove(const ResourceRef& ref, std::string_view ns, std:
   return request("DELETE", ref.objectPath(ns, name), body.dump());
 }
 
+ApiResult<json> Client::removeCollection(const ResourceRef& ref, std::string_view ns, const ListOptions& o) {
+  Query q;
+  q.add("labelSelector", o.labelSelector).add("fieldSelector", o.fieldSelector);
+  return request("DELETE", ref.collectionPath(ns) + q.str());
+}
+
 ApiResult<json> Client::createSubresource(const ResourceRef& ref, std::string_view ns, std::string_view name,
                                           std::string_view subresource, const json& body) {
   return request("POST", ref.objectPath(ns, name, subresource), body.dump());

@@ -91,6 +91,9 @@ public:
   // Returns what the apiserver answers: the object (finalizers pending) or a Status.
   ApiResult<nlohmann::json> remove(const ResourceRef& ref, std::string_view ns, std::string_view name,
                                    const DeleteOptions& options = {});
+  // DELETE on the collection: every object the selectors match.
+  ApiResult<nlohmann::json> removeCollection(const ResourceRef& ref, std::string_view ns,
+                                             const ListOptions& selectors = {});
   // POST to a subresource, e.g. pods/binding or serviceaccounts/token.
   ApiResult<nlohmann::json> createSubresource(const ResourceRef& ref, std::string_view ns,
                                               std::string_view name, std::string_view subresource,
