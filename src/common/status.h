@@ -61,17 +61,15 @@ inline Status unavailable(std::string m) { return {Code::Unavailable, std::move(
 inline Status internalError(std::string m) { return {Code::Internal, std::move(m)}; }
 inline Status dataLoss(std::string m) { return {Code::DataLoss, std::move(m)}; }
 
-template <typename T> class [[nodiscard]] Result {
+// A value or an error of type E; Result<T> (E = Status) and k8s::ApiResult<T> (E = ApiError)
+// add the accessor for their error.
+template <typename T, typename E> class [[nodiscard]] Expected {
 public:
-  Result(T value) : v_(std::move(value)) {}
-  Result(Status status) : v_(std::move(status)) {}
+  Expected(T value) : v_(std::move(value)) {}
+  Expected(E error) : v_(std::move(error)) {}
 
   bool isOk() const { return v_.index() == 0; }
   explicit operator bool() const { return isOk(); }
-  const Status& status() const {
-    static const Status ok;
-    return isOk() ? ok : std::get<1>(v_);
-  }
   T& value() & { return std::get<0>(v_); }
   const T& value() const& { return std::get<0>(v_); }
   T&& value() && { return std::get<0>(std::move(v_)); }
@@ -81,8 +79,20 @@ public:
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
+protected:
+  const E& errorValue() const { return std::get<1>(v_); }
+
 private:
-  std::variant<T, Status> v_;
+  std::variant<T, E> v_;
+};
+
+template <typename T> class [[nodiscard]] Result : public Expected<T, Status> {
+public:
+  using Expected<T, Status>::Expected;
+  const Status& status() const {
+    static const Status ok;
+    return this->isOk() ? ok : this->errorValue();
+  }
 };
 
 // Returns early with the status if it is an error.
