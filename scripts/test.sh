@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the default build (unit tests, CUDA programs on the
-# soft GPU, CLI checks) and the ASan+UBSan build (unit tests). Exits non-zero on any failure.
+# soft GPU, CLI checks, end-to-end tests on a local Kubernetes cluster) and the ASan+UBSan build
+# (unit tests). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -9,6 +10,9 @@ jobs=$(nproc)
 
 cmake --preset default
 cmake --build --preset default -j"$jobs"
+# The end-to-end tests run a real local cluster: its Kubernetes binaries are built once from
+# Debian's source and cached outside the checkout (about 20 minutes the first time).
+./scripts/k8s-build.sh >/dev/null
 ctest --preset default -j"$jobs"
 
 cmake --preset asan

@@ -11,5 +11,7 @@ void addDevicesCommand(CLI::App& app, int& exitCode);
 void addVgpuCommand(CLI::App& app, int& exitCode);
 void addStandaloneCommands(CLI::App& app, int& exitCode);
 void addBenchCommand(CLI::App& app, int& exitCode);
+void addControllerCommand(CLI::App& app, int& exitCode);
+void addDiscoverCommand(CLI::App& app, int& exitCode);
 
 } // namespace tf::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   tf::cli::addVgpuCommand(app, exitCode);
   tf::cli::addStandaloneCommands(app, exitCode);
   tf::cli::addBenchCommand(app, exitCode);
+  tf::cli::addControllerCommand(app, exitCode);
+  tf::cli::addDiscoverCommand(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

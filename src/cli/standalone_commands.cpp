@@ -5,15 +5,19 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <memory>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+#include "cli/build_info.h"
 #include "cli/commands.h"
 #include "cli/standalone.h"
 #include "common/self_path.h"
 #include "common/units.h"
+#include "hypervisor/cluster/node_registrar.h"
 #include "hypervisor/hypervisor.h"
+#include "k8s/config.h"
 #include "remoting/worker/worker.h"
 
 namespace tf::cli {
@@ -28,7 +32,36 @@ struct HypervisorFlags {
   int port = 0;
   unsigned tickMs = 200;
   double tflopsOversell = 1.0, vramExpand = 0.0;
+  // Cluster mode: register this node's GPUs with Kubernetes.
+  bool cluster = false;
+  std::string nodeName, kubeconfig;
+  unsigned heartbeatMs = 5000, missingGraceMs = 10000;
 };
+
+// Cluster mode's Kubernetes side, started once the hypervisor runs.
+std::unique_ptr<hypervisor::NodeRegistrar> startRegistrar(const HypervisorFlags& f, hypervisor::Hypervisor& h,
+                                                          std::unique_ptr<k8s::Client>& client) {
+  auto config = f.kubeconfig.empty() ? k8s::loadDefaultConfig() : k8s::loadKubeconfigFiles({f.kubeconfig});
+  if (!config) {
+    fprintf(stderr, "tensor-fusion hypervisor: %s\n", config.status().toString().c_str());
+    return nullptr;
+  }
+  auto c = k8s::Client::create(*config);
+  if (!c) {
+    fprintf(stderr, "tensor-fusion hypervisor: %s\n", c.status().toString().c_str());
+    return nullptr;
+  }
+  client = std::move(*c);
+  hypervisor::RegistrarOptions ro;
+  ro.nodeName = f.nodeName;
+  ro.heartbeat = std::chrono::milliseconds(f.heartbeatMs);
+  ro.missingGrace = std::chrono::milliseconds(f.missingGraceMs);
+  ro.version = TF_BUILD_VERSION;
+  ro.diskPath = f.stateDir;
+  auto r = std::make_unique<hypervisor::NodeRegistrar>(*client, ro, [&h] { return h.devices(); });
+  r->start();
+  return r;
+}
 
 int runHypervisor(const HypervisorFlags& f) {
   hypervisor::HypervisorOptions o;
@@ -53,8 +86,25 @@ int runHypervisor(const HypervisorFlags& f) {
   printf("hypervisor listening on %s (%s, %zu device(s)), state in %s\n", h.address().c_str(),
          h.softGpu() ? "soft GPU" : "NVIDIA driver", h.devices().size(), f.stateDir.c_str());
   fflush(stdout);
+  std::unique_ptr<k8s::Client> client;
+  std::unique_ptr<hypervisor::NodeRegistrar> registrar;
+  if (f.cluster) {
+    if (f.nodeName.empty()) {
+      fprintf(stderr, "tensor-fusion hypervisor: --cluster needs --node-name (the Kubernetes node)\n");
+      h.stop();
+      return 2;
+    }
+    registrar = startRegistrar(f, h, client);
+    if (!registrar) {
+      h.stop();
+      return 1;
+    }
+    printf("hypervisor registering node %s with Kubernetes\n", f.nodeName.c_str());
+    fflush(stdout);
+  }
   int sig = 0;
   sigwait(&set, &sig);
+  if (registrar) registrar->stop(/*markStopped=*/true);
   h.stop();
   std::error_code ec;
   fs::remove(fs::path(f.stateDir) / "hypervisor.json", ec);
@@ -313,6 +363,13 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   };
   auto* hyper = app.add_subcommand("hypervisor", "Run this node's hypervisor in the foreground");
   addHypervisorFlags(hyper);
+  hyper->add_flag("--cluster", hv.cluster, "Register this node's GPUs with Kubernetes (GPU objects, GPUNode status)");
+  hyper->add_option("--node-name", hv.nodeName, "The Kubernetes node this hypervisor runs on (cluster mode)");
+  hyper->add_option("--kubeconfig", hv.kubeconfig, "Kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)");
+  hyper->add_option("--heartbeat-ms", hv.heartbeatMs, "How often the GPUNode heartbeat is written")
+      ->check(CLI::Range(200u, 60000u));
+  hyper->add_option("--missing-grace-ms", hv.missingGraceMs, "A GPU gone this long (and idle) is removed")
+      ->check(CLI::Range(0u, 3600000u));
   hyper->callback([&exitCode] { exitCode = runHypervisor(hv); });
   auto* up = app.add_subcommand("up", "Start the hypervisor in the background (soft GPU if there is no GPU)");
   addHypervisorFlags(up);

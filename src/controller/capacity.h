@@ -1,0 +1,42 @@
+// Capacity arithmetic the reconcilers share: sums of GPU capacity and availability, and the
+// pool's oversubscription (virtual capacity), with TensorFusion's defaults when a pool leaves
+// them unset (TFLOPS oversold 5x; VRAM expands by 50% of host memory and 70% of host disk).
+//
+//   Totals t; for (auto& gpu : gpus) t.add(*gpu.status);
+//   Quantity vt = virtualTflops(t.tflops, ratiosOf(poolSpec));
+#pragma once
+
+#include <optional>
+
+#include "k8s/api/quantity.h"
+#include "k8s/api/v1/types.h"
+
+namespace tf::controller {
+
+using k8s::api::Quantity;
+
+struct Oversubscription {
+  int tflopsOversellRatio = 500;  // percent
+  int vramExpandToHostMem = 50;   // percent of host memory
+  int vramExpandToHostDisk = 70;  // percent of host disk
+};
+Oversubscription ratiosOf(const k8s::api::v1::GpuPoolSpec* spec);
+
+Quantity virtualTflops(const Quantity& tflops, const Oversubscription& r);
+Quantity virtualVram(const Quantity& vram, const std::optional<Quantity>& ramSize,
+                     const std::optional<Quantity>& diskSize, const Oversubscription& r);
+
+// Sums of capacity and availability over GPUs (or nodes, or pools).
+struct Totals {
+  Quantity tflops = Quantity::fromInt(0);
+  Quantity vram = Quantity::fromInt(0, Quantity::Format::BinarySI);
+  Quantity availableTflops = Quantity::fromInt(0);
+  Quantity availableVram = Quantity::fromInt(0, Quantity::Format::BinarySI);
+  Quantity virtualTflops = Quantity::fromInt(0);
+  Quantity virtualVram = Quantity::fromInt(0, Quantity::Format::BinarySI);
+  int gpus = 0;
+
+  void addGpu(const k8s::api::v1::GpuStatus& gpu);
+};
+
+}  // namespace tf::controller

@@ -1,0 +1,33 @@
+// `tensor-fusion controller`: the operator process. It serves /healthz, /readyz and /metrics
+// at once; with leader election it waits for the Lease, and only the leader starts the
+// informers and reconcilers (a standby that takes over starts from a fresh list, so it acts on
+// what is in the cluster, never on what it remembers). Losing the lease ends the process, as
+// controller-runtime does, so the Deployment restarts it as a clean standby.
+//
+//   ManagerOptions o; o.leaderElect = true; o.leaseNamespace = "tensor-fusion-sys";
+//   return runManager(o, stop);   // exit code
+#pragma once
+
+#include <string>
+
+#include "controller/context.h"
+#include "k8s/stop_signal.h"
+
+namespace tf::controller {
+
+struct ManagerOptions {
+  std::string kubeconfig;  // empty: KUBECONFIG, ~/.kube/config, then in-cluster
+  bool leaderElect = false;
+  std::string leaseNamespace = "tensor-fusion-sys";
+  std::string leaseName = "tensor-fusion-controller";
+  std::string identity;  // default: host name + pid
+  k8s::Duration leaseDuration = std::chrono::seconds(15);
+  std::string listenHost = "0.0.0.0";
+  int listenPort = 8080;  // 0: any free port (printed)
+  int workers = 2;
+  Settings settings;
+};
+
+int runManager(const ManagerOptions& options, k8s::StopSignal& stop);
+
+}  // namespace tf::controller

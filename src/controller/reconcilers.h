@@ -1,0 +1,63 @@
+// The reconcilers, one per kind, each level-triggered and idempotent: given a name, read the
+// world from the caches, write the difference (../shared/design/STYLE.md, "The operator").
+//
+//   TensorFusionCluster -> its GPUPools (<cluster>-<pool>), and the sums of their status
+//   GPUPool             -> status from the GPUNodes it manages; says when its selector matches no node
+//   Node                -> a GPUNode when a pool selects the node, none otherwise
+//   GPUNode             -> status from its GPUs and its hypervisor's heartbeat; GPUs go Unknown
+//                          when the heartbeat stops; deletion removes its GPUs first
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "controller/context.h"
+#include "controller/reconcile_loop.h"
+
+namespace tf::controller {
+
+class ClusterReconciler {
+public:
+  explicit ClusterReconciler(Context& ctx) : ctx_(ctx) {}
+  tf::Result<Outcome> reconcile(const std::string& name);
+
+private:
+  Context& ctx_;
+};
+
+class PoolReconciler {
+public:
+  explicit PoolReconciler(Context& ctx) : ctx_(ctx) {}
+  tf::Result<Outcome> reconcile(const std::string& name);
+
+private:
+  Context& ctx_;
+};
+
+class NodeReconciler {
+public:
+  explicit NodeReconciler(Context& ctx) : ctx_(ctx) {}
+  tf::Result<Outcome> reconcile(const std::string& name);
+
+private:
+  Context& ctx_;
+};
+
+class GpuNodeReconciler {
+public:
+  explicit GpuNodeReconciler(Context& ctx, k8s::Clock& clock = k8s::Clock::real()) : ctx_(ctx), clock_(clock) {}
+  tf::Result<Outcome> reconcile(const std::string& name);
+
+private:
+  // When did the heartbeat of `node` last change, by our clock (never by comparing the
+  // hypervisor's wall clock with ours)?
+  k8s::TimePoint heartbeatSeen(const std::string& node, const std::string& heartbeat);
+
+  Context& ctx_;
+  k8s::Clock& clock_;
+  std::mutex mu_;
+  std::map<std::string, std::pair<std::string, k8s::TimePoint>> heartbeats_;
+};
+
+}  // namespace tf::controller

@@ -1,0 +1,38 @@
+// Labels, annotations and finalizers of the tensor-fusion.ai API, named once (TensorFusion's
+// keys, ../shared/reference/tensorfusion-operator.md §2): the controller, the hypervisor and
+// the tests all read them from here.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tf::k8s::api {
+
+inline constexpr std::string_view kDomain = "tensor-fusion.ai";
+
+// GPUPool: the TensorFusionCluster that made it; GPUNode: its pool; GPU: its GPUNode.
+inline constexpr const char* kLabelManagedBy = "tensor-fusion.ai/managed-by";
+// GPU and TensorFusionWorkload: the pool.
+inline constexpr const char* kLabelGpuPool = "tensor-fusion.ai/gpupool";
+// GPUNode: "pool-<pool>" = "true".
+inline std::string poolMemberLabel(std::string_view pool) {
+  return std::string("tensor-fusion.ai/pool-") + std::string(pool);
+}
+inline constexpr const char* kAnnotationIsDefaultPool = "tensor-fusion.ai/is-default-pool";
+inline constexpr const char* kAnnotationLastSync = "tensor-fusion.ai/last-sync";
+inline constexpr const char* kAnnotationGpuMissingSince = "tensor-fusion.ai/gpu-missing-since";
+inline constexpr const char* kFinalizer = "tensor-fusion.ai/finalizer";
+
+// Node labels the discovery Job writes: the facts of the node's GPUs.
+inline constexpr const char* kNodeLabelGpuCount = "tensor-fusion.ai/gpu-count";
+inline constexpr const char* kNodeLabelGpuModel = "tensor-fusion.ai/gpu-model";
+inline constexpr const char* kNodeLabelGpuVram = "tensor-fusion.ai/gpu-vram";
+inline constexpr const char* kNodeLabelHardwareVendor = "tensor-fusion.ai/hardware-vendor";
+// The label NVIDIA's GPU feature discovery sets, TensorFusion's default node selector.
+inline constexpr const char* kNodeLabelGpuPresent = "nvidia.com/gpu.present";
+
+// Hypervisor states in GPUNode.status.hypervisorStatus.hypervisorState.
+inline constexpr const char* kHypervisorRunning = "Running";
+inline constexpr const char* kHypervisorStopped = "Stopped";
+
+}  // namespace tf::k8s::api
