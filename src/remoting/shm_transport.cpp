@@ -190,6 +190,25 @@ public:
     return Status::ok();
   }
 
+  Result<size_t> readAvailable(void* dst, size_t max) override {
+    uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+    uint64_t avail = in_->head.load(std::memory_order_acquire) - tail;
+    if (avail == 0) {
+      if (peerGone()) return unavailable("shared-memory peer " + name_ + " is gone");
+      return size_t(0);
+    }
+    size_t k = static_cast<size_t>(std::min<uint64_t>(avail, max));
+    TF_RETURN_IF_ERROR(readExact(dst, k));
+    return k;
+  }
+  // The rings have no descriptor: pollDescriptor() stays -1 and the gate looks every tick.
+  std::string peerKey() const override {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(sock_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "uid ?";
+    return "uid " + std::to_string(cred.uid);
+  }
+
   bool supportsViews() const override { return true; }
 
   Status peekRead(size_t max, const uint8_t** p, size_t* n) override {
