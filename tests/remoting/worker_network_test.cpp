@@ -6,7 +6,8 @@
 //    a wrong token is refused after TLS, a plaintext client at a TLS worker (and a TLS client
 //    at a plaintext one) fails cleanly;
 //  - garbage and oversized headers from a raw socket are refused and the worker lives on;
-//    another client's memory cannot be reached by posted (asynchronous) calls either.
+//    another client's memory cannot be reached by posted (asynchronous) calls either;
+//  - a stopped (SIGSTOP) worker fails its stub client within a bound, over every transport.
 // Each test starts its own tensor-fusion-worker on the soft GPU (worker_harness.h).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -261,6 +263,62 @@ TEST_P(NetworkTest, PostedCallsCannotReachAnotherClientsMemory) {
   ASSERT_EQ(a.call(FnId::cuMemcpyDtoH_v2, {pA, 64}, ctxA, nullptr, &got), CUDA_SUCCESS);
   EXPECT_EQ(got, secret);
   EXPECT_TRUE(worker_->alive());
+}
+
+// A worker that hangs (SIGSTOP: its sockets stay open and the kernel still acknowledges
+// data) is found by the stub's heartbeat: a call waiting for it fails with
+// CUDA_ERROR_DEVICE_UNAVAILABLE about 1.5 s after the last answer (asserted with room for a
+// busy machine), and so does the next call, at once.
+TEST_P(NetworkTest, StoppedWorkerFailsItsClientInBoundedTime) {
+  startWorker();
+  int toParent[2], toChild[2];
+  ASSERT_EQ(pipe(toParent), 0);
+  ASSERT_EQ(pipe(toChild), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    setenv("TF_REMOTE_WORKER", worker_->address().c_str(), 1);
+    setenv("TF_REMOTE_TOKEN", token_.c_str(), 1);
+    if (GetParam() == "tls") setenv("TF_REMOTE_TLS_CA", certs_.cert.c_str(), 1);
+    void* lib = dlopen(TF_STUB_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) _exit(3);
+    auto init = reinterpret_cast<CUresult (*)(unsigned)>(dlsym(lib, "cuInit"));
+    auto retain = reinterpret_cast<CUresult (*)(CUcontext*, CUdevice)>(dlsym(lib, "cuDevicePrimaryCtxRetain"));
+    auto setCurrent = reinterpret_cast<CUresult (*)(CUcontext)>(dlsym(lib, "cuCtxSetCurrent"));
+    auto alloc = reinterpret_cast<CUresult (*)(CUdeviceptr*, size_t)>(dlsym(lib, "cuMemAlloc_v2"));
+    CUcontext ctx;
+    CUdeviceptr p;
+    if (init(0) != CUDA_SUCCESS || retain(&ctx, 0) != CUDA_SUCCESS ||
+        setCurrent(ctx) != CUDA_SUCCESS || alloc(&p, 64) != CUDA_SUCCESS)
+      _exit(4);
+    (void)!write(toParent[1], "R", 1);
+    char go;
+    if (read(toChild[0], &go, 1) != 1) _exit(5);
+    int32_t codes[2] = {alloc(&p, 64), 0};
+    codes[1] = alloc(&p, 64);
+    (void)!write(toParent[1], codes, sizeof(codes));
+    _exit(0);
+  }
+  close(toParent[1]);
+  close(toChild[0]);
+  char ready = 0;
+  pollfd pf{toParent[0], POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 20000), 1);
+  ASSERT_EQ(read(toParent[0], &ready, 1), 1);
+  ASSERT_EQ(ready, 'R');
+  worker_->stop();
+  auto stopped = Clock::now();
+  ASSERT_EQ(write(toChild[1], "G", 1), 1);
+  int32_t codes[2] = {0, 0};
+  ASSERT_EQ(poll(&pf, 1, 10000), 1) << "the client still waits for a stopped worker";
+  double seconds = secondsSince(stopped);
+  ASSERT_EQ(read(toParent[0], codes, sizeof(codes)), static_cast<ssize_t>(sizeof(codes)));
+  EXPECT_EQ(codes[0], CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_EQ(codes[1], CUDA_ERROR_DEVICE_UNAVAILABLE);
+  EXPECT_GE(seconds, 1.0) << "failed before the heartbeat window";
+  EXPECT_LT(seconds, 2.5) << "the heartbeat window is 1.5 s";
+  waitpid(child, nullptr, 0);
+  close(toParent[0]);
+  close(toChild[1]);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, NetworkTest, ::testing::Values("tcp", "tls", "shm"));
