@@ -33,17 +33,22 @@ Gate::Gate(const GateOptions& options, Ready ready)
   thread_ = std::thread([this] { loop(); });
 }
 
-Gate::~Gate() { stop(); }
+Gate::~Gate() {
+  stop();
+  close(wake_); // only now: admit() may still be writing to it until stop() returned
+}
 
 void Gate::stop() {
   if (stopping_.exchange(true)) return;
   uint64_t one = 1;
   (void)!write(wake_, &one, sizeof(one));
   if (thread_.joinable()) thread_.join();
-  close(wake_);
+  std::lock_guard<std::mutex> lock(mu_);
+  incoming_.clear();
 }
 
 void Gate::admit(TransportPtr t) {
+  if (stopping_.load()) return; // closed here
   Pending p;
   p.peer = t->peerKey();
   p.t = std::move(t);
