@@ -132,12 +132,13 @@ TEST_P(NetworkTest, IdleConnectionsAreBoundedAndClosedAtTheDeadline) {
   EXPECT_EQ(b.call(FnId::cuMemAlloc_v2, {4096}, ctxB, &q), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {p}, ctxA), CUDA_SUCCESS);
 
-  // The worker holds no thread per waiting connection and at most kCap of them (b added
-  // one session thread, and two descriptors: its connection and, over shm, the segment).
+  // The worker holds no thread per waiting connection (b added its session thread, and the
+  // soft GPU may add one for b's context) and at most kCap waiting ones, plus at most kCap
+  // accepted a moment ago that the gate thread has not taken yet (b adds its connection).
   long threads1 = procStatus(pid, "Threads"), rss1 = procStatus(pid, "VmRSS");
   long fds1 = openDescriptors(pid);
   EXPECT_LE(threads1, threads0 + 2) << "threads grew with unauthenticated connections";
-  EXPECT_LE(fds1, fds0 + kCap + 4) << "more connections held than the cap";
+  EXPECT_LE(fds1, fds0 + 2 * kCap + 4) << "more connections held than the cap";
   EXPECT_LE(rss1 - rss0, 64 * 1024) << "kB of memory grew with unauthenticated connections";
   int closed = 0;
   for (auto& t : idles) closed += closedByWorker(*t) ? 1 : 0;
@@ -160,13 +161,13 @@ TEST_P(NetworkTest, IdleConnectionsAreBoundedAndClosedAtTheDeadline) {
 // A connection that sent part of its Hello and stopped is closed at the deadline, not before.
 TEST_P(NetworkTest, HalfAHelloIsClosedAtTheDeadline) {
   startWorker({"--handshake-timeout-ms", "800"});
+  auto start = Clock::now(); // before the connection: the worker's clock starts later
   auto t = idle();
   ASSERT_TRUE(t);
-  auto start = Clock::now();
   while (!closedByWorker(*t) && secondsSince(start) < 10)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   double waited = secondsSince(start);
-  EXPECT_GE(waited, 0.7);
+  EXPECT_GE(waited, 0.78);
   EXPECT_LT(waited, 10);
   RawClient c;
   EXPECT_EQ(c.open(worker_->address(), token_, tls()), CUDA_SUCCESS);
@@ -314,7 +315,9 @@ TEST_P(NetworkTest, StoppedWorkerFailsItsClientInBoundedTime) {
   ASSERT_EQ(read(toParent[0], codes, sizeof(codes)), static_cast<ssize_t>(sizeof(codes)));
   EXPECT_EQ(codes[0], CUDA_ERROR_DEVICE_UNAVAILABLE);
   EXPECT_EQ(codes[1], CUDA_ERROR_DEVICE_UNAVAILABLE);
-  EXPECT_GE(seconds, 1.0) << "failed before the heartbeat window";
+  // The window runs from the last answer, which may be a few hundred ms before the stop on
+  // a busy machine: the lower bound only shows it was the heartbeat, not something at once.
+  EXPECT_GE(seconds, 0.5) << "failed before the heartbeat window";
   EXPECT_LT(seconds, 2.5) << "the heartbeat window is 1.5 s";
   waitpid(child, nullptr, 0);
   close(toParent[0]);

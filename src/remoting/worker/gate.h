@@ -11,6 +11,8 @@
 // at most maxPendingPerPeer from one peer (IP address, or uid over shm). When a limit is
 // reached the OLDEST waiting connection (of that peer) is closed to make room, so a flood of
 // idle connections cannot keep a real client out: its Hello arrives right after it connects.
+// (Connections accepted and not yet taken by the gate thread are capped at maxPending too, so
+// for a moment up to twice maxPending may be open.)
 #pragma once
 
 #include <atomic>
