@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config python3
       libgtest-dev libgmock-dev libbenchmark-dev
       libzstd-dev liblz4-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-      libcpp-httplib-dev libssl-dev rsync ccache)
+      libcpp-httplib-dev libssl-dev openssl rsync ccache)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
