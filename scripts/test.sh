@@ -19,15 +19,18 @@ cmake --preset asan
 cmake --build --preset asan -j"$jobs"
 ctest --preset asan -j"$jobs"
 
-# The worker is what untrusted clients talk to: its attack and fault tests, and the CUDA
+# The worker is what untrusted clients talk to: its attack, fault and network tests (idle
+# connections, TLS, raw-socket garbage), and the CUDA
 # programs that exercise mirrored memory and graphs, run once more against the ASan+UBSan
 # build of the worker and of the soft GPU beneath it (the programs and the stub stay the
 # default build's: nvcc-built programs cannot load sanitizer-built libraries).
-TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
-TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
-  build/default/tests/remoting/remoting_worker_test
-for prog in zero_copy pinned_managed graphs graph_kernels; do
-  for transport in shm tcp; do
+for attacks in remoting_worker_test remoting_worker_network_test; do
+  TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
+  TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
+    "build/default/tests/remoting/$attacks"
+done
+for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable; do
+  for transport in shm tcp tls; do
     bash tests/remoting/run_remote.sh "$transport" build/asan/bin/tensor-fusion-worker build/asan/lib \
       build/default/lib/remote "build/asan/remote-state/$prog-$transport" "" \
       "build/default/tests/cuda/${prog}_static"

@@ -2,14 +2,15 @@
 //
 //   bench_remoting WORKER_BIN SOFTGPU_LIB STUB_LIB
 //
-// Starts a worker on shm and one on TCP (both serving the soft GPU), then measures, in child
-// processes (the stub connects once per process):
+// Starts a worker on shm, one on TCP and one on TLS over TCP (all serving the soft GPU), then
+// measures, in child processes (the stub connects once per process):
 //   - round trip of a small synchronous call (cuStreamQuery) through the stub, over shm and TCP,
 //     beside a ping-pong of the same frame sizes over the bare transport between two
 //     processes (same run);
 //   - the rate of asynchronous null-kernel launches through the stub beside the soft GPU's own;
 //   - 64 MiB host-to-device and device-to-host copies through the stub beside a plain memcpy
-//     and beside the soft GPU's own copies.
+//     and beside the soft GPU's own copies;
+//   - the cost of TLS: the same figures over tls:// beside plain TCP (same run).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string>
+#include <tuple>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -29,11 +32,13 @@
 
 #include "support/many_kernels_ptx.h"
 #include "remoting/protocol.h"
+#include "remoting/tls.h"
 #include "remoting/transport.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using tf::Status;
 double now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
 const char kNopPtx[] = R"(
@@ -320,7 +325,7 @@ struct Worker {
 };
 
 Worker startWorker(const char* bin, const char* driver, const std::string& listenAt,
-                   const std::string& stateDir) {
+                   const std::string& stateDir, const std::vector<std::string>& extra = {}) {
   int out[2];
   if (pipe(out) != 0) exit(2);
   Worker w;
@@ -328,8 +333,11 @@ Worker startWorker(const char* bin, const char* driver, const std::string& liste
   if (w.pid == 0) {
     dup2(out[1], 1);
     setenv("TF_SOFTGPU_STATE_DIR", stateDir.c_str(), 1);
-    execl(bin, bin, "--listen", listenAt.c_str(), "--driver", driver, "--token", "bench",
-          static_cast<char*>(nullptr));
+    std::vector<const char*> args = {bin, "--listen", listenAt.c_str(), "--driver", driver,
+                                     "--token", "bench"};
+    for (const auto& a : extra) args.push_back(a.c_str());
+    args.push_back(nullptr);
+    execv(bin, const_cast<char* const*>(args.data()));
     _exit(127);
   }
   close(out[1]);
@@ -343,7 +351,8 @@ Worker startWorker(const char* bin, const char* driver, const std::string& liste
 }
 
 std::map<std::string, double> runClient(const char* self, const char* lib, const char* label,
-                                        const std::string& worker, const std::string& stateDir) {
+                                        const std::string& worker, const std::string& stateDir,
+                                        const std::string& tlsCa = "") {
   int out[2];
   if (pipe(out) != 0) exit(2);
   pid_t pid = fork();
@@ -351,6 +360,7 @@ std::map<std::string, double> runClient(const char* self, const char* lib, const
     dup2(out[1], 1);
     if (!worker.empty()) setenv("TF_REMOTE_WORKER", worker.c_str(), 1);
     setenv("TF_REMOTE_TOKEN", "bench", 1);
+    if (!tlsCa.empty()) setenv("TF_REMOTE_TLS_CA", tlsCa.c_str(), 1);
     setenv("TF_SOFTGPU_STATE_DIR", stateDir.c_str(), 1);
     execl(self, self, "--client", lib, label, static_cast<char*>(nullptr));
     _exit(127);
@@ -394,17 +404,22 @@ int main(int argc, char** argv) {
   std::string shmName = "shm://tf-bench-" + std::to_string(getpid());
   Worker shm = startWorker(workerBin, softgpu, shmName, state);
   Worker tcp = startWorker(workerBin, softgpu, "tcp://127.0.0.1:0", state);
-  if (shm.address.empty() || tcp.address.empty()) {
-    fprintf(stderr, "workers did not start\n");
+  std::string cert = state + "/worker.pem", key = state + "/worker.key";
+  Status certified = tf::remoting::writeSelfSignedCertificateForTest(cert, key);
+  Worker tls = startWorker(workerBin, softgpu, "tls://127.0.0.1:0", state,
+                           {"--tls-cert", cert, "--tls-key", key});
+  if (shm.address.empty() || tcp.address.empty() || !certified.isOk() || tls.address.empty()) {
+    fprintf(stderr, "workers did not start %s\n", certified.toString().c_str());
     return 1;
   }
   auto local = runClient(argv[0], softgpu, "local", "", state);
   auto viaShm = runClient(argv[0], stub, "shm", shm.address, state);
   auto viaTcp = runClient(argv[0], stub, "tcp", tcp.address, state);
-  kill(shm.pid, SIGKILL);
-  kill(tcp.pid, SIGKILL);
-  waitpid(shm.pid, nullptr, 0);
-  waitpid(tcp.pid, nullptr, 0);
+  auto viaTls = runClient(argv[0], stub, "tls", tls.address, state, cert);
+  for (Worker* w : {&shm, &tcp, &tls}) {
+    kill(w->pid, SIGKILL);
+    waitpid(w->pid, nullptr, 0);
+  }
   double pingShm = pingPongP50("shm://tf-bench-pp-" + std::to_string(getpid()));
   double pingTcp = pingPongP50("tcp://127.0.0.1:0");
   double memcpyGbps = plainMemcpyGbps();
@@ -466,5 +481,18 @@ int main(int argc, char** argv) {
   printf("launch + synchronise round, p50: with 64 MiB of managed memory (one page changed per\n"
          "round; mirrored through the stub) / without:\n");
   pairs("managed_round_us", "round_us", "us");
+  printf("\n");
+  struct stat st {};
+  printf("the cost of TLS (tls:// / tcp://, both through the stub; kernel TLS module %s):\n",
+         stat("/sys/module/tls", &st) == 0 ? "loaded: records may be sealed by the kernel"
+                                           : "not loaded: OpenSSL seals records in user space");
+  for (auto [key, unit, what] : {std::tuple{"sync_p50_us", "us", "sync call p50"},
+                                 std::tuple{"launch_issue_per_s", "/s", "launches issued"},
+                                 std::tuple{"htod_gbps", "GB/s", "64 MiB H2D"},
+                                 std::tuple{"dtoh_gbps", "GB/s", "64 MiB D2H"},
+                                 std::tuple{"round_us", "us", "launch+sync round"}}) {
+    double a = viaTls[std::string("tls.") + key], b = viaTcp[std::string("tcp.") + key];
+    printf("  %-18s %10.2f %s / %10.2f %s   ratio %.2fx\n", what, a, unit, b, unit, ratio(a, b));
+  }
   return 0;
 }

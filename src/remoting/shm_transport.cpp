@@ -190,6 +190,29 @@ public:
     return Status::ok();
   }
 
+  Result<size_t> readAvailable(void* dst, size_t max) override {
+    uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+    uint64_t avail = in_->head.load(std::memory_order_acquire) - tail;
+    if (avail == 0) {
+      // The gate asks every millisecond; the socket (two system calls) is looked at less often.
+      int64_t now = monoNs();
+      if (now - lastGoneCheckNs_ < kGoneCheckNs) return size_t(0);
+      lastGoneCheckNs_ = now;
+      if (peerGone()) return unavailable("shared-memory peer " + name_ + " is gone");
+      return size_t(0);
+    }
+    size_t k = static_cast<size_t>(std::min<uint64_t>(avail, max));
+    TF_RETURN_IF_ERROR(readExact(dst, k));
+    return k;
+  }
+  // The rings have no descriptor: pollDescriptor() stays -1 and the gate looks every tick.
+  std::string peerKey() const override {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(sock_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "uid ?";
+    return "uid " + std::to_string(cred.uid);
+  }
+
   bool supportsViews() const override { return true; }
 
   Status peekRead(size_t max, const uint8_t** p, size_t* n) override {
@@ -326,6 +349,8 @@ private:
   RingHeader* out_;
   RingHeader* in_;
   std::atomic<bool> closed_{false};
+  static constexpr int64_t kGoneCheckNs = 50'000'000;
+  int64_t lastGoneCheckNs_ = 0;
 };
 
 class ShmListener : public Listener {

@@ -1,5 +1,6 @@
 // TCP: no Nagle, large socket buffers, vectored writes, keep-alive and TCP_USER_TIMEOUT so a
-// peer that vanishes without closing is noticed within about two seconds.
+// peer that vanishes without closing is noticed within about two seconds. With TlsOptions the
+// same sockets carry TLS (tls_transport.cpp).
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -12,8 +13,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
 #include <vector>
 
+#include "remoting/tls.h"
 #include "remoting/transport.h"
 
 namespace tf::remoting {
@@ -38,9 +42,20 @@ void tune(int fd) {
 
 std::string errnoText(const char* what) { return std::string(what) + ": " + strerror(errno); }
 
+// The numeric host and port of a socket address.
+std::pair<std::string, std::string> numericName(const sockaddr_storage& sa, socklen_t len) {
+  char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+  getnameinfo(reinterpret_cast<const sockaddr*>(&sa), len, host, sizeof(host), port, sizeof(port),
+              NI_NUMERICHOST | NI_NUMERICSERV);
+  return {host, port};
+}
+
 class TcpTransport : public Transport {
 public:
-  TcpTransport(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { tune(fd_); }
+  TcpTransport(int fd, std::string peer, std::string peerKey)
+      : fd_(fd), peer_(std::move(peer)), peerKey_(std::move(peerKey)) {
+    tune(fd_);
+  }
   ~TcpTransport() override { ::close(fd_); }
 
   Status writeV(const iovec* iov, int count) override {
@@ -71,6 +86,7 @@ public:
   // straight to their destination.
   Status readExact(void* dst, size_t n) override {
     auto* p = static_cast<char*>(dst);
+    if (buf_.empty()) buf_.resize(kReadBuffer); // not before the first read: idle peers cost no buffer
     size_t have = end_ - begin_;
     if (have) {
       size_t k = std::min(have, n);
@@ -111,6 +127,25 @@ public:
     return ::poll(&p, 1, timeoutMs) == 1;
   }
 
+  Result<size_t> readAvailable(void* dst, size_t max) override {
+    size_t have = std::min(end_ - begin_, max);
+    if (have) {
+      std::memcpy(dst, buf_.data() + begin_, have);
+      begin_ += have;
+      return have;
+    }
+    for (;;) {
+      ssize_t r = ::recv(fd_, dst, max, MSG_DONTWAIT);
+      if (r > 0) return static_cast<size_t>(r);
+      if (r == 0) return unavailable("connection closed by " + peer_);
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t(0);
+      return unavailable(errnoText("recv"));
+    }
+  }
+  int pollDescriptor() const override { return fd_; }
+  std::string peerKey() const override { return peerKey_; }
+
   void shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
   std::string describe() const override { return "tcp " + peer_; }
   bool prefersBatching() const override { return true; }
@@ -119,13 +154,15 @@ private:
   static constexpr size_t kReadBuffer = 256 << 10;
   int fd_;
   std::string peer_;
-  std::vector<char> buf_ = std::vector<char>(kReadBuffer);
+  std::string peerKey_;
+  std::vector<char> buf_;
   size_t begin_ = 0, end_ = 0;
 };
 
 class TcpListener : public Listener {
 public:
-  TcpListener(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  TcpListener(int fd, std::string address, std::shared_ptr<TlsContext> tls)
+      : fd_(fd), address_(std::move(address)), tls_(std::move(tls)) {}
   ~TcpListener() override { close(); }
 
   Result<TransportPtr> accept() override {
@@ -134,10 +171,13 @@ public:
       socklen_t len = sizeof(sa);
       int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
       if (fd >= 0) {
-        char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-        getnameinfo(reinterpret_cast<sockaddr*>(&sa), len, host, sizeof(host), port,
-                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
-        return TransportPtr(new TcpTransport(fd, std::string(host) + ":" + port));
+        auto [host, port] = numericName(sa, len);
+        // TLS: the handshake happens later, without blocking (readAvailable), on the gate.
+        if (tls_) {
+          tune(fd);
+          return tlsServerTransport(fd, host + ":" + port, host, tls_);
+        }
+        return TransportPtr(new TcpTransport(fd, host + ":" + port, host));
       }
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return unavailable(errnoText("accept"));
@@ -155,6 +195,7 @@ public:
 private:
   int fd_;
   std::string address_;
+  std::shared_ptr<TlsContext> tls_;
 };
 
 Result<addrinfo*> resolve(const std::string& host, int port, bool passive) {
@@ -171,7 +212,13 @@ Result<addrinfo*> resolve(const std::string& host, int port, bool passive) {
 
 } // namespace
 
-Result<ListenerPtr> listenTcp(const std::string& host, int port) {
+Result<ListenerPtr> listenTcp(const std::string& host, int port, const TlsOptions* tls) {
+  std::shared_ptr<TlsContext> context;
+  if (tls && tls->any()) {
+    auto c = serverTlsContext(*tls);
+    if (!c) return c.status();
+    context = std::move(*c);
+  }
   auto res = resolve(host, port, true);
   if (!res) return res.status();
   addrinfo* ai = *res;
@@ -192,14 +239,20 @@ Result<ListenerPtr> listenTcp(const std::string& host, int port) {
   sockaddr_storage sa{};
   socklen_t len = sizeof(sa);
   getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  char h[NI_MAXHOST], p[NI_MAXSERV];
-  getnameinfo(reinterpret_cast<sockaddr*>(&sa), len, h, sizeof(h), p, sizeof(p),
-              NI_NUMERICHOST | NI_NUMERICSERV);
-  std::string shown = sa.ss_family == AF_INET6 ? "[" + std::string(h) + "]" : std::string(h);
-  return ListenerPtr(new TcpListener(fd, "tcp://" + shown + ":" + p));
+  auto [h, p] = numericName(sa, len);
+  std::string shown = sa.ss_family == AF_INET6 ? "[" + h + "]" : h;
+  return ListenerPtr(new TcpListener(fd, (context ? "tls://" : "tcp://") + shown + ":" + p, context));
 }
 
-Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs) {
+Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs,
+                                const TlsOptions* tls) {
+  std::shared_ptr<TlsContext> context;
+  if (tls) {
+    auto c = clientTlsContext(*tls);
+    if (!c) return c.status();
+    context = std::move(*c);
+  }
+  auto started = std::chrono::steady_clock::now();
   auto res = resolve(host, port, false);
   if (!res) return res.status();
   Status last = unavailable("no address for " + host);
@@ -220,9 +273,17 @@ Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs
       }
     }
     if (rc == 0) {
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       freeaddrinfo(*res);
-      return TransportPtr(new TcpTransport(fd, host + ":" + std::to_string(port)));
+      std::string peer = host + ":" + std::to_string(port);
+      if (context) {
+        tune(fd);
+        int spent = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started).count());
+        return tlsClientTransport(fd, peer, tls->serverName.empty() ? host : tls->serverName,
+                                  context, std::max(1, timeoutMs - spent));
+      }
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+      return TransportPtr(new TcpTransport(fd, peer, host));
     }
     last = unavailable(errnoText(("connecting to " + host + ":" + std::to_string(port)).c_str()));
     ::close(fd);
@@ -231,30 +292,52 @@ Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs
   return last;
 }
 
-Result<ListenerPtr> listen(const std::string& address) {
-  if (address.rfind("tcp://", 0) == 0) {
-    std::string rest = address.substr(6);
-    size_t colon = rest.rfind(':');
-    if (colon == std::string::npos) return invalidArgument("tcp address needs a port: " + address);
-    std::string host = rest.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    return listenTcp(host, atoi(rest.c_str() + colon + 1));
+namespace {
+
+// "tcp://host:port" or "tls://host:port" (IPv6 hosts in brackets).
+struct TcpAddress {
+  std::string host;
+  int port = 0;
+  bool tls = false;
+};
+Result<TcpAddress> parseTcp(const std::string& address) {
+  TcpAddress a;
+  a.tls = address.rfind("tls://", 0) == 0;
+  std::string rest = address.substr(6);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return invalidArgument("tcp address needs a port: " + address);
+  a.host = rest.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[') a.host = a.host.substr(1, a.host.size() - 2);
+  a.port = atoi(rest.c_str() + colon + 1);
+  return a;
+}
+bool isTcp(const std::string& a) { return a.rfind("tcp://", 0) == 0 || a.rfind("tls://", 0) == 0; }
+const char kAddressForms[] = "(want tcp://host:port, tls://host:port or shm://name): ";
+
+} // namespace
+
+Result<ListenerPtr> listen(const std::string& address, const TlsOptions& tls) {
+  if (isTcp(address)) {
+    auto a = parseTcp(address);
+    if (!a) return a.status();
+    if (a->tls && (tls.certFile.empty() || tls.keyFile.empty()))
+      return invalidArgument("a tls:// listener needs a certificate and a key (--tls-cert, --tls-key)");
+    if (!a->tls && tls.any())
+      return invalidArgument("a certificate is given but the address is not tls://: " + address);
+    return listenTcp(a->host, a->port, a->tls ? &tls : nullptr);
   }
   if (address.rfind("shm://", 0) == 0) return listenShm(address.substr(6));
-  return invalidArgument("unknown address (want tcp://host:port or shm://name): " + address);
+  return invalidArgument(std::string("unknown address ") + kAddressForms + address);
 }
 
-Result<TransportPtr> connect(const std::string& address, int timeoutMs) {
-  if (address.rfind("tcp://", 0) == 0) {
-    std::string rest = address.substr(6);
-    size_t colon = rest.rfind(':');
-    if (colon == std::string::npos) return invalidArgument("tcp address needs a port: " + address);
-    std::string host = rest.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    return connectTcp(host, atoi(rest.c_str() + colon + 1), timeoutMs);
+Result<TransportPtr> connect(const std::string& address, int timeoutMs, const TlsOptions& tls) {
+  if (isTcp(address)) {
+    auto a = parseTcp(address);
+    if (!a) return a.status();
+    return connectTcp(a->host, a->port, timeoutMs, a->tls ? &tls : nullptr);
   }
   if (address.rfind("shm://", 0) == 0) return connectShm(address.substr(6), timeoutMs);
-  return invalidArgument("unknown address (want tcp://host:port or shm://name): " + address);
+  return invalidArgument(std::string("unknown address ") + kAddressForms + address);
 }
 
 } // namespace tf::remoting

@@ -1,6 +1,7 @@
-// One byte-stream interface over TCP and shared memory; frames (protocol.h) ride on it.
+// One byte-stream interface over TCP (plain or TLS) and shared memory; frames (protocol.h)
+// ride on it.
 //
-//   auto listener = listen("tcp://127.0.0.1:0");      // or "shm://name"
+//   auto listener = listen("tcp://127.0.0.1:0");      // or "shm://name", "tls://..." + TlsOptions
 //   std::string where = (*listener)->address();       // "tcp://127.0.0.1:40123"
 //   auto server = (*listener)->accept();               // blocks
 //   auto client = connect(where, 2000);                // in another thread or process
@@ -56,6 +57,17 @@ public:
   // Whether small fire-and-forget frames should be gathered into one write (each write is a
   // system call on TCP; on shared memory it is a ring copy, cheaper than gathering).
   virtual bool prefersBatching() const { return false; }
+
+  // Before a connection is authenticated the worker gives it no thread: one gate thread waits
+  // on every pending connection and reads what has arrived without blocking.
+  // readAvailable: up to `max` bytes that are already here (0 if none yet); a TLS transport
+  // first finishes its handshake this way. Unavailable when the peer is gone or broke TLS.
+  virtual Result<size_t> readAvailable(void* dst, size_t max) = 0;
+  // A descriptor that polls readable when readAvailable may make progress, or -1: ask again
+  // every millisecond or so (shared-memory rings have no descriptor for their data).
+  virtual int pollDescriptor() const { return -1; }
+  // Who is at the other end, for per-peer limits: the IP address (TCP), "uid N" (shm).
+  virtual std::string peerKey() const = 0;
 };
 using TransportPtr = std::unique_ptr<Transport>;
 
@@ -69,13 +81,28 @@ public:
 };
 using ListenerPtr = std::unique_ptr<Listener>;
 
-// "tcp://host:port" or "shm://name".
-Result<ListenerPtr> listen(const std::string& address);
-Result<TransportPtr> connect(const std::string& address, int timeoutMs);
+// TLS on the TCP transport ("tls://host:port"): the worker presents certFile/keyFile; the
+// client verifies the worker's certificate against caFile (and the address's host, or
+// serverName), or accepts exactly the certificate whose DER SHA-256 is pinSha256 (hex).
+// The token is sent only inside the verified TLS session.
+struct TlsOptions {
+  std::string certFile, keyFile; // worker
+  std::string caFile;            // client
+  std::string pinSha256;         // client
+  std::string serverName;        // client: the name to check; default: the address's host
+  bool any() const { return !certFile.empty() || !caFile.empty() || !pinSha256.empty(); }
+};
+// The client's TLS options from TF_REMOTE_TLS_CA, TF_REMOTE_TLS_PIN, TF_REMOTE_TLS_NAME.
+TlsOptions tlsOptionsFromEnvironment();
 
-// Per scheme.
-Result<ListenerPtr> listenTcp(const std::string& host, int port);
-Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs);
+// "tcp://host:port", "tls://host:port" or "shm://name".
+Result<ListenerPtr> listen(const std::string& address, const TlsOptions& tls = {});
+Result<TransportPtr> connect(const std::string& address, int timeoutMs, const TlsOptions& tls = {});
+
+// Per scheme. With tls set (worker: certificate and key; client: CA or pin), TCP carries TLS.
+Result<ListenerPtr> listenTcp(const std::string& host, int port, const TlsOptions* tls = nullptr);
+Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs,
+                                const TlsOptions* tls = nullptr);
 Result<ListenerPtr> listenShm(const std::string& name);
 Result<TransportPtr> connectShm(const std::string& name, int timeoutMs);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one CUDA test program through the remoting stub against a worker started here.
 #
-#   run_remote.sh tcp|shm WORKER SOFTGPU_LIB_DIR STUB_DIR STATE_DIR EXTRA_LD PROGRAM [ARGS...]
+#   run_remote.sh tcp|tls|shm WORKER SOFTGPU_LIB_DIR STUB_DIR STATE_DIR EXTRA_LD PROGRAM [ARGS...]
 #
 # TF_REMOTE_CLIENTS=N runs N copies of the program at once against the one worker.
 # The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
@@ -14,14 +14,25 @@ shift 6
 mkdir -p "$state"
 rm -rf "${state:?}"/*
 token="tok-$$-$RANDOM"
+tls=()
 case "$transport" in
   tcp) listen="tcp://127.0.0.1:0" ;;
   shm) listen="shm://tf-test-$$-$RANDOM" ;;
+  tls)
+    listen="tls://127.0.0.1:0"
+    # A certificate for this run only; the stub trusts exactly it.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+      -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+      -keyout "$state/worker.key" -out "$state/worker.pem" 2>"$state/openssl.log" || {
+      cat "$state/openssl.log" >&2; exit 1; }
+    tls=(--tls-cert "$state/worker.pem" --tls-key "$state/worker.key")
+    export TF_REMOTE_TLS_CA="$state/worker.pem"
+    ;;
   *) echo "unknown transport $transport" >&2; exit 2 ;;
 esac
 log="$state/worker.log"
 TF_SOFTGPU_STATE_DIR="$state" "$worker" --listen "$listen" --driver "$libdir/libcuda.so.1" \
-  --token "$token" >"$log" 2>&1 &
+  --token "$token" "${tls[@]}" >"$log" 2>&1 &
 wpid=$!
 trap 'kill -9 $wpid 2>/dev/null' EXIT
 addr=""

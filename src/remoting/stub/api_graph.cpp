@@ -1,8 +1,11 @@
 // Stream capture and graphs: forwarded; the worker's driver builds and runs the graphs. While
 // no capture is on, capture queries are answered locally (cudart asks often). Host nodes and
-// host functions captured into a graph run here at every launch (host channel); pinned memory
-// a graph copies to or from is mirrored on the worker and used there by address.
+// host functions captured into a graph run here at every launch (host channel); host memory
+// (pinned or pageable) a graph copies to or from is mirrored on the worker and used there by
+// address.
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "remoting/stub/api.h"
@@ -11,6 +14,82 @@ using namespace tf::remoting::stub;
 using tf::remoting::Writer;
 
 namespace {
+
+// Pageable host memory that memcpy nodes read or write: mirrored (exactly the bytes a node
+// touches) for as long as a graph, or an executable graph instantiated from one, uses it.
+class PageableMirrors {
+public:
+  // The mirror for [addr, addr + n): an existing one of ours that holds it, or a new one.
+  // *base: its base, or 0 when the range lies in a mirror we do not own (pinned, managed).
+  CUresult acquire(uint64_t addr, uint64_t n, uint64_t* base) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Client& c = client();
+    uint64_t b = 0, size = 0;
+    if (c.mirrors().base(addr, &b, &size) && addr - b <= size && n <= size - (addr - b)) {
+      *base = refs_.count(b) ? b : 0;
+      if (*base) refs_[b]++;
+      return CUDA_SUCCESS;
+    }
+    CUresult r = c.mirrorRange(addr, n);
+    if (r != CUDA_SUCCESS) return r;
+    refs_[addr] = 1;
+    *base = addr;
+    return CUDA_SUCCESS;
+  }
+  void release(uint64_t base) {
+    std::lock_guard<std::mutex> lock(mu_);
+    releaseLocked(base);
+  }
+  // Graph or executable graph `user` holds these bases (each already counted once).
+  void attach(uint64_t user, const std::vector<uint64_t>& bases) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint64_t b : bases)
+      if (b) users_[user].push_back(b);
+  }
+  // An executable graph uses what its graph uses.
+  void inherit(uint64_t graph, uint64_t exec) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = users_.find(graph);
+    if (it == users_.end()) return;
+    std::vector<uint64_t> bases = it->second;
+    for (uint64_t b : bases) refs_[b]++;
+    users_[exec] = std::move(bases);
+  }
+  void drop(uint64_t user) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = users_.find(user);
+    if (it == users_.end()) return;
+    for (uint64_t b : it->second) releaseLocked(b);
+    users_.erase(it);
+  }
+
+private:
+  void releaseLocked(uint64_t base) {
+    auto it = refs_.find(base);
+    if (it == refs_.end() || --it->second > 0) return;
+    refs_.erase(it);
+    // Not pulled back: the program synchronised after its last launch (which pulled what the
+    // device wrote), and it may have freed the memory since.
+    client().releaseHostMirror(h<void*>(base), false);
+  }
+  std::mutex mu_;
+  std::map<uint64_t, int> refs_;
+  std::map<uint64_t, std::vector<uint64_t>> users_;
+};
+PageableMirrors& pageableMirrors() {
+  static auto* p = new PageableMirrors(); // outlives every static destructor that may free graphs
+  return *p;
+}
+
+// The bytes one side of a 3D copy touches: from its first byte to its last.
+void copyExtent(const void* host, size_t x, size_t y, size_t z, size_t pitch, size_t height,
+                const CUDA_MEMCPY3D& c, uint64_t* addr, uint64_t* n) {
+  size_t depth = c.Depth ? c.Depth : 1, rows = c.Height ? c.Height : 1;
+  pitch = pitch ? pitch : c.WidthInBytes;
+  height = height ? height : rows;
+  *addr = u(host) + x + pitch * (y + height * z);
+  *n = pitch * height * (depth - 1) + pitch * (rows - 1) + c.WidthInBytes;
+}
 
 Writer nodeBlob(const CUgraphNode* deps, size_t n) {
   Writer w;
@@ -144,7 +223,9 @@ CUresult tf_rs_cuGraphCreate(CUgraph* g, unsigned flags) {
 }
 CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   TF_READY();
-  return client().call(FnId::cuGraphDestroy, {u(g)});
+  CUresult r = client().call(FnId::cuGraphDestroy, {u(g)});
+  if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
+  return r;
 }
 CUresult tf_rs_cuGraphGetNodes(CUgraph g, CUgraphNode* nodes, size_t* n) {
   if (!n) return CUDA_ERROR_INVALID_VALUE;
@@ -180,11 +261,14 @@ CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned l
   uint64_t out = 0;
   CUresult r = client().call(FnId::cuGraphInstantiateWithFlags, {u(g), flags}, &out, 1);
   *e = h<CUgraphExec>(out);
+  if (r == CUDA_SUCCESS) pageableMirrors().inherit(u(g), out);
   return r;
 }
 CUresult tf_rs_cuGraphExecDestroy(CUgraphExec e) {
   TF_READY();
-  return client().call(FnId::cuGraphExecDestroy, {u(e)});
+  CUresult r = client().call(FnId::cuGraphExecDestroy, {u(e)});
+  if (r == CUDA_SUCCESS) pageableMirrors().drop(u(e));
+  return r;
 }
 CUresult tf_rs_cuGraphLaunch(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphLaunch, e, s); }
 CUresult tf_rs_cuGraphLaunch_ptsz(CUgraphExec e, CUstream s) { return graphLaunch(FnId::cuGraphLaunch_ptsz, e, s); }
@@ -249,9 +333,12 @@ CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphN
   TF_READY();
   Client& c = client();
   CUDA_MEMCPY3D copy = *p;
-  // Each side by address: device memory, or pinned memory mirrored (or shared) on the worker,
-  // since the node reads and writes it every time the graph runs.
-  auto side = [&](CUmemorytype& type, const void*& host, CUdeviceptr& dev) -> CUresult {
+  // Each side by address: device memory, or host memory mirrored (or shared) on the worker,
+  // since the node reads and writes it every time the graph runs. Pinned memory is mirrored
+  // whole; of pageable memory, the bytes the node touches, while the graph needs them.
+  std::vector<uint64_t> pageable;
+  auto side = [&](CUmemorytype& type, const void*& host, CUdeviceptr& dev, size_t x, size_t y,
+                  size_t z, size_t pitch, size_t height) -> CUresult {
     if (type == CU_MEMORYTYPE_UNIFIED) {
       Client::Allocation a{};
       bool device = c.findDevice(dev, nullptr, &a) &&
@@ -261,19 +348,35 @@ CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphN
     }
     if (type == CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
     if (type != CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
-    if (!c.findHost(host, nullptr, nullptr, nullptr)) return CUDA_ERROR_NOT_SUPPORTED; // pageable
-    return c.mirrorHost(host);
+    if (!host) return CUDA_ERROR_INVALID_VALUE;
+    if (c.findHost(host, nullptr, nullptr, nullptr)) return c.mirrorHost(host);
+    uint64_t addr = 0, bytes = 0, base = 0;
+    copyExtent(host, x, y, z, pitch, height, copy, &addr, &bytes);
+    CUresult r = pageableMirrors().acquire(addr, bytes, &base);
+    if (r == CUDA_SUCCESS) pageable.push_back(base);
+    return r;
   };
   const void* srcHost = copy.srcHost;
   const void* dstHost = copy.dstHost;
-  CUresult r = side(copy.srcMemoryType, srcHost, copy.srcDevice);
-  if (r == CUDA_SUCCESS) r = side(copy.dstMemoryType, dstHost, copy.dstDevice);
-  if (r != CUDA_SUCCESS) return r;
-  copy.srcHost = srcHost;
-  copy.dstHost = const_cast<void*>(dstHost);
-  Writer w = nodeBlob(deps, n);
-  w.bytes(&copy, sizeof(copy));
-  return addNode(FnId::cuGraphAddMemcpyNode, node, {u(g), u(ctx ? ctx : currentContext())}, w);
+  CUresult r = side(copy.srcMemoryType, srcHost, copy.srcDevice, copy.srcXInBytes, copy.srcY,
+                    copy.srcZ, copy.srcPitch, copy.srcHeight);
+  if (r == CUDA_SUCCESS)
+    r = side(copy.dstMemoryType, dstHost, copy.dstDevice, copy.dstXInBytes, copy.dstY, copy.dstZ,
+             copy.dstPitch, copy.dstHeight);
+  if (r == CUDA_SUCCESS) {
+    copy.srcHost = srcHost;
+    copy.dstHost = const_cast<void*>(dstHost);
+    Writer w = nodeBlob(deps, n);
+    w.bytes(&copy, sizeof(copy));
+    r = addNode(FnId::cuGraphAddMemcpyNode, node, {u(g), u(ctx ? ctx : currentContext())}, w);
+  }
+  if (r == CUDA_SUCCESS) {
+    pageableMirrors().attach(u(g), pageable);
+  } else {
+    for (uint64_t b : pageable)
+      if (b) pageableMirrors().release(b);
+  }
+  return r;
 }
 CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
                                          const CUgraphEdgeData* edges, size_t n) {

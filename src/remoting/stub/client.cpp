@@ -60,10 +60,10 @@ CUresult Client::init() {
 CUresult Client::connectLocked() {
   const char* where = getenv("TF_REMOTE_WORKER");
   if (!where || !*where) {
-    TF_LOG(Warn, "TF_REMOTE_WORKER is not set (tcp://host:port or shm://name)");
+    TF_LOG(Warn, "TF_REMOTE_WORKER is not set (tcp://host:port, tls://host:port or shm://name)");
     return CUDA_ERROR_NO_DEVICE;
   }
-  auto t = connect(where, 2000);
+  auto t = connect(where, 2000, tlsOptionsFromEnvironment());
   if (!t) {
     TF_LOG(Warn, "cannot reach the worker at %s: %s", where, t.status().toString().c_str());
     dead_.store(true);
@@ -297,7 +297,7 @@ CUresult Client::openHostChannel() {
   // Called with hostMu_ held.
   if (hostChannel_) return CUDA_SUCCESS;
   if (!sessionId_) return CUDA_ERROR_NOT_SUPPORTED;
-  auto t = connect(address_, 2000);
+  auto t = connect(address_, 2000, tlsOptionsFromEnvironment());
   if (!t) return fail(t.status());
   Hello hello;
   hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());

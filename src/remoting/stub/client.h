@@ -91,6 +91,9 @@ public:
   // Mirrors the pinned allocation holding p on the worker (once); the device may then use
   // its address.
   CUresult mirrorHost(const void* p);
+  // Mirrors [base, base + size) of any host memory (pageable memory a graph's memcpy node
+  // uses at every launch) on the worker, at the same address.
+  CUresult mirrorRange(uint64_t base, uint64_t size);
   // Before unregistering (keepContents), what the device wrote is pulled first.
   CUresult releaseHostMirror(void* base, bool keepContents);
   CUresult pushMirrors();

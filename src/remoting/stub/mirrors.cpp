@@ -83,8 +83,11 @@ CUresult Client::mirrorHost(const void* p) {
   Allocation known{};
   if (findDevice(reinterpret_cast<CUdeviceptr>(p), nullptr, &known) && known.kind == Memory::HostShared)
     return CUDA_SUCCESS; // the worker maps the very pages already
+  return mirrorRange(reinterpret_cast<uint64_t>(base), size);
+}
+
+CUresult Client::mirrorRange(uint64_t b, uint64_t size) {
   std::lock_guard<std::mutex> lock(mirrorMu_);
-  uint64_t b = reinterpret_cast<uint64_t>(base);
   if (mirrors_.contains(b, size)) return CUDA_SUCCESS;
   CUresult r = exchange(static_cast<uint32_t>(Op::MirrorHost), {b, size}, nullptr, 0, nullptr, 0,
                         nullptr, 0, nullptr, nullptr);

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "cuda/catalog.h"
+#include "remoting/tls.h"
 
 namespace tf::remoting {
 
@@ -319,8 +320,7 @@ Status Session::readBulk(void* dst, size_t n) {
   return transport_->readExact(dst, n);
 }
 
-void Session::run() {
-  Role role = handshake();
+void Session::run(Role role) {
   if (role == Role::HostChannel) {
     serveHostChannel(std::move(attachedTo_));
     return;
@@ -395,13 +395,12 @@ void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
   channel->close(); // the client is gone: nothing waits for it any more
 }
 
-Session::Role Session::handshake() {
-  FrameHeader h;
-  Status s = readHeader(*transport_, &h);
-  std::vector<uint8_t> args;
+Session::Role Session::handshake(Status framing, const FrameHeader& h,
+                                  const std::vector<uint8_t>& args) {
+  Status s = std::move(framing);
   if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::Hello)) s = dataLoss("expected Hello");
   if (s.isOk() && h.bulkLen) s = dataLoss("Hello carries no bulk");
-  if (s.isOk()) s = readArgs(*transport_, h, &args);
+  if (s.isOk() && args.size() != h.argsLen) s = dataLoss("Hello args cut short");
   Hello hello;
   if (s.isOk()) s = decodeHello(args.data(), args.size(), &hello);
   CUresult r = CUDA_SUCCESS;
@@ -413,7 +412,7 @@ Session::Role Session::handshake() {
   } else if (hello.catalogSize != static_cast<uint32_t>(cuda::catalogSize())) {
     r = CUDA_ERROR_NOT_SUPPORTED;
     s = failedPrecondition("client built against another driver-API catalog");
-  } else if (hello.token != shared_.token) {
+  } else if (!constantTimeEquals(hello.token, shared_.token)) {
     r = CUDA_ERROR_NOT_PERMITTED;
     s = Status(Code::PermissionDenied, "bad token");
   } else if (hello.attachTo) {

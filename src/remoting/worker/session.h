@@ -4,7 +4,9 @@
 // owns is released when it disconnects or dies.
 //
 //   Session s(shared, std::move(transport));
-//   s.run();              // until the client leaves; then its resources are freed
+//   auto role = s.handshake(framing, hello, args);  // the gate read the Hello
+//   if (role != Session::Role::Refused) s.run(role); // until the client leaves; then its
+//                                                    // resources are freed
 #pragma once
 
 #include <atomic>
@@ -118,8 +120,14 @@ class Session {
 public:
   Session(WorkerShared& shared, TransportPtr transport);
   ~Session();
-  // Serves the client until it leaves or breaks the protocol; then releases its resources.
-  void run();
+  enum class Role { Refused, Calls, HostChannel };
+  // The client's first frame, read whole by the gate (framing: whether its header decoded):
+  // checks version, catalog and token and answers HelloReply. Cheap, no driver calls: it runs
+  // on the gate thread.
+  Role handshake(Status framing, const FrameHeader& h, const std::vector<uint8_t>& args);
+  // After an accepted handshake, on the session's own thread: serves the client until it
+  // leaves or breaks the protocol; then releases its resources.
+  void run(Role role);
   const std::string& peer() const { return peer_; }
 
   // ---- used by the handlers --------------------------------------------------------------
@@ -201,8 +209,6 @@ private:
   // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.
   void track(CUdeviceptr p, const Allocation& a);
   void untrack(CUdeviceptr p);
-  enum class Role { Refused, Calls, HostChannel };
-  Role handshake();
   void serveHostChannel(std::shared_ptr<HostChannel> channel);
   Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
   Status sendReply(const FrameHeader& h, CUresult r, CallOut& out);

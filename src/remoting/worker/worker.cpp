@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <signal.h>
+#include <algorithm>
 #include <thread>
 
 #include "common/log.h"
@@ -21,10 +22,27 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
   if (r != CUDA_SUCCESS) return unavailable("cuInit failed on " + o.driver + ": " + std::to_string(r));
-  auto l = listen(o.listen);
+  auto l = listen(o.listen, o.tls);
   if (!l) return l.status();
   w->listener_ = std::move(*l);
+  Worker* self = w.get();
+  w->gate_ = std::make_unique<Gate>(o.gate, [self](TransportPtr t, Status framing,
+                                                   const FrameHeader& h, std::vector<uint8_t>& args) {
+    self->onFirstFrame(std::move(t), std::move(framing), h, args);
+  });
   return w;
+}
+
+void Worker::onFirstFrame(TransportPtr t, Status framing, const FrameHeader& h,
+                          std::vector<uint8_t>& args) {
+  auto s = std::make_unique<Session>(shared_, std::move(t));
+  Session::Role role = s->handshake(std::move(framing), h, args);
+  if (role == Session::Role::Refused) return; // answered; the connection closes here
+  active_.fetch_add(1);
+  std::thread([this, s = std::move(s), role] {
+    s->run(role);
+    active_.fetch_sub(1);
+  }).detach();
 }
 
 void Worker::serve() {
@@ -36,26 +54,34 @@ void Worker::serve() {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    active_.fetch_add(1);
-    std::thread([this, transport = std::move(*t)]() mutable {
-      Session s(shared_, std::move(transport));
-      s.run();
-      active_.fetch_sub(1);
-    }).detach();
+    gate_->admit(std::move(*t));
   }
 }
 
 void Worker::stop() {
   stopping_.store(true);
   listener_->close();
+  gate_->stop();
 }
 
 namespace {
 
 void usage() {
-  fprintf(stderr, "usage: tensor-fusion-worker --listen tcp://HOST:PORT|shm://NAME "
-                  "--driver /path/libcuda.so.1 [--token T] [--verbose]\n"
-                  "  the token may also come from TF_REMOTE_TOKEN\n");
+  fprintf(stderr,
+          "usage: tensor-fusion-worker --listen tcp://HOST:PORT|tls://HOST:PORT|shm://NAME\n"
+          "         --driver /path/libcuda.so.1 [--token T] [--verbose]\n"
+          "         [--tls-cert CERT.pem --tls-key KEY.pem]      (for tls://)\n"
+          "         [--handshake-timeout-ms 5000] [--max-pending 64] [--max-pending-per-peer 8]\n"
+          "  the token may also come from TF_REMOTE_TOKEN. A connection that has not sent its\n"
+          "  Hello within the timeout is closed; when more are waiting than allowed (in all, or\n"
+          "  from one address), the oldest waiting one is closed.\n");
+}
+
+// A positive integer option, or -1.
+long positive(const char* v) {
+  char* end = nullptr;
+  long n = strtol(v, &end, 10);
+  return end && *end == 0 && n > 0 ? n : -1;
 }
 
 } // namespace
@@ -72,6 +98,14 @@ int runWorker(int argc, char** argv) {
     else if (a == "--driver" && (v = value())) o.driver = v;
     else if (a == "--token" && (v = value())) o.token = v;
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--tls-cert" && (v = value())) o.tls.certFile = v;
+    else if (a == "--tls-key" && (v = value())) o.tls.keyFile = v;
+    else if (a == "--handshake-timeout-ms" && (v = value()) && positive(v) > 0)
+      o.gate.handshakeTimeoutMs = static_cast<int>(std::min(positive(v), 3600000L));
+    else if (a == "--max-pending" && (v = value()) && positive(v) > 0)
+      o.gate.maxPending = static_cast<size_t>(positive(v));
+    else if (a == "--max-pending-per-peer" && (v = value()) && positive(v) > 0)
+      o.gate.maxPendingPerPeer = static_cast<size_t>(positive(v));
     else {
       usage();
       return 2;

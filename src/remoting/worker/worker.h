@@ -1,5 +1,6 @@
-// The remoting worker: listens on one address, serves each client in its own thread and
-// context, executing its calls on a dlopen()ed libcuda.so.1.
+// The remoting worker: listens on one address, serves each authenticated client in its own
+// thread and context, executing its calls on a dlopen()ed libcuda.so.1. Connections wait at
+// the gate (gate.h), with no thread, until their Hello has arrived.
 //
 //   WorkerOptions o{"tcp://127.0.0.1:0", "/path/libcuda.so.1", "token"};
 //   auto w = Worker::start(o);            // loads the driver, cuInit, listens
@@ -13,6 +14,7 @@
 
 #include "common/status.h"
 #include "remoting/transport.h"
+#include "remoting/worker/gate.h"
 #include "remoting/worker/session.h"
 
 namespace tf::remoting {
@@ -22,6 +24,8 @@ struct WorkerOptions {
   std::string driver = "libcuda.so.1";
   std::string token;
   bool verbose = false;
+  TlsOptions tls;   // certificate and key for a tls:// address
+  GateOptions gate; // handshake deadline, caps on unauthenticated connections
 };
 
 class Worker {
@@ -33,14 +37,21 @@ public:
   int activeClients() const { return active_.load(); }
 
 private:
+  // On the gate thread: the handshake; an accepted client gets its thread.
+  void onFirstFrame(TransportPtr t, Status framing, const FrameHeader& h,
+                    std::vector<uint8_t>& args);
+
   WorkerShared shared_;
   ListenerPtr listener_;
+  std::unique_ptr<Gate> gate_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
 };
 
 // `tensor-fusion worker` / `tensor-fusion-worker`:
-//   --listen tcp://127.0.0.1:0 | shm://name   --driver /path/libcuda.so.1   --token T
+//   --listen tcp://127.0.0.1:0 | tls://HOST:PORT | shm://name   --driver /path/libcuda.so.1
+//   --token T   [--tls-cert F --tls-key F]   [--handshake-timeout-ms N] [--max-pending N]
+//   [--max-pending-per-peer N]
 int runWorker(int argc, char** argv);
 
 } // namespace tf::remoting

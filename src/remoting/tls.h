@@ -1,0 +1,40 @@
+// TLS over a connected TCP socket (OpenSSL), behind the Transport interface; used by
+// tcp_transport.cpp for "tls://" addresses. Kernel TLS is asked for (SSL_OP_ENABLE_KTLS) and
+// used where the kernel offers it; describe() says whether it is on.
+//
+//   auto ctx = serverTlsContext(options);                  // certificate + key, loaded once
+//   TransportPtr t = tlsServerTransport(fd, "10.0.0.7:5123", "10.0.0.7", *ctx);
+//   // the handshake runs in readAvailable() (non-blocking) or the first read or write
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "remoting/transport.h"
+
+namespace tf::remoting {
+
+class TlsContext;
+
+Result<std::shared_ptr<TlsContext>> serverTlsContext(const TlsOptions& options);
+// Needs a CA file or a pin: a client never accepts a certificate it has not verified.
+Result<std::shared_ptr<TlsContext>> clientTlsContext(const TlsOptions& options);
+
+// The server side of an accepted socket; the handshake happens on first use.
+TransportPtr tlsServerTransport(int fd, std::string peer, std::string peerKey,
+                                std::shared_ptr<TlsContext> context);
+// The client side of a connected socket: handshakes and verifies within timeoutMs.
+Result<TransportPtr> tlsClientTransport(int fd, std::string peer, const std::string& serverName,
+                                        std::shared_ptr<TlsContext> context, int timeoutMs);
+
+// Whether a and b are equal, in time that depends on neither (both are hashed first, so not
+// even the length leaks). For tokens.
+bool constantTimeEquals(const std::string& a, const std::string& b);
+
+// For tests and benchmarks: a fresh self-signed P-256 certificate for "localhost" and
+// 127.0.0.1, valid for a day, written as PEM; its DER SHA-256 in hex in *pinSha256.
+Status writeSelfSignedCertificateForTest(const std::string& certPath, const std::string& keyPath,
+                                         std::string* pinSha256 = nullptr);
+
+} // namespace tf::remoting
