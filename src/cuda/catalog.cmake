@@ -4,10 +4,12 @@ add_custom_command(
   OUTPUT ${TF_CATALOG_INC}
   COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/generated/cuda
   COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/gen_catalog.py
-          ${TF_CUDA_ROOT}/include/cudaTypedefs.h ${TF_CUDA_ROOT}/include/cuda.h
-          ${TF_CATALOG_INC} ${CMAKE_C_COMPILER}
+          --typedefs ${TF_CUDA_ROOT}/include/cudaTypedefs.h ${TF_CUDA_ROOT}/include/cudaProfilerTypedefs.h
+          --headers ${TF_CUDA_ROOT}/include/cuda.h ${TF_CUDA_ROOT}/include/cudaProfiler.h
+          --out ${TF_CATALOG_INC} --cc ${CMAKE_C_COMPILER}
   DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/gen_catalog.py ${TF_CUDA_ROOT}/include/cudaTypedefs.h
-          ${TF_CUDA_ROOT}/include/cuda.h
+          ${TF_CUDA_ROOT}/include/cudaProfilerTypedefs.h ${TF_CUDA_ROOT}/include/cuda.h
+          ${TF_CUDA_ROOT}/include/cudaProfiler.h
   COMMENT "Generating the CUDA driver-API catalog"
   VERBATIM)
 add_custom_target(tf_cuda_catalog DEPENDS ${TF_CATALOG_INC})

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include <cuda.h>
+#include <cudaProfiler.h> // cuProfilerStart/Stop are catalog entries too
 
 namespace tf::cuda {
 

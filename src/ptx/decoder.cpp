@@ -270,6 +270,8 @@ Result<uint32_t> Builder::srcOp(const ast::Operand& o, Ty t) {
       return tmp;
     }
     auto s = fd.lookup(o.name);
+    // WARP_SZ is PTX's one predefined constant (the warp size, 32), an immediate wherever used
+    if (!s && o.name == "WARP_SZ" && o.imm == 0) return constSlot(encodeInt(32, t));
     if (!s) return s.status();
     switch (s->kind) {
     case Symbol::Kind::Reg:

@@ -80,7 +80,7 @@ void regToMem(uint64_t reg, uint32_t e, uint32_t k, uint8_t* p) {
 
 // operands[in.aux2 ..]: fragment register slots. aux: bits 0..3 elem type, bit 4 col-major,
 // bits 8..15 rows, 16..23 cols, 24..27 register count; a[0] address slot, a[1] stride slot;
-// aux of store has bit 5 set. imm: address offset. d[0]: space (0 global, 1 shared, 2 generic)
+// aux of store has bit 5 set; bit 6: the address register is 32 bits wide (.shared with .u32). imm: address offset. d[0]: space (0 global, 1 shared, 2 generic)
 uint32_t hWmmaLdSt(Warp& w, const Inst& in, uint32_t m) {
   const uint32_t et = in.aux & 15, rows = (in.aux >> 8) & 0xff, cols = (in.aux >> 16) & 0xff;
   const uint32_t nreg = (in.aux >> 24) & 0xf;
@@ -89,6 +89,7 @@ uint32_t hWmmaLdSt(Warp& w, const Inst& in, uint32_t m) {
   const uint32_t pack = etPack(et), esz = etSize(et);
   const uint32_t total = rows * cols, per = (total + 31) / 32;
   const uint64_t* base = TF_REG(in.a[0]);
+  const uint64_t amask = (in.aux & 64) ? 0xFFFFFFFFull : ~0ull;
   const uint64_t* strideReg = TF_REG(in.a[1]);
   bool bad = false;
   forLanes(m, [&](uint32_t lane) {
@@ -101,7 +102,7 @@ uint32_t hWmmaLdSt(Warp& w, const Inst& in, uint32_t m) {
       uint32_t reg = j / pack, k = j % pack;
       if (reg >= nreg) break;
       uint64_t off = (colMajor ? uint64_t(c) * stride + r : uint64_t(r) * stride + c) * esz;
-      uint64_t addr = base[lane] + static_cast<uint64_t>(in.imm) + off;
+      uint64_t addr = (base[lane] & amask) + static_cast<uint64_t>(in.imm) + off;
       uint8_t* p = in.d[0] == 0 ? globalPtr(w, addr, esz, in)
                    : in.d[0] == 1 ? sharedPtr(w, addr, esz, in) : genericPtr(w, lane, addr, esz, in);
       if (!p) {
@@ -304,13 +305,13 @@ Status dWmma(Builder& b) {
   uint32_t idx = static_cast<uint32_t>(fops.size());
   fops.insert(fops.end(), ops.begin(), ops.end());
   Inst& in = b.emit(hWmmaLdSt);
-  in.aux = *et | (layout == ".col" ? 16u : 0u) | (isStore ? 32u : 0u) | (rows << 8) | (cols << 16) | (*cnt << 24);
+  in.aux = *et | (layout == ".col" ? 16u : 0u) | (isStore ? 32u : 0u) | (a->is32 ? 64u : 0u) | (rows << 8) |
+           (cols << 16) | (*cnt << 24);
   in.aux2 = idx;
   in.a[0] = a->slot;
   in.a[1] = strideSlot;
   in.imm = a->offset;
   in.d[0] = space;
-  if (a->is32) return b.error("32-bit address registers are not supported for wmma");
   if (strideSlot == 0 && b.numOps() > 2) return b.error("bad stride");
   return Status::ok();
 }

@@ -34,7 +34,7 @@ struct Bucket {
 
 struct Slot {
   int32_t pid;
-  uint32_t unused;
+  uint32_t holdsContext; // 1 once the process holds a context (NVML lists it from then on)
   uint64_t startTime; // /proc/<pid>/stat field 22: tells a reused pid from the original
   uint64_t memoryBytes;
   uint64_t busyNs;
@@ -202,6 +202,11 @@ public:
     if (g.locked() && ownedLocked(slot)) memset(&l_->slots[slot], 0, sizeof(Slot));
   }
 
+  void setHoldsContext(int slot, bool holds) override {
+    Guard g(&l_->stateMutex);
+    if (g.locked() && ownedLocked(slot)) l_->slots[slot].holdsContext = holds ? 1 : 0;
+  }
+
   Status reserveMemory(int slot, uint64_t bytes) override {
     Guard g(&l_->stateMutex);
     if (!g.locked()) return internalError("device state " + path_ + " cannot be locked");
@@ -256,7 +261,7 @@ public:
     if (!g.locked()) return out;
     reapLocked();
     for (const Slot& s : l_->slots)
-      if (s.pid > 0) out.push_back({s.pid, s.memoryBytes, s.busyNs, s.lastSeenNs});
+      if (s.pid > 0) out.push_back({s.pid, s.memoryBytes, s.busyNs, s.lastSeenNs, s.holdsContext != 0});
     return out;
   }
 

@@ -29,6 +29,7 @@ struct ProcessUsage {
   uint64_t memoryBytes = 0;
   uint64_t busyNs = 0;           // total GPU time used by the process's kernels
   uint64_t lastSeenNs = 0;       // CLOCK_MONOTONIC of its last kernel end
+  bool holdsContext = false;     // has a CUDA context on the device (what NVML lists)
 };
 
 class DeviceState {
@@ -45,6 +46,10 @@ public:
   virtual Result<int> attach() = 0;
   // Gives the slot back with all it holds (called at process exit; a crash is reclaimed too).
   virtual void detach(int slot) = 0;
+  // Whether the process holds a context on the device: NVIDIA's driver lists a process among a
+  // device's compute processes from its first context on, not from cuInit (HAMi-core finds its
+  // own process by that difference).
+  virtual void setHoldsContext(int slot, bool holds) = 0;
 
   // Atomically across processes: succeeds only if device-wide use + bytes <= total memory.
   virtual Status reserveMemory(int slot, uint64_t bytes) = 0;
@@ -61,7 +66,7 @@ public:
   // Adds modelled busy time without running anything (the timing mode).
   virtual void addBusyTime(int slot, uint64_t ns) = 0;
 
-  virtual std::vector<ProcessUsage> processes() = 0;  // live processes with a slot
+  virtual std::vector<ProcessUsage> processes() = 0;  // live processes with a slot (with a context or not)
   // Percent of the last `windowMs` milliseconds during which a kernel ran (0-100).
   virtual unsigned utilizationPercent(unsigned windowMs = 1000) = 0;
   // Busy time per live process over the last windowMs: for nvmlDeviceGetProcessUtilization.

@@ -160,8 +160,10 @@ TEST_F(NvmlTest, MemoryAndProcessesFollowOtherProcesses) {
   EXPECT_EQ(mem.used, 0u);
   EXPECT_EQ(mem.free, 1 * GiB);
 
-  int fds[2];
+  // The child attaches (what cuInit does) and uses memory; it takes a context only when told.
+  int fds[2], go[2];
   ASSERT_EQ(pipe(fds), 0);
+  ASSERT_EQ(pipe(go), 0);
   pid_t child = fork();
   if (child == 0) {
     auto state = DeviceState::open(config_.devices[0]);
@@ -170,12 +172,20 @@ TEST_F(NvmlTest, MemoryAndProcessesFollowOtherProcesses) {
     if (!slot || !(*state)->reserveMemory(*slot, 256 * MiB)) _exit(3);
     char ok = 1;
     if (write(fds[1], &ok, 1) != 1) _exit(4);
+    if (read(go[0], &ok, 1) != 1) _exit(5);
+    (*state)->setHoldsContext(*slot, true);
+    if (write(fds[1], &ok, 1) != 1) _exit(6);
     for (;;) pause();
   }
   char ok = 0;
   ASSERT_EQ(read(fds[0], &ok, 1), 1);
-  close(fds[0]);
-  close(fds[1]);
+  // Without a context the process is not listed, as with NVIDIA's driver (its memory counts).
+  unsigned none = 7;
+  ASSERT_EQ(n.nvmlDeviceGetComputeRunningProcesses_v3(h100_, &none, nullptr), NVML_SUCCESS);
+  EXPECT_EQ(none, 0u);
+  ASSERT_EQ(write(go[1], &ok, 1), 1);
+  ASSERT_EQ(read(fds[0], &ok, 1), 1);
+  for (int fd : {fds[0], fds[1], go[0], go[1]}) close(fd);
 
   ASSERT_EQ(n.nvmlDeviceGetMemoryInfo(h100_, &mem), NVML_SUCCESS);
   EXPECT_EQ(mem.used, 256 * MiB);

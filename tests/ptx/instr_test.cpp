@@ -554,6 +554,18 @@ TEST(Instr, MovePackAndSpecials) {
   EXPECT_EQ(nt[5], uint64_t(kLanes));
 }
 
+TEST(Instr, WarpSizeConstant) {
+  // WARP_SZ (cooperative-groups reductions use it) is the immediate 32 wherever it appears
+  auto in = ints32();
+  check("mov.u32 %t32, WARP_SZ; add.u32 %o32, %a32, %t32;", Out::U32, in,
+        [](auto a, auto, auto) { return u32(a + 32); });
+  check("rem.u32 %o32, %a32, WARP_SZ;", Out::U32, in, [](auto a, auto, auto) { return u32(a) % 32; });
+  // any other unknown name is still an error
+  TestMemory mem;
+  auto l = loadPtx(wrapBody("mov.u32 %o32, WARP_SIZE;", Out::U32), "instr.ptx", mem);
+  EXPECT_NE(l.error.find("WARP_SIZE"), std::string::npos) << l.error;
+}
+
 TEST(Instr, SharedLocalAndGenericMemory) {
   auto in = ints32();
   // each lane writes its value to shared, reads its neighbour's after a barrier

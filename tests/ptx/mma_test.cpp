@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <regex>
 
 #include "ptx/half.h"
 #include "test_util.h"
@@ -64,6 +65,27 @@ TEST_P(Mma, WmmaBf16FromShared) {
       // A column-major, B row-major
       for (int k = 0; k < 16; ++k) acc += double(bf16ToFloat(a[k * 16 + r])) * bf16ToFloat(b[k * 16 + col]);
       ASSERT_NEAR(out[r * 16 + col], acc, 1e-4) << r << " " << col;
+    }
+}
+
+TEST_P(Mma, WmmaAccumulatorInSharedWith32BitAddress) {
+  auto a = randomHalves(rng_, 256, false), b = randomHalves(rng_, 256, false);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> c(256);
+  for (auto& x : c) x = d(rng_);
+  std::string text = readFile(ptxPath(GetParam()));
+  // the point of the test: the PTX really has a shared wmma.load through a 32-bit register
+  ASSERT_TRUE(std::regex_search(text, std::regex(R"(wmma\.load\.c\.[a-z0-9.]*\.shared\.f32\s+\{[^}]*\},\s*\[%r\d+\])")))
+      << "nvcc no longer emits wmma.load.c ... .shared with a .u32 address";
+  uint64_t da = mem_.upload(a), db = mem_.upload(b), dc = mem_.upload(c), dd = mem_.alloc(256 * 4);
+  ASSERT_EQ(launch(*mod_, "wmmaSharedAcc", {1}, {32}, Args().add(da).add(db).add(dc).add(dd), mem_, &msg_),
+            CUDA_SUCCESS) << msg_;
+  auto out = mem_.download<float>(dd, 256);
+  for (int r = 0; r < 16; ++r)
+    for (int col = 0; col < 16; ++col) {
+      double acc = c[r * 16 + col];
+      for (int k = 0; k < 16; ++k) acc += double(halfToFloat(a[r * 16 + k])) * halfToFloat(b[col * 16 + k]);
+      ASSERT_NEAR(out[col * 16 + r], acc, 1e-4) << r << " " << col; // stored column-major
     }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cuda.h>
+#include <cudaProfiler.h> // the catalog lists cuProfilerInitialize/Start/Stop too
 
 #include "remoting/stub/client.h"
 

@@ -1,6 +1,8 @@
-// CUDA graphs: stream capture, explicit construction of kernel/memset/host/empty/child nodes,
-// instantiation (a topological order) and launch (one piece of stream work).
+// CUDA graphs: the graph objects, explicit construction of kernel/memset/memcpy/host/empty/child
+// nodes, instantiation (a topological order) and launch (one piece of stream work), and stream
+// capture. Introspection, setters, cloning and update: api_graph_nodes.cpp.
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "softgpu/driver/graph.h"
@@ -22,13 +24,10 @@ GraphNode* Graph::add(CUgraphNodeType type, std::function<CUresult()> run,
   return raw;
 }
 
-} // namespace tf::softgpu
-
-using namespace tf::softgpu;
-
-namespace {
-
-std::atomic<unsigned long long> nextCaptureId{1};
+Graph::~Graph() {
+  for (auto& n : nodes) registryOf<GraphNode>().remove(n.get());
+  registryOf<Graph>().remove(this);
+}
 
 CUresult graphOf(CUgraph h, Graph** out) {
   TF_TRY(checkInitialized());
@@ -38,13 +37,18 @@ CUresult graphOf(CUgraph h, Graph** out) {
   return CUDA_SUCCESS;
 }
 
-CUresult depsOf(Graph* g, const CUgraphNode* deps, size_t n, std::vector<GraphNode*>* out) {
-  if (n && !deps) return CUDA_ERROR_INVALID_VALUE;
-  for (size_t i = 0; i < n; ++i) {
-    GraphNode* d = registryOf<GraphNode>().find(deps[i]);
-    if (!d || d->graph != g) return CUDA_ERROR_INVALID_VALUE;
-    out->push_back(d);
-  }
+CUresult nodeOf(CUgraphNode h, GraphNode** out) {
+  TF_TRY(checkInitialized());
+  GraphNode* n = registryOf<GraphNode>().find(h);
+  if (!n) return CUDA_ERROR_INVALID_VALUE;
+  *out = n;
+  return CUDA_SUCCESS;
+}
+
+CUresult edgeOf(Graph* g, CUgraphNode from, CUgraphNode to, GraphNode** a, GraphNode** b) {
+  *a = registryOf<GraphNode>().find(from);
+  *b = registryOf<GraphNode>().find(to);
+  if (!*a || !*b || (*a)->graph != g || (*b)->graph != g || *a == *b) return CUDA_ERROR_INVALID_VALUE;
   return CUDA_SUCCESS;
 }
 
@@ -72,14 +76,161 @@ CUresult topologicalOrder(Graph* g, std::vector<GraphNode*>* order) {
   return order->size() == g->nodes.size() ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-CUresult addNode(CUgraphNode* out, CUgraph hg, const CUgraphNode* deps, size_t n,
-                 CUgraphNodeType type, std::function<CUresult()> run) {
+CUresult kernelNodeParams(const CUDA_KERNEL_NODE_PARAMS& k, NodeParams* out) {
+  Context* c;
+  TF_TRY(requireContext(&c));
+  LaunchRequest r;
+  r.function = registryOf<Function>().find(k.func ? static_cast<const void*>(k.func)
+                                                  : static_cast<const void*>(k.kern));
+  if (!r.function) return CUDA_ERROR_INVALID_VALUE;
+  TF_TRY(materialize(r.function->module));
+  r.grid = {k.gridDimX, k.gridDimY, k.gridDimZ};
+  r.block = {k.blockDimX, k.blockDimY, k.blockDimZ};
+  r.sharedBytes = k.sharedMemBytes;
+  r.kernelParams = k.kernelParams;
+  r.extra = k.extra;
+  TF_TRY(describeKernelNode(r, out)); // the node owns a copy of the arguments, as the driver's does
+  out->kernel.func = k.func;           // reads back as the caller gave it (cudart sets both the
+  out->kernel.kern = k.kern;           // function and the kernel, and maps the kernel back)
+  out->kernel.ctx = k.ctx;
+  out->context = c;
+  out->described = true;
+  return CUDA_SUCCESS;
+}
+
+CUresult buildWork(CUgraphNodeType type, const NodeParams& p, std::function<CUresult()>* work) {
+  switch (type) {
+  case CU_GRAPH_NODE_TYPE_KERNEL: {
+    const CUDA_KERNEL_NODE_PARAMS& k = p.kernel;
+    LaunchRequest r;
+    r.function = registryOf<Function>().find(k.func ? static_cast<const void*>(k.func)
+                                                    : static_cast<const void*>(k.kern));
+    if (!r.function || !p.context) return CUDA_ERROR_INVALID_VALUE;
+    r.grid = {k.gridDimX, k.gridDimY, k.gridDimZ};
+    r.block = {k.blockDimX, k.blockDimY, k.blockDimZ};
+    r.sharedBytes = k.sharedMemBytes;
+    size_t size = p.args.size();
+    void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<uint8_t*>(p.args.data()),
+                     CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
+    r.extra = extra;
+    return prepareLaunch(r, p.context, work);
+  }
+  case CU_GRAPH_NODE_TYPE_MEMSET: {
+    const CUDA_MEMSET_NODE_PARAMS q = p.memset;
+    if (!q.width || !q.height) return CUDA_ERROR_INVALID_VALUE;
+    if (q.elementSize != 1 && q.elementSize != 2 && q.elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
+    const size_t row = q.width * q.elementSize;
+    const size_t pitch = q.height > 1 ? q.pitch : row;
+    if (pitch < row || q.dst % q.elementSize) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t* host = addressSpace().hostOf(q.dst, (q.height - 1) * pitch + row);
+    if (!host) return CUDA_ERROR_INVALID_VALUE;
+    *work = [q, host, pitch] {
+      for (size_t y = 0; y < q.height; ++y) {
+        uint8_t* r = host + y * pitch;
+        for (size_t x = 0; x < q.width; ++x) {
+          if (q.elementSize == 1) r[x] = static_cast<uint8_t>(q.value);
+          else if (q.elementSize == 2) reinterpret_cast<uint16_t*>(r)[x] = static_cast<uint16_t>(q.value);
+          else reinterpret_cast<uint32_t*>(r)[x] = q.value;
+        }
+      }
+      return CUDA_SUCCESS;
+    };
+    return CUDA_SUCCESS;
+  }
+  case CU_GRAPH_NODE_TYPE_MEMCPY: return memcpy3DWork(p.memcpy, work);
+  case CU_GRAPH_NODE_TYPE_HOST: {
+    CUhostFn fn = p.host.fn;
+    void* data = p.host.userData;
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    *work = [fn, data] {
+      fn(data);
+      return CUDA_SUCCESS;
+    };
+    return CUDA_SUCCESS;
+  }
+  case CU_GRAPH_NODE_TYPE_EMPTY: *work = nullptr; return CUDA_SUCCESS;
+  default: return CUDA_ERROR_NOT_SUPPORTED;
+  }
+}
+
+CUresult nodeWork(GraphNode* n, std::function<CUresult()>* work) {
+  if (n->type != CU_GRAPH_NODE_TYPE_GRAPH) {
+    *work = n->run;
+    return CUDA_SUCCESS;
+  }
+  std::vector<GraphNode*> order;
+  TF_TRY(topologicalOrder(n->child.get(), &order));
+  std::vector<std::function<CUresult()>> steps;
+  for (GraphNode* c : order) {
+    std::function<CUresult()> w;
+    TF_TRY(nodeWork(c, &w));
+    if (w) steps.push_back(std::move(w));
+  }
+  *work = [steps = std::move(steps)] {
+    for (auto& w : steps)
+      if (CUresult r = w(); r != CUDA_SUCCESS) return r;
+    return CUDA_SUCCESS;
+  };
+  return CUDA_SUCCESS;
+}
+
+std::unique_ptr<Graph> cloneGraph(const Graph& g) {
+  auto out = std::make_unique<Graph>();
+  registryOf<Graph>().add(out.get());
+  std::map<const GraphNode*, GraphNode*> copies;
+  for (auto& n : g.nodes) {
+    GraphNode* c = out->add(n->type, n->run, {});
+    c->params = n->params;
+    c->clonedFrom = n.get();
+    if (n->child) {
+      c->child = cloneGraph(*n->child);
+      c->child->owner = c;
+    }
+    copies[n.get()] = c;
+  }
+  for (auto& n : g.nodes)
+    for (GraphNode* d : n->deps) copies[n.get()]->deps.push_back(copies[d]);
+  return out;
+}
+
+GraphExec::Entry* GraphExec::find(const GraphNode* n) {
+  for (Entry& e : order)
+    if (e.source == n) return &e;
+  return nullptr;
+}
+
+} // namespace tf::softgpu
+
+using namespace tf::softgpu;
+
+namespace {
+
+std::atomic<unsigned long long> nextCaptureId{1};
+
+CUresult depsOf(Graph* g, const CUgraphNode* deps, size_t n, std::vector<GraphNode*>* out) {
+  if (n && !deps) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < n; ++i) {
+    GraphNode* d = registryOf<GraphNode>().find(deps[i]);
+    if (!d || d->graph != g) return CUDA_ERROR_INVALID_VALUE;
+    out->push_back(d);
+  }
+  return CUDA_SUCCESS;
+}
+
+// Adds a node of `type` doing what `params` say (checked now); the node keeps the parameters.
+CUresult addDescribedNode(CUgraphNode* out, CUgraph hg, const CUgraphNode* deps, size_t n,
+                          CUgraphNodeType type, NodeParams params) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   Graph* g;
   TF_TRY(graphOf(hg, &g));
   std::vector<GraphNode*> d;
   TF_TRY(depsOf(g, deps, n, &d));
-  *out = reinterpret_cast<CUgraphNode>(g->add(type, std::move(run), d));
+  std::function<CUresult()> work;
+  params.described = true;
+  TF_TRY(buildWork(type, params, &work));
+  GraphNode* node = g->add(type, std::move(work), d);
+  node->params = std::move(params);
+  *out = reinterpret_cast<CUgraphNode>(node);
   return CUDA_SUCCESS;
 }
 
@@ -99,114 +250,68 @@ CUresult tf_sg_cuGraphCreate(CUgraph* ph, unsigned int flags) {
 CUresult tf_sg_cuGraphDestroy(CUgraph h) {
   Graph* g;
   TF_TRY(graphOf(h, &g));
-  registryOf<Graph>().remove(g);
-  for (auto& n : g->nodes) registryOf<GraphNode>().remove(n.get());
+  if (g->owner) return CUDA_ERROR_INVALID_VALUE; // a child graph belongs to its node
   delete g;
   return CUDA_SUCCESS;
 }
 
-CUresult tf_sg_cuGraphGetNodes(CUgraph h, CUgraphNode* nodes, size_t* count) {
-  if (!count) return CUDA_ERROR_INVALID_VALUE;
-  Graph* g;
-  TF_TRY(graphOf(h, &g));
-  if (!nodes) {
-    *count = g->nodes.size();
-    return CUDA_SUCCESS;
-  }
-  size_t n = std::min(*count, g->nodes.size());
-  for (size_t i = 0; i < n; ++i) nodes[i] = reinterpret_cast<CUgraphNode>(g->nodes[i].get());
-  for (size_t i = n; i < *count; ++i) nodes[i] = nullptr;
-  *count = n;
-  return CUDA_SUCCESS;
-}
-
-CUresult tf_sg_cuGraphNodeGetType(CUgraphNode h, CUgraphNodeType* type) {
-  if (!type) return CUDA_ERROR_INVALID_VALUE;
-  GraphNode* n = registryOf<GraphNode>().find(h);
-  if (!n) return CUDA_ERROR_INVALID_VALUE;
-  *type = n->type;
-  return CUDA_SUCCESS;
-}
-
 CUresult tf_sg_cuGraphAddEmptyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n) {
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_EMPTY, nullptr);
+  return addDescribedNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_EMPTY, {});
 }
 
 CUresult tf_sg_cuGraphAddHostNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n,
                                   const CUDA_HOST_NODE_PARAMS* p) {
-  if (!p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
-  CUhostFn fn = p->fn;
-  void* data = p->userData;
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_HOST, [fn, data] {
-    fn(data);
-    return CUDA_SUCCESS;
-  });
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  NodeParams params;
+  params.host = *p;
+  return addDescribedNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_HOST, std::move(params));
 }
 
 CUresult tf_sg_cuGraphAddKernelNode_v2(CUgraphNode* out, CUgraph g, const CUgraphNode* deps,
                                        size_t n, const CUDA_KERNEL_NODE_PARAMS* p) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
-  Context* c;
-  TF_TRY(requireContext(&c));
-  LaunchRequest r;
-  r.function = registryOf<Function>().find(p->func ? static_cast<const void*>(p->func)
-                                                   : static_cast<const void*>(p->kern));
-  if (!r.function) return CUDA_ERROR_INVALID_VALUE;
-  r.grid = {p->gridDimX, p->gridDimY, p->gridDimZ};
-  r.block = {p->blockDimX, p->blockDimY, p->blockDimZ};
-  r.sharedBytes = p->sharedMemBytes;
-  r.kernelParams = p->kernelParams;
-  r.extra = p->extra;
-  std::function<CUresult()> work;
-  TF_TRY(prepareLaunch(r, c, &work)); // arguments are copied now, as the driver does
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_KERNEL, std::move(work));
+  NodeParams params;
+  TF_TRY(kernelNodeParams(*p, &params)); // arguments are copied now, as the driver does
+  return addDescribedNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_KERNEL, std::move(params));
+}
+
+CUresult tf_sg_cuGraphAddKernelNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n,
+                                    const CUDA_KERNEL_NODE_PARAMS_v1* p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  CUDA_KERNEL_NODE_PARAMS v2{};
+  memcpy(&v2, p, sizeof(*p)); // v1 is v2 without its last two fields
+  return tf_sg_cuGraphAddKernelNode_v2(out, g, deps, n, &v2);
 }
 
 CUresult tf_sg_cuGraphAddMemsetNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n,
                                     const CUDA_MEMSET_NODE_PARAMS* p, CUcontext) {
-  if (!p || !p->width || !p->height) return CUDA_ERROR_INVALID_VALUE;
-  if (p->elementSize != 1 && p->elementSize != 2 && p->elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
-  const size_t row = p->width * p->elementSize;
-  const size_t pitch = p->height > 1 ? p->pitch : row;
-  if (pitch < row) return CUDA_ERROR_INVALID_VALUE;
-  uint8_t* host = addressSpace().hostOf(p->dst, (p->height - 1) * pitch + row);
-  if (!host) return CUDA_ERROR_INVALID_VALUE;
-  CUDA_MEMSET_NODE_PARAMS q = *p;
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_MEMSET, [q, host, pitch] {
-    for (size_t y = 0; y < q.height; ++y) {
-      uint8_t* r = host + y * pitch;
-      for (size_t x = 0; x < q.width; ++x) {
-        if (q.elementSize == 1) r[x] = static_cast<uint8_t>(q.value);
-        else if (q.elementSize == 2) reinterpret_cast<uint16_t*>(r)[x] = static_cast<uint16_t>(q.value);
-        else reinterpret_cast<uint32_t*>(r)[x] = q.value;
-      }
-    }
-    return CUDA_SUCCESS;
-  });
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  NodeParams params;
+  params.memset = *p;
+  return addDescribedNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_MEMSET, std::move(params));
 }
 
 CUresult tf_sg_cuGraphAddMemcpyNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps, size_t n,
                                     const CUDA_MEMCPY3D* p, CUcontext) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
-  std::function<CUresult()> work;
-  TF_TRY(memcpy3DWork(*p, &work));
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_MEMCPY, std::move(work));
+  NodeParams params;
+  params.memcpy = *p;
+  return addDescribedNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_MEMCPY, std::move(params));
 }
 
-CUresult tf_sg_cuGraphAddChildGraphNode(CUgraphNode* out, CUgraph g, const CUgraphNode* deps,
+CUresult tf_sg_cuGraphAddChildGraphNode(CUgraphNode* out, CUgraph hg, const CUgraphNode* deps,
                                         size_t n, CUgraph child) {
   Graph* c;
   TF_TRY(graphOf(child, &c));
   std::vector<GraphNode*> order;
   TF_TRY(topologicalOrder(c, &order));
-  std::vector<std::function<CUresult()>> work;
-  for (GraphNode* node : order)
-    if (node->run) work.push_back(node->run);
-  return addNode(out, g, deps, n, CU_GRAPH_NODE_TYPE_GRAPH, [work] {
-    for (auto& w : work)
-      if (CUresult r = w(); r != CUDA_SUCCESS) return r;
-    return CUDA_SUCCESS;
-  });
+  TF_TRY(addDescribedNode(out, hg, deps, n, CU_GRAPH_NODE_TYPE_EMPTY, {}));
+  // The node owns a clone of the child graph (cuGraphChildGraphNodeGetGraph hands it out).
+  auto* node = reinterpret_cast<GraphNode*>(*out);
+  node->type = CU_GRAPH_NODE_TYPE_GRAPH;
+  node->child = cloneGraph(*c);
+  node->child->owner = node;
+  return CUDA_SUCCESS;
 }
 
 CUresult tf_sg_cuGraphAddDependencies(CUgraph hg, const CUgraphNode* from, const CUgraphNode* to, size_t n) {
@@ -214,9 +319,8 @@ CUresult tf_sg_cuGraphAddDependencies(CUgraph hg, const CUgraphNode* from, const
   TF_TRY(graphOf(hg, &g));
   if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;
   for (size_t i = 0; i < n; ++i) {
-    GraphNode* a = registryOf<GraphNode>().find(from[i]);
-    GraphNode* b = registryOf<GraphNode>().find(to[i]);
-    if (!a || !b || a->graph != g || b->graph != g || a == b) return CUDA_ERROR_INVALID_VALUE;
+    GraphNode *a, *b;
+    TF_TRY(edgeOf(g, from[i], to[i], &a, &b));
     b->deps.push_back(a);
   }
   std::vector<GraphNode*> order;
@@ -233,7 +337,7 @@ CUresult tf_sg_cuGraphAddDependencies_v2(CUgraph hg, const CUgraphNode* from, co
   return tf_sg_cuGraphAddDependencies(hg, from, to, n);
 }
 
-CUresult tf_sg_cuGraphInstantiateWithFlags(CUgraphExec* out, CUgraph hg, unsigned long long) {
+CUresult tf_sg_cuGraphInstantiateWithFlags(CUgraphExec* out, CUgraph hg, unsigned long long flags) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   Graph* g;
   TF_TRY(graphOf(hg, &g));
@@ -241,12 +345,27 @@ CUresult tf_sg_cuGraphInstantiateWithFlags(CUgraphExec* out, CUgraph hg, unsigne
   TF_TRY(requireContext(&c));
   std::vector<GraphNode*> order;
   TF_TRY(topologicalOrder(g, &order));
-  auto* e = new GraphExec();
+  auto e = std::make_unique<GraphExec>();
   e->context = c;
-  for (GraphNode* n : order)
-    if (n->run) e->order.push_back(n->run);
-  registryOf<GraphExec>().add(e);
-  *out = reinterpret_cast<CUgraphExec>(e);
+  e->flags = flags;
+  std::map<const GraphNode*, size_t> position;
+  for (GraphNode* n : order) {
+    std::function<CUresult()> work;
+    TF_TRY(nodeWork(n, &work));
+    position[n] = e->order.size();
+    e->order.push_back({n, n->type, std::move(work), true});
+  }
+  std::map<const GraphNode*, size_t> created;
+  for (size_t i = 0; i < g->nodes.size(); ++i) created[g->nodes[i].get()] = i;
+  for (auto& n : g->nodes) {
+    e->byCreation.push_back(position[n.get()]);
+    std::vector<size_t> deps;
+    for (GraphNode* d : n->deps) deps.push_back(created[d]);
+    std::sort(deps.begin(), deps.end());
+    e->depsByCreation.push_back(std::move(deps));
+  }
+  registryOf<GraphExec>().add(e.get());
+  *out = reinterpret_cast<CUgraphExec>(e.release());
   return CUDA_SUCCESS;
 }
 
@@ -283,7 +402,10 @@ CUresult tf_sg_cuGraphLaunch(CUgraphExec h, CUstream hs) {
   if (!e) return CUDA_ERROR_INVALID_VALUE;
   Stream* s;
   TF_TRY(resolveStream(hs, c, &s));
-  auto work = std::make_shared<std::vector<std::function<CUresult()>>>(e->order);
+  auto work = std::make_shared<std::vector<std::function<CUresult()>>>();
+  work->reserve(e->order.size());
+  for (const GraphExec::Entry& entry : e->order)
+    if (entry.enabled && entry.run) work->push_back(entry.run);
   return submit(s, OpKind::Graph, [work] {
     for (auto& w : *work)
       if (CUresult r = w(); r != CUDA_SUCCESS) return r;

@@ -36,8 +36,33 @@ CUresult resolve(uint64_t addr, uint64_t len, bool allowPageable, Side* out) {
   return CUDA_SUCCESS;
 }
 
+struct Endpoint3D {
+  CUmemorytype type;
+  uint64_t address; // host pointer or device pointer, per type
+  size_t x, y, z, pitch, height;
+};
+
+// A captured copy's node parameters.
+DescribeNode describeCopy(const Endpoint3D& d, const Endpoint3D& s, size_t width, size_t height,
+                          size_t depth) {
+  return [=](NodeParams* p) {
+    CUDA_MEMCPY3D& m = p->memcpy;
+    m = {};
+    m.srcMemoryType = s.type;
+    m.srcXInBytes = s.x, m.srcY = s.y, m.srcZ = s.z, m.srcPitch = s.pitch, m.srcHeight = s.height;
+    if (s.type == CU_MEMORYTYPE_HOST) m.srcHost = reinterpret_cast<const void*>(s.address);
+    else m.srcDevice = s.address;
+    m.dstMemoryType = d.type;
+    m.dstXInBytes = d.x, m.dstY = d.y, m.dstZ = d.z, m.dstPitch = d.pitch, m.dstHeight = d.height;
+    if (d.type == CU_MEMORYTYPE_HOST) m.dstHost = reinterpret_cast<void*>(d.address);
+    else m.dstDevice = d.address;
+    m.WidthInBytes = width, m.Height = height, m.Depth = depth;
+  };
+}
+
 // Queues a copy; synchronous calls and copies to pageable memory wait for it.
-CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool async) {
+CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool async,
+              const DescribeNode* describe) {
   Stream* s;
   TF_TRY(resolveStream(stream, c, &s));
   if (n == 0) return CUDA_SUCCESS;
@@ -47,13 +72,13 @@ CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool as
     return submit(s, OpKind::Memcpy, [dst, staged, n] {
       memcpy(dst.host, staged->data(), n);
       return CUDA_SUCCESS;
-    });
+    }, nullptr, {}, describe);
   }
   auto work = [dst, src, n] {
     memmove(dst.host, src.host, n);
     return CUDA_SUCCESS;
   };
-  if (async && !dst.pageable) return submit(s, OpKind::Memcpy, work);
+  if (async && !dst.pageable) return submit(s, OpKind::Memcpy, work, nullptr, {}, describe);
   return submitAndWait(s, OpKind::Memcpy, work);
 }
 
@@ -64,16 +89,13 @@ CUresult copy1D(uint64_t dst, uint64_t src, size_t n, CUstream stream, bool asyn
   Side d, s;
   TF_TRY(resolve(dst, n, dstMayBePageable, &d));
   TF_TRY(resolve(src, n, srcMayBePageable, &s));
-  return copy(c, stream, d, s, n, async);
+  const DescribeNode describe = describeCopy({CU_MEMORYTYPE_UNIFIED, dst, 0, 0, 0, 0, 0},
+                                             {CU_MEMORYTYPE_UNIFIED, src, 0, 0, 0, 0, 0}, n, 1, 1);
+  return copy(c, stream, d, s, n, async, &describe);
 }
 
 // ---- 2D / 3D ------------------------------------------------------------------------------
 
-struct Endpoint3D {
-  CUmemorytype type;
-  uint64_t address; // host pointer or device pointer, per type
-  size_t x, y, z, pitch, height;
-};
 
 CUresult resolve3D(const Endpoint3D& e, size_t width, size_t height, size_t depth, Side* out,
                    uint64_t* firstByte) {
@@ -125,7 +147,8 @@ CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, si
   TF_TRY(copy3DWork(dstE, srcE, width, height, depth, &work, &pageable));
   Stream* st;
   TF_TRY(resolveStream(stream, c, &st));
-  if (async && !pageable) return submit(st, OpKind::Memcpy, work);
+  const DescribeNode describe = describeCopy(dstE, srcE, width, height, depth);
+  if (async && !pageable) return submit(st, OpKind::Memcpy, work, nullptr, {}, &describe);
   return submitAndWait(st, OpKind::Memcpy, work);
 }
 
@@ -186,7 +209,11 @@ CUresult memset2D(uint64_t dst, size_t pitchBytes, T value, size_t width, size_t
     }
     return CUDA_SUCCESS;
   };
-  return async ? submit(s, OpKind::Memset, work) : submitAndWait(s, OpKind::Memset, work);
+  const DescribeNode describe = [&](NodeParams* p) {
+    p->memset = {dst, pitch, static_cast<unsigned>(value), sizeof(T), width, height};
+  };
+  return async ? submit(s, OpKind::Memset, work, nullptr, {}, &describe)
+               : submitAndWait(s, OpKind::Memset, work);
 }
 
 } // namespace

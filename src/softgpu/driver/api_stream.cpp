@@ -186,6 +186,54 @@ CUresult tf_sg_cuStreamAddCallback(CUstream h, CUstreamCallback cb, void* userDa
   });
 }
 
+// Attributes are hints a CPU device has no use for (access policy windows, synchronisation
+// policy, memory sync domains): they are kept and read back; the priority is the stream's own.
+CUresult tf_sg_cuStreamSetAttribute(CUstream h, CUstreamAttrID attr, const CUstreamAttrValue* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s;
+  TF_TRY(anyStream(h, &s));
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY) s->priority = value->priority;
+  else s->attributes[attr] = *value;
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuStreamGetAttribute(CUstream h, CUstreamAttrID attr, CUstreamAttrValue* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s;
+  TF_TRY(anyStream(h, &s));
+  std::lock_guard<std::mutex> lock(s->mu);
+  auto it = s->attributes.find(attr);
+  *value = it == s->attributes.end() ? CUstreamAttrValue{} : it->second;
+  if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY) value->priority = s->priority;
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuStreamCopyAttributes(CUstream dst, CUstream src) {
+  Stream *d, *s;
+  TF_TRY(anyStream(dst, &d));
+  TF_TRY(anyStream(src, &s));
+  if (d == s) return CUDA_SUCCESS;
+  std::map<CUstreamAttrID, CUstreamAttrValue> copy;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    copy = s->attributes;
+  }
+  std::lock_guard<std::mutex> lock(d->mu);
+  d->attributes = std::move(copy);
+  return CUDA_SUCCESS;
+}
+
+// Managed memory is always visible to the host and every stream here: attaching changes nothing,
+// but the range must be memory the driver knows.
+CUresult tf_sg_cuStreamAttachMemAsync(CUstream h, CUdeviceptr dptr, size_t length, unsigned int flags) {
+  if (flags & ~(CU_MEM_ATTACH_GLOBAL | CU_MEM_ATTACH_HOST | CU_MEM_ATTACH_SINGLE)) return CUDA_ERROR_INVALID_VALUE;
+  Stream* s;
+  TF_TRY(streamOf(h, &s));
+  if (!addressSpace().hostOf(dptr, length ? length : 1)) return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
+
 // ---- Events -------------------------------------------------------------------------------
 
 CUresult tf_sg_cuEventCreate(CUevent* ph, unsigned int flags) {

@@ -68,6 +68,7 @@ Context* createContext(Device* d, unsigned flags) {
   c->limits[CU_LIMIT_PERSISTING_L2_CACHE_SIZE] = 0;
   registryOf<Context>().add(c);
   c->legacy = createStream(c, StreamKind::Legacy, 0, 0);
+  if (d->liveContexts.fetch_add(1) == 0) d->state->setHoldsContext(d->slot, true);
   return c;
 }
 
@@ -90,6 +91,7 @@ void destroyContext(Context* c) {
     if (addressSpace().release(a.base, std::nullopt, &gone).isOk() && gone.charged)
       c->device->state->releaseMemory(c->device->slot, gone.charged);
   }
+  if (c->device->liveContexts.fetch_sub(1) == 1) c->device->state->setHoldsContext(c->device->slot, false);
   delete c;
 }
 

@@ -52,6 +52,7 @@ struct Device {
   CUmemoryPool defaultPool = nullptr;
   std::atomic<uint64_t> localBusyNs{0};  // this process's kernel time on the device
   std::atomic<uint64_t> localKernels{0}; // and how many kernels it finished there
+  std::atomic<int> liveContexts{0};       // this process's contexts on the device
   CUmemoryPool currentPool = nullptr;
 };
 
@@ -119,6 +120,7 @@ struct Stream {
   bool stopping = false;
   std::thread worker;
   std::shared_ptr<CaptureState> capture; // non-null while capturing
+  std::map<CUstreamAttrID, CUstreamAttrValue> attributes; // as set (hints without effect here)
 
   bool blocking() const { return !(flags & CU_STREAM_NON_BLOCKING); }
 };

@@ -5,9 +5,54 @@
 #include <thread>
 
 #include "common/log.h"
+#include "softgpu/driver/graph.h"
 #include "softgpu/driver/stream.h"
 
 namespace tf::softgpu {
+
+CUresult packArguments(const LaunchRequest& req, std::vector<uint8_t>* out) {
+  const cuda::KernelInfo& k = *req.function->info;
+  // Arguments: kernelParams[i] points at argument i; sizes come from the PTX signature.
+  std::vector<uint8_t>& params = *out;
+  params.assign(k.paramBytes, 0);
+  if (req.kernelParams) {
+    for (size_t i = 0; i < k.params.size(); ++i) {
+      if (!req.kernelParams[i]) return CUDA_ERROR_INVALID_VALUE;
+      memcpy(params.data() + k.params[i].offset, req.kernelParams[i], k.params[i].size);
+    }
+  } else if (req.extra) {
+    const void* buffer = nullptr;
+    size_t size = 0;
+    for (void** e = req.extra; *e != CU_LAUNCH_PARAM_END; e += 2) {
+      if (*e == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = e[1];
+      else if (*e == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(e[1]);
+      else return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!buffer || size < k.paramBytes) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(params.data(), buffer, k.paramBytes);
+  } else if (!k.params.empty()) {
+    return CUDA_ERROR_INVALID_VALUE;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult describeKernelNode(const LaunchRequest& req, NodeParams* p) {
+  CUDA_KERNEL_NODE_PARAMS& k = p->kernel;
+  k = {};
+  // cudart launches CUkernels (Function objects here too) and maps a node's `kern` back to its
+  // host stub, as for the nodes it adds (where it sets func and kern alike).
+  k.func = reinterpret_cast<CUfunction>(req.function);
+  k.kern = reinterpret_cast<CUkernel>(req.function);
+  k.ctx = reinterpret_cast<CUcontext>(p->context);
+  k.gridDimX = req.grid.x;
+  k.gridDimY = req.grid.y;
+  k.gridDimZ = req.grid.z;
+  k.blockDimX = req.block.x;
+  k.blockDimY = req.block.y;
+  k.blockDimZ = req.block.z;
+  k.sharedMemBytes = req.sharedBytes;
+  return packArguments(req, &p->args);
+}
 
 CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUresult()>* work) {
   Function* f = req.function;
@@ -39,26 +84,8 @@ CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUr
     if (req.grid.count() > static_cast<uint64_t>(perSm) * model.smCount)
       return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
   }
-  // Arguments: kernelParams[i] points at argument i; sizes come from the PTX signature.
-  std::vector<uint8_t> params(k.paramBytes);
-  if (req.kernelParams) {
-    for (size_t i = 0; i < k.params.size(); ++i) {
-      if (!req.kernelParams[i]) return CUDA_ERROR_INVALID_VALUE;
-      memcpy(params.data() + k.params[i].offset, req.kernelParams[i], k.params[i].size);
-    }
-  } else if (req.extra) {
-    const void* buffer = nullptr;
-    size_t size = 0;
-    for (void** e = req.extra; *e != CU_LAUNCH_PARAM_END; e += 2) {
-      if (*e == CU_LAUNCH_PARAM_BUFFER_POINTER) buffer = e[1];
-      else if (*e == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(e[1]);
-      else return CUDA_ERROR_INVALID_VALUE;
-    }
-    if (!buffer || size < k.paramBytes) return CUDA_ERROR_INVALID_VALUE;
-    memcpy(params.data(), buffer, k.paramBytes);
-  } else if (!k.params.empty()) {
-    return CUDA_ERROR_INVALID_VALUE;
-  }
+  std::vector<uint8_t> params;
+  TF_TRY(packArguments(req, &params));
 
   Device* dev = ctx->device;
   Module* module = f->module;
@@ -105,7 +132,8 @@ CUresult launch(const LaunchRequest& req, CUstream stream) {
   TF_TRY(resolveStream(stream, ctx, &s));
   std::function<CUresult()> work;
   TF_TRY(prepareLaunch(req, ctx, &work));
-  return submit(s, OpKind::Kernel, std::move(work));
+  const DescribeNode describe = [&req](NodeParams* p) { (void)describeKernelNode(req, p); };
+  return submit(s, OpKind::Kernel, std::move(work), nullptr, {}, &describe);
 }
 
 } // namespace tf::softgpu

@@ -15,6 +15,11 @@ struct LaunchRequest {
   void** extra = nullptr;
 };
 
+// Packs the arguments (kernelParams or extra) as the PTX signature lays them out.
+CUresult packArguments(const LaunchRequest& req, std::vector<uint8_t>* out);
+// A kernel node's parameters for the launch (graph.h), arguments packed.
+struct NodeParams;
+CUresult describeKernelNode(const LaunchRequest& req, NodeParams* p);
 // Checks the configuration and packs the arguments into a self-contained piece of work.
 CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUresult()>* work);
 CUresult launch(const LaunchRequest& req, CUstream stream);

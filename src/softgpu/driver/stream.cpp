@@ -96,7 +96,7 @@ CUresult resolveStream(CUstream handle, Context* ctx, Stream** out) {
 constexpr size_t kMaxQueued = 1024;
 
 CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, CompletionPtr* done,
-                std::vector<CompletionPtr> extraDeps) {
+                std::vector<CompletionPtr> extraDeps, const DescribeNode* describe) {
   Context* ctx = s->context;
   if (!s->capture && s->worker.get_id() != std::this_thread::get_id()) {
     std::unique_lock<std::mutex> lock(s->mu);
@@ -112,6 +112,11 @@ CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, Completio
         CU_GRAPH_NODE_TYPE_HOST,   CU_GRAPH_NODE_TYPE_EVENT_RECORD, CU_GRAPH_NODE_TYPE_WAIT_EVENT,
         CU_GRAPH_NODE_TYPE_MEM_ALLOC, CU_GRAPH_NODE_TYPE_MEM_FREE, CU_GRAPH_NODE_TYPE_GRAPH};
     GraphNode* n = cap.graph->add(kTypes[static_cast<int>(kind)], std::move(run), front);
+    if (describe) {
+      n->params.context = ctx;
+      (*describe)(&n->params);
+      n->params.described = true;
+    }
     front = {n};
     if (done) *done = nullptr;
     return CUDA_SUCCESS;

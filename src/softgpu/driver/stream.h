@@ -16,9 +16,12 @@ void destroyStream(Stream* s);
 CUresult resolveStream(CUstream handle, Context* ctx, Stream** out);
 
 // Queues work (or records it into the graph being captured). `done`, if given, receives the
-// work's completion (null while capturing).
+// work's completion (null while capturing). `describe`, if given, fills a captured node's
+// parameters (graph.h); it is not called when the stream does not capture.
+struct NodeParams;
 CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run,
-                CompletionPtr* done = nullptr, std::vector<CompletionPtr> extraDeps = {});
+                CompletionPtr* done = nullptr, std::vector<CompletionPtr> extraDeps = {},
+                const std::function<void(NodeParams*)>* describe = nullptr);
 // Queues work and waits for it: the synchronous API calls.
 CUresult submitAndWait(Stream* s, OpKind kind, std::function<CUresult()> run);
 

@@ -17,6 +17,8 @@ nvmlReturn_t runningProcesses(nvmlDevice_t device, unsigned int* count, Info* in
   return withDevice(device, [&](nvmlDevice_st& d) -> nvmlReturn_t {
     if (!count) return NVML_ERROR_INVALID_ARGUMENT;
     std::vector<ProcessUsage> procs = d.state->processes();
+    // As NVIDIA's driver: a process is listed once it holds a context, not from cuInit on.
+    std::erase_if(procs, [](const ProcessUsage& p) { return !p.holdsContext; });
     unsigned n = static_cast<unsigned>(procs.size());
     if (*count < n) {
       *count = n;

@@ -38,6 +38,24 @@ extern "C" __global__ void wmmaBf16(const __nv_bfloat16* a, const __nv_bfloat16*
   wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
 }
 
+// accumulator loaded from and stored to shared memory: nvcc addresses shared with a 32-bit
+// register here (wmma.load.c...shared.f32 [%r], as NVIDIA's tensor-core GEMM sample does)
+extern "C" __global__ void wmmaSharedAcc(const half* a, const half* b, const float* c, float* d) {
+  __shared__ float sc[2][256];
+  for (int i = threadIdx.x; i < 256; i += 32) sc[1][i] = c[i];
+  __syncwarp();
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> fc;
+  wmma::load_matrix_sync(fc, sc[1], 16, wmma::mem_row_major);
+  wmma::load_matrix_sync(fa, a, 16);
+  wmma::load_matrix_sync(fb, b, 16);
+  wmma::mma_sync(fc, fa, fb, fc);
+  wmma::store_matrix_sync(sc[0], fc, 16, wmma::mem_col_major);
+  __syncwarp();
+  for (int i = threadIdx.x; i < 256; i += 32) d[i] = sc[0][i];
+}
+
 // mma.sync.m16n8k16 with fragments laid out as the PTX ISA documents them
 extern "C" __global__ void mmaSync(const half* A, const half* B, const float* C, float* D) {
   unsigned lane = threadIdx.x, g = lane >> 2, t = lane & 3;
