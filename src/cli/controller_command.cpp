@@ -18,7 +18,7 @@ void addControllerCommand(CLI::App& app, int& exitCode) {
   cmd->add_flag("--leader-elect", o.leaderElect, "Lead through a Lease; stand by while another replica leads");
   cmd->add_option("--namespace", o.leaseNamespace, "Namespace of the leader Lease");
   cmd->add_option("--lease-name", o.leaseName, "Name of the leader Lease");
-  cmd->add_option("--identity", o.identity, "This replica's name in the Lease (default host_pid)");
+  cmd->add_option("--identity", o.identity, "This replica's name in the Lease, before a random suffix (default: host name)");
   cmd->add_option("--lease-seconds", leaseSeconds, "Lease duration")->check(CLI::Range(2, 300));
   cmd->add_option("--listen", listen, "HOST:PORT for /healthz, /readyz and /metrics (port 0: any)");
   cmd->add_option("--workers", o.workers, "Workers per reconciler")->check(CLI::Range(1, 64));

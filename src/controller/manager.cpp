@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <random>
 #include <thread>
 
 #include <httplib.h>
@@ -23,10 +24,18 @@ using k8s::ObjectPtr;
 
 namespace {
 
-std::string defaultIdentity() {
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  return std::string(host) + "_" + std::to_string(getpid());
+// Unique per process, as client-go's host_uuid: a replica restarted in the same pod must not
+// mistake the lease its previous process held for its own.
+std::string uniqueIdentity(std::string base) {
+  if (base.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    base = host;
+  }
+  std::random_device rd;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", rd());
+  return base + "_" + suffix;
 }
 
 // The informers and loops of one term of leadership.
@@ -137,7 +146,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     std::fprintf(stderr, "tensor-fusion controller: %s\n", client.status().toString().c_str());
     return 1;
   }
-  const std::string identity = o.identity.empty() ? defaultIdentity() : o.identity;
+  const std::string identity = uniqueIdentity(o.identity);
   k8s::EventRecorder events(**client, "tensor-fusion-controller", identity);
   Metrics metrics;
   std::atomic<bool> leading{false};

@@ -20,7 +20,7 @@ struct ManagerOptions {
   bool leaderElect = false;
   std::string leaseNamespace = "tensor-fusion-sys";
   std::string leaseName = "tensor-fusion-controller";
-  std::string identity;  // default: host name + pid
+  std::string identity;  // default: the host name; a random suffix is always added
   k8s::Duration leaseDuration = std::chrono::seconds(15);
   std::string listenHost = "0.0.0.0";
   int listenPort = 8080;  // 0: any free port (printed)

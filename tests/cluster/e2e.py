@@ -220,12 +220,13 @@ def case_leader_failover():
     wait_until(30, "pool settled", lambda: (get("gpupool", POOL) or {}).get("status", {}).get("readyNodes") == 2)
     holder = wait_until(30, "a leader", lease_holder)
     pods = [p["metadata"]["name"] for p in get("pods", selector="app.kubernetes.io/name=tensor-fusion-controller", ns=NS)["items"]]
-    expect(holder in pods, f"the leader {holder} is one of the controller pods {pods}")
+    holder_pod = holder.rsplit("_", 1)[0]
+    expect(holder_pod in pods, f"the leader {holder} is one of the controller pods {pods}")
     time.sleep(2)
     versions = {k: get(*k)["metadata"]["resourceVersion"] for k in
                 [("gpupool", POOL), ("tensorfusioncluster", CLUSTER)]}
     gpunodes = {n["metadata"]["name"]: n["metadata"]["generation"] for n in get("gpunodes")["items"]}
-    pid = int(subprocess.run(["pgrep", "-f", f"tensor-fusion controller.*--identity={holder}"],
+    pid = int(subprocess.run(["pgrep", "-f", f"tensor-fusion controller.*--identity={holder_pod}"],
                              capture_output=True, text=True).stdout.split()[0])
     t0 = time.monotonic()
     os.kill(pid, signal.SIGKILL)
