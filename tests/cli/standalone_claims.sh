@@ -1,7 +1,8 @@
 #!/bin/bash
 # The standalone commands as docs/hypervisor-api.md describes them, end to end on the soft GPU:
-#   - `up --vram-expand 1 --tflops-oversell 2` reaches the daemon: 120 GiB fits on an 80 GiB H100,
-#     200 GiB does not; two 100% vGPUs fit on one device, a third does not;
+#   - `up --vram-expand 1 --tflops-oversell 2 --influx-log F` reaches the daemon: 120 GiB fits on
+#     an 80 GiB H100, 200 GiB does not; two 100% vGPUs fit on one device, a third does not; F
+#     gets Influx lines;
 #   - `run` forwards SIGTERM to its command, exits with the command's code and returns the vGPU;
 #   - TF_HYPERVISOR points the client commands at a hypervisor (and a wrong one is a clear error);
 #   - `run --remote host:port` gets a remote vGPU from that hypervisor: the command runs with the
@@ -38,9 +39,14 @@ vgpu_count() { # the number of vGPUs the hypervisor lists
   "$TF" ps --json | grep -c '"region"'
 }
 
-"$TF" up --region-dir "$work/regions" --vram-expand 1 --tflops-oversell 2 >/dev/null || fail "up"
+"$TF" up --region-dir "$work/regions" --vram-expand 1 --tflops-oversell 2 --influx-log "$work/influx.log" \
+  >/dev/null || fail "up"
 addr=$(sed -n 's/.*"address": *"\([^"]*\)".*/\1/p' "$TF_HOME/hypervisor.json")
 [ -n "$addr" ] || fail "no address in $TF_HOME/hypervisor.json"
+# --influx-log reaches the daemon too: each tick appends the device's line.
+await "$work/influx.log" || fail "no influx log after up --influx-log"
+grep -q '^tf_gpu_usage,node=[^,]*,uuid=GPU-[0-9a-f-]* memory_used=[0-9]*i,' "$work/influx.log" ||
+  fail "the influx log has no tf_gpu_usage line: $(head -3 "$work/influx.log")"
 
 # ---- oversubscription flags --------------------------------------------------------------
 "$TF" run --vram 120GiB -- true || fail "120 GiB refused although --vram-expand 1 allows 160 GiB"
