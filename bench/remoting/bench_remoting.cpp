@@ -9,22 +9,28 @@
 //     processes (same run);
 //   - the rate of asynchronous null-kernel launches through the stub beside the soft GPU's own;
 //   - 64 MiB host-to-device and device-to-host copies through the stub beside a plain memcpy
-//     and beside the soft GPU's own copies;
+//     (shm) and beside a plain TCP client/server pair in two processes moving the same 64 MiB
+//     each way with large writes (TCP), and beside the soft GPU's own copies;
 //   - the cost of TLS: the same figures over tls:// beside plain TCP (same run).
+// Any failure (a worker that does not start, a client that fails or omits a figure, a baseline
+// that cannot run) fails the benchmark with a non-zero exit; no figure is ever printed as 0.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string>
 #include <tuple>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -40,6 +46,29 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using tf::Status;
 double now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+// What the benchmark started, stopped on every way out.
+std::vector<pid_t> gWorkers;
+std::string gStateDir;
+
+void stopWorkers() {
+  for (pid_t pid : gWorkers) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  gWorkers.clear();
+  if (!gStateDir.empty()) {
+    std::string rm = "rm -rf " + gStateDir;
+    (void)!system(rm.c_str());
+    gStateDir.clear();
+  }
+}
+
+[[noreturn]] void fail(const std::string& what) {
+  fprintf(stderr, "bench_remoting: FAILED: %s\n", what.c_str());
+  stopWorkers();
+  exit(1);
+}
 
 const char kNopPtx[] = R"(
 .version 7.0
@@ -241,7 +270,7 @@ int client(const char* libPath, const char* label) {
 double pingPongP50(const std::string& address) {
   using namespace tf::remoting;
   auto l = listen(address);
-  if (!l) return -1;
+  if (!l) fail("ping-pong listen on " + address + ": " + l.status().toString());
   std::string where = (*l)->address();
   pid_t echo = fork();
   if (echo == 0) {
@@ -251,27 +280,31 @@ double pingPongP50(const std::string& address) {
     for (;;) {
       if (!(*t)->readExact(buf, kHeaderSize + 18).isOk()) _exit(0);
       iovec v{buf, kHeaderSize + 5};
-      if (!(*t)->writeV(&v, 1).isOk()) _exit(0);
+      if (!(*t)->writeV(&v, 1).isOk()) _exit(1);
     }
   }
   auto c = connect(where, 2000);
-  if (!c) return -1;
+  if (!c) fail("ping-pong connect to " + where + ": " + c.status().toString());
   std::vector<double> t(20000);
   uint8_t req[kHeaderSize + 18] = {}, rep[kHeaderSize + 5];
   iovec v{req, sizeof(req)};
-  for (int i = 0; i < 2000; ++i) {
-    (void)(*c)->writeV(&v, 1);
-    (void)(*c)->readExact(rep, sizeof(rep));
-  }
+  auto exchange = [&] {
+    auto w = (*c)->writeV(&v, 1);
+    if (!w.isOk()) fail("ping-pong write: " + w.toString());
+    auto r = (*c)->readExact(rep, sizeof(rep));
+    if (!r.isOk()) fail("ping-pong read: " + r.toString());
+  };
+  for (int i = 0; i < 2000; ++i) exchange();
   for (auto& x : t) {
     double s = now();
-    (void)(*c)->writeV(&v, 1);
-    (void)(*c)->readExact(rep, sizeof(rep));
+    exchange();
     x = now() - s;
   }
   c->reset();
   (*l)->close();
-  waitpid(echo, nullptr, 0);
+  int status = 0;
+  waitpid(echo, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("ping-pong echo process failed");
   std::sort(t.begin(), t.end());
   return t[t.size() / 2] * 1e6;
 }
@@ -289,34 +322,86 @@ double plainMemcpyGbps() {
   return n / best / 1e9;
 }
 
-// TCP stream bandwidth over loopback: 64 MiB through a socket to a reader thread.
-double plainSocketGbps() {
-  using namespace tf::remoting;
-  auto l = listen("tcp://127.0.0.1:0");
-  const size_t n = size_t(64) << 20;
-  std::thread sink([&] {
-    auto t = (*l)->accept();
-    std::vector<uint8_t> buf(n);
-    for (int i = 0; i < 6; ++i) {
-      if (!(*t)->readExact(buf.data(), n).isOk()) return;
-      uint8_t ack = 1;
-      iovec v{&ack, 1};
-      (void)(*t)->writeV(&v, 1);
-    }
-  });
-  auto c = connect((*l)->address(), 2000);
-  std::vector<uint8_t> data(n, 3);
-  double best = 1e9;
-  for (int i = 0; i < 6; ++i) {
-    double s = now();
-    iovec v{data.data(), n};
-    (void)(*c)->writeV(&v, 1);
-    uint8_t ack;
-    (void)(*c)->readExact(&ack, 1);
-    if (i) best = std::min(best, now() - s);
+// The best plain way to move 64 MiB each way over loopback TCP: a client and a server in two
+// processes, plain sockets with the buffers the transport also asks for (8 MiB), no framing,
+// one large write per transfer. Host-to-device is the client writing 64 MiB and the server
+// answering one byte when it has all of it; device-to-host is the client asking with one byte
+// and reading the server's 64 MiB. Best of 6 after one warm-up, as the stub's copies.
+struct SocketGbps {
+  double up = 0, down = 0;
+};
+
+// read(2) or write(2) until all n bytes have moved; false on an error or end of stream.
+template <typename Io, typename Byte> bool moveAll(Io io, int fd, Byte* p, size_t n) {
+  while (n > 0) {
+    ssize_t k = io(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    p += k;
+    n -= static_cast<size_t>(k);
   }
-  sink.join();
-  return n / best / 1e9;
+  return true;
+}
+bool writeAll(int fd, const uint8_t* p, size_t n) { return moveAll(::write, fd, p, n); }
+bool readAll(int fd, uint8_t* p, size_t n) { return moveAll(::read, fd, p, n); }
+
+SocketGbps plainSocketGbps() {
+  const size_t n = size_t(64) << 20;
+  const int rounds = 7;
+  auto tune = [](int fd) {
+    int buf = 8 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+  };
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  if (ls < 0) fail("socket baseline: socket()");
+  tune(ls); // inherited by the accepted socket, set before the window is agreed
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(ls, 1) != 0 ||
+      getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    fail("socket baseline: bind/listen");
+  pid_t server = fork();
+  if (server == 0) {
+    int fd = accept(ls, nullptr, nullptr);
+    if (fd < 0) _exit(1);
+    std::vector<uint8_t> in(n), out(n, 5);
+    uint8_t one = 1;
+    for (int i = 0; i < rounds; ++i) {
+      if (!readAll(fd, in.data(), n) || !writeAll(fd, &one, 1)) _exit(1);
+      if (in[0] != 3 || in[n - 1] != 3) _exit(2); // what the client sent
+      if (!readAll(fd, &one, 1) || !writeAll(fd, out.data(), n)) _exit(1);
+    }
+    _exit(0);
+  }
+  close(ls);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) fail("socket baseline: socket()");
+  tune(fd);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) fail("socket baseline: connect");
+  std::vector<uint8_t> data(n, 3), back(n);
+  SocketGbps best;
+  uint8_t one = 1;
+  for (int i = 0; i < rounds; ++i) {
+    double s = now();
+    if (!writeAll(fd, data.data(), n) || !readAll(fd, &one, 1)) fail("socket baseline: upload");
+    double up = now() - s;
+    s = now();
+    if (!writeAll(fd, &one, 1) || !readAll(fd, back.data(), n)) fail("socket baseline: download");
+    double down = now() - s;
+    if (i) {
+      best.up = std::max(best.up, n / up / 1e9);
+      best.down = std::max(best.down, n / down / 1e9);
+    }
+  }
+  close(fd);
+  int status = 0;
+  waitpid(server, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("socket baseline: server process failed");
+  if (back[0] != 5 || back[n - 1] != 5) fail("socket baseline: wrong bytes received");
+  return best;
 }
 
 struct Worker {
@@ -330,6 +415,7 @@ Worker startWorker(const char* bin, const char* driver, const std::string& liste
   if (pipe(out) != 0) exit(2);
   Worker w;
   w.pid = fork();
+  if (w.pid > 0) gWorkers.push_back(w.pid);
   if (w.pid == 0) {
     dup2(out[1], 1);
     setenv("TF_SOFTGPU_STATE_DIR", stateDir.c_str(), 1);
@@ -349,6 +435,11 @@ Worker startWorker(const char* bin, const char* driver, const std::string& liste
   if (line.rfind("listening on ", 0) == 0) w.address = line.substr(13);
   return w;
 }
+
+// Every figure a client prints; runClient fails the benchmark if one is missing or not positive.
+const char* const kFigures[] = {"sync_p50_us",      "sync_p99_us",       "launch_issue_per_s", "launch_complete_per_s",
+                                "htod_gbps",        "dtoh_gbps",         "pinned_htod_gbps",   "pinned_dtoh_gbps",
+                                "startup_lazy_ms",  "startup_eager_ms",  "round_us",           "managed_round_us"};
 
 std::map<std::string, double> runClient(const char* self, const char* lib, const char* label,
                                         const std::string& worker, const std::string& stateDir,
@@ -383,7 +474,13 @@ std::map<std::string, double> runClient(const char* self, const char* lib, const
     if (nl == std::string::npos) break;
     at = nl + 1;
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "client %s failed\n", label);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail(std::string("client ") + label + " exited with status " + std::to_string(status));
+  for (const char* key : kFigures) {
+    auto it = r.find(std::string(label) + "." + key);
+    if (it == r.end() || !std::isfinite(it->second) || it->second <= 0)
+      fail(std::string("client ") + label + " gave no figure for " + key);
+  }
   return r;
 }
 
@@ -400,7 +497,8 @@ int main(int argc, char** argv) {
   const char* softgpu = argv[2];
   const char* stub = argv[3];
   char dir[] = "/tmp/tf-bench-remoting-XXXXXX";
-  std::string state = mkdtemp(dir);
+  if (!mkdtemp(dir)) fail("mkdtemp");
+  std::string state = gStateDir = dir;
   std::string shmName = "shm://tf-bench-" + std::to_string(getpid());
   Worker shm = startWorker(workerBin, softgpu, shmName, state);
   Worker tcp = startWorker(workerBin, softgpu, "tcp://127.0.0.1:0", state);
@@ -408,26 +506,28 @@ int main(int argc, char** argv) {
   Status certified = tf::remoting::writeSelfSignedCertificateForTest(cert, key);
   Worker tls = startWorker(workerBin, softgpu, "tls://127.0.0.1:0", state,
                            {"--tls-cert", cert, "--tls-key", key});
-  if (shm.address.empty() || tcp.address.empty() || !certified.isOk() || tls.address.empty()) {
-    fprintf(stderr, "workers did not start %s\n", certified.toString().c_str());
-    return 1;
-  }
+  if (shm.address.empty() || tcp.address.empty() || !certified.isOk() || tls.address.empty())
+    fail("workers did not start " + certified.toString());
+  // The bandwidth baselines run before and after the clients, and the better figure counts:
+  // on a shared machine a baseline measured only in a quiet (or a busy) moment would flatter
+  // (or shame) the stub.
+  double memcpyGbps = plainMemcpyGbps();
+  SocketGbps plainTcp = plainSocketGbps();
   auto local = runClient(argv[0], softgpu, "local", "", state);
   auto viaShm = runClient(argv[0], stub, "shm", shm.address, state);
   auto viaTcp = runClient(argv[0], stub, "tcp", tcp.address, state);
   auto viaTls = runClient(argv[0], stub, "tls", tls.address, state, cert);
-  for (Worker* w : {&shm, &tcp, &tls}) {
-    kill(w->pid, SIGKILL);
-    waitpid(w->pid, nullptr, 0);
-  }
+  stopWorkers();
   double pingShm = pingPongP50("shm://tf-bench-pp-" + std::to_string(getpid()));
   double pingTcp = pingPongP50("tcp://127.0.0.1:0");
-  double memcpyGbps = plainMemcpyGbps();
-  double socketGbps = plainSocketGbps();
-  std::string rm = "rm -rf " + state;
-  (void)!system(rm.c_str());
+  memcpyGbps = std::max(memcpyGbps, plainMemcpyGbps());
+  SocketGbps after = plainSocketGbps();
+  plainTcp.up = std::max(plainTcp.up, after.up);
+  plainTcp.down = std::max(plainTcp.down, after.down);
 
-  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
+  if (pingShm <= 0 || pingTcp <= 0 || memcpyGbps <= 0 || plainTcp.up <= 0 || plainTcp.down <= 0)
+    fail("a baseline measured nothing");
+  auto ratio = [](double a, double b) { return a / b; };
   printf("remoting benchmark (soft GPU worker; every baseline from this run)\n\n");
   printf("synchronous call round trip (cuStreamQuery), p50 / p99:\n");
   printf("  stub over shm   %8.2f us / %8.2f us   bare shm ping-pong %7.2f us   ratio %.2fx\n",
@@ -456,12 +556,15 @@ int main(int argc, char** argv) {
     printf("  stub over shm   %6.2f / %6.2f   %.0f%% / %.0f%% of memcpy\n", get(viaShm, "shm", "htod"),
            get(viaShm, "shm", "dtoh"), 100 * ratio(get(viaShm, "shm", "htod"), memcpyGbps),
            100 * ratio(get(viaShm, "shm", "dtoh"), memcpyGbps));
-    printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the socket stream\n\n",
+    printf("  stub over tcp   %6.2f / %6.2f   %.0f%% / %.0f%% of the plain TCP pair\n\n",
            get(viaTcp, "tcp", "htod"), get(viaTcp, "tcp", "dtoh"),
-           100 * ratio(get(viaTcp, "tcp", "htod"), socketGbps),
-           100 * ratio(get(viaTcp, "tcp", "dtoh"), socketGbps));
+           100 * ratio(get(viaTcp, "tcp", "htod"), plainTcp.up),
+           100 * ratio(get(viaTcp, "tcp", "dtoh"), plainTcp.down));
   };
-  printf("baselines: plain memcpy %.2f GB/s, plain TCP socket stream %.2f GB/s\n", memcpyGbps, socketGbps);
+  printf("baselines (the better of a run before and one after the stub's): plain memcpy %.2f GB/s;\n"
+         "plain TCP client/server pair (two processes, 64 MiB writes) %.2f GB/s client to server /\n"
+         "%.2f GB/s server to client\n",
+         memcpyGbps, plainTcp.up, plainTcp.down);
   copies("64 MiB copies", "");
   copies("64 MiB copies from and to pinned memory", "pinned_");
   // Rows of two figures per run (local, shm, tcp) and their ratio.

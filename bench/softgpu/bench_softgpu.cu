@@ -5,6 +5,7 @@
 //       could do);
 //   (b) copy bandwidth for 64 MiB H2D, D2H, D2D (pageable host memory) and H2D from pinned
 //       memory, against a plain memcpy of 64 MiB between host buffers;
+// Every call is checked, inside the timed loops too; a failure exits 1.
 //   (c) null kernel launch rate (cudaLaunchKernel, cudaStreamSynchronize every 1000 launches),
 //       against calling an empty function through a std::function;
 //   (d) start-up with many libraries of which one kernel is used (what cudart does for a
@@ -68,7 +69,7 @@ int main() {
     unsigned h = 0;
     for (int i = 0; i < 100; ++i) CK(cudaMemcpy(&h, d, 4, cudaMemcpyDeviceToHost));
     double soft = bestOf(3, [&] {
-      for (int i = 0; i < iters; ++i) cudaMemcpy(&h, d, 4, cudaMemcpyDeviceToHost);
+      for (int i = 0; i < iters; ++i) CK(cudaMemcpy(&h, d, 4, cudaMemcpyDeviceToHost));
     });
     std::mutex mu;
     unsigned src = 1, dst = 0;
@@ -142,7 +143,8 @@ int main() {
     } else {
       double soft = bestOf(3, [&] {
         for (int i = 0; i < launches; ++i) {
-          nullKernel<<<1, 1, 0, s>>>();
+          // cudaLaunchKernel is what <<<>>> calls; it returns the launch's error
+          CK(cudaLaunchKernel(reinterpret_cast<const void*>(nullKernel), dim3(1), dim3(1), nullptr, 0, s));
           if ((i + 1) % batch == 0) CK(cudaStreamSynchronize(s));
         }
         CK(cudaStreamSynchronize(s));
@@ -171,7 +173,7 @@ int main() {
       for (auto& m : ms) ckDrv(cuModuleLoadData(&m, ptx.c_str()), "cuModuleLoadData");
       CUfunction f;
       ckDrv(cuModuleGetFunction(&f, ms[0], "k7"), "cuModuleGetFunction");
-      for (auto& m : ms) cuModuleUnload(m);
+      for (auto& m : ms) ckDrv(cuModuleUnload(m), "cuModuleUnload");
     });
     double lazy = bestOf(3, [&] {
       std::vector<CUlibrary> ls(libs);
@@ -180,7 +182,7 @@ int main() {
               "cuLibraryLoadData");
       CUkernel k;
       ckDrv(cuLibraryGetKernel(&k, ls[0], "k7"), "cuLibraryGetKernel");
-      for (auto& l : ls) cuLibraryUnload(l);
+      for (auto& l : ls) ckDrv(cuLibraryUnload(l), "cuLibraryUnload");
     });
     std::printf("(d) start-up, %d libraries of %d kernels (%zu KiB of PTX each), one kernel used: "
                 "%.2f ms | baseline translating everything at load (cuModuleLoadData): %.2f ms | "

@@ -141,8 +141,11 @@ int runUp(const HypervisorFlags& f) {
     int nul = open("/dev/null", O_RDONLY);
     if (nul >= 0) dup2(nul, 0);
     std::string port = std::to_string(f.port), tick = std::to_string(f.tickMs);
+    // Every flag `up` accepts reaches the daemon (the oversubscription ones were once dropped).
     std::vector<std::string> args = {exe, "hypervisor", "--state-dir", f.stateDir, "--region-dir",
-                                     f.regionDir, "--host", f.host, "--port", port, "--tick-ms", tick};
+                                     f.regionDir, "--host", f.host, "--port", port, "--tick-ms", tick,
+                                     "--tflops-oversell", std::to_string(f.tflopsOversell),
+                                     "--vram-expand", std::to_string(f.vramExpand)};
     if (!f.influx.empty()) {
       args.push_back("--influx-log");
       args.push_back(f.influx);
@@ -259,8 +262,15 @@ int runRun(const RunFlags& f) {
   sa.sa_handler = forward;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // Held until childPid is set, so a signal that arrives right after the fork is forwarded too.
+  sigset_t forwarded, oldMask;
+  sigemptyset(&forwarded);
+  sigaddset(&forwarded, SIGINT);
+  sigaddset(&forwarded, SIGTERM);
+  sigprocmask(SIG_BLOCK, &forwarded, &oldMask);
   pid_t pid = fork();
   if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &oldMask, nullptr);
     setenv("TF_VGPU_ID", id.c_str(), 1);
     std::string first; // library directory that must come first
     if (isolation == "soft") {
@@ -290,6 +300,7 @@ int runRun(const RunFlags& f) {
     _exit(127);
   }
   childPid = pid;
+  sigprocmask(SIG_SETMASK, &oldMask, nullptr);
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }

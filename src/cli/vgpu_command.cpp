@@ -70,7 +70,8 @@ int runShow(const std::string& dir, const std::string& name) {
   }
   auto& r = **region;
   auto procs = r.processes();
-  printf("vGPU %s (%s), %zu process(es)\n", r.name().c_str(), r.path().c_str(), procs.size());
+  printf("vGPU %s (%s), %zu process(es), compute window %llu ms\n", r.name().c_str(), r.path().c_str(),
+         procs.size(), static_cast<unsigned long long>(r.windowNs() / 1'000'000));
   for (int d = 0; d < r.deviceCount(); ++d) {
     auto lim = r.limits(d);
     auto u = r.usage(d);

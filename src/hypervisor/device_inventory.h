@@ -40,6 +40,8 @@ public:
   const GpuDevice* find(const std::string& uuid) const;
   bool isSoftGpu() const { return nvml_->isSoftGpu(); }
   const std::string& nvmlPath() const { return nvml_->path(); }
+  // The loaded NVML's entry points, which a test may replace (a device that disappears).
+  NvmlLibrary& nvmlForTest() { return *nvml_; }
 
 private:
   std::unique_ptr<NvmlLibrary> nvml_;

@@ -112,7 +112,11 @@ public:
 
   Result<int> attach() override {
     const int32_t me = getpid();
-    const uint64_t start = processStartTime(me);
+    return attachAs(me, processStartTime(me));
+  }
+  Result<int> attachForTest(int32_t pid, uint64_t startTime) override { return attachAs(pid, startTime); }
+
+  Result<int> attachAs(int32_t me, uint64_t start) {
     for (int pass = 0; pass < 2; ++pass) {
       for (int i = 0; i < kMaxProcesses; ++i) {
         RegionSlot& s = r_->slots[i];

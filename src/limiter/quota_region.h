@@ -87,6 +87,9 @@ public:
 
   // Claims this process's slot (reaping dead processes' slots when full).
   virtual Result<int> attach() = 0;
+  // Claims a slot as if process `pid`, started at `startTime` (processStartTime's clock), had
+  // attached: lets a test stand for a process whose pid has since been reused.
+  virtual Result<int> attachForTest(int32_t pid, uint64_t startTime) = 0;
   virtual void detach(int slot) = 0;
 
   // VRAM and host-spill accounting.
