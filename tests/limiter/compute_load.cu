@@ -1,9 +1,31 @@
-// Saturates the device for argv[1] seconds with kernels of different sizes; argv[2] == "sync"
-// synchronises after every launch. Prints the number of launches.
+// Keeps the device busy for argv[2] seconds with one launch pattern (argv[1]) and reports, from
+// its own timestamps, the GPU time its kernels used over the interval the workload ran:
+//
+//   compute_load PATTERN SECONDS [KERNEL_THREADS]
+//   -> "compute_load: pattern P kernels N busy_ns B interval_ns I"  (B: -1 off the soft GPU)
+//
+// The interval starts at the first timed launch (after CUDA start-up and a warm-up launch) and
+// ends when a launch made after the last kernel has finished is let through: a limiter holds
+// that launch until the program's debt is paid, so time a kernel used beyond its share counts
+// against the interval it belongs to. Busy time is the soft GPU's own accounting
+// (tfSoftGpuProcessStats), so the figure is the program's share of the device's time.
+//
+// Patterns: async (back-to-back, 5 sizes), sync (synchronise after every launch), graph (a
+// captured graph of 8 kernels, launched in a loop), tiny (KERNEL_THREADS-thread kernels
+// back-to-back), long (one KERNEL_THREADS-thread kernel per launch), mixed (one
+// KERNEL_THREADS-thread kernel then 16 small ones), streams (4 streams round robin), threads
+// (4 host threads, a stream each), cooperative (cudaLaunchCooperativeKernel back-to-back).
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 __global__ void work(float* x, int n) {
@@ -11,22 +33,121 @@ __global__ void work(float* x, int n) {
   if (i < n) x[i] = x[i] * 0.5f + 1.0f;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kSizes[] = {64, 256, 128, 512, 32}; // blocks of 256 threads
+float* gBuffer;
+const int kBufferFloats = 1 << 20;
+
+#define CHECK(call, code)                                                                        \
+  do {                                                                                           \
+    cudaError_t e_ = (call);                                                                     \
+    if (e_ != cudaSuccess) {                                                                     \
+      fprintf(stderr, "compute_load: %s failed: %s\n", #call, cudaGetErrorString(e_));          \
+      exit(code);                                                                                \
+    }                                                                                            \
+  } while (0)
+
+void launch(long threads, cudaStream_t s = 0) {
+  long blocks = (threads + 255) / 256;
+  int block = threads < 256 ? static_cast<int>(threads) : 256;
+  work<<<static_cast<unsigned>(blocks), block, 0, s>>>(gBuffer, static_cast<int>(std::min<long>(threads, kBufferFloats)));
+  CHECK(cudaGetLastError(), 3);
+}
+
+// -1 where the driver is not the soft GPU (through the remoting stub: the worker's limiter
+// charges the time to the vGPU's region, where the test reads it).
+int64_t busyNs() {
+  using Stats = CUresult (*)(CUdevice, uint64_t*, uint64_t*);
+  static Stats stats = reinterpret_cast<Stats>(dlsym(RTLD_DEFAULT, "tfSoftGpuProcessStats"));
+  if (!stats) return -1;
+  uint64_t busy = 0, kernels = 0;
+  if (stats(0, &busy, &kernels) != CUDA_SUCCESS) exit(7);
+  return static_cast<int64_t>(busy);
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
-  const double seconds = atof(argv[1]);
-  const bool sync = argc > 2 && !strcmp(argv[2], "sync");
-  float* x;
-  if (cudaMalloc(&x, 1 << 22) != cudaSuccess) return 2;
-  const int grids[] = {64, 256, 128, 512, 32};
-  long launches = 0;
-  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    int g = grids[launches % 5];
-    work<<<g, 256>>>(x, g * 256);
-    if (cudaGetLastError() != cudaSuccess) return 3;
-    if (sync && cudaDeviceSynchronize() != cudaSuccess) return 4;
-    ++launches;
+  if (argc < 3) {
+    fprintf(stderr, "usage: compute_load PATTERN SECONDS [KERNEL_THREADS]\n");
+    return 1;
   }
-  if (cudaDeviceSynchronize() != cudaSuccess) return 5;
-  printf("compute_load: %ld launches\n", launches);
+  const std::string pattern = argv[1];
+  const double seconds = atof(argv[2]);
+  const long threads = argc > 3 ? atol(argv[3]) : 100;
+  CHECK(cudaMalloc(&gBuffer, kBufferFloats * sizeof(float)), 2);
+  launch(256); // warm-up: module loading and the first launch are start-up, not workload
+  CHECK(cudaDeviceSynchronize(), 2);
+
+  std::atomic<long> kernels{0};
+  const int64_t busy0 = busyNs();
+  const auto t0 = Clock::now();
+  const auto end = t0 + std::chrono::duration<double>(seconds);
+  if (pattern == "async" || pattern == "sync") {
+    for (long i = 0; Clock::now() < end; ++i) {
+      launch(kSizes[i % 5] * 256L);
+      if (pattern == "sync") CHECK(cudaDeviceSynchronize(), 4);
+      ++kernels;
+    }
+  } else if (pattern == "tiny" || pattern == "long") {
+    while (Clock::now() < end) launch(threads), ++kernels;
+  } else if (pattern == "mixed") {
+    while (Clock::now() < end) {
+      launch(threads), ++kernels;
+      for (int i = 0; i < 16; ++i) launch(kSizes[i % 5] * 256L), ++kernels;
+    }
+  } else if (pattern == "graph") {
+    cudaStream_t s;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), 2);
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), 2);
+    for (int i = 0; i < 8; ++i) launch(kSizes[i % 5] * 256L, s);
+    CHECK(cudaStreamEndCapture(s, &g), 2);
+    CHECK(cudaGraphInstantiate(&exec, g, 0), 2);
+    while (Clock::now() < end) {
+      CHECK(cudaGraphLaunch(exec, s), 3);
+      kernels += 8;
+    }
+    CHECK(cudaStreamSynchronize(s), 4);
+    CHECK(cudaGraphExecDestroy(exec), 5);
+    CHECK(cudaGraphDestroy(g), 5);
+  } else if (pattern == "streams") {
+    cudaStream_t s[4];
+    for (auto& st : s) CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), 2);
+    for (long i = 0; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s[i % 4]), ++kernels;
+  } else if (pattern == "threads") {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+      pool.emplace_back([&, t] {
+        cudaStream_t s;
+        CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), 2);
+        for (long i = t; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s), ++kernels;
+        CHECK(cudaStreamSynchronize(s), 4);
+      });
+    for (auto& p : pool) p.join();
+  } else if (pattern == "cooperative") {
+    int n = kBufferFloats;
+    for (long i = 0; Clock::now() < end; ++i) {
+      void* args[] = {&gBuffer, &n};
+      CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(work), dim3(kSizes[i % 5] / 4),
+                                        dim3(256), args, 0, 0),
+            3);
+      ++kernels;
+    }
+  } else {
+    fprintf(stderr, "compute_load: unknown pattern %s\n", pattern.c_str());
+    return 1;
+  }
+  CHECK(cudaDeviceSynchronize(), 5);
+  const int64_t busy = busy0 < 0 ? -1 : busyNs() - busy0;
+  launch(1); // held until the time used above has been paid for
+  const auto t1 = Clock::now();
+  CHECK(cudaDeviceSynchronize(), 5);
+  printf("compute_load: pattern %s kernels %ld busy_ns %lld interval_ns %lld\n", pattern.c_str(),
+         kernels.load(), static_cast<long long>(busy),
+         static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
   return 0;
 }

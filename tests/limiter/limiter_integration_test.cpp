@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <csignal>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -33,9 +34,11 @@ protected:
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::string makeVgpu(const std::string& name, uint64_t vram, uint32_t bp, uint64_t host = 0) {
+  std::string makeVgpu(const std::string& name, uint64_t vram, uint32_t bp, uint64_t host = 0,
+                       uint64_t windowNs = 50'000'000) {
     VgpuSpec s;
     s.name = name;
+    s.windowNs = windowNs;
     DeviceLimits d;
     d.vramLimit = vram;
     d.computeBasisPoints = bp;
@@ -47,10 +50,11 @@ protected:
     return path;
   }
 
+  // limited: with the limiter preloaded (the default), else the program alone on the soft GPU.
   Child spawn(const std::string& program, std::vector<std::string> args,
-              std::map<std::string, std::string> env) {
+              std::map<std::string, std::string> env, bool limited = true) {
     env["LD_LIBRARY_PATH"] = TF_LIB_DIR;
-    env["LD_PRELOAD"] = std::string(TF_LIB_DIR) + "/libtensor-fusion-limiter.so";
+    if (limited) env["LD_PRELOAD"] = std::string(TF_LIB_DIR) + "/libtensor-fusion-limiter.so";
     env["TF_SOFTGPU_STATE_DIR"] = (dir_ / "state").string();
     env["TF_SOFTGPU_NODE"] = "limiter-it";
     Child c = test::spawnChild(program, std::move(args), env, dir_ / ("out-" + std::to_string(counter_++)));
@@ -101,63 +105,203 @@ TEST_F(LimiterIntegrationTest, ManyProcessesRacingNeverPassTheLimit) {
   EXPECT_EQ((*r)->used(0, Pool::Device), 0u); // everything freed or reclaimed
 }
 
+// Compute shares, measured by the programs themselves over the interval their workload ran
+// (compute_load.cu): the GPU time the soft GPU accounted to them, in its timing mode (kernels
+// hold the device for 100 ns per thread without burning the CPU), divided by that interval.
+// The ceiling (limit + 3 points) is the limiter's job and must hold whatever the machine does.
+// The floor (limit - 3 points) is asked only of what the program could have used under the load
+// at the time: its share without any limit, measured just before and just after (the lower).
 class ComputeShareTest : public LimiterIntegrationTest {
+public:
+  struct Load {
+    std::string pattern;
+    long threads = 100;    // kernel size of the tiny, long and mixed patterns
+  };
+  struct Measured {
+    double share = -1;      // GPU time / the workload's interval
+    double kernelsPerSec = 0;
+    long kernels = 0;
+    long long intervalNs = 0;
+  };
+
 protected:
-  // Each vGPU (compute share in basis points, synchronise after every launch?) runs one
-  // saturating program for `seconds`; returns each vGPU's share of the device's time as the
-  // soft GPU measured it. timeSource: "auto" (the soft GPU's accounting) or "events" (CUDA
-  // events, as on NVIDIA's driver).
-  std::vector<double> shares(std::vector<std::pair<uint32_t, bool>> vgpus, double seconds,
-                             const std::string& timeSource = "auto") {
-    std::vector<std::string> regions;
-    for (size_t i = 0; i < vgpus.size(); ++i)
-      regions.push_back(makeVgpu("c" + std::to_string(i), 1024 * MiB, vgpus[i].first));
-    std::vector<Child> kids;
-    auto begin = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < vgpus.size(); ++i)
-      // Timing mode: kernels hold the device for 100 ns per thread (0.8 to 13 ms for these
-      // grids) without burning the CPU. The soft GPU's synchronise round trip (two thread
-      // wake-ups, ~50 us) is then as small beside a kernel as a real GPU's is.
-      kids.push_back(spawn(TF_COMPUTE_LOAD, {std::to_string(seconds), vgpus[i].second ? "sync" : "async"},
-                           {{"TF_VGPU_REGION", regions[i]}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
-                            {"TF_LIMITER_TIME_SOURCE", timeSource}}));
-    for (auto& k : kids) EXPECT_EQ(k.wait(), 0) << k.output();
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    std::vector<double> out;
-    for (size_t i = 0; i < regions.size(); ++i) {
-      auto r = QuotaRegion::open(regions[i]);
-      out.push_back(r ? (*r)->usage(0).busyNs / 1e9 / wall : -1);
-      printf("vGPU %zu: limit %.0f%% (%s launches), measured share %.1f%%\n", i,
-             vgpus[i].first / 100.0, vgpus[i].second ? "synchronised" : "asynchronous",
-             out.back() * 100);
+
+  static Measured parse(Child& c) {
+    const int rc = c.wait();
+    const std::string out = c.output();
+    EXPECT_EQ(rc, 0) << out;
+    Measured m;
+    auto at = out.find("compute_load: pattern ");
+    EXPECT_NE(at, std::string::npos) << out;
+    if (at == std::string::npos) return m;
+    char pattern[32];
+    long kernels = 0;
+    long long busy = 0;
+    long long interval = 0;
+    if (sscanf(out.c_str() + at, "compute_load: pattern %31s kernels %ld busy_ns %lld interval_ns %lld",
+               pattern, &kernels, &busy, &interval) != 4 || interval <= 0) {
+      ADD_FAILURE() << "unparsable report: " << out;
+      return m;
     }
-    return out;
+    m.share = static_cast<double>(busy) / static_cast<double>(interval);
+    m.kernelsPerSec = kernels / (interval / 1e9);
+    m.kernels = kernels;
+    m.intervalNs = interval;
+    return m;
+  }
+
+  std::map<std::string, std::string> loadEnv(const std::string& region, const std::string& timeSource) {
+    return {{"TF_VGPU_REGION", region}, {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
+            {"TF_LIMITER_TIME_SOURCE", timeSource}};
+  }
+  Child start(const Load& l, double seconds, const std::string& region,
+              const std::string& timeSource = "auto") {
+    return spawn(TF_COMPUTE_LOAD, {l.pattern, std::to_string(seconds), std::to_string(l.threads)},
+                 loadEnv(region, timeSource), /*limited=*/!region.empty());
+  }
+  // The program with no limiter at all.
+  Measured alone(const Load& l) {
+    Child c = start(l, 1.0, "");
+    return parse(c);
+  }
+
+  // Runs each load in its own vGPU (basis points) at once, between two unlimited runs of each,
+  // and checks every share against its limit.
+  void expectShares(const std::vector<std::pair<uint32_t, Load>>& vgpus, double seconds,
+                    const std::string& timeSource = "auto", uint64_t windowNs = 50'000'000) {
+    std::vector<Measured> before, limited, after;
+    for (auto& [bp, l] : vgpus) before.push_back(alone(l));
+    std::vector<Child> kids;
+    for (size_t i = 0; i < vgpus.size(); ++i)
+      kids.push_back(start(vgpus[i].second, seconds,
+                           makeVgpu("c" + std::to_string(i), 1024 * MiB, vgpus[i].first, 0, windowNs),
+                           timeSource));
+    for (auto& k : kids) limited.push_back(parse(k));
+    for (auto& [bp, l] : vgpus) after.push_back(alone(l));
+    for (size_t i = 0; i < vgpus.size(); ++i) {
+      const double limit = vgpus[i].first / 10000.0;
+      const double could = std::min(before[i].share, after[i].share);
+      const double ratio = limited[i].kernelsPerSec / std::max(before[i].kernelsPerSec, after[i].kernelsPerSec);
+      printf("vGPU %zu (%s): limit %.0f%%, share %.1f%% (alone %.1f%% / %.1f%%), throughput %.2f of "
+             "alone\n",
+             i, vgpus[i].second.pattern.c_str(), limit * 100, limited[i].share * 100,
+             before[i].share * 100, after[i].share * 100, ratio);
+      EXPECT_LE(limited[i].share, limit + 0.03) << vgpus[i].second.pattern;
+      EXPECT_GE(limited[i].share, std::min(limit, could) - 0.03) << vgpus[i].second.pattern;
+    }
   }
 };
 
 TEST_F(ComputeShareTest, ThirtySeventySplitHolds) {
-  auto s = shares({{3000, false}, {7000, true}}, 10);
-  EXPECT_NEAR(s[0], 0.30, 0.03);
-  EXPECT_NEAR(s[1], 0.70, 0.03);
+  expectShares({{3000, {"async"}}, {7000, {"sync"}}}, 4);
 }
 
 TEST_F(ComputeShareTest, TenNinetySplitHolds) {
-  auto s = shares({{1000, true}, {9000, false}}, 10);
-  EXPECT_NEAR(s[0], 0.10, 0.03);
-  EXPECT_NEAR(s[1], 0.90, 0.03);
+  expectShares({{1000, {"sync"}}, {9000, {"async"}}}, 4);
 }
 
 // The time source used over NVIDIA's driver (events around each limited launch), exercised on
 // the soft GPU, which times events like a GPU does.
 TEST_F(ComputeShareTest, EventTimedSplitHolds) {
-  auto s = shares({{3000, false}, {7000, true}}, 10, "events");
-  EXPECT_NEAR(s[0], 0.30, 0.03);
-  EXPECT_NEAR(s[1], 0.70, 0.03);
+  expectShares({{3000, {"async"}}, {7000, {"sync"}}}, 4, "events");
 }
 
-TEST_F(ComputeShareTest, AloneAtThirtyGetsThirtyNotMore) {
-  auto s = shares({{3000, false}}, 10);
-  EXPECT_NEAR(s[0], 0.30, 0.03);
+// One program alone in a 30% vGPU, for each launch pattern.
+class LaunchPatternTest : public ComputeShareTest, public ::testing::WithParamInterface<Load> {};
+
+TEST_P(LaunchPatternTest, ThirtyPercentHolds) {
+  // A 20 ms window: the long kernels (200 ms) are ten windows each.
+  expectShares({{3000, GetParam()}}, 3, "auto", 20'000'000);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Patterns, LaunchPatternTest,
+    ::testing::Values(ComputeShareTest::Load{"async"}, ComputeShareTest::Load{"sync"},
+                      ComputeShareTest::Load{"graph"},
+                      ComputeShareTest::Load{"tiny", 100},        // 10 us kernels
+                      ComputeShareTest::Load{"long", 2'000'000},  // 200 ms: 10 windows
+                      ComputeShareTest::Load{"mixed", 100'000},   // half a window + 16 small
+                      ComputeShareTest::Load{"streams"}, ComputeShareTest::Load{"threads"},
+                      ComputeShareTest::Load{"cooperative"}),
+    [](const auto& info) { return info.param.pattern; });
+
+// `vgpu show`'s "throttled" is time the limiter held work back: a program at full speed in a
+// 100% vGPU (whose launches still wait on the launch queue's bound) reports about none; in a
+// 30% vGPU it is held back most of the time.
+TEST_F(ComputeShareTest, ThrottledIsOnlyTimeTheLimiterHeldWorkBack) {
+  for (uint32_t bp : {10000u, 3000u}) {
+    std::string region = makeVgpu("t" + std::to_string(bp), 1024 * MiB, bp);
+    Child c = start({"async"}, 2, region);
+    Measured m = parse(c);
+    auto r = QuotaRegion::open(region);
+    ASSERT_TRUE(r);
+    DeviceUsage u = (*r)->usage(0);
+    printf("limit %u bp: share %.1f%%, GPU time %.2f s, throttled %.2f s\n", bp, m.share * 100,
+           u.busyNs / 1e9, u.throttledNs / 1e9);
+    EXPECT_GT(u.busyNs, 0u);
+    if (bp == 10000) EXPECT_LT(u.throttledNs, 20'000'000u); // under 1% of the run
+    else EXPECT_GT(u.throttledNs, 1'000'000'000u);          // ~70% of 2 s: at least half
+  }
+}
+
+// Hard isolation: the limiter inside a worker, the program reaching the device only through the
+// remoting stub (so its GPU time is read from the vGPU's region, where the worker's limiter
+// charged it). Alone, it runs through a worker without a limiter; its share is then bounded
+// below by its kernels' modelled time (5.08 ms on average for the async pattern's sizes).
+TEST_F(ComputeShareTest, ThroughTheWorkerThirtyPercentHolds) {
+  auto throughWorker = [&](const std::string& region) {
+    std::map<std::string, std::string> env = {{"LD_LIBRARY_PATH", TF_LIB_DIR},
+                                              {"TF_SOFTGPU_THREAD_TIME_NS", "100"},
+                                              {"TF_SOFTGPU_STATE_DIR", (dir_ / "state").string()},
+                                              {"TF_SOFTGPU_NODE", "limiter-it"}};
+    if (!region.empty()) {
+      env["LD_PRELOAD"] = std::string(TF_LIB_DIR) + "/libtensor-fusion-limiter.so";
+      env["TF_VGPU_REGION"] = region;
+    }
+    const std::string token = "tok-" + std::to_string(getpid());
+    Child worker = test::spawnChild(TF_CLI_BIN,
+                                    {"worker", "--listen", "shm://tf-limiter-it-" + std::to_string(getpid()) + "-" + std::to_string(counter_),
+                                     "--driver", std::string(TF_LIB_DIR) + "/libcuda.so.1", "--token", token},
+                                    env, dir_ / ("worker-" + std::to_string(counter_++)));
+    std::string address;
+    for (int i = 0; i < 200 && address.empty(); ++i) {
+      std::string out = worker.output();
+      auto at = out.find("listening on ");
+      if (at != std::string::npos && out.find('\n', at) != std::string::npos)
+        address = out.substr(at + 13, out.find('\n', at) - at - 13);
+      else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_FALSE(address.empty()) << worker.output();
+    Child c = test::spawnChild(TF_COMPUTE_LOAD, {"async", region.empty() ? "1" : "3"},
+                               {{"LD_LIBRARY_PATH", std::string(TF_LIB_DIR) + "/remote"},
+                                {"TF_REMOTE_WORKER", address}, {"TF_REMOTE_TOKEN", token},
+                                {"TF_VGPU_REGION", ""}, {"LD_PRELOAD", ""}},
+                               dir_ / ("client-" + std::to_string(counter_++)));
+    Measured m = parse(c);
+    kill(worker.pid, SIGTERM);
+    EXPECT_EQ(worker.wait(), 0) << worker.output();
+    return m;
+  };
+  Measured before = throughWorker("");
+  std::string region = makeVgpu("w", 1024 * MiB, 3000);
+  Measured limited = throughWorker(region);
+  Measured after = throughWorker("");
+  auto r = QuotaRegion::open(region);
+  ASSERT_TRUE(r);
+  ASSERT_GT(limited.intervalNs, 0);
+  const double share = (*r)->usage(0).busyNs / static_cast<double>(limited.intervalNs);
+  auto modelled = [](const Measured& m) { return m.kernels * 5.0816e-3 / (m.intervalNs / 1e9); };
+  const double could = std::min(modelled(before), modelled(after));
+  printf("through the worker: limit 30%%, share %.1f%% (alone at least %.1f%% / %.1f%%), "
+         "throughput %.2f of alone\n",
+         share * 100, modelled(before) * 100, modelled(after) * 100,
+         limited.kernelsPerSec / std::max(before.kernelsPerSec, after.kernelsPerSec));
+  EXPECT_LE(share, 0.33);
+  EXPECT_GE(share, std::min(0.30, could) - 0.03);
+}
+
+TEST_F(ComputeShareTest, EventTimedLongKernelsHold) {
+  expectShares({{3000, {"long", 2'000'000}}}, 3, "events", 20'000'000);
 }
 
 } // namespace
