@@ -207,7 +207,7 @@ TEST_F(ComputeShareTest, EventTimedSplitHolds) {
 }
 
 // One program alone in a 30% vGPU, for each launch pattern.
-class LaunchPatternTest : public ComputeShareTest, public ::testing::WithParamInterface<Load> {};
+class LaunchPatternTest : public ComputeShareTest, public ::testing::WithParamInterface<ComputeShareTest::Load> {};
 
 TEST_P(LaunchPatternTest, ThirtyPercentHolds) {
   // A 20 ms window: the long kernels (200 ms) are ten windows each.
