@@ -60,7 +60,9 @@ void launch(long threads, cudaStream_t s = 0) {
 // charges the time to the vGPU's region, where the test reads it).
 int64_t busyNs() {
   using Stats = CUresult (*)(CUdevice, uint64_t*, uint64_t*);
-  static Stats stats = reinterpret_cast<Stats>(dlsym(RTLD_DEFAULT, "tfSoftGpuProcessStats"));
+  // cudart loads the driver privately (RTLD_LOCAL): ask that library, not the global scope.
+  static void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  static Stats stats = driver ? reinterpret_cast<Stats>(dlsym(driver, "tfSoftGpuProcessStats")) : nullptr;
   if (!stats) return -1;
   uint64_t busy = 0, kernels = 0;
   if (stats(0, &busy, &kernels) != CUDA_SUCCESS) exit(7);
