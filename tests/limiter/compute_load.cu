@@ -15,6 +15,10 @@
 // back-to-back), long (one KERNEL_THREADS-thread kernel per launch), mixed (one
 // KERNEL_THREADS-thread kernel then 16 small ones), streams (4 streams round robin), threads
 // (4 host threads, a stream each), cooperative (cudaLaunchCooperativeKernel back-to-back).
+//
+// Launches that do not synchronise keep at most a few launches in flight (per host thread), as
+// NVIDIA's driver blocks a launch when its queue is full: the soft GPU queues without bound, so
+// an unlimited run would otherwise queue minutes of kernels in its seconds and then drain them.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -56,6 +60,27 @@ void launch(long threads, cudaStream_t s = 0) {
   CHECK(cudaGetLastError(), 3);
 }
 
+// At most `depth` launches in flight: before a launch is recorded, the one `depth` launches
+// earlier has finished (an event recorded after each launch).
+class InFlight {
+public:
+  explicit InFlight(int depth) : events_(depth) {
+    for (auto& e : events_) CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), 2);
+  }
+  ~InFlight() {
+    for (auto& e : events_) cudaEventDestroy(e);
+  }
+  void launched(cudaStream_t s) {
+    cudaEvent_t e = events_[count_++ % events_.size()];
+    if (count_ > static_cast<long>(events_.size())) CHECK(cudaEventSynchronize(e), 4);
+    CHECK(cudaEventRecord(e, s), 4);
+  }
+
+private:
+  std::vector<cudaEvent_t> events_;
+  long count_ = 0;
+};
+
 // -1 where the driver is not the soft GPU (through the remoting stub: the worker's limiter
 // charges the time to the vGPU's region, where the test reads it).
 int64_t busyNs() {
@@ -87,18 +112,24 @@ int main(int argc, char** argv) {
   const int64_t busy0 = busyNs();
   const auto t0 = Clock::now();
   const auto end = t0 + std::chrono::duration<double>(seconds);
+  // Launches in flight: about 40 ms of the 5 ms average kernels; tiny ones are 10 us each.
+  const int depth = pattern == "tiny" ? 64 : pattern == "long" ? 2 : 8;
   if (pattern == "async" || pattern == "sync") {
+    InFlight q(depth);
     for (long i = 0; Clock::now() < end; ++i) {
       launch(kSizes[i % 5] * 256L);
       if (pattern == "sync") CHECK(cudaDeviceSynchronize(), 4);
+      else q.launched(0);
       ++kernels;
     }
   } else if (pattern == "tiny" || pattern == "long") {
-    while (Clock::now() < end) launch(threads), ++kernels;
+    InFlight q(depth);
+    while (Clock::now() < end) launch(threads), q.launched(0), ++kernels;
   } else if (pattern == "mixed") {
+    InFlight q(17); // a round: one large kernel and 16 small ones
     while (Clock::now() < end) {
-      launch(threads), ++kernels;
-      for (int i = 0; i < 16; ++i) launch(kSizes[i % 5] * 256L), ++kernels;
+      launch(threads), q.launched(0), ++kernels;
+      for (int i = 0; i < 16; ++i) launch(kSizes[i % 5] * 256L), q.launched(0), ++kernels;
     }
   } else if (pattern == "graph") {
     cudaStream_t s;
@@ -109,8 +140,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 8; ++i) launch(kSizes[i % 5] * 256L, s);
     CHECK(cudaStreamEndCapture(s, &g), 2);
     CHECK(cudaGraphInstantiate(&exec, g, 0), 2);
+    InFlight q(2); // two graphs: 16 kernels
     while (Clock::now() < end) {
       CHECK(cudaGraphLaunch(exec, s), 3);
+      q.launched(s);
       kernels += 8;
     }
     CHECK(cudaStreamSynchronize(s), 4);
@@ -119,24 +152,28 @@ int main(int argc, char** argv) {
   } else if (pattern == "streams") {
     cudaStream_t s[4];
     for (auto& st : s) CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), 2);
-    for (long i = 0; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s[i % 4]), ++kernels;
+    InFlight q(depth);
+    for (long i = 0; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s[i % 4]), q.launched(s[i % 4]), ++kernels;
   } else if (pattern == "threads") {
     std::vector<std::thread> pool;
     for (int t = 0; t < 4; ++t)
       pool.emplace_back([&, t] {
         cudaStream_t s;
         CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), 2);
-        for (long i = t; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s), ++kernels;
+        InFlight q(depth / 4);
+        for (long i = t; Clock::now() < end; ++i) launch(kSizes[i % 5] * 256L, s), q.launched(s), ++kernels;
         CHECK(cudaStreamSynchronize(s), 4);
       });
     for (auto& p : pool) p.join();
   } else if (pattern == "cooperative") {
     int n = kBufferFloats;
+    InFlight q(depth);
     for (long i = 0; Clock::now() < end; ++i) {
       void* args[] = {&gBuffer, &n};
       CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(work), dim3(kSizes[i % 5] / 4),
                                         dim3(256), args, 0, 0),
             3);
+      q.launched(0);
       ++kernels;
     }
   } else {

@@ -286,7 +286,6 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   const int rd = regionDeviceOf(ordinal);
   if (rd < 0) return;
   DeviceTrack& t = devices_[ordinal];
-  uint64_t heldNs = 0;
   // Until both hold at once: the queue is short, and the bucket (charged with everything that
   // finished while waiting on the queue) is not empty. The queue comes first, so that the
   // bucket is asked after the work ahead has been charged, not before.
@@ -304,13 +303,22 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
     pollBusy(ordinal);
     const uint64_t w = region_->throttleNs(rd);
     if (w == 0) break;
-    const uint64_t start = nowNs();
+    // Only the bucket's waits are throttling: waits on the queue bound happen at any share (a
+    // program that queues ahead of the device waits for the device, limited or not).
+    holdBegin(t);
     std::this_thread::sleep_for(std::chrono::nanoseconds(w));
-    heldNs += nowNs() - start;
+    holdEnd(t);
   }
-  // Only the bucket's waits are throttling: waits on the queue bound happen at any share (a
-  // program that queues ahead of the device waits for the device, limited or not).
-  if (heldNs) region_->noteThrottled(rd, heldNs);
+}
+
+void Limiter::holdBegin(DeviceTrack& t) {
+  std::lock_guard<std::mutex> lock(heldMu_);
+  if (t.held++ == 0) t.heldSinceNs = nowNs();
+}
+
+void Limiter::holdEnd(DeviceTrack& t) {
+  std::lock_guard<std::mutex> lock(heldMu_);
+  if (--t.held == 0) region_->noteThrottled(t.regionDevice, nowNs() - t.heldSinceNs);
 }
 
 // Keeps the work this process has queued on the device to about a millisecond: work queued far

@@ -44,6 +44,10 @@ struct DeviceTrack {
   // CUDA-event timing (drivers without the soft GPU's accounting), under Limiter::pollMu_.
   std::vector<CUevent> freeEvents;
   std::vector<std::pair<CUevent, CUevent>> pendingEvents;
+  // Throttled time: wall time during which at least one of this process's launches was held
+  // (threads held at once count once), under Limiter::heldMu_.
+  int held = 0;
+  uint64_t heldSinceNs = 0;
 };
 
 struct Allocation {
@@ -99,6 +103,8 @@ private:
   void init();
   void pollBusy(CUdevice ordinal);
   void waitForQueue(CUdevice ordinal);
+  void holdBegin(DeviceTrack& t);
+  void holdEnd(DeviceTrack& t);
   void pollEvents(CUdevice ordinal);
   CUevent takeEvent(DeviceTrack& t);
 
@@ -116,6 +122,7 @@ private:
   std::atomic<int> captures_{0};
   std::mutex pollMu_;
   std::mutex graphMu_;
+  std::mutex heldMu_;
   std::unordered_map<CUgraphExec, uint64_t> graphKernels_;
   uint64_t startNs_ = 0;
 };
