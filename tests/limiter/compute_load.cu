@@ -2,13 +2,18 @@
 // its own timestamps, the GPU time its kernels used over the interval the workload ran:
 //
 //   compute_load PATTERN SECONDS [KERNEL_THREADS]
-//   -> "compute_load: pattern P kernels N busy_ns B interval_ns I"  (B: -1 off the soft GPU)
+//   -> "compute_load: pattern P kernels N busy_ns B interval_ns I loop_ns L peak_share S"
+//      (B: -1 off the soft GPU, S then -1)
 //
 // The interval starts at the first timed launch (after CUDA start-up and a warm-up launch) and
 // ends when a launch made after the last kernel has finished is let through: a limiter holds
 // that launch until the program's debt is paid, so time a kernel used beyond its share counts
 // against the interval it belongs to. Busy time is the soft GPU's own accounting
-// (tfSoftGpuProcessStats), so the figure is the program's share of the device's time.
+// (tfSoftGpuProcessStats), so the figure is the program's share of the device's time. L ends
+// when the last kernel has finished, before that launch: time used beyond the share and not yet
+// paid back shows there (a limiter that only charged, never held, would reach its share over I
+// by holding the last launch, but not over L). S is the largest share over any half second of
+// the loop, sampled every 50 ms: a burst (work queued past the bucket, repaid later) shows there.
 //
 // Patterns: async (back-to-back, 5 sizes), sync (synchronise after every launch), graph (a
 // captured graph of 8 kernels, launched in a loop), tiny (KERNEL_THREADS-thread kernels
@@ -111,9 +116,30 @@ int main(int argc, char** argv) {
   std::atomic<long> kernels{0};
   const int64_t busy0 = busyNs();
   const auto t0 = Clock::now();
+  std::atomic<bool> stop{false};
+  // Every 50 ms: busy time, read between two clock readings (the sampler may be descheduled
+  // between them on a loaded machine: a window runs from one sample's first to another's last).
+  struct Sample {
+    Clock::time_point before;
+    int64_t busy;
+    Clock::time_point after;
+  };
+  std::vector<Sample> samples;
+  std::thread sampler([&] {
+    if (busy0 < 0) return;
+    while (!stop.load()) {
+      Sample x;
+      x.before = Clock::now();
+      x.busy = busyNs();
+      x.after = Clock::now();
+      samples.push_back(x);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
   const auto end = t0 + std::chrono::duration<double>(seconds);
-  // Launches in flight: about 40 ms of the 5 ms average kernels; tiny ones are 10 us each.
-  const int depth = pattern == "tiny" ? 64 : pattern == "long" ? 2 : 8;
+  // Launches in flight: about 160 ms of the 5 ms average kernels (far more than a limiter's
+  // queue bound lets through, so that bound is exercised); tiny ones are 10 us each.
+  const int depth = pattern == "tiny" ? 256 : pattern == "long" ? 2 : 32;
   if (pattern == "async" || pattern == "sync") {
     InFlight q(depth);
     for (long i = 0; Clock::now() < end; ++i) {
@@ -126,7 +152,7 @@ int main(int argc, char** argv) {
     InFlight q(depth);
     while (Clock::now() < end) launch(threads), q.launched(0), ++kernels;
   } else if (pattern == "mixed") {
-    InFlight q(17); // a round: one large kernel and 16 small ones
+    InFlight q(34); // two rounds of one large kernel and 16 small ones
     while (Clock::now() < end) {
       launch(threads), q.launched(0), ++kernels;
       for (int i = 0; i < 16; ++i) launch(kSizes[i % 5] * 256L), q.launched(0), ++kernels;
@@ -140,7 +166,9 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 8; ++i) launch(kSizes[i % 5] * 256L, s);
     CHECK(cudaStreamEndCapture(s, &g), 2);
     CHECK(cudaGraphInstantiate(&exec, g, 0), 2);
-    InFlight q(2); // two graphs: 16 kernels
+    // 32 graphs (1.2 s of work): a limiter that did not count a graph launch as its kernels
+    // would let them all queue at once, past its bucket.
+    InFlight q(32);
     while (Clock::now() < end) {
       CHECK(cudaGraphLaunch(exec, s), 3);
       q.launched(s);
@@ -182,11 +210,23 @@ int main(int argc, char** argv) {
   }
   CHECK(cudaDeviceSynchronize(), 5);
   const int64_t busy = busy0 < 0 ? -1 : busyNs() - busy0;
+  const auto loopEnd = Clock::now();
+  stop = true;
+  sampler.join();
+  double peak = busy0 < 0 ? -1 : 0;
+  for (size_t i = 0, j = 0; i < samples.size(); ++i) {
+    while (j < samples.size() && samples[j].after - samples[i].before < std::chrono::milliseconds(500)) ++j;
+    if (j == samples.size()) break;
+    const double dt = std::chrono::duration<double, std::nano>(samples[j].after - samples[i].before).count();
+    peak = std::max(peak, (samples[j].busy - samples[i].busy) / dt);
+  }
   launch(1); // held until the time used above has been paid for
   const auto t1 = Clock::now();
   CHECK(cudaDeviceSynchronize(), 5);
-  printf("compute_load: pattern %s kernels %ld busy_ns %lld interval_ns %lld\n", pattern.c_str(),
-         kernels.load(), static_cast<long long>(busy),
-         static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+  auto ns = [](Clock::duration d) {
+    return static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  };
+  printf("compute_load: pattern %s kernels %ld busy_ns %lld interval_ns %lld loop_ns %lld peak_share %.4f\n",
+         pattern.c_str(), kernels.load(), static_cast<long long>(busy), ns(t1 - t0), ns(loopEnd - t0), peak);
   return 0;
 }
