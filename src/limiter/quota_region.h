@@ -58,7 +58,7 @@ struct SlotUsage {
 struct DeviceUsage {
   uint64_t vramUsed = 0, hostUsed = 0;
   uint64_t busyNs = 0;       // GPU time charged so far
-  uint64_t throttledNs = 0;  // time launches were held back
+  uint64_t throttledNs = 0;  // wall time launches were held by the bucket, per process, summed
   uint64_t launches = 0;
 };
 
