@@ -91,6 +91,8 @@ int runShow(const std::string& dir, const std::string& name) {
 void addVgpuCommand(CLI::App& app, int& exitCode) {
   auto* vgpu = app.add_subcommand("vgpu", "Grant, inspect and remove vGPUs (quota regions)");
   vgpu->require_subcommand(1);
+  // `vgpu create NAME --dir D`: options of `vgpu` may also follow its subcommand.
+  vgpu->fallthrough();
   static std::string dir = env::getOr("TF_VGPU_DIR", "/dev/shm");
   vgpu->add_option("--dir", dir, "Where quota regions live (TF_VGPU_DIR)");
 

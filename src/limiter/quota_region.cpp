@@ -50,7 +50,8 @@ struct RegionDevice {
   std::atomic<uint64_t> busyNs;
   std::atomic<uint64_t> throttledNs;
   std::atomic<uint64_t> launches;
-  uint64_t reserved1[4];
+  std::atomic<uint64_t> longestKernelNs; // the longest single kernel charged (was reserved: 0)
+  uint64_t reserved1[3];
 };
 
 struct RegionSlot {
@@ -106,7 +107,9 @@ public:
   Status setComputeBasisPoints(int d, uint32_t bp) override {
     if (d < 0 || d >= deviceCount()) return invalidArgument("no such device in the vGPU");
     if (bp == 0 || bp > 10000) return invalidArgument("compute share must be in (0, 100%]");
-    r_->devices[d].computeBasisPoints.store(bp);
+    RegionDevice& rd = r_->devices[d];
+    refill(rd, rd.computeBasisPoints.load()); // time until now is credited at the old share
+    rd.computeBasisPoints.store(bp);
     return Status::ok();
   }
 
@@ -183,16 +186,18 @@ public:
 
   uint64_t used(int d, Pool pool) override { return sum(d, pool, false); }
 
-  void charge(int d, uint64_t ns) override {
+  void charge(int d, uint64_t ns, uint64_t kernels) override {
     if (d < 0 || d >= deviceCount() || ns == 0) return;
     RegionDevice& rd = r_->devices[d];
     rd.busyNs.fetch_add(ns);
-    // Debt is bounded by one window: time used while the share was larger (the controller
-    // lent it idle time) is not paid back at the smaller share afterwards.
-    const int64_t floor = -static_cast<int64_t>(r_->windowNs);
-    int64_t cur = rd.tokens.load();
-    while (!rd.tokens.compare_exchange_weak(cur, std::max(floor, cur - static_cast<int64_t>(ns)))) {
-    }
+    // The longest kernel: a lower bound when one charge covers several (their average).
+    const uint64_t kernel = ns / std::max<uint64_t>(kernels, 1);
+    uint64_t longest = rd.longestKernelNs.load();
+    while (kernel > longest && !rd.longestKernelNs.compare_exchange_weak(longest, kernel)) {}
+    // Debt is paid back in full, however long the kernel. Time used while the quota controller
+    // lent a larger share is not debt at the smaller one: setComputeBasisPoints credits the
+    // time until the change at the old share first.
+    rd.tokens.fetch_sub(static_cast<int64_t>(ns));
   }
 
   uint64_t throttleNs(int d) override {
@@ -297,7 +302,10 @@ private:
     uint64_t last = rd.lastRefillNs.load();
     if (now <= last) return;
     if (!rd.lastRefillNs.compare_exchange_strong(last, now)) return; // another process refilled
-    const int64_t cap = static_cast<int64_t>(r_->windowNs * bp / 10000);
+    // A window's worth, plus the longest kernel's: time that refills while a kernel runs is
+    // not lost to the cap before the kernel is charged (it is charged when it completes).
+    const int64_t cap = static_cast<int64_t>(
+        static_cast<double>(r_->windowNs + rd.longestKernelNs.load(std::memory_order_relaxed)) * bp / 10000.0);
     const int64_t add = static_cast<int64_t>(static_cast<double>(now - last) * bp / 10000.0);
     int64_t cur = rd.tokens.load();
     int64_t next;

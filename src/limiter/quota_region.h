@@ -5,7 +5,7 @@
 //   auto region = QuotaRegion::open(getenv("TF_VGPU_REGION"));        // each process
 //   int slot = *(*region)->attach();
 //   if (!(*region)->reserve(slot, dev, bytes, Pool::Device)) -> CUDA_ERROR_OUT_OF_MEMORY
-//   (*region)->charge(dev, busyNs);  if ((*region)->throttleNs(dev)) sleep...
+//   (*region)->charge(dev, busyNs, kernels);  if ((*region)->throttleNs(dev)) sleep...
 //
 // VRAM: each process counts its own use in its slot (it is the only writer). A reservation
 // adds to the slot first, then sums every slot; if the sum passes the limit it takes the
@@ -15,8 +15,8 @@
 // process that looks reclaims whole.
 //
 // Compute: a token bucket per device in GPU-nanoseconds, refilled at limit × wall time and
-// capped at limit × window; every process charges the GPU time its kernels used, and
-// launches wait while the bucket is empty.
+// capped at limit × (window + the longest kernel seen); every process charges the GPU time its
+// kernels used, and launches wait while the bucket is empty. Debt is paid back in full.
 #pragma once
 
 #include <array>
@@ -58,7 +58,7 @@ struct SlotUsage {
 struct DeviceUsage {
   uint64_t vramUsed = 0, hostUsed = 0;
   uint64_t busyNs = 0;       // GPU time charged so far
-  uint64_t throttledNs = 0;  // time launches were held back
+  uint64_t throttledNs = 0;  // wall time launches were held by the bucket, per process, summed
   uint64_t launches = 0;
 };
 
@@ -97,8 +97,8 @@ public:
   virtual void release(int slot, int device, uint64_t bytes, Pool pool) = 0;
   virtual uint64_t used(int device, Pool pool) = 0;
 
-  // Compute accounting.
-  virtual void charge(int device, uint64_t busyNs) = 0;
+  // Compute accounting: `busyNs` of GPU time used by `kernels` finished kernels (0 if unknown).
+  virtual void charge(int device, uint64_t busyNs, uint64_t kernels) = 0;
   // 0 when a launch may go now, else how long to wait (ns) before asking again.
   virtual uint64_t throttleNs(int device) = 0;
   virtual void noteThrottled(int device, uint64_t ns) = 0;

@@ -175,26 +175,63 @@ TEST_F(QuotaRegionTest, KilledProcessesLeakNothing) {
   EXPECT_TRUE(r->processes().empty());
 }
 
+// Waits until the bucket lets a launch go; returns the seconds waited.
+double waitForTokens(QuotaRegion& r) {
+  auto start = std::chrono::steady_clock::now();
+  while (r.throttleNs(0) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 TEST_F(QuotaRegionTest, ComputeBucketThrottlesAtTheShare) {
   VgpuSpec s = spec(1 << 20, 2500); // 25%
-  s.windowNs = 100'000'000;
+  s.windowNs = 20'000'000;
   auto r = std::move(*QuotaRegion::create(path_, s));
-  EXPECT_EQ(r->throttleNs(0), 0u); // starts with a window's worth
-  r->charge(0, 200'000'000);       // 200 ms of GPU time: far over 25% of 100 ms
-  uint64_t wait = r->throttleNs(0);
-  EXPECT_GT(wait, 0u);
-  // Debt is bounded by one window (100 ms): at 0.25 ns per ns it is repaid in ~400 ms, however
-  // much more was used (time lent while the share was larger is not paid back afterwards).
-  auto start = std::chrono::steady_clock::now();
-  while (r->throttleNs(0) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_GT(waited, 0.3);
-  EXPECT_LT(waited, 1.0);
-  EXPECT_EQ(r->usage(0).busyNs, 200'000'000u); // all of it is still accounted
+  EXPECT_EQ(r->throttleNs(0), 0u); // starts with a window's worth (5 ms at 25%)
+  // One kernel of 100 ms, five windows: the debt is paid back in full, (100 - 5) ms at 0.25 ns
+  // per ns, however long the kernel (a bound of one window would let it go after ~80 ms).
+  r->charge(0, 100'000'000, 1);
+  EXPECT_GT(r->throttleNs(0), 0u);
+  const double waited = waitForTokens(*r);
+  EXPECT_GT(waited, 0.36);
+  EXPECT_LT(waited, 2.0); // generous: a loaded machine oversleeps, never undersleeps
+  EXPECT_EQ(r->usage(0).busyNs, 100'000'000u);
   ASSERT_TRUE(r->setComputeBasisPoints(0, 10000));
-  r->charge(0, 1'000'000'000);
+  r->charge(0, 1'000'000'000, 1);
   EXPECT_EQ(r->throttleNs(0), 0u); // unlimited never waits
   EXPECT_FALSE(r->setComputeBasisPoints(0, 0));
+}
+
+// Time refilled while a long kernel runs is not lost to the bucket's cap: the cap grows by the
+// longest kernel seen, so a 100 ms kernel that started on an empty bucket at 25% is charged its
+// 75 ms net only.
+TEST_F(QuotaRegionTest, RefillDuringALongKernelIsNotCappedAway) {
+  VgpuSpec s = spec(1 << 20, 2500);
+  s.windowNs = 20'000'000;
+  auto r = std::move(*QuotaRegion::create(path_, s));
+  r->charge(0, 5'000'000, 1);     // empty the bucket (5 ms at 25% of 20 ms)
+  r->charge(0, 100'000'000, 1);   // learn a 100 ms kernel, then pay for it
+  waitForTokens(*r);              // the bucket is just positive again
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // a 100 ms kernel runs...
+  EXPECT_EQ(r->throttleNs(0), 0u); // ...while another thread asks (refilling 25 ms, cap 30 ms)
+  r->charge(0, 100'000'000, 1);    // it finishes: 25 - 100 = -75 ms, repaid in 300 ms
+  EXPECT_GT(r->throttleNs(0), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(330));
+  EXPECT_EQ(r->throttleNs(0), 0u); // a cap of 5 ms would have left -95 ms: 380 ms to repay
+}
+
+// Time used while the quota controller lent the vGPU the whole device is not debt once the
+// share shrinks back: the change credits the time before it at the old share (up to the cap, a
+// window plus the longest kernel).
+TEST_F(QuotaRegionTest, LentTimeIsNotDebtAfterTheShareShrinks) {
+  VgpuSpec s = spec(1 << 20, 2500);
+  s.windowNs = 20'000'000;
+  auto r = std::move(*QuotaRegion::create(path_, s));
+  ASSERT_TRUE(r->setComputeBasisPoints(0, 10000));
+  r->charge(0, 60'000'000, 1); // a 60 ms kernel at the whole device's share
+  std::this_thread::sleep_for(std::chrono::milliseconds(140)); // refills to its cap, 80 ms
+  ASSERT_TRUE(r->setComputeBasisPoints(0, 2500));
+  r->charge(0, 60'000'000, 1); // another, run while lent, charged after the share shrank
+  EXPECT_EQ(r->throttleNs(0), 0u); // credited at 25% instead, it would be 65 ms in debt
 }
 
 TEST(ComputeLimitTest, PercentAndTflops) {

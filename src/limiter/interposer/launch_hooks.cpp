@@ -5,8 +5,9 @@ using namespace tf::limiter;
 
 namespace {
 
+// `graph`: the executable graph of a graph launch, whose kernels are what completes.
 template <typename Launch>
-CUresult guarded(CUstream stream, bool perThread, Launch&& launch, bool graph = false) {
+CUresult guarded(CUstream stream, bool perThread, Launch&& launch, CUgraphExec graph = nullptr) {
   Limiter& l = Limiter::get();
   if (CUresult r = l.ready(); r != CUDA_SUCCESS) return r;
   CUdevice dev = -1;
@@ -21,7 +22,7 @@ CUresult guarded(CUstream stream, bool perThread, Launch&& launch, bool graph = 
   CUevent start = l.regionDeviceOf(dev) >= 0 ? l.startTiming(dev, stream, perThread) : nullptr;
   CUresult r = launch();
   if (start) l.endTiming(dev, stream, perThread, r == CUDA_SUCCESS, start);
-  if (r == CUDA_SUCCESS) l.afterLaunch(dev, graph);
+  if (r == CUDA_SUCCESS) l.afterLaunch(dev, graph ? l.kernelsPerLaunch(graph) : 1);
   return r;
 }
 
@@ -65,11 +66,35 @@ TF_LAUNCH_EX_HOOK(cuLaunchKernelEx_ptsz);
 
 #define TF_GRAPH_LAUNCH_HOOK(sym)                                                                 \
   TF_EXPORT CUresult sym(CUgraphExec g, CUstream s) {                                             \
-    return guarded(s, perThread(#sym), [&] { return TF_REAL(sym)(g, s); }, true);                 \
+    return guarded(s, perThread(#sym), [&] { return TF_REAL(sym)(g, s); }, g);                    \
   }                                                                                               \
   TF_LIMITER_HOOK(sym)
 TF_GRAPH_LAUNCH_HOOK(cuGraphLaunch);
 TF_GRAPH_LAUNCH_HOOK(cuGraphLaunch_ptsz);
+
+// Instantiation: the limiter learns how many kernels each launch of the graph will run.
+TF_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph g, unsigned long long flags) {
+  CUresult r = TF_REAL(cuGraphInstantiateWithFlags)(exec, g, flags);
+  if (r == CUDA_SUCCESS && exec) Limiter::get().graphInstantiated(*exec, g);
+  return r;
+}
+TF_LIMITER_HOOK(cuGraphInstantiateWithFlags);
+
+#define TF_GRAPH_INSTANTIATE_PARAMS_HOOK(sym)                                                     \
+  TF_EXPORT CUresult sym(CUgraphExec* exec, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* params) {   \
+    CUresult r = TF_REAL(sym)(exec, g, params);                                                   \
+    if (r == CUDA_SUCCESS && exec) Limiter::get().graphInstantiated(*exec, g);                    \
+    return r;                                                                                     \
+  }                                                                                               \
+  TF_LIMITER_HOOK(sym)
+TF_GRAPH_INSTANTIATE_PARAMS_HOOK(cuGraphInstantiateWithParams);
+TF_GRAPH_INSTANTIATE_PARAMS_HOOK(cuGraphInstantiateWithParams_ptsz);
+
+TF_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  Limiter::get().graphDestroyed(exec);
+  return TF_REAL(cuGraphExecDestroy)(exec);
+}
+TF_LIMITER_HOOK(cuGraphExecDestroy);
 
 // Captures: counted, so a launch asks whether its stream is capturing only while one is on.
 #define TF_BEGIN_CAPTURE_HOOK(sym)                                                                \

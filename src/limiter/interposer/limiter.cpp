@@ -201,7 +201,8 @@ void Limiter::pollBusy(CUdevice ordinal) {
   uint64_t busy = 0, kernels = 0;
   if (softGpuStats_(ordinal, &busy, &kernels) != CUDA_SUCCESS) return;
   std::lock_guard<std::mutex> lock(pollMu_);
-  if (busy > t.lastBusyNs) region_->charge(t.regionDevice, busy - t.lastBusyNs);
+  if (busy > t.lastBusyNs)
+    region_->charge(t.regionDevice, busy - t.lastBusyNs, kernels > t.lastKernels ? kernels - t.lastKernels : 0);
   t.lastBusyNs = std::max(t.lastBusyNs, busy);
   t.lastKernels = std::max(t.lastKernels, kernels);
 }
@@ -258,7 +259,7 @@ void Limiter::endTiming(CUdevice ordinal, CUstream stream, bool perThread, bool 
 void Limiter::pollEvents(CUdevice ordinal) {
   DeviceTrack& t = devices_[ordinal];
   std::lock_guard<std::mutex> lock(pollMu_);
-  uint64_t charged = 0;
+  uint64_t charged = 0, pairs = 0;
   for (auto it = t.pendingEvents.begin(); it != t.pendingEvents.end();) {
     CUresult q = TF_REAL(cuEventQuery)(it->second);
     if (q == CUDA_ERROR_NOT_READY) {
@@ -272,9 +273,10 @@ void Limiter::pollEvents(CUdevice ordinal) {
     t.freeEvents.push_back(it->second);
     it = t.pendingEvents.erase(it);
     ++t.lastKernels;
+    ++pairs;
   }
   if (charged) {
-    region_->charge(t.regionDevice, charged);
+    region_->charge(t.regionDevice, charged, pairs);
     t.lastBusyNs += charged;
   }
 }
@@ -284,49 +286,122 @@ void Limiter::beforeLaunch(CUdevice ordinal) {
   const int rd = regionDeviceOf(ordinal);
   if (rd < 0) return;
   DeviceTrack& t = devices_[ordinal];
-  uint64_t waited = 0;
-  const uint64_t start = nowNs();
-  if (region_->computeBasisPoints(rd) >= 10000) {
-    // The whole device's time for now (no limit, or time lent by the quota controller): only
-    // account, now and then, so the bucket is full rather than in debt when the share shrinks.
-    if ((t.launched.load(std::memory_order_relaxed) & 63) == 0) {
-      pollBusy(ordinal);
-      (void)region_->throttleNs(rd);
+  // Until both hold at once: the queue is short, and the bucket (charged with everything that
+  // finished while waiting on the queue) is not empty. The queue comes first, so that the
+  // bucket is asked after the work ahead has been charged, not before.
+  for (;;) {
+    waitForQueue(ordinal);
+    if (region_->computeBasisPoints(rd) >= 10000) {
+      // The whole device's time for now (no limit, or time lent by the quota controller): only
+      // account, now and then, so the bucket is full rather than in debt when the share shrinks.
+      if ((t.launched.load(std::memory_order_relaxed) & 63) == 0) {
+        pollBusy(ordinal);
+        (void)region_->throttleNs(rd);
+      }
+      break;
     }
-  } else {
     pollBusy(ordinal);
-    for (uint64_t w; (w = region_->throttleNs(rd)) != 0;) {
-      std::this_thread::sleep_for(std::chrono::nanoseconds(w));
-      pollBusy(ordinal);
-    }
+    const uint64_t w = region_->throttleNs(rd);
+    if (w == 0) break;
+    // Only the bucket's waits are throttling: waits on the queue bound happen at any share (a
+    // program that queues ahead of the device waits for the device, limited or not).
+    holdBegin(t);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(w));
+    holdEnd(t);
   }
-  // Keep the queue short: work queued far ahead would run whatever the bucket says.
-  {
-    // About a millisecond of queued work: enough to keep the device fed, short enough that the
-    // share is paced evenly instead of in bursts (bursts starve synchronous neighbours).
-    const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 50, 500'000);
-    // Also without a limit: time lent by the quota controller must be given back within a
-    // tick, which a long queue would prevent.
-    for (int i = 0; i < 100000; ++i) {
-      uint64_t launched = t.launched.load(), done = t.lastKernels;
-      if (launched <= done + 1) break; // the common case, without a poll
-      if (i == 0) pollBusy(ordinal), done = t.lastKernels;
-      if (launched <= done) break;
-      // Until a kernel has finished nothing is known about their length: allow only a couple.
-      uint64_t inFlight = launched - done;
-      uint64_t avg = done ? t.lastBusyNs / done : 0;
-      if (done ? inFlight * avg <= cap || inFlight < 2 : inFlight < 2) break;
-      std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(std::max<uint64_t>(avg / 4, 20'000), 1'000'000)));
-      pollBusy(ordinal);
-    }
-  }
-  waited = nowNs() - start;
-  if (waited > 50'000) region_->noteThrottled(rd, waited);
 }
 
-void Limiter::afterLaunch(CUdevice ordinal, bool graph) {
+void Limiter::holdBegin(DeviceTrack& t) {
+  std::lock_guard<std::mutex> lock(heldMu_);
+  if (t.held++ == 0) t.heldSinceNs = nowNs();
+}
+
+void Limiter::holdEnd(DeviceTrack& t) {
+  std::lock_guard<std::mutex> lock(heldMu_);
+  if (--t.held == 0) region_->noteThrottled(t.regionDevice, nowNs() - t.heldSinceNs);
+}
+
+// Keeps the work this process has queued on the device to about a millisecond: work queued far
+// ahead would run whatever the bucket says, and bursts starve synchronous neighbours. Also
+// without a limit: time lent by the quota controller must be given back within a tick.
+void Limiter::waitForQueue(CUdevice ordinal) {
+  DeviceTrack& t = devices_[ordinal];
+  const uint64_t cap = std::max<uint64_t>(region_->windowNs() / 50, 500'000);
+  uint64_t lastDone = t.lastKernels, progressNs = 0;
+  for (bool polled = false;; polled = true) {
+    uint64_t launched = t.launched.load(), done = t.lastKernels;
+    if (launched <= done + 1) return; // the common case, without a poll
+    if (!polled) {
+      pollBusy(ordinal);
+      done = t.lastKernels;
+      if (launched <= done) return;
+    }
+    // Until a kernel has finished nothing is known about their length: allow only a couple.
+    const uint64_t inFlight = launched - done;
+    const uint64_t avg = done ? t.lastBusyNs / done : 0;
+    if (inFlight < 2 || (done && inFlight * avg <= cap)) return;
+    const uint64_t now = nowNs();
+    if (done != lastDone || progressNs == 0) lastDone = done, progressNs = now;
+    // Nothing finished for far longer than kernels take: a launch was counted that will never
+    // complete as a kernel (a graph whose kernels could not all be counted). Forget it rather
+    // than stall the program; at worst one more launch is queued.
+    if (now - progressNs > std::max<uint64_t>(1'000'000'000, 4 * region_->windowNs() + 8 * avg)) {
+      t.launched.store(done + 1);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::nanoseconds(
+        std::min<uint64_t>(std::max<uint64_t>(avg / 4, 20'000), 1'000'000)));
+    pollBusy(ordinal);
+  }
+}
+
+namespace {
+// Kernel nodes of a graph, its child graphs' included (a node the driver cannot describe counts
+// none: the queue bound then lags, where counting too many would hold the program back).
+uint64_t countKernels(CUgraph graph, int depth) {
+  auto getNodes = TF_REAL(cuGraphGetNodes);
+  auto getType = TF_REAL(cuGraphNodeGetType);
+  auto getChild = TF_REAL(cuGraphChildGraphNodeGetGraph);
+  size_t n = 0;
+  if (!getNodes || !getType || getNodes(graph, nullptr, &n) != CUDA_SUCCESS) return 0;
+  std::vector<CUgraphNode> nodes(n);
+  if (n && getNodes(graph, nodes.data(), &n) != CUDA_SUCCESS) return 0;
+  uint64_t kernels = 0;
+  for (size_t i = 0; i < n && i < nodes.size(); ++i) {
+    CUgraphNodeType type;
+    if (getType(nodes[i], &type) != CUDA_SUCCESS) continue;
+    CUgraph child = nullptr;
+    if (type == CU_GRAPH_NODE_TYPE_KERNEL) ++kernels;
+    else if (type == CU_GRAPH_NODE_TYPE_GRAPH && depth < 16 && getChild &&
+             getChild(nodes[i], &child) == CUDA_SUCCESS)
+      kernels += countKernels(child, depth + 1);
+  }
+  return kernels;
+}
+} // namespace
+
+void Limiter::graphInstantiated(CUgraphExec exec, CUgraph graph) {
+  if (ready() != CUDA_SUCCESS || useEvents_ || !exec) return; // timed with events, a graph launch completes as one unit
+  const uint64_t kernels = countKernels(graph, 0);
+  std::lock_guard<std::mutex> lock(graphMu_);
+  graphKernels_[exec] = kernels;
+}
+
+void Limiter::graphDestroyed(CUgraphExec exec) {
+  std::lock_guard<std::mutex> lock(graphMu_);
+  graphKernels_.erase(exec);
+}
+
+uint64_t Limiter::kernelsPerLaunch(CUgraphExec exec) {
+  if (useEvents_) return 1;
+  std::lock_guard<std::mutex> lock(graphMu_);
+  auto it = graphKernels_.find(exec);
+  return it == graphKernels_.end() ? 0 : it->second;
+}
+
+void Limiter::afterLaunch(CUdevice ordinal, uint64_t kernels) {
   if (ordinal < 0 || ordinal >= kMaxOrdinals) return;
-  if (!graph || useEvents_) devices_[ordinal].launched.fetch_add(1, std::memory_order_relaxed);
+  devices_[ordinal].launched.fetch_add(kernels, std::memory_order_relaxed);
   int rd = devices_[ordinal].regionDevice;
   if (rd >= 0) region_->noteLaunch(rd);
 }

@@ -44,6 +44,10 @@ struct DeviceTrack {
   // CUDA-event timing (drivers without the soft GPU's accounting), under Limiter::pollMu_.
   std::vector<CUevent> freeEvents;
   std::vector<std::pair<CUevent, CUevent>> pendingEvents;
+  // Throttled time: wall time during which at least one of this process's launches was held
+  // (threads held at once count once), under Limiter::heldMu_.
+  int held = 0;
+  uint64_t heldSinceNs = 0;
 };
 
 struct Allocation {
@@ -81,10 +85,13 @@ public:
     while (n > 0 && !captures_.compare_exchange_weak(n, n - 1)) {}
   }
   bool anyCapture() const { return captures_.load(std::memory_order_relaxed) > 0; }
-  // `graph`: a graph launch. With the soft GPU's statistics as the time source, completions
-  // are counted in kernels, which a graph launch is not one of (it may hold none, or many), so
-  // it does not count towards the queue bound; timed with events, it completes as one unit.
-  void afterLaunch(CUdevice ordinal, bool graph = false);
+  // `kernels`: the kernels the launch runs, as they will complete in the time source's count
+  // (a graph launch with the soft GPU's statistics: its kernel nodes; otherwise 1).
+  void afterLaunch(CUdevice ordinal, uint64_t kernels = 1);
+  // Graphs: how many kernels an instantiated graph runs (counted at instantiation).
+  void graphInstantiated(CUgraphExec exec, CUgraph graph);
+  void graphDestroyed(CUgraphExec exec);
+  uint64_t kernelsPerLaunch(CUgraphExec exec);
   // With CUDA-event timing, bracket one launch on its stream (perThread: a _ptsz entry point).
   CUevent startTiming(CUdevice ordinal, CUstream stream, bool perThread);
   void endTiming(CUdevice ordinal, CUstream stream, bool perThread, bool launched, CUevent start);
@@ -95,6 +102,9 @@ private:
   Limiter() = default;
   void init();
   void pollBusy(CUdevice ordinal);
+  void waitForQueue(CUdevice ordinal);
+  void holdBegin(DeviceTrack& t);
+  void holdEnd(DeviceTrack& t);
   void pollEvents(CUdevice ordinal);
   CUevent takeEvent(DeviceTrack& t);
 
@@ -111,6 +121,9 @@ private:
   bool useEvents_ = false;
   std::atomic<int> captures_{0};
   std::mutex pollMu_;
+  std::mutex graphMu_;
+  std::mutex heldMu_;
+  std::unordered_map<CUgraphExec, uint64_t> graphKernels_;
   uint64_t startNs_ = 0;
 };
 
