@@ -54,9 +54,10 @@ if ! kill -0 $wpid 2>/dev/null; then
   exit 1
 fi
 # A clean stop: SIGTERM, then its exit status (LeakSanitizer reports at exit). A worker that
-# does not exit within 30 s is killed, and that fails the test.
+# does not exit within 60 s (a sanitizer report takes a while to symbolise) is killed, and that
+# fails the test.
 kill -TERM $wpid
-( sleep 30 </dev/null >/dev/null 2>&1; kill -9 $wpid 2>/dev/null && echo "the worker did not exit within 30 s of SIGTERM" >&2 ) &
+( sleep 60 </dev/null >/dev/null 2>&1; kill -9 $wpid 2>/dev/null && echo "the worker did not exit within 60 s of SIGTERM" >&2 ) &
 watchdog=$!
 wait $wpid
 wrc=$?

@@ -97,10 +97,14 @@ int runWorker(int argc, char** argv) {
     if (sigwait(&stopSignals, &sig) == 0) worker->stop();
   }).detach();
   (*w)->serve();
-  // Sessions still closing (a client that has just left) finish before the worker goes; one
-  // still connected is not waited for past 5 s.
-  for (int i = 0; i < 500 && (*w)->activeClients() > 0; ++i)
+  // Sessions still closing (a client that has just left) finish before the worker goes. One
+  // still open after 20 s is not waited for, and the worker is not destroyed under its thread.
+  for (int i = 0; i < 2000 && (*w)->activeClients() > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (int open = (*w)->activeClients(); open > 0) {
+    TF_LOG(Warn, "worker: %d session(s) still open at exit", open);
+    (void)w->release();
+  }
   return 0;
 }
 
