@@ -92,11 +92,14 @@ int runWorker(int argc, char** argv) {
   }
   printf("listening on %s\n", (*w)->address().c_str());
   fflush(stdout);
-  std::thread([stopSignals, worker = w->get()] {
+  std::thread stopper([stopSignals, worker = w->get()] {
     int sig = 0;
-    if (sigwait(&stopSignals, &sig) == 0) worker->stop();
-  }).detach();
-  (*w)->serve();
+    while (sigwait(&stopSignals, &sig) != 0) {
+    }
+    worker->stop();
+  });
+  (*w)->serve(); // returns once stop() has been called: the stopper is finishing it
+  stopper.join();
   // Sessions still closing (a client that has just left) finish before the worker goes. One
   // still open after 20 s is not waited for, and the worker is not destroyed under its thread.
   for (int i = 0; i < 2000 && (*w)->activeClients() > 0; ++i)
