@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the default build (unit tests, CUDA programs on the
 # soft GPU, CLI checks, end-to-end tests on a local Kubernetes cluster) and the ASan+UBSan build
-# (unit tests). Exits non-zero on any failure.
+# (unit tests, and the tests labelled "sanitized": the preloaded limiter and the client stub
+# inside sanitized driver-API programs, against the sanitized soft GPU and worker). Exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -23,7 +25,8 @@ ctest --preset asan -j"$jobs"
 # connections, TLS, raw-socket garbage), and the CUDA
 # programs that exercise mirrored memory and graphs, run once more against the ASan+UBSan
 # build of the worker and of the soft GPU beneath it (the programs and the stub stay the
-# default build's: nvcc-built programs cannot load sanitizer-built libraries).
+# default build's: nvcc-built programs cannot load sanitizer-built libraries). run_remote.sh
+# stops the worker with SIGTERM and fails on any sanitizer report in its log.
 for attacks in remoting_worker_test remoting_worker_network_test; do
   TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
   TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \

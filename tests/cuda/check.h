@@ -6,6 +6,12 @@
 //   EXPECT_ERR(cudaFree(bogus), cudaErrorInvalidValue);
 //   EXPECT_EQ_BYTES(got, want, n, "after D2H");
 //   return tf_test::summary("memory");
+//
+// Every program also runs as <name>_limited, in a small vGPU with the limiter preloaded
+// (tests/cuda/CMakeLists.txt): TF_TEST_VGPU_VRAM then holds the vGPU's VRAM in bytes, and the
+// program must call TF_CHECK_VGPU() once a context is current, which checks that the limiter
+// is really there (the total it reports is the vGPU's; an allocation past it is refused).
+// summary() fails a limited run that never made that check.
 #pragma once
 
 #include <cstdint>
@@ -37,8 +43,30 @@ inline int& checks() {
   std::exit(1);
 }
 
+// The VRAM of the vGPU this run is limited to (TF_TEST_VGPU_VRAM), or 0 for a run without one.
+inline size_t vgpuVram() {
+  const char* v = std::getenv("TF_TEST_VGPU_VRAM");
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(v, &end, 10);
+  if (*end != '\0' || n == 0) {
+    std::fprintf(stderr, "TF_TEST_VGPU_VRAM='%s' is not a byte count\n", v);
+    std::exit(2);
+  }
+  return static_cast<size_t>(n);
+}
+inline bool& vgpuChecked() {
+  static bool checked = false;
+  return checked;
+}
+
 // Prints a one-line summary and returns the process exit status.
 inline int summary(const char* name) {
+  if (vgpuVram() != 0 && !vgpuChecked()) {
+    std::fprintf(stderr, "%s: TF_TEST_VGPU_VRAM is set but the program never checked its vGPU "
+                         "(TF_CHECK_VGPU)\n", name);
+    ++failures();
+  }
   if (failures() == 0) {
     std::printf("PASS %s: %d checks\n", name, checks());
     return 0;
@@ -150,16 +178,6 @@ inline const char* tf_cuName(CUresult r) {
       ++tf_test::failures();                                                                      \
     }                                                                                             \
   } while (0)
-// A driver call that must fail (any error code), e.g. garbage module images.
-#define CU_EXPECT_FAIL(call)                                                                      \
-  do {                                                                                            \
-    ++tf_test::checks();                                                                          \
-    CUresult tf_r_ = (call);                                                                      \
-    if (tf_r_ == CUDA_SUCCESS) {                                                                  \
-      std::fprintf(stderr, "%s:%d: %s succeeded, want an error\n", __FILE__, __LINE__, #call);   \
-      ++tf_test::failures();                                                                      \
-    }                                                                                             \
-  } while (0)
 #endif
 
 // A condition that must hold; counted, not fatal.
@@ -196,3 +214,47 @@ inline const char* tf_cuName(CUresult r) {
 
 #define EXPECT_EQ_BYTES(got, want, n, what)                                                       \
   tf_test::sameBytes((got), (want), (n), (what), __FILE__, __LINE__)
+
+namespace tf_test {
+// The check behind TF_CHECK_VGPU, for either API: info(&free, &total) says whether it worked;
+// outOfMemory(bytes) tries one allocation (freeing it if granted) and says whether it was
+// refused as out of memory.
+template <class Info, class OutOfMemory> inline void checkVgpu(Info info, OutOfMemory outOfMemory) {
+  vgpuChecked() = true;
+  const size_t vram = vgpuVram();
+  if (vram == 0) return;
+  size_t freeB = 0, total = 0;
+  REQUIRE(info(&freeB, &total));
+  const bool refused = outOfMemory(vram + (size_t(1) << 20));
+  EXPECT_EQ_INT(total, vram);
+  EXPECT_TRUE(freeB <= vram);
+  EXPECT_TRUE(refused);
+  std::printf("vGPU: total %zu MiB (want %zu MiB), free %zu MiB, an allocation past it %s\n",
+              total >> 20, vram >> 20, freeB >> 20, refused ? "refused" : "GRANTED");
+}
+} // namespace tf_test
+
+// In a limited run (TF_TEST_VGPU_VRAM set), with a current context: the device's total is the
+// vGPU's and an allocation one MiB past it is refused as out of memory. Without the limiter
+// (ld.so silently ignores an LD_PRELOAD it cannot open) the device's own total shows and the
+// allocation succeeds: both fail the run. Does nothing in a run without a vGPU.
+#if defined(__CUDACC__) || defined(TF_TEST_USE_CUDART)
+#define TF_CHECK_VGPU()                                                                           \
+  tf_test::checkVgpu([](size_t* f, size_t* t) { return cudaMemGetInfo(f, t) == cudaSuccess; },   \
+                     [](size_t n) {                                                               \
+                       void* p = nullptr;                                                         \
+                       cudaError_t e = cudaMalloc(&p, n);                                         \
+                       if (p) (void)cudaFree(p);                                                  \
+                       (void)cudaGetLastError();                                                  \
+                       return e == cudaErrorMemoryAllocation;                                     \
+                     })
+#elif defined(TF_TEST_DRIVER_API)
+#define TF_CHECK_VGPU()                                                                           \
+  tf_test::checkVgpu([](size_t* f, size_t* t) { return cuMemGetInfo(f, t) == CUDA_SUCCESS; },    \
+                     [](size_t n) {                                                               \
+                       CUdeviceptr p = 0;                                                         \
+                       CUresult r = cuMemAlloc(&p, n);                                            \
+                       if (p) (void)cuMemFree(p);                                                 \
+                       return r == CUDA_ERROR_OUT_OF_MEMORY;                                      \
+                     })
+#endif

@@ -92,6 +92,7 @@ int main() {
   CUcontext ctx = nullptr;
   CU_CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
   CU_CHECK(cuCtxSetCurrent(ctx));
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   CU_EXPECT_ERR(cuMemAlloc(nullptr, 16), CUDA_ERROR_INVALID_VALUE);
   CU_EXPECT_ERR(cuMemAlloc(&p, 0), CUDA_ERROR_INVALID_VALUE);
   CU_EXPECT_ERR(cuStreamCreate(nullptr, 0), CUDA_ERROR_INVALID_VALUE);
@@ -142,17 +143,17 @@ int main() {
   tf_test::Rng rng(8);
   std::vector<unsigned char> junk(4096);
   rng.fill(junk.data(), junk.size());
-  CU_EXPECT_FAIL(cuModuleLoadData(&m, junk.data()));
+  CU_EXPECT_ERR(cuModuleLoadData(&m, junk.data()), CUDA_ERROR_INVALID_IMAGE);
   unsigned char fakeElf[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
   std::memset(fakeElf + 7, 0xff, sizeof fakeElf - 7);
-  CU_EXPECT_FAIL(cuModuleLoadData(&m, fakeElf));
+  CU_EXPECT_ERR(cuModuleLoadData(&m, fakeElf), CUDA_ERROR_INVALID_IMAGE);
   // A fatbinary header (magic 0xBA55ED50) that promises far more than is there.
   unsigned char fakeFatbin[64] = {0x50, 0xED, 0x55, 0xBA, 1, 0, 0x10, 0};
   std::memset(fakeFatbin + 8, 0xff, 8);
-  CU_EXPECT_FAIL(cuModuleLoadData(&m, fakeFatbin));
+  CU_EXPECT_ERR(cuModuleLoadData(&m, fakeFatbin), CUDA_ERROR_INVALID_IMAGE);
   const char badPtx[] = ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry k( {{{ garbage";
-  CU_EXPECT_FAIL(cuModuleLoadData(&m, badPtx));
-  CU_EXPECT_FAIL(cuModuleLoadData(&m, ""));
+  CU_EXPECT_ERR(cuModuleLoadData(&m, badPtx), CUDA_ERROR_INVALID_PTX); // PTX, but broken
+  CU_EXPECT_ERR(cuModuleLoadData(&m, ""), CUDA_ERROR_INVALID_IMAGE);
   CU_CHECK(cuCtxSynchronize()); // the context is still healthy
 
   // ---- A valid PTX module ----

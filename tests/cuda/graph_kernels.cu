@@ -24,6 +24,7 @@ __global__ void copyPair(Pair p, int n) { // pointers inside a by-value struct
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(99);
   const int N = 5000, T = 128, B = (N + T - 1) / T;
   cudaStream_t s;

@@ -271,6 +271,7 @@ static void syncDuringCapture() {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(2024);
   captureAndReplay(rng);
   forkJoin();

@@ -8,6 +8,7 @@ __global__ void writeAt(int* p, long long offset, int value) {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   int* d = nullptr;
   CHECK(cudaMalloc(&d, 1024 * sizeof(int)));
   // In bounds first: works.

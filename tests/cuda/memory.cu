@@ -40,6 +40,7 @@ static void copies(tf_test::Rng& rng, size_t n, size_t off) {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(12345);
   const size_t sizes[] = {1, 3, 4, 17, 256, 4095, 4096, 4097, 65536 + 7, 1 << 20,
                           (3 << 20) + 5, 64u << 20};

@@ -81,6 +81,7 @@ static int childMain(int fd) {
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--child") return childMain(std::atoi(argv[2]));
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
 
   CHECK(cudaFree(0));
   size_t free0 = 0, total = 0;

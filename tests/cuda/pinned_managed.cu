@@ -7,6 +7,7 @@
 #include "check.h"
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(4242);
   const size_t N = (1 << 20) + 123;
   unsigned flags = 0;

@@ -162,19 +162,20 @@ static void legacyDefaultStream() {
   CHECK(cudaDeviceSynchronize());
   EXPECT_TRUE(blockingAt.load() >= sl2.endMs.load());
 
-  // Non-blocking stream: the legacy stream's work does not wait for it.
-  Sleeper sl3;
-  sl3.ms = 300;
-  std::atomic<double> legacyAt2{0};
-  double t0 = nowMs();
-  CHECK(cudaLaunchHostFunc(nonBlocking, sleepFn, &sl3));
+  // Non-blocking stream: the legacy stream's work does not wait for it. The non-blocking stream
+  // is held at a gate that only this thread opens, after the legacy stream is done: no clock
+  // decides. A legacy stream that waited would be released only by the gate's 10 s bound, and
+  // the non-blocking stream's stamp would then be there already.
+  gate = false;
+  std::atomic<double> legacyAt2{0}, afterGate{0};
+  CHECK(cudaLaunchHostFunc(nonBlocking, gateFn, nullptr));
+  CHECK(cudaLaunchHostFunc(nonBlocking, stampFn, &afterGate));
   CHECK(cudaLaunchHostFunc(0, stampFn, &legacyAt2));
   CHECK(cudaStreamSynchronize(0));
-  double t1 = nowMs();
-  EXPECT_TRUE(legacyAt2.load() > 0 && sl3.endMs.load() == 0); // still sleeping
-  EXPECT_TRUE(t1 - t0 < 250);
+  EXPECT_TRUE(legacyAt2.load() > 0 && afterGate.load() == 0); // the other stream is still held
+  gate = true;
   CHECK(cudaStreamSynchronize(nonBlocking));
-  EXPECT_TRUE(sl3.endMs.load() > legacyAt2.load());
+  EXPECT_TRUE(afterGate.load() > legacyAt2.load());
   CHECK(cudaStreamDestroy(blocking));
   CHECK(cudaStreamDestroy(nonBlocking));
 }
@@ -278,6 +279,7 @@ static void priorities() {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(99);
   orderingWithinStream(rng);
   crossStreamWait();

@@ -30,6 +30,7 @@ static void CUDART_CB sleepFn(void* p) {
 static void CUDART_CB stampFn(void* p) { static_cast<std::atomic<double>*>(p)->store(nowMs()); }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   CHECK(cudaFree(0));
   // Thread 1 puts a 400 ms sleep on its default stream; thread 2's default stream work, queued
   // after that, must finish long before the sleep ends.

@@ -28,6 +28,7 @@ __global__ void blockSum(const int* in, int* out, int n) {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   tf_test::Rng rng(1);
   const int n = 100003; // not a multiple of the block size
   std::vector<float> a(n), b(n), c(n, 0.f);

@@ -42,6 +42,7 @@ static void CUDART_CB doubleFn(void* p) {
 }
 
 int main() {
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   const int N = 100000;
   const int threads = 256, blocks = (N + threads - 1) / threads;
 

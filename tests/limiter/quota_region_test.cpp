@@ -178,7 +178,8 @@ TEST_F(QuotaRegionTest, KilledProcessesLeakNothing) {
 // Waits until the bucket lets a launch go; returns the seconds waited.
 double waitForTokens(QuotaRegion& r) {
   auto start = std::chrono::steady_clock::now();
-  while (r.throttleNs(0) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (r.throttleNs(0) != 0 && std::chrono::steady_clock::now() - start < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -193,7 +194,8 @@ TEST_F(QuotaRegionTest, ComputeBucketThrottlesAtTheShare) {
   EXPECT_GT(r->throttleNs(0), 0u);
   const double waited = waitForTokens(*r);
   EXPECT_GT(waited, 0.36);
-  EXPECT_LT(waited, 2.0); // generous: a loaded machine oversleeps, never undersleeps
+  // No wall-clock ceiling (a loaded machine oversleeps); waitForTokens gives up at 30 s.
+  EXPECT_LT(waited, 30.0) << "the debt was never repaid";
   EXPECT_EQ(r->usage(0).busyNs, 100'000'000u);
   ASSERT_TRUE(r->setComputeBasisPoints(0, 10000));
   r->charge(0, 1'000'000'000, 1);

@@ -2,6 +2,8 @@
 // compared with a host reference.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cfenv>
 #include <climits>
 #include <cmath>
@@ -546,9 +548,37 @@ TEST(Instr, MovePackAndSpecials) {
   auto got = runBody(body, Out::Pred, in);
   ASSERT_EQ(got.size(), size_t(kLanes));
   for (auto g : got) EXPECT_EQ(g, 1u);
-  auto clock = runBody("mov.u64 %t64, %clock64; mov.u64 %u64, %clock64; sub.u64 %o, %u64, %t64;", Out::U64, in);
+  // %clock64 advances over work: two reads around a 1000-iteration loop differ (by more than
+  // nothing, and by less than a minute: a garbage or frozen clock fails).
+  const std::string timed = R"(
+    mov.u64 %t64, %clock64;
+    mov.u32 %t32, 0;
+  SPIN:
+    add.u32 %t32, %t32, 1;
+    setp.lt.u32 %pt, %t32, 1000;
+    @%pt bra SPIN;
+    mov.u64 %u64, %clock64;
+    sub.u64 %o, %u64, %t64;)";
+  auto clock = runBody(timed, Out::U64, in);
   ASSERT_EQ(clock.size(), size_t(kLanes));
-  for (auto c : clock) EXPECT_LT(c, 1000000000ull); // non-negative and advancing, not garbage
+  for (auto c : clock) {
+    EXPECT_GT(c, 0u);
+    EXPECT_LT(c, 60'000'000'000ull);
+  }
+  // %globaltimer is nanoseconds since the epoch: within a minute of the host's clock.
+  const auto hostNs = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = hostNs();
+  auto global = runBody("mov.u64 %o, %globaltimer;", Out::U64, in);
+  const uint64_t after = hostNs();
+  ASSERT_EQ(global.size(), size_t(kLanes));
+  for (auto g : global) {
+    EXPECT_GE(g, before);
+    EXPECT_LE(g, after);
+  }
   auto nt = runBody("mov.u32 %o32, %ntid.x;", Out::U32, in);
   ASSERT_EQ(nt.size(), size_t(kLanes));
   EXPECT_EQ(nt[5], uint64_t(kLanes));

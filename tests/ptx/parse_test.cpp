@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "ptx/executor.h"
+#include "test_util.h"
 
 namespace tf::ptx {
 namespace {
@@ -71,10 +72,66 @@ TEST(Parse, TypeMismatchesAreErrors) {
 }
 
 TEST(Parse, UnresolvedExternsAndIndirectCalls) {
+  // An extern nothing defines: the load fails naming it, what it is and its line.
   std::string e = loadError(std::string(kHead) + ".extern .func foo();\n.visible .entry k()\n{\n  call foo;\n  ret;\n}\n");
-  EXPECT_NE(e.find("foo"), std::string::npos) << e;
+  EXPECT_NE(e.find("unresolved extern function 'foo'"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad.ptx:4"), std::string::npos) << e;
   e = loadError(std::string(kHead) + ".extern .global .b32 x;\n");
-  EXPECT_NE(e.find("x"), std::string::npos) << e;
+  EXPECT_NE(e.find("unresolved extern variable 'x'"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad.ptx:4"), std::string::npos) << e;
+  // A direct call to a name that is neither a function nor a register.
+  e = loadError(std::string(kHead) + ".visible .entry k()\n{\n  call nowhere;\n  ret;\n}\n");
+  EXPECT_NE(e.find("call to unknown function 'nowhere'"), std::string::npos) << e;
+  EXPECT_NE(e.find("bad.ptx:6"), std::string::npos) << e;
+}
+
+// An indirect call (nvcc's own output for a call through a function pointer read from a
+// table, plus an offset the host passes): the right target runs; a pointer that is not a
+// function's address is a fault with a clear message, not a jump anywhere.
+TEST(Parse, IndirectCallsRunTheTargetAndRefuseBadPointers) {
+  const std::string text = std::string(kHead) + R"(
+.func (.param .b32 func_retval0) _Z5twicei(.param .b32 _Z5twicei_param_0);
+.global .align 8 .u64 tbl[1] = {_Z5twicei};
+.func (.param .b32 func_retval0) _Z5twicei(.param .b32 _Z5twicei_param_0)
+{
+  .reg .b32 %r<3>;
+  ld.param.u32 %r1, [_Z5twicei_param_0];
+  shl.b32 %r2, %r1, 1;
+  st.param.b32 [func_retval0+0], %r2;
+  ret;
+}
+.visible .entry k(.param .u64 k_param_0, .param .u64 k_param_1)
+{
+  .reg .b32 %r<2>;
+  .reg .b64 %rd<7>;
+  ld.param.u64 %rd1, [k_param_0];
+  ld.param.u64 %rd2, [k_param_1];
+  cvta.to.global.u64 %rd3, %rd1;
+  ld.volatile.global.u64 %rd4, [tbl];
+  add.s64 %rd5, %rd4, %rd2;
+  {
+  .param .b32 param0;
+  st.param.b32 [param0+0], 21;
+  .param .b32 retval0;
+  prototype_0 : .callprototype (.param .b32 _) _ (.param .b32 _);
+  call (retval0), %rd5, (param0), prototype_0;
+  ld.param.b32 %r1, [retval0+0];
+  }
+  st.global.u32 [%rd3], %r1;
+  ret;
+}
+)";
+  test::TestMemory mem;
+  auto l = test::loadPtx(text, "indirect.ptx", mem);
+  ASSERT_TRUE(l.error.empty()) << l.error;
+  uint64_t out = mem.upload(std::vector<int32_t>{0});
+  std::string msg;
+  ASSERT_EQ(test::launch(*l.mod, "k", {1}, {1}, test::Args().add(out).add(int64_t{0}), mem, &msg),
+            CUDA_SUCCESS) << msg;
+  EXPECT_EQ(mem.download<int32_t>(out, 1)[0], 42);
+  EXPECT_EQ(test::launch(*l.mod, "k", {1}, {1}, test::Args().add(out).add(int64_t{8}), mem, &msg),
+            CUDA_ERROR_ILLEGAL_ADDRESS);
+  EXPECT_NE(msg.find("invalid function pointer"), std::string::npos) << msg;
 }
 
 TEST(Parse, ToleratesDebugInfoAndDirectives) {

@@ -104,7 +104,7 @@ TEST(Protocol, HelloRoundTripAndRejects) {
   EXPECT_EQ(g.version, kProtocolVersion);
   std::vector<uint8_t> bad(w.buffer());
   bad[0] ^= 1; // magic
-  EXPECT_FALSE(decodeHello(bad.data(), bad.size(), &g).isOk());
+  EXPECT_EQ(decodeHello(bad.data(), bad.size(), &g).code(), Code::DataLoss);
   h.token = std::string(kMaxToken + 1, 'x');
   w.clear();
   encodeHello(w, h);

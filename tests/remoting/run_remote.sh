@@ -7,7 +7,9 @@
 # The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
 # shm name; its address is read from its "listening on ..." line. The program sees only the
 # stub (LD_LIBRARY_PATH=STUB_DIR[EXTRA_LD]) and checks its own results. The test fails if the
-# program fails, or if the worker did not survive its client.
+# program fails, if the worker did not survive its client, or if the worker, stopped cleanly
+# with SIGTERM at the end (so that a sanitizer build runs its exit checks, LeakSanitizer's
+# among them), does not exit 0 or wrote any sanitizer report to its log.
 set -u
 transport=$1 worker=$2 libdir=$3 stubdir=$4 state=$5 extra=$6
 shift 6
@@ -59,6 +61,27 @@ for p in "${pids[@]}"; do
 done
 if ! kill -0 $wpid 2>/dev/null; then
   echo "the worker died while serving the client:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+# A clean stop: SIGTERM, then its exit status (LeakSanitizer reports at exit). A worker that
+# does not exit within 60 s (a sanitizer report takes a while to symbolise) is killed, and that
+# fails the test.
+kill -TERM $wpid
+( sleep 60 </dev/null >/dev/null 2>&1; kill -9 $wpid 2>/dev/null && echo "the worker did not exit within 60 s of SIGTERM" >&2 ) &
+watchdog=$!
+wait $wpid
+wrc=$?
+kill $watchdog 2>/dev/null
+wait $watchdog 2>/dev/null
+trap - EXIT
+if grep -qE "ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer" "$log"; then
+  echo "the worker's log holds a sanitizer report:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+if [ "$wrc" != 0 ]; then
+  echo "the worker exited with status $wrc after SIGTERM:" >&2
   cat "$log" >&2
   exit 1
 fi

@@ -32,9 +32,9 @@ TEST_F(DriverTest, NoCurrentContextIsInvalidContext) {
 TEST_F(DriverTest, GarbageModuleImagesAreRejected) {
   CUmodule m;
   const char garbage[] = "this is not a module image at all";
-  EXPECT_NE(cuModuleLoadData(&m, garbage), CUDA_SUCCESS);
+  EXPECT_EQ(cuModuleLoadData(&m, garbage), CUDA_ERROR_INVALID_IMAGE);
   unsigned char badFatbin[64] = {0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0, 0xff, 0xff, 0xff, 0x7f};
-  EXPECT_NE(cuModuleLoadData(&m, badFatbin), CUDA_SUCCESS);
+  EXPECT_EQ(cuModuleLoadData(&m, badFatbin), CUDA_ERROR_INVALID_IMAGE);
   EXPECT_EQ(cuModuleLoad(&m, "/nonexistent/module.ptx"), CUDA_ERROR_FILE_NOT_FOUND);
 }
 
@@ -97,7 +97,7 @@ TEST_F(DriverTest, LibrariesLoadLazily) {
 }
 )";
   CUmodule m = nullptr;
-  EXPECT_NE(cuModuleLoadData(&m, kPtx), CUDA_SUCCESS);
+  EXPECT_EQ(cuModuleLoadData(&m, kPtx), CUDA_ERROR_INVALID_PTX); // a module translates whole
   CUlibrary lib = nullptr;
   ASSERT_CU(cuLibraryLoadData(&lib, kPtx, nullptr, nullptr, 0, nullptr, nullptr, 0));
   CUkernel good = nullptr, bad = nullptr;
@@ -124,7 +124,7 @@ TEST_F(DriverTest, LibrariesLoadLazily) {
   EXPECT_EQ(cuLibraryGetKernel(&good, lib, "k"), CUDA_ERROR_INVALID_PTX);
   EXPECT_EQ(cuLibraryGetKernel(&good, lib, "k"), CUDA_ERROR_INVALID_PTX); // and stays so
   EXPECT_CU(cuLibraryUnload(lib));
-  EXPECT_NE(cuModuleLoadData(&m, kBroken), CUDA_SUCCESS);
+  EXPECT_EQ(cuModuleLoadData(&m, kBroken), CUDA_ERROR_INVALID_PTX);
 
   // A fatbin container holding one sm_90 cubin entry and no PTX.
   std::vector<uint8_t> fat(16 + 64 + 16, 0);
@@ -144,7 +144,7 @@ TEST_F(DriverTest, LibrariesLoadLazily) {
   put32(44, 90);     // sm_90
   put64(56, 0x11);   // 64-bit, Linux
   memcpy(&fat[80], "\x7f" "ELF", 4);
-  EXPECT_NE(cuModuleLoadData(&m, fat.data()), CUDA_SUCCESS);
+  EXPECT_EQ(cuModuleLoadData(&m, fat.data()), CUDA_ERROR_NO_BINARY_FOR_GPU);
   ASSERT_CU(cuLibraryLoadData(&lib, fat.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
   EXPECT_EQ(cuLibraryGetKernel(&good, lib, "anything"), CUDA_ERROR_NO_BINARY_FOR_GPU);
   EXPECT_CU(cuLibraryUnload(lib));

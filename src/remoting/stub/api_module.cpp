@@ -26,14 +26,23 @@ template <typename T> T readAt(const void* p, size_t off) {
   return v;
 }
 
+// The first four bytes as a magic number, reading no further than a NUL among them: a short
+// text image (even an empty one) ends there, and every magic we know has no zero byte.
+uint32_t magicOf(const void* image) {
+  const auto* b = static_cast<const unsigned char*>(image);
+  for (int i = 0; i < 4; ++i)
+    if (b[i] == 0) return 0;
+  return readAt<uint32_t>(image, 0);
+}
+
 // The bytes of what cuModuleLoadData / cuLibraryLoadData / __cudaRegisterFatBinary received.
 bool imageExtent(const void* image, const void** start, size_t* size) {
   if (!image) return false;
-  uint32_t magic = readAt<uint32_t>(image, 0);
+  uint32_t magic = magicOf(image);
   if (magic == tf::cuda::kFatbinWrapperMagic) {
     image = readAt<const void*>(image, 8);
     if (!image) return false;
-    magic = readAt<uint32_t>(image, 0);
+    magic = magicOf(image);
   }
   *start = image;
   if (magic == tf::cuda::kFatbinMagic) {
