@@ -407,6 +407,13 @@ cmd_down() {
     [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
   for p in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$p" 10; done
+  # What kubelets, kube-proxy and the CNI plugins left in iptables (KUBE-* and CNI-* chains and
+  # every rule that names them); the rest of the host's rules stay as they were.
+  if [ -d "$D/nodes" ] && command -v iptables-save >/dev/null; then
+    for t in nat filter mangle; do
+      iptables-save -t "$t" | grep -v -E -- '(KUBE-|CNI-)' | iptables-restore -T "$t" 2>/dev/null || true
+    done
+  fi
   # Host paths the nodes' namespaces mounted over stay as empty directories; remove them.
   if [ -d "$D/nodes" ] || [ -f "$D/host-ip" ]; then
     rmdir /var/lib/kubelet /var/log/pods /var/log/containers /run/tensor-fusion /etc/tensor-fusion 2>/dev/null || true

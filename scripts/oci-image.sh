@@ -30,7 +30,7 @@ mkdir -p "$rootfs"/{tmp,etc,proc,sys,dev,run}
 copy_with_libs() {  # SRC DEST
   mkdir -p "$(dirname "$rootfs$2")"; cp -aL "$1" "$rootfs$2"
   if file -L "$1" | grep -q ELF; then
-    ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\//{print $1}' | while read -r lib; do
+    { ldd "$1" 2>/dev/null || true; } | awk '/=> \//{print $3} /^\t\//{print $1}' | while read -r lib; do
       [ -e "$rootfs$lib" ] && continue
       mkdir -p "$(dirname "$rootfs$lib")"; cp -aL "$lib" "$rootfs$lib"
     done

@@ -23,12 +23,15 @@ Quantity virtualTflops(const Quantity& tflops, const Oversubscription& r) {
   return percentOf(tflops, r.tflopsOversellRatio);
 }
 
+// Host memory and disk lent to VRAM count in whole MiB (VRAM's unit in TensorFusion), so the
+// figure reads "373456Mi", not a count of milli-bytes.
 Quantity virtualVram(const Quantity& vram, const std::optional<Quantity>& ramSize,
                      const std::optional<Quantity>& diskSize, const Oversubscription& r) {
-  Quantity out = vram;
-  if (ramSize) out += percentOf(*ramSize, r.vramExpandToHostMem);
-  if (diskSize) out += percentOf(*diskSize, r.vramExpandToHostDisk);
-  return out;
+  constexpr int64_t kMiB = 1 << 20;
+  int64_t lentMiB = 0;
+  if (ramSize) lentMiB += percentOf(*ramSize, r.vramExpandToHostMem).value() / kMiB;
+  if (diskSize) lentMiB += percentOf(*diskSize, r.vramExpandToHostDisk).value() / kMiB;
+  return vram + Quantity::fromInt(lentMiB * kMiB, Quantity::Format::BinarySI);
 }
 
 void Totals::addGpu(const k8s::api::v1::GpuStatus& gpu) {

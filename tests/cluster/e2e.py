@@ -247,6 +247,10 @@ def case_manifests():
     """TensorFusion's example manifests (cluster, pool, workload profile, quota and the rest)
     apply unchanged; a malformed one is refused with the field named."""
     samples = os.path.join(ROOT, "deploy", "samples")
+    # The namespaces the samples live in (as a user would have them).
+    for f in sorted(os.listdir(samples)):
+        for ns in re.findall(r"^\s+namespace:\s*(\S+)", open(os.path.join(samples, f)).read(), re.M):
+            kubectl("create", "namespace", ns, check=False)
     for f in sorted(os.listdir(samples)):
         p = kubectl("apply", "--dry-run=server", "-f", os.path.join(samples, f), check=False)
         expect(p.returncode == 0, f"{f} applies: {p.stderr.strip()}")

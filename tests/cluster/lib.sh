@@ -18,5 +18,6 @@ wait_until() {
   done
   note "$what: after $((SECONDS - t0))s"
 }
-jp() { K get "$1" "$2" -o "jsonpath=$3" 2>/dev/null; }
+# jp GET-ARGS... JSONPATH: one field of one object.
+jp() { K get "${@:1:$#-1}" -o "jsonpath=${*: -1}" 2>/dev/null; }
 equals() { [ "$("${@:2}")" = "$1" ]; }

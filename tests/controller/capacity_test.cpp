@@ -17,6 +17,9 @@ TEST(Capacity, TensorFusionDefaultsWhenThePoolSaysNothing) {
   EXPECT_EQ(virtualTflops(q("100"), r), q("500"));
   EXPECT_EQ(virtualVram(q("80Gi"), q("64Gi"), q("100Gi"), r), q("80Gi") + q("32Gi") + q("70Gi"));
   EXPECT_EQ(virtualVram(q("80Gi"), std::nullopt, std::nullopt, r), q("80Gi"));
+  // Lent host memory counts in whole MiB: 50% of 3 MiB + 1 byte is 1 MiB, not 1.5 MiB and a bit.
+  EXPECT_EQ(virtualVram(q("1Gi"), Quantity::fromInt(3 * (1 << 20) + 1), std::nullopt, r), q("1Gi") + q("1Mi"));
+  EXPECT_EQ(virtualVram(q("1Gi"), q("64Gi"), std::nullopt, r).toString(), "33Gi");
 }
 
 TEST(Capacity, PoolRatiosApply) {
