@@ -147,6 +147,7 @@ static void sameBuffer(cudaStream_t s) {
 int main() {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   oneDimensional(s);
   twoDimensional(s);
   sameBuffer(s);

@@ -79,6 +79,7 @@ static void setKernelK(cudaGraphNode_t node, int* a, int* k, cudaGraphExec_t exe
 int main() {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
   int *a, *h;
   CHECK(cudaMalloc(&a, N * sizeof(int)));
   CHECK(cudaMallocHost(&h, N * sizeof(int)));

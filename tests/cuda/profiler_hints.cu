@@ -16,6 +16,7 @@ int main() {
   CHECK(cudaProfilerStart());
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
+  TF_CHECK_VGPU(); // in a _limited run: the limiter is there (check.h)
 
   // Managed memory attached to a stream, then used there and on the host.
   const int n = 4096;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -96,8 +97,23 @@ public:
       pid_ = -1;
     }
   }
+  // Hung, connections still open: only a heartbeat sees it. kill() returns before the worker
+  // has actually stopped (it may still be answering on the other core), so wait until the
+  // kernel reports it stopped ('T' in /proc/<pid>/stat).
   void stop() {
-    if (pid_ > 0) kill(pid_, SIGSTOP); // hung, connections still open: only a heartbeat sees it
+    if (pid_ <= 0) return;
+    kill(pid_, SIGSTOP);
+    for (int i = 0; i < 2000; ++i) {
+      char path[64], buf[512] = {};
+      snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid_));
+      FILE* f = fopen(path, "r");
+      if (!f) return;
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      const char* close = strrchr(buf, ')');
+      if (n > 0 && close && close[1] == ' ' && (close[2] == 'T' || close[2] == 't')) return;
+      usleep(1000);
+    }
   }
   bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
   pid_t pid() const { return pid_; }
