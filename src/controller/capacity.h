@@ -37,6 +37,23 @@ struct Totals {
   int gpus = 0;
 
   void addGpu(const k8s::api::v1::GpuStatus& gpu);
+  // The cluster's, pools' and nodes' statuses share these six fields: sum one in, or write all.
+  template <typename Status> void addStatus(const Status& s) {
+    tflops += s.totalTFlops;
+    vram += s.totalVRAM;
+    availableTflops += s.availableTFlops;
+    availableVram += s.availableVRAM;
+    virtualTflops += s.virtualTFlops;
+    virtualVram += s.virtualVRAM;
+  }
+  template <typename Status> void writeTo(Status& s) const {
+    s.totalTFlops = tflops;
+    s.totalVRAM = vram;
+    s.availableTFlops = availableTflops;
+    s.availableVRAM = availableVram;
+    s.virtualTFlops = virtualTflops;
+    s.virtualVRAM = virtualVram;
+  }
 };
 
 }  // namespace tf::controller

@@ -65,22 +65,12 @@ tf::Result<Outcome> ClusterReconciler::reconcile(const std::string& name) {
     (s.phase == "Running" ? ready : notReady).push_back(poolName);
     nodes += s.totalNodes.value_or(0);
     gpus += s.totalGPUs.value_or(0);
-    t.tflops += s.totalTFlops;
-    t.vram += s.totalVRAM;
-    t.availableTflops += s.availableTFlops;
-    t.availableVram += s.availableVRAM;
-    t.virtualTflops += s.virtualTFlops;
-    t.virtualVram += s.virtualVRAM;
+    t.addStatus(s);
   }
   status.totalPools = static_cast<int32_t>(desired.size());
   status.totalNodes = nodes;
   status.totalGPUs = gpus;
-  status.totalTFlops = t.tflops;
-  status.totalVRAM = t.vram;
-  status.availableTFlops = t.availableTflops;
-  status.availableVRAM = t.availableVram;
-  status.virtualTFlops = t.virtualTflops;
-  status.virtualVRAM = t.virtualVram;
+  t.writeTo(status);
   status.readyGPUPools = ready;
   status.notReadyGPUPools = notReady;
   const bool allReady = !desired.empty() && notReady.empty();

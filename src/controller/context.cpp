@@ -89,4 +89,17 @@ tf::Status removeFinalizer(Context& ctx, const k8s::ResourceRef& ref, const nloh
   return tf::Status::ok();
 }
 
+tf::Result<Outcome> finalizeAfterChildren(Context& ctx, const k8s::ResourceRef& ownerRef, const nlohmann::json& owner,
+                                          const k8s::ResourceRef& childRef, const std::vector<k8s::ObjectPtr>& children) {
+  if (!hasFinalizer(owner, k8s::api::kFinalizer)) return Outcome::done();
+  for (const auto& child : children) {
+    if (isDeleting(*child)) continue;
+    auto r = ctx.client.remove(childRef, "", nameOf(*child));
+    if (!r && !r.error().isNotFound()) return toStatus(r.error(), "deleting " + childRef.kind + " " + nameOf(*child));
+  }
+  if (!children.empty()) return Outcome::after(std::chrono::seconds(1));
+  TF_RETURN_IF_ERROR(removeFinalizer(ctx, ownerRef, owner, k8s::api::kFinalizer));
+  return Outcome::done();
+}
+
 }  // namespace tf::controller

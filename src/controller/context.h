@@ -16,6 +16,7 @@
 #include "k8s/client.h"
 #include "k8s/events.h"
 #include "k8s/informer.h"
+#include "controller/reconcile_loop.h"
 
 namespace tf::controller {
 
@@ -63,6 +64,11 @@ tf::Status patchStatus(Context& ctx, const k8s::ResourceRef& ref, const std::str
 // Drops `finalizer`, guarded by the object's resourceVersion (a conflict is retried by the loop).
 tf::Status removeFinalizer(Context& ctx, const k8s::ResourceRef& ref, const nlohmann::json& object,
                            const std::string& finalizer);
+
+// The deletion of an owner whose children must go first (the finalizer's work): deletes the
+// children not yet being deleted, comes back while any remain, then drops the finalizer.
+tf::Result<Outcome> finalizeAfterChildren(Context& ctx, const k8s::ResourceRef& ownerRef, const nlohmann::json& owner,
+                                          const k8s::ResourceRef& childRef, const std::vector<k8s::ObjectPtr>& children);
 
 template <typename T> tf::Result<T> decodeObject(const nlohmann::json& object) {
   return k8s::api::decode<T>(object);

@@ -27,17 +27,7 @@ tf::Result<Outcome> GpuNodeReconciler::reconcile(const std::string& name) {
   const auto gpuObjs = managedBy(ctx_.gpus, name);
 
   // Deletion: the node's GPUs first, then our finalizer.
-  if (isDeleting(*obj)) {
-    if (!hasFinalizer(*obj, k8s::api::kFinalizer)) return Outcome::done();
-    for (const auto& g : gpuObjs) {
-      if (isDeleting(*g)) continue;
-      auto r = ctx_.client.remove(v1::Gpu::kResource, "", nameOf(*g));
-      if (!r && !r.error().isNotFound()) return toStatus(r.error(), "deleting GPU " + nameOf(*g));
-    }
-    if (!gpuObjs.empty()) return Outcome::after(std::chrono::seconds(1));
-    TF_RETURN_IF_ERROR(removeFinalizer(ctx_, v1::GpuNode::kResource, *obj, k8s::api::kFinalizer));
-    return Outcome::done();
-  }
+  if (isDeleting(*obj)) return finalizeAfterChildren(ctx_, v1::GpuNode::kResource, *obj, v1::Gpu::kResource, gpuObjs);
   auto gn = decodeObject<v1::GpuNode>(*obj);
   if (!gn) return gn.status();
   if (!gn->status) return Outcome::done();  // the node reconciler gives it one
@@ -78,10 +68,7 @@ tf::Result<Outcome> GpuNodeReconciler::reconcile(const std::string& name) {
   const Oversubscription ratios = ratiosOf(pool && pool->spec ? &*pool->spec : nullptr);
 
   v1::GpuNodeStatus status = *gn->status;
-  status.totalTFlops = t.tflops;
-  status.totalVRAM = t.vram;
-  status.availableTFlops = t.availableTflops;
-  status.availableVRAM = t.availableVram;
+  t.writeTo(status);
   status.virtualTFlops = virtualTflops(t.tflops, ratios);
   const auto& info = status.nodeInfo;
   status.virtualVRAM = virtualVram(t.vram, info ? info->ramSize : std::nullopt, info ? info->dataDiskSize : std::nullopt, ratios);

@@ -19,17 +19,7 @@ tf::Result<Outcome> PoolReconciler::reconcile(const std::string& name) {
   const auto managed = managedBy(ctx_.gpuNodes, name);
 
   // Deletion: the pool's GPUNodes go first (and their GPUs with them), then the finalizer.
-  if (isDeleting(*obj)) {
-    if (!hasFinalizer(*obj, k8s::api::kFinalizer)) return Outcome::done();
-    for (const auto& gn : managed) {
-      if (isDeleting(*gn)) continue;
-      auto r = ctx_.client.remove(v1::GpuNode::kResource, "", nameOf(*gn));
-      if (!r && !r.error().isNotFound()) return toStatus(r.error(), "deleting GPUNode " + nameOf(*gn));
-    }
-    if (!managed.empty()) return Outcome::after(std::chrono::seconds(1));
-    TF_RETURN_IF_ERROR(removeFinalizer(ctx_, v1::GpuPool::kResource, *obj, k8s::api::kFinalizer));
-    return Outcome::done();
-  }
+  if (isDeleting(*obj)) return finalizeAfterChildren(ctx_, v1::GpuPool::kResource, *obj, v1::GpuNode::kResource, managed);
   if (!hasFinalizer(*obj, k8s::api::kFinalizer)) {
     json patch = json::array({{{"op", "add"}, {"path", (*obj)["metadata"].contains("finalizers") ? "/metadata/finalizers/-" : "/metadata/finalizers"},
                                {"value", (*obj)["metadata"].contains("finalizers") ? json(k8s::api::kFinalizer) : json::array({k8s::api::kFinalizer})}}});
@@ -56,11 +46,7 @@ tf::Result<Outcome> PoolReconciler::reconcile(const std::string& name) {
     const auto& s = *gn->status;
     (s.phase == "Running" ? ready : notReady)++;
     gpus += s.totalGPUs;
-    t.tflops += s.totalTFlops;
-    t.vram += s.totalVRAM;
-    t.availableTflops += s.availableTFlops;
-    t.availableVram += s.availableVRAM;
-    t.virtualVram += s.virtualVRAM;
+    t.addStatus(s);
   }
   const int nodes = static_cast<int>(managed.size());
   status.cluster = labelOf(*obj, k8s::api::kLabelManagedBy).empty()
@@ -70,12 +56,8 @@ tf::Result<Outcome> PoolReconciler::reconcile(const std::string& name) {
   status.totalGPUs = gpus;
   status.readyNodes = ready;
   status.notReadyNodes = notReady;
-  status.totalTFlops = t.tflops;
-  status.totalVRAM = t.vram;
-  status.availableTFlops = t.availableTflops;
-  status.availableVRAM = t.availableVram;
-  status.virtualTFlops = virtualTflops(t.tflops, ratios);
-  status.virtualVRAM = t.virtualVram;
+  t.writeTo(status);
+  status.virtualTFlops = virtualTflops(t.tflops, ratios);  // the pool's own oversell ratio
   status.phase = nodes == 0 ? "Pending" : (notReady == 0 ? "Running" : "Updating");
   const int64_t generation = (*obj)["metadata"].value("generation", int64_t{0});
   const auto* before = findCondition(status.conditions, "NodesMatched");
