@@ -187,7 +187,10 @@ TEST_F(ClusterTest, CoreKindsStrategicMergeAndBinding) {
   deleteIfExists(c, builtin::kPods, kNs, "bind-me", {.gracePeriodSeconds = 0});
   ASSERT_TRUE(eventually([&] { return !c.get(builtin::kPods, kNs, "bind-me"); }));
   json pod = {{"metadata", {{"name", "bind-me"}, {"namespace", kNs}}},
+              // A scheduler name nobody serves: in a cluster with a kube-scheduler, the pod must
+              // wait for this test's binding, not be placed first.
               {"spec", {{"automountServiceAccountToken", false},
+                        {"schedulerName", "k8s-client-test-binds-by-hand"},
                         {"containers", json::array({{{"name", "c"}, {"image", "localhost/none:1"}}})}}}};
   auto p = c.create(builtin::kPods, pod);
   ASSERT_TRUE(p) << p.error().toString();
