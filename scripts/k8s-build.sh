@@ -11,7 +11,7 @@
 # same fault, so the cluster uses the machine's kubectl.
 set -euo pipefail
 K8S_VERSION=1.20.2
-CACHE=${TF_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tensor-fusion/kubernetes-$K8S_VERSION}
+CACHE=${TF_K8S_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/tensor-fusion/kubernetes-$K8S_VERSION}
 BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 have_all() { for b in "${BINS[@]}"; do [ -x "$CACHE/bin/$b" ] || return 1; done; }
