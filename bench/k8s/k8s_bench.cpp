@@ -1,6 +1,7 @@
-// k8s_bench: list and watch N objects of a CRD through tf_k8s, beside `kubectl get --raw`
-// doing the same list, in one run against the cluster KUBECONFIG names. Each measured list
-// runs in a child process, so its peak RSS (ru_maxrss) is its own.
+// k8s_bench: list and watch N GPU objects (tensor-fusion.ai/v1, with a full status as the
+// hypervisor writes it) through tf_k8s, beside `kubectl get --raw` doing the same list, in one
+// run against the cluster KUBECONFIG names; the GPU CRD comes from deploy/crds. Each measured
+// list runs in a child process, so its peak RSS (ru_maxrss) is its own.
 //
 //   KUBECONFIG=... k8s_bench [count=10000] [kubectl=/usr/bin/kubectl]
 #include <sys/resource.h>
@@ -14,16 +15,30 @@
 #include <thread>
 #include <vector>
 
+#include <cstdlib>
+
+#include "k8s/api/v1/types.h"
 #include "k8s/client.h"
 #include "k8s/informer.h"
-#include "k8s_test_crd.h"
 
 namespace {
 
 using namespace tf::k8s;
 using nlohmann::json;
 using Steady = std::chrono::steady_clock;
-const char* kNs = "k8s-bench";
+const char* kNs = "";  // GPUs are cluster-scoped
+const ResourceRef& kGpus = tf::k8s::api::v1::Gpu::kResource;
+
+// A GPU object's status as the hypervisor writes it (src/hypervisor/cluster).
+json gpuStatus(int i) {
+  char uuid[64];
+  std::snprintf(uuid, sizeof uuid, "GPU-bench000-0000-0000-0000-%012d", i);
+  json cap = {{"tflops", "989400m"}, {"vram", "80Gi"}};
+  return {{"phase", "Running"}, {"vendor", "NVIDIA"}, {"model", "NVIDIA H100 80GB HBM3"}, {"gpuModel", "H100"},
+          {"capacity", cap}, {"available", cap}, {"uuid", uuid}, {"index", i % 8}, {"numaNode", (i % 8) / 4},
+          {"nodeSelector", {{"kubernetes.io/hostname", "bench-node-" + std::to_string(i / 8)}}},
+          {"isolationMode", "soft"}, {"usedBy", "tensor-fusion"}, {"message", "managed by the benchmark"}};
+}
 
 struct Run {
   double seconds = 0;
@@ -62,15 +77,25 @@ int main(int argc, char** argv) {
   auto client = Client::create(*cfg, ClientOptions{.qps = 0});
   if (!client) return 2;
   Client& c = **client;
-  auto ns = c.create(builtin::kNamespaces, {{"metadata", {{"name", kNs}}}});
-  if (!ns && !ns.error().isAlreadyExists()) return 2;
-  if (auto st = testing::ensureWidgetCrd(c); !st) {
-    std::fprintf(stderr, "k8s_bench: CRD: %s\n", st.error().toString().c_str());
+  // The GPU CRD as deploy/ installs it, established before the objects are made.
+  const std::string apply = kubectl + " apply -f " + TF_GPU_CRD + " >/dev/null";
+  if (std::system(apply.c_str()) != 0) {
+    std::fprintf(stderr, "k8s_bench: %s failed\n", apply.c_str());
+    return 2;
+  }
+  bool established = false;
+  for (int i = 0; i < 300 && !established; ++i) {
+    established = static_cast<bool>(c.list(kGpus, kNs, {.limit = 1}));
+    if (!established) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!established) {
+    std::fprintf(stderr, "k8s_bench: the GPU CRD is not served\n");
     return 2;
   }
 
-  // Fill: `count` widgets, 8 writers (not measured against anything; printed for scale).
-  auto existing = c.listAll(testing::kWidgets, kNs, {.limit = 500});
+  // Fill: `count` GPUs, each created then given its status, 8 writers (not measured against
+  // anything; printed for scale).
+  auto existing = c.listAll(kGpus, kNs, {.labelSelector = "bench=1", .limit = 500});
   size_t have = existing ? existing->items.size() : 0;
   auto f0 = Steady::now();
   std::atomic<int> next{static_cast<int>(have)}, failed{0};
@@ -78,18 +103,24 @@ int main(int argc, char** argv) {
   for (int t = 0; t < 8; ++t)
     writers.emplace_back([&] {
       for (int i; (i = next++) < count;) {
-        json w = {{"apiVersion", testing::kWidgets.apiVersion()}, {"kind", "Widget"},
-                  {"metadata", {{"name", "w" + std::to_string(i)}, {"namespace", kNs}, {"labels", {{"bench", "1"}}}}},
-                  {"spec", {{"size", i}, {"color", "blue"}, {"tags", {"a", "b", "c"}}}}};
-        auto r = c.create(testing::kWidgets, w);
-        if (!r && !r.error().isAlreadyExists()) failed++;
+        const std::string name = "bench-gpu-" + std::to_string(i);
+        json g = {{"apiVersion", kGpus.apiVersion()}, {"kind", kGpus.kind},
+                  {"metadata", {{"name", name}, {"labels", {{"bench", "1"}, {"tensor-fusion.ai/managed-by", "bench-node-" + std::to_string(i / 8)}}}}}};
+        auto r = c.create(kGpus, g);
+        if (!r && !r.error().isAlreadyExists()) {
+          failed++;
+          continue;
+        }
+        auto st = c.patch(kGpus, kNs, name, PatchType::Merge, {{"status", gpuStatus(i)}}, {.subresource = "status"});
+        if (!st) failed++;
       }
     });
   for (auto& t : writers) t.join();
-  std::printf("k8s_bench: %d widgets in place (%zu existed), created in %.1f s, %d failures\n", count, have,
+  std::printf("k8s_bench: %d GPUs in place (%zu existed), created with status in %.1f s, %d failures\n", count, have,
               std::chrono::duration<double>(Steady::now() - f0).count(), failed.load());
+  std::fflush(stdout);  // before the forks below, or each child prints it again
 
-  std::string path = testing::kWidgets.collectionPath(kNs);
+  std::string path = kGpus.collectionPath(kNs);
   Run kubectlRun = inChild([&] {
     // Output to /dev/null: we measure the fetch and decode, not a terminal.
     freopen("/dev/null", "w", stdout);
@@ -97,18 +128,18 @@ int main(int argc, char** argv) {
     return 127;
   });
   Run one = inChild([&] {
-    auto l = c.list(testing::kWidgets, kNs);
+    auto l = c.list(kGpus, kNs);
     return l && static_cast<int>(l->items.size()) >= count ? 0 : 1;
   });
   Run paged = inChild([&] {
-    auto l = c.listAll(testing::kWidgets, kNs, {.limit = 500});
+    auto l = c.listAll(kGpus, kNs, {.limit = 500});
     return l && static_cast<int>(l->items.size()) >= count ? 0 : 1;
   });
   // Watch from resourceVersion 0: the apiserver replays every object as ADDED.
   Run watch = inChild([&] {
     std::atomic<int> seen{0};
     StopSignal stop;
-    auto st = c.watch(testing::kWidgets, kNs, {.resourceVersion = "0", .timeoutSeconds = 120},
+    auto st = c.watch(kGpus, kNs, {.resourceVersion = "0", .timeoutSeconds = 120},
                       [&](const WatchEvent& ev) {
                         if (ev.type == WatchEventType::Added && ++seen >= count) return false;
                         return true;
@@ -116,7 +147,7 @@ int main(int argc, char** argv) {
     return st && seen >= count ? 0 : 1;
   });
   Run informer = inChild([&] {
-    Informer inf(makeListerWatcher(c, testing::kWidgets, kNs, {.pageSize = 500}));
+    Informer inf(makeListerWatcher(c, kGpus, kNs, {.pageSize = 500}));
     inf.start();
     bool ok = inf.waitForSync(std::chrono::seconds(300)) && static_cast<int>(inf.store().size()) >= count;
     inf.stop();
@@ -131,7 +162,7 @@ int main(int argc, char** argv) {
   print("tf_k8s informer sync (paged list + store)", informer, kubectlRun);
   bool ok = kubectlRun.status == 0 && one.status == 0 && paged.status == 0 && watch.status == 0 && informer.status == 0;
   if (argc > 3 && std::string(argv[3]) == "--cleanup") {
-    auto r = c.removeCollection(testing::kWidgets, kNs, {.labelSelector = "bench=1"});
+    auto r = c.removeCollection(kGpus, kNs, {.labelSelector = "bench=1"});
     if (!r) std::fprintf(stderr, "k8s_bench: cleanup: %s\n", r.error().toString().c_str());
   }
   return ok ? 0 : 1;
