@@ -40,9 +40,13 @@ WithoutContext::WithoutContext() { ++withoutContext; }
 WithoutContext::~WithoutContext() { --withoutContext; }
 CUcontext callContext() { return withoutContext ? nullptr : currentContext(); }
 
+// The reason is written before `dead_` is published: a thread that sees the client dead may
+// return at once and the program exit, and the one line saying why must already be out.
 CUresult Client::fail(const Status& s) {
-  if (!dead_.exchange(true, std::memory_order_acq_rel)) {
+  std::lock_guard<std::mutex> lock(failMu_);
+  if (!dead_.load(std::memory_order_acquire)) {
     TF_LOG(Warn, "remote worker unavailable: %s", s.toString().c_str());
+    dead_.store(true, std::memory_order_release);
     if (transport_) transport_->shutdown();
   }
   return CUDA_ERROR_DEVICE_UNAVAILABLE;

@@ -200,6 +200,7 @@ private:
   TransportPtr transport_;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> dead_{false};
+  std::mutex failMu_; // orders fail()'s log line before dead_ is seen
   CUresult initResult_ = CUDA_SUCCESS;
   std::vector<DeviceInfo> devices_;
   int driverVersion_ = CUDA_VERSION;
