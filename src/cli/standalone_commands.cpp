@@ -16,6 +16,7 @@
 #include "common/self_path.h"
 #include "common/units.h"
 #include "hypervisor/cluster/node_registrar.h"
+#include "hypervisor/cluster/pod_vgpus.h"
 #include "hypervisor/hypervisor.h"
 #include "k8s/config.h"
 #include "remoting/worker/worker.h"
@@ -34,7 +35,7 @@ struct HypervisorFlags {
   double tflopsOversell = 1.0, vramExpand = 0.0;
   // Cluster mode: register this node's GPUs with Kubernetes.
   bool cluster = false;
-  std::string nodeName, kubeconfig;
+  std::string nodeName, kubeconfig, podRoot = "/run/tensor-fusion/pods";
   unsigned heartbeatMs = 5000, missingGraceMs = 10000;
 };
 
@@ -88,6 +89,7 @@ int runHypervisor(const HypervisorFlags& f) {
   fflush(stdout);
   std::unique_ptr<k8s::Client> client;
   std::unique_ptr<hypervisor::NodeRegistrar> registrar;
+  std::unique_ptr<hypervisor::PodVgpuSync> podVgpus;
   if (f.cluster) {
     if (f.nodeName.empty()) {
       fprintf(stderr, "tensor-fusion hypervisor: --cluster needs --node-name (the Kubernetes node)\n");
@@ -99,11 +101,18 @@ int runHypervisor(const HypervisorFlags& f) {
       h.stop();
       return 1;
     }
-    printf("hypervisor registering node %s with Kubernetes\n", f.nodeName.c_str());
+    hypervisor::PodVgpuOptions po;
+    po.nodeName = f.nodeName;
+    po.podRoot = f.podRoot;
+    podVgpus = std::make_unique<hypervisor::PodVgpuSync>(*client, h, po);
+    podVgpus->start();
+    printf("hypervisor registering node %s with Kubernetes; pods' vGPUs under %s\n", f.nodeName.c_str(),
+           f.podRoot.c_str());
     fflush(stdout);
   }
   int sig = 0;
   sigwait(&set, &sig);
+  if (podVgpus) podVgpus->stop();
   if (registrar) registrar->stop(/*markStopped=*/true);
   h.stop();
   std::error_code ec;
@@ -377,6 +386,8 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   hyper->add_flag("--cluster", hv.cluster, "Register this node's GPUs with Kubernetes (GPU objects, GPUNode status)");
   hyper->add_option("--node-name", hv.nodeName, "The Kubernetes node this hypervisor runs on (cluster mode)");
   hyper->add_option("--kubeconfig", hv.kubeconfig, "Kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)");
+  hyper->add_option("--pod-root", hv.podRoot,
+                    "Cluster mode: host directory of the pods' vGPU regions (<root>/<namespace>/<pod>/region)");
   hyper->add_option("--heartbeat-ms", hv.heartbeatMs, "How often the GPUNode heartbeat is written")
       ->check(CLI::Range(200u, 60000u));
   hyper->add_option("--missing-grace-ms", hv.missingGraceMs, "A GPU gone this long (and idle) is removed")

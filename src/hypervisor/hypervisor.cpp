@@ -180,7 +180,14 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
   v.deviceIndex = placement->deviceIndex;
   v.requestBp = placement->requestBp;
   v.limitBp = placement->limitBp;
-  v.regionPath = (fs::path(options_.regionDir) / ("tf-vgpu-" + v.id)).string();
+  v.regionPath = request.regionPath.empty()
+                     ? (fs::path(options_.regionDir) / ("tf-vgpu-" + v.id)).string()
+                     : request.regionPath;
+  if (!request.regionPath.empty()) {
+    std::error_code ec;
+    fs::create_directories(fs::path(v.regionPath).parent_path(), ec);
+    if (ec) return internalError("cannot make the directory of " + v.regionPath + ": " + ec.message());
+  }
   v.createdAt = static_cast<int64_t>(time(nullptr));
   TF_RETURN_IF_ERROR(ensureRegionLocked(v));
   if (request.isolation != Isolation::Soft) {

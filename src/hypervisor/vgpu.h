@@ -29,6 +29,9 @@ struct VgpuRequest {
   Qos qos = Qos::Medium;
   Isolation isolation = Isolation::Soft;
   std::string device;           // a device UUID to pin to (optional)
+  // In-process callers only (cluster mode places a pod's region where the pod mounts it);
+  // not part of the HTTP API. Empty: the hypervisor's region directory.
+  std::string regionPath;
 };
 
 // Parses and validates a request: sizes as "4GiB" or bytes, compute as numbers; a missing

@@ -1,11 +1,15 @@
 #include "limiter/interposer/limiter.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <thread>
+
+#include "common/env.h"
 
 namespace tf::limiter {
 namespace {
@@ -89,6 +93,22 @@ void Limiter::init() {
     return;
   }
   auto region = QuotaRegion::open(path);
+  // In a pod the hypervisor makes the region once the pod is bound to its node, which may be
+  // after the program starts: TF_VGPU_REGION_WAIT_MS waits for it to appear.
+  if (!region && region.status().code() == Code::NotFound) {
+    auto wait = env::getInt("TF_VGPU_REGION_WAIT_MS", 0);
+    if (!wait) {
+      say("%s; refusing to run unlimited", wait.status().message().c_str());
+      status_ = CUDA_ERROR_NOT_PERMITTED;
+      return;
+    }
+    const long long waitMs = *wait;
+    if (waitMs > 0) say("the vGPU region %s is not there yet; waiting for the hypervisor to make it", path);
+    for (long long waited = 0; !region && region.status().code() == Code::NotFound && waited < waitMs; waited += 50) {
+      usleep(50 * 1000);
+      region = QuotaRegion::open(path);
+    }
+  }
   if (!region) {
     say("%s", (region.status().message() +
                ". Refusing to run unlimited; guarded CUDA calls fail with CUDA_ERROR_NOT_PERMITTED.")

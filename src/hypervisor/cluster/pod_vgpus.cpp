@@ -1,0 +1,259 @@
+#define TF_LOG_COMPONENT "hypervisor"
+#include "hypervisor/cluster/pod_vgpus.h"
+
+#include <filesystem>
+#include <set>
+
+#include "common/log.h"
+#include "hypervisor/cluster/node_registrar.h"
+#include "hypervisor/hypervisor.h"
+#include "k8s/api/quantity.h"
+#include "k8s/api/well_known.h"
+#include "k8s/builtin.h"
+#include "k8s/events.h"
+#include "k8s/informer.h"
+
+namespace tf::hypervisor {
+
+namespace fs = std::filesystem;
+namespace api = k8s::api;
+
+namespace {
+
+constexpr const char* kPodVgpuPrefix = "pod-";
+
+const nlohmann::json* annotation(const nlohmann::json& pod, const char* key) {
+  auto m = pod.find("metadata");
+  if (m == pod.end()) return nullptr;
+  auto a = m->find("annotations");
+  if (a == m->end() || !a->is_object()) return nullptr;
+  auto v = a->find(key);
+  return v == a->end() || !v->is_string() ? nullptr : &*v;
+}
+
+std::string annotationText(const nlohmann::json& pod, const char* key) {
+  const nlohmann::json* v = annotation(pod, key);
+  return v ? v->get<std::string>() : std::string();
+}
+
+// A quantity annotation as a double of its unit (TFLOPS) or bytes; 0 when absent.
+Result<double> quantityAnnotation(const nlohmann::json& pod, const char* key, bool bytes) {
+  std::string text = annotationText(pod, key);
+  if (text.empty()) return 0.0;
+  auto q = api::Quantity::parse(text);
+  if (!q) return invalidArgument(std::string(key) + ": '" + text + "' is not a quantity");
+  if (q->milliValue() < 0) return invalidArgument(std::string(key) + ": '" + text + "' is negative");
+  return bytes ? static_cast<double>(q->value()) : q->milliValue() / 1000.0;
+}
+
+Result<double> percentAnnotation(const nlohmann::json& pod, const char* key) {
+  std::string text = annotationText(pod, key);
+  if (text.empty()) return 0.0;
+  char* end = nullptr;
+  double v = strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end || v < 0 || v > 100)
+    return invalidArgument(std::string(key) + ": '" + text + "' is not a percent from 0 to 100");
+  return v;
+}
+
+std::vector<std::string> splitCsv(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    std::string item = s.substr(start, end - start);
+    while (!item.empty() && isspace(static_cast<unsigned char>(item.front()))) item.erase(item.begin());
+    while (!item.empty() && isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+bool finished(const nlohmann::json& pod) {
+  std::string phase = pod.value("/status/phase"_json_pointer, std::string());
+  return phase == "Succeeded" || phase == "Failed";
+}
+
+std::string podKey(const nlohmann::json& pod) {
+  return pod.value("/metadata/namespace"_json_pointer, std::string()) + "/" +
+         pod.value("/metadata/name"_json_pointer, std::string());
+}
+
+// The directory holding a pod vGPU's region: <podRoot>/<ns>/<pod>.
+bool isPodDirectory(const std::string& podRoot, const std::string& regionPath) {
+  fs::path dir = fs::path(regionPath).parent_path();
+  return dir.parent_path().parent_path() == fs::path(podRoot);
+}
+
+}  // namespace
+
+std::string podVgpuName(const nlohmann::json& pod) {
+  std::string uid = pod.value("/metadata/uid"_json_pointer, std::string());
+  std::string out = kPodVgpuPrefix;
+  for (char c : uid)
+    if (c != '-') out += c;
+  return out;
+}
+
+Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
+                                                     const std::vector<GpuDevice>& devices,
+                                                     const std::string& podRoot) {
+  using None = std::optional<VgpuRequest>;
+  if (pod.value("/metadata/labels"_json_pointer, nlohmann::json::object())
+          .value(api::kLabelComponent, "") != api::kComponentWorker)
+    return None();
+  if (finished(pod)) return None();
+  const std::string ids = annotationText(pod, api::kAnnotationGpuIds);
+  if (ids.empty()) return None();  // not allocated yet
+  std::vector<const GpuDevice*> here;
+  for (const std::string& id : splitCsv(ids))
+    for (const GpuDevice& d : devices)
+      if (gpuObjectName(d.uuid) == id) here.push_back(&d);
+  if (here.empty()) return None();
+  if (here.size() > 1)
+    return unimplemented(std::string(api::kAnnotationGpuIds) + ": '" + ids +
+                         "' names several GPUs of this node; a local vGPU spans one GPU so far");
+  std::string isolation = annotationText(pod, api::kAnnotationIsolation);
+  if (!isolation.empty() && isolation != "soft")
+    return unimplemented(std::string(api::kAnnotationIsolation) + ": '" + isolation +
+                         "' for a local pod is not made by the hypervisor yet (soft only)");
+
+  VgpuRequest r;
+  r.name = podVgpuName(pod);
+  r.device = here.front()->uuid;
+  r.isolation = Isolation::Soft;
+  auto tr = quantityAnnotation(pod, api::kAnnotationTflopsRequest, false);
+  auto tl = quantityAnnotation(pod, api::kAnnotationTflopsLimit, false);
+  auto vr = quantityAnnotation(pod, api::kAnnotationVramRequest, true);
+  auto vl = quantityAnnotation(pod, api::kAnnotationVramLimit, true);
+  auto pr = percentAnnotation(pod, api::kAnnotationComputeRequest);
+  auto pl = percentAnnotation(pod, api::kAnnotationComputeLimit);
+  for (auto* x : {&tr, &tl, &vr, &vl, &pr, &pl})
+    if (!*x) return x->status();
+  r.tflopsLimit = *tl > 0 ? *tl : *tr;
+  r.tflopsRequest = *tr > 0 ? *tr : r.tflopsLimit;
+  r.vramLimit = static_cast<uint64_t>(*vl > 0 ? *vl : *vr);
+  r.vramRequest = static_cast<uint64_t>(*vr > 0 ? *vr : *vl);
+  if (r.tflopsLimit <= 0) {
+    r.percentLimit = *pl > 0 ? *pl : *pr;
+    r.percentRequest = *pr > 0 ? *pr : r.percentLimit;
+  }
+  if (r.tflopsLimit <= 0 && r.percentLimit <= 0) r.percentLimit = r.percentRequest = 100;
+  if (r.vramLimit == 0)
+    return invalidArgument(std::string(api::kAnnotationVramLimit) + ": the pod has no VRAM limit or request");
+  if (std::string qos = annotationText(pod, api::kAnnotationQos); !qos.empty()) {
+    auto q = parseQos(qos);
+    if (!q) return invalidArgument(std::string(api::kAnnotationQos) + ": " + q.status().message());
+    r.qos = *q;
+  }
+  r.regionPath = (fs::path(podRoot) / pod.value("/metadata/namespace"_json_pointer, std::string()) /
+                  pod.value("/metadata/name"_json_pointer, std::string()) / "region")
+                     .string();
+  return None(std::move(r));
+}
+
+PodVgpuSync::PodVgpuSync(k8s::Client& client, Hypervisor& hypervisor, PodVgpuOptions options)
+    : client_(client), hypervisor_(hypervisor), options_(std::move(options)) {
+  k8s::ListWatchOptions lw;
+  lw.fieldSelector = "spec.nodeName=" + options_.nodeName;
+  lw.labelSelector = std::string(api::kLabelComponent) + "=" + api::kComponentWorker;
+  pods_ = std::make_unique<k8s::Informer>(k8s::makeListerWatcher(client_, k8s::builtin::kPods, "", lw));
+  auto changed = [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_ = true;
+    cv_.notify_all();
+  };
+  pods_->addHandlers({.onAdd = [changed](const k8s::ObjectPtr&) { changed(); },
+                      .onUpdate = [changed](const k8s::ObjectPtr&, const k8s::ObjectPtr&) { changed(); },
+                      .onDelete = [changed](const k8s::ObjectPtr&) { changed(); }});
+  events_ = std::make_unique<k8s::EventRecorder>(client_, "tensor-fusion-hypervisor", options_.nodeName);
+}
+
+PodVgpuSync::~PodVgpuSync() { stop(); }
+
+void PodVgpuSync::start() {
+  pods_->start();
+  thread_ = std::thread([this] { loop(); });
+}
+
+void PodVgpuSync::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_.exchange(true)) return;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  pods_->stop();
+}
+
+bool PodVgpuSync::synced() const { return pods_->hasSynced(); }
+
+void PodVgpuSync::loop() {
+  while (!stopping_) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, options_.resync, [this] { return dirty_ || stopping_; });
+      if (stopping_) break;
+      dirty_ = false;
+    }
+    if (pods_->hasSynced()) syncOnce();
+  }
+}
+
+void PodVgpuSync::warnOnce(const nlohmann::json& pod, const std::string& reason, const std::string& message) {
+  std::string& last = warned_[podVgpuName(pod)];
+  if (last == message) return;
+  last = message;
+  TF_LOG(Warn, "pod %s: %s", podKey(pod).c_str(), message.c_str());
+  auto e = events_->event(pod, k8s::EventType::Warning, reason, message);
+  if (!e) TF_LOG(Warn, "cannot post an Event for %s: %s", podKey(pod).c_str(), e.error().message.c_str());
+}
+
+void PodVgpuSync::syncOnce() {
+  const std::vector<GpuDevice> devices = hypervisor_.devices();
+  std::map<std::string, Vgpu> existing;  // name -> vGPU, pod vGPUs only
+  for (Vgpu& v : hypervisor_.vgpus())
+    if (v.request.name.rfind(kPodVgpuPrefix, 0) == 0) existing.emplace(v.request.name, std::move(v));
+
+  std::set<std::string> wanted;
+  for (const k8s::ObjectPtr& pod : pods_->store().list()) {
+    auto want = vgpuRequestForPod(*pod, devices, options_.podRoot);
+    if (!want) {
+      wanted.insert(podVgpuName(*pod));  // keep what it has: an annotation edit is no release
+      warnOnce(*pod, "VgpuNotCreated", want.status().message());
+      continue;
+    }
+    if (!*want) continue;
+    const VgpuRequest& r = **want;
+    wanted.insert(r.name);
+    if (existing.count(r.name)) continue;
+    auto made = hypervisor_.createVgpu(r);
+    if (!made) {
+      warnOnce(*pod, "VgpuNotCreated", "cannot make the pod's vGPU: " + made.status().message());
+      continue;
+    }
+    warned_.erase(r.name);
+    TF_LOG(Info, "vGPU %s for pod %s on %s (%s)", made->id.c_str(), podKey(*pod).c_str(),
+           made->deviceUuid.c_str(), made->regionPath.c_str());
+    auto e = events_->event(*pod, k8s::EventType::Normal, "VgpuReady",
+                            "vGPU " + made->id + " on " + made->deviceUuid + " at " + made->regionPath);
+    if (!e) TF_LOG(Warn, "cannot post an Event: %s", e.error().message.c_str());
+  }
+  for (const auto& [name, v] : existing) {
+    if (wanted.count(name)) continue;
+    TF_LOG(Info, "pod of vGPU %s is gone or finished; releasing it", v.id.c_str());
+    if (Status s = hypervisor_.deleteVgpu(v.id); !s) {
+      TF_LOG(Warn, "cannot release vGPU %s: %s", v.id.c_str(), s.toString().c_str());
+      continue;
+    }
+    warned_.erase(name);
+    if (isPodDirectory(options_.podRoot, v.regionPath)) {
+      std::error_code ec;
+      fs::remove_all(fs::path(v.regionPath).parent_path(), ec);
+    }
+  }
+}
+
+}  // namespace tf::hypervisor

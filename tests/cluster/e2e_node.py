@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the node side of issue 13 on the local cluster: the hypervisor makes the
+vGPU of a pod placed on its node (`gpu-ids`), the pod's program sees it and is held to it, and
+the pod's end returns it. The pod here is placed by hand (spec.nodeName) with the annotations,
+volumes and environment the webhook and scheduler give a local soft-isolated pod, so this tests
+the hypervisor and the limiter in a real pod on a real kubelet, independent of them."""
+import json
+import re
+import subprocess
+import sys
+
+from e2e import *  # noqa: F401,F403  (kubectl, get, wait_until, expect, Failure, ...)
+
+TEST_NS = "tf-e2e-node"
+SAMPLES = "localhost/tensor-fusion-samples:dev"
+TF_IMAGE = "localhost/tensor-fusion:dev"
+
+
+def local_pod(name, node, gpu, annotations, command):
+    """A local soft-isolated pod as the webhook patches it and the scheduler places it."""
+    ann = {"tensor-fusion.ai/gpu-ids": gpu, "tensor-fusion.ai/isolation": "soft", **annotations}
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "LD_PRELOAD", "value": "/tensor-fusion/libtensor-fusion-limiter.so"},
+        {"name": "TF_VGPU_REGION", "value": "/run/tensor-fusion/vgpu/region"},
+        {"name": "TF_VGPU_REGION_WAIT_MS", "value": "60000"},
+        # The node's driver: on these nodes the soft GPU (its devices in /etc/tensor-fusion),
+        # in timing mode so shares do not depend on this machine's load.
+        {"name": "LD_LIBRARY_PATH", "value": "/tensor-fusion/driver"},
+        {"name": "TF_SOFTGPU_CONFIG", "value": "/etc/tensor-fusion/softgpu.json"},
+        {"name": "TF_SOFTGPU_STATE_DIR", "value": "/var/run/softgpu"},
+        {"name": "TF_SOFTGPU_THREAD_TIME_NS", "value": "100"},
+    ]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": TEST_NS,
+                     "labels": {"tensor-fusion.ai/enabled": "true", "tensor-fusion.ai/component": "worker"},
+                     "annotations": ann},
+        "spec": {
+            "nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+            "initContainers": [{
+                "name": "inject-lib", "image": TF_IMAGE, "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c",
+                            "cp /opt/tensor-fusion/lib/libtensor-fusion-limiter.so /tensor-fusion/ && "
+                            "mkdir -p /tensor-fusion/driver && "
+                            "cp /opt/tensor-fusion/lib/libcuda.so.1 /opt/tensor-fusion/lib/libnvidia-ml.so.1 "
+                            "/tensor-fusion/driver/"],
+                "volumeMounts": [{"name": "tf-libs", "mountPath": "/tensor-fusion"}]}],
+            "containers": [{
+                "name": "app", "image": SAMPLES, "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", command], "env": env,
+                "volumeMounts": [
+                    {"name": "tf-libs", "mountPath": "/tensor-fusion"},
+                    {"name": "tf-vgpu", "mountPath": "/run/tensor-fusion/vgpu",
+                     "subPathExpr": "$(POD_NAMESPACE)/$(POD_NAME)"},
+                    {"name": "node-config", "mountPath": "/etc/tensor-fusion", "readOnly": True},
+                    {"name": "softgpu-state", "mountPath": "/var/run/softgpu"}]}],
+            "volumes": [
+                {"name": "tf-libs", "emptyDir": {}},
+                {"name": "tf-vgpu", "hostPath": {"path": "/run/tensor-fusion/pods", "type": "DirectoryOrCreate"}},
+                {"name": "node-config", "hostPath": {"path": "/etc/tensor-fusion"}},
+                {"name": "softgpu-state", "hostPath": {"path": "/run/tensor-fusion"}}],
+        },
+    }
+
+
+def pod_phase(name):
+    p = get("pod", name, ns=TEST_NS)
+    return p and p.get("status", {}).get("phase")
+
+
+def host_pod_dir(node, name):
+    """The pod's vGPU directory as the node sees it (cluster.sh keeps each node's
+    /run/tensor-fusion under TF_CLUSTER_DIR/nodes/<node>/run-tf)."""
+    return os.path.join(CLUSTER_DIR, "nodes", node, "run-tf", "pods", TEST_NS, name)
+
+
+def case_local_vgpu():
+    """A pod with vram-limit 1Gi and compute-percent-limit 30 on tf-gpu-0: the hypervisor makes
+    its vGPU; its program sees a 1 GiB device, cannot allocate past it, and gets 30% ± 3 points
+    of the GPU's time; the pod's end returns the vGPU and its directory."""
+    ensure_cluster_applied()
+    gpus = wait_until(60, "tf-gpu-0's GPUs registered", lambda: node_gpus_ok("tf-gpu-0", "H100", 2))
+    gpu = sorted(g["metadata"]["name"] for g in gpus)[0]
+    kubectl("create", "namespace", TEST_NS, check=False)
+    name = "local-vgpu"
+    kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=true", "--timeout=30s", check=False)
+    pod = local_pod(name, "tf-gpu-0", gpu,
+                    {"tensor-fusion.ai/vram-limit": "1Gi", "tensor-fusion.ai/compute-percent-limit": "30",
+                     "tensor-fusion.ai/qos": "medium"},
+                    "vgpu_probe && compute_load async 4")
+    kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        wait_until(60, "the hypervisor's VgpuReady Event", lambda: "VgpuReady" in kubectl(
+            "get", "events", "-n", TEST_NS, "--field-selector", f"involvedObject.name={name}", "-o", "json").stdout)
+        phase = wait_until(120, "the pod finished", lambda: pod_phase(name) in ("Succeeded", "Failed") and pod_phase(name))
+        logs = kubectl("logs", "-n", TEST_NS, name, check=False).stdout
+        print(logs)
+        expect(phase == "Succeeded", f"the pod failed: {logs}")
+        m = re.search(r"vgpu_probe: device .* total (\d+) free (\d+)", logs)
+        expect(m and int(m.group(1)) == 2**30, f"the program sees a 1 GiB device: {logs}")
+        expect("(total + 64 MiB): refused (out of memory)" in logs, "an allocation past 1 GiB is refused")
+        m = re.search(r"compute_load: pattern \S+ kernels (\d+) busy_ns (\d+) interval_ns (\d+)", logs)
+        expect(m, f"compute_load reported its share: {logs}")
+        share = int(m.group(2)) / int(m.group(3))
+        print(f"-- share of the GPU's time under a 30% vGPU: {share * 100:.1f}%")
+        expect(0.27 <= share <= 0.33, f"share {share * 100:.1f}% is within 30 ± 3 points")
+        # The pod finished: the vGPU and its directory are returned.
+        wait_until(30, "the pod's vGPU directory removed", lambda: not os.path.exists(host_pod_dir("tf-gpu-0", name)))
+    finally:
+        kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
+
+
+def case_local_vgpu_refused():
+    """A pod whose annotations the hypervisor cannot honour gets a Warning Event naming the
+    annotation, and its program (waiting for a region that never comes) fails with the
+    limiter's clear error instead of running unlimited."""
+    gpus = gpus_of("tf-gpu-0")
+    gpu = sorted(g["metadata"]["name"] for g in gpus)[0]
+    kubectl("create", "namespace", TEST_NS, check=False)
+    name = "bad-vgpu"
+    kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=true", "--timeout=30s", check=False)
+    pod = local_pod(name, "tf-gpu-0", gpu, {"tensor-fusion.ai/vram-limit": "lots"}, "vgpu_probe")
+    pod["spec"]["containers"][0]["env"] = [e if e["name"] != "TF_VGPU_REGION_WAIT_MS" else
+                                           {"name": e["name"], "value": "3000"}
+                                           for e in pod["spec"]["containers"][0]["env"]]
+    kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        ev = wait_until(60, "a VgpuNotCreated Event", lambda: [e for e in json.loads(kubectl(
+            "get", "events", "-n", TEST_NS, "--field-selector", f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+            if e["reason"] == "VgpuNotCreated"])
+        expect("tensor-fusion.ai/vram-limit" in ev[0]["message"], f"the Event names the annotation: {ev[0]['message']}")
+        phase = wait_until(60, "the pod finished", lambda: pod_phase(name) in ("Succeeded", "Failed") and pod_phase(name))
+        logs = kubectl("logs", "-n", TEST_NS, name, check=False).stdout
+        expect(phase == "Failed", f"the program did not run unlimited: {logs}")
+        expect("Refusing to run unlimited" in logs or "refusing to run unlimited" in logs, f"the limiter says why: {logs}")
+    finally:
+        kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print(f"usage: e2e_node.py {{{'|'.join(CASES)}}}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        CASES[sys.argv[1]]()
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"PASS: {sys.argv[1]}")

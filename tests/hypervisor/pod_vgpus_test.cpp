@@ -1,0 +1,116 @@
+// What vGPU the hypervisor makes for a pod the scheduler placed on its node (cluster mode):
+// limits from the pod's annotations, the device from `gpu-ids`, the region where the pod
+// mounts it, and a clear refusal naming the annotation when it cannot.
+#include <gtest/gtest.h>
+
+#include "hypervisor/cluster/node_registrar.h"
+#include "hypervisor/cluster/pod_vgpus.h"
+
+namespace tf::hypervisor {
+namespace {
+
+std::vector<GpuDevice> twoDevices() {
+  GpuDevice a, b;
+  a.uuid = "GPU-AAAA";
+  a.index = 0;
+  b.uuid = "GPU-BBBB";
+  b.index = 1;
+  return {a, b};
+}
+
+nlohmann::json pod(nlohmann::json annotations, const char* component = "worker", const char* phase = "Running") {
+  annotations["tensor-fusion.ai/gpu-ids"] = annotations.value("tensor-fusion.ai/gpu-ids", "gpu-bbbb");
+  return {{"metadata",
+           {{"name", "app"},
+            {"namespace", "team-a"},
+            {"uid", "0f1e2d3c-0000-1111-2222-333344445555"},
+            {"labels", {{"tensor-fusion.ai/component", component}}},
+            {"annotations", annotations}}},
+          {"status", {{"phase", phase}}}};
+}
+
+VgpuRequest expectRequest(const nlohmann::json& p) {
+  auto r = vgpuRequestForPod(p, twoDevices(), "/run/tf/pods");
+  EXPECT_TRUE(r.isOk()) << r.status().toString();
+  if (!r.isOk() || !r->has_value()) {
+    ADD_FAILURE() << "no vGPU for the pod";
+    return {};
+  }
+  return **r;
+}
+
+TEST(PodVgpusTest, LimitsComeFromTheAnnotationsAndTheDeviceFromGpuIds) {
+  VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"},
+                                     {"tensor-fusion.ai/compute-percent-limit", "30"},
+                                     {"tensor-fusion.ai/qos", "high"}}));
+  EXPECT_EQ(r.device, "GPU-BBBB");
+  EXPECT_EQ(r.vramLimit, 1ull << 30);
+  EXPECT_EQ(r.vramRequest, 1ull << 30);  // a request defaults to the limit
+  EXPECT_EQ(r.percentLimit, 30);
+  EXPECT_EQ(r.percentRequest, 30);
+  EXPECT_EQ(r.tflopsLimit, 0);
+  EXPECT_EQ(r.qos, Qos::High);
+  EXPECT_EQ(r.isolation, Isolation::Soft);
+  EXPECT_EQ(r.regionPath, "/run/tf/pods/team-a/app/region");
+  EXPECT_EQ(r.name, "pod-0f1e2d3c000011112222333344445555");
+  EXPECT_LE(r.name.size(), 40u);  // the hypervisor's name limit
+}
+
+TEST(PodVgpusTest, TflopsRequestAndLimitAreKeptApart) {
+  VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-request", "512Mi"},
+                                     {"tensor-fusion.ai/vram-limit", "2Gi"},
+                                     {"tensor-fusion.ai/tflops-request", "500m"},
+                                     {"tensor-fusion.ai/tflops-limit", "20"}}));
+  EXPECT_DOUBLE_EQ(r.tflopsRequest, 0.5);
+  EXPECT_DOUBLE_EQ(r.tflopsLimit, 20);
+  EXPECT_EQ(r.vramRequest, 512ull << 20);
+  EXPECT_EQ(r.vramLimit, 2ull << 30);
+  EXPECT_EQ(r.percentLimit, 0);
+}
+
+TEST(PodVgpusTest, NothingForPodsThatAreNotOursNotAllocatedFinishedOrElsewhere) {
+  auto none = [](const nlohmann::json& p) {
+    auto r = vgpuRequestForPod(p, twoDevices(), "/run/tf/pods");
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_FALSE(r->has_value()) << p.dump();
+  };
+  nlohmann::json a = {{"tensor-fusion.ai/vram-limit", "1Gi"}};
+  none(pod(a, "client"));
+  none(pod(a, "worker", "Succeeded"));
+  none(pod(a, "worker", "Failed"));
+  nlohmann::json elsewhere = a;
+  elsewhere["tensor-fusion.ai/gpu-ids"] = "gpu-cccc";
+  none(pod(elsewhere));
+  nlohmann::json unallocated = pod(a);
+  unallocated["metadata"]["annotations"].erase("tensor-fusion.ai/gpu-ids");
+  none(unallocated);
+}
+
+TEST(PodVgpusTest, BadAnnotationsAreRefusedWithTheAnnotationNamed) {
+  auto refused = [](nlohmann::json annotations, const std::string& named) {
+    auto r = vgpuRequestForPod(pod(std::move(annotations)), twoDevices(), "/run/tf/pods");
+    ASSERT_FALSE(r.isOk());
+    EXPECT_NE(r.status().message().find(named), std::string::npos) << r.status().message();
+  };
+  refused({{"tensor-fusion.ai/vram-limit", "lots"}}, "tensor-fusion.ai/vram-limit");
+  refused({{"tensor-fusion.ai/vram-limit", "-1Gi"}}, "tensor-fusion.ai/vram-limit");
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/compute-percent-limit", "130"}},
+          "tensor-fusion.ai/compute-percent-limit");
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/tflops-limit", "x"}},
+          "tensor-fusion.ai/tflops-limit");
+  refused({{"tensor-fusion.ai/compute-percent-limit", "30"}}, "tensor-fusion.ai/vram-limit");
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/qos", "urgent"}}, "tensor-fusion.ai/qos");
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/isolation", "hard"}},
+          "tensor-fusion.ai/isolation");
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", "gpu-aaaa,gpu-bbbb"}},
+          "tensor-fusion.ai/gpu-ids");
+}
+
+TEST(PodVgpusTest, GpuObjectNamesMatchTheRegistrars) {
+  EXPECT_EQ(gpuObjectName("GPU-BBBB"), "gpu-bbbb");
+  nlohmann::json a = {{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", " gpu-aaaa "}};
+  EXPECT_EQ(expectRequest(pod(a)).device, "GPU-AAAA");
+}
+
+}  // namespace
+}  // namespace tf::hypervisor
