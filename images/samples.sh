@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A CUDA application image for trying TensorFusion on the local cluster: example programs built
-# by nvcc with the static cudart (examples/, and the limiter's compute_load), unmodified. The
-# CUDA driver is the node's, as on any GPU node: on the soft-GPU nodes of scripts/cluster.sh a
-# pod mounts it from the host (see docs/kubernetes.md), so the image has no libcuda.
+# by nvcc with the static cudart (examples/, and the limiter's compute_load), unmodified. On a
+# real GPU node the CUDA driver comes from the node (NVIDIA's container toolkit); the nodes of
+# scripts/cluster.sh have soft GPUs, whose driver (libcuda.so.1, libnvidia-ml.so.1 and what
+# they load) this image carries in /opt/softgpu/lib for that role: a pod sets
+# LD_LIBRARY_PATH=/opt/softgpu/lib and mounts the node's /etc/tensor-fusion (docs/kubernetes.md).
 #
 #   images/samples.sh OUT.tar [BUILD_DIR]      (BUILD_DIR default build/default)
 set -euo pipefail
@@ -12,5 +14,9 @@ args=(--busybox --env PATH=/opt/samples/bin:/bin:/usr/bin)
 for f in "$build"/examples/saxpy "$build"/examples/vgpu_probe "$build"/tests/limiter/compute_load; do
   [ -x "$f" ] || { echo "images: no $f; build first" >&2; exit 1; }
   args+=(--file "$f:/opt/samples/bin/$(basename "$f")")
+done
+for f in "$build"/lib/libcuda.so.1 "$build"/lib/libnvidia-ml.so.1; do
+  [ -f "$f" ] || { echo "images: no $f; build first" >&2; exit 1; }
+  args+=(--file "$f:/opt/softgpu/lib/$(basename "$f")")
 done
 exec "$ROOT/scripts/oci-image.sh" "$out" "${args[@]}"

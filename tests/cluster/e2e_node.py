@@ -27,7 +27,7 @@ def local_pod(name, node, gpu, annotations, command):
         {"name": "TF_VGPU_REGION_WAIT_MS", "value": "60000"},
         # The node's driver: on these nodes the soft GPU (its devices in /etc/tensor-fusion),
         # in timing mode so shares do not depend on this machine's load.
-        {"name": "LD_LIBRARY_PATH", "value": "/tensor-fusion/driver"},
+        {"name": "LD_LIBRARY_PATH", "value": "/opt/softgpu/lib"},
         {"name": "TF_SOFTGPU_CONFIG", "value": "/etc/tensor-fusion/softgpu.json"},
         {"name": "TF_SOFTGPU_STATE_DIR", "value": "/var/run/softgpu"},
         {"name": "TF_SOFTGPU_THREAD_TIME_NS", "value": "100"},
@@ -42,10 +42,7 @@ def local_pod(name, node, gpu, annotations, command):
             "initContainers": [{
                 "name": "inject-lib", "image": TF_IMAGE, "imagePullPolicy": "Never",
                 "command": ["/bin/sh", "-c",
-                            "cp /opt/tensor-fusion/lib/libtensor-fusion-limiter.so /tensor-fusion/ && "
-                            "mkdir -p /tensor-fusion/driver && "
-                            "cp /opt/tensor-fusion/lib/libcuda.so.1 /opt/tensor-fusion/lib/libnvidia-ml.so.1 "
-                            "/tensor-fusion/driver/"],
+                            "cp /opt/tensor-fusion/lib/libtensor-fusion-limiter.so /tensor-fusion/"],
                 "volumeMounts": [{"name": "tf-libs", "mountPath": "/tensor-fusion"}]}],
             "containers": [{
                 "name": "app", "image": SAMPLES, "imagePullPolicy": "Never",
