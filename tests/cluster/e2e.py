@@ -290,15 +290,21 @@ def case_pool_without_nodes():
     expect(get("gpupool", "nowhere") is None, "the pool is deleted (its finalizer released)")
 
 
-CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: e2e.py {{{'|'.join(CASES)}}}", file=sys.stderr)
+def run_cases(namespace):
+    """The command line of an e2e file: `FILE CASE` runs its function `case_CASE`."""
+    cases = {name[len("case_"):]: fn for name, fn in namespace.items()
+             if name.startswith("case_") and fn.__module__ == namespace["__name__"]}  # not imported ones
+    prog = os.path.basename(sys.argv[0])
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print(f"usage: {prog} {{{'|'.join(cases)}}}", file=sys.stderr)
         sys.exit(2)
     try:
-        CASES[sys.argv[1]]()
+        cases[sys.argv[1]]()
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"PASS: {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    run_cases(globals())

@@ -136,15 +136,5 @@ def case_local_vgpu_refused():
         kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
 
 
-CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
-
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: e2e_node.py {{{'|'.join(CASES)}}}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        CASES[sys.argv[1]]()
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(f"PASS: {sys.argv[1]}")
+    run_cases(globals())
