@@ -45,8 +45,12 @@ int main() {
   const size_t sizes[] = {1, 3, 4, 17, 256, 4095, 4096, 4097, 65536 + 7, 1 << 20,
                           (3 << 20) + 5, 64u << 20};
   const size_t offsets[] = {0, 1, 7, 256};
+  // The largest size with one aligned and one unaligned offset only: each round faults in
+  // 640 MiB of fresh host and device pages, which made this program the slowest of the suite
+  // (15 s alone) without testing anything the smaller sizes at every offset do not.
   for (size_t n : sizes)
-    for (size_t off : offsets) copies(rng, n, off);
+    for (size_t off : offsets)
+      if (n < (64u << 20) || off == 0 || off == 7) copies(rng, n, off);
 
   // Accounting: free memory drops by at least the allocation, comes back after cudaFree.
   CHECK(cudaFree(0));
