@@ -49,7 +49,7 @@ Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devi
     const double vramFree = vramCap - static_cast<double>(vramUsed);
     const double computeFree = computeCap - static_cast<double>(computeUsed);
     char why[256];
-    if (static_cast<double>(r.vramRequest) > vramFree) {
+    if (!r.scheduled && static_cast<double>(r.vramRequest) > vramFree) {
       snprintf(why, sizeof why, "%s VRAM requested, %s free", units::formatBytes(r.vramRequest).c_str(),
                units::formatBytes(vramFree > 0 ? static_cast<uint64_t>(vramFree) : 0).c_str());
       reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
@@ -59,7 +59,7 @@ Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devi
       reasons += "\n  " + d.uuid + ": VRAM limit is more than the device can give";
       continue;
     }
-    if (shares->first > computeFree) {
+    if (!r.scheduled && shares->first > computeFree) {
       snprintf(why, sizeof why, "%.1f%% compute requested, %.1f%% free", shares->first / 100.0,
                std::max(0.0, computeFree / 100.0));
       reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;

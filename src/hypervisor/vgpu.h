@@ -32,6 +32,9 @@ struct VgpuRequest {
   // In-process callers only (cluster mode places a pod's region where the pod mounts it);
   // not part of the HTTP API. Empty: the hypervisor's region directory.
   std::string regionPath;
+  // In-process callers only: the cluster's scheduler placed it (its ledger, with the pool's
+  // oversubscription, is the state of record), so only the device's own bounds are checked.
+  bool scheduled = false;
 };
 
 // Parses and validates a request: sizes as "4GiB" or bytes, compute as numbers; a missing

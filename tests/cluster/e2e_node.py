@@ -5,8 +5,9 @@ the pod's end returns it. The pod here is placed by hand (spec.nodeName) with th
 volumes and environment the webhook and scheduler give a local soft-isolated pod, so this tests
 the hypervisor and the limiter in a real pod on a real kubelet, independent of them."""
 import json
+import os
 import re
-import subprocess
+import signal
 import sys
 
 from e2e import *  # noqa: F401,F403  (kubectl, get, wait_until, expect, Failure, ...)
@@ -134,6 +135,40 @@ def case_local_vgpu_refused():
         expect("Refusing to run unlimited" in logs or "refusing to run unlimited" in logs, f"the limiter says why: {logs}")
     finally:
         kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
+
+
+def case_hypervisor_restart():
+    """A restarted hypervisor keeps the vGPUs of pods still there (the same region file) and
+    returns the vGPU of a pod deleted while it was down."""
+    gpus = wait_until(60, "tf-gpu-0's GPUs registered", lambda: node_gpus_ok("tf-gpu-0", "H100", 2))
+    gpu = sorted(g["metadata"]["name"] for g in gpus)[0]
+    kubectl("create", "namespace", TEST_NS, check=False)
+    names = ["kept-vgpu", "gone-vgpu"]
+    for name in names:
+        kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=true", "--timeout=30s", check=False)
+        kubectl("apply", "-f", "-", input=json.dumps(local_pod(
+            name, "tf-gpu-0", gpu, {"tensor-fusion.ai/vram-limit": "256Mi"}, "vgpu_probe && sleep 300")))
+    try:
+        regions = {n: os.path.join(host_pod_dir("tf-gpu-0", n), "region") for n in names}
+        wait_until(60, "both pods' regions made", lambda: all(os.path.exists(r) for r in regions.values()))
+        kept_inode = os.stat(regions["kept-vgpu"]).st_ino
+        pid = hypervisor_pid("tf-gpu-0")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            kubectl("delete", "pod", "gone-vgpu", "-n", TEST_NS, "--grace-period=0", "--force", "--wait=true",
+                    "--timeout=30s", check=False)
+            wait_until(30, "gone-vgpu deleted", lambda: get("pod", "gone-vgpu", ns=TEST_NS) is None)
+            expect(os.path.exists(regions["gone-vgpu"]), "nothing released it while the hypervisor was stopped")
+        finally:
+            os.kill(pid, signal.SIGKILL)  # the kubelet restarts the container
+        wait_until(60, "the restarted hypervisor released gone-vgpu's vGPU",
+                   lambda: not os.path.exists(host_pod_dir("tf-gpu-0", "gone-vgpu")))
+        expect(os.path.exists(regions["kept-vgpu"]) and os.stat(regions["kept-vgpu"]).st_ino == kept_inode,
+               "kept-vgpu's region is the same file after the restart")
+        expect(pod_phase("kept-vgpu") == "Running", "kept-vgpu still runs")
+    finally:
+        for name in names:
+            kubectl("delete", "pod", name, "-n", TEST_NS, "--grace-period=0", "--force", "--wait=false", check=False)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,22 @@ TEST(AllocatorTest, OversubscriptionRatiosWidenCapacity) {
   EXPECT_TRUE(place(request(8 * GiB, 50), devs, existing, o));
 }
 
+// The cluster's scheduler placed it with the pool's ratios: the node's own capacity view does
+// not refuse it, but a limit past the device still is.
+TEST(AllocatorTest, ScheduledRequestsSkipCapacityButNotTheDevicesBounds) {
+  std::vector<GpuDevice> devs = {device(0, "A", 16 * GiB, 65), device(1, "B", 16 * GiB, 65)};
+  std::vector<Vgpu> existing = {granted("A", 12 * GiB, 9000)};
+  VgpuRequest r = request(8 * GiB, 50);
+  r.device = "A";
+  EXPECT_FALSE(place(r, devs, existing, {}));
+  r.scheduled = true;
+  auto p = place(r, devs, existing, {});
+  ASSERT_TRUE(p) << p.status().toString();
+  EXPECT_EQ(p->deviceUuid, "A");
+  r.vramLimit = 17 * GiB;
+  EXPECT_FALSE(place(r, devs, existing, {}));
+}
+
 TEST(AllocatorTest, TflopsAreConvertedWithTheRatingAndPinningIsHonoured) {
   std::vector<GpuDevice> devs = {device(0, "A", 80 * GiB, 989.4), device(1, "B", 24 * GiB, 0)};
   VgpuRequest r = request(GiB, 0);

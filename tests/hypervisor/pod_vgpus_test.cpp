@@ -66,6 +66,13 @@ TEST(PodVgpusTest, TflopsRequestAndLimitAreKeptApart) {
   EXPECT_EQ(r.vramRequest, 512ull << 20);
   EXPECT_EQ(r.vramLimit, 2ull << 30);
   EXPECT_EQ(r.percentLimit, 0);
+  EXPECT_TRUE(r.scheduled);  // the scheduler's ledger decided; the hypervisor does not re-judge
+}
+
+TEST(PodVgpusTest, NoComputeAnnotationPromisesNothingAndCapsAtTheDevice) {
+  VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"}}));
+  EXPECT_EQ(r.percentRequest, 0);
+  EXPECT_EQ(r.percentLimit, 100);
 }
 
 TEST(PodVgpusTest, NothingForPodsThatAreNotOursNotAllocatedFinishedOrElsewhere) {

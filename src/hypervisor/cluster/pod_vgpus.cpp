@@ -124,6 +124,7 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
   r.name = podVgpuName(pod);
   r.device = here.front()->uuid;
   r.isolation = Isolation::Soft;
+  r.scheduled = true;
   auto tr = quantityAnnotation(pod, api::kAnnotationTflopsRequest, false);
   auto tl = quantityAnnotation(pod, api::kAnnotationTflopsLimit, false);
   auto vr = quantityAnnotation(pod, api::kAnnotationVramRequest, true);
@@ -140,7 +141,8 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
     r.percentLimit = *pl > 0 ? *pl : *pr;
     r.percentRequest = *pr > 0 ? *pr : r.percentLimit;
   }
-  if (r.tflopsLimit <= 0 && r.percentLimit <= 0) r.percentLimit = r.percentRequest = 100;
+  // No compute asked for: nothing promised, the whole device as the ceiling.
+  if (r.tflopsLimit <= 0 && r.percentLimit <= 0) r.percentLimit = 100;
   if (r.vramLimit == 0)
     return invalidArgument(std::string(api::kAnnotationVramLimit) + ": the pod has no VRAM limit or request");
   if (std::string qos = annotationText(pod, api::kAnnotationQos); !qos.empty()) {
