@@ -17,54 +17,80 @@ SAMPLES = "localhost/tensor-fusion-samples:dev"
 TF_IMAGE = "localhost/tensor-fusion:dev"
 
 
-def local_pod(name, node, gpu, annotations, command):
-    """A local soft-isolated pod as the webhook patches it and the scheduler places it."""
-    ann = {"tensor-fusion.ai/gpu-ids": gpu, "tensor-fusion.ai/isolation": "soft", **annotations}
-    env = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "LD_PRELOAD", "value": "/tensor-fusion/libtensor-fusion-limiter.so"},
-        {"name": "TF_VGPU_REGION", "value": "/run/tensor-fusion/vgpu/region"},
-        {"name": "TF_VGPU_REGION_WAIT_MS", "value": "60000"},
-        # The node's driver: on these nodes the soft GPU (its devices in /etc/tensor-fusion),
-        # in timing mode so shares do not depend on this machine's load.
+def softgpu_driver(container, spec):
+    """What a pod on these nodes needs of the node's driver, which on a real GPU node NVIDIA's
+    container toolkit provides: the soft GPU (carried by the samples image), its device list
+    from the node's /etc/tensor-fusion, its shared state, in timing mode so shares do not
+    depend on this machine's load."""
+    container.setdefault("env", []).extend([
         {"name": "LD_LIBRARY_PATH", "value": "/opt/softgpu/lib"},
         {"name": "TF_SOFTGPU_CONFIG", "value": "/etc/tensor-fusion/softgpu.json"},
         {"name": "TF_SOFTGPU_STATE_DIR", "value": "/var/run/softgpu"},
-        {"name": "TF_SOFTGPU_THREAD_TIME_NS", "value": "100"},
-    ]
+        {"name": "TF_SOFTGPU_THREAD_TIME_NS", "value": "100"}])
+    container.setdefault("volumeMounts", []).extend([
+        {"name": "node-config", "mountPath": "/etc/tensor-fusion", "readOnly": True},
+        {"name": "softgpu-state", "mountPath": "/var/run/softgpu"}])
+    spec.setdefault("volumes", []).extend([
+        {"name": "node-config", "hostPath": {"path": "/etc/tensor-fusion"}},
+        {"name": "softgpu-state", "hostPath": {"path": "/run/tensor-fusion"}}])
+
+
+def local_pod(name, node, gpu, annotations, command):
+    """A local soft-isolated pod as the webhook patches it and the scheduler places it."""
+    ann = {"tensor-fusion.ai/gpu-ids": gpu, "tensor-fusion.ai/isolation": "soft", **annotations}
+    app = {
+        "name": "app", "image": SAMPLES, "imagePullPolicy": "Never", "command": ["/bin/sh", "-c", command],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "LD_PRELOAD", "value": "/tensor-fusion/libtensor-fusion-limiter.so"},
+            {"name": "TF_VGPU_REGION", "value": "/run/tensor-fusion/vgpu/region"},
+            {"name": "TF_VGPU_REGION_WAIT_MS", "value": "60000"}],
+        "volumeMounts": [
+            {"name": "tf-libs", "mountPath": "/tensor-fusion"},
+            {"name": "tf-vgpu", "mountPath": "/run/tensor-fusion/vgpu", "subPathExpr": "$(POD_NAMESPACE)/$(POD_NAME)"}]}
+    spec = {
+        "nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+        "initContainers": [{
+            "name": "inject-lib", "image": TF_IMAGE, "imagePullPolicy": "Never",
+            "command": ["/bin/sh", "-c", "cp /opt/tensor-fusion/lib/libtensor-fusion-limiter.so /tensor-fusion/"],
+            "volumeMounts": [{"name": "tf-libs", "mountPath": "/tensor-fusion"}]}],
+        "containers": [app],
+        "volumes": [
+            {"name": "tf-libs", "emptyDir": {}},
+            {"name": "tf-vgpu", "hostPath": {"path": "/run/tensor-fusion/pods", "type": "DirectoryOrCreate"}}]}
+    softgpu_driver(app, spec)
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": TEST_NS,
                      "labels": {"tensor-fusion.ai/enabled": "true", "tensor-fusion.ai/component": "worker"},
                      "annotations": ann},
-        "spec": {
-            "nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-            "initContainers": [{
-                "name": "inject-lib", "image": TF_IMAGE, "imagePullPolicy": "Never",
-                "command": ["/bin/sh", "-c",
-                            "cp /opt/tensor-fusion/lib/libtensor-fusion-limiter.so /tensor-fusion/"],
-                "volumeMounts": [{"name": "tf-libs", "mountPath": "/tensor-fusion"}]}],
-            "containers": [{
-                "name": "app", "image": SAMPLES, "imagePullPolicy": "Never",
-                "command": ["/bin/sh", "-c", command], "env": env,
-                "volumeMounts": [
-                    {"name": "tf-libs", "mountPath": "/tensor-fusion"},
-                    {"name": "tf-vgpu", "mountPath": "/run/tensor-fusion/vgpu",
-                     "subPathExpr": "$(POD_NAMESPACE)/$(POD_NAME)"},
-                    {"name": "node-config", "mountPath": "/etc/tensor-fusion", "readOnly": True},
-                    {"name": "softgpu-state", "mountPath": "/var/run/softgpu"}]}],
-            "volumes": [
-                {"name": "tf-libs", "emptyDir": {}},
-                {"name": "tf-vgpu", "hostPath": {"path": "/run/tensor-fusion/pods", "type": "DirectoryOrCreate"}},
-                {"name": "node-config", "hostPath": {"path": "/etc/tensor-fusion"}},
-                {"name": "softgpu-state", "hostPath": {"path": "/run/tensor-fusion"}}],
-        },
+        "spec": spec,
     }
 
 
-def pod_phase(name):
-    p = get("pod", name, ns=TEST_NS)
+def pod_logs(name, ns=TEST_NS):
+    return kubectl("logs", "-n", ns, name, check=False).stdout
+
+
+def expect_vgpu_probe(logs, total):
+    """vgpu_probe's report: a device of `total` bytes, an allocation past it refused."""
+    m = re.search(r"vgpu_probe: device .* total (\d+) free (\d+)", logs)
+    expect(m and int(m.group(1)) == total, f"the program sees a {total}-byte device: {logs}")
+    expect("(total + 64 MiB): refused (out of memory)" in logs, f"an allocation past the total is refused: {logs}")
+
+
+def expect_share(logs, limit):
+    """compute_load's own measure of its share of the GPU's time: `limit` ± 3 points."""
+    m = re.search(r"compute_load: pattern \S+ kernels (\d+) busy_ns (\d+) interval_ns (\d+)", logs)
+    expect(m, f"compute_load reported its share: {logs}")
+    share = int(m.group(2)) / int(m.group(3))
+    print(f"-- share of the GPU's time under a {limit * 100:.0f}% vGPU: {share * 100:.1f}%")
+    expect(limit - 0.03 <= share <= limit + 0.03, f"share {share * 100:.1f}% is within {limit * 100:.0f} ± 3 points")
+
+
+def pod_phase(name, ns=TEST_NS):
+    p = get("pod", name, ns=ns)
     return p and p.get("status", {}).get("phase")
 
 
@@ -93,17 +119,11 @@ def case_local_vgpu():
         wait_until(60, "the hypervisor's VgpuReady Event", lambda: "VgpuReady" in kubectl(
             "get", "events", "-n", TEST_NS, "--field-selector", f"involvedObject.name={name}", "-o", "json").stdout)
         phase = wait_until(120, "the pod finished", lambda: pod_phase(name) in ("Succeeded", "Failed") and pod_phase(name))
-        logs = kubectl("logs", "-n", TEST_NS, name, check=False).stdout
+        logs = pod_logs(name)
         print(logs)
         expect(phase == "Succeeded", f"the pod failed: {logs}")
-        m = re.search(r"vgpu_probe: device .* total (\d+) free (\d+)", logs)
-        expect(m and int(m.group(1)) == 2**30, f"the program sees a 1 GiB device: {logs}")
-        expect("(total + 64 MiB): refused (out of memory)" in logs, "an allocation past 1 GiB is refused")
-        m = re.search(r"compute_load: pattern \S+ kernels (\d+) busy_ns (\d+) interval_ns (\d+)", logs)
-        expect(m, f"compute_load reported its share: {logs}")
-        share = int(m.group(2)) / int(m.group(3))
-        print(f"-- share of the GPU's time under a 30% vGPU: {share * 100:.1f}%")
-        expect(0.27 <= share <= 0.33, f"share {share * 100:.1f}% is within 30 ± 3 points")
+        expect_vgpu_probe(logs, 2**30)
+        expect_share(logs, 0.30)
         # The pod finished: the vGPU and its directory are returned.
         wait_until(30, "the pod's vGPU directory removed", lambda: not os.path.exists(host_pod_dir("tf-gpu-0", name)))
     finally:
@@ -130,7 +150,7 @@ def case_local_vgpu_refused():
             if e["reason"] == "VgpuNotCreated"])
         expect("tensor-fusion.ai/vram-limit" in ev[0]["message"], f"the Event names the annotation: {ev[0]['message']}")
         phase = wait_until(60, "the pod finished", lambda: pod_phase(name) in ("Succeeded", "Failed") and pod_phase(name))
-        logs = kubectl("logs", "-n", TEST_NS, name, check=False).stdout
+        logs = pod_logs(name)
         expect(phase == "Failed", f"the program did not run unlimited: {logs}")
         expect("Refusing to run unlimited" in logs or "refusing to run unlimited" in logs, f"the limiter says why: {logs}")
     finally:
