@@ -21,6 +21,7 @@
 namespace tf::controller {
 
 inline constexpr const char* kIndexManagedBy = "managedBy";
+inline constexpr const char* kIndexWorkload = "workload";  // pods by "<namespace>/<workload>"
 
 struct Settings {
   std::string fieldManager = "tensor-fusion-controller";
@@ -39,6 +40,8 @@ struct Context {
   k8s::Informer& pools;
   k8s::Informer& gpuNodes;
   k8s::Informer& gpus;
+  k8s::Informer& workloads;  // TensorFusionWorkloads, every namespace
+  k8s::Informer& pods;       // pods labelled tensor-fusion.ai/workload, every namespace
   Settings settings;
 };
 

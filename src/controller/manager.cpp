@@ -47,12 +47,17 @@ public:
         pools_(k8s::makeListerWatcher(client, v1::GpuPool::kResource)),
         gpuNodes_(k8s::makeListerWatcher(client, v1::GpuNode::kResource)),
         gpus_(k8s::makeListerWatcher(client, v1::Gpu::kResource)),
-        ctx_{client, events, nodes_, clusters_, pools_, gpuNodes_, gpus_, o.settings},
-        clusterR_(ctx_), poolR_(ctx_), nodeR_(ctx_), gpuNodeR_(ctx_),
+        workloads_(k8s::makeListerWatcher(client, v1::TensorFusionWorkload::kResource)),
+        pods_(k8s::makeListerWatcher(client, k8s::builtin::kPods, "",
+                                     {.labelSelector = k8s::api::kLabelWorkload})),
+        ctx_{client, events, nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_, o.settings},
+        clusterR_(ctx_), poolR_(ctx_), nodeR_(ctx_), gpuNodeR_(ctx_), workloadR_(ctx_),
         clusterLoop_("tensorfusioncluster", [this](const std::string& k) { return clusterR_.reconcile(k); }, metrics),
         poolLoop_("gpupool", [this](const std::string& k) { return poolR_.reconcile(k); }, metrics),
         nodeLoop_("node", [this](const std::string& k) { return nodeR_.reconcile(k); }, metrics),
         gpuNodeLoop_("gpunode", [this](const std::string& k) { return gpuNodeR_.reconcile(k); }, metrics),
+        workloadLoop_("tensorfusionworkload", [this](const std::string& k) { return workloadR_.reconcile(k); },
+                      metrics),
         workers_(o.workers) {
     for (k8s::Informer* inf : {&pools_, &gpuNodes_, &gpus_})
       inf->addIndexer(kIndexManagedBy, k8s::labelIndexFunc(k8s::api::kLabelManagedBy));
@@ -90,7 +95,15 @@ public:
     gpus_.addHandlers(on([this, owner](const nlohmann::json& o) {
       if (auto n = owner(o); !n.empty()) gpuNodeLoop_.add(n);
     }));
-    for (ReconcileLoop* loop : {&clusterLoop_, &poolLoop_, &nodeLoop_, &gpuNodeLoop_})
+    pods_.addIndexer(kIndexWorkload, [](const nlohmann::json& p) {
+      std::string k = workloadIndexKey(p);
+      return k.empty() ? std::vector<std::string>{} : std::vector<std::string>{k};
+    });
+    workloads_.addHandlers(on([this](const nlohmann::json& o) { workloadLoop_.add(k8s::objectKey(o)); }));
+    pods_.addHandlers(on([this](const nlohmann::json& o) {
+      if (std::string k = workloadIndexKey(o); !k.empty()) workloadLoop_.add(k);
+    }));
+    for (ReconcileLoop* loop : loops())
       metrics.addGauge("tensor_fusion_controller_queue_depth", "controller=\"" + loop->name() + "\"",
                        [loop] { return static_cast<double>(loop->depth()); });
     for (auto [kind, inf] : {std::pair{"Node", &nodes_}, {"GPUPool", &pools_}, {"GPUNode", &gpuNodes_}, {"GPU", &gpus_}})
@@ -119,16 +132,19 @@ private:
   static void enqueueAll(const k8s::Informer& inf, ReconcileLoop& loop) {
     for (const auto& key : inf.store().keys()) loop.add(key);
   }
-  std::vector<k8s::Informer*> informers() { return {&nodes_, &clusters_, &pools_, &gpuNodes_, &gpus_}; }
-  std::vector<ReconcileLoop*> loops() { return {&clusterLoop_, &poolLoop_, &nodeLoop_, &gpuNodeLoop_}; }
+  std::vector<k8s::Informer*> informers() {
+    return {&nodes_, &clusters_, &pools_, &gpuNodes_, &gpus_, &workloads_, &pods_};
+  }
+  std::vector<ReconcileLoop*> loops() { return {&clusterLoop_, &poolLoop_, &nodeLoop_, &gpuNodeLoop_, &workloadLoop_}; }
 
-  k8s::Informer nodes_, clusters_, pools_, gpuNodes_, gpus_;
+  k8s::Informer nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_;
   Context ctx_;
   ClusterReconciler clusterR_;
   PoolReconciler poolR_;
   NodeReconciler nodeR_;
   GpuNodeReconciler gpuNodeR_;
-  ReconcileLoop clusterLoop_, poolLoop_, nodeLoop_, gpuNodeLoop_;
+  WorkloadReconciler workloadR_;
+  ReconcileLoop clusterLoop_, poolLoop_, nodeLoop_, gpuNodeLoop_, workloadLoop_;
   int workers_;
   std::atomic<bool> synced_{false};
 };

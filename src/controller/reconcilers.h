@@ -6,6 +6,8 @@
 //   Node                -> a GPUNode when a pool selects the node, none otherwise
 //   GPUNode             -> status from its GPUs and its hypervisor's heartbeat; GPUs go Unknown
 //                          when the heartbeat stops; deletion removes its GPUs first
+//   TensorFusionWorkload -> status from its pods (label tensor-fusion.ai/workload): phase, worker
+//                          counts, and each pod with its phase, node and GPUs
 #pragma once
 
 #include <map>
@@ -59,5 +61,20 @@ private:
   std::mutex mu_;
   std::map<std::string, std::pair<std::string, k8s::TimePoint>> heartbeats_;
 };
+
+class WorkloadReconciler {
+public:
+  explicit WorkloadReconciler(Context& ctx) : ctx_(ctx) {}
+  // `key`: "<namespace>/<name>".
+  tf::Result<Outcome> reconcile(const std::string& key);
+
+private:
+  Context& ctx_;
+};
+
+// The pods index of workloads: "<namespace>/<workload label>" (empty: not a workload's pod).
+std::string workloadIndexKey(const nlohmann::json& pod);
+// A workload's status from its pods (pure; the reconciler writes what differs).
+nlohmann::json workloadStatus(const std::vector<k8s::ObjectPtr>& pods);
 
 }  // namespace tf::controller

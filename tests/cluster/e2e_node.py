@@ -114,6 +114,13 @@ def case_local_vgpu():
                     {"tensor-fusion.ai/vram-limit": "1Gi", "tensor-fusion.ai/compute-percent-limit": "30",
                      "tensor-fusion.ai/qos": "medium"},
                     "vgpu_probe && compute_load async 4")
+    # Its workload, as the webhook makes it: the controller keeps its status from its pods.
+    pod["metadata"]["labels"]["tensor-fusion.ai/workload"] = name
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "tensor-fusion.ai/v1", "kind": "TensorFusionWorkload",
+        "metadata": {"name": name, "namespace": TEST_NS},
+        "spec": {"poolName": POOL, "isLocalGPU": True, "gpuCount": 1,
+                 "resources": {"requests": {"tflops": "0", "vram": "1Gi"}, "limits": {"tflops": "0", "vram": "1Gi"}}}}))
     kubectl("apply", "-f", "-", input=json.dumps(pod))
     try:
         wait_until(60, "the hypervisor's VgpuReady Event", lambda: "VgpuReady" in kubectl(
@@ -124,10 +131,14 @@ def case_local_vgpu():
         expect(phase == "Succeeded", f"the pod failed: {logs}")
         expect_vgpu_probe(logs, 2**30)
         expect_share(logs, 0.30)
+        wait_until(20, "the workload's status lists the pod, where it ran and its GPU", lambda: (
+            get("tensorfusionworkload", name, ns=TEST_NS) or {}).get("status", {}).get("workers") == [
+                {"name": name, "phase": "Succeeded", "ready": False, "node": "tf-gpu-0", "gpuIds": [gpu]}])
         # The pod finished: the vGPU and its directory are returned.
         wait_until(30, "the pod's vGPU directory removed", lambda: not os.path.exists(host_pod_dir("tf-gpu-0", name)))
     finally:
         kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
+        kubectl("delete", "tensorfusionworkload", name, "-n", TEST_NS, "--wait=false", check=False)
 
 
 def case_local_vgpu_refused():

@@ -14,7 +14,8 @@ DEMO_NS = "tf-e2e-pods"
 def case_annotated_local_pod():
     """The README's walkthrough pod (deploy/examples/local-vgpu-pod.yaml): scheduled onto a GPU
     node by our scheduler with `gpu-ids` naming a GPU of that node, its program sees a 1 GiB
-    device, cannot allocate past it and gets 30% ± 3 points of the GPU."""
+    device, cannot allocate past it and gets 30% ± 3 points of the GPU; its workload's status
+    says where it ran."""
     ensure_cluster_applied()
     kubectl("create", "namespace", DEMO_NS, check=False)
     kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
@@ -33,6 +34,12 @@ def case_annotated_local_pod():
                f"gpu-ids {ids!r} names GPUs of {node}, where it ran")
         expect_vgpu_probe(logs, 2**30)
         expect_share(logs, 0.30)
+        # Its TensorFusionWorkload (made by the webhook) shows the pod, where it ran and its GPUs.
+        workload = pod["metadata"]["labels"]["tensor-fusion.ai/workload"]
+        wait_until(20, "the workload's status lists the pod with its node and GPUs", lambda: [
+            w for w in (get("tensorfusionworkload", workload, ns=DEMO_NS) or {}).get("status", {}).get("workers", [])
+            if w["name"] == "vgpu-demo" and w.get("node") == node and ",".join(w.get("gpuIds", [])) == ids
+            and w["phase"] == "Succeeded"])
     finally:
         kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=false", check=False)
 
