@@ -176,6 +176,19 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
               o.listenHost.c_str(), port);
   std::fflush(stdout);
   std::thread httpThread([&] { http.listen_after_bind(); });
+  std::unique_ptr<webhook::WebhookServer> admission;
+  if (o.webhook) {
+    admission = std::make_unique<webhook::WebhookServer>(**client, *o.webhook);
+    if (Status s = admission->start(); !s) {
+      std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", s.toString().c_str());
+      http.stop();
+      httpThread.join();
+      return 1;
+    }
+    std::printf("tensor-fusion controller: webhook serving https on %s:%d\n", o.webhook->listenHost.c_str(),
+                admission->port());
+    std::fflush(stdout);
+  }
 
   auto lead = [&] {
     leading = true;
@@ -229,6 +242,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     controllers.reset();
   }
   metrics.setLeader(false);
+  if (admission) admission->stop();
   http.stop();
   httpThread.join();
   return rc;
