@@ -61,18 +61,20 @@ json denyResponse(const std::string& uid, int code, const std::string& message) 
           {"response", {{"uid", uid}, {"allowed", false}, {"status", {{"code", code}, {"message", message}}}}}};
 }
 
-std::string workloadNameOf(const json& pod, const std::string& ns, const OwnerLookup& controllerOf) {
+json topOwnerOf(const json& pod, const std::string& ns, const OwnerLookup& controllerOf) {
   json ref = controllerRefOf(pod);
-  if (ref.is_object()) {
-    const std::string kind = ref.value("kind", "");
-    const std::string name = ref.value("name", "");
-    if (kind == "ReplicaSet" || kind == "Job") {
-      json top = controllerOf(kind, ns, name);
-      const std::string want = kind == "ReplicaSet" ? "Deployment" : "CronJob";
-      if (top.is_object() && top.value("kind", "") == want && !top.value("name", "").empty()) return top["name"];
-    }
-    if (!name.empty()) return name;
+  if (!ref.is_object() || ref.value("name", "").empty()) return nullptr;
+  const std::string kind = ref.value("kind", "");
+  if (kind == "ReplicaSet" || kind == "Job") {
+    json top = controllerOf(kind, ns, ref["name"]);
+    const std::string want = kind == "ReplicaSet" ? "Deployment" : "CronJob";
+    if (top.is_object() && top.value("kind", "") == want && !top.value("name", "").empty()) return top;
   }
+  return ref;
+}
+
+std::string workloadNameOf(const json& pod, const json& topOwner) {
+  if (topOwner.is_object()) return topOwner["name"];
   const std::string name = pod.value("/metadata/name"_json_pointer, std::string());
   if (!name.empty()) return name;
   static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
@@ -127,19 +129,18 @@ Result<json> Admitter::admit(const ReviewRequest& r) {
     view.gpus = std::move(*gpus);
   }
 
-  const std::string workload = workloadNameOf(pod, ns, [this](const std::string& kind, const std::string& ns,
-                                                               const std::string& name) -> json {
-    auto owner = client_.get(kind == "ReplicaSet" ? k8s::builtin::kReplicaSets : k8s::builtin::kJobs, ns, name);
-    return owner ? controllerRefOf(*owner) : json(nullptr);
+  const json owner = topOwnerOf(pod, ns, [this](const std::string& kind, const std::string& ns, const std::string& name) -> json {
+    auto o = client_.get(kind == "ReplicaSet" ? k8s::builtin::kReplicaSets : k8s::builtin::kJobs, ns, name);
+    return o ? controllerRefOf(*o) : json(nullptr);
   });
-  auto d = decide(withNs, workload, view);
+  auto d = decide(withNs, workloadNameOf(pod, owner), view);
   if (!d) return d.status();
   if (!r.dryRun)
-    if (Status s = ensureWorkload(withNs, ns, *d); !s) return s;
+    if (Status s = ensureWorkload(owner, ns, *d); !s) return s;
   return podPatch(pod, *d, options_);
 }
 
-Status Admitter::ensureWorkload(const json& pod, const std::string& ns, const Decision& d) {
+Status Admitter::ensureWorkload(const json& topOwner, const std::string& ns, const Decision& d) {
   auto existing = client_.get(v1::TensorFusionWorkload::kResource, ns, d.workload);
   if (existing) return Status::ok();
   if (!existing.error().isNotFound()) return unavailable("reading TensorFusionWorkload: " + existing.error().toString());
@@ -161,9 +162,12 @@ Status Admitter::ensureWorkload(const json& pod, const std::string& ns, const De
     if (auto t = v.text(Field::GangTimeout)) spec["gangScheduling"]["timeout"] = *t;
   }
   json meta = {{"name", d.workload}, {"namespace", ns}, {"labels", {{wk::kLabelGpuPool, d.pool}}}};
-  if (json ref = controllerRefOf(pod); ref.is_object()) {
-    // The workload belongs to what owns the pod: a Deployment behind a ReplicaSet, else the owner.
-    if (ref.value("kind", "") != "ReplicaSet" && ref.value("kind", "") != "Job") meta["ownerReferences"] = json::array({ref});
+  // The workload belongs to the pod's top owner (a Deployment, a CronJob...), and goes with it.
+  // A standalone pod's workload has no owner (the pod's UID is not known before it exists).
+  if (topOwner.is_object() && d.workload == topOwner.value("name", "")) {
+    json ref = topOwner;
+    ref.erase("blockOwnerDeletion");  // would need update on the owner's finalizers
+    meta["ownerReferences"] = json::array({ref});
   }
   json object = {{"apiVersion", v1::TensorFusionWorkload::kResource.apiVersion()},
                  {"kind", "TensorFusionWorkload"},

@@ -32,12 +32,13 @@ Result<ReviewRequest> parseReview(const std::string& body);
 nlohmann::json allowResponse(const std::string& uid, const nlohmann::json& patch = nullptr);
 nlohmann::json denyResponse(const std::string& uid, int code, const std::string& message);
 
-// The name of the pod's workload: its top controller (ReplicaSet → its Deployment, Job → its
-// CronJob, else the direct controller), else the pod's name, else generateName + 8 random
-// characters. `controllerOf(kind, ns, name)` gives an owner's own controller reference
-// ({kind, name}), or null when it has none or cannot be read.
+// The pod's top controller reference: a ReplicaSet's Deployment, a Job's CronJob, else the
+// pod's own controller; null for a standalone pod. `controllerOf(kind, ns, name)` reads an
+// owner and gives its controller reference (null when it has none or cannot be read).
 using OwnerLookup = std::function<nlohmann::json(const std::string& kind, const std::string& ns, const std::string& name)>;
-std::string workloadNameOf(const nlohmann::json& pod, const std::string& ns, const OwnerLookup& controllerOf);
+nlohmann::json topOwnerOf(const nlohmann::json& pod, const std::string& ns, const OwnerLookup& controllerOf);
+// The workload's name: the top owner's, else the pod's, else generateName + 8 random characters.
+std::string workloadNameOf(const nlohmann::json& pod, const nlohmann::json& topOwner);
 
 class Admitter {
 public:
@@ -48,7 +49,7 @@ public:
 
 private:
   Result<nlohmann::json> admit(const ReviewRequest& request);  // the patch, or why not
-  Status ensureWorkload(const nlohmann::json& pod, const std::string& ns, const Decision& d);
+  Status ensureWorkload(const nlohmann::json& topOwner, const std::string& ns, const Decision& d);
 
   k8s::Client& client_;
   PatchOptions options_;

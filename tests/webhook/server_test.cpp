@@ -139,6 +139,25 @@ TEST_F(WebhookServerTest, LabelledPodIsPatchedAndItsWorkloadMade) {
   EXPECT_FALSE(again.contains("patch"));
 }
 
+TEST_F(WebhookServerTest, DeploymentPodsShareTheDeploymentsWorkload) {
+  start();
+  json dep = {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "web"}, {"uid", "d-1"},
+              {"controller", true}, {"blockOwnerDeletion", true}};
+  api.put("/apis/apps/v1/namespaces/team/replicasets/web-abc",
+          {{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"metadata", {{"name", "web-abc"}, {"ownerReferences", {dep}}}}});
+  json p = pod({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/tflops-limit", "1"}});
+  p["metadata"]["ownerReferences"] = {{{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"name", "web-abc"}, {"uid", "r-1"}, {"controller", true}}};
+  json r = admit(p);
+  ASSERT_EQ(r["allowed"], true) << r.dump();
+  json patched = p.patch(json::parse(*k8s::base64Decode(r["patch"], "patch")));
+  EXPECT_EQ(patched["metadata"]["labels"]["tensor-fusion.ai/workload"], "web");
+  json wl = api.object("/apis/tensor-fusion.ai/v1/namespaces/team/tensorfusionworkloads/web");
+  ASSERT_TRUE(wl.is_object());
+  json owner = dep;
+  owner.erase("blockOwnerDeletion");
+  EXPECT_EQ(wl["metadata"]["ownerReferences"], json::array({owner}));
+}
+
 TEST_F(WebhookServerTest, BadAnnotationIsDeniedWithItsName) {
   start();
   json r = admit(pod({{"tensor-fusion.ai/gpupool", "missing"}, {"tensor-fusion.ai/vram-limit", "1Gi"}}));
