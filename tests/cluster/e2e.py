@@ -290,15 +290,21 @@ def case_pool_without_nodes():
     expect(get("gpupool", "nowhere") is None, "the pool is deleted (its finalizer released)")
 
 
-CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: e2e.py {{{'|'.join(CASES)}}}", file=sys.stderr)
+def main(cases):
+    """`SCRIPT CASE`: runs one of `cases` ({name: function}); prints PASS or FAIL, exit 0 on PASS."""
+    script = os.path.basename(sys.argv[0])
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print(f"usage: {script} {{{'|'.join(cases)}}}", file=sys.stderr)
         sys.exit(2)
     try:
-        CASES[sys.argv[1]]()
+        cases[sys.argv[1]]()
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"PASS: {sys.argv[1]}")
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    main(CASES)

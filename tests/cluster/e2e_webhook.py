@@ -5,7 +5,6 @@ CTest test: `e2e_webhook.py CASE`. Until the scheduler lands, local pods (schedu
 tensor-fusion-scheduler) stay Pending: the cases check the created objects, not that they run."""
 import base64
 import json
-import sys
 
 from e2e import *  # noqa: F401,F403 (kubectl, get, wait_until, expect, Failure, NS, POOL, ...)
 
@@ -158,12 +157,4 @@ CASES = {name[len("case_"):]: fn for name, fn in list(globals().items())
          if name.startswith("case_") and fn.__module__ == __name__}
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: e2e_webhook.py {{{'|'.join(CASES)}}}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        CASES[sys.argv[1]]()
-    except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(f"PASS: {sys.argv[1]}")
+    main(CASES)
