@@ -148,9 +148,14 @@ Result<CertInfo> inspectCert(const std::string& pem) {
   auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
-    if (n->type == GEN_DNS)
+    if (n->type == GEN_DNS) {
       info.dnsNames.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.dNSName)),
                                  ASN1_STRING_length(n->d.dNSName));
+    } else if (n->type == GEN_IPADD && ASN1_STRING_length(n->d.iPAddress) == 4) {
+      const unsigned char* a = ASN1_STRING_get0_data(n->d.iPAddress);
+      info.dnsNames.push_back(std::to_string(a[0]) + "." + std::to_string(a[1]) + "." + std::to_string(a[2]) + "." +
+                              std::to_string(a[3]));
+    }
   }
   GENERAL_NAMES_free(names);
   return info;

@@ -36,7 +36,7 @@ Result<KeyPair> makeServing(const KeyPair& ca, const std::vector<std::string>& d
 
 struct CertInfo {
   SystemTime notBefore, notAfter;
-  std::vector<std::string> dnsNames;
+  std::vector<std::string> dnsNames;  // the subjectAltName's DNS names and IPv4 addresses (as text)
   bool isCa = false;
 };
 // The first certificate of a PEM text.

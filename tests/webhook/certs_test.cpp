@@ -22,7 +22,7 @@ TEST(Certs, ServingCertNamesTheServiceAndIsSignedByTheCa) {
   ASSERT_TRUE(serving) << serving.status().message();
   auto info = inspectCert(serving->certPem);
   ASSERT_TRUE(info);
-  EXPECT_EQ(info->dnsNames, (std::vector<std::string>{"svc.ns.svc", "svc.ns.svc.cluster.local"}));  // the IP is an IP name
+  EXPECT_EQ(info->dnsNames, (std::vector<std::string>{"svc.ns.svc", "svc.ns.svc.cluster.local", "127.0.0.1"}));
   EXPECT_FALSE(info->isCa);
   EXPECT_TRUE(inspectCert(ca->certPem)->isCa);
   EXPECT_TRUE(verifyPair(*serving, ca->certPem));
@@ -150,6 +150,11 @@ TEST_F(CertManagerTest, UrlModeNamesTheHostAndCallsTheUrl) {
   json client = api.object(configPath)["webhooks"][0]["clientConfig"];
   EXPECT_EQ(client["url"], "https://10.1.2.3:9443/mutate-v1-pod");
   EXPECT_FALSE(client.contains("service"));
+  // The next pass finds the address in the certificate and keeps it (no rotation loop).
+  auto again = m.sync(std::chrono::system_clock::now() + 10s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->certPem, pair->certPem);
+  EXPECT_EQ(api.writes("PUT"), 0);
 }
 
 }  // namespace
