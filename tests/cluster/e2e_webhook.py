@@ -158,6 +158,31 @@ def case_webhook_patch():
         kubectl("delete", "tensorfusionworkload", "good", "-n", TEST_NS, "--wait=false", check=False)
 
 
+def case_webhook_remote_runs():
+    """A remote pod keeps the default scheduler, so it runs now: its init container copied our
+    stub out of the client image into /tensor-fusion/remote, and the app sees it on
+    LD_LIBRARY_PATH (the paths of images/tensor-fusion.sh, on a real node)."""
+    ensure_namespace()
+    manifest = json.loads(pod_manifest("remote", {"tensor-fusion.ai/vram-limit": "1Gi", "tensor-fusion.ai/tflops-limit": "1",
+                                                  "tensor-fusion.ai/is-local-gpu": "false"}))
+    manifest["spec"]["containers"][0]["command"] = [
+        "/bin/sh", "-c", "ls /tensor-fusion/remote && echo LD_LIBRARY_PATH=$LD_LIBRARY_PATH && sleep 3600"]
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    try:
+        pod = wait_until(90, "the remote pod Running", lambda: (lambda p: p if p and p["status"].get("phase") == "Running" else None)(
+            get("pod", "remote", ns=TEST_NS)))
+        expect(pod["metadata"]["labels"].get("tensor-fusion.ai/component") == "client", "component client")
+        def output():
+            out = kubectl("logs", "remote", "-n", TEST_NS, "-c", "app", check=False).stdout
+            return out if "LD_LIBRARY_PATH=" in out else None
+        logs = wait_until(30, "the app's output", output)
+        expect("libcuda.so.1" in logs and "libnvidia-ml.so.1" in logs, f"the stub was placed: {logs}")
+        expect("LD_LIBRARY_PATH=/tensor-fusion/remote" in logs, f"the app's search path: {logs}")
+    finally:
+        kubectl("delete", "pod", "remote", "-n", TEST_NS, "--wait=false", check=False)
+        kubectl("delete", "tensorfusionworkload", "remote", "-n", TEST_NS, "--wait=false", check=False)
+
+
 # Only this file's cases (the import above brought e2e.py's too).
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items())
          if name.startswith("case_") and fn.__module__ == __name__}
