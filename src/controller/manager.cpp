@@ -177,8 +177,17 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
   std::fflush(stdout);
   std::thread httpThread([&] { http.listen_after_bind(); });
   std::unique_ptr<webhook::WebhookServer> admission;
+  // The webhook's own client and token bucket: a burst of pod creations (three reads each)
+  // neither waits on the reconcilers' budget nor starves it.
+  auto webhookClient = k8s::Client::create(*config, {.qps = 500, .burst = 1000});
   if (o.webhook) {
-    admission = std::make_unique<webhook::WebhookServer>(**client, *o.webhook);
+    if (!webhookClient) {
+      std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", webhookClient.status().toString().c_str());
+      http.stop();
+      httpThread.join();
+      return 1;
+    }
+    admission = std::make_unique<webhook::WebhookServer>(**webhookClient, *o.webhook);
     if (Status s = admission->start(); !s) {
       std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", s.toString().c_str());
       http.stop();
