@@ -135,6 +135,9 @@ def case_webhook_patch():
         init = spec["initContainers"][0]
         expect(init["name"] == "tensor-fusion-inject" and "libtensor-fusion-limiter.so" in init["command"][2],
                f"init container: {init}")
+        client = get("gpupool", POOL)["spec"].get("componentConfig", {}).get("client", {})
+        want = client.get("embeddedModeImage") or client.get("image") or "localhost/tensor-fusion:dev"
+        expect(init["image"] == want, f"init image {init['image']}: the pool's client image or the controller's ({want})")
         env = env_of(spec["containers"][0])
         expect(env.get("LD_PRELOAD") == "/tensor-fusion/libtensor-fusion-limiter.so", f"LD_PRELOAD: {env}")
         expect(env.get("TF_VGPU_REGION") == "/run/tensor-fusion/vgpu/region", f"TF_VGPU_REGION: {env}")
@@ -158,20 +161,33 @@ def case_webhook_patch():
         kubectl("delete", "tensorfusionworkload", "good", "-n", TEST_NS, "--wait=false", check=False)
 
 
+REMOTE_POOL = "webhook-e2e-remote"
+
+
 def case_webhook_remote_runs():
-    """A remote pod keeps the default scheduler, so it runs now: its init container copied our
-    stub out of the client image into /tensor-fusion/remote, and the app sees it on
-    LD_LIBRARY_PATH (the paths of images/tensor-fusion.sh, on a real node)."""
+    """A remote pod keeps the default scheduler, so it runs now: its init container (the
+    pool's remoteModeImage, our image here; the sample pool names TensorFusion's own client
+    image, which has another layout) copied our stub into /tensor-fusion/remote, and the app
+    sees it on LD_LIBRARY_PATH (the paths of images/tensor-fusion.sh, on a real node)."""
     ensure_namespace()
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "tensor-fusion.ai/v1", "kind": "GPUPool", "metadata": {"name": REMOTE_POOL},
+        "spec": {"defaultUsingLocalGPU": False,
+                 "nodeManagerConfig": {"nodeSelector": {"nodeSelectorTerms": [
+                     {"matchExpressions": [{"key": "no-such-label", "operator": "Exists"}]}]}},
+                 "componentConfig": {"client": {"remoteModeImage": "localhost/tensor-fusion:dev"}}}}))
     manifest = json.loads(pod_manifest("remote", {"tensor-fusion.ai/vram-limit": "1Gi", "tensor-fusion.ai/tflops-limit": "1",
-                                                  "tensor-fusion.ai/is-local-gpu": "false"}))
+                                                  "tensor-fusion.ai/gpupool": REMOTE_POOL}))
     manifest["spec"]["containers"][0]["command"] = [
         "/bin/sh", "-c", "ls /tensor-fusion/remote && echo LD_LIBRARY_PATH=$LD_LIBRARY_PATH && sleep 3600"]
-    kubectl("apply", "-f", "-", input=json.dumps(manifest))
     try:
-        pod = wait_until(90, "the remote pod Running", lambda: (lambda p: p if p and p["status"].get("phase") == "Running" else None)(
-            get("pod", "remote", ns=TEST_NS)))
-        expect(pod["metadata"]["labels"].get("tensor-fusion.ai/component") == "client", "component client")
+        kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        pod = get("pod", "remote", ns=TEST_NS)
+        expect(pod["metadata"]["labels"].get("tensor-fusion.ai/component") == "client", "component client (the pool's default)")
+        expect(pod["spec"]["initContainers"][0]["image"] == "localhost/tensor-fusion:dev",
+               f"the pool's client image: {pod['spec']['initContainers'][0]['image']}")
+        wait_until(90, "the remote pod Running", lambda: get("pod", "remote", ns=TEST_NS)["status"].get("phase") == "Running")
+
         def output():
             out = kubectl("logs", "remote", "-n", TEST_NS, "-c", "app", check=False).stdout
             return out if "LD_LIBRARY_PATH=" in out else None
@@ -181,6 +197,7 @@ def case_webhook_remote_runs():
     finally:
         kubectl("delete", "pod", "remote", "-n", TEST_NS, "--wait=false", check=False)
         kubectl("delete", "tensorfusionworkload", "remote", "-n", TEST_NS, "--wait=false", check=False)
+        kubectl("delete", "gpupool", REMOTE_POOL, "--wait=false", check=False)
 
 
 # Only this file's cases (the import above brought e2e.py's too).
