@@ -55,6 +55,11 @@ public:
   }
   // The next PUT answers 409 Conflict (another writer was first).
   std::atomic<bool> conflictNextPut{false};
+  // GETs of this path answer 500 (an apiserver in trouble).
+  void failGets(const std::string& path) {
+    std::lock_guard lock(mu_);
+    failing_ = path;
+  }
 
 private:
   static json status(int code, const std::string& reason, const std::string& message) {
@@ -67,6 +72,11 @@ private:
   }
   void get(const httplib::Request& req, httplib::Response& res) {
     std::lock_guard lock(mu_);
+    if (req.path == failing_) {
+      res.status = 500;
+      res.set_content(status(500, "InternalError", "etcd is having a bad day").dump(), "application/json");
+      return;
+    }
     if (auto it = objects_.find(req.path); it != objects_.end()) {
       res.set_content(it->second.dump(), "application/json");
       return;
@@ -132,6 +142,7 @@ private:
   std::map<std::string, json> objects_;
   std::map<std::string, int> writes_;
   long rv_ = 0;
+  std::string failing_;
 };
 
 }  // namespace tf::webhook::testing

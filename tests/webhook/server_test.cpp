@@ -166,6 +166,28 @@ TEST_F(WebhookServerTest, BadAnnotationIsDeniedWithItsName) {
   EXPECT_EQ(r["status"]["message"], "tensor-fusion.ai/gpupool: GPUPool \"missing\" not found");
 }
 
+TEST_F(WebhookServerTest, ApiserverTroubleRefusesThePodWithA500) {
+  start();
+  api.failGets("/apis/tensor-fusion.ai/v1/gpupools");
+  json r = admit(pod({{"tensor-fusion.ai/vram-limit", "1Gi"}}));
+  EXPECT_EQ(r["allowed"], false);
+  EXPECT_EQ(r["status"]["code"], 500);
+  EXPECT_EQ(r["status"]["message"].get<std::string>().rfind("listing GPUPools: ", 0), 0u) << r.dump();
+  // Not ours: no read needed, still allowed.
+  EXPECT_EQ(admit(pod({}, /*labelled=*/false))["allowed"], true);
+}
+
+TEST_F(WebhookServerTest, OnlyCreateIsOurs) {
+  start();
+  json rev = review(pod({{"tensor-fusion.ai/vram-limit", "junk"}}));
+  rev["request"]["operation"] = "UPDATE";
+  auto res = post(rev.dump(), secretField("ca-bundle.crt"));
+  ASSERT_TRUE(res);
+  json r = json::parse(res->body)["response"];
+  EXPECT_EQ(r["allowed"], true);
+  EXPECT_FALSE(r.contains("patch"));
+}
+
 TEST_F(WebhookServerTest, ShortLivedCertificateIsRotatedWhileServing) {
   start(6s);  // rotation due after 4 s; the loop looks every second
   const std::string first = server->servingCertForTest();
