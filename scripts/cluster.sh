@@ -414,8 +414,11 @@ cmd_down() {
       iptables-save -t "$t" | grep -v -E -- '(KUBE-|CNI-)' | iptables-restore -T "$t" 2>/dev/null || true
     done
   fi
-  # Host paths the nodes' namespaces mounted over stay as empty directories; remove them.
-  if [ -d "$D/nodes" ] || [ -f "$D/host-ip" ]; then
+  # Host paths the nodes' namespaces mounted over stay as empty directories; remove them. Only
+  # a cluster that had nodes made them: a control plane alone (--control-plane-only, another
+  # dir and port base beside a full cluster) must not remove the paths the other cluster's
+  # nodes mount over (rmdir of a mount point detaches it in every namespace).
+  if [ -d "$D/nodes" ]; then
     rmdir /var/lib/kubelet /var/log/pods /var/log/containers /run/tensor-fusion /etc/tensor-fusion 2>/dev/null || true
   fi
   rm -rf "$D"

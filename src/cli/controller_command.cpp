@@ -8,6 +8,22 @@
 #include "controller/manager.h"
 
 namespace tf::cli {
+namespace {
+
+// "HOST:PORT", ":PORT" or "PORT" (host 0.0.0.0).
+bool parseHostPort(const char* flag, const std::string& text, std::string& host, int& port) {
+  const auto colon = text.rfind(':');
+  host = colon == std::string::npos || colon == 0 ? "0.0.0.0" : text.substr(0, colon);
+  try {
+    port = std::stoi(colon == std::string::npos ? text : text.substr(colon + 1));
+    return true;
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "tensor-fusion controller: %s %s: expected HOST:PORT\n", flag, text.c_str());
+    return false;
+  }
+}
+
+}  // namespace
 
 void addControllerCommand(CLI::App& app, int& exitCode) {
   static controller::ManagerOptions o;
@@ -26,18 +42,32 @@ void addControllerCommand(CLI::App& app, int& exitCode) {
                   "Image of the one-time node discovery Jobs (empty: no Jobs)");
   cmd->add_option("--heartbeat-stale-seconds", staleSeconds, "A hypervisor silent this long is gone")
       ->check(CLI::Range(2, 3600));
+  static std::string webhookListen;
+  static webhook::WebhookOptions wh;
+  static int webhookValidity = 365 * 24 * 3600;
+  cmd->add_option("--webhook-listen", webhookListen, "HOST:PORT for the admission webhook's HTTPS (empty: no webhook)");
+  cmd->add_option("--webhook-service", wh.serviceName, "Service in --namespace that the apiserver calls");
+  cmd->add_option("--webhook-url", wh.url, "Call this base URL instead of the Service (a controller outside the cluster)");
+  cmd->add_option("--webhook-client-image", wh.patch.defaultClientImage,
+                  "Image of the init container that copies our client libraries (when the pool names none)");
+  cmd->add_option("--webhook-cert-seconds", webhookValidity, "Validity of the webhook's CA and certificate")
+      ->check(CLI::Range(30, 10 * 365 * 24 * 3600));
   cmd->callback([&exitCode] {
     o.leaseDuration = std::chrono::seconds(leaseSeconds);
     o.settings.namespace_ = o.leaseNamespace;
     o.settings.heartbeatStaleAfter = std::chrono::seconds(staleSeconds);
-    const auto colon = listen.rfind(':');
-    o.listenHost = colon == std::string::npos || colon == 0 ? "0.0.0.0" : listen.substr(0, colon);
-    try {
-      o.listenPort = std::stoi(colon == std::string::npos ? listen : listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "tensor-fusion controller: --listen %s: expected HOST:PORT\n", listen.c_str());
+    if (!parseHostPort("--listen", listen, o.listenHost, o.listenPort)) {
       exitCode = 2;
       return;
+    }
+    if (!webhookListen.empty()) {
+      if (!parseHostPort("--webhook-listen", webhookListen, wh.listenHost, wh.port)) {
+        exitCode = 2;
+        return;
+      }
+      wh.ns = o.leaseNamespace;
+      wh.validity = std::chrono::seconds(webhookValidity);
+      o.webhook = wh;
     }
     // SIGINT/SIGTERM end the run cleanly (a leader releases its Lease).
     sigset_t set;

@@ -192,6 +192,28 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
               o.listenHost.c_str(), port);
   std::fflush(stdout);
   std::thread httpThread([&] { http.listen_after_bind(); });
+  std::unique_ptr<webhook::WebhookServer> admission;
+  // The webhook's own client and token bucket: a burst of pod creations (three reads each)
+  // neither waits on the reconcilers' budget nor starves it.
+  auto webhookClient = k8s::Client::create(*config, {.qps = 500, .burst = 1000});
+  if (o.webhook) {
+    if (!webhookClient) {
+      std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", webhookClient.status().toString().c_str());
+      http.stop();
+      httpThread.join();
+      return 1;
+    }
+    admission = std::make_unique<webhook::WebhookServer>(**webhookClient, *o.webhook);
+    if (Status s = admission->start(); !s) {
+      std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", s.toString().c_str());
+      http.stop();
+      httpThread.join();
+      return 1;
+    }
+    std::printf("tensor-fusion controller: webhook serving https on %s:%d\n", o.webhook->listenHost.c_str(),
+                admission->port());
+    std::fflush(stdout);
+  }
 
   auto lead = [&] {
     leading = true;
@@ -245,6 +267,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     controllers.reset();
   }
   metrics.setLeader(false);
+  if (admission) admission->stop();
   http.stop();
   httpThread.join();
   return rc;

@@ -8,10 +8,12 @@
 //   return runManager(o, stop);   // exit code
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "controller/context.h"
 #include "k8s/stop_signal.h"
+#include "webhook/server.h"
 
 namespace tf::controller {
 
@@ -26,6 +28,8 @@ struct ManagerOptions {
   int listenPort = 8080;  // 0: any free port (printed)
   int workers = 2;
   Settings settings;
+  // The admission webhook, served by every replica (leader or not) when set.
+  std::optional<webhook::WebhookOptions> webhook;
 };
 
 int runManager(const ManagerOptions& options, k8s::StopSignal& stop);

@@ -16,6 +16,12 @@ inline const ResourceRef kEvents{"", "v1", "events", "Event", true};
 inline const ResourceRef kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
 inline const ResourceRef kDeployments{"apps", "v1", "deployments", "Deployment", true};
 inline const ResourceRef kDaemonSets{"apps", "v1", "daemonsets", "DaemonSet", true};
+inline const ResourceRef kReplicaSets{"apps", "v1", "replicasets", "ReplicaSet", true};
+inline const ResourceRef kJobs{"batch", "v1", "jobs", "Job", true};
+inline const ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false};
+inline const ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
+                                                        "mutatingwebhookconfigurations",
+                                                        "MutatingWebhookConfiguration", false};
 inline const ResourceRef kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
                                                     "customresourcedefinitions",
                                                     "CustomResourceDefinition", false};

@@ -5,10 +5,10 @@
 #include <map>
 #include <sstream>
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include "common/env.h"
+#include "k8s/base64.h"
 
 namespace tf::k8s {
 namespace {
@@ -21,22 +21,6 @@ Result<std::string> readFile(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-Result<std::string> base64Decode(const std::string& text, const std::string& what) {
-  std::string clean;
-  for (char c : text)
-    if (!isspace(static_cast<unsigned char>(c))) clean += c;
-  if (clean.size() % 4 != 0) return invalidArgument(what + ": not base64 (length)");
-  std::string out(clean.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(clean.data()),
-                          static_cast<int>(clean.size()));
-  if (n < 0) return invalidArgument(what + ": not base64");
-  size_t pad = 0;
-  if (!clean.empty() && clean.back() == '=') pad = clean.size() >= 2 && clean[clean.size() - 2] == '=' ? 2 : 1;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
 }
 
 std::string resolve(const std::string& path, const std::string& baseDir) {

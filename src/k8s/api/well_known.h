@@ -52,4 +52,44 @@ inline constexpr const char* kNodeLabelGpuPresent = "nvidia.com/gpu.present";
 inline constexpr const char* kHypervisorRunning = "Running";
 inline constexpr const char* kHypervisorStopped = "Stopped";
 
+// Pods: the user opts in with this label; the webhook adds the others.
+inline constexpr const char* kLabelEnabled = "tensor-fusion.ai/enabled";
+inline constexpr const char* kLabelComponent = "tensor-fusion.ai/component";  // worker | client
+inline constexpr const char* kLabelWorkload = "tensor-fusion.ai/workload";
+inline constexpr const char* kComponentWorker = "worker";  // a local-GPU pod
+inline constexpr const char* kComponentClient = "client";  // a remote-vGPU pod
+// The kube-scheduler profile that places local-GPU pods.
+inline constexpr const char* kSchedulerName = "tensor-fusion-scheduler";
+
+// Pod annotations (reference §2.1/§3.3): what the user asks for, normalised by the webhook;
+// the allocator reads exactly these. The webhook's table (src/webhook/annotations.h) gives
+// each one its kind and rules.
+inline constexpr const char* kAnnotationGpuPool = "tensor-fusion.ai/gpupool";
+inline constexpr const char* kAnnotationTflopsRequest = "tensor-fusion.ai/tflops-request";
+inline constexpr const char* kAnnotationTflopsLimit = "tensor-fusion.ai/tflops-limit";
+inline constexpr const char* kAnnotationVramRequest = "tensor-fusion.ai/vram-request";
+inline constexpr const char* kAnnotationVramLimit = "tensor-fusion.ai/vram-limit";
+inline constexpr const char* kAnnotationComputeRequest = "tensor-fusion.ai/compute-percent-request";
+inline constexpr const char* kAnnotationComputeLimit = "tensor-fusion.ai/compute-percent-limit";
+inline constexpr const char* kAnnotationQos = "tensor-fusion.ai/qos";
+inline constexpr const char* kAnnotationIsLocalGpu = "tensor-fusion.ai/is-local-gpu";
+inline constexpr const char* kAnnotationIsolation = "tensor-fusion.ai/isolation";
+inline constexpr const char* kAnnotationGpuCount = "tensor-fusion.ai/gpu-count";
+inline constexpr const char* kAnnotationGpuIndices = "tensor-fusion.ai/gpu-indices";
+inline constexpr const char* kAnnotationGpuModel = "tensor-fusion.ai/gpu-model";
+inline constexpr const char* kAnnotationVendor = "tensor-fusion.ai/vendor";
+inline constexpr const char* kAnnotationDedicatedGpu = "tensor-fusion.ai/dedicated-gpu";
+inline constexpr const char* kAnnotationWorkload = "tensor-fusion.ai/workload";
+inline constexpr const char* kAnnotationWorkloadProfile = "tensor-fusion.ai/workload-profile";
+inline constexpr const char* kAnnotationEvictionProtection = "tensor-fusion.ai/eviction-protection";
+inline constexpr const char* kAnnotationGangEnabled = "tensor-fusion.ai/gang-enabled";
+inline constexpr const char* kAnnotationGangMinMembers = "tensor-fusion.ai/gang-min-members";
+inline constexpr const char* kAnnotationGangTimeout = "tensor-fusion.ai/gang-timeout";
+inline constexpr const char* kAnnotationGangGroupKey = "tensor-fusion.ai/gang-group-key";  // <ns>/<workload>
+inline constexpr const char* kAnnotationGangRequiredMembers = "tensor-fusion.ai/gang-required-members";
+inline constexpr const char* kAnnotationInjectContainer = "tensor-fusion.ai/inject-container";
+inline constexpr const char* kAnnotationSidecarWorker = "tensor-fusion.ai/sidecar-worker";
+// Written by the scheduler at bind: the GPU objects the pod got (the allocation's record).
+inline constexpr const char* kAnnotationGpuIds = "tensor-fusion.ai/gpu-ids";
+
 }  // namespace tf::k8s::api
