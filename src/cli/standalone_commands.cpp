@@ -17,6 +17,7 @@
 #include "common/units.h"
 #include "hypervisor/cluster/node_registrar.h"
 #include "hypervisor/cluster/pod_vgpus.h"
+#include "k8s/api/well_known.h"
 #include "hypervisor/hypervisor.h"
 #include "k8s/config.h"
 #include "remoting/worker/worker.h"
@@ -35,7 +36,7 @@ struct HypervisorFlags {
   double tflopsOversell = 1.0, vramExpand = 0.0;
   // Cluster mode: register this node's GPUs with Kubernetes.
   bool cluster = false;
-  std::string nodeName, kubeconfig, podRoot = "/run/tensor-fusion/pods";
+  std::string nodeName, kubeconfig, podRoot = k8s::api::kPodVgpuHostDir;
   unsigned heartbeatMs = 5000, missingGraceMs = 10000;
 };
 

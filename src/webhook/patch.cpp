@@ -98,7 +98,7 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
   inits.insert(inits.begin(), std::move(init));  // before the user's own init containers
   addVolume(spec, {{"name", kLibVolumeName}, {"emptyDir", json::object()}});
   if (lib == Library::Limiter)
-    addVolume(spec, {{"name", kRunVolumeName}, {"hostPath", {{"path", kRunHostPath}, {"type", "DirectoryOrCreate"}}}});
+    addVolume(spec, {{"name", kRunVolumeName}, {"hostPath", {{"path", wk::kPodVgpuHostDir}, {"type", "DirectoryOrCreate"}}}});
 
   for (auto& c : spec["containers"]) {
     if (std::find(d.containers.begin(), d.containers.end(), c.value("name", "")) == d.containers.end()) continue;
@@ -108,10 +108,11 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
     setEnv(c, "POD_NAMESPACE", fieldRef("metadata.namespace"));
     if (lib == Library::Limiter) {
       setEnv(c, "LD_PRELOAD", value(dest + "/" + kLimiterLibrary), true);
-      setEnv(c, "TF_VGPU_REGION", value(std::string(kRegionMountPath) + "/region"));
+      setEnv(c, "TF_VGPU_REGION", value(std::string(wk::kPodVgpuMountPath) + "/region"));
+      setEnv(c, "TF_VGPU_REGION_WAIT_MS", value(wk::kPodVgpuRegionWaitMs));
       addMount(c, {{"name", kRunVolumeName},
-                   {"mountPath", kRegionMountPath},
-                   {"subPathExpr", "vgpu/$(POD_NAMESPACE)/$(POD_NAME)"},
+                   {"mountPath", wk::kPodVgpuMountPath},
+                   {"subPathExpr", "$(POD_NAMESPACE)/$(POD_NAME)"},
                    {"mountPropagation", "HostToContainer"}});
     } else {
       setEnv(c, "LD_LIBRARY_PATH", value(dest + "/remote"), true);

@@ -30,8 +30,6 @@ inline constexpr const char* kInitContainerName = "tensor-fusion-inject";
 inline constexpr const char* kLibVolumeName = "tensor-fusion-libs";
 inline constexpr const char* kLibMountPath = "/tensor-fusion";
 inline constexpr const char* kRunVolumeName = "tensor-fusion-run";
-inline constexpr const char* kRunHostPath = "/run/tensor-fusion";
-inline constexpr const char* kRegionMountPath = "/run/tensor-fusion/vgpu";
 inline constexpr const char* kLimiterLibrary = "libtensor-fusion-limiter.so";
 
 struct PatchOptions {

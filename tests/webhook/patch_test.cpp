@@ -85,12 +85,13 @@ TEST(PodPatch, LocalSoftGetsLimiterSchedulerAndRegion) {
   json region;
   for (const auto& m : app["volumeMounts"])
     if (m["name"] == kRunVolumeName) region = m;
-  EXPECT_EQ(region["subPathExpr"], "vgpu/$(POD_NAMESPACE)/$(POD_NAME)");
+  EXPECT_EQ(region["subPathExpr"], "$(POD_NAMESPACE)/$(POD_NAME)");
+  EXPECT_EQ(envOf(app, "TF_VGPU_REGION_WAIT_MS")["value"], "60000");
   EXPECT_EQ(region["mountPath"], "/run/tensor-fusion/vgpu");
   EXPECT_EQ(region["mountPropagation"], "HostToContainer");
   bool hostPath = false;
   for (const auto& v : out["spec"]["volumes"])
-    if (v["name"] == kRunVolumeName) hostPath = v["hostPath"]["path"] == "/run/tensor-fusion";
+    if (v["name"] == kRunVolumeName) hostPath = v["hostPath"]["path"] == "/run/tensor-fusion/pods";
   EXPECT_TRUE(hostPath);
 
   // The container not named in inject-container is left alone.

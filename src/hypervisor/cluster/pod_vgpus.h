@@ -30,6 +30,7 @@
 #include "common/status.h"
 #include "hypervisor/device_inventory.h"
 #include "hypervisor/vgpu.h"
+#include "k8s/api/well_known.h"
 #include "k8s/client.h"
 
 namespace tf::k8s {
@@ -43,7 +44,7 @@ class Hypervisor;
 
 struct PodVgpuOptions {
   std::string nodeName;
-  std::string podRoot = "/run/tensor-fusion/pods";
+  std::string podRoot = k8s::api::kPodVgpuHostDir;
   std::chrono::milliseconds resync{5000};  // full pass even without a change
 };
 

@@ -23,23 +23,6 @@ inline constexpr const char* kAnnotationLastSync = "tensor-fusion.ai/last-sync";
 inline constexpr const char* kAnnotationGpuMissingSince = "tensor-fusion.ai/gpu-missing-since";
 inline constexpr const char* kFinalizer = "tensor-fusion.ai/finalizer";
 
-// Pods (reference §2.1-§2.2): the webhook writes the normalised set, the scheduler `gpu-ids`
-// (the allocation's record), the hypervisor reads both to make the pod's vGPU.
-inline constexpr const char* kLabelEnabled = "tensor-fusion.ai/enabled";
-inline constexpr const char* kLabelComponent = "tensor-fusion.ai/component";
-inline constexpr const char* kComponentWorker = "worker";
-inline constexpr const char* kComponentClient = "client";
-inline constexpr const char* kLabelWorkload = "tensor-fusion.ai/workload";
-inline constexpr const char* kAnnotationGpuIds = "tensor-fusion.ai/gpu-ids";
-inline constexpr const char* kAnnotationTflopsRequest = "tensor-fusion.ai/tflops-request";
-inline constexpr const char* kAnnotationTflopsLimit = "tensor-fusion.ai/tflops-limit";
-inline constexpr const char* kAnnotationVramRequest = "tensor-fusion.ai/vram-request";
-inline constexpr const char* kAnnotationVramLimit = "tensor-fusion.ai/vram-limit";
-inline constexpr const char* kAnnotationComputeRequest = "tensor-fusion.ai/compute-percent-request";
-inline constexpr const char* kAnnotationComputeLimit = "tensor-fusion.ai/compute-percent-limit";
-inline constexpr const char* kAnnotationQos = "tensor-fusion.ai/qos";
-inline constexpr const char* kAnnotationIsolation = "tensor-fusion.ai/isolation";
-
 // Node labels the discovery Job writes: the facts of the node's GPUs.
 inline constexpr const char* kNodeLabelGpuCount = "tensor-fusion.ai/gpu-count";
 inline constexpr const char* kNodeLabelGpuModel = "tensor-fusion.ai/gpu-model";
@@ -90,6 +73,14 @@ inline constexpr const char* kAnnotationGangRequiredMembers = "tensor-fusion.ai/
 inline constexpr const char* kAnnotationInjectContainer = "tensor-fusion.ai/inject-container";
 inline constexpr const char* kAnnotationSidecarWorker = "tensor-fusion.ai/sidecar-worker";
 // Written by the scheduler at bind: the GPU objects the pod got (the allocation's record).
+// The hypervisor of the pod's node makes its vGPU from it.
 inline constexpr const char* kAnnotationGpuIds = "tensor-fusion.ai/gpu-ids";
+
+// Local soft isolation: the node directory of pods' vGPU regions,
+// <dir>/<namespace>/<pod>/region (the hypervisor makes them, the webhook mounts a pod's own
+// directory at kPodVgpuMountPath with subPathExpr), and the limiter's wait for it.
+inline constexpr const char* kPodVgpuHostDir = "/run/tensor-fusion/pods";
+inline constexpr const char* kPodVgpuMountPath = "/run/tensor-fusion/vgpu";
+inline constexpr const char* kPodVgpuRegionWaitMs = "60000";
 
 }  // namespace tf::k8s::api
