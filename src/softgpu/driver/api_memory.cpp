@@ -92,8 +92,8 @@ CUresult tf_sg_cuMemFree_v2(CUdeviceptr dptr) {
   TF_TRY(checkInitialized());
   if (dptr == 0) return CUDA_SUCCESS;
   auto a = addressSpace().findBase(dptr);
-  if (!a || (a->kind != AllocKind::Device && a->kind != AllocKind::Managed))
-    return CUDA_ERROR_INVALID_VALUE;
+  if (!a || (a->kind != AllocKind::Device && a->kind != AllocKind::Managed) || a->imported)
+    return CUDA_ERROR_INVALID_VALUE; // IPC memory of another process: cuIpcCloseMemHandle
   // Like the real driver, cuMemFree waits for work that may still use the memory.
   if (Context* c = currentContext()) synchronizeContext(c);
   return freeMemory(dptr, a->kind);
@@ -218,7 +218,9 @@ CUresult tf_sg_cuPointerGetAttribute(void* data, CUpointer_attribute attr, CUdev
   case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = a->bufferId; break;
   case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = managed ? 1 : 0; break;
   case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = a->device; break;
-  case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; break;
+  case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: // cuMemAlloc memory (api_ipc.cpp)
+    *static_cast<int*>(data) = a->kind == AllocKind::Device && a->poolId < 0 && !a->imported;
+    break;
   case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a->base; break;
   case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a->size; break;
   case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; break;
