@@ -1,8 +1,9 @@
-// CUDA IPC memory handles between two real processes. This process (the exporter) fills device
-// memory with a kernel, takes its IPC handle and starts a copy of itself (the importer, by
-// fork+exec) that reads the handle from a pipe, opens it, checks the contents with a kernel,
-// adds 1000 to every element in place and closes it. The exporter then sees the importer's
-// writes in its own memory. Wrong handles and wrong pointers are refused with the one right
+// CUDA IPC memory and event handles between two real processes. This process (the exporter)
+// fills device memory with a kernel, takes its IPC handle and an interprocess event's, and
+// starts a copy of itself (the importer, by fork+exec) that reads both from a pipe, opens them,
+// checks the contents with a kernel that adds 1000 to every element in place (held back 300 ms
+// on its stream) and records the event after it. The exporter waits for the event on a stream
+// and copies: it must see the importer's writes in its own memory. Wrong handles and wrong pointers are refused with the one right
 // error, both sides check their vGPU in a _limited run, and each side's exit code counts.
 #include <signal.h>
 #include <sys/wait.h>
@@ -45,14 +46,19 @@ static bool writeAll(int fd, const void* p, size_t n) {
   return transfer(fd, const_cast<void*>(p), n, true);
 }
 
+static void CUDART_CB holdBack(void*) { usleep(300 * 1000); }
+
 static int importer(int in, int out) {
   CHECK(cudaSetDevice(0));
   TF_CHECK_VGPU();
   cudaIpcMemHandle_t handle;
-  if (!readAll(in, &handle, sizeof handle)) {
-    std::fprintf(stderr, "importer: no handle on the pipe\n");
+  cudaIpcEventHandle_t eventHandle;
+  if (!readAll(in, &handle, sizeof handle) || !readAll(in, &eventHandle, sizeof eventHandle)) {
+    std::fprintf(stderr, "importer: no handles on the pipe\n");
     return 1;
   }
+  cudaEvent_t ev;
+  CHECK(cudaIpcOpenEventHandle(&ev, eventHandle));
   int* a = nullptr;
   CHECK(cudaIpcOpenMemHandle(reinterpret_cast<void**>(&a), handle, cudaIpcMemLazyEnablePeerAccess));
   // Opened twice: the same pointer, closed twice.
@@ -67,9 +73,20 @@ static int importer(int in, int out) {
   int* wrong = nullptr;
   CHECK(cudaMalloc(&wrong, sizeof(int)));
   CHECK(cudaMemset(wrong, 0, sizeof(int)));
-  checkAndBump<<<kN / 256, 256>>>(a, kN, wrong);
+  // The exporter waits for this stream's work through the shared event: the work is held back
+  // 300 ms first, so an exporter that did not really wait would read the memory unchanged.
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  CHECK(cudaLaunchHostFunc(s, holdBack, nullptr));
+  checkAndBump<<<kN / 256, 256, 0, s>>>(a, kN, wrong);
   CHECK(cudaGetLastError());
-  CHECK(cudaDeviceSynchronize());
+  CHECK(cudaEventRecord(ev, s));
+  char recorded = 'r';
+  if (!writeAll(out, &recorded, 1)) return 1;
+  CHECK(cudaStreamSynchronize(s));
+  CHECK(cudaEventQuery(ev));
+  CHECK(cudaEventDestroy(ev));
+  CHECK(cudaStreamDestroy(s));
   int bad = -1;
   CHECK(cudaMemcpy(&bad, wrong, sizeof bad, cudaMemcpyDeviceToHost));
   EXPECT_EQ_INT(bad, 0);
@@ -141,10 +158,39 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kN; ++i) off += host[i] != 3 * i + 7;
   EXPECT_EQ_INT(off, 0);
 
-  if (!writeAll(toChild[1], &handle, sizeof handle)) {
-    std::fprintf(stderr, "exporter: cannot send the handle\n");
+  // An event both processes hold: only an interprocess one has a handle, and not in its own
+  // process.
+  cudaEvent_t plain, ev;
+  cudaIpcEventHandle_t eventHandle;
+  CHECK(cudaEventCreate(&plain));
+  EXPECT_ERR(cudaIpcGetEventHandle(&eventHandle, plain), cudaErrorInvalidValue);
+  CHECK(cudaEventCreateWithFlags(&ev, cudaEventInterprocess | cudaEventDisableTiming));
+  CHECK(cudaIpcGetEventHandle(&eventHandle, ev));
+  cudaEvent_t own;
+  EXPECT_ERR(cudaIpcOpenEventHandle(&own, eventHandle), cudaErrorDeviceUninitialized);
+  CHECK(cudaEventQuery(ev)); // never recorded: done
+
+  if (!writeAll(toChild[1], &handle, sizeof handle) ||
+      !writeAll(toChild[1], &eventHandle, sizeof eventHandle)) {
+    std::fprintf(stderr, "exporter: cannot send the handles\n");
     kill(child, SIGKILL);
   }
+  // Once the importer has recorded the event (after its kernel, held back 300 ms), a copy on a
+  // stream that waits for the event sees the importer's writes.
+  char step = 0;
+  bool recorded = readAll(toParent[0], &step, 1) && step == 'r';
+  EXPECT_TRUE(recorded);
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  CHECK(cudaStreamWaitEvent(s, ev, 0));
+  CHECK(cudaMemcpyAsync(host.data(), a, kN * sizeof(int), cudaMemcpyDeviceToHost, s));
+  CHECK(cudaStreamSynchronize(s));
+  off = 0;
+  for (int i = 0; i < kN; ++i) off += host[i] != 3 * i + 1007;
+  EXPECT_EQ_INT(off, 0);
+  CHECK(cudaEventSynchronize(ev));
+  CHECK(cudaEventQuery(ev));
+
   char done = 0;
   bool signalled = readAll(toParent[0], &done, 1);
   int status = 0;
@@ -152,11 +198,14 @@ int main(int argc, char** argv) {
   EXPECT_TRUE(signalled && done == 'd');
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-  // The importer's writes, in the exporter's memory.
+  // The importer's writes, in the exporter's memory, after it closed its mapping.
   CHECK(cudaMemcpy(host.data(), a, kN * sizeof(int), cudaMemcpyDeviceToHost));
   off = 0;
   for (int i = 0; i < kN; ++i) off += host[i] != 3 * i + 1007;
   EXPECT_EQ_INT(off, 0);
+  CHECK(cudaStreamDestroy(s));
+  CHECK(cudaEventDestroy(ev));
+  CHECK(cudaEventDestroy(plain));
   // A handle taken again names the same memory; freed, the memory is gone for good.
   cudaIpcMemHandle_t second;
   CHECK(cudaIpcGetMemHandle(&second, a));

@@ -6,15 +6,22 @@
 // write one memory. Like NVIDIA's driver: the exporter must be alive when the handle is opened,
 // a handle cannot be opened in the process that made it, and opening a handle again in one
 // process gives the same pointer (reference counted, closed by as many cuIpcCloseMemHandle).
+// Events made with CU_EVENT_INTERPROCESS keep their counts in a shared page (ipc_event.h) whose
+// memfd their handle names the same way.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
 #include <mutex>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
-#include "softgpu/driver/driver.h"
+#include "softgpu/driver/api.h"
+#include "softgpu/driver/handles.h"
+#include "softgpu/driver/ipc_event.h"
 #include "softgpu/driver/memory.h"
 #include "softgpu/driver/stream.h"
 
@@ -22,9 +29,12 @@ using namespace tf::softgpu;
 
 namespace {
 
-constexpr uint32_t kIpcMagic = 0x4d495354; // "TSIM"
+constexpr uint32_t kIpcMagic = 0x4d495354;      // "TSIM"
+constexpr uint32_t kIpcEventMagic = 0x45495354; // "TSIE"
 constexpr uint32_t kIpcVersion = 1;
 constexpr char kIpcMemfdName[] = "/memfd:tf-softgpu-ipc";
+constexpr char kIpcEventMemfdName[] = "/memfd:tf-softgpu-ipc-event";
+constexpr uint64_t kEventPageMagic = 0x7466697063657674; // "tfipcevt"
 
 // What a CUipcMemHandle holds here (64 bytes at most).
 struct IpcMemWire {
@@ -59,6 +69,30 @@ uint64_t startTimeOf(int pid) {
   return value;
 }
 
+// The descriptor `fd` of process `pid` (which started at `startTime`), opened here, if it is
+// a memfd called `name`: a handle from a process that has gone (or whose pid was reused), or
+// naming anything else, opens nothing.
+int openPeerMemfd(int pid, int fd, uint64_t startTime, const char* name) {
+  if (pid <= 0 || fd < 0 || startTimeOf(pid) != startTime) return -1;
+  char path[64], target[256] = {};
+  std::snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
+  ssize_t n = readlink(path, target, sizeof target - 1);
+  // The memfd's link reads "/memfd:<name> (deleted)"; the name must end where that begins.
+  size_t len = std::strlen(name);
+  if (n <= 0 || std::strncmp(target, name, len) != 0 || (target[len] != ' ' && target[len] != 0))
+    return -1;
+  return open(path, O_RDWR | O_CLOEXEC);
+}
+
+struct IpcEventWire {
+  uint32_t magic;
+  uint32_t version;
+  int32_t pid;
+  int32_t fd;
+  uint64_t startTime;
+};
+static_assert(sizeof(IpcEventWire) <= CU_IPC_HANDLE_SIZE);
+
 struct Opened {
   uint64_t base = 0;
   int count = 0;
@@ -72,7 +106,89 @@ std::map<std::pair<int, uint64_t>, Opened>& openedTable() {
 
 } // namespace
 
+namespace tf::softgpu {
+
+Result<std::shared_ptr<IpcEventPage>> IpcEventPage::create() {
+  int fd = memfd_create(kIpcEventMemfdName + 7, MFD_CLOEXEC); // the name after "/memfd:"
+  if (fd < 0) return resourceExhausted(std::string("memfd_create: ") + strerror(errno));
+  if (ftruncate(fd, sizeof(Counts)) != 0) {
+    close(fd);
+    return resourceExhausted(std::string("ftruncate: ") + strerror(errno));
+  }
+  auto page = open(fd); // a fresh memfd reads as zeros: no records, none done
+  if (page) (*page)->counts_->magic = kEventPageMagic;
+  return page;
+}
+
+Result<std::shared_ptr<IpcEventPage>> IpcEventPage::open(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < sizeof(Counts)) {
+    close(fd);
+    return invalidArgument("not an interprocess event's page");
+  }
+  void* p = mmap(nullptr, sizeof(Counts), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    close(fd);
+    return resourceExhausted(std::string("mmap: ") + strerror(errno));
+  }
+  return std::shared_ptr<IpcEventPage>(new IpcEventPage(fd, static_cast<Counts*>(p)));
+}
+
+IpcEventPage::~IpcEventPage() {
+  munmap(counts_, sizeof(Counts));
+  close(fd_);
+}
+
+void IpcEventPage::complete(uint64_t n) {
+  uint64_t done = counts_->completed.load(std::memory_order_acquire);
+  while (done < n && !counts_->completed.compare_exchange_weak(done, n, std::memory_order_acq_rel)) {
+  }
+}
+
+void IpcEventPage::waitFor(uint64_t n) const {
+  while (!reached(n)) std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+} // namespace tf::softgpu
+
 extern "C" {
+
+CUresult tf_sg_cuIpcGetEventHandle(CUipcEventHandle* handle, CUevent event) {
+  if (!handle) return CUDA_ERROR_INVALID_VALUE;
+  TF_TRY(checkInitialized());
+  Event* e = registryOf<Event>().find(event);
+  if (!e) return CUDA_ERROR_INVALID_HANDLE;
+  if (!e->ipc) return CUDA_ERROR_INVALID_VALUE; // not made with CU_EVENT_INTERPROCESS
+  IpcEventWire w{};
+  w.magic = kIpcEventMagic;
+  w.version = kIpcVersion;
+  w.pid = static_cast<int32_t>(getpid());
+  w.fd = e->ipc->fd();
+  w.startTime = startTimeOf(getpid());
+  std::memset(handle, 0, sizeof *handle);
+  std::memcpy(handle->reserved, &w, sizeof w);
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuIpcOpenEventHandle(CUevent* event, CUipcEventHandle handle) {
+  if (!event) return CUDA_ERROR_INVALID_VALUE;
+  Context* c;
+  TF_TRY(requireContext(&c));
+  IpcEventWire w;
+  std::memcpy(&w, handle.reserved, sizeof w);
+  if (w.magic != kIpcEventMagic || w.version != kIpcVersion) return CUDA_ERROR_INVALID_VALUE;
+  if (w.pid == getpid()) return CUDA_ERROR_INVALID_CONTEXT; // as for memory handles
+  int fd = openPeerMemfd(w.pid, w.fd, w.startTime, kIpcEventMemfdName);
+  if (fd < 0) return CUDA_ERROR_INVALID_VALUE;
+  auto page = IpcEventPage::open(fd);
+  if (!page) return CUDA_ERROR_INVALID_VALUE;
+  auto* e = new Event();
+  e->flags = CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING;
+  e->ipc = std::move(*page);
+  registryOf<Event>().add(e);
+  *event = reinterpret_cast<CUevent>(e);
+  return CUDA_SUCCESS;
+}
 
 CUresult tf_sg_cuIpcGetMemHandle(CUipcMemHandle* handle, CUdeviceptr dptr) {
   if (!handle) return CUDA_ERROR_INVALID_VALUE;
@@ -116,14 +232,7 @@ CUresult tf_sg_cuIpcOpenMemHandle_v2(CUdeviceptr* dptr, CUipcMemHandle handle, u
     *dptr = it->second.base;
     return CUDA_SUCCESS;
   }
-  // The exporter must still be the process that made the handle, and its descriptor the memfd.
-  if (startTimeOf(w.pid) != w.startTime) return CUDA_ERROR_INVALID_VALUE;
-  char path[64], target[256] = {};
-  std::snprintf(path, sizeof path, "/proc/%d/fd/%d", w.pid, w.fd);
-  ssize_t n = readlink(path, target, sizeof target - 1);
-  if (n <= 0 || std::strncmp(target, kIpcMemfdName, sizeof kIpcMemfdName - 1) != 0)
-    return CUDA_ERROR_INVALID_VALUE;
-  int fd = open(path, O_RDWR | O_CLOEXEC);
+  int fd = openPeerMemfd(w.pid, w.fd, w.startTime, kIpcMemfdName);
   if (fd < 0) return CUDA_ERROR_INVALID_VALUE;
   struct stat st {};
   if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) < w.size) {
