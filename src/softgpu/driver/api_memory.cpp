@@ -14,21 +14,6 @@ namespace {
 
 constexpr uint64_t kMaxAllocation = 1ull << 46;
 
-CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment = 512) {
-  if (bytes == 0 || bytes > kMaxAllocation) return bytes ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_VALUE;
-  Device* d = c->device;
-  TF_TRY(chargeMemory(d, bytes)); // charged before it exists: the sum never passes the total
-  auto p = addressSpace().allocate(d->ordinal, bytes, AllocKind::Device, c, alignment);
-  if (!p) {
-    creditMemory(d, bytes);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  // Record the charge on the allocation, for cuMemFree and context teardown.
-  addressSpace().setCharged(*p, bytes);
-  *out = *p;
-  return CUDA_SUCCESS;
-}
-
 // Advice given for managed ranges (there is only one memory here; the answers are kept so that
 // programs reading them back see what they set).
 struct ManagedAdvice {
@@ -50,6 +35,25 @@ CUresult managedRange(CUdeviceptr ptr, size_t count, uint64_t* base) {
   return CUDA_SUCCESS;
 }
 
+} // namespace
+
+namespace tf::softgpu {
+
+CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment) {
+  if (bytes == 0 || bytes > kMaxAllocation) return bytes ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_VALUE;
+  Device* d = c->device;
+  TF_TRY(chargeMemory(d, bytes)); // charged before it exists: the sum never passes the total
+  auto p = addressSpace().allocate(d->ordinal, bytes, AllocKind::Device, c, alignment);
+  if (!p) {
+    creditMemory(d, bytes);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  // Record the charge on the allocation, for cuMemFree and context teardown.
+  addressSpace().setCharged(*p, bytes);
+  *out = *p;
+  return CUDA_SUCCESS;
+}
+
 CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind) {
   {
     std::lock_guard<std::mutex> lock(adviceMu);
@@ -64,7 +68,7 @@ CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind) {
   return CUDA_SUCCESS;
 }
 
-} // namespace
+} // namespace tf::softgpu
 
 extern "C" {
 
