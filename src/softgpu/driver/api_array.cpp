@@ -12,21 +12,6 @@ using namespace tf::softgpu;
 
 namespace {
 
-// Bytes of one channel, or 0 for a format this device does not hold in arrays.
-unsigned channelBytes(CUarray_format f) {
-  switch (f) {
-  case CU_AD_FORMAT_UNSIGNED_INT8:
-  case CU_AD_FORMAT_SIGNED_INT8: return 1;
-  case CU_AD_FORMAT_UNSIGNED_INT16:
-  case CU_AD_FORMAT_SIGNED_INT16:
-  case CU_AD_FORMAT_HALF: return 2;
-  case CU_AD_FORMAT_UNSIGNED_INT32:
-  case CU_AD_FORMAT_SIGNED_INT32:
-  case CU_AD_FORMAT_FLOAT: return 4;
-  default: return 0;
-  }
-}
-
 // NVIDIA's limits for 3D arrays and the widths of 1D/2D ones (compute capability 9.0).
 constexpr size_t kMaxWidth = 131072, kMaxHeight = 65536, kMax3D = 16384, kMaxLayers = 2048;
 constexpr unsigned kKnownFlags = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDST |
@@ -34,7 +19,7 @@ constexpr unsigned kKnownFlags = CUDA_ARRAY3D_LAYERED | CUDA_ARRAY3D_SURFACE_LDS
 
 CUresult createArray(const CUDA_ARRAY3D_DESCRIPTOR& d, CUarray* out) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
-  unsigned bytes = channelBytes(d.Format);
+  unsigned bytes = tf::cuda::arrayFormatBytes(d.Format);
   if (!bytes || (d.NumChannels != 1 && d.NumChannels != 2 && d.NumChannels != 4))
     return CUDA_ERROR_INVALID_VALUE;
   if (d.Flags & ~kKnownFlags) return CUDA_ERROR_NOT_SUPPORTED; // cubemaps, sparse, ...

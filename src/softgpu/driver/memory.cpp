@@ -312,6 +312,10 @@ Result<uint64_t> AddressSpace::importShared(int device, int fd, uint64_t size, C
   return addDeviceAllocation(*start, size, committed + kGuard, AllocKind::Device, device, ctx, true);
 }
 
+bool AddressSpace::texture(uint64_t handle, cuda::TextureView* out) const {
+  return lookupTexture(handle, out);
+}
+
 Status AddressSpace::release(uint64_t base, std::optional<AllocKind> expected, Allocation* out) {
   std::unique_lock lock(mu_);
   auto it = allocations_.find(base);

@@ -90,6 +90,8 @@ public:
 
   // cuda::DeviceMemory, for kernels.
   bool lookup(uint64_t addr, cuda::MemoryRange* out) const override;
+  // Texture objects live in the driver (api_texture.cpp, lookupTexture).
+  bool texture(uint64_t handle, cuda::TextureView* out) const override;
 
   std::vector<Allocation> allocationsOf(const Context* ctx) const;
   // Records how many bytes of device memory the allocation at `base` was charged.
@@ -114,5 +116,8 @@ private:
 };
 
 AddressSpace& addressSpace();
+
+// The texture object behind a CUtexObject handle (api_texture.cpp).
+bool lookupTexture(uint64_t handle, cuda::TextureView* out);
 
 } // namespace tf::softgpu
