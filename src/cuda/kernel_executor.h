@@ -80,7 +80,7 @@ inline uint32_t arrayFormatBytes(CUarray_format f) {
 // `channels` channels of `format`, row after row (`pitch` bytes), slice after slice, and how
 // to sample them.
 struct TextureView {
-  const uint8_t* data = nullptr;  // texel (0, 0, 0), in this process
+  uint8_t* data = nullptr;        // texel (0, 0, 0), in this process
   uint64_t pitch = 0;             // bytes per row
   uint64_t slicePitch = 0;        // bytes per slice
   uint32_t width = 0, height = 1, depth = 1;
@@ -101,7 +101,8 @@ public:
   // The range containing `addr`, or false when `addr` is not memory the device may access.
   // Thread-safe; callers cache the answer, so it need not be fast.
   virtual bool lookup(uint64_t addr, MemoryRange* out) const = 0;
-  // The texture object `handle` names, or false when it names none.
+  // The texture or surface object `handle` names, or false when it names none. A surface is
+  // a view of a CUDA array with no sampling (suld/sust address its bytes).
   virtual bool texture(uint64_t handle, TextureView* out) const { return false; }
 };
 

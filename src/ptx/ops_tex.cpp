@@ -141,6 +141,23 @@ Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoo
   return out;
 }
 
+// The object a lane's handle names, looked up once per distinct handle in a warp; a handle
+// that names none is a fault.
+struct ViewCache {
+  cuda::TextureView view;
+  uint64_t of = 0;
+  bool have = false;
+  bool get(Warp& w, const Inst& in, uint64_t handle, const char* what) {
+    if (have && handle == of) return true;
+    of = handle;
+    have = w.launch->mem->texture(handle, &view);
+    if (!have)
+      faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+              std::string("no ") + what + " object " + std::to_string(handle));
+    return have;
+  }
+};
+
 // tex: d[0..3] <- sample(texture a[0], coordinates a[1..aux]); aux = dimensions,
 // aux2 = TexOut | kIntCoords.
 uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
@@ -150,20 +167,15 @@ uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
   const uint32_t outKind = in.aux2 & 3;
   uint64_t* d[4];
   for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
-  cuda::TextureView view;
-  uint64_t viewOf = 0;
-  bool have = false, bad = false;
+  ViewCache cache;
+  bool bad = false;
   forLanes(m, [&](uint32_t i) {
     if (bad) return;
-    if (!have || handle[i] != viewOf) {
-      viewOf = handle[i];
-      have = w.launch->mem->texture(viewOf, &view);
-      if (!have) {
-        faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS, "no texture object " + std::to_string(viewOf));
-        bad = true;
-        return;
-      }
+    if (!cache.get(w, in, handle[i], "texture")) {
+      bad = true;
+      return;
     }
+    const cuda::TextureView& view = cache.view;
     float c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) {
       uint32_t bits = static_cast<uint32_t>(TF_REG(in.a[1 + k])[i]);
@@ -231,8 +243,146 @@ Status dTex(Builder& b) {
   return Status::ok();
 }
 
+// ---- surfaces: suld.b / sust.b ------------------------------------------------------------
+// x is in bytes, y and z in rows and slices. Out of range: .trap faults, .zero reads zeros and
+// drops writes, .clamp moves to the nearest element.
+enum SurfClamp : uint32_t { kTrap = 0, kZero = 1, kClamp = 2 };
+
+// The bytes of the element at the coordinates, or nullptr (out of range under .zero; a fault
+// under .trap sets *fault).
+uint8_t* surfaceElement(const cuda::TextureView& v, const int64_t c[3], int dims, uint32_t size,
+                        uint32_t clamp, bool* fault) {
+  const int64_t rowBytes = int64_t(v.width) * cuda::arrayFormatBytes(v.format) * v.channels;
+  const int64_t limit[3] = {rowBytes - int64_t(size), int64_t(v.height) - 1, int64_t(v.depth) - 1};
+  int64_t at[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) {
+    at[k] = c[k];
+    if (at[k] >= 0 && at[k] <= limit[k] && (k != 0 || at[k] % size == 0)) continue;
+    if (clamp == kClamp && limit[k] >= 0) {
+      at[k] = at[k] < 0 ? 0 : at[k] > limit[k] ? limit[k] : at[k];
+      if (k == 0) at[k] -= at[k] % size;
+      continue;
+    }
+    if (clamp == kTrap) *fault = true;
+    return nullptr;
+  }
+  return v.data + uint64_t(at[2]) * v.slicePitch + uint64_t(at[1]) * v.pitch + uint64_t(at[0]);
+}
+
+// suld / sust: the operand list at Function::operands[imm] holds the surface, three
+// coordinate slots and up to four value slots; aux = dims | n << 2 | bytes << 5, aux2 = clamp.
+template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
+  const Function& fn = *w.fn;
+  const uint32_t* ops = fn.operands.data() + in.imm; // surface, coords[3], values[4]
+  const uint64_t* handle = TF_REG(ops[0]);
+  const int dims = static_cast<int>(in.aux & 3);
+  const uint32_t n = (in.aux >> 2) & 7, bytes = (in.aux >> 5) & 15, clamp = in.aux2;
+  ViewCache cache;
+  bool bad = false;
+  forLanes(m, [&](uint32_t i) {
+    if (bad) return;
+    if (!cache.get(w, in, handle[i], "surface")) {
+      bad = true;
+      return;
+    }
+    const cuda::TextureView& view = cache.view;
+    int64_t c[3] = {0, 0, 0};
+    for (int k = 0; k < dims; ++k) c[k] = static_cast<int32_t>(TF_REG(ops[1 + k])[i]);
+    bool fault = false;
+    uint8_t* p = surfaceElement(view, c, dims, n * bytes, clamp, &fault);
+    if (fault) {
+      faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+              "surface access out of range at (" + std::to_string(c[0]) + ", " +
+                  std::to_string(c[1]) + ", " + std::to_string(c[2]) + ")");
+      bad = true;
+      return;
+    }
+    for (uint32_t k = 0; k < n; ++k) {
+      uint64_t* r = TF_REG(ops[4 + k]) + i;
+      if (Store) {
+        if (p) std::memcpy(p + k * bytes, r, bytes); // little-endian: the low bytes
+      } else {
+        uint64_t v = 0;
+        if (p) std::memcpy(&v, p + k * bytes, bytes);
+        *r = v;
+      }
+    }
+  });
+  return bad ? kPcStop : in.next;
+}
+
+template <bool Store> Status dSurf(Builder& b) {
+  if (!b.mods.take(".b")) return b.unsupported(); // .p (formatted) is not supported
+  std::string geometry;
+  if (!b.mods.takeAny({".1d", ".2d", ".3d"}, &geometry)) return b.unsupported();
+  const int dims = geometry[1] - '0';
+  const int n = b.mods.takeVec();
+  std::string clampName = ".trap";
+  b.mods.takeAny({".trap", ".zero", ".clamp"}, &clampName);
+  b.mods.takeAny({".ca", ".cg", ".cs", ".cv", ".wb", ".wt"}, nullptr);
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 1) return b.error("a surface access takes one type");
+  uint32_t bytes = 0;
+  switch (ts[0]) {
+  case Ty::B8: bytes = 1; break;
+  case Ty::B16: bytes = 2; break;
+  case Ty::B32: bytes = 4; break;
+  case Ty::B64: bytes = 8; break;
+  default: return b.unsupported();
+  }
+  if (b.numOps() != 2) return b.error("a surface access takes two operands");
+  const auto& where = b.op(Store ? 0 : 1);
+  const auto& values = b.op(Store ? 1 : 0);
+  const size_t want = dims == 3 ? 4 : static_cast<size_t>(dims);
+  if (where.kind != ast::Operand::Kind::Addr || where.name.empty() || where.imm != 0 ||
+      where.elems.size() != 1 || where.elems[0].kind != ast::Operand::Kind::Vec ||
+      where.elems[0].elems.size() != want)
+    return b.error("a surface access needs [surface, {coordinates}]");
+  auto sym = b.lookup(where.name);
+  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .surfref
+  std::vector<uint32_t> ops(8, 0);
+  ast::Operand surfReg;
+  surfReg.name = where.name;
+  auto h = b.srcOp(surfReg, Ty::U64);
+  if (!h) return h.status();
+  ops[0] = *h;
+  for (int k = 0; k < dims; ++k) {
+    auto c = b.srcOp(where.elems[0].elems[k], Ty::S32);
+    if (!c) return c.status();
+    ops[1 + k] = *c;
+  }
+  std::vector<const ast::Operand*> elems;
+  if (n == 1) {
+    // A scalar is written bare or in braces ({%r1}, as nvcc writes sust).
+    if (values.kind == ast::Operand::Kind::Vec && values.elems.size() != 1)
+      return b.error("vector operand for a scalar access");
+    elems.push_back(values.kind == ast::Operand::Kind::Vec ? &values.elems[0] : &values);
+  } else {
+    if (values.kind != ast::Operand::Kind::Vec || values.elems.size() != static_cast<size_t>(n))
+      return b.error("a vector surface access needs " + std::to_string(n) + " values");
+    for (const auto& e : values.elems) elems.push_back(&e);
+  }
+  for (int k = 0; k < n; ++k) {
+    auto r = Store ? b.srcOp(*elems[k], ts[0]) : b.dstOp(*elems[k]);
+    if (!r) return r.status();
+    ops[4 + k] = *r;
+  }
+  auto& list = b.fd.fn.operands;
+  const uint32_t at = static_cast<uint32_t>(list.size());
+  list.insert(list.end(), ops.begin(), ops.end());
+  Inst& in = b.emit(&hSurf<Store>);
+  in.imm = at;
+  in.aux = uint32_t(dims) | uint32_t(n) << 2 | bytes << 5;
+  in.aux2 = clampName == ".zero" ? kZero : clampName == ".clamp" ? kClamp : kTrap;
+  return Status::ok();
+}
+
 } // namespace
 
-void registerTexOps(std::unordered_map<std::string, DecodeFn>& r) { r["tex"] = dTex; }
+void registerTexOps(std::unordered_map<std::string, DecodeFn>& r) {
+  r["tex"] = dTex;
+  r["suld"] = dSurf<false>;
+  r["sust"] = dSurf<true>;
+}
 
 } // namespace tf::ptx

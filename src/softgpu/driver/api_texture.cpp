@@ -13,9 +13,11 @@ using namespace tf::softgpu;
 
 namespace {
 
+// A texture object, or a surface object (a CUDA array, no sampling: `tex` stays zero).
 struct TextureObject {
   CUDA_RESOURCE_DESC res{};
   CUDA_TEXTURE_DESC tex{};
+  bool surface = false;
 };
 
 std::mutex textureMu;
@@ -60,6 +62,15 @@ CUresult findTexture(uint64_t handle, TextureObject* out) {
   auto it = textureTable().find(handle);
   if (it == textureTable().end()) return CUDA_ERROR_INVALID_VALUE;
   *out = it->second;
+  return CUDA_SUCCESS;
+}
+
+CUresult destroyObject(uint64_t handle, bool surface) {
+  TF_TRY(checkInitialized());
+  std::lock_guard<std::mutex> lock(textureMu);
+  auto it = textureTable().find(handle);
+  if (it == textureTable().end() || it->second.surface != surface) return CUDA_ERROR_INVALID_VALUE;
+  textureTable().erase(it);
   return CUDA_SUCCESS;
 }
 
@@ -147,16 +158,44 @@ CUresult tf_sg_cuTexObjectCreate(CUtexObject* out, const CUDA_RESOURCE_DESC* res
   return CUDA_SUCCESS;
 }
 
-CUresult tf_sg_cuTexObjectDestroy(CUtexObject handle) {
-  TF_TRY(checkInitialized());
+CUresult tf_sg_cuTexObjectDestroy(CUtexObject handle) { return destroyObject(handle, false); }
+
+// Surface objects: a CUDA array made with CUDA_ARRAY3D_SURFACE_LDST, read and written by
+// kernels' suld/sust (src/ptx/ops_tex.cpp).
+CUresult tf_sg_cuSurfObjectCreate(CUsurfObject* out, const CUDA_RESOURCE_DESC* res) {
+  if (!out || !res) return CUDA_ERROR_INVALID_VALUE;
+  Context* c;
+  TF_TRY(requireContext(&c));
+  if (res->resType != CU_RESOURCE_TYPE_ARRAY) return CUDA_ERROR_INVALID_VALUE;
+  Array* a = arrayOf(res->res.array.hArray);
+  if (!a) return CUDA_ERROR_INVALID_HANDLE;
+  if (!(a->desc.Flags & CUDA_ARRAY3D_SURFACE_LDST)) return CUDA_ERROR_INVALID_VALUE;
   std::lock_guard<std::mutex> lock(textureMu);
-  return textureTable().erase(handle) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  uint64_t handle = nextTexture++;
+  TextureObject t;
+  t.res = *res;
+  t.surface = true;
+  textureTable()[handle] = t;
+  *out = handle;
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuSurfObjectDestroy(CUsurfObject handle) { return destroyObject(handle, true); }
+
+CUresult tf_sg_cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC* out, CUsurfObject handle) {
+  if (!out) return CUDA_ERROR_INVALID_VALUE;
+  TextureObject t;
+  TF_TRY(findTexture(handle, &t));
+  if (!t.surface) return CUDA_ERROR_INVALID_VALUE;
+  *out = t.res;
+  return CUDA_SUCCESS;
 }
 
 CUresult tf_sg_cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC* out, CUtexObject handle) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   TextureObject t;
   TF_TRY(findTexture(handle, &t));
+  if (t.surface) return CUDA_ERROR_INVALID_VALUE;
   *out = t.res;
   return CUDA_SUCCESS;
 }
@@ -165,6 +204,7 @@ CUresult tf_sg_cuTexObjectGetTextureDesc(CUDA_TEXTURE_DESC* out, CUtexObject han
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   TextureObject t;
   TF_TRY(findTexture(handle, &t));
+  if (t.surface) return CUDA_ERROR_INVALID_VALUE;
   *out = t.tex;
   return CUDA_SUCCESS;
 }
