@@ -65,6 +65,35 @@ struct MemoryRange {
   uint8_t* host = nullptr; // where the bytes are in this process
 };
 
+// Bytes of one channel of a CUDA array or texture format; 0 for formats not held here (block
+// compressed, video, packed).
+inline uint32_t arrayFormatBytes(CUarray_format f) {
+  switch (f) {
+  case CU_AD_FORMAT_UNSIGNED_INT8: case CU_AD_FORMAT_SIGNED_INT8: return 1;
+  case CU_AD_FORMAT_UNSIGNED_INT16: case CU_AD_FORMAT_SIGNED_INT16: case CU_AD_FORMAT_HALF: return 2;
+  case CU_AD_FORMAT_UNSIGNED_INT32: case CU_AD_FORMAT_SIGNED_INT32: case CU_AD_FORMAT_FLOAT: return 4;
+  default: return 0;
+  }
+}
+
+// A texture object as a kernel's tex instructions see it (cuTexObjectCreate): texels of
+// `channels` channels of `format`, row after row (`pitch` bytes), slice after slice, and how
+// to sample them.
+struct TextureView {
+  uint8_t* data = nullptr;        // texel (0, 0, 0), in this process
+  uint64_t pitch = 0;             // bytes per row
+  uint64_t slicePitch = 0;        // bytes per slice
+  uint32_t width = 0, height = 1, depth = 1;
+  uint32_t channels = 1;
+  CUarray_format format = CU_AD_FORMAT_FLOAT;
+  CUaddress_mode address[3] = {CU_TR_ADDRESS_MODE_CLAMP, CU_TR_ADDRESS_MODE_CLAMP,
+                               CU_TR_ADDRESS_MODE_CLAMP};
+  CUfilter_mode filter = CU_TR_FILTER_MODE_POINT;
+  bool normalizedCoords = false; // coordinates in [0, 1) rather than texels
+  bool readAsInteger = false;    // integer texels read as integers, not as [0, 1] / [-1, 1]
+  float border[4] = {0, 0, 0, 0};
+};
+
 // How kernels reach global memory. Implemented by the soft GPU.
 class DeviceMemory {
 public:
@@ -72,6 +101,9 @@ public:
   // The range containing `addr`, or false when `addr` is not memory the device may access.
   // Thread-safe; callers cache the answer, so it need not be fast.
   virtual bool lookup(uint64_t addr, MemoryRange* out) const = 0;
+  // The texture or surface object `handle` names, or false when it names none. A surface is
+  // a view of a CUDA array with no sampling (suld/sust address its bytes).
+  virtual bool texture(uint64_t handle, TextureView* out) const { return false; }
 };
 
 struct LaunchConfig {

@@ -26,7 +26,7 @@ struct Operand {
   uint32_t f32Bits = 0;
   uint64_t f64Bits = 0;
   bool negated = false;   // !%p
-  std::vector<Operand> elems; // Vec
+  std::vector<Operand> elems; // Vec; Addr of tex/suld/sust: the coordinate vector
   std::string pairPred;   // "%r|%p" second destination
 };
 

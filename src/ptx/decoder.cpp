@@ -683,6 +683,7 @@ const std::unordered_map<std::string, DecodeFn>& registry() {
     registerMovOps(*m);
     registerMmaOps(*m);
     registerAsyncOps(*m);
+    registerTexOps(*m);
     return m;
   }();
   return *r;

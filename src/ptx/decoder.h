@@ -133,6 +133,7 @@ void registerWarpOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerMovOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerMmaOps(std::unordered_map<std::string, DecodeFn>& r);
 void registerAsyncOps(std::unordered_map<std::string, DecodeFn>& r);
+void registerTexOps(std::unordered_map<std::string, DecodeFn>& r);
 
 // Decodes a parsed module. On success fills program and layout; any construct it cannot run
 // is an error naming the line.

@@ -90,7 +90,10 @@ Result<std::vector<Token>> tokenize(std::string_view s) {
       out.push_back(std::move(t));
       continue;
     }
-    if (c == '.' && i + 1 < n && (isIdentStart(s[i + 1]))) {
+    // A directive or modifier; one glued to a name may start with a digit (tex.2d, suld.b.3d).
+    if (c == '.' && i + 1 < n &&
+        (isIdentStart(s[i + 1]) ||
+         (s[i + 1] >= '0' && s[i + 1] <= '9' && i > 0 && isIdentChar(s[i - 1])))) {
       size_t j = i + 1;
       while (j < n && (isIdentChar(s[j]) || s[j] == ':')) {
         // ".L2::cache_hint" style modifiers keep their '::' parts

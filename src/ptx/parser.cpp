@@ -622,6 +622,13 @@ private:
         uint64_t v = n.intValue;
         o.imm = static_cast<int64_t>(static_cast<uint64_t>(o.imm) + (neg ? 0 - v : v));
       }
+      // Texture and surface operands: [tex, {coordinates}] (the one element of `elems`).
+      if (isPunct(',')) {
+        next();
+        ast::Operand coords;
+        TF_RETURN_IF_ERROR(operand(coords, depth + 1));
+        o.elems.push_back(std::move(coords));
+      }
       return expectPunct(']');
     }
     if (t.punct() == '{') {

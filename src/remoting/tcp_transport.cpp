@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -159,9 +160,15 @@ private:
   size_t begin_ = 0, end_ = 0;
 };
 
+// A TLS listener's certificate and the TLS that made it.
+struct ListenerTls {
+  const TlsBackend* backend = nullptr;
+  std::shared_ptr<TlsContext> context;
+};
+
 class TcpListener : public Listener {
 public:
-  TcpListener(int fd, std::string address, std::shared_ptr<TlsContext> tls)
+  TcpListener(int fd, std::string address, ListenerTls tls)
       : fd_(fd), address_(std::move(address)), tls_(std::move(tls)) {}
   ~TcpListener() override { close(); }
 
@@ -173,9 +180,9 @@ public:
       if (fd >= 0) {
         auto [host, port] = numericName(sa, len);
         // TLS: the handshake happens later, without blocking (readAvailable), on the gate.
-        if (tls_) {
+        if (tls_.context) {
           tune(fd);
-          return tlsServerTransport(fd, host + ":" + port, host, tls_);
+          return tls_.backend->serverTransport(fd, host + ":" + port, host, tls_.context);
         }
         return TransportPtr(new TcpTransport(fd, host + ":" + port, host));
       }
@@ -195,7 +202,7 @@ public:
 private:
   int fd_;
   std::string address_;
-  std::shared_ptr<TlsContext> tls_;
+  ListenerTls tls_;
 };
 
 Result<addrinfo*> resolve(const std::string& host, int port, bool passive) {
@@ -213,11 +220,13 @@ Result<addrinfo*> resolve(const std::string& host, int port, bool passive) {
 } // namespace
 
 Result<ListenerPtr> listenTcp(const std::string& host, int port, const TlsOptions* tls) {
-  std::shared_ptr<TlsContext> context;
+  ListenerTls context;
   if (tls && tls->any()) {
-    auto c = serverTlsContext(*tls);
+    auto backend = tlsBackend();
+    if (!backend) return backend.status();
+    auto c = (*backend)->serverContext(*tls);
     if (!c) return c.status();
-    context = std::move(*c);
+    context = {*backend, std::move(*c)};
   }
   auto res = resolve(host, port, true);
   if (!res) return res.status();
@@ -241,14 +250,19 @@ Result<ListenerPtr> listenTcp(const std::string& host, int port, const TlsOption
   getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   auto [h, p] = numericName(sa, len);
   std::string shown = sa.ss_family == AF_INET6 ? "[" + h + "]" : h;
-  return ListenerPtr(new TcpListener(fd, (context ? "tls://" : "tcp://") + shown + ":" + p, context));
+  const char* scheme = context.context ? "tls://" : "tcp://";
+  return ListenerPtr(new TcpListener(fd, scheme + shown + ":" + p, std::move(context)));
 }
 
 Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs,
                                 const TlsOptions* tls) {
   std::shared_ptr<TlsContext> context;
+  const TlsBackend* backend = nullptr;
   if (tls) {
-    auto c = clientTlsContext(*tls);
+    auto b = tlsBackend();
+    if (!b) return b.status();
+    backend = *b;
+    auto c = backend->clientContext(*tls);
     if (!c) return c.status();
     context = std::move(*c);
   }
@@ -279,8 +293,8 @@ Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs
         tune(fd);
         int spent = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - started).count());
-        return tlsClientTransport(fd, peer, tls->serverName.empty() ? host : tls->serverName,
-                                  context, std::max(1, timeoutMs - spent));
+        return backend->clientTransport(fd, peer, tls->serverName.empty() ? host : tls->serverName,
+                                        context, std::max(1, timeoutMs - spent));
       }
       fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
       return TransportPtr(new TcpTransport(fd, peer, host));
@@ -315,6 +329,14 @@ bool isTcp(const std::string& a) { return a.rfind("tcp://", 0) == 0 || a.rfind("
 const char kAddressForms[] = "(want tcp://host:port, tls://host:port or shm://name): ";
 
 } // namespace
+
+TlsOptions tlsOptionsFromEnvironment() {
+  TlsOptions o;
+  if (const char* v = getenv("TF_REMOTE_TLS_CA")) o.caFile = v;
+  if (const char* v = getenv("TF_REMOTE_TLS_PIN")) o.pinSha256 = v;
+  if (const char* v = getenv("TF_REMOTE_TLS_NAME")) o.serverName = v;
+  return o;
+}
 
 Result<ListenerPtr> listen(const std::string& address, const TlsOptions& tls) {
   if (isTcp(address)) {

@@ -7,6 +7,7 @@
 //   // the handshake runs in readAvailable() (non-blocking) or the first read or write
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,24 @@ TransportPtr tlsServerTransport(int fd, std::string peer, std::string peerKey,
 // The client side of a connected socket: handshakes and verifies within timeoutMs.
 Result<TransportPtr> tlsClientTransport(int fd, std::string peer, const std::string& serverName,
                                         std::shared_ptr<TlsContext> context, int timeoutMs);
+
+// The four functions above, as the TCP transport reaches them: linked in (tls_linked.cpp, in
+// tf_remoting: the worker, the CLI, tests, benchmarks) or loaded on the first tls:// address
+// (stub/tls_loaded.cpp: the client stub dlopen()s libtensor-fusion-tls.so from its own folder),
+// so a client process that uses tcp:// or shm:// never loads OpenSSL.
+struct TlsBackend {
+  uint32_t size; // sizeof(TlsBackend) of the build that made it: a mismatched module is refused
+  Result<std::shared_ptr<TlsContext>> (*serverContext)(const TlsOptions& options);
+  Result<std::shared_ptr<TlsContext>> (*clientContext)(const TlsOptions& options);
+  TransportPtr (*serverTransport)(int fd, std::string peer, std::string peerKey,
+                                  std::shared_ptr<TlsContext> context);
+  Result<TransportPtr> (*clientTransport)(int fd, std::string peer, const std::string& serverName,
+                                          std::shared_ptr<TlsContext> context, int timeoutMs);
+};
+// The table of tls_transport.cpp.
+const TlsBackend& opensslTlsBackend();
+// The process's TLS, or why there is none. Defined once per binary (see TlsBackend).
+Result<const TlsBackend*> tlsBackend();
 
 // Whether a and b are equal, in time that depends on neither (both are hashed first, so not
 // even the length leaks). For tokens.

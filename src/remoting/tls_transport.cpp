@@ -366,12 +366,10 @@ bool constantTimeEquals(const std::string& a, const std::string& b) {
   return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
 }
 
-TlsOptions tlsOptionsFromEnvironment() {
-  TlsOptions o;
-  if (const char* v = getenv("TF_REMOTE_TLS_CA")) o.caFile = v;
-  if (const char* v = getenv("TF_REMOTE_TLS_PIN")) o.pinSha256 = v;
-  if (const char* v = getenv("TF_REMOTE_TLS_NAME")) o.serverName = v;
-  return o;
+const TlsBackend& opensslTlsBackend() {
+  static const TlsBackend backend{sizeof(TlsBackend), serverTlsContext, clientTlsContext,
+                                  tlsServerTransport, tlsClientTransport};
+  return backend;
 }
 
 Status writeSelfSignedCertificateForTest(const std::string& certPath, const std::string& keyPath,

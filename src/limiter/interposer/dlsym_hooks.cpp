@@ -51,7 +51,28 @@ TF_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int version,
 }
 TF_LIMITER_HOOK(cuGetProcAddress);
 
-TF_EXPORT void* dlsym(void* handle, const char* symbol) {
+// dlsym itself. Runtimes call it from their own start-up: AddressSanitizer resolves the libc
+// functions it intercepts with dlsym(RTLD_NEXT, ...) before its shadow memory exists, so the
+// code on that path must not be instrumented, and RTLD_NEXT means "after the caller", which a
+// wrapper that calls the real dlsym would turn into "after the limiter" (ASan then gets its own
+// interceptor back as the real function). So the exported dlsym is a trampoline that keeps the
+// caller's return address: a name that cannot be hooked jumps straight into the real dlsym, as
+// if the caller had called it; only cu* and nvml* names take the hooked path below.
+extern "C" {
+
+// The real dlsym: libc's, the next definition after this library.
+__attribute__((visibility("hidden"), no_sanitize("address", "undefined"))) void*
+tfLimiterRealDlsymAddress() {
+  static void* real; // constant-initialised: no guard, nothing instrumented
+  void* fn = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+  if (fn) return fn;
+  fn = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+  if (!fn) fn = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+  return fn;
+}
+
+__attribute__((visibility("hidden"))) void* tfLimiterHookedDlsym(void* handle, const char* symbol) {
   void* real = realDlsym(handle, symbol);
   if (!real) return real;
   const char* library = nullptr;
@@ -62,3 +83,53 @@ TF_EXPORT void* dlsym(void* handle, const char* symbol) {
   }
   return real;
 }
+
+// Where the trampoline goes for this name. Runs before any sanitizer is ready: no
+// instrumentation, no calls into instrumented code.
+__attribute__((visibility("hidden"), no_sanitize("address", "undefined"))) void*
+tfLimiterDlsymTarget(const char* symbol) {
+  bool hookable = symbol && ((symbol[0] == 'c' && symbol[1] == 'u') ||
+                             (symbol[0] == 'n' && symbol[1] == 'v' && symbol[2] == 'm' &&
+                              symbol[3] == 'l'));
+  void* real = tfLimiterRealDlsymAddress();
+  if (hookable || !real) return reinterpret_cast<void*>(&tfLimiterHookedDlsym);
+  return real;
+}
+
+} // extern "C"
+
+#if defined(__x86_64__)
+// dlsym(handle, symbol): keep both arguments, ask tfLimiterDlsymTarget(symbol) where to go, and
+// jump there with the caller's return address still on the stack.
+asm(R"(
+  .text
+  .globl dlsym
+  .type dlsym, @function
+dlsym:
+  .cfi_startproc
+  endbr64
+  pushq %rdi
+  .cfi_adjust_cfa_offset 8
+  pushq %rsi
+  .cfi_adjust_cfa_offset 8
+  subq $8, %rsp
+  .cfi_adjust_cfa_offset 8
+  movq %rsi, %rdi
+  call tfLimiterDlsymTarget
+  addq $8, %rsp
+  .cfi_adjust_cfa_offset -8
+  popq %rsi
+  .cfi_adjust_cfa_offset -8
+  popq %rdi
+  .cfi_adjust_cfa_offset -8
+  jmp *%rax
+  .cfi_endproc
+  .size dlsym, .-dlsym
+)");
+#else
+// Elsewhere a plain wrapper: RTLD_NEXT lookups through it resolve after the limiter, and a
+// sanitizer's start-up must not run with the limiter preloaded.
+TF_EXPORT void* dlsym(void* handle, const char* symbol) {
+  return tfLimiterHookedDlsym(handle, symbol);
+}
+#endif

@@ -35,11 +35,7 @@ uint64_t nowNs() {
 
 void* realDlsym(void* handle, const char* symbol) {
   using DlsymFn = void* (*)(void*, const char*);
-  static DlsymFn fn = [] {
-    DlsymFn f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34"));
-    if (!f) f = reinterpret_cast<DlsymFn>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"));
-    return f;
-  }();
+  auto fn = reinterpret_cast<DlsymFn>(tfLimiterRealDlsymAddress());
   return fn ? fn(handle, symbol) : nullptr;
 }
 

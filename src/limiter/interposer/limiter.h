@@ -134,3 +134,6 @@ void* nvmlHookFor(const char* symbol);
 void* libcudaHandle();
 
 } // namespace tf::limiter
+
+// The address of libc's dlsym (dlsym_hooks.cpp); safe to call before any sanitizer is ready.
+extern "C" __attribute__((visibility("hidden"))) void* tfLimiterRealDlsymAddress();

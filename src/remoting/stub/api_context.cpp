@@ -139,6 +139,61 @@ CUresult tf_rs_cuCtxSynchronize() {
   return client().call(FnId::cuCtxSynchronize, {});
 }
 
+// Profiler control runs on the worker, where the GPU (and any profiler attached to the worker,
+// such as Nsight Systems) is; the driver needs a current context for it.
+CUresult tf_rs_cuProfilerStart() {
+  TF_READY();
+  return client().call(FnId::cuProfilerStart, {});
+}
+CUresult tf_rs_cuProfilerStop() {
+  TF_READY();
+  return client().call(FnId::cuProfilerStop, {});
+}
+// The deprecated initializer names files on the client's machine, which the worker cannot
+// read: checked and accepted here, as the driver of CUDA 12 accepts it.
+CUresult tf_rs_cuProfilerInitialize(const char*, const char*, CUoutput_mode mode) {
+  if (mode != CU_OUT_KEY_VALUE_PAIR && mode != CU_OUT_CSV) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return CUDA_SUCCESS;
+}
+
+// Configuration the worker's driver keeps (or, on the soft GPU, checks and accepts).
+CUresult tf_rs_cuCtxResetPersistingL2Cache() {
+  TF_READY();
+  return client().call(FnId::cuCtxResetPersistingL2Cache, {});
+}
+CUresult tf_rs_cuCtxSetSharedMemConfig(CUsharedconfig config) {
+  TF_READY();
+  return client().call(FnId::cuCtxSetSharedMemConfig, {static_cast<uint64_t>(config)});
+}
+CUresult tf_rs_cuCtxGetSharedMemConfig(CUsharedconfig* config) {
+  if (!config) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t out = 0;
+  CUresult r = scalarOut(FnId::cuCtxGetSharedMemConfig, {}, &out, 1);
+  *config = static_cast<CUsharedconfig>(out);
+  return r;
+}
+// Graph memory: every attribute is a cuuint64_t.
+CUresult tf_rs_cuDeviceGetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, void* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t out = 0;
+  CUresult r = scalarOut(FnId::cuDeviceGetGraphMemAttribute,
+                         {static_cast<uint64_t>(dev), static_cast<uint64_t>(attr)}, &out, 1);
+  if (r == CUDA_SUCCESS) *static_cast<cuuint64_t*>(value) = out;
+  return r;
+}
+CUresult tf_rs_cuDeviceSetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, void* value) {
+  if (!value) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return client().call(FnId::cuDeviceSetGraphMemAttribute,
+                       {static_cast<uint64_t>(dev), static_cast<uint64_t>(attr),
+                        *static_cast<const cuuint64_t*>(value)});
+}
+CUresult tf_rs_cuDeviceGraphMemTrim(CUdevice dev) {
+  TF_READY();
+  return client().call(FnId::cuDeviceGraphMemTrim, {static_cast<uint64_t>(dev)});
+}
+
 CUresult tf_rs_cuCtxGetLimit(size_t* v, CUlimit limit) {
   if (!v) return CUDA_ERROR_INVALID_VALUE;
   uint64_t out = 0;

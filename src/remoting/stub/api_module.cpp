@@ -377,6 +377,10 @@ CUresult tf_rs_cuFuncSetCacheConfig(CUfunction f, CUfunc_cache c) {
   TF_READY();
   return client().call(FnId::cuFuncSetCacheConfig, {u(f), static_cast<uint64_t>(c)});
 }
+CUresult tf_rs_cuFuncSetSharedMemConfig(CUfunction f, CUsharedconfig config) {
+  TF_READY();
+  return client().call(FnId::cuFuncSetSharedMemConfig, {u(f), static_cast<uint64_t>(config)});
+}
 CUresult tf_rs_cuKernelGetAttribute(int* v, CUfunction_attribute attr, CUkernel k, CUdevice dev) {
   if (!v) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();

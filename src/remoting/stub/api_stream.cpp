@@ -46,6 +46,38 @@ CUresult streamWaitEvent(FnId fn, CUstream s, CUevent e, unsigned flags) {
   perThreadCall(fn, s);
   return client().post(fn, {u(s), u(e), flags});
 }
+// Attaching managed memory and stream attributes (access policy windows, priorities): hints
+// the worker's driver keeps; the values travel as the driver's own union.
+CUresult streamAttachMem(FnId fn, CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
+  TF_READY();
+  perThreadCall(fn, s);
+  return client().call(fn, {u(s), p, length, flags});
+}
+CUresult streamSetAttribute(FnId fn, CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
+  if (!v) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  perThreadCall(fn, s);
+  return client().call(fn, {u(s), static_cast<uint64_t>(attr)}, nullptr, 0, v, sizeof(*v));
+}
+CUresult streamGetAttribute(FnId fn, CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
+  if (!v) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  perThreadCall(fn, s);
+  std::string reply;
+  CUresult r = client().call(fn, {u(s), static_cast<uint64_t>(attr)}, nullptr, 0, nullptr, 0,
+                             nullptr, 0, nullptr, &reply);
+  if (r == CUDA_SUCCESS && reply.size() != sizeof(*v)) return CUDA_ERROR_UNKNOWN;
+  if (r == CUDA_SUCCESS) std::memcpy(v, reply.data(), sizeof(*v));
+  return r;
+}
+CUresult streamCopyAttributes(FnId fn, CUstream dst, CUstream src) {
+  TF_READY();
+  FnId plain = fn;
+  perThreadCall(plain, dst);
+  perThreadCall(fn, src);
+  return client().call(fn, {u(dst), u(src)});
+}
+
 } // namespace
 
 namespace tf::remoting::stub {
@@ -114,6 +146,31 @@ CUresult tf_rs_cuStreamWaitEvent_ptsz(CUstream s, CUevent e, unsigned flags) {
     *v = (T)(out);                                                                                \
     return r;                                                                                     \
   }
+CUresult tf_rs_cuStreamAttachMemAsync(CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
+  return streamAttachMem(FnId::cuStreamAttachMemAsync, s, p, length, flags);
+}
+CUresult tf_rs_cuStreamAttachMemAsync_ptsz(CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
+  return streamAttachMem(FnId::cuStreamAttachMemAsync_ptsz, s, p, length, flags);
+}
+CUresult tf_rs_cuStreamSetAttribute(CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
+  return streamSetAttribute(FnId::cuStreamSetAttribute, s, attr, v);
+}
+CUresult tf_rs_cuStreamSetAttribute_ptsz(CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
+  return streamSetAttribute(FnId::cuStreamSetAttribute_ptsz, s, attr, v);
+}
+CUresult tf_rs_cuStreamGetAttribute(CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
+  return streamGetAttribute(FnId::cuStreamGetAttribute, s, attr, v);
+}
+CUresult tf_rs_cuStreamGetAttribute_ptsz(CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
+  return streamGetAttribute(FnId::cuStreamGetAttribute_ptsz, s, attr, v);
+}
+CUresult tf_rs_cuStreamCopyAttributes(CUstream dst, CUstream src) {
+  return streamCopyAttributes(FnId::cuStreamCopyAttributes, dst, src);
+}
+CUresult tf_rs_cuStreamCopyAttributes_ptsz(CUstream dst, CUstream src) {
+  return streamCopyAttributes(FnId::cuStreamCopyAttributes_ptsz, dst, src);
+}
+
 TF_STREAM_GET(cuStreamGetPriority, int)
 TF_STREAM_GET(cuStreamGetPriority_ptsz, int)
 TF_STREAM_GET(cuStreamGetFlags, unsigned)

@@ -504,6 +504,49 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     pending.bytes = 0;
     return r;
   }
+  case FnId::cuCtxResetPersistingL2Cache: {
+    DRV(cuCtxResetPersistingL2Cache);
+    return f();
+  }
+  case FnId::cuCtxSetSharedMemConfig: {
+    NEED(1);
+    DRV(cuCtxSetSharedMemConfig);
+    return f(static_cast<CUsharedconfig>(A(0)));
+  }
+  case FnId::cuCtxGetSharedMemConfig: {
+    DRV(cuCtxGetSharedMemConfig);
+    CUsharedconfig c{};
+    CUresult r = f(&c);
+    out.put(static_cast<uint64_t>(c));
+    return r;
+  }
+  case FnId::cuDeviceGetGraphMemAttribute: {
+    NEED(2);
+    DRV(cuDeviceGetGraphMemAttribute);
+    cuuint64_t v = 0;
+    CUresult r = f(static_cast<CUdevice>(A(0)), static_cast<CUgraphMem_attribute>(A(1)), &v);
+    out.put(static_cast<uint64_t>(v));
+    return r;
+  }
+  case FnId::cuDeviceSetGraphMemAttribute: {
+    NEED(3);
+    DRV(cuDeviceSetGraphMemAttribute);
+    cuuint64_t v = A(2);
+    return f(static_cast<CUdevice>(A(0)), static_cast<CUgraphMem_attribute>(A(1)), &v);
+  }
+  case FnId::cuDeviceGraphMemTrim: {
+    NEED(1);
+    DRV(cuDeviceGraphMemTrim);
+    return f(static_cast<CUdevice>(A(0)));
+  }
+  case FnId::cuProfilerStart: {
+    DRV(cuProfilerStart);
+    return f();
+  }
+  case FnId::cuProfilerStop: {
+    DRV(cuProfilerStop);
+    return f();
+  }
   case FnId::cuCtxGetLimit: {
     NEED(1);
     DRV(cuCtxGetLimit);
@@ -1039,6 +1082,12 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DRV(cuFuncSetAttribute);
     return f(H(CUfunction)(A(0)), static_cast<CUfunction_attribute>(A(1)), static_cast<int>(A(2)));
   }
+  case FnId::cuFuncSetSharedMemConfig: {
+    NEED(2);
+    OWN_FUNC(A(0));
+    DRV(cuFuncSetSharedMemConfig);
+    return f(H(CUfunction)(A(0)), static_cast<CUsharedconfig>(A(1)));
+  }
   case FnId::cuFuncSetCacheConfig: {
     NEED(2);
     OWN_FUNC(A(0));
@@ -1139,6 +1188,38 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     OWN(Event, A(1));
     DRV(cuStreamWaitEvent);
     return f(H(CUstream)(A(0)), H(CUevent)(A(1)), static_cast<unsigned>(A(2)));
+  }
+  CASE2(cuStreamAttachMemAsync, cuStreamAttachMemAsync_ptsz) {
+    NEED(4);
+    OWN_STREAM(A(0));
+    DPTR(A(1), A(2) ? A(2) : 1);
+    DRV_AT(f, cuStreamAttachMemAsync, cuStreamAttachMemAsync);
+    return f(H(CUstream)(A(0)), A(1), A(2), static_cast<unsigned>(A(3)));
+  }
+  CASE2(cuStreamSetAttribute, cuStreamSetAttribute_ptsz) {
+    NEED(2);
+    OWN_STREAM(A(0));
+    if (in.a.blob.size() != sizeof(CUstreamAttrValue)) return CUDA_ERROR_INVALID_VALUE;
+    CUstreamAttrValue v;
+    std::memcpy(&v, in.a.blob.data(), sizeof(v));
+    DRV_AT(f, cuStreamSetAttribute, cuStreamSetAttribute);
+    return f(H(CUstream)(A(0)), static_cast<CUstreamAttrID>(A(1)), &v);
+  }
+  CASE2(cuStreamGetAttribute, cuStreamGetAttribute_ptsz) {
+    NEED(2);
+    OWN_STREAM(A(0));
+    CUstreamAttrValue v{};
+    DRV_AT(f, cuStreamGetAttribute, cuStreamGetAttribute);
+    CUresult r = f(H(CUstream)(A(0)), static_cast<CUstreamAttrID>(A(1)), &v);
+    if (r == CUDA_SUCCESS) out.blob.assign(reinterpret_cast<const char*>(&v), sizeof(v));
+    return r;
+  }
+  CASE2(cuStreamCopyAttributes, cuStreamCopyAttributes_ptsz) {
+    NEED(2);
+    OWN_STREAM(A(0));
+    OWN_STREAM(A(1));
+    DRV_AT(f, cuStreamCopyAttributes, cuStreamCopyAttributes);
+    return f(H(CUstream)(A(0)), H(CUstream)(A(1)));
   }
   CASE2(cuStreamGetPriority, cuStreamGetPriority_ptsz) {
     NEED(1);

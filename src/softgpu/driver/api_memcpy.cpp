@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "softgpu/driver/array.h"
 #include "softgpu/driver/graph.h"
 #include "softgpu/driver/stream.h"
 
@@ -40,7 +41,25 @@ struct Endpoint3D {
   CUmemorytype type;
   uint64_t address; // host pointer or device pointer, per type
   size_t x, y, z, pitch, height;
+  CUarray array = nullptr; // CU_MEMORYTYPE_ARRAY
 };
+
+// An array side becomes the device memory behind the array, once the copied box (x in bytes)
+// is checked to lie inside it.
+CUresult arrayToDevice(Endpoint3D* e, size_t width, size_t height, size_t depth) {
+  if (e->type != CU_MEMORYTYPE_ARRAY) return CUDA_SUCCESS;
+  Array* a = arrayOf(e->array);
+  if (!a) return CUDA_ERROR_INVALID_VALUE;
+  if (e->x > a->pitch || width > a->pitch - e->x || e->y > a->rows || height > a->rows - e->y ||
+      e->z > a->slices || depth > a->slices - e->z || e->x % a->elementBytes != 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  e->type = CU_MEMORYTYPE_DEVICE;
+  e->address = a->base;
+  e->pitch = a->pitch;
+  e->height = a->rows;
+  e->array = nullptr;
+  return CUDA_SUCCESS;
+}
 
 // A captured copy's node parameters.
 DescribeNode describeCopy(const Endpoint3D& d, const Endpoint3D& s, size_t width, size_t height,
@@ -110,7 +129,7 @@ CUresult resolve3D(const Endpoint3D& e, size_t width, size_t height, size_t dept
   case CU_MEMORYTYPE_HOST: pageableOk = true; break;
   case CU_MEMORYTYPE_DEVICE: break;
   case CU_MEMORYTYPE_UNIFIED: pageableOk = true; break;
-  case CU_MEMORYTYPE_ARRAY: return CUDA_ERROR_NOT_SUPPORTED; // CUDA arrays: not implemented
+  case CU_MEMORYTYPE_ARRAY: return CUDA_ERROR_INVALID_VALUE; // arrayToDevice comes first
   default: return CUDA_ERROR_INVALID_VALUE;
   }
   TF_TRY(resolve(first, span, pageableOk, out));
@@ -119,8 +138,10 @@ CUresult resolve3D(const Endpoint3D& e, size_t width, size_t height, size_t dept
 }
 
 // The work of a 3D copy, its sides resolved now; `pageable`: one side is pageable host memory.
-CUresult copy3DWork(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
+CUresult copy3DWork(Endpoint3D dstE, Endpoint3D srcE, size_t width, size_t height,
                     size_t depth, std::function<CUresult()>* work, bool* pageable) {
+  TF_TRY(arrayToDevice(&dstE, width, height, depth));
+  TF_TRY(arrayToDevice(&srcE, width, height, depth));
   Side d, s;
   uint64_t d0, s0;
   TF_TRY(resolve3D(dstE, width, height, depth, &d, &d0));
@@ -137,11 +158,14 @@ CUresult copy3DWork(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width
   return CUDA_SUCCESS;
 }
 
-CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, size_t height,
+CUresult copy3D(Endpoint3D dstE, Endpoint3D srcE, size_t width, size_t height,
                 size_t depth, CUstream stream, bool async) {
   Context* c;
   TF_TRY(requireContext(&c));
   if (width == 0 || height == 0 || depth == 0) return CUDA_SUCCESS;
+  // Captured, an array copy is the device copy it amounts to.
+  TF_TRY(arrayToDevice(&dstE, width, height, depth));
+  TF_TRY(arrayToDevice(&srcE, width, height, depth));
   std::function<CUresult()> work;
   bool pageable = false;
   TF_TRY(copy3DWork(dstE, srcE, width, height, depth, &work, &pageable));
@@ -155,22 +179,22 @@ CUresult copy3D(const Endpoint3D& dstE, const Endpoint3D& srcE, size_t width, si
 Endpoint3D srcOf(const CUDA_MEMCPY3D& p) {
   return {p.srcMemoryType,
           p.srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p.srcHost) : p.srcDevice,
-          p.srcXInBytes, p.srcY, p.srcZ, p.srcPitch, p.srcHeight};
+          p.srcXInBytes, p.srcY, p.srcZ, p.srcPitch, p.srcHeight, p.srcArray};
 }
 Endpoint3D dstOf(const CUDA_MEMCPY3D& p) {
   return {p.dstMemoryType,
           p.dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p.dstHost) : p.dstDevice,
-          p.dstXInBytes, p.dstY, p.dstZ, p.dstPitch, p.dstHeight};
+          p.dstXInBytes, p.dstY, p.dstZ, p.dstPitch, p.dstHeight, p.dstArray};
 }
 
 CUresult copy2D(const CUDA_MEMCPY2D* p, CUstream stream, bool async) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   Endpoint3D s{p->srcMemoryType,
                p->srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->srcHost) : p->srcDevice,
-               p->srcXInBytes, p->srcY, 0, p->srcPitch, 0};
+               p->srcXInBytes, p->srcY, 0, p->srcPitch, 0, p->srcArray};
   Endpoint3D d{p->dstMemoryType,
                p->dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->dstHost) : p->dstDevice,
-               p->dstXInBytes, p->dstY, 0, p->dstPitch, 0};
+               p->dstXInBytes, p->dstY, 0, p->dstPitch, 0, p->dstArray};
   return copy3D(d, s, p->WidthInBytes, p->Height, 1, stream, async);
 }
 
@@ -178,10 +202,10 @@ CUresult copy3DPeer(const CUDA_MEMCPY3D_PEER* p, CUstream stream, bool async) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   Endpoint3D s{p->srcMemoryType,
                p->srcMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->srcHost) : p->srcDevice,
-               p->srcXInBytes, p->srcY, p->srcZ, p->srcPitch, p->srcHeight};
+               p->srcXInBytes, p->srcY, p->srcZ, p->srcPitch, p->srcHeight, p->srcArray};
   Endpoint3D d{p->dstMemoryType,
                p->dstMemoryType == CU_MEMORYTYPE_HOST ? reinterpret_cast<uint64_t>(p->dstHost) : p->dstDevice,
-               p->dstXInBytes, p->dstY, p->dstZ, p->dstPitch, p->dstHeight};
+               p->dstXInBytes, p->dstY, p->dstZ, p->dstPitch, p->dstHeight, p->dstArray};
   return copy3D(d, s, p->WidthInBytes, p->Height, p->Depth, stream, async);
 }
 

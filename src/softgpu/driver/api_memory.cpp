@@ -14,21 +14,6 @@ namespace {
 
 constexpr uint64_t kMaxAllocation = 1ull << 46;
 
-CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment = 512) {
-  if (bytes == 0 || bytes > kMaxAllocation) return bytes ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_VALUE;
-  Device* d = c->device;
-  TF_TRY(chargeMemory(d, bytes)); // charged before it exists: the sum never passes the total
-  auto p = addressSpace().allocate(d->ordinal, bytes, AllocKind::Device, c, alignment);
-  if (!p) {
-    creditMemory(d, bytes);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  // Record the charge on the allocation, for cuMemFree and context teardown.
-  addressSpace().setCharged(*p, bytes);
-  *out = *p;
-  return CUDA_SUCCESS;
-}
-
 // Advice given for managed ranges (there is only one memory here; the answers are kept so that
 // programs reading them back see what they set).
 struct ManagedAdvice {
@@ -50,6 +35,25 @@ CUresult managedRange(CUdeviceptr ptr, size_t count, uint64_t* base) {
   return CUDA_SUCCESS;
 }
 
+} // namespace
+
+namespace tf::softgpu {
+
+CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment) {
+  if (bytes == 0 || bytes > kMaxAllocation) return bytes ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_INVALID_VALUE;
+  Device* d = c->device;
+  TF_TRY(chargeMemory(d, bytes)); // charged before it exists: the sum never passes the total
+  auto p = addressSpace().allocate(d->ordinal, bytes, AllocKind::Device, c, alignment);
+  if (!p) {
+    creditMemory(d, bytes);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  // Record the charge on the allocation, for cuMemFree and context teardown.
+  addressSpace().setCharged(*p, bytes);
+  *out = *p;
+  return CUDA_SUCCESS;
+}
+
 CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind) {
   {
     std::lock_guard<std::mutex> lock(adviceMu);
@@ -64,7 +68,7 @@ CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind) {
   return CUDA_SUCCESS;
 }
 
-} // namespace
+} // namespace tf::softgpu
 
 extern "C" {
 
@@ -92,8 +96,8 @@ CUresult tf_sg_cuMemFree_v2(CUdeviceptr dptr) {
   TF_TRY(checkInitialized());
   if (dptr == 0) return CUDA_SUCCESS;
   auto a = addressSpace().findBase(dptr);
-  if (!a || (a->kind != AllocKind::Device && a->kind != AllocKind::Managed))
-    return CUDA_ERROR_INVALID_VALUE;
+  if (!a || (a->kind != AllocKind::Device && a->kind != AllocKind::Managed) || a->imported)
+    return CUDA_ERROR_INVALID_VALUE; // IPC memory of another process: cuIpcCloseMemHandle
   // Like the real driver, cuMemFree waits for work that may still use the memory.
   if (Context* c = currentContext()) synchronizeContext(c);
   return freeMemory(dptr, a->kind);
@@ -218,7 +222,9 @@ CUresult tf_sg_cuPointerGetAttribute(void* data, CUpointer_attribute attr, CUdev
   case CU_POINTER_ATTRIBUTE_BUFFER_ID: *static_cast<unsigned long long*>(data) = a->bufferId; break;
   case CU_POINTER_ATTRIBUTE_IS_MANAGED: *static_cast<int*>(data) = managed ? 1 : 0; break;
   case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *static_cast<int*>(data) = a->device; break;
-  case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *static_cast<int*>(data) = 0; break;
+  case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: // cuMemAlloc memory (api_ipc.cpp)
+    *static_cast<int*>(data) = a->kind == AllocKind::Device && a->poolId < 0 && !a->imported;
+    break;
   case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *static_cast<CUdeviceptr*>(data) = a->base; break;
   case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *static_cast<size_t*>(data) = a->size; break;
   case CU_POINTER_ATTRIBUTE_MAPPED: *static_cast<int*>(data) = 1; break;

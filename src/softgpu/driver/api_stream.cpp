@@ -1,6 +1,7 @@
 // Streams, events, host functions and callbacks.
 #include "softgpu/driver/api.h"
 #include "softgpu/driver/graph.h"
+#include "softgpu/driver/ipc_event.h"
 #include "softgpu/driver/stream.h"
 
 using namespace tf::softgpu;
@@ -159,6 +160,16 @@ CUresult tf_sg_cuStreamWaitEvent(CUstream h, CUevent he, unsigned int flags) {
     s->capture = cap;
     return CUDA_SUCCESS;
   }
+  if (e->ipc) {
+    // Records by any process holding the event, as counted now.
+    std::shared_ptr<IpcEventPage> page = e->ipc;
+    uint64_t target = page->recorded();
+    if (page->reached(target)) return CUDA_SUCCESS;
+    return submit(s, OpKind::Wait, [page, target] {
+      page->waitFor(target);
+      return CUDA_SUCCESS;
+    });
+  }
   if (!rec) return CUDA_SUCCESS; // never recorded: nothing to wait for
   return submit(s, OpKind::Wait, [] { return CUDA_SUCCESS; }, nullptr, {rec});
 }
@@ -246,6 +257,14 @@ CUresult tf_sg_cuEventCreate(CUevent* ph, unsigned int flags) {
   TF_TRY(requireContext(&c));
   auto* e = new Event();
   e->flags = flags;
+  if (flags & CU_EVENT_INTERPROCESS) {
+    auto page = IpcEventPage::create();
+    if (!page) {
+      delete e;
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    e->ipc = std::move(*page);
+  }
   registryOf<Event>().add(e);
   *ph = reinterpret_cast<CUevent>(e);
   return CUDA_SUCCESS;
@@ -279,7 +298,21 @@ CUresult tf_sg_cuEventRecordWithFlags(CUevent he, CUstream h, unsigned int flags
     }
   }
   CompletionPtr done;
-  TF_TRY(submit(s, OpKind::EventRecord, [] { return CUDA_SUCCESS; }, &done));
+  if (e->ipc) {
+    // Other processes see this record as the next count, marked done when the stream gets here.
+    std::shared_ptr<IpcEventPage> page = e->ipc;
+    uint64_t n = page->record();
+    CUresult r = submit(s, OpKind::EventRecord, [page, n] {
+      page->complete(n);
+      return CUDA_SUCCESS;
+    }, &done);
+    if (r != CUDA_SUCCESS) {
+      page->complete(n); // nothing was recorded: nobody may wait for it
+      return r;
+    }
+  } else {
+    TF_TRY(submit(s, OpKind::EventRecord, [] { return CUDA_SUCCESS; }, &done));
+  }
   std::lock_guard<std::mutex> lock(e->mu);
   e->recorded = done;
   e->capture.reset();
@@ -291,6 +324,7 @@ CUresult tf_sg_cuEventRecord(CUevent he, CUstream h) { return tf_sg_cuEventRecor
 CUresult tf_sg_cuEventQuery(CUevent h) {
   Event* e;
   TF_TRY(eventOf(h, &e));
+  if (e->ipc) return e->ipc->reached(e->ipc->recorded()) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
   CompletionPtr rec;
   {
     std::lock_guard<std::mutex> lock(e->mu);
@@ -302,6 +336,10 @@ CUresult tf_sg_cuEventQuery(CUevent h) {
 CUresult tf_sg_cuEventSynchronize(CUevent h) {
   Event* e;
   TF_TRY(eventOf(h, &e));
+  if (e->ipc) {
+    e->ipc->waitFor(e->ipc->recorded());
+    return CUDA_SUCCESS;
+  }
   CompletionPtr rec;
   {
     std::lock_guard<std::mutex> lock(e->mu);

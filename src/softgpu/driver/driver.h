@@ -170,12 +170,16 @@ struct Module {
   CUresult loadResult = CUDA_SUCCESS;
 };
 
+class IpcEventPage;
 struct Event {
   unsigned flags = 0;
   std::mutex mu;
   CompletionPtr recorded;   // the last record's completion, or null if never recorded
   std::shared_ptr<CaptureState> capture;   // recorded during a capture
   std::vector<size_t> captureNodes;
+  // CU_EVENT_INTERPROCESS: the record counts every process holding the event sees
+  // (ipc_event.h); queries, synchronisation and stream waits go by them.
+  std::shared_ptr<IpcEventPage> ipc;
 };
 
 // ---- Current context (per thread) ----------------------------------------------------------

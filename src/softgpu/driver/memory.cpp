@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 #include <sys/mman.h>
+#include <unistd.h>
 
 namespace tf::softgpu {
 namespace {
@@ -121,14 +122,21 @@ Result<uint64_t> AddressSpace::allocate(int device, uint64_t size, AllocKind kin
     giveRange(*start, committed + kGuard);
     return resourceExhausted(std::string("cannot commit device memory: ") + strerror(errno));
   }
+  return addDeviceAllocation(*start, size, committed + kGuard, kind, device, ctx, false);
+}
+
+uint64_t AddressSpace::addDeviceAllocation(uint64_t base, uint64_t size, uint64_t span,
+                                           AllocKind kind, int device, Context* ctx,
+                                           bool imported) {
   Allocation a;
-  a.base = *start;
+  a.base = base;
   a.size = size;
-  a.span = committed + kGuard;
+  a.span = span;
   a.kind = kind;
   a.device = device;
   a.context = ctx;
-  a.host = host;
+  a.host = heapOf(base);
+  a.imported = imported;
   a.bufferId = nextBufferId_++;
   allocations_[a.base] = a;
   return a.base;
@@ -254,6 +262,60 @@ Status AddressSpace::unmap(uint64_t address, uint64_t size) {
   return Status::ok();
 }
 
+Result<int> AddressSpace::shareDevice(uint64_t base) {
+  std::unique_lock lock(mu_);
+  auto it = allocations_.find(base);
+  if (it == allocations_.end() || it->second.kind != AllocKind::Device || it->second.imported)
+    return invalidArgument("not the base of device memory allocated in this process");
+  Allocation& a = it->second;
+  if (a.shareFd >= 0) return a.shareFd;
+  const uint64_t committed = a.span - kGuard;
+  int fd = memfd_create("tf-softgpu-ipc", MFD_CLOEXEC);
+  if (fd < 0) return resourceExhausted(std::string("memfd_create: ") + strerror(errno));
+  // The contents so far, then the memfd in place of the private pages, at the same addresses.
+  bool copied = ftruncate(fd, static_cast<off_t>(committed)) == 0;
+  for (uint64_t done = 0; copied && done < committed;) {
+    ssize_t n = pwrite(fd, a.host + done, committed - done, static_cast<off_t>(done));
+    if (n <= 0) copied = false;
+    else done += static_cast<uint64_t>(n);
+  }
+  if (!copied ||
+      mmap(a.host, committed, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    Status s = resourceExhausted(std::string("cannot share device memory: ") + strerror(errno));
+    close(fd);
+    return s;
+  }
+  a.shareFd = fd;
+  return fd;
+}
+
+Result<uint64_t> AddressSpace::importShared(int device, int fd, uint64_t size, Context* ctx) {
+  if (size == 0) {
+    close(fd);
+    return invalidArgument("zero-byte IPC allocation");
+  }
+  std::unique_lock lock(mu_);
+  const uint64_t committed = roundUp(size, kPage);
+  auto start = takeRange(device, committed + kGuard, kPage, 0);
+  if (!start) {
+    close(fd);
+    return start.status();
+  }
+  uint8_t* host = heapOf(*start);
+  void* m = mmap(host, committed, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+  int mapErrno = errno;
+  close(fd); // the mapping keeps the memfd alive
+  if (m == MAP_FAILED) {
+    giveRange(*start, committed + kGuard);
+    return resourceExhausted(std::string("cannot map IPC memory: ") + strerror(mapErrno));
+  }
+  return addDeviceAllocation(*start, size, committed + kGuard, AllocKind::Device, device, ctx, true);
+}
+
+bool AddressSpace::texture(uint64_t handle, cuda::TextureView* out) const {
+  return lookupTexture(handle, out);
+}
+
 Status AddressSpace::release(uint64_t base, std::optional<AllocKind> expected, Allocation* out) {
   std::unique_lock lock(mu_);
   auto it = allocations_.find(base);
@@ -267,8 +329,16 @@ Status AddressSpace::release(uint64_t base, std::optional<AllocKind> expected, A
   allocations_.erase(it);
   switch (a.kind) {
   case AllocKind::Device:
-    madvise(a.host, a.span - kGuard, MADV_DONTNEED);
-    mprotect(a.host, a.span - kGuard, PROT_NONE);
+    if (a.shareFd >= 0 || a.imported) {
+      // Shared pages: back to plain reserved addresses here; the other process's mapping (if
+      // any) keeps the memfd's pages alive.
+      mmap(a.host, a.span - kGuard, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+           -1, 0);
+      if (a.shareFd >= 0) close(a.shareFd);
+    } else {
+      madvise(a.host, a.span - kGuard, MADV_DONTNEED);
+      mprotect(a.host, a.span - kGuard, PROT_NONE);
+    }
     giveRange(a.base, a.span);
     break;
   case AllocKind::VmmReserved:

@@ -43,6 +43,8 @@ struct Allocation {
   uint64_t charged = 0;     // bytes counted against the device's memory
   uint64_t bufferId = 0;    // unique id (CU_POINTER_ATTRIBUTE_BUFFER_ID)
   int poolId = -1;          // stream-ordered allocations: the pool
+  int shareFd = -1;         // Device memory exported for IPC: the memfd now behind it
+  bool imported = false;    // Device memory of another process, opened by an IPC handle
 };
 
 class AddressSpace : public cuda::DeviceMemory {
@@ -66,6 +68,14 @@ public:
   Status setAccess(uint64_t address, uint64_t size, bool readWrite);
   Status unmap(uint64_t address, uint64_t size);
 
+  // IPC: device memory lives in this process's private pages until it is first exported; then
+  // its contents move into a memfd mapped at the same addresses (shared from then on), whose
+  // descriptor this returns (the allocation owns it). Only the base of Device memory.
+  Result<int> shareDevice(uint64_t base);
+  // Maps another process's exported memory (a descriptor of its memfd, which this takes) at
+  // fresh device addresses of `device`: Device memory marked imported, charged to nobody here.
+  Result<uint64_t> importShared(int device, int fd, uint64_t size, Context* ctx);
+
   // Removes the allocation starting exactly at `base`; `out` gets what it was.
   Status release(uint64_t base, std::optional<AllocKind> expected, Allocation* out);
 
@@ -80,6 +90,8 @@ public:
 
   // cuda::DeviceMemory, for kernels.
   bool lookup(uint64_t addr, cuda::MemoryRange* out) const override;
+  // Texture objects live in the driver (api_texture.cpp, lookupTexture).
+  bool texture(uint64_t handle, cuda::TextureView* out) const override;
 
   std::vector<Allocation> allocationsOf(const Context* ctx) const;
   // Records how many bytes of device memory the allocation at `base` was charged.
@@ -88,6 +100,9 @@ public:
 private:
   Result<uint64_t> takeRange(int device, uint64_t span, uint64_t alignment, uint64_t hint);
   void giveRange(uint64_t start, uint64_t span);
+  // Records device memory at `base` (its pages already committed); under mu_.
+  uint64_t addDeviceAllocation(uint64_t base, uint64_t size, uint64_t span, AllocKind kind,
+                               int device, Context* ctx, bool imported);
   uint8_t* heapOf(uint64_t addr) const { return heapBase_ + (addr - windowBase_); }
 
   mutable std::shared_mutex mu_;
@@ -101,5 +116,8 @@ private:
 };
 
 AddressSpace& addressSpace();
+
+// The texture object behind a CUtexObject handle (api_texture.cpp).
+bool lookupTexture(uint64_t handle, cuda::TextureView* out);
 
 } // namespace tf::softgpu

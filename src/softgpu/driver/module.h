@@ -2,7 +2,10 @@
 // and CUkernel, since cudart launches a CUkernel as a CUfunction).
 #pragma once
 
+#include <optional>
+
 #include "softgpu/driver/api.h"
+#include "softgpu/driver/memory.h"
 
 namespace tf::softgpu {
 
@@ -16,6 +19,10 @@ void unloadModule(Module* m);
 // Device memory accounting shared by every allocation path.
 CUresult chargeMemory(Device* d, uint64_t bytes);
 void creditMemory(Device* d, uint64_t bytes);
+// Device memory of the context's device, charged before it exists (api_memory.cpp), and its
+// release (credited; `kind` checked when given).
+CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment = 512);
+CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind);
 
 
 } // namespace tf::softgpu

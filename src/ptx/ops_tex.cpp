@@ -1,0 +1,388 @@
+// tex: texture fetches through texture objects (unified mode: the texture is a .u64 handle in
+// a register), 1D/2D/3D, four results, float or integer coordinates. The texture comes from
+// DeviceMemory::texture (the soft GPU's cuTexObjectCreate). Sampling follows the hardware:
+// point filtering takes the texel the coordinate falls in; linear filtering blends the nearest
+// 2^dims texels with weights in 8-bit fixed point (what NVIDIA's texture units use, so results
+// match them bit for bit only up to that quantisation); clamp, wrap, mirror and border
+// addressing (wrap and mirror need normalised coordinates, otherwise they clamp, as on the
+// GPU). Integer texels read as [0, 1] / [-1, 1] floats unless the texture reads them as
+// integers. Missing channels read 0, alpha 1.
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "ptx/function_decoder.h"
+#include "ptx/half.h"
+#include "ptx/ops_common.h"
+
+namespace tf::ptx {
+
+namespace {
+
+enum TexOut : uint32_t { kOutF32 = 0, kOutS32 = 1, kOutU32 = 2 };
+constexpr uint32_t kIntCoords = 4;
+
+// One texel's channels, as floats (normalised or converted) and as raw integers.
+struct Texel {
+  float f[4] = {0, 0, 0, 1};
+  uint32_t n[4] = {0, 0, 0, 1};
+};
+
+// Channel k of integer texels: the integer (sign-extended), and as a float either the same
+// number or normalised to [0, 1] / [-1, 1] (8 and 16 bits only, as on the GPU).
+template <class T> void intChannel(const uint8_t* p, uint32_t k, bool asInteger, Texel& x) {
+  T v;
+  std::memcpy(&v, p + sizeof(T) * k, sizeof(T));
+  using Wide = std::conditional_t<std::is_signed_v<T>, int32_t, uint32_t>;
+  x.n[k] = static_cast<uint32_t>(static_cast<Wide>(v));
+  constexpr float kMax = float(std::numeric_limits<T>::max());
+  x.f[k] = asInteger ? float(v) : std::fmax(float(v) / kMax, -1.0f);
+}
+
+Texel readTexel(const cuda::TextureView& t, const uint8_t* p) {
+  Texel x;
+  for (uint32_t k = 0; k < t.channels; ++k) {
+    switch (t.format) {
+    case CU_AD_FORMAT_FLOAT: {
+      float v;
+      std::memcpy(&v, p + 4 * k, 4);
+      x.f[k] = v;
+      x.n[k] = std::bit_cast<uint32_t>(v);
+      break;
+    }
+    case CU_AD_FORMAT_HALF: {
+      uint16_t v;
+      std::memcpy(&v, p + 2 * k, 2);
+      x.f[k] = halfToFloat(v);
+      x.n[k] = std::bit_cast<uint32_t>(x.f[k]);
+      break;
+    }
+    case CU_AD_FORMAT_UNSIGNED_INT8: intChannel<uint8_t>(p, k, t.readAsInteger, x); break;
+    case CU_AD_FORMAT_SIGNED_INT8: intChannel<int8_t>(p, k, t.readAsInteger, x); break;
+    case CU_AD_FORMAT_UNSIGNED_INT16: intChannel<uint16_t>(p, k, t.readAsInteger, x); break;
+    case CU_AD_FORMAT_SIGNED_INT16: intChannel<int16_t>(p, k, t.readAsInteger, x); break;
+    case CU_AD_FORMAT_UNSIGNED_INT32: intChannel<uint32_t>(p, k, true, x); break;
+    case CU_AD_FORMAT_SIGNED_INT32: intChannel<int32_t>(p, k, true, x); break;
+    default: break;
+    }
+  }
+  return x;
+}
+
+// A texel index along one dimension after the addressing mode, or -1 for the border.
+int64_t address(int64_t i, uint32_t n, CUaddress_mode mode, bool normalized) {
+  const int64_t size = n;
+  if (!normalized && (mode == CU_TR_ADDRESS_MODE_WRAP || mode == CU_TR_ADDRESS_MODE_MIRROR))
+    mode = CU_TR_ADDRESS_MODE_CLAMP;
+  switch (mode) {
+  case CU_TR_ADDRESS_MODE_WRAP: return ((i % size) + size) % size;
+  case CU_TR_ADDRESS_MODE_MIRROR: {
+    int64_t j = ((i % (2 * size)) + 2 * size) % (2 * size);
+    return j < size ? j : 2 * size - 1 - j;
+  }
+  case CU_TR_ADDRESS_MODE_BORDER: return i < 0 || i >= size ? -1 : i;
+  default: return i < 0 ? 0 : i >= size ? size - 1 : i;
+  }
+}
+
+Texel fetch(const cuda::TextureView& t, const int64_t idx[3], int dims) {
+  const uint32_t extent[3] = {t.width, t.height, t.depth};
+  int64_t at[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) {
+    at[k] = address(idx[k], extent[k], t.address[k], t.normalizedCoords);
+    if (at[k] < 0) {
+      Texel b;
+      for (int c = 0; c < 4; ++c) {
+        b.f[c] = t.border[c];
+        b.n[c] = std::bit_cast<uint32_t>(t.border[c]);
+      }
+      return b;
+    }
+  }
+  const uint64_t elem = uint64_t(cuda::arrayFormatBytes(t.format)) * t.channels;
+  return readTexel(t, t.data + uint64_t(at[2]) * t.slicePitch + uint64_t(at[1]) * t.pitch +
+                          uint64_t(at[0]) * elem);
+}
+
+Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoords) {
+  const uint32_t extent[3] = {t.width, t.height, t.depth};
+  float x[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) x[k] = t.normalizedCoords && !intCoords ? c[k] * extent[k] : c[k];
+  if (intCoords || t.filter == CU_TR_FILTER_MODE_POINT) {
+    int64_t idx[3] = {0, 0, 0};
+    for (int k = 0; k < dims; ++k) idx[k] = static_cast<int64_t>(std::floor(x[k]));
+    return fetch(t, idx, dims);
+  }
+  // Linear: texel centres at i + 0.5; weights in 8-bit fixed point.
+  int64_t base[3] = {0, 0, 0};
+  float frac[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) {
+    float s = x[k] - 0.5f;
+    float fl = std::floor(s);
+    base[k] = static_cast<int64_t>(fl);
+    frac[k] = std::round((s - fl) * 256.0f) / 256.0f;
+  }
+  Texel out;
+  for (int c = 0; c < 4; ++c) out.f[c] = 0;
+  for (int corner = 0; corner < (1 << dims); ++corner) {
+    int64_t idx[3] = {0, 0, 0};
+    float weight = 1;
+    for (int k = 0; k < dims; ++k) {
+      bool high = corner >> k & 1;
+      idx[k] = base[k] + high;
+      weight *= high ? frac[k] : 1 - frac[k];
+    }
+    Texel v = fetch(t, idx, dims);
+    for (int c = 0; c < 4; ++c) out.f[c] += weight * v.f[c];
+  }
+  for (int c = 0; c < 4; ++c) out.n[c] = std::bit_cast<uint32_t>(out.f[c]);
+  return out;
+}
+
+// The object a lane's handle names, looked up once per distinct handle in a warp; a handle
+// that names none is a fault.
+struct ViewCache {
+  cuda::TextureView view;
+  uint64_t of = 0;
+  bool have = false;
+  bool get(Warp& w, const Inst& in, uint64_t handle, const char* what) {
+    if (have && handle == of) return true;
+    of = handle;
+    have = w.launch->mem->texture(handle, &view);
+    if (!have)
+      faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+              std::string("no ") + what + " object " + std::to_string(handle));
+    return have;
+  }
+};
+
+// tex: d[0..3] <- sample(texture a[0], coordinates a[1..aux]); aux = dimensions,
+// aux2 = TexOut | kIntCoords.
+uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
+  const uint64_t* handle = TF_REG(in.a[0]);
+  const int dims = static_cast<int>(in.aux);
+  const bool intCoords = in.aux2 & kIntCoords;
+  const uint32_t outKind = in.aux2 & 3;
+  uint64_t* d[4];
+  for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
+  ViewCache cache;
+  bool bad = false;
+  forLanes(m, [&](uint32_t i) {
+    if (bad) return;
+    if (!cache.get(w, in, handle[i], "texture")) {
+      bad = true;
+      return;
+    }
+    const cuda::TextureView& view = cache.view;
+    float c[3] = {0, 0, 0};
+    for (int k = 0; k < dims; ++k) {
+      uint32_t bits = static_cast<uint32_t>(TF_REG(in.a[1 + k])[i]);
+      c[k] = intCoords ? float(static_cast<int32_t>(bits)) : std::bit_cast<float>(bits);
+    }
+    Texel v = sample(view, c, dims, intCoords);
+    for (int k = 0; k < 4; ++k) {
+      if (outKind == kOutF32) d[k][i] = std::bit_cast<uint32_t>(v.f[k]);
+      else d[k][i] = v.n[k];
+    }
+  });
+  return bad ? kPcStop : in.next;
+}
+
+Status dTex(Builder& b) {
+  std::string geometry;
+  if (!b.mods.takeAny({".1d", ".2d", ".3d"}, &geometry)) return b.unsupported();
+  const int dims = geometry[1] - '0';
+  if (b.mods.takeVec() != 4) return b.unsupported();
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 2) return b.error("tex takes a result type and a coordinate type");
+  uint32_t outKind;
+  switch (ts[0]) {
+  case Ty::F32: outKind = kOutF32; break;
+  case Ty::S32: outKind = kOutS32; break;
+  case Ty::U32: outKind = kOutU32; break;
+  default: return b.unsupported();
+  }
+  if (ts[1] != Ty::F32 && ts[1] != Ty::S32) return b.unsupported();
+  if (b.numOps() != 2) return b.unsupported(); // level of detail, offsets, depth compare
+  const auto& dst = b.op(0);
+  const auto& src = b.op(1);
+  if (dst.kind != ast::Operand::Kind::Vec || dst.elems.size() != 4 || !dst.pairPred.empty())
+    return b.error("tex needs four destinations");
+  // The coordinates: one per dimension (3D takes four, the last unused).
+  const size_t want = dims == 3 ? 4 : static_cast<size_t>(dims);
+  if (src.kind != ast::Operand::Kind::Addr || src.name.empty() || src.imm != 0 ||
+      src.elems.size() != 1 || src.elems[0].kind != ast::Operand::Kind::Vec ||
+      src.elems[0].elems.size() != want)
+    return b.error("tex needs [texture, {coordinates}]");
+  auto sym = b.lookup(src.name);
+  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .texref: the old API
+  ast::Operand texReg;
+  texReg.name = src.name;
+  auto h = b.srcOp(texReg, Ty::U64);
+  if (!h) return h.status();
+  uint32_t coords[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) {
+    auto c = b.srcOp(src.elems[0].elems[k], ts[1]);
+    if (!c) return c.status();
+    coords[k] = *c;
+  }
+  uint32_t out[4];
+  for (int k = 0; k < 4; ++k) {
+    auto x = b.dstOp(dst.elems[k]);
+    if (!x) return x.status();
+    out[k] = *x;
+  }
+  Inst& in = b.emit(hTex);
+  in.a[0] = *h;
+  for (int k = 0; k < 3; ++k) in.a[1 + k] = coords[k];
+  for (int k = 0; k < 4; ++k) in.d[k] = out[k];
+  in.aux = static_cast<uint32_t>(dims);
+  in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0);
+  return Status::ok();
+}
+
+// ---- surfaces: suld.b / sust.b ------------------------------------------------------------
+// x is in bytes, y and z in rows and slices. Out of range: .trap faults, .zero reads zeros and
+// drops writes, .clamp moves to the nearest element.
+enum SurfClamp : uint32_t { kTrap = 0, kZero = 1, kClamp = 2 };
+
+// The bytes of the element at the coordinates, or nullptr (out of range under .zero; a fault
+// under .trap sets *fault).
+uint8_t* surfaceElement(const cuda::TextureView& v, const int64_t c[3], int dims, uint32_t size,
+                        uint32_t clamp, bool* fault) {
+  const int64_t rowBytes = int64_t(v.width) * cuda::arrayFormatBytes(v.format) * v.channels;
+  const int64_t limit[3] = {rowBytes - int64_t(size), int64_t(v.height) - 1, int64_t(v.depth) - 1};
+  int64_t at[3] = {0, 0, 0};
+  for (int k = 0; k < dims; ++k) {
+    at[k] = c[k];
+    if (at[k] >= 0 && at[k] <= limit[k] && (k != 0 || at[k] % size == 0)) continue;
+    if (clamp == kClamp && limit[k] >= 0) {
+      at[k] = at[k] < 0 ? 0 : at[k] > limit[k] ? limit[k] : at[k];
+      if (k == 0) at[k] -= at[k] % size;
+      continue;
+    }
+    if (clamp == kTrap) *fault = true;
+    return nullptr;
+  }
+  return v.data + uint64_t(at[2]) * v.slicePitch + uint64_t(at[1]) * v.pitch + uint64_t(at[0]);
+}
+
+// suld / sust: the operand list at Function::operands[imm] holds the surface, three
+// coordinate slots and up to four value slots; aux = dims | n << 2 | bytes << 5, aux2 = clamp.
+template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
+  const Function& fn = *w.fn;
+  const uint32_t* ops = fn.operands.data() + in.imm; // surface, coords[3], values[4]
+  const uint64_t* handle = TF_REG(ops[0]);
+  const int dims = static_cast<int>(in.aux & 3);
+  const uint32_t n = (in.aux >> 2) & 7, bytes = (in.aux >> 5) & 15, clamp = in.aux2;
+  ViewCache cache;
+  bool bad = false;
+  forLanes(m, [&](uint32_t i) {
+    if (bad) return;
+    if (!cache.get(w, in, handle[i], "surface")) {
+      bad = true;
+      return;
+    }
+    const cuda::TextureView& view = cache.view;
+    int64_t c[3] = {0, 0, 0};
+    for (int k = 0; k < dims; ++k) c[k] = static_cast<int32_t>(TF_REG(ops[1 + k])[i]);
+    bool fault = false;
+    uint8_t* p = surfaceElement(view, c, dims, n * bytes, clamp, &fault);
+    if (fault) {
+      faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+              "surface access out of range at (" + std::to_string(c[0]) + ", " +
+                  std::to_string(c[1]) + ", " + std::to_string(c[2]) + ")");
+      bad = true;
+      return;
+    }
+    for (uint32_t k = 0; k < n; ++k) {
+      uint64_t* r = TF_REG(ops[4 + k]) + i;
+      if (Store) {
+        if (p) std::memcpy(p + k * bytes, r, bytes); // little-endian: the low bytes
+      } else {
+        uint64_t v = 0;
+        if (p) std::memcpy(&v, p + k * bytes, bytes);
+        *r = v;
+      }
+    }
+  });
+  return bad ? kPcStop : in.next;
+}
+
+template <bool Store> Status dSurf(Builder& b) {
+  if (!b.mods.take(".b")) return b.unsupported(); // .p (formatted) is not supported
+  std::string geometry;
+  if (!b.mods.takeAny({".1d", ".2d", ".3d"}, &geometry)) return b.unsupported();
+  const int dims = geometry[1] - '0';
+  const int n = b.mods.takeVec();
+  std::string clampName = ".trap";
+  b.mods.takeAny({".trap", ".zero", ".clamp"}, &clampName);
+  b.mods.takeAny({".ca", ".cg", ".cs", ".cv", ".wb", ".wt"}, nullptr);
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 1) return b.error("a surface access takes one type");
+  uint32_t bytes = 0;
+  switch (ts[0]) {
+  case Ty::B8: bytes = 1; break;
+  case Ty::B16: bytes = 2; break;
+  case Ty::B32: bytes = 4; break;
+  case Ty::B64: bytes = 8; break;
+  default: return b.unsupported();
+  }
+  if (b.numOps() != 2) return b.error("a surface access takes two operands");
+  const auto& where = b.op(Store ? 0 : 1);
+  const auto& values = b.op(Store ? 1 : 0);
+  const size_t want = dims == 3 ? 4 : static_cast<size_t>(dims);
+  if (where.kind != ast::Operand::Kind::Addr || where.name.empty() || where.imm != 0 ||
+      where.elems.size() != 1 || where.elems[0].kind != ast::Operand::Kind::Vec ||
+      where.elems[0].elems.size() != want)
+    return b.error("a surface access needs [surface, {coordinates}]");
+  auto sym = b.lookup(where.name);
+  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .surfref
+  std::vector<uint32_t> ops(8, 0);
+  ast::Operand surfReg;
+  surfReg.name = where.name;
+  auto h = b.srcOp(surfReg, Ty::U64);
+  if (!h) return h.status();
+  ops[0] = *h;
+  for (int k = 0; k < dims; ++k) {
+    auto c = b.srcOp(where.elems[0].elems[k], Ty::S32);
+    if (!c) return c.status();
+    ops[1 + k] = *c;
+  }
+  std::vector<const ast::Operand*> elems;
+  if (n == 1) {
+    // A scalar is written bare or in braces ({%r1}, as nvcc writes sust).
+    if (values.kind == ast::Operand::Kind::Vec && values.elems.size() != 1)
+      return b.error("vector operand for a scalar access");
+    elems.push_back(values.kind == ast::Operand::Kind::Vec ? &values.elems[0] : &values);
+  } else {
+    if (values.kind != ast::Operand::Kind::Vec || values.elems.size() != static_cast<size_t>(n))
+      return b.error("a vector surface access needs " + std::to_string(n) + " values");
+    for (const auto& e : values.elems) elems.push_back(&e);
+  }
+  for (int k = 0; k < n; ++k) {
+    auto r = Store ? b.srcOp(*elems[k], ts[0]) : b.dstOp(*elems[k]);
+    if (!r) return r.status();
+    ops[4 + k] = *r;
+  }
+  auto& list = b.fd.fn.operands;
+  const uint32_t at = static_cast<uint32_t>(list.size());
+  list.insert(list.end(), ops.begin(), ops.end());
+  Inst& in = b.emit(&hSurf<Store>);
+  in.imm = at;
+  in.aux = uint32_t(dims) | uint32_t(n) << 2 | bytes << 5;
+  in.aux2 = clampName == ".zero" ? kZero : clampName == ".clamp" ? kClamp : kTrap;
+  return Status::ok();
+}
+
+} // namespace
+
+void registerTexOps(std::unordered_map<std::string, DecodeFn>& r) {
+  r["tex"] = dTex;
+  r["suld"] = dSurf<false>;
+  r["sust"] = dSurf<true>;
+}
+
+} // namespace tf::ptx
