@@ -509,6 +509,13 @@ std::optional<Amount> Allocator::available(const std::string& gpu) const {
   return it->second.available();
 }
 
+std::optional<Gpu> Allocator::gpu(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = gpus_.find(name);
+  if (it == gpus_.end()) return std::nullopt;
+  return it->second.info;
+}
+
 std::vector<std::string> Allocator::takeDirty() {
   std::lock_guard lock(mu_);
   std::vector<std::string> out(dirty_.begin(), dirty_.end());

@@ -111,6 +111,7 @@ public:
   // ---- views
   std::optional<Allocation> allocation(const std::string& uid) const;
   std::optional<Amount> available(const std::string& gpu) const;
+  std::optional<Gpu> gpu(const std::string& name) const;
   // GPUs whose bookings changed since the last call.
   std::vector<std::string> takeDirty();
   // {"available": {...}, "runningApps": [...]} for GPU.status, or nullopt if unknown.
