@@ -62,6 +62,7 @@ void Allocator::upsertGpu(const Gpu& gpu) {
   auto [it, inserted] = gpus_.try_emplace(gpu.name);
   GpuState& g = it->second;
   if (!inserted && g.info == gpu) return;
+  ++generation_;
   if (!inserted && g.info.node != gpu.node) indexGpuLocked(g, false);
   const bool reindex = inserted || g.info.node != gpu.node;
   g.info = gpu;
@@ -69,14 +70,19 @@ void Allocator::upsertGpu(const Gpu& gpu) {
   if (inserted) {
     // Allocations recorded before the GPU was known (pods listed first): charge them now.
     // Their amounts were unknown for whole-GPU and percentage requests: compute them now.
-    for (auto& [uid, a] : allocations_)
-      for (auto& b : a.bookings)
-        if (b.gpu == gpu.name) {
-          b.amount = bookingFor(a.request, gpu);
-          g.used += b.amount;
-          g.limitsMilliTflops += a.request.limit.on(gpu.capacity).milliTflops;
-          g.pods.insert(uid);
-        }
+    if (auto p = pending_.find(gpu.name); p != pending_.end()) {
+      for (const auto& uid : p->second) {
+        Allocation& a = allocations_.at(uid);
+        for (auto& b : a.bookings)
+          if (b.gpu == gpu.name) {
+            b.amount = bookingFor(a.request, gpu);
+            g.used += b.amount;
+            g.limitsMilliTflops += a.request.limit.on(gpu.capacity).milliTflops;
+            g.pods.insert(uid);
+          }
+      }
+      pending_.erase(p);
+    }
   }
   dirty_.insert(gpu.name);
 }
@@ -85,34 +91,49 @@ void Allocator::removeGpu(const std::string& name) {
   std::lock_guard lock(mu_);
   auto it = gpus_.find(name);
   if (it == gpus_.end()) return;
+  ++generation_;
   indexGpuLocked(it->second, false);
+  // Its bookings stay (the pods' record); charged again if it comes back.
+  for (const auto& uid : it->second.pods) {
+    pending_[name].insert(uid);
+    for (auto& b : allocations_.at(uid).bookings)
+      if (b.gpu == name) b.amount = allocations_.at(uid).request.request.on({});
+  }
   gpus_.erase(it);
   dirty_.erase(name);
 }
 
 void Allocator::setPool(const std::string& pool, const PoolConfig& config) {
   std::lock_guard lock(mu_);
+  ++generation_;
   pools_[pool] = config;
 }
 void Allocator::removePool(const std::string& pool) {
   std::lock_guard lock(mu_);
+  ++generation_;
   pools_.erase(pool);
 }
 void Allocator::setQuota(const Quota& quota) {
   std::lock_guard lock(mu_);
+  ++generation_;
   quotas_[{quota.ns, quota.name}] = quota;
 }
 void Allocator::removeQuota(const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
+  ++generation_;
   quotas_.erase({ns, name});
 }
 
 void Allocator::book(Allocation a) {
+  ++generation_;
   const std::string uid = a.request.uid;
   for (const auto& b : a.bookings) {
     dirty_.insert(b.gpu);
     auto it = gpus_.find(b.gpu);
-    if (it == gpus_.end()) continue;  // charged when the GPU appears (upsertGpu)
+    if (it == gpus_.end()) {
+      pending_[b.gpu].insert(uid);  // charged when the GPU appears (upsertGpu)
+      continue;
+    }
     it->second.used += b.amount;
     it->second.limitsMilliTflops += a.request.limit.on(it->second.info.capacity).milliTflops;
     it->second.pods.insert(uid);
@@ -130,11 +151,16 @@ void Allocator::book(Allocation a) {
 void Allocator::unbook(const std::string& uid) {
   auto it = allocations_.find(uid);
   if (it == allocations_.end()) return;
+  ++generation_;
   const Allocation& a = it->second;
   for (const auto& b : a.bookings) {
     dirty_.insert(b.gpu);
     auto g = gpus_.find(b.gpu);
-    if (g == gpus_.end()) continue;
+    if (g == gpus_.end()) {
+      if (auto p = pending_.find(b.gpu); p != pending_.end() && p->second.erase(uid) && p->second.empty())
+        pending_.erase(p);
+      continue;
+    }
     g->second.used -= b.amount;
     g->second.limitsMilliTflops -= a.request.limit.on(g->second.info.capacity).milliTflops;
     g->second.pods.erase(uid);
@@ -151,12 +177,14 @@ void Allocator::unbook(const std::string& uid) {
 
 void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>& pods) {
   std::lock_guard lock(mu_);
+  ++generation_;
   for (auto& [name, g] : gpus_) dirty_.insert(name);
   gpus_.clear();
   nodeGpus_.clear();
   allocations_.clear();
   nodeWorkers_.clear();
   nsUsage_.clear();
+  pending_.clear();
   for (auto& [key, gang] : gangs_) gang.members = 0;
   for (const Gpu& gpu : gpus) {
     GpuState& g = gpus_[gpu.name];
@@ -249,8 +277,13 @@ Status Allocator::checkQuotaLocked(const Request& r) const {
   return Status::ok();
 }
 
+namespace {
+// The filters in order; a GPU's stage is the first it fails (kPassed: none).
+enum Stage : int { kPool, kPhase, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
+}  // namespace
+
 Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& node,
-                                        const std::unordered_set<std::string>* released) const {
+                                        const std::unordered_set<std::string>* released, bool wantSurvivors) const {
   NodeEval e;
   auto it = nodeGpus_.find(node);
   if (it == nodeGpus_.end()) {
@@ -272,57 +305,64 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& nod
       if (!released || !released->count(uid)) return false;
     return true;
   };
-  std::vector<GpuState*>& s = e.survivors;
-  s.reserve(it->second.size());
-  const auto keep = [&](auto pred, std::string why) {
-    std::erase_if(s, [&](GpuState* g) { return !pred(*g); });
-    if (static_cast<int>(s.size()) >= r.count) return true;
-    e.reason = std::move(why);
-    return false;
-  };
-  for (GpuState* g : it->second)
-    if (r.pool.empty() || g->info.pool.empty() || g->info.pool == r.pool) s.push_back(g);
-  if (static_cast<int>(s.size()) < r.count) {
-    e.reason = s.empty() ? "no GPU of pool \"" + r.pool + "\"" : "fewer than " + std::to_string(r.count) + " GPUs of pool \"" + r.pool + "\"";
-    return e;
-  }
-  const std::string each = r.count > 1 ? " (" + std::to_string(r.count) + " GPUs on one node)" : "";
-  if (!keep([](const GpuState& g) {
-        return g.info.phase == "Running" && (g.info.usedBy.empty() || g.info.usedBy == "tensor-fusion");
-      }, "GPU not Running" + each))
-    return e;
-  const std::string isolation = isolationName(r.isolation);
-  if (!keep([&](const GpuState& g) {
-        return r.isolation == Isolation::Shared || g.info.isolationMode.empty() || g.info.isolationMode == isolation;
-      }, "no GPU in isolation mode " + isolation + each))
-    return e;
-  // Node score: the GPUs the pod could use by kind (TensorFusion's matching and
-  // isolation-compatible GPUs), before their load is looked at.
+  const std::string_view isolation = isolationName(r.isolation);
   const Placement mode = placementOf(r.pool);
-  int64_t sum = 0;
-  for (GpuState* g : s) sum += gpuScore(mode, g->info.capacity, g->available() + freed(*g), true);
-  e.score = s.empty() ? 0 : static_cast<int>(sum / static_cast<int64_t>(s.size()));
-  if (!r.indices.empty() &&
-      !keep([&](const GpuState& g) { return std::find(r.indices.begin(), r.indices.end(), g.info.index) != r.indices.end(); },
-            "no GPU with index in [" + joined(r.indices) + "]" + each))
-    return e;
-  if (!r.model.empty() && !keep([&](const GpuState& g) { return g.info.model == r.model; },
-                                "no GPU of model \"" + r.model + "\"" + each))
-    return e;
-  if (!r.vendor.empty() && !keep([&](const GpuState& g) { return g.info.vendor == r.vendor; },
-                                 "no GPU of vendor \"" + r.vendor + "\"" + each))
-    return e;
-  if (r.wholeGpu()) {
-    if (!keep(idle, std::string("no idle GPU (") + (r.dedicated ? "dedicated-gpu" : "shared isolation") +
-                        " takes a whole GPU)" + each))
-      return e;
-  } else if (!keep([&](const GpuState& g) { return (g.available() + freed(g)).covers(r.request.on(g.info.capacity)); },
-                   "insufficient GPU capacity: the pod requests " +
-                       (r.request.computePercent >= 0
-                            ? std::to_string(r.request.computePercent) + "% compute, " +
-                                  api::Quantity::fromInt(r.request.vramBytes, api::Quantity::Format::BinarySI).toString() + " VRAM"
-                            : describe({r.request.milliTflops, r.request.vramBytes})) +
-                       " per GPU" + each)) {
+  // One pass: each GPU's stage, and the node score over the GPUs the pod could use by kind
+  // (TensorFusion's matching and isolation-compatible GPUs), before their load is looked at.
+  int counts[kStages] = {};
+  int64_t scoreSum = 0;
+  int scored = 0;
+  for (GpuState* g : it->second) {
+    const Gpu& info = g->info;
+    Stage st = kPassed;
+    if (!r.pool.empty() && !info.pool.empty() && info.pool != r.pool) st = kPool;
+    else if (info.phase != "Running" || !(info.usedBy.empty() || info.usedBy == "tensor-fusion")) st = kPhase;
+    else if (r.isolation != Isolation::Shared && !info.isolationMode.empty() && info.isolationMode != isolation)
+      st = kIsolation;
+    if (st == kPassed) {
+      const Amount avail = g->available() + freed(*g);
+      scoreSum += gpuScore(mode, info.capacity, avail, true);
+      ++scored;
+      if (!r.indices.empty() && std::find(r.indices.begin(), r.indices.end(), info.index) == r.indices.end())
+        st = kIndex;
+      else if (!r.model.empty() && info.model != r.model) st = kModel;
+      else if (!r.vendor.empty() && info.vendor != r.vendor) st = kVendor;
+      else if (r.wholeGpu() ? !idle(*g) : !avail.covers(r.request.on(info.capacity))) st = kCapacity;
+    }
+    ++counts[st];
+    if (st == kPassed && wantSurvivors) e.survivors.push_back(g);
+  }
+  e.score = scored == 0 ? 0 : static_cast<int>(scoreSum / scored);
+  // The first stage after which fewer than gpu-count GPUs remain names the reason.
+  int left = static_cast<int>(it->second.size());
+  const auto each = [&] { return r.count > 1 ? " (" + std::to_string(r.count) + " GPUs on one node)" : std::string(); };
+  for (int st = kPool; st < kPassed; ++st) {
+    left -= counts[st];
+    if (left >= r.count) continue;
+    switch (st) {
+      case kPool:
+        e.reason = left == 0 ? "no GPU of pool \"" + r.pool + "\""
+                             : "fewer than " + std::to_string(r.count) + " GPUs of pool \"" + r.pool + "\"";
+        break;
+      case kPhase: e.reason = "GPU not Running" + each(); break;
+      case kIsolation: e.reason = "no GPU in isolation mode " + std::string(isolation) + each(); break;
+      case kIndex: e.reason = "no GPU with index in [" + joined(r.indices) + "]" + each(); break;
+      case kModel: e.reason = "no GPU of model \"" + r.model + "\"" + each(); break;
+      case kVendor: e.reason = "no GPU of vendor \"" + r.vendor + "\"" + each(); break;
+      default:
+        if (r.wholeGpu())
+          e.reason = std::string("no idle GPU (") + (r.dedicated ? "dedicated-gpu" : "shared isolation") +
+                     " takes a whole GPU)" + each();
+        else
+          e.reason = "insufficient GPU capacity: the pod requests " +
+                     (r.request.computePercent >= 0
+                          ? std::to_string(r.request.computePercent) + "% compute, " +
+                                api::Quantity::fromInt(r.request.vramBytes, api::Quantity::Format::BinarySI).toString() +
+                                " VRAM"
+                          : describe({r.request.milliTflops, r.request.vramBytes})) +
+                     " per GPU" + each();
+    }
+    e.survivors.clear();
     return e;
   }
   int workers = 0;
@@ -332,14 +372,22 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& nod
       if (allocations_.at(uid).node == node) --workers;
   if (workers >= kMaxWorkersPerNode) {
     e.reason = "node has " + std::to_string(kMaxWorkersPerNode) + " TensorFusion workers, the most per node";
+    e.survivors.clear();
     return e;
   }
   e.fits = true;
   return e;
 }
 
-Result<std::vector<NodeFit>> Allocator::filter(const Request& r, const std::vector<std::string>& nodes) const {
+uint64_t Allocator::generation() const {
   std::lock_guard lock(mu_);
+  return generation_;
+}
+
+Result<std::vector<NodeFit>> Allocator::filter(const Request& r, const std::vector<std::string>& nodes,
+                                               uint64_t* generation) const {
+  std::lock_guard lock(mu_);
+  if (generation) *generation = generation_;
   std::vector<NodeFit> out;
   out.reserve(nodes.size());
   if (auto a = allocations_.find(r.uid); !r.uid.empty() && a != allocations_.end()) {
@@ -349,7 +397,7 @@ Result<std::vector<NodeFit>> Allocator::filter(const Request& r, const std::vect
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
   for (const auto& n : nodes) {
-    NodeEval e = evalNode(r, n, nullptr);
+    NodeEval e = evalNode(r, n, nullptr, false);
     out.push_back({n, e.fits, std::move(e.reason), e.fits ? e.score : 0});
   }
   return out;
@@ -366,7 +414,7 @@ Result<std::vector<std::string>> Allocator::assume(const Request& r, const std::
     return ids;
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
-  NodeEval e = evalNode(r, node, nullptr);
+  NodeEval e = evalNode(r, node, nullptr, true);
   if (!e.fits) return resourceExhausted("node " + node + ": " + e.reason);
   const Placement mode = placementOf(r.pool);
   std::vector<std::pair<int, GpuState*>> ranked;
@@ -440,18 +488,18 @@ std::optional<PreemptionPlan> Allocator::planPreemption(const Request& r, const 
     });
     std::unordered_set<std::string> released;
     std::vector<const Allocation*> chosen;
-    bool fits = evalNode(r, node, &released).fits;
+    bool fits = evalNode(r, node, &released, false).fits;
     if (fits) continue;  // fits without preemption: not a preemption node
     for (const Allocation* a : candidates) {
       released.insert(a->request.uid);
       chosen.push_back(a);
-      if ((fits = evalNode(r, node, &released).fits)) break;
+      if ((fits = evalNode(r, node, &released, false).fits)) break;
     }
     if (!fits) continue;
     // Spare those not needed, the most valuable first.
     for (auto it = chosen.rbegin(); it != chosen.rend();) {
       released.erase((*it)->request.uid);
-      if (evalNode(r, node, &released).fits) {
+      if (evalNode(r, node, &released, false).fits) {
         it = decltype(it)(chosen.erase(std::next(it).base()));
       } else {
         released.insert((*it)->request.uid);

@@ -92,7 +92,11 @@ public:
   Status checkQuota(const Request& request) const;
   // Quota first (an error fails every node), then each node. A pod already booked (a retried
   // bind, a pod recorded by a previous leader) fits only its node.
-  Result<std::vector<NodeFit>> filter(const Request& request, const std::vector<std::string>& nodes) const;
+  // `generation` (optional) receives the ledger's generation the answer was computed at.
+  Result<std::vector<NodeFit>> filter(const Request& request, const std::vector<std::string>& nodes,
+                                      uint64_t* generation = nullptr) const;
+  // Changes with every booking, GPU, pool or quota change: equal generations, equal answers.
+  uint64_t generation() const;
   // Books the best GPUs of `node` (by the pool's GPU-level score) as assumed; the GPU names.
   // Already booked on `node`: its GPUs again. ResourceExhausted when it no longer fits.
   Result<std::vector<std::string>> assume(const Request& request, const std::string& node);
@@ -144,7 +148,8 @@ private:
     int score = 0;
   };
 
-  NodeEval evalNode(const Request& r, const std::string& node, const std::unordered_set<std::string>* released) const;
+  NodeEval evalNode(const Request& r, const std::string& node, const std::unordered_set<std::string>* released,
+                    bool wantSurvivors) const;
   Status checkQuotaLocked(const Request& r) const;
   Placement placementOf(const std::string& pool) const;
   void book(Allocation a);
@@ -164,6 +169,8 @@ private:
   std::unordered_map<std::string, PoolConfig> pools_;
   std::unordered_map<std::string, Gang> gangs_;
   std::unordered_set<std::string> dirty_;
+  uint64_t generation_ = 0;
+  std::unordered_map<std::string, std::set<std::string>> pending_;  // unknown GPU → pods booked on it
 };
 
 }  // namespace tf::allocator

@@ -57,10 +57,15 @@ Reply Extender::filter(const std::string& body) {
     for (const auto& n : args->nodeNames) out.failedNodes[n] = req.status().message();
     return {200, encodeFilterResult(out, *args)};
   }
-  auto fits = ledger_.filter(*req, args->nodeNames);
+  uint64_t generation = 0;
+  auto fits = ledger_.filter(*req, args->nodeNames, &generation);
   if (!fits) {
     for (const auto& n : args->nodeNames) out.failedNodes[n] = fits.status().message();
     return {200, encodeFilterResult(out, *args)};
+  }
+  {
+    std::lock_guard lock(mu_);
+    last_ = {req->uid, args->nodeNames, generation, *fits};
   }
   for (const auto& f : *fits) {
     if (f.fits) out.nodeNames.push_back(f.node);
@@ -116,7 +121,16 @@ Reply Extender::prioritize(const std::string& body) {
   if (allocator::isWorkerPod(args->pod) && ready_)
     if (auto r = allocator::requestFromPod(args->pod)) req = std::move(*r);
   if (req) {
-    if (auto fits = ledger_.filter(*req, args->nodeNames))
+    std::optional<std::vector<allocator::NodeFit>> fits;
+    {
+      std::lock_guard lock(mu_);
+      if (!req->uid.empty() && last_.uid == req->uid && last_.generation == ledger_.generation() &&
+          last_.nodes == args->nodeNames)
+        fits = last_.fits;
+    }
+    if (!fits)
+      if (auto f = ledger_.filter(*req, args->nodeNames)) fits = std::move(*f);
+    if (fits)
       for (const auto& f : *fits) list.push_back({f.node, f.fits ? extenderScore(f.score) : 0});
   }
   if (list.empty())

@@ -82,6 +82,15 @@ private:
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::vector<std::string>> preemptions_;  // preemptor → victims
+  // kube-scheduler calls prioritize right after filter with the same pod and nodes: the last
+  // filter's answer is reused while the ledger has not changed.
+  struct LastFilter {
+    std::string uid;
+    std::vector<std::string> nodes;
+    uint64_t generation = 0;
+    std::vector<allocator::NodeFit> fits;
+  };
+  LastFilter last_;
 };
 
 // 0..100 → 0..kMaxExtenderPriority, rounded half up.

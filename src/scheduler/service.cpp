@@ -213,6 +213,13 @@ void SchedulerService::writeStatuses() {
   for (const auto& name : retry) {
     auto st = ledger_.gpuStatus(name);
     if (!st) continue;  // deleted meanwhile
+    // A new leader marks every GPU: write only those whose status says otherwise.
+    if (ObjectPtr cached = gpus_.store().get(k8s::objectKey("", name))) {
+      const auto& cur = cached->value("status", nlohmann::json::object());
+      if (cur.value("available", nlohmann::json()) == (*st)["available"] &&
+          cur.value("runningApps", nlohmann::json::array()) == (*st)["runningApps"])
+        continue;
+    }
     k8s::PatchOptions po;
     po.subresource = "status";
     auto r = client_.patch(v1::Gpu::kResource, "", name, k8s::PatchType::Merge, {{"status", *st}}, po);

@@ -290,15 +290,21 @@ def case_pool_without_nodes():
     expect(get("gpupool", "nowhere") is None, "the pool is deleted (its finalizer released)")
 
 
-CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
-        print(f"usage: e2e.py {{{'|'.join(CASES)}}}", file=sys.stderr)
+def run_case(cases, argv):
+    """The CLI of a cases file: `FILE CASE` runs one case; PASS/FAIL and the exit code say how."""
+    prog = os.path.basename(argv[0])
+    if len(argv) != 2 or argv[1] not in cases:
+        print(f"usage: {prog} {{{'|'.join(cases)}}}", file=sys.stderr)
         sys.exit(2)
     try:
-        CASES[sys.argv[1]]()
+        cases[argv[1]]()
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"PASS: {sys.argv[1]}")
+    print(f"PASS: {argv[1]}")
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    run_case(CASES, sys.argv)

@@ -104,6 +104,14 @@ TEST_F(ExtenderTest, FilterPrioritizeBindRecordsGpuIds) {
   EXPECT_EQ(pq.body[0]["Score"], 2);
 }
 
+TEST_F(ExtenderTest, PrioritizeReusesFilterOnlyWhileTheLedgerIsUnchanged) {
+  auto q = make("q", {{"tflops-request", "10"}});
+  ext.filter(args(q, {"n1"}));
+  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).body[0]["Score"], 0);  // n1 idle: compact score 0
+  ASSERT_TRUE(ledger.assume(allocator::testing::request("big", {{"tflops-request", "50"}, {"vram-request", "20Gi"}}), "n1"));
+  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).body[0]["Score"], 5);  // half used: the cache is stale
+}
+
 TEST_F(ExtenderTest, ScoreMapping) {
   EXPECT_EQ(extenderScore(0), 0);
   EXPECT_EQ(extenderScore(4), 0);
