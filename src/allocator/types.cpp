@@ -142,8 +142,16 @@ bool isWorkerPod(const nlohmann::json& pod) {
 }
 
 bool isTerminal(const nlohmann::json& pod) {
-  const std::string phase = stringAt(field(pod, "status"), "phase");
-  return phase == "Succeeded" || phase == "Failed";
+  const auto& status = field(pod, "status");
+  const std::string phase = stringAt(status, "phase");
+  if (phase == "Succeeded" || phase == "Failed") return true;
+  if (stringAt(field(pod, "metadata"), "deletionTimestamp").empty()) return false;
+  if (stringAt(field(pod, "spec"), "nodeName").empty()) return true;  // never ran
+  const auto& containers = field(status, "containerStatuses");
+  if (!containers.is_array() || containers.empty()) return false;  // no word from the kubelet yet
+  for (const auto& c : containers)
+    if (!field(field(c, "state"), "terminated").is_object()) return false;
+  return true;
 }
 
 Result<Request> requestFromPod(const nlohmann::json& pod) {

@@ -84,7 +84,8 @@ struct Request {
 Result<Request> requestFromPod(const nlohmann::json& pod);
 // true for pods this scheduler books: label component=worker.
 bool isWorkerPod(const nlohmann::json& pod);
-// Succeeded or Failed: its GPUs are free.
+// Its GPUs are free: Succeeded or Failed, or being deleted with no container left running
+// (kubelet may take far longer to remove the object than to stop the containers).
 bool isTerminal(const nlohmann::json& pod);
 
 struct Gpu {

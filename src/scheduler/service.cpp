@@ -72,7 +72,9 @@ public:
   }
   void podEvent(const nlohmann::json& pod, bool warning, const std::string& reason,
                 const std::string& message) override {
-    auto r = events_.event(pod, warning ? k8s::EventType::Warning : k8s::EventType::Normal, reason, message);
+    // kube-scheduler sends the pod without its TypeMeta (Go's typed objects omit it).
+    nlohmann::json about = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", pod.value("metadata", nlohmann::json::object())}};
+    auto r = events_.event(about, warning ? k8s::EventType::Warning : k8s::EventType::Normal, reason, message);
     if (!r) TF_LOG(Warn, "event %s: %s", reason.c_str(), r.error().message.c_str());
   }
 

@@ -94,6 +94,19 @@ TEST(RequestFromPod, WorkerAndTerminal) {
   EXPECT_TRUE(isTerminal(p));
   p["status"]["phase"] = "Failed";
   EXPECT_TRUE(isTerminal(p));
+  // Being deleted: free once no container runs (or it never reached a node).
+  p["status"]["phase"] = "Running";
+  p["metadata"]["deletionTimestamp"] = "2026-01-01T00:01:00Z";
+  EXPECT_TRUE(isTerminal(p));  // unbound
+  p["spec"]["nodeName"] = "n1";
+  EXPECT_FALSE(isTerminal(p));  // bound, no container status yet
+  p["status"]["containerStatuses"] = nlohmann::json::parse(
+      R"([{"name": "a", "state": {"running": {}}}, {"name": "b", "state": {"terminated": {"exitCode": 0}}}])");
+  EXPECT_FALSE(isTerminal(p));
+  p["status"]["containerStatuses"][0]["state"] = nlohmann::json::parse(R"({"terminated": {"exitCode": 143}})");
+  EXPECT_TRUE(isTerminal(p));
+  p["metadata"].erase("deletionTimestamp");
+  EXPECT_FALSE(isTerminal(p));  // stopped but not deleted: a restart may follow
 }
 
 TEST(GoDuration, Grammar) {
