@@ -197,7 +197,17 @@ bool SchedulerService::start(k8s::StopSignal& stop) {
   }
   httpThread_ = std::thread([this] { http_->listen_after_bind(); });
   statusThread_ = std::thread([this] {
-    while (!statusStop_.waitFor(options_.statusInterval)) writeStatuses();
+    // The pending pods are retried twice, once the Service has had time to route to us.
+    const auto start = std::chrono::steady_clock::now();
+    int retries = 0;
+    while (!statusStop_.waitFor(options_.statusInterval)) {
+      writeStatuses();
+      const auto since = std::chrono::steady_clock::now() - start;
+      if ((retries == 0 && since > std::chrono::seconds(3)) || (retries == 1 && since > std::chrono::seconds(10))) {
+        retryPendingPods();
+        ++retries;
+      }
+    }
   });
   extender_.setReady(true);
   ready_ = true;
@@ -239,6 +249,20 @@ void SchedulerService::setLeaderLabel(bool on) {
   auto r = client_.patch(k8s::builtin::kPods, options_.podNamespace, options_.podName, k8s::PatchType::Merge,
                          {{"metadata", {{"labels", {{kLeaderLabel, value}}}}}});
   if (!r) TF_LOG(Warn, "labelling pod %s: %s", options_.podName.c_str(), r.error().message.c_str());
+}
+
+void SchedulerService::retryPendingPods() {
+  const std::string stamp = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                               allocator::Clock::now().time_since_epoch()).count());
+  for (const ObjectPtr& p : pods_.store().list()) {
+    if (str(*p, "/spec/schedulerName"_json_pointer) != api::kSchedulerName ||
+        !str(*p, "/spec/nodeName"_json_pointer).empty() || !str(*p, "/metadata/deletionTimestamp"_json_pointer).empty())
+      continue;
+    auto r = client_.patch(k8s::builtin::kPods, str(*p, "/metadata/namespace"_json_pointer),
+                           str(*p, "/metadata/name"_json_pointer), k8s::PatchType::Merge,
+                           {{"metadata", {{"annotations", {{kRetryAnnotation, stamp}}}}}});
+    if (!r && !r.error().isNotFound()) TF_LOG(Warn, "retrying %s: %s", k8s::objectKey(*p).c_str(), r.error().message.c_str());
+  }
 }
 
 void SchedulerService::stop() {

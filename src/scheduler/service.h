@@ -35,6 +35,10 @@ class Server;
 namespace tf::scheduler {
 
 inline constexpr const char* kLeaderLabel = "tensor-fusion.ai/extender-leader";
+// Written on our pending pods when a leader starts serving: kube-scheduler moves an updated pod
+// out of its unschedulable queue at once, instead of after its 60 s flush, so pods refused
+// while no leader answered are retried as soon as one does.
+inline constexpr const char* kRetryAnnotation = "tensor-fusion.ai/scheduling-retry";
 
 struct ServiceOptions {
   std::string listenHost = "0.0.0.0";
@@ -61,6 +65,7 @@ private:
   void rebuild();
   void writeStatuses();
   void setLeaderLabel(bool on);
+  void retryPendingPods();
 
   k8s::Client& client_;
   ServiceOptions options_;
