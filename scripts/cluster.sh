@@ -13,10 +13,12 @@
 #   scripts/cluster.sh env                      # prints: export KUBECONFIG=...
 #   scripts/cluster.sh restart-apiserver        # stop and start kube-apiserver (tests)
 #   scripts/cluster.sh load-image NAME TAR      # import an OCI archive into every node
+#   scripts/cluster.sh scheduler-up             # the tensor-fusion-scheduler kube-scheduler,
+#                                               # once deploy/ is applied (it needs the Service)
 #
 # Environment: TF_CLUSTER_DIR (state, default /tmp/tf-cluster), TF_CLUSTER_PORT_BASE (default
 # 26000; etcd base, base+1; apiserver base+2; controller-manager base+3; scheduler base+4;
-# kube-proxy base+5/6; node i: kubelet base+10+4i, its healthz base+11+4i).
+# kube-proxy base+5/6; tensor-fusion-scheduler base+7; node i: kubelet base+10+4i, its healthz base+11+4i).
 # Several clusters on one host are fine for --control-plane-only (distinct dirs and bases);
 # nodes are host-wide (cgroups, iptables, /var/lib/kubelet paths): one cluster with nodes at once.
 #
@@ -28,7 +30,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 D=${TF_CLUSTER_DIR:-/tmp/tf-cluster}
 B=${TF_CLUSTER_PORT_BASE:-26000}
 ETCD_PORT=$B ETCD_PEER=$((B + 1)) API_PORT=$((B + 2)) CM_PORT=$((B + 3)) SCHED_PORT=$((B + 4))
-PROXY_HEALTH=$((B + 5)) PROXY_METRICS=$((B + 6))
+PROXY_HEALTH=$((B + 5)) PROXY_METRICS=$((B + 6)) TF_SCHED_PORT=$((B + 7))
 SERVICE_CIDR=10.96.0.0/16 SERVICE_IP=10.96.0.1
 ALL_NODES="tf-gpu-0 tf-gpu-1 tf-cpu-0"
 GPU0_DEVICES=${TF_CLUSTER_GPU0_DEVICES:-'[{"model": "H100", "count": 2}]'}
@@ -372,6 +374,23 @@ proxy_up() {
     --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 --v=1
 }
 
+# --- the tensor-fusion-scheduler profile (deploy/scheduler/kube-scheduler-config.yaml) ------------
+# A second kube-scheduler on the host, like the first, whose extender is the leading
+# controller: reached at the Service's ClusterIP through kube-proxy (pods' IPs change with the
+# leader; the Service follows the leader's label).
+scheduler_up() {
+  k8s_bin
+  local ip
+  ip=$(kubectl --kubeconfig "$D/admin.kubeconfig" -n tensor-fusion-sys get service tensor-fusion-scheduler-extender \
+    -o 'jsonpath={.spec.clusterIP}') || die "no Service tensor-fusion-scheduler-extender (apply deploy/ first)"
+  sed -e "s#@KUBECONFIG@#$D/scheduler.kubeconfig#" -e "s#@EXTENDER_URL@#http://$ip:8090#" \
+    "$ROOT/deploy/scheduler/kube-scheduler-config.yaml" >"$D/tf-scheduler.yaml"
+  daemon_alive tf-scheduler || start_daemon tf-scheduler "$K8S_BIN/kube-scheduler" --config="$D/tf-scheduler.yaml" \
+    --authentication-kubeconfig="$D/scheduler.kubeconfig" --authorization-kubeconfig="$D/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$TF_SCHED_PORT" --port=0 --v=1
+  wait_for 60 "tensor-fusion-scheduler" curl -sfk "https://127.0.0.1:$TF_SCHED_PORT/healthz"
+}
+
 # --- commands ---------------------------------------------------------------------------------
 cmd_up() {
   local only=0 nodes=$ALL_NODES n
@@ -406,7 +425,7 @@ cmd_down() {
     [ -n "${K8S_BIN:-}" ] || K8S_BIN=$("$ROOT/scripts/k8s-build.sh" 2>/dev/null || true)
     [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
-  for p in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$p" 10; done
+  for p in tf-scheduler kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_daemon "$p" 10; done
   # What kubelets, kube-proxy and the CNI plugins left in iptables (KUBE-* and CNI-* chains and
   # every rule that names them); the rest of the host's rules stay as they were.
   if [ -d "$D/nodes" ] && command -v iptables-save >/dev/null; then
@@ -427,7 +446,7 @@ cmd_down() {
 
 cmd_status() {
   local p
-  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy $(for n in $ALL_NODES; do echo "node-$n"; done); do
+  for p in etcd kube-apiserver kube-controller-manager kube-scheduler tf-scheduler kube-proxy $(for n in $ALL_NODES; do echo "node-$n"; done); do
     if daemon_alive "$p"; then echo "$p running (pid $(cat "$D/pids/$p"))"; elif [ -f "$D/pids/$p" ]; then echo "$p DEAD"; fi
   done
   [ -f "$D/admin.kubeconfig" ] && kubectl --kubeconfig "$D/admin.kubeconfig" get nodes -o wide 2>/dev/null || true
@@ -438,6 +457,7 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   env) echo "export KUBECONFIG=$D/admin.kubeconfig" ;;
+  scheduler-up) scheduler_up ;;
   restart-apiserver)
     k8s_bin; stop_daemon kube-apiserver 10
     if [ "$(cat "$D/host-ip")" = 127.0.0.1 ]; then start_apiserver 127.0.0.1 127.0.0.1; else start_apiserver "$(cat "$D/host-ip")" 0.0.0.0; fi ;;
@@ -445,5 +465,5 @@ case ${1:-} in
     [ $# -eq 3 ] || die "usage: cluster.sh load-image NAME TAR"
     mkdir -p "$D/images/load"; cp "$3" "$D/images/load/$2.tar"
     for n in $ALL_NODES; do daemon_alive "node-$n" && load_image "$n" "$3" "localhost/$2"; done; true ;;
-  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

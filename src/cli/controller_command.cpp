@@ -28,7 +28,7 @@ bool parseHostPort(const char* flag, const std::string& text, std::string& host,
 void addControllerCommand(CLI::App& app, int& exitCode) {
   static controller::ManagerOptions o;
   static int leaseSeconds = 15, staleSeconds = 15;
-  static std::string listen = ":8080";
+  static std::string listen = ":8080", extenderListen;
   auto* cmd = app.add_subcommand("controller", "Run the Kubernetes operator (reconcilers, leader election)");
   cmd->add_option("--kubeconfig", o.kubeconfig, "Kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)");
   cmd->add_flag("--leader-elect", o.leaderElect, "Lead through a Lease; stand by while another replica leads");
@@ -37,6 +37,8 @@ void addControllerCommand(CLI::App& app, int& exitCode) {
   cmd->add_option("--identity", o.identity, "This replica's name in the Lease, before a random suffix (default: host name)");
   cmd->add_option("--lease-seconds", leaseSeconds, "Lease duration")->check(CLI::Range(2, 300));
   cmd->add_option("--listen", listen, "HOST:PORT for /healthz, /readyz and /metrics (port 0: any)");
+  cmd->add_option("--extender-listen", extenderListen,
+                  "HOST:PORT of the kube-scheduler extender, served while leading (empty: none)");
   cmd->add_option("--workers", o.workers, "Workers per reconciler")->check(CLI::Range(1, 64));
   cmd->add_option("--discovery-image", o.settings.discoveryImage,
                   "Image of the one-time node discovery Jobs (empty: no Jobs)");
@@ -68,6 +70,12 @@ void addControllerCommand(CLI::App& app, int& exitCode) {
       wh.ns = o.leaseNamespace;
       wh.validity = std::chrono::seconds(webhookValidity);
       o.webhook = wh;
+    }
+    if (!extenderListen.empty()) {
+      if (!parseHostPort("--extender-listen", extenderListen, o.extenderHost, o.extenderPort)) {
+        exitCode = 2;
+        return;
+      }
     }
     // SIGINT/SIGTERM end the run cleanly (a leader releases its Lease).
     sigset_t set;

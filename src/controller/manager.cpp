@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -17,6 +18,7 @@
 #include "k8s/builtin.h"
 #include "k8s/config.h"
 #include "k8s/leader_election.h"
+#include "scheduler/service.h"
 
 namespace tf::controller {
 namespace v1 = k8s::api::v1;
@@ -36,6 +38,15 @@ std::string uniqueIdentity(std::string base) {
   char suffix[16];
   std::snprintf(suffix, sizeof suffix, "%08x", rd());
   return base + "_" + suffix;
+}
+
+scheduler::ServiceOptions extenderOptions(const ManagerOptions& o) {
+  scheduler::ServiceOptions s;
+  s.listenHost = o.extenderHost;
+  s.listenPort = o.extenderPort;
+  if (const char* pod = std::getenv("POD_NAME")) s.podName = pod;
+  if (const char* ns = std::getenv("POD_NAMESPACE")) s.podNamespace = ns;
+  return s;
 }
 
 // The informers and loops of one term of leadership.
@@ -59,6 +70,8 @@ public:
         workloadLoop_("tensorfusionworkload", [this](const std::string& k) { return workloadR_.reconcile(k); },
                       metrics),
         workers_(o.workers) {
+    if (o.extenderPort >= 0)
+      scheduler_ = std::make_unique<scheduler::SchedulerService>(client, events, extenderOptions(o));
     for (k8s::Informer* inf : {&pools_, &gpuNodes_, &gpus_})
       inf->addIndexer(kIndexManagedBy, k8s::labelIndexFunc(k8s::api::kLabelManagedBy));
     auto on = [](std::function<void(const nlohmann::json&)> f) {
@@ -118,11 +131,13 @@ public:
       while (!inf->waitForSync(std::chrono::seconds(1)))
         if (stop.stopped()) return false;
     for (ReconcileLoop* loop : loops()) loop->start(workers_);
+    if (scheduler_ && !scheduler_->start(stop)) return false;
     synced_ = true;
     return true;
   }
   // Informers first: once they are joined no handler adds to a queue that is going away.
   void stop() {
+    if (scheduler_) scheduler_->stop();
     for (k8s::Informer* inf : informers()) inf->stop();
     for (ReconcileLoop* loop : loops()) loop->stop();
   }
@@ -146,6 +161,7 @@ private:
   WorkloadReconciler workloadR_;
   ReconcileLoop clusterLoop_, poolLoop_, nodeLoop_, gpuNodeLoop_, workloadLoop_;
   int workers_;
+  std::unique_ptr<scheduler::SchedulerService> scheduler_;
   std::atomic<bool> synced_{false};
 };
 
@@ -163,6 +179,8 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     return 1;
   }
   const std::string identity = uniqueIdentity(o.identity);
+  // A replica that led before this process (same pod) may have left the extender's label.
+  if (o.extenderPort >= 0) scheduler::clearLeaderLabel(**client, extenderOptions(o));
   k8s::EventRecorder events(**client, "tensor-fusion-controller", identity);
   Metrics metrics;
   std::atomic<bool> leading{false};

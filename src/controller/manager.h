@@ -27,6 +27,9 @@ struct ManagerOptions {
   std::string listenHost = "0.0.0.0";
   int listenPort = 8080;  // 0: any free port (printed)
   int workers = 2;
+  // The kube-scheduler extender (src/scheduler), served while leading; port < 0: none.
+  std::string extenderHost = "0.0.0.0";
+  int extenderPort = -1;
   Settings settings;
   // The admission webhook, served by every replica (leader or not) when set.
   std::optional<webhook::WebhookOptions> webhook;

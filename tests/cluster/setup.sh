@@ -12,4 +12,5 @@ BUILD=${1:?build dir}
 K apply -k "$ROOT/deploy" >/dev/null
 wait_until 60 "CRDs established" K wait --for=condition=established --timeout=1s crd/gpus.tensor-fusion.ai crd/gpunodes.tensor-fusion.ai crd/gpupools.tensor-fusion.ai crd/tensorfusionclusters.tensor-fusion.ai
 wait_until 120 "controller replicas ready" equals 2 jp -n tensor-fusion-sys deployment/tensor-fusion-controller '{.status.readyReplicas}'
+"$ROOT/scripts/cluster.sh" scheduler-up
 wait_until 120 "hypervisors ready on both GPU nodes" equals 2 jp -n tensor-fusion-sys daemonset/tensor-fusion-hypervisor '{.status.numberReady}'

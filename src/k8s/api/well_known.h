@@ -83,4 +83,8 @@ inline constexpr const char* kPodVgpuHostDir = "/run/tensor-fusion/pods";
 inline constexpr const char* kPodVgpuMountPath = "/run/tensor-fusion/vgpu";
 inline constexpr const char* kPodVgpuRegionWaitMs = "60000";
 
+// Written by the scheduler at bind for hard isolation with a TFLOPS limit (reference §2.2).
+inline constexpr const char* kAnnotationEffectiveHardSmPercent = "tensor-fusion.ai/effective-hard-sm-percent";
+inline constexpr const char* kHostnameLabel = "kubernetes.io/hostname";
+
 }  // namespace tf::k8s::api

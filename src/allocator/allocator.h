@@ -1,0 +1,176 @@
+// The GPU ledger (reference §4.3): every GPU's capacity and the allocations booked on it, keyed
+// by pod UID. One lock guards everything, so two decisions never book the same capacity:
+//
+//   Allocator a;
+//   a.rebuild(gpus, pods);                       // from GPU objects and the pods' gpu-ids
+//   auto fits = a.filter(req, {"n1", "n2"});     // per node: fits + score, or the reason
+//   auto gpus = a.assume(req, "n1");             // booked, not yet recorded in the cluster
+//   ... patch gpu-ids, POST the binding ...
+//   ok ? a.commit(req.uid) : a.rollback(req.uid);
+//   a.release(uid);                              // the pod is gone, Succeeded or Failed
+//
+// Available = capacity - Σ per-GPU requests (TensorFusion's admission rule; limits count only
+// toward the pool's virtual capacity, capacity × tflopsOversellRatio / 100, shown in dump()).
+// Filters (§4.4): pool, phase Running (and used by TensorFusion), gpu-indices, isolation mode,
+// gpu-model, vendor, a whole idle GPU for shared/dedicated, requests per GPU, gpu-count GPUs on
+// one node, at most kMaxWorkersPerNode workers per node. Model and vendor come before capacity
+// (TensorFusion checks them after) so a pod naming a model no node has is told that.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "allocator/types.h"
+#include "common/status.h"
+
+namespace tf::allocator {
+
+inline constexpr int kMaxWorkersPerNode = 256;
+
+struct Booking {
+  std::string gpu;
+  Amount amount;  // requests charged to this GPU
+  bool operator==(const Booking&) const = default;
+};
+
+struct Allocation {
+  Request request;
+  std::string node;
+  std::vector<Booking> bookings;
+  bool committed = false;  // recorded in the pod's gpu-ids
+};
+
+struct NodeFit {
+  std::string node;
+  bool fits = false;
+  std::string reason;  // why not (node-independent wording, so the scheduler can count them)
+  int score = 0;       // 0..100, when it fits
+};
+
+struct Victim {
+  std::string uid, ns, name;
+  Qos qos = Qos::Low;
+};
+struct PreemptionPlan {
+  std::string node;
+  std::vector<Victim> victims;
+};
+
+class Allocator {
+public:
+  Allocator() = default;
+  Allocator(const Allocator&) = delete;
+  Allocator& operator=(const Allocator&) = delete;
+
+  // ---- inputs (informers)
+  // A GPU's facts; its bookings stay (a changed capacity changes what is available).
+  void upsertGpu(const Gpu& gpu);
+  void removeGpu(const std::string& name);
+  void setPool(const std::string& pool, const PoolConfig& config);
+  void removePool(const std::string& pool);
+  void setQuota(const Quota& quota);
+  void removeQuota(const std::string& ns, const std::string& name);
+  // Replaces GPUs and allocations: every pod with gpu-ids is booked as committed (the cluster's
+  // record), whatever the capacity says. Pods without gpu-ids are skipped.
+  void rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>& pods);
+  // A pod with gpu-ids seen by an informer: booked as committed if not known (idempotent).
+  // `node`: the pod's spec.nodeName, used when its GPUs are not known yet.
+  void observe(const Request& pod, const std::string& node);
+
+  // ---- decisions
+  // GPUResourceQuota of the pod's namespace; the error names the quota and the rule.
+  Status checkQuota(const Request& request) const;
+  // Quota first (an error fails every node), then each node. A pod already booked (a retried
+  // bind, a pod recorded by a previous leader) fits only its node.
+  // `generation` (optional) receives the ledger's generation the answer was computed at.
+  Result<std::vector<NodeFit>> filter(const Request& request, const std::vector<std::string>& nodes,
+                                      uint64_t* generation = nullptr) const;
+  // Changes with every booking, GPU, pool or quota change: equal generations, equal answers.
+  uint64_t generation() const;
+  // Books the best GPUs of `node` (by the pool's GPU-level score) as assumed; the GPU names.
+  // Already booked on `node`: its GPUs again. ResourceExhausted when it no longer fits.
+  Result<std::vector<std::string>> assume(const Request& request, const std::string& node);
+  Status commit(const std::string& uid);
+  bool rollback(const std::string& uid);  // an assumed booking only
+  bool release(const std::string& uid);   // any booking
+  // For a high or critical pod that fits none of `nodes`: the node whose release of the fewest
+  // lower-QoS, committed, unprotected allocations makes it fit.
+  std::optional<PreemptionPlan> planPreemption(const Request& request, const std::vector<std::string>& nodes,
+                                               Clock::time_point now) const;
+  // Gang (§4.7): after assume(), waits until the group's required members are booked (then
+  // the group is satisfied for good), or `deadline`: then every waiting member of the round
+  // fails and must roll back (all or none). Non-gang requests return at once.
+  Status waitForGang(const Request& request, std::chrono::steady_clock::time_point deadline);
+
+  // ---- views
+  std::optional<Allocation> allocation(const std::string& uid) const;
+  std::optional<Amount> available(const std::string& gpu) const;
+  std::optional<Gpu> gpu(const std::string& name) const;
+  // GPUs whose bookings changed since the last call.
+  std::vector<std::string> takeDirty();
+  // {"available": {...}, "runningApps": [...]} for GPU.status, or nullopt if unknown.
+  std::optional<nlohmann::json> gpuStatus(const std::string& gpu) const;
+  // The whole ledger, for /debug/allocations.
+  nlohmann::json dump() const;
+  size_t gpuCount() const;
+
+private:
+  struct GpuState {
+    Gpu info;
+    Amount used;            // Σ requests booked
+    int64_t limitsMilliTflops = 0;  // Σ limits booked (virtual capacity)
+    std::set<std::string> pods;
+    Amount available() const { return info.capacity - used; }
+  };
+  struct Usage {
+    Amount requests, limits;
+    int64_t workers = 0;
+  };
+  struct Gang {
+    bool satisfied = false;
+    uint64_t round = 0;
+    int members = 0;
+  };
+  struct NodeEval {
+    bool fits = false;
+    std::string reason;
+    std::vector<GpuState*> survivors;
+    int score = 0;
+  };
+
+  NodeEval evalNode(const Request& r, const std::string& node, const std::unordered_set<std::string>* released,
+                    bool wantSurvivors) const;
+  Status checkQuotaLocked(const Request& r) const;
+  Placement placementOf(const std::string& pool) const;
+  void book(Allocation a);
+  void unbook(const std::string& uid);
+  void indexGpuLocked(GpuState& g, bool add);
+  static Usage usageOf(const Request& r);
+  static Amount bookingFor(const Request& r, const Gpu& gpu);
+
+  mutable std::mutex mu_;
+  std::condition_variable gangCv_;
+  std::unordered_map<std::string, GpuState> gpus_;
+  std::unordered_map<std::string, std::vector<GpuState*>> nodeGpus_;
+  std::unordered_map<std::string, Allocation> allocations_;
+  std::unordered_map<std::string, int> nodeWorkers_;
+  std::unordered_map<std::string, Usage> nsUsage_;
+  std::map<std::pair<std::string, std::string>, Quota> quotas_;  // (ns, name)
+  std::unordered_map<std::string, PoolConfig> pools_;
+  std::unordered_map<std::string, Gang> gangs_;
+  std::unordered_set<std::string> dirty_;
+  uint64_t generation_ = 0;
+  std::unordered_map<std::string, std::set<std::string>> pending_;  // unknown GPU → pods booked on it
+};
+
+}  // namespace tf::allocator

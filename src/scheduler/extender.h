@@ -1,0 +1,99 @@
+// The extender's three verbs over the ledger (src/allocator); what they do to the cluster goes
+// through ClusterOps, so unit tests run them without an apiserver.
+//
+//   Extender ext(ledger, ops);
+//   ext.setReady(true);                        // after the ledger was rebuilt
+//   Reply r = ext.filter(requestBody);         // r.status (HTTP), r.body (JSON)
+//
+// filter:     every node the pod's GPUs fit, the others with the reason users see in the
+//             FailedScheduling Event. Pods without label component=worker pass untouched.
+//             A high/critical pod that fits nowhere preempts: the allocator's plan names the
+//             victims (lower QoS, eviction-protection elapsed), we delete them with an Event
+//             each and let the scheduler retry once their GPUs are released (1.20's
+//             preemptVerb only narrows the in-tree preemption, which cannot see GPUs).
+// prioritize: the node score (0..100) mapped to 0..10, rounded.
+// bind:       assume → (gang: wait for the peers) → patch gpu-ids (and
+//             effective-hard-sm-percent) → POST pods/binding → commit; a failure before the
+//             patch rolls back. Once gpu-ids is written it is the record: a failed binding
+//             keeps the booking (the pod is pinned to that node; a retry binds it there).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "allocator/allocator.h"
+#include "common/status.h"
+
+namespace tf::scheduler {
+
+// What the extender does to the cluster.
+class ClusterOps {
+public:
+  virtual ~ClusterOps() = default;
+  virtual Result<nlohmann::json> getPod(const std::string& ns, const std::string& name) = 0;
+  // Merge-patches metadata.annotations.
+  virtual Status annotatePod(const std::string& ns, const std::string& name,
+                             const std::map<std::string, std::string>& annotations) = 0;
+  virtual Status bindPod(const std::string& ns, const std::string& name, const std::string& uid,
+                         const std::string& node) = 0;
+  virtual Status deletePod(const std::string& ns, const std::string& name, const std::string& uid) = 0;
+  // An Event on the pod (best effort).
+  virtual void podEvent(const nlohmann::json& pod, bool warning, const std::string& reason,
+                        const std::string& message) = 0;
+};
+
+struct ExtenderOptions {
+  // The longest a bind waits for its gang (kube-scheduler's extender httpTimeout must be
+  // longer); a gang-timeout of 0 ("forever") waits this long.
+  std::chrono::milliseconds maxGangWait{std::chrono::seconds(25)};
+  std::function<allocator::Clock::time_point()> now = [] { return allocator::Clock::now(); };
+};
+
+struct Reply {
+  int status = 200;
+  nlohmann::json body;
+};
+
+class Extender {
+public:
+  Extender(allocator::Allocator& ledger, ClusterOps& ops, ExtenderOptions options = {});
+
+  void setReady(bool ready);
+  Reply filter(const std::string& body);
+  Reply prioritize(const std::string& body);
+  Reply bind(const std::string& body);
+  // The preemptions started and not finished (victims still booked), by preemptor UID.
+  size_t pendingPreemptionsForTest() const;
+
+private:
+  std::string preempt(const allocator::Request& r, const nlohmann::json& pod, const std::vector<std::string>& nodes);
+
+  allocator::Allocator& ledger_;
+  ClusterOps& ops_;
+  ExtenderOptions options_;
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::vector<std::string>> preemptions_;  // preemptor → victims
+  // kube-scheduler calls prioritize right after filter with the same pod and nodes: the last
+  // filter's answer is reused while the ledger has not changed.
+  struct LastFilter {
+    std::string uid;
+    std::vector<std::string> nodes;
+    uint64_t generation = 0;
+    std::vector<allocator::NodeFit> fits;
+  };
+  LastFilter last_;
+};
+
+// 0..100 → 0..kMaxExtenderPriority, rounded half up.
+int64_t extenderScore(int score);
+
+}  // namespace tf::scheduler

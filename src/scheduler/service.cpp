@@ -1,0 +1,285 @@
+#define TF_LOG_COMPONENT "scheduler"
+#include "scheduler/service.h"
+
+#include <httplib.h>
+
+#include <set>
+
+#include "common/log.h"
+#include "k8s/api/v1/types.h"
+#include "k8s/api/well_known.h"
+#include "k8s/builtin.h"
+#include "k8s/store.h"
+
+namespace tf::scheduler {
+namespace api = k8s::api;
+namespace v1 = k8s::api::v1;
+using k8s::ObjectPtr;
+
+namespace {
+
+std::string str(const nlohmann::json& j, const nlohmann::json::json_pointer& p) {
+  return j.contains(p) && j.at(p).is_string() ? j.at(p).get<std::string>() : std::string();
+}
+
+Status fromApi(const k8s::ApiError& e) {
+  return {e.code == 404 ? Code::NotFound : Code::Unavailable,
+          (e.reason.empty() ? "" : e.reason + ": ") + e.message};
+}
+
+k8s::ResourceEventHandlers handlers(std::mutex& mu, std::function<void(const nlohmann::json&)> upsert,
+                                    std::function<void(const nlohmann::json&)> remove) {
+  return {.onAdd = [&mu, upsert](const ObjectPtr& o) { std::lock_guard l(mu); upsert(*o); },
+          .onUpdate = [&mu, upsert](const ObjectPtr&, const ObjectPtr& o) { std::lock_guard l(mu); upsert(*o); },
+          .onDelete = [&mu, remove](const ObjectPtr& o) { std::lock_guard l(mu); remove(*o); }};
+}
+
+}  // namespace
+
+// ClusterOps on the apiserver; pods read from the worker-pod informer's cache when there.
+class SchedulerService::KubeOps : public ClusterOps {
+public:
+  KubeOps(k8s::Client& client, k8s::EventRecorder& events, k8s::Informer& pods)
+      : client_(client), events_(events), pods_(pods) {}
+
+  Result<nlohmann::json> getPod(const std::string& ns, const std::string& name) override {
+    if (ObjectPtr p = pods_.store().get(k8s::objectKey(ns, name))) return *p;
+    auto r = client_.get(k8s::builtin::kPods, ns, name);
+    if (!r) return fromApi(r.error());
+    return *r;
+  }
+  Status annotatePod(const std::string& ns, const std::string& name,
+                     const std::map<std::string, std::string>& annotations) override {
+    nlohmann::json ann = nlohmann::json::object();
+    for (const auto& [k, v] : annotations) ann[k] = v;
+    auto r = client_.patch(k8s::builtin::kPods, ns, name, k8s::PatchType::Merge, {{"metadata", {{"annotations", ann}}}});
+    return r ? Status::ok() : fromApi(r.error());
+  }
+  Status bindPod(const std::string& ns, const std::string& name, const std::string& uid,
+                 const std::string& node) override {
+    nlohmann::json binding = {{"apiVersion", "v1"},
+                              {"kind", "Binding"},
+                              {"metadata", {{"name", name}, {"namespace", ns}, {"uid", uid}}},
+                              {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
+    auto r = client_.createSubresource(k8s::builtin::kPods, ns, name, "binding", binding);
+    return r ? Status::ok() : fromApi(r.error());
+  }
+  Status deletePod(const std::string& ns, const std::string& name, const std::string& uid) override {
+    k8s::DeleteOptions o;
+    o.preconditionUid = uid;
+    auto r = client_.remove(k8s::builtin::kPods, ns, name, o);
+    return r || r.error().isNotFound() ? Status::ok() : fromApi(r.error());
+  }
+  void podEvent(const nlohmann::json& pod, bool warning, const std::string& reason,
+                const std::string& message) override {
+    // kube-scheduler sends the pod without its TypeMeta (Go's typed objects omit it).
+    nlohmann::json about = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", pod.value("metadata", nlohmann::json::object())}};
+    auto r = events_.event(about, warning ? k8s::EventType::Warning : k8s::EventType::Normal, reason, message);
+    if (!r) TF_LOG(Warn, "event %s: %s", reason.c_str(), r.error().message.c_str());
+  }
+
+private:
+  k8s::Client& client_;
+  k8s::EventRecorder& events_;
+  k8s::Informer& pods_;
+};
+
+SchedulerService::SchedulerService(k8s::Client& client, k8s::EventRecorder& events, ServiceOptions options)
+    : client_(client),
+      options_(std::move(options)),
+      ops_(std::make_unique<KubeOps>(client, events, pods_)),
+      extender_(ledger_, *ops_, options_.extender),
+      pods_(k8s::makeListerWatcher(client, k8s::builtin::kPods, "",
+                                   {.labelSelector = std::string(api::kLabelComponent) + "=" + api::kComponentWorker})),
+      gpus_(k8s::makeListerWatcher(client, v1::Gpu::kResource)),
+      quotas_(k8s::makeListerWatcher(client, v1::GpuResourceQuota::kResource)),
+      pools_(k8s::makeListerWatcher(client, v1::GpuPool::kResource)),
+      templates_(k8s::makeListerWatcher(client, v1::SchedulingConfigTemplate::kResource)) {
+  wireInformers();
+}
+
+SchedulerService::~SchedulerService() { stop(); }
+
+void SchedulerService::wireInformers() {
+  gpus_.addHandlers(handlers(
+      feedMu_,
+      [this](const nlohmann::json& o) {
+        if (auto g = allocator::gpuFromObject(o)) ledger_.upsertGpu(*g);
+        else TF_LOG(Warn, "GPU %s: %s", str(o, "/metadata/name"_json_pointer).c_str(), g.status().message().c_str());
+      },
+      [this](const nlohmann::json& o) { ledger_.removeGpu(str(o, "/metadata/name"_json_pointer)); }));
+  pods_.addHandlers(handlers(
+      feedMu_,
+      [this](const nlohmann::json& o) {
+        const std::string uid = str(o, "/metadata/uid"_json_pointer);
+        if (allocator::isTerminal(o)) {
+          ledger_.release(uid);
+          return;
+        }
+        auto r = allocator::requestFromPod(o);
+        if (r && !r->gpuIds.empty()) ledger_.observe(*r, str(o, "/spec/nodeName"_json_pointer));
+      },
+      [this](const nlohmann::json& o) { ledger_.release(str(o, "/metadata/uid"_json_pointer)); }));
+  quotas_.addHandlers(handlers(
+      feedMu_,
+      [this](const nlohmann::json& o) {
+        if (auto q = allocator::quotaFromObject(o)) ledger_.setQuota(*q);
+        else TF_LOG(Warn, "GPUResourceQuota: %s", q.status().message().c_str());
+      },
+      [this](const nlohmann::json& o) {
+        ledger_.removeQuota(str(o, "/metadata/namespace"_json_pointer), str(o, "/metadata/name"_json_pointer));
+      }));
+  // A pool's placement mode lives in its SchedulingConfigTemplate: recompute every pool when
+  // either changes (both are few).
+  auto pools = [this](const nlohmann::json&) {
+    for (const ObjectPtr& p : pools_.store().list()) {
+      allocator::PoolConfig c;
+      c.tflopsOversellRatio = p->value("/spec/capacityConfig/oversubscription/tflopsOversellRatio"_json_pointer, 500);
+      const std::string tpl = str(*p, "/spec/schedulingConfigTemplate"_json_pointer);
+      if (ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl)))
+        if (auto m = allocator::parsePlacement(str(*t, "/spec/placement/mode"_json_pointer))) c.placement = *m;
+      ledger_.setPool(str(*p, "/metadata/name"_json_pointer), c);
+    }
+  };
+  pools_.addHandlers(handlers(feedMu_, pools, [this, pools](const nlohmann::json& o) {
+    ledger_.removePool(str(o, "/metadata/name"_json_pointer));
+    pools(o);
+  }));
+  templates_.addHandlers(handlers(feedMu_, pools, pools));
+}
+
+void SchedulerService::rebuild() {
+  std::lock_guard lock(feedMu_);
+  std::vector<allocator::Gpu> gpus;
+  for (const ObjectPtr& o : gpus_.store().list())
+    if (auto g = allocator::gpuFromObject(*o)) gpus.push_back(std::move(*g));
+  std::vector<allocator::Request> pods;
+  for (const ObjectPtr& o : pods_.store().list()) {
+    if (allocator::isTerminal(*o)) continue;
+    auto r = allocator::requestFromPod(*o);
+    if (!r) {
+      TF_LOG(Warn, "pod %s: %s", k8s::objectKey(*o).c_str(), r.status().message().c_str());
+      continue;
+    }
+    if (!r->gpuIds.empty()) pods.push_back(std::move(*r));
+  }
+  ledger_.rebuild(gpus, pods);
+  TF_LOG(Info, "ledger rebuilt: %zu GPUs, %zu allocations", gpus.size(), pods.size());
+}
+
+bool SchedulerService::start(k8s::StopSignal& stop) {
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->start();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_})
+    while (!inf->waitForSync(std::chrono::seconds(1)))
+      if (stop.stopped()) return false;
+  rebuild();
+  http_ = std::make_unique<httplib::Server>();
+  http_->new_task_queue = [] { return new httplib::ThreadPool(32); };  // binds wait for gangs
+  const auto route = [this](Reply (Extender::*verb)(const std::string&)) {
+    return [this, verb](const httplib::Request& req, httplib::Response& res) {
+      Reply r = (extender_.*verb)(req.body);
+      res.status = r.status;
+      res.set_content(r.body.dump(), "application/json");
+    };
+  };
+  http_->Post("/filter", route(&Extender::filter));
+  http_->Post("/prioritize", route(&Extender::prioritize));
+  http_->Post("/bind", route(&Extender::bind));
+  http_->Get("/debug/allocations", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(ledger_.dump().dump(1), "application/json");
+  });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  port_ = options_.listenPort == 0 ? http_->bind_to_any_port(options_.listenHost)
+                                   : (http_->bind_to_port(options_.listenHost, options_.listenPort) ? options_.listenPort : -1);
+  if (port_ < 0) {
+    TF_LOG(Error, "extender: cannot listen on %s:%d", options_.listenHost.c_str(), options_.listenPort);
+    return false;
+  }
+  httpThread_ = std::thread([this] { http_->listen_after_bind(); });
+  statusThread_ = std::thread([this] {
+    // The pending pods are retried twice, once the Service has had time to route to us.
+    const auto start = std::chrono::steady_clock::now();
+    int retries = 0;
+    while (!statusStop_.waitFor(options_.statusInterval)) {
+      writeStatuses();
+      const auto since = std::chrono::steady_clock::now() - start;
+      if ((retries == 0 && since > std::chrono::seconds(3)) || (retries == 1 && since > std::chrono::seconds(10))) {
+        retryPendingPods();
+        ++retries;
+      }
+    }
+  });
+  extender_.setReady(true);
+  ready_ = true;
+  setLeaderLabel(true);
+  std::printf("tensor-fusion controller: scheduler extender serving on %s:%d\n", options_.listenHost.c_str(), port_);
+  std::fflush(stdout);
+  return true;
+}
+
+void SchedulerService::writeStatuses() {
+  std::vector<std::string> dirty = ledger_.takeDirty();
+  std::set<std::string>& retry = statusRetry_;  // failed last time, tried again
+  retry.insert(dirty.begin(), dirty.end());
+  std::set<std::string> failed;
+  for (const auto& name : retry) {
+    auto st = ledger_.gpuStatus(name);
+    if (!st) continue;  // deleted meanwhile
+    // A new leader marks every GPU: write only those whose status says otherwise.
+    if (ObjectPtr cached = gpus_.store().get(k8s::objectKey("", name))) {
+      const auto& cur = cached->value("status", nlohmann::json::object());
+      if (cur.value("available", nlohmann::json()) == (*st)["available"] &&
+          cur.value("runningApps", nlohmann::json::array()) == (*st)["runningApps"])
+        continue;
+    }
+    k8s::PatchOptions po;
+    po.subresource = "status";
+    auto r = client_.patch(v1::Gpu::kResource, "", name, k8s::PatchType::Merge, {{"status", *st}}, po);
+    if (!r && !r.error().isNotFound()) {
+      failed.insert(name);
+      TF_LOG(Warn, "GPU %s status: %s", name.c_str(), r.error().message.c_str());
+    }
+  }
+  retry = std::move(failed);
+}
+
+void SchedulerService::setLeaderLabel(bool on) {
+  if (options_.podName.empty() || options_.podNamespace.empty()) return;
+  nlohmann::json value = on ? nlohmann::json("true") : nlohmann::json(nullptr);
+  auto r = client_.patch(k8s::builtin::kPods, options_.podNamespace, options_.podName, k8s::PatchType::Merge,
+                         {{"metadata", {{"labels", {{kLeaderLabel, value}}}}}});
+  if (!r) TF_LOG(Warn, "labelling pod %s: %s", options_.podName.c_str(), r.error().message.c_str());
+}
+
+void SchedulerService::retryPendingPods() {
+  const std::string stamp = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                               allocator::Clock::now().time_since_epoch()).count());
+  for (const ObjectPtr& p : pods_.store().list()) {
+    if (str(*p, "/spec/schedulerName"_json_pointer) != api::kSchedulerName ||
+        !str(*p, "/spec/nodeName"_json_pointer).empty() || !str(*p, "/metadata/deletionTimestamp"_json_pointer).empty())
+      continue;
+    auto r = client_.patch(k8s::builtin::kPods, str(*p, "/metadata/namespace"_json_pointer),
+                           str(*p, "/metadata/name"_json_pointer), k8s::PatchType::Merge,
+                           {{"metadata", {{"annotations", {{kRetryAnnotation, stamp}}}}}});
+    if (!r && !r.error().isNotFound()) TF_LOG(Warn, "retrying %s: %s", k8s::objectKey(*p).c_str(), r.error().message.c_str());
+  }
+}
+
+void SchedulerService::stop() {
+  if (ready_.exchange(false)) setLeaderLabel(false);
+  extender_.setReady(false);
+  statusStop_.stop();
+  if (statusThread_.joinable()) statusThread_.join();
+  if (http_) http_->stop();
+  if (httpThread_.joinable()) httpThread_.join();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->stop();
+}
+
+void clearLeaderLabel(k8s::Client& client, const ServiceOptions& options) {
+  if (options.podName.empty() || options.podNamespace.empty()) return;
+  auto r = client.patch(k8s::builtin::kPods, options.podNamespace, options.podName, k8s::PatchType::Merge,
+                        {{"metadata", {{"labels", {{kLeaderLabel, nullptr}}}}}});
+  if (!r && !r.error().isNotFound()) TF_LOG(Warn, "clearing %s: %s", kLeaderLabel, r.error().message.c_str());
+}
+
+}  // namespace tf::scheduler
