@@ -113,13 +113,15 @@ void SchedulerService::wireInformers() {
       [this](const nlohmann::json& o) {
         const std::string uid = str(o, "/metadata/uid"_json_pointer);
         if (allocator::isTerminal(o)) {
-          ledger_.release(uid);
+          if (ledger_.release(uid)) nudge_ = true;
           return;
         }
         auto r = allocator::requestFromPod(o);
         if (r && !r->gpuIds.empty()) ledger_.observe(*r, str(o, "/spec/nodeName"_json_pointer));
       },
-      [this](const nlohmann::json& o) { ledger_.release(str(o, "/metadata/uid"_json_pointer)); }));
+      [this](const nlohmann::json& o) {
+        if (ledger_.release(str(o, "/metadata/uid"_json_pointer))) nudge_ = true;
+      }));
   quotas_.addHandlers(handlers(
       feedMu_,
       [this](const nlohmann::json& o) {
@@ -206,6 +208,8 @@ bool SchedulerService::start(k8s::StopSignal& stop) {
       if ((retries == 0 && since > std::chrono::seconds(3)) || (retries == 1 && since > std::chrono::seconds(10))) {
         retryPendingPods();
         ++retries;
+      } else if (nudge_.exchange(false)) {
+        retryPendingPods();  // GPUs were freed: kube-scheduler may have retried before we saw it
       }
     }
   });

@@ -79,6 +79,7 @@ private:
   k8s::StopSignal statusStop_;
   std::set<std::string> statusRetry_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> nudge_{false};  // an allocation was released since the last tick
   int port_ = -1;
 };
 
