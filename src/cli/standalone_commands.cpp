@@ -388,7 +388,7 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   hyper->add_option("--node-name", hv.nodeName, "The Kubernetes node this hypervisor runs on (cluster mode)");
   hyper->add_option("--kubeconfig", hv.kubeconfig, "Kubeconfig (default: KUBECONFIG, ~/.kube/config, in-cluster)");
   hyper->add_option("--pod-root", hv.podRoot,
-                    "Cluster mode: host directory of the pods' vGPU regions (<root>/<namespace>/<pod>/region)");
+                    "Cluster mode: host directory of the pods' vGPU regions (<root>/<namespace>/<pod UID>/region)");
   hyper->add_option("--heartbeat-ms", hv.heartbeatMs, "How often the GPUNode heartbeat is written")
       ->check(CLI::Range(200u, 60000u));
   hyper->add_option("--missing-grace-ms", hv.missingGraceMs, "A GPU gone this long (and idle) is removed")

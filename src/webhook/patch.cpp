@@ -103,16 +103,17 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
   for (auto& c : spec["containers"]) {
     if (std::find(d.containers.begin(), d.containers.end(), c.value("name", "")) == d.containers.end()) continue;
     addMount(c, {{"name", kLibVolumeName}, {"mountPath", dest}, {"readOnly", true}});
-    // POD_NAME and POD_NAMESPACE first: the later values expand them.
+    // POD_NAME, POD_NAMESPACE and POD_UID first: the later values expand them.
     setEnv(c, "POD_NAME", fieldRef("metadata.name"));
     setEnv(c, "POD_NAMESPACE", fieldRef("metadata.namespace"));
+    setEnv(c, "POD_UID", fieldRef("metadata.uid"));
     if (lib == Library::Limiter) {
       setEnv(c, "LD_PRELOAD", value(dest + "/" + kLimiterLibrary), true);
       setEnv(c, "TF_VGPU_REGION", value(std::string(wk::kPodVgpuMountPath) + "/region"));
       setEnv(c, "TF_VGPU_REGION_WAIT_MS", value(wk::kPodVgpuRegionWaitMs));
       addMount(c, {{"name", kRunVolumeName},
                    {"mountPath", wk::kPodVgpuMountPath},
-                   {"subPathExpr", "$(POD_NAMESPACE)/$(POD_NAME)"},
+                   {"subPathExpr", "$(POD_NAMESPACE)/$(POD_UID)"},
                    {"mountPropagation", "HostToContainer"}});
     } else {
       setEnv(c, "LD_LIBRARY_PATH", value(dest + "/remote"), true);

@@ -8,9 +8,9 @@
 //
 // Per mode (reference §3.3-§3.5, with our own libraries):
 //   local + soft: LD_PRELOAD=/tensor-fusion/libtensor-fusion-limiter.so, TF_VGPU_REGION at
-//     /run/tensor-fusion/vgpu/region, where the hostPath /run/tensor-fusion is mounted with
-//     subPathExpr vgpu/<namespace>/<pod>: the hypervisor makes the pod's quota region at
-//     /run/tensor-fusion/vgpu/<namespace>/<pod>/region on the node, and a pod sees only its own.
+//     /run/tensor-fusion/vgpu/region, where the hostPath /run/tensor-fusion/pods is mounted with
+//     subPathExpr <namespace>/<pod UID>: the hypervisor makes the pod's quota region at
+//     /run/tensor-fusion/pods/<namespace>/<pod UID>/region on the node, and a pod sees only its own.
 //   local + hard, and every remote pod: LD_LIBRARY_PATH=/tensor-fusion/remote (our stub
 //     libcuda.so.1 and libnvidia-ml.so.1); TF_REMOTE_WORKER comes later from the connection.
 //   local + shared: no library (the allocation alone).

@@ -43,12 +43,13 @@ def local_pod(name, node, gpu, annotations, command):
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
             {"name": "LD_PRELOAD", "value": "/tensor-fusion/libtensor-fusion-limiter.so"},
             {"name": "TF_VGPU_REGION", "value": "/run/tensor-fusion/vgpu/region"},
             {"name": "TF_VGPU_REGION_WAIT_MS", "value": "60000"}],
         "volumeMounts": [
             {"name": "tf-libs", "mountPath": "/tensor-fusion"},
-            {"name": "tf-vgpu", "mountPath": "/run/tensor-fusion/vgpu", "subPathExpr": "$(POD_NAMESPACE)/$(POD_NAME)"}]}
+            {"name": "tf-vgpu", "mountPath": "/run/tensor-fusion/vgpu", "subPathExpr": "$(POD_NAMESPACE)/$(POD_UID)"}]}
     spec = {
         "nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
         "initContainers": [{
@@ -63,7 +64,9 @@ def local_pod(name, node, gpu, annotations, command):
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": TEST_NS,
-                     "labels": {"tensor-fusion.ai/enabled": "true", "tensor-fusion.ai/component": "worker"},
+                     # Already as the webhook leaves it: not labelled enabled, so the webhook
+                     # (which would refuse the bad annotations on purpose tested here) passes it.
+                     "labels": {"tensor-fusion.ai/component": "worker"},
                      "annotations": ann},
         "spec": spec,
     }
@@ -96,8 +99,9 @@ def pod_phase(name, ns=TEST_NS):
 
 def host_pod_dir(node, name):
     """The pod's vGPU directory as the node sees it (cluster.sh keeps each node's
-    /run/tensor-fusion under TF_CLUSTER_DIR/nodes/<node>/run-tf)."""
-    return os.path.join(CLUSTER_DIR, "nodes", node, "run-tf", "pods", TEST_NS, name)
+    /run/tensor-fusion under TF_CLUSTER_DIR/nodes/<node>/run-tf): <namespace>/<pod UID>."""
+    uid = get("pod", name, ns=TEST_NS)["metadata"]["uid"]
+    return os.path.join(CLUSTER_DIR, "nodes", node, "run-tf", "pods", TEST_NS, uid)
 
 
 def case_local_vgpu():
@@ -135,7 +139,8 @@ def case_local_vgpu():
             get("tensorfusionworkload", name, ns=TEST_NS) or {}).get("status", {}).get("workers") == [
                 {"name": name, "phase": "Succeeded", "ready": False, "node": "tf-gpu-0", "gpuIds": [gpu]}])
         # The pod finished: the vGPU and its directory are returned.
-        wait_until(30, "the pod's vGPU directory removed", lambda: not os.path.exists(host_pod_dir("tf-gpu-0", name)))
+        pod_dir = host_pod_dir("tf-gpu-0", name)
+        wait_until(30, "the pod's vGPU directory removed", lambda: not os.path.exists(pod_dir))
     finally:
         kubectl("delete", "pod", name, "-n", TEST_NS, "--wait=false", check=False)
         kubectl("delete", "tensorfusionworkload", name, "-n", TEST_NS, "--wait=false", check=False)
@@ -180,7 +185,8 @@ def case_hypervisor_restart():
         kubectl("apply", "-f", "-", input=json.dumps(local_pod(
             name, "tf-gpu-0", gpu, {"tensor-fusion.ai/vram-limit": "256Mi"}, "vgpu_probe && sleep 300")))
     try:
-        regions = {n: os.path.join(host_pod_dir("tf-gpu-0", n), "region") for n in names}
+        dirs = {n: host_pod_dir("tf-gpu-0", n) for n in names}
+        regions = {n: os.path.join(dirs[n], "region") for n in names}
         wait_until(60, "both pods' regions made", lambda: all(os.path.exists(r) for r in regions.values()))
         kept_inode = os.stat(regions["kept-vgpu"]).st_ino
         pid = hypervisor_pid("tf-gpu-0")
@@ -193,7 +199,7 @@ def case_hypervisor_restart():
         finally:
             os.kill(pid, signal.SIGKILL)  # the kubelet restarts the container
         wait_until(60, "the restarted hypervisor released gone-vgpu's vGPU",
-                   lambda: not os.path.exists(host_pod_dir("tf-gpu-0", "gone-vgpu")))
+                   lambda: not os.path.exists(dirs["gone-vgpu"]))
         expect(os.path.exists(regions["kept-vgpu"]) and os.stat(regions["kept-vgpu"]).st_ino == kept_inode,
                "kept-vgpu's region is the same file after the restart")
         expect(pod_phase("kept-vgpu") == "Running", "kept-vgpu still runs")

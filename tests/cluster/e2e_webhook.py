@@ -143,7 +143,7 @@ def case_webhook_patch():
         expect(env.get("TF_VGPU_REGION") == "/run/tensor-fusion/vgpu/region", f"TF_VGPU_REGION: {env}")
         expect(env.get("POD_NAME") == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}, f"POD_NAME: {env}")
         mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
-        expect(mounts.get("tensor-fusion-run", {}).get("subPathExpr") == "$(POD_NAMESPACE)/$(POD_NAME)",
+        expect(mounts.get("tensor-fusion-run", {}).get("subPathExpr") == "$(POD_NAMESPACE)/$(POD_UID)",
                f"region mount: {mounts}")
         wl = get("tensorfusionworkload", "good", ns=TEST_NS)
         expect(wl is not None, "TensorFusionWorkload 'good' exists")

@@ -51,7 +51,7 @@ TEST(PodVgpusTest, LimitsComeFromTheAnnotationsAndTheDeviceFromGpuIds) {
   EXPECT_EQ(r.tflopsLimit, 0);
   EXPECT_EQ(r.qos, Qos::High);
   EXPECT_EQ(r.isolation, Isolation::Soft);
-  EXPECT_EQ(r.regionPath, "/run/tf/pods/team-a/app/region");
+  EXPECT_EQ(r.regionPath, "/run/tf/pods/team-a/0f1e2d3c-0000-1111-2222-333344445555/region");
   EXPECT_EQ(r.name, "pod-0f1e2d3c000011112222333344445555");
   EXPECT_LE(r.name.size(), 40u);  // the hypervisor's name limit
 }

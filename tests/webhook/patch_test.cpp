@@ -85,7 +85,8 @@ TEST(PodPatch, LocalSoftGetsLimiterSchedulerAndRegion) {
   json region;
   for (const auto& m : app["volumeMounts"])
     if (m["name"] == kRunVolumeName) region = m;
-  EXPECT_EQ(region["subPathExpr"], "$(POD_NAMESPACE)/$(POD_NAME)");
+  EXPECT_EQ(region["subPathExpr"], "$(POD_NAMESPACE)/$(POD_UID)");
+  EXPECT_EQ(envOf(app, "POD_UID")["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid");
   EXPECT_EQ(envOf(app, "TF_VGPU_REGION_WAIT_MS")["value"], "60000");
   EXPECT_EQ(region["mountPath"], "/run/tensor-fusion/vgpu");
   EXPECT_EQ(region["mountPropagation"], "HostToContainer");

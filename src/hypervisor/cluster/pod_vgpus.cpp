@@ -150,8 +150,10 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
     if (!q) return invalidArgument(std::string(api::kAnnotationQos) + ": " + q.status().message());
     r.qos = *q;
   }
+  // By UID, not name: a pod re-created under the same name while the old one's vGPU is still
+  // being released must not share (or lose) its directory.
   r.regionPath = (fs::path(podRoot) / pod.value("/metadata/namespace"_json_pointer, std::string()) /
-                  pod.value("/metadata/name"_json_pointer, std::string()) / "region")
+                  pod.value("/metadata/uid"_json_pointer, std::string()) / "region")
                      .string();
   return None(std::move(r));
 }

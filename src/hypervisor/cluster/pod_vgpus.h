@@ -2,7 +2,7 @@
 // `tensor-fusion.ai/component=worker`, bound here, with the scheduler's `gpu-ids` annotation
 // naming GPUs of this node, gets a vGPU on that device with the limits of its annotations
 // (vram-limit, tflops-limit or compute-percent-limit, qos). Local soft isolation: the vGPU's
-// quota region is made at `<podRoot>/<namespace>/<pod>/region`, the host directory the webhook
+// quota region is made at `<podRoot>/<namespace>/<pod UID>/region`, the host directory the webhook
 // mounts into the pod at /run/tensor-fusion/vgpu (TF_VGPU_REGION); the preloaded limiter waits
 // for it (TF_VGPU_REGION_WAIT_MS). The pod's deletion, or its end (Succeeded/Failed), returns
 // the vGPU and its directory. A hypervisor that restarts finds its vGPUs in its state and

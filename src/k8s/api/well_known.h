@@ -77,7 +77,7 @@ inline constexpr const char* kAnnotationSidecarWorker = "tensor-fusion.ai/sideca
 inline constexpr const char* kAnnotationGpuIds = "tensor-fusion.ai/gpu-ids";
 
 // Local soft isolation: the node directory of pods' vGPU regions,
-// <dir>/<namespace>/<pod>/region (the hypervisor makes them, the webhook mounts a pod's own
+// <dir>/<namespace>/<pod UID>/region (the hypervisor makes them, the webhook mounts a pod's own
 // directory at kPodVgpuMountPath with subPathExpr), and the limiter's wait for it.
 inline constexpr const char* kPodVgpuHostDir = "/run/tensor-fusion/pods";
 inline constexpr const char* kPodVgpuMountPath = "/run/tensor-fusion/vgpu";
