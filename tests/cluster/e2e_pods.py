@@ -21,8 +21,14 @@ def case_annotated_local_pod():
     kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
     kubectl("apply", "-n", DEMO_NS, "-f", DEMO)
     try:
-        phase = wait_until(180, "the demo pod finished", lambda: pod_phase("vgpu-demo", DEMO_NS) in ("Succeeded", "Failed")
-                           and pod_phase("vgpu-demo", DEMO_NS))
+        try:
+            phase = wait_until(180, "the demo pod finished", lambda: pod_phase("vgpu-demo", DEMO_NS) in ("Succeeded", "Failed")
+                               and pod_phase("vgpu-demo", DEMO_NS))
+        except Failure:
+            # What the next reader needs: where the pod stands and why.
+            print(kubectl("describe", "pod", "vgpu-demo", "-n", DEMO_NS, check=False).stdout)
+            print(kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+            raise
         pod = get("pod", "vgpu-demo", ns=DEMO_NS)
         logs = pod_logs("vgpu-demo", DEMO_NS)
         print(logs)

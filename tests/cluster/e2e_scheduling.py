@@ -99,24 +99,24 @@ def case_scheduling_fit():
         l4 = gpu_of("tf-gpu-1")
         for n in ("a", "b", "c"):
             create(worker(n, ns, tflops_request="10", vram_request="10Gi", gpu_model="L4", qos="medium"))
-        wait_until(30, "two of three bound", lambda: sum(bool(bound(ns, n)) for n in "abc") == 2)
+        wait_until(60, "two of three bound", lambda: sum(bool(bound(ns, n)) for n in "abc") == 2)
         pending = [n for n in "abc" if not bound(ns, n)][0]
         for n in "abc":
             if n != pending:
                 expect(gpu_ids(pod(ns, n)) == l4["metadata"]["name"], f"{n} is on the L4: {gpu_ids(pod(ns, n))}")
                 expect(pod(ns, n)["spec"]["nodeName"] == "tf-gpu-1", f"{n} bound to tf-gpu-1")
-        msg = wait_until(30, f"{pending} has a FailedScheduling Event with the reason",
+        msg = wait_until(60, f"{pending} has a FailedScheduling Event with the reason",
                          lambda: event_with(ns, pending, "FailedScheduling", "insufficient GPU capacity"))
         print(f"-- event: {msg}")
         expect(pod(ns, pending)["status"]["phase"] == "Pending", f"{pending} Pending")
         cap = quantity(l4["status"]["capacity"]["vram"])
-        wait_until(10, "GPU status.available shows 20Gi booked", lambda: abs(
+        wait_until(30, "GPU status.available shows 20Gi booked", lambda: abs(
             quantity(gpu_of("tf-gpu-1")["status"]["available"]["vram"]) - (cap - 20 * 2**30)) < 2**20)
         apps = gpu_of("tf-gpu-1")["status"].get("runningApps", [])
         expect(sum(a["count"] for a in apps if a.get("namespace") == ns) == 2, f"runningApps lists the two: {apps}")
         victim = [n for n in "abc" if n != pending][0]
         kubectl("delete", "pod", victim, "-n", ns, "--wait=false")
-        wait_until(40, f"{pending} bound once {victim} is gone", lambda: bound(ns, pending))
+        wait_until(120, f"{pending} bound once {victim} is gone", lambda: bound(ns, pending))
     finally:
         drop_namespace(ns)
 
@@ -128,7 +128,7 @@ def case_scheduling_model():
     fresh_namespace(ns)
     try:
         create(worker("b200", ns, tflops_request="1", vram_request="1Gi", gpu_model="B200"))
-        msg = wait_until(30, "a FailedScheduling Event naming the model",
+        msg = wait_until(60, "a FailedScheduling Event naming the model",
                          lambda: event_with(ns, "b200", "FailedScheduling", 'no GPU of model "B200"'))
         print(f"-- event: {msg}")
         expect(not pod(ns, "b200")["spec"].get("nodeName"), "not bound")
@@ -151,8 +151,8 @@ def case_scheduling_quota():
         for n in ("q1", "q2", "q3"):
             create(worker(n, ns, tflops_request="1", vram_request="256Mi"))
             if n != "q3":
-                wait_until(30, f"{n} bound", lambda n=n: bound(ns, n))
-        msg = wait_until(30, "q3's Event names the quota", lambda: event_with(
+                wait_until(60, f"{n} bound", lambda n=n: bound(ns, n))
+        msg = wait_until(60, "q3's Event names the quota", lambda: event_with(
             ns, "q3", "FailedScheduling", f"GPUResourceQuota {ns}/two-workers: total.maxWorkers is 2"))
         print(f"-- event: {msg}")
         expect(not bound(ns, "q3"), "q3 not bound")
@@ -169,25 +169,25 @@ def case_scheduling_preemption():
     try:
         create(worker("guarded", ns, tflops_request="10", vram_request="20Gi", gpu_model="L4", qos="low",
                       eviction_protection="1h"))
-        wait_until(30, "guarded bound", lambda: bound(ns, "guarded"))
+        wait_until(60, "guarded bound", lambda: bound(ns, "guarded"))
         create(worker("boss", ns, tflops_request="10", vram_request="10Gi", gpu_model="L4", qos="high"))
-        wait_until(30, "boss refused for capacity", lambda: event_with(ns, "boss", "FailedScheduling", "insufficient GPU capacity"))
+        wait_until(60, "boss refused for capacity", lambda: event_with(ns, "boss", "FailedScheduling", "insufficient GPU capacity"))
         time.sleep(3)
         expect(pod(ns, "guarded") and not pod(ns, "guarded")["metadata"].get("deletionTimestamp"),
                "the protected pod is not preempted")
         expect(not event_with(ns, "boss", "Preempting", ""), "no preemption started")
         kubectl("delete", "pod", "guarded", "-n", ns, "--grace-period=0", "--force")
-        wait_until(30, "boss bound once the L4 is free", lambda: bound(ns, "boss"))
+        wait_until(120, "boss bound once the L4 is free", lambda: bound(ns, "boss"))
         kubectl("delete", "pod", "boss", "-n", ns, "--grace-period=0", "--force")
-        wait_until(30, "the L4 free", lambda: abs(quantity(gpu_of("tf-gpu-1")["status"]["available"]["vram"]) -
+        wait_until(120, "the L4 free", lambda: abs(quantity(gpu_of("tf-gpu-1")["status"]["available"]["vram"]) -
                                                   quantity(gpu_of("tf-gpu-1")["status"]["capacity"]["vram"])) < 2**20)
 
         create(worker("cheap", ns, tflops_request="10", vram_request="20Gi", gpu_model="L4", qos="low"))
-        wait_until(30, "cheap bound", lambda: bound(ns, "cheap"))
+        wait_until(60, "cheap bound", lambda: bound(ns, "cheap"))
         create(worker("vip", ns, tflops_request="10", vram_request="10Gi", gpu_model="L4", qos="high"))
-        msg = wait_until(30, "a Preempting Event on vip", lambda: event_with(ns, "vip", "Preempting", f"{ns}/cheap (low)"))
+        msg = wait_until(60, "a Preempting Event on vip", lambda: event_with(ns, "vip", "Preempting", f"{ns}/cheap (low)"))
         print(f"-- event: {msg}")
-        wait_until(40, "vip bound after cheap is gone", lambda: bound(ns, "vip") and not pod(ns, "cheap"))
+        wait_until(120, "vip bound after cheap is gone", lambda: bound(ns, "vip") and not pod(ns, "cheap"))
     finally:
         drop_namespace(ns)
 
@@ -202,7 +202,7 @@ def case_scheduling_leader_failover():
     try:
         h100s = {g["metadata"]["name"]: quantity(g["status"]["capacity"]["vram"]) for g in gpus_of("tf-gpu-0")}
         names = [f"w{i}" for i in range(8)]  # 30Gi each: two per H100, four of eight fit
-        holder = wait_until(30, "a leader", lease_holder)
+        holder = wait_until(60, "a leader", lease_holder)
         holder_pod = holder.rsplit("_", 1)[0]
         pid = int(subprocess.run(["pgrep", "-f", f"tensor-fusion controller.*--identity={holder_pod}"],
                                  capture_output=True, text=True).stdout.split()[0])
@@ -216,7 +216,7 @@ def case_scheduling_leader_failover():
         time.sleep(1.2)
         os.kill(pid, signal.SIGKILL)
         t.join()
-        wait_until(25, "a new leader", lambda: (lambda h: h if h and h != holder else None)(lease_holder()))
+        wait_until(45, "a new leader", lambda: (lambda h: h if h and h != holder else None)(lease_holder()))
 
         def settled():
             pods = get("pods", ns=ns)["items"]
