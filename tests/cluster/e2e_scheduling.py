@@ -74,9 +74,14 @@ def gpu_of(node):
 
 
 def extender_get(path):
+    """GET from the extender through its Service. Refused or unreachable is a Failure, which
+    wait_until retries: right after a failover the Service may route to nobody for a moment."""
     ip = get("service", EXTENDER_SERVICE, ns=NS)["spec"]["clusterIP"]
-    with urllib.request.urlopen(f"http://{ip}:8090{path}", timeout=5) as r:
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8090{path}", timeout=5) as r:
+            return json.loads(r.read())
+    except OSError as e:  # URLError, ConnectionRefusedError, timeouts
+        raise Failure(f"extender {path}: {e}")
 
 
 def scheduling_ready():
