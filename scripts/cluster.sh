@@ -48,6 +48,13 @@ start_daemon() {  # NAME CMD...
   setsid "$@" >>"$D/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$D/pids/$name"
 }
+# A daemon restarted whenever it exits, as the kubelet restarts a control-plane pod: a
+# kube-scheduler with leader election ends itself when it cannot renew its lease (an apiserver
+# restart), and must come back. stop_daemon ends the loop and the daemon (one process group).
+start_supervised() {  # NAME CMD...
+  local name=$1; shift
+  start_daemon "$name" bash -c 'while :; do "$@"; echo "cluster: $1 exited ($?); restarting in 1s" >&2; sleep 1; done' _ "$@"
+}
 daemon_alive() { [ -f "$D/pids/$1" ] && kill -0 "$(cat "$D/pids/$1")" 2>/dev/null; }
 stop_daemon() {  # NAME [grace seconds]
   local name=$1 grace=${2:-10} pid
@@ -385,7 +392,7 @@ scheduler_up() {
     -o 'jsonpath={.spec.clusterIP}') || die "no Service tensor-fusion-scheduler-extender (apply deploy/ first)"
   sed -e "s#@KUBECONFIG@#$D/scheduler.kubeconfig#" -e "s#@EXTENDER_URL@#http://$ip:8090#" \
     "$ROOT/deploy/scheduler/kube-scheduler-config.yaml" >"$D/tf-scheduler.yaml"
-  daemon_alive tf-scheduler || start_daemon tf-scheduler "$K8S_BIN/kube-scheduler" --config="$D/tf-scheduler.yaml" \
+  daemon_alive tf-scheduler || start_supervised tf-scheduler "$K8S_BIN/kube-scheduler" --config="$D/tf-scheduler.yaml" \
     --authentication-kubeconfig="$D/scheduler.kubeconfig" --authorization-kubeconfig="$D/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$TF_SCHED_PORT" --port=0 --v=1
   wait_for 60 "tensor-fusion-scheduler" curl -sfk "https://127.0.0.1:$TF_SCHED_PORT/healthz"

@@ -32,9 +32,10 @@ def kubectl(*args, check=True, input=None):
     return p
 
 
-def get(kind, name=None, selector=None, ns=None):
+def get(kind, name=None, selector=None, ns=None, all_namespaces=False):
     args = ["get", kind] + ([name] if name else []) + (["-l", selector] if selector else [])
     args += ["-n", ns] if ns else []
+    args += ["--all-namespaces"] if all_namespaces else []
     p = kubectl(*args, "-o", "json", check=False)
     if p.returncode != 0:
         return None

@@ -73,6 +73,17 @@ def gpu_of(node):
     return items[0]
 
 
+def vram_booked_on(gpu):
+    """What the pods' gpu-ids annotations book on one GPU, across every namespace: the truth
+    the GPU's status.available must follow (pods of earlier cases may still be terminating)."""
+    total = 0
+    for p in (get("pods", all_namespaces=True) or {"items": []})["items"]:
+        ann = p["metadata"].get("annotations", {})
+        if gpu in (gpu_ids(p) or "").split(",") and p["status"].get("phase") not in ("Succeeded", "Failed"):
+            total += quantity(ann.get("tensor-fusion.ai/vram-request", "0"))
+    return total
+
+
 def extender_get(path):
     """GET from the extender through its Service. Refused or unreachable is a Failure, which
     wait_until retries: right after a failover the Service may route to nobody for a moment."""
@@ -115,8 +126,14 @@ def case_scheduling_fit():
         print(f"-- event: {msg}")
         expect(pod(ns, pending)["status"]["phase"] == "Pending", f"{pending} Pending")
         cap = quantity(l4["status"]["capacity"]["vram"])
-        wait_until(30, "GPU status.available shows 20Gi booked", lambda: abs(
-            quantity(gpu_of("tf-gpu-1")["status"]["available"]["vram"]) - (cap - 20 * 2**30)) < 2**20)
+        def available_follows():
+            booked = vram_booked_on(l4["metadata"]["name"])
+            avail = quantity(gpu_of("tf-gpu-1")["status"]["available"]["vram"])
+            if booked < 20 * 2**30 or abs(avail - (cap - booked)) >= 2**20:
+                raise Failure(f"available {avail / 2**30:.2f}Gi, capacity {cap / 2**30:.2f}Gi, booked {booked / 2**30:.2f}Gi")
+            return True
+        wait_until(30, "GPU status.available is the capacity less the 20Gi booked here (and any other pod's)",
+                   available_follows)
         apps = gpu_of("tf-gpu-1")["status"].get("runningApps", [])
         expect(sum(a["count"] for a in apps if a.get("namespace") == ns) == 2, f"runningApps lists the two: {apps}")
         victim = [n for n in "abc" if n != pending][0]
@@ -226,7 +243,11 @@ def case_scheduling_leader_failover():
         def settled():
             pods = get("pods", ns=ns)["items"]
             booked = [p for p in pods if gpu_ids(p)]
-            return booked if len(booked) == 4 and all(p["spec"].get("nodeName") for p in booked) else None
+            if len(booked) == 4 and all(p["spec"].get("nodeName") for p in booked):
+                return booked
+            raise Failure(f"{len(pods)} pods: " + ", ".join(
+                f"{p['metadata']['name']} node={p['spec'].get('nodeName')} gpus={gpu_ids(p)}" for p in pods)
+                + f"; booked on H100s: " + ", ".join(f"{g[:12]} {vram_booked_on(g) / 2**30:.0f}Gi" for g in h100s))
         booked = wait_until(60, "four pods bound with gpu-ids", settled)
         time.sleep(2)
         pods = get("pods", ns=ns)["items"]

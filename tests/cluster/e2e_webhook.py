@@ -18,7 +18,8 @@ def pod_manifest(name, annotations, labelled=True, containers=("app",), ns=TEST_
         meta["labels"] = {"tensor-fusion.ai/enabled": "true"}
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-        "spec": {"containers": [{"name": c, "image": "localhost/tensor-fusion:dev", "command": ["sleep", "3600"]}
+        # sleep as PID 1 ignores SIGTERM: a short grace so deleted pods free their GPUs quickly.
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": c, "image": "localhost/tensor-fusion:dev", "command": ["sleep", "3600"]}
                                 for c in containers]}})
 
 
