@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
+#include <cstdlib>
 #include <thread>
 
 #include "cli/commands.h"
@@ -54,7 +55,18 @@ void addControllerCommand(CLI::App& app, int& exitCode) {
                   "Image of the init container that copies our client libraries (when the pool names none)");
   cmd->add_option("--webhook-cert-seconds", webhookValidity, "Validity of the webhook's CA and certificate")
       ->check(CLI::Range(30, 10 * 365 * 24 * 3600));
+  cmd->add_option("--worker-image", o.settings.workerImage,
+                  "Image of remote vGPUs' worker pods when the pool names none (default: --webhook-client-image)");
+  cmd->add_option("--operator-endpoint", o.operatorEndpoint,
+                  "Base URL where remote clients reach GET /api/connection (default: the cluster IP of Service "
+                  "tensor-fusion-controller)");
+  cmd->add_flag("--disable-connection-auth", o.connectionApi.disableAuth,
+                "Answer /api/connection without checking the caller's service-account token (also "
+                "DISABLE_CONNECTION_AUTH=true)");
   cmd->callback([&exitCode] {
+    if (const char* v = std::getenv("DISABLE_CONNECTION_AUTH"); v && std::string(v) == "true")
+      o.connectionApi.disableAuth = true;
+    if (o.settings.workerImage.empty()) o.settings.workerImage = wh.patch.defaultClientImage;
     o.leaseDuration = std::chrono::seconds(leaseSeconds);
     o.settings.namespace_ = o.leaseNamespace;
     o.settings.heartbeatStaleAfter = std::chrono::seconds(staleSeconds);

@@ -53,6 +53,12 @@ bool hasFinalizer(const nlohmann::json& object, const std::string& finalizer) {
   return std::find(f->begin(), f->end(), finalizer) != f->end();
 }
 
+bool podReady(const nlohmann::json& pod) {
+  for (const auto& c : pod.value("/status/conditions"_json_pointer, nlohmann::json::array()))
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  return false;
+}
+
 std::string nameOf(const nlohmann::json& object) { return object["metadata"].value("name", ""); }
 
 std::string labelOf(const nlohmann::json& object, const std::string& key) {

@@ -22,6 +22,7 @@ namespace tf::controller {
 
 inline constexpr const char* kIndexManagedBy = "managedBy";
 inline constexpr const char* kIndexWorkload = "workload";  // pods by "<namespace>/<workload>"
+inline constexpr const char* kIndexConnection = "connection";  // pods by "<namespace>/<connection>"
 
 struct Settings {
   std::string fieldManager = "tensor-fusion-controller";
@@ -30,6 +31,8 @@ struct Settings {
   // Where and with what image the one-time node discovery Jobs run; empty image: no Jobs.
   std::string namespace_ = "tensor-fusion-sys";
   std::string discoveryImage;
+  // The image of remote vGPUs' worker pods when the pool names none.
+  std::string workerImage;
 };
 
 struct Context {
@@ -42,6 +45,7 @@ struct Context {
   k8s::Informer& gpus;
   k8s::Informer& workloads;  // TensorFusionWorkloads, every namespace
   k8s::Informer& pods;       // pods labelled tensor-fusion.ai/workload, every namespace
+  k8s::Informer& connections;  // TensorFusionConnections, every namespace
   Settings settings;
 };
 
@@ -57,6 +61,8 @@ bool isDeleting(const nlohmann::json& object);
 bool hasFinalizer(const nlohmann::json& object, const std::string& finalizer);
 std::string nameOf(const nlohmann::json& object);
 std::string labelOf(const nlohmann::json& object, const std::string& key);
+// A pod's Ready condition is True.
+bool podReady(const nlohmann::json& pod);
 
 // Objects in `informer` labelled managed-by=<owner>.
 std::vector<k8s::ObjectPtr> managedBy(const k8s::Informer& informer, const std::string& owner);

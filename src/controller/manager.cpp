@@ -61,14 +61,18 @@ public:
         workloads_(k8s::makeListerWatcher(client, v1::TensorFusionWorkload::kResource)),
         pods_(k8s::makeListerWatcher(client, k8s::builtin::kPods, "",
                                      {.labelSelector = k8s::api::kLabelWorkload})),
-        ctx_{client, events, nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_, o.settings},
+        connections_(k8s::makeListerWatcher(client, v1::TensorFusionConnection::kResource)),
+        ctx_{client, events, nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_, connections_, o.settings},
         clusterR_(ctx_), poolR_(ctx_), nodeR_(ctx_), gpuNodeR_(ctx_), workloadR_(ctx_),
+        connectionR_(ctx_, {.defaultImage = o.settings.workerImage, .port = k8s::api::kWorkerPort}),
         clusterLoop_("tensorfusioncluster", [this](const std::string& k) { return clusterR_.reconcile(k); }, metrics),
         poolLoop_("gpupool", [this](const std::string& k) { return poolR_.reconcile(k); }, metrics),
         nodeLoop_("node", [this](const std::string& k) { return nodeR_.reconcile(k); }, metrics),
         gpuNodeLoop_("gpunode", [this](const std::string& k) { return gpuNodeR_.reconcile(k); }, metrics),
         workloadLoop_("tensorfusionworkload", [this](const std::string& k) { return workloadR_.reconcile(k); },
                       metrics),
+        connectionLoop_("tensorfusionconnection", [this](const std::string& k) { return connectionR_.reconcile(k); },
+                        metrics),
         workers_(o.workers) {
     if (o.extenderPort >= 0)
       scheduler_ = std::make_unique<scheduler::SchedulerService>(client, events, extenderOptions(o));
@@ -112,10 +116,13 @@ public:
       std::string k = workloadIndexKey(p);
       return k.empty() ? std::vector<std::string>{} : std::vector<std::string>{k};
     });
+    pods_.addIndexer(kIndexConnection, connectionIndexKeys);
     workloads_.addHandlers(on([this](const nlohmann::json& o) { workloadLoop_.add(k8s::objectKey(o)); }));
     pods_.addHandlers(on([this](const nlohmann::json& o) {
       if (std::string k = workloadIndexKey(o); !k.empty()) workloadLoop_.add(k);
+      for (const auto& k : connectionIndexKeys(o)) connectionLoop_.add(k);
     }));
+    connections_.addHandlers(on([this](const nlohmann::json& o) { connectionLoop_.add(k8s::objectKey(o)); }));
     for (ReconcileLoop* loop : loops())
       metrics.addGauge("tensor_fusion_controller_queue_depth", "controller=\"" + loop->name() + "\"",
                        [loop] { return static_cast<double>(loop->depth()); });
@@ -148,22 +155,40 @@ private:
     for (const auto& key : inf.store().keys()) loop.add(key);
   }
   std::vector<k8s::Informer*> informers() {
-    return {&nodes_, &clusters_, &pools_, &gpuNodes_, &gpus_, &workloads_, &pods_};
+    return {&nodes_, &clusters_, &pools_, &gpuNodes_, &gpus_, &workloads_, &pods_, &connections_};
   }
-  std::vector<ReconcileLoop*> loops() { return {&clusterLoop_, &poolLoop_, &nodeLoop_, &gpuNodeLoop_, &workloadLoop_}; }
+  std::vector<ReconcileLoop*> loops() {
+    return {&clusterLoop_, &poolLoop_, &nodeLoop_, &gpuNodeLoop_, &workloadLoop_, &connectionLoop_};
+  }
 
-  k8s::Informer nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_;
+  k8s::Informer nodes_, clusters_, pools_, gpuNodes_, gpus_, workloads_, pods_, connections_;
   Context ctx_;
   ClusterReconciler clusterR_;
   PoolReconciler poolR_;
   NodeReconciler nodeR_;
   GpuNodeReconciler gpuNodeR_;
   WorkloadReconciler workloadR_;
-  ReconcileLoop clusterLoop_, poolLoop_, nodeLoop_, gpuNodeLoop_, workloadLoop_;
+  ConnectionReconciler connectionR_;
+  ReconcileLoop clusterLoop_, poolLoop_, nodeLoop_, gpuNodeLoop_, workloadLoop_, connectionLoop_;
   int workers_;
   std::unique_ptr<scheduler::SchedulerService> scheduler_;
   std::atomic<bool> synced_{false};
 };
+
+// http://<cluster IP>:<port "http"> of the controller's Service, or nothing.
+std::string serviceEndpoint(k8s::Client& client, const std::string& ns, const std::string& name) {
+  auto svc = client.get(k8s::builtin::kServices, ns, name);
+  if (!svc) {
+    TF_LOG(Warn, "Service %s/%s: %s", ns.c_str(), name.c_str(), svc.error().message.c_str());
+    return {};
+  }
+  const std::string ip = svc->value("/spec/clusterIP"_json_pointer, std::string());
+  if (ip.empty() || ip == "None") return {};
+  int port = 0;
+  for (const auto& p : svc->value("/spec/ports"_json_pointer, nlohmann::json::array()))
+    if (port == 0 || p.value("name", "") == "http") port = p.value("port", 0);
+  return port ? "http://" + ip + ":" + std::to_string(port) : std::string();
+}
 
 }  // namespace
 
@@ -199,6 +224,11 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
   http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics.render(), "text/plain; version=0.0.4");
   });
+  // Remote clients long-poll /api/connection: each holds a thread for up to minutes.
+  http.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  ConnectionApi connectionApi(**client, o.connectionApi);
+  connectionApi.registerOn(http);
+  connectionApi.start();
   int port = o.listenPort;
   if (port == 0) port = http.bind_to_any_port(o.listenHost);
   else if (!http.bind_to_port(o.listenHost, port)) port = -1;
@@ -217,13 +247,21 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
   if (o.webhook) {
     if (!webhookClient) {
       std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", webhookClient.status().toString().c_str());
+      connectionApi.stop();
       http.stop();
       httpThread.join();
       return 1;
     }
-    admission = std::make_unique<webhook::WebhookServer>(**webhookClient, *o.webhook);
+    webhook::WebhookOptions wh = *o.webhook;
+    if (!o.operatorEndpoint.empty()) wh.patch.operatorEndpoint = o.operatorEndpoint;
+    else if (std::string e = serviceEndpoint(**client, o.leaseNamespace, o.controllerService); !e.empty())
+      wh.patch.operatorEndpoint = e;
+    std::printf("tensor-fusion controller: remote clients ask %s%s\n", wh.patch.operatorEndpoint.c_str(),
+                k8s::api::kConnectionApiPath);
+    admission = std::make_unique<webhook::WebhookServer>(**webhookClient, wh);
     if (Status s = admission->start(); !s) {
       std::fprintf(stderr, "tensor-fusion controller: webhook: %s\n", s.toString().c_str());
+      connectionApi.stop();
       http.stop();
       httpThread.join();
       return 1;
@@ -286,6 +324,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
   }
   metrics.setLeader(false);
   if (admission) admission->stop();
+  connectionApi.stop();
   http.stop();
   httpThread.join();
   return rc;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "controller/connection_api.h"
 #include "controller/context.h"
 #include "k8s/stop_signal.h"
 #include "webhook/server.h"
@@ -33,6 +34,12 @@ struct ManagerOptions {
   Settings settings;
   // The admission webhook, served by every replica (leader or not) when set.
   std::optional<webhook::WebhookOptions> webhook;
+  // GET /api/connection on the health port, every replica (connection_api.h).
+  ConnectionApiOptions connectionApi;
+  // Where remote clients reach that API, for the webhook to tell them. Empty: this
+  // Service's cluster IP (works without cluster DNS), else the webhook's default DNS name.
+  std::string operatorEndpoint;
+  std::string controllerService = "tensor-fusion-controller";
 };
 
 int runManager(const ManagerOptions& options, k8s::StopSignal& stop);

@@ -8,6 +8,9 @@
 //                          when the heartbeat stops; deletion removes its GPUs first
 //   TensorFusionWorkload -> status from its pods (label tensor-fusion.ai/workload): phase, worker
 //                          counts, and each pod with its phase, node and GPUs
+//   TensorFusionConnection -> made for each remote client pod (owned by it); its dedicated
+//                          worker pod (owned by the connection); status with the worker's
+//                          address once it is ready, Failed (and a new worker) when it ends
 #pragma once
 
 #include <map>
@@ -16,6 +19,7 @@
 
 #include "controller/context.h"
 #include "controller/reconcile_loop.h"
+#include "controller/worker_pod.h"
 
 namespace tf::controller {
 
@@ -71,6 +75,21 @@ public:
 private:
   Context& ctx_;
 };
+
+class ConnectionReconciler {
+public:
+  ConnectionReconciler(Context& ctx, WorkerPodOptions options) : ctx_(ctx), options_(std::move(options)) {}
+  // `key`: "<namespace>/<connection name>".
+  tf::Result<Outcome> reconcile(const std::string& key);
+
+private:
+  Context& ctx_;
+  WorkerPodOptions options_;
+};
+
+// The pods index of connections: a client pod under each connection name it carries, a
+// dedicated worker under its own name (both "<namespace>/<name>").
+std::vector<std::string> connectionIndexKeys(const nlohmann::json& pod);
 
 // The pods index of workloads: "<namespace>/<workload label>" (empty: not a workload's pod).
 std::string workloadIndexKey(const nlohmann::json& pod);

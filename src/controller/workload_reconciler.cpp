@@ -6,12 +6,6 @@ using nlohmann::json;
 
 namespace {
 
-bool podReady(const json& pod) {
-  for (const auto& c : pod.value("/status/conditions"_json_pointer, json::array()))
-    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
-  return false;
-}
-
 std::vector<std::string> gpuIds(const json& pod) {
   std::vector<std::string> out;
   std::string ids = pod.value("/metadata/annotations"_json_pointer, json::object())

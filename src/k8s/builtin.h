@@ -22,6 +22,7 @@ inline const ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "prioritycl
 inline const ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
                                                         "mutatingwebhookconfigurations",
                                                         "MutatingWebhookConfiguration", false};
+inline const ResourceRef kTokenReviews{"authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false};
 inline const ResourceRef kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
                                                     "customresourcedefinitions",
                                                     "CustomResourceDefinition", false};

@@ -1,6 +1,7 @@
 #include "webhook/patch.h"
 
 #include <algorithm>
+#include <random>
 
 #include "k8s/api/well_known.h"
 
@@ -57,6 +58,23 @@ bool alreadyInjected(const json& pod) {
   return false;
 }
 
+std::string newConnectionName(const json& pod) {
+  static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  std::random_device rd;
+  std::string id;
+  for (int i = 0; i < 10; ++i) id += kAlphabet[rd() % (sizeof kAlphabet - 1)];
+  const std::string name = pod.value("/metadata/name"_json_pointer, std::string());
+  if (!name.empty()) return name + "-tf-vgpu-" + id;
+  return pod.value("/metadata/generateName"_json_pointer, std::string()) + "tf-vgpu-" + id;
+}
+
+std::string connectionQueryUrl(const std::string& endpoint, const std::string& name, const std::string& ns) {
+  std::string base = endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  // Kubernetes names are DNS labels and subdomains: nothing in them needs escaping in a query.
+  return base + wk::kConnectionApiPath + "?name=" + name + "&namespace=" + ns;
+}
+
 json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
   json out = pod;
   json& meta = out["metadata"];
@@ -71,6 +89,7 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
   for (const auto& spec : annotationTable())
     if (spec.who == Who::Webhook) annotations.erase(spec.key);
   for (const auto& [k, v] : formatAnnotations(d.values)) annotations[k] = v;
+  if (!d.isLocal) annotations[wk::kAnnotationSelectedWorkload] = d.workload;
 
   json& spec = out["spec"];
   if (d.isLocal) spec["schedulerName"] = wk::kSchedulerName;
@@ -117,6 +136,12 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
                    {"mountPropagation", "HostToContainer"}});
     } else {
       setEnv(c, "LD_LIBRARY_PATH", value(dest + "/remote"), true);
+    }
+    if (!d.isLocal && !d.connectionName.empty()) {
+      const std::string endpoint = d.operatorEndpoint.empty() ? o.operatorEndpoint : d.operatorEndpoint;
+      setEnv(c, wk::kEnvConnectionName, value(d.connectionName));
+      setEnv(c, wk::kEnvConnectionNamespace, value(d.ns));
+      setEnv(c, wk::kEnvGetConnectionUrl, value(connectionQueryUrl(endpoint, d.connectionName, d.ns)));
     }
   }
   return out;

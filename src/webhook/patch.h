@@ -12,7 +12,10 @@
 //     subPathExpr <namespace>/<pod UID>: the hypervisor makes the pod's quota region at
 //     /run/tensor-fusion/pods/<namespace>/<pod UID>/region on the node, and a pod sees only its own.
 //   local + hard, and every remote pod: LD_LIBRARY_PATH=/tensor-fusion/remote (our stub
-//     libcuda.so.1 and libnvidia-ml.so.1); TF_REMOTE_WORKER comes later from the connection.
+//     libcuda.so.1 and libnvidia-ml.so.1). A remote pod's containers also get
+//     TENSOR_FUSION_CONNECTION_NAME/_NAMESPACE and TENSOR_FUSION_OPERATOR_GET_CONNECTION_URL
+//     (<operator endpoint>/api/connection?name=...&namespace=...), where the stub asks for its
+//     worker's address, and the pod the annotation selected-workload.
 //   local + shared: no library (the allocation alone).
 // Local pods get schedulerName tensor-fusion-scheduler and label component=worker; remote
 // pods keep their scheduler and get component=client.
@@ -35,7 +38,16 @@ inline constexpr const char* kLimiterLibrary = "libtensor-fusion-limiter.so";
 struct PatchOptions {
   std::string defaultClientImage;                // when the pool names none
   std::string imageLibDir = "/opt/tensor-fusion/lib";  // our libraries in that image (images/tensor-fusion.sh)
+  // Where remote clients reach the operator's connection API when the pool names no
+  // client.operatorEndpoint (the controller sets its Service's address).
+  std::string operatorEndpoint = "http://tensor-fusion-controller.tensor-fusion-sys.svc:8080";
 };
+
+// TensorFusion's connection name for a remote pod: "<name>-tf-vgpu-<10 random characters>", or
+// "<generateName>tf-vgpu-<...>" for a pod whose name the apiserver has yet to generate.
+std::string newConnectionName(const nlohmann::json& pod);
+// <endpoint>/api/connection?name=<connection>&namespace=<ns>
+std::string connectionQueryUrl(const std::string& endpoint, const std::string& name, const std::string& ns);
 
 // True when the pod already carries our init container: it is not patched twice.
 bool alreadyInjected(const nlohmann::json& pod);

@@ -278,12 +278,14 @@ Result<Decision> decide(const nlohmann::json& pod, const std::string& workload, 
   }
 
   d.pool = *poolName;
+  d.ns = ns;
   d.isLocal = *v.boolean(Field::IsLocalGpu);
   d.isolation = isolation;
   d.qos = *v.text(Field::Qos);
   if (ps.componentConfig && ps.componentConfig->client) {
     const auto& c = *ps.componentConfig->client;
     d.clientImage = (d.isLocal ? c.embeddedModeImage : c.remoteModeImage).value_or(c.image.value_or(""));
+    d.operatorEndpoint = c.operatorEndpoint.value_or("");
   }
   d.values = std::move(v);
   return d;

@@ -46,6 +46,10 @@ struct Decision {
   std::string qos;
   std::vector<std::string> containers;  // the containers to inject
   std::string clientImage;              // the pool's client image; empty: the controller's default
+  std::string operatorEndpoint;         // the pool's client.operatorEndpoint; empty: the controller's
+  // Remote pods: the TensorFusionConnection the stub asks the operator for (review.cpp names it).
+  std::string connectionName;
+  std::string ns;
 };
 
 // The pool the pod asks for (annotation, then the profile's poolName), or the default pool.

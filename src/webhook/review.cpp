@@ -135,6 +135,7 @@ Result<json> Admitter::admit(const ReviewRequest& r) {
   });
   auto d = decide(withNs, workloadNameOf(pod, owner), view);
   if (!d) return d.status();
+  if (!d->isLocal) d->connectionName = newConnectionName(pod);
   if (!r.dryRun)
     if (Status s = ensureWorkload(owner, ns, *d); !s) return s;
   return podPatch(pod, *d, options_);

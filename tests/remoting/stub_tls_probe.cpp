@@ -1,4 +1,4 @@
-// Loads a client stub (argv[1]), points it at a worker address (argv[2]) and calls cuInit, then
+// Loads a client stub (argv[1]), points it at a worker address (argv[2], "-" for none) and calls cuInit, then
 // says whether OpenSSL is in the process: "cuInit=<code> libssl=<loaded|absent>". Nothing
 // listens at the addresses the tests give, so cuInit always fails; what the tests check is
 // why (the stub's log, on stderr) and whether TLS was loaded for it. Exits 0 when it ran.
@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: %s STUB_LIBCUDA WORKER_ADDRESS\n", argv[0]);
     return 2;
   }
-  setenv("TF_REMOTE_WORKER", argv[2], 1);
+  // "-": no worker address (the stub asks the operator's URL, if the environment has one).
+  if (strcmp(argv[2], "-") == 0) unsetenv("TF_REMOTE_WORKER");
+  else setenv("TF_REMOTE_WORKER", argv[2], 1);
   void* stub = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!stub) {
     fprintf(stderr, "cannot load %s: %s\n", argv[1], dlerror());

@@ -112,6 +112,41 @@ TEST(PodPatch, RemoteGetsTheStubAndKeepsItsScheduler) {
   for (const auto& v : out["spec"]["volumes"]) EXPECT_NE(v["name"], kRunVolumeName);
 }
 
+TEST(PodPatch, RemoteContainersAreToldWhereToAskForTheirWorker) {
+  Decision d = decision(false, "soft");
+  d.ns = "ns";
+  d.connectionName = "p-tf-vgpu-abcdefghij";
+  json out = applied(basePod(), d);
+  const json& app = out["spec"]["containers"][0];
+  EXPECT_EQ(envOf(app, "TENSOR_FUSION_CONNECTION_NAME")["value"], "p-tf-vgpu-abcdefghij");
+  EXPECT_EQ(envOf(app, "TENSOR_FUSION_CONNECTION_NAMESPACE")["value"], "ns");
+  EXPECT_EQ(envOf(app, "TENSOR_FUSION_OPERATOR_GET_CONNECTION_URL")["value"],
+            "http://tensor-fusion-controller.tensor-fusion-sys.svc:8080/api/connection?name=p-tf-vgpu-abcdefghij&namespace=ns");
+  EXPECT_EQ(out["metadata"]["annotations"]["tensor-fusion.ai/selected-workload"], "wl");
+  // The container not injected gets none of it.
+  EXPECT_TRUE(envOf(out["spec"]["containers"][1], "TENSOR_FUSION_CONNECTION_NAME").is_null());
+  // The pool's endpoint wins over the controller's; a trailing slash is not doubled.
+  d.operatorEndpoint = "http://10.0.0.7:8080/";
+  out = applied(basePod(), d);
+  EXPECT_EQ(envOf(out["spec"]["containers"][0], "TENSOR_FUSION_OPERATOR_GET_CONNECTION_URL")["value"],
+            "http://10.0.0.7:8080/api/connection?name=p-tf-vgpu-abcdefghij&namespace=ns");
+  // Local pods have no connection.
+  Decision local = decision(true, "soft");
+  local.connectionName = "ignored";
+  EXPECT_TRUE(envOf(applied(basePod(), local)["spec"]["containers"][0], "TENSOR_FUSION_CONNECTION_NAME").is_null());
+}
+
+TEST(PodPatch, ConnectionNamesFollowTensorFusion) {
+  const std::string a = newConnectionName(basePod());
+  ASSERT_EQ(a.size(), std::string("p-tf-vgpu-").size() + 10);
+  EXPECT_EQ(a.rfind("p-tf-vgpu-", 0), 0u);
+  EXPECT_NE(a, newConnectionName(basePod()));  // random: a re-created pod gets a new one
+  json generated = basePod();
+  generated["metadata"].erase("name");
+  generated["metadata"]["generateName"] = "job-";
+  EXPECT_EQ(newConnectionName(generated).rfind("job-tf-vgpu-", 0), 0u);
+}
+
 TEST(PodPatch, LocalHardUsesTheStub) {
   json out = applied(basePod(), decision(true, "hard"));
   EXPECT_EQ(out["spec"]["schedulerName"], "tensor-fusion-scheduler");

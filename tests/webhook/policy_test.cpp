@@ -213,6 +213,12 @@ TEST_F(Decide, ClientImageFromThePool) {
   EXPECT_EQ(run(a)->clientImage, "r:1");
 }
 
+TEST_F(Decide, OperatorEndpointFromThePool) {
+  EXPECT_EQ(run(kVram)->operatorEndpoint, "");  // the controller's own then
+  view.pools = {pool("main", true, {{"componentConfig", {{"client", {{"operatorEndpoint", "http://op:8080"}}}}}})};
+  EXPECT_EQ(run(kVram)->operatorEndpoint, "http://op:8080");
+}
+
 // ---------------------------------------------------------------- deny rules
 
 TEST_F(Decide, DenyUnparsableValue) {

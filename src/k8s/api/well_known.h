@@ -87,4 +87,22 @@ inline constexpr const char* kPodVgpuRegionWaitMs = "60000";
 inline constexpr const char* kAnnotationEffectiveHardSmPercent = "tensor-fusion.ai/effective-hard-sm-percent";
 inline constexpr const char* kHostnameLabel = "kubernetes.io/hostname";
 
+// Remote vGPUs (reference §3.5). The webhook gives each injected container of a remote client
+// pod the name of its TensorFusionConnection and the operator URL that answers it; the
+// controller makes the connection (owned by the pod) and a dedicated worker pod named like the
+// connection (owned by it), and writes the worker's address into the connection's status.
+inline constexpr const char* kEnvConnectionName = "TENSOR_FUSION_CONNECTION_NAME";
+inline constexpr const char* kEnvConnectionNamespace = "TENSOR_FUSION_CONNECTION_NAMESPACE";
+inline constexpr const char* kEnvGetConnectionUrl = "TENSOR_FUSION_OPERATOR_GET_CONNECTION_URL";
+inline constexpr const char* kAnnotationSelectedWorkload = "tensor-fusion.ai/selected-workload";
+inline constexpr const char* kAnnotationDedicatedWorker = "tensor-fusion.ai/dedicated-worker";
+inline constexpr const char* kLabelWorkerName = "tensor-fusion.ai/worker-name";
+// The operator's HTTP API path the stub long-polls, and the port workers listen on.
+inline constexpr const char* kConnectionApiPath = "/api/connection";
+inline constexpr int kWorkerPort = 8000;
+// "native+<pod IP>+<port>+<worker>-<resourceVersion>", TensorFusion's connection URL.
+inline std::string connectionUrl(std::string_view ip, int port, std::string_view worker, std::string_view rv) {
+  return "native+" + std::string(ip) + "+" + std::to_string(port) + "+" + std::string(worker) + "-" + std::string(rv);
+}
+
 }  // namespace tf::k8s::api

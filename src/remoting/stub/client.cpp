@@ -1,5 +1,8 @@
 #include "remoting/stub/client.h"
 
+#include "k8s/api/well_known.h"  // the environment the webhook gives remote pods (header only)
+#include "remoting/operator_connection.h"
+
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -62,11 +65,27 @@ CUresult Client::init() {
 }
 
 CUresult Client::connectLocked() {
-  const char* where = getenv("TF_REMOTE_WORKER");
-  if (!where || !*where) {
-    TF_LOG(Warn, "TF_REMOTE_WORKER is not set (tcp://host:port, tls://host:port or shm://name)");
+  std::string address;
+  if (const char* w = getenv("TF_REMOTE_WORKER"); w && *w) {
+    address = w;
+  } else if (const char* url = getenv(k8s::api::kEnvGetConnectionUrl); url && *url) {
+    // A remote vGPU pod: the operator names the worker once the connection is ready.
+    const char* t = getenv("TF_CONNECTION_TIMEOUT_S");
+    const long seconds = t && *t ? std::max(1L, std::strtol(t, nullptr, 10)) : 300;
+    auto w = resolveWorker(url, serviceAccountToken(), std::chrono::seconds(seconds));
+    if (!w) {
+      TF_LOG(Warn, "no remote vGPU: asking %s: %s", url, w.status().message().c_str());
+      dead_.store(true);
+      return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    }
+    TF_LOG(Info, "the operator names the worker at %s", w->c_str());
+    address = *w;
+  } else {
+    TF_LOG(Warn, "TF_REMOTE_WORKER is not set (tcp://host:port, tls://host:port or shm://name), nor %s",
+           k8s::api::kEnvGetConnectionUrl);
     return CUDA_ERROR_NO_DEVICE;
   }
+  const char* where = address.c_str();
   auto t = connect(where, 2000, tlsOptionsFromEnvironment());
   if (!t) {
     TF_LOG(Warn, "cannot reach the worker at %s: %s", where, t.status().toString().c_str());
