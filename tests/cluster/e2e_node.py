@@ -97,6 +97,14 @@ def pod_phase(name, ns=TEST_NS):
     return p and p.get("status", {}).get("phase")
 
 
+def hypervisor_ready(node):
+    """The hypervisor pod of `node` is Running and Ready."""
+    for p in (get("pods", selector="app.kubernetes.io/name=tensor-fusion-hypervisor", ns=NS) or {"items": []})["items"]:
+        if p["spec"].get("nodeName") == node and p["status"].get("phase") == "Running":
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    return False
+
+
 def host_pod_dir(node, name):
     """The pod's vGPU directory as the node sees it (cluster.sh keeps each node's
     /run/tensor-fusion under TF_CLUSTER_DIR/nodes/<node>/run-tf): <namespace>/<pod UID>."""
@@ -178,6 +186,8 @@ def case_hypervisor_restart():
     returns the vGPU of a pod deleted while it was down."""
     gpus = wait_until(60, "tf-gpu-0's GPUs registered", lambda: node_gpus_ok("tf-gpu-0", "H100", 2))
     gpu = sorted(g["metadata"]["name"] for g in gpus)[0]
+    # The earlier cases killed this hypervisor: the kubelet may still be backing off its restart.
+    wait_until(120, "tf-gpu-0's hypervisor ready", lambda: hypervisor_ready("tf-gpu-0"))
     kubectl("create", "namespace", TEST_NS, check=False)
     names = ["kept-vgpu", "gone-vgpu"]
     for name in names:
@@ -187,7 +197,13 @@ def case_hypervisor_restart():
     try:
         dirs = {n: host_pod_dir("tf-gpu-0", n) for n in names}
         regions = {n: os.path.join(dirs[n], "region") for n in names}
-        wait_until(60, "both pods' regions made", lambda: all(os.path.exists(r) for r in regions.values()))
+        try:
+            wait_until(90, "both pods' regions made", lambda: all(os.path.exists(r) for r in regions.values()))
+        except Failure:
+            print(kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+            print(kubectl("logs", "-n", NS, "-l", "app.kubernetes.io/name=tensor-fusion-hypervisor", "--tail=30",
+                          "--prefix", check=False).stdout)
+            raise
         kept_inode = os.stat(regions["kept-vgpu"]).st_ino
         pid = hypervisor_pid("tf-gpu-0")
         os.kill(pid, signal.SIGSTOP)

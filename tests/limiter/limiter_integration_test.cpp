@@ -230,7 +230,9 @@ protected:
       EXPECT_LE(limited[i].share, limit + 0.03) << vgpus[i].second.pattern;
       // Held back during the run, not only paid for at the end: over the loop alone, at most
       // the share, the bucket's first window and the launches in flight when it stopped.
-      const double lent = limit * windowNs + vgpus[i].second.inFlightNs();
+      // Timed by events, a launch is charged only once its event reports it done: on a loaded
+      // machine those reports lag, and the launches in flight can run once more before they are.
+      const double lent = limit * windowNs + vgpus[i].second.inFlightNs() * (timeSource == "events" ? 2 : 1);
       EXPECT_LE(limited[i].loopShare, limit + 0.03 + lent / limited[i].loopNs)
           << vgpus[i].second.pattern << ": used beyond its share during the run";
       // No bursts: over any half second, the same allowance (work queued past the bucket would
