@@ -106,13 +106,20 @@ ProcState readProcState(pid_t pid) {
   return st;
 }
 
-bool slotAlive(const Slot& slot) {
-  if (slot.pid <= 0) return false;
-  if (::kill(slot.pid, 0) != 0 && errno == ESRCH) return false;
-  ProcState st = readProcState(slot.pid);
-  if (!st.readable) return true; // alive per kill(); nothing more to learn
-  if (st.zombie) return false;   // exited, waiting for its parent: its GPU work is over
-  return slot.startTime == 0 || st.startTime == slot.startTime;
+// A process holds an open-file-description lock on one byte per slot it owns, past the end of
+// the file, for as long as it lives. The kernel drops it when the process dies, so liveness is
+// known across pid namespaces: on a node, containers share the device state file but not their
+// pids, and a pid read in another namespace (kill, /proc) says nothing about the owner.
+constexpr off_t kSlotLockBase = off_t(1) << 40;
+
+bool slotLock(int fd, int slot, short type, int cmd) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = kSlotLockBase + slot;
+  l.l_len = 1;
+  if (fcntl(fd, cmd, &l) != 0) return false;
+  return cmd != F_OFD_GETLK || l.l_type != F_UNLCK;  // GETLK: true when another holds it
 }
 
 // Locks a robust, process-shared mutex. A holder that died leaves EOWNERDEAD: the protected
@@ -172,8 +179,12 @@ std::string stateDir() { return env::getOr("TF_SOFTGPU_STATE_DIR", "/dev/shm"); 
 
 class ShmDeviceState final : public DeviceState {
 public:
-  ShmDeviceState(std::string path, Layout* layout) : path_(std::move(path)), l_(layout) {}
-  ~ShmDeviceState() override { munmap(l_, sizeof(Layout)); }
+  // `fd`: this process's own open file description of the state file (slot locks live on it).
+  ShmDeviceState(std::string path, Layout* layout, int fd) : path_(std::move(path)), l_(layout), fd_(fd) {}
+  ~ShmDeviceState() override {
+    munmap(l_, sizeof(Layout));
+    ::close(fd_);
+  }
 
   Result<int> attach() override {
     Guard g(&l_->stateMutex);
@@ -186,6 +197,7 @@ public:
       for (int i = 0; i < kMaxProcesses; ++i) {
         Slot& s = l_->slots[i];
         if (s.pid != 0) continue;
+        if (!slotLock(fd_, i, F_WRLCK, F_OFD_SETLK)) continue;  // a live owner: not free after all
         memset(&s, 0, sizeof s);
         s.startTime = start;
         s.pid = me;
@@ -236,13 +248,7 @@ public:
   uint64_t usedMemory() override {
     Guard g(&l_->stateMutex);
     if (!g.locked()) return 0;
-    // Reaping reads /proc for every live slot: at most every 100 ms on this read path (a
-    // reservation that does not fit always reaps first, so nothing is refused for a dead process).
-    // Between full reaps, a process that is gone entirely (ESRCH) is still reclaimed at once.
-    const uint64_t now = nowNs();
-    const bool full = now - lastUsedReapNs_ > 100'000'000;
-    reapLocked(!full);
-    if (full) lastUsedReapNs_ = now;
+    reapLocked();  // a dead process's memory is free at once
     return usedLocked();
   }
 
@@ -323,7 +329,17 @@ public:
 private:
   static bool validSlot(int slot) { return slot >= 0 && slot < kMaxProcesses; }
 
-  bool ownedLocked(int slot) const { return validSlot(slot) && l_->slots[slot].pid == getpid(); }
+  bool ownedLocked(int slot) {
+    return validSlot(slot) && l_->slots[slot].pid == getpid() && l_->slots[slot].startTime == selfStartTime();
+  }
+
+  // Ours, or another process still holds the slot's lock.
+  bool slotAliveLocked(int i) {
+    const Slot& s = l_->slots[i];
+    if (s.pid <= 0) return false;
+    if (s.pid == getpid() && s.startTime == selfStartTime()) return true;
+    return slotLock(fd_, i, F_WRLCK, F_OFD_GETLK);
+  }
 
   uint64_t usedLocked() const {
     uint64_t used = 0;
@@ -332,12 +348,12 @@ private:
     return used;
   }
 
-  // `quick`: only processes that no longer exist at all (one kill(2) each, no /proc reads).
-  void reapLocked(bool quick = false) {
+  // One fcntl(2) per used slot, no /proc reads.
+  void reapLocked() {
     for (int i = 0; i < kMaxProcesses; ++i) {
       Slot& s = l_->slots[i];
       if (s.pid == 0) continue;
-      if (quick ? !(::kill(s.pid, 0) != 0 && errno == ESRCH) : slotAlive(s)) continue;
+      if (slotAliveLocked(i)) continue;
       TF_LOG(Info, "%s: reclaiming slot %d of exited pid %d (%llu bytes)", path_.c_str(), i,
              int(s.pid), (unsigned long long)s.memoryBytes);
       memset(&s, 0, sizeof s);
@@ -387,8 +403,8 @@ private:
   }
 
   std::string path_;
-  uint64_t lastUsedReapNs_ = 0;
   Layout* l_;
+  int fd_;
   pid_t selfPid_ = 0;
   uint64_t selfStart_ = 0;
 };
@@ -493,7 +509,13 @@ Result<std::unique_ptr<DeviceState>> attachState(int fd, const std::string& path
   TF_RETURN_IF_ERROR(validate(header, path, device));
   auto l = mapLayout(fd, path);
   if (!l) return l.status();
-  auto state = std::make_unique<ShmDeviceState>(path, *l);
+  // Our own descriptor, kept for the slot locks (the caller closes the one it opened).
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    munmap(*l, sizeof(Layout));
+    return unavailable(errnoText("dup " + path, errno));
+  }
+  auto state = std::make_unique<ShmDeviceState>(path, *l, own);
   if ((*l)->totalMemory != device.memoryBytes) {
     // The configuration changed since the file was made: adopt it when nobody uses the device.
     auto live = state->processes();

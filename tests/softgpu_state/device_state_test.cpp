@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -188,6 +189,53 @@ TEST_F(DeviceStateTest, ReserveReapsDeadProcessesWhenFull) {
   ASSERT_TRUE(slot);
   // No usedMemory()/processes() call in between: the reservation itself finds the dead slot.
   EXPECT_TRUE(state->reserveMemory(*slot, 1 * MiB));
+}
+
+// On a node, containers share the device state but not their pids: a process whose pid means
+// nothing (or someone else) in our namespace is alive as long as it lives, and its memory is
+// not taken from it. Its slot is freed once it dies.
+TEST_F(DeviceStateTest, AProcessOfAnotherPidNamespaceKeepsItsSlot) {
+  auto state = openState(device_);
+  auto slot = state->attach();
+  ASSERT_TRUE(slot);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t middle = fork();
+  if (middle == 0) {
+    // A new pid namespace for the next child (needs CAP_SYS_ADMIN: the tests run as root, as
+    // the cluster tests must).
+    if (unshare(CLONE_NEWPID) != 0) _exit(3);
+    pid_t inner = fork();
+    if (inner == 0) {  // pid 1 of its namespace
+      auto s = DeviceState::open(device_);
+      if (!s) _exit(4);
+      auto childSlot = (*s)->attach();
+      if (!childSlot || !(*s)->reserveMemory(*childSlot, 1 * MiB)) _exit(5);
+      int32_t me = getpid();
+      if (write(fds[1], &me, sizeof me) != sizeof me) _exit(6);
+      for (;;) pause();
+    }
+    if (write(fds[1], &inner, sizeof inner) != sizeof inner) _exit(6);
+    int st = 0;
+    waitpid(inner, &st, 0);
+    _exit(0);
+  }
+  close(fds[1]);
+  int32_t innerHere = 0, innerThere = 0;
+  ASSERT_EQ(read(fds[0], &innerHere, sizeof innerHere), int(sizeof innerHere)) << "unshare(CLONE_NEWPID) refused?";
+  ASSERT_EQ(read(fds[0], &innerThere, sizeof innerThere), int(sizeof innerThere));
+  EXPECT_EQ(innerThere, 1);  // its slot says pid 1: here, that is init
+  // However often we look, it keeps its slot and its memory.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(state->usedMemory(), 1 * MiB);
+    EXPECT_FALSE(state->reserveMemory(*slot, 1)) << "the device is full while it lives";
+    state->reapDeadProcesses();
+  }
+  kill(innerHere, SIGKILL);
+  int status = 0;
+  waitpid(middle, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(state->reserveMemory(*slot, 1 * MiB)) << "its memory is free once it is gone";
 }
 
 // Exclusion is shown by order, not by a clock: the child says it is letting go before it does,

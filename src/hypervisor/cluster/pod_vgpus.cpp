@@ -223,6 +223,9 @@ void PodVgpuSync::syncOnce() {
 
   std::set<std::string> wanted;
   for (const k8s::ObjectPtr& pod : pods_->store().list()) {
+    // Released only when its pod is gone or finished: a restarted hypervisor whose device list
+    // is not complete yet must not take a running pod's vGPU away (and make it again later).
+    if (!finished(*pod)) wanted.insert(podVgpuName(*pod));
     auto want = vgpuRequestForPod(*pod, devices, options_.podRoot);
     if (!want) {
       wanted.insert(podVgpuName(*pod));  // keep what it has: an annotation edit is no release
