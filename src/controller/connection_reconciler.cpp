@@ -66,7 +66,7 @@ tf::Result<Outcome> ConnectionReconciler::reconcile(const std::string& key) {
       (void)ctx_.events.event(*conn, k8s::EventType::Warning, "WorkerNotCreated", r.error().message);
       (void)ctx_.events.event(*client, k8s::EventType::Warning, "WorkerNotCreated", r.error().message);
       TF_RETURN_IF_ERROR(patchStatus(ctx_, v1::TensorFusionConnection::kResource, ns, name,
-                                     {{"phase", "Failed"}, {"connectionURL", ""}, {"workerName", ""}}));
+                                     {{"phase", "Failed"}, {"connectionURL", nullptr}, {"workerName", nullptr}}));
       return Outcome::after(std::chrono::seconds(10));
     }
     if (r) (void)ctx_.events.event(*conn, k8s::EventType::Normal, "WorkerCreated", "worker pod " + name + " for client " + nameOf(*client));
@@ -74,7 +74,10 @@ tf::Result<Outcome> ConnectionReconciler::reconcile(const std::string& key) {
   }
 
   json want = connectionStatus(worker.get(), options_.port);
-  if (!jsonSubset(want, conn->value("status", json::object())))
+  const json have = conn->value("status", json::object());
+  json merged = have;
+  merged.merge_patch(want);
+  if (merged != have)
     TF_RETURN_IF_ERROR(patchStatus(ctx_, v1::TensorFusionConnection::kResource, ns, name, want));
   // A worker that ended has lost its client's state: remove it, and a new one is made.
   if (ended(*worker) && !isDeleting(*worker)) {

@@ -204,8 +204,12 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     return 1;
   }
   const std::string identity = uniqueIdentity(o.identity);
-  // A replica that led before this process (same pod) may have left the extender's label.
-  if (o.extenderPort >= 0) scheduler::clearLeaderLabel(**client, extenderOptions(o));
+  // A replica that led before this process (same pod) may have left the extender's label: until
+  // it is gone the extender's Service would send kube-scheduler here, where nothing answers.
+  // Cleared before anything else (the apiserver may be coming back itself).
+  if (o.extenderPort >= 0)
+    while (!scheduler::clearLeaderLabel(**client, extenderOptions(o)))
+      if (stop.waitFor(std::chrono::seconds(1))) return 0;
   k8s::EventRecorder events(**client, "tensor-fusion-controller", identity);
   Metrics metrics;
   std::atomic<bool> leading{false};

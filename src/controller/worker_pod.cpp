@@ -103,18 +103,19 @@ json workerPodFor(const json& connection, const json& clientPod, const json& poo
 }
 
 json connectionStatus(const json* worker, int port) {
-  if (!worker) return {{"phase", "Pending"}, {"connectionURL", ""}, {"workerName", ""}};
+  // A merge patch: null removes the URL (and the worker's name) that no longer holds.
+  if (!worker) return {{"phase", "Pending"}, {"connectionURL", nullptr}, {"workerName", nullptr}};
   const std::string phase = worker->value("/status/phase"_json_pointer, std::string("Pending"));
   const std::string workerName = nameOf(*worker);
   if (phase == "Failed" || phase == "Succeeded" || isDeleting(*worker))
-    return {{"phase", "Failed"}, {"connectionURL", ""}, {"workerName", workerName}};
+    return {{"phase", "Failed"}, {"connectionURL", nullptr}, {"workerName", workerName}};
   const std::string ip = worker->value("/status/podIP"_json_pointer, std::string());
   if (phase == "Running" && podReady(*worker) && !ip.empty())
     return {{"phase", "Running"},
             {"connectionURL", wk::connectionUrl(ip, port, workerName,
                                                 worker->value("/metadata/resourceVersion"_json_pointer, std::string()))},
             {"workerName", workerName}};
-  return {{"phase", "Pending"}, {"connectionURL", ""}, {"workerName", workerName}};
+  return {{"phase", "Pending"}, {"connectionURL", nullptr}, {"workerName", workerName}};
 }
 
 }  // namespace tf::controller

@@ -34,7 +34,7 @@ nlohmann::json workerPodFor(const nlohmann::json& connection, const nlohmann::js
                             const nlohmann::json& pool, const WorkerPodOptions& options);
 
 // Running with the worker's address once it is Running and ready; Failed when it ended;
-// Pending until then.
+// Pending until then. A merge patch: connectionURL null (removed) unless Running.
 nlohmann::json connectionStatus(const nlohmann::json* worker, int port);
 
 }  // namespace tf::controller

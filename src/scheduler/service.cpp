@@ -279,11 +279,15 @@ void SchedulerService::stop() {
   for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->stop();
 }
 
-void clearLeaderLabel(k8s::Client& client, const ServiceOptions& options) {
-  if (options.podName.empty() || options.podNamespace.empty()) return;
+bool clearLeaderLabel(k8s::Client& client, const ServiceOptions& options) {
+  if (options.podName.empty() || options.podNamespace.empty()) return true;
   auto r = client.patch(k8s::builtin::kPods, options.podNamespace, options.podName, k8s::PatchType::Merge,
                         {{"metadata", {{"labels", {{kLeaderLabel, nullptr}}}}}});
-  if (!r && !r.error().isNotFound()) TF_LOG(Warn, "clearing %s: %s", kLeaderLabel, r.error().message.c_str());
+  if (!r && !r.error().isNotFound()) {
+    TF_LOG(Warn, "clearing %s: %s", kLeaderLabel, r.error().message.c_str());
+    return false;
+  }
+  return true;
 }
 
 }  // namespace tf::scheduler

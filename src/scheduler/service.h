@@ -83,7 +83,8 @@ private:
   int port_ = -1;
 };
 
-// Removes kLeaderLabel from this replica's pod (best effort; a no-op without a pod name).
-void clearLeaderLabel(k8s::Client& client, const ServiceOptions& options);
+// Removes kLeaderLabel from this replica's pod (a no-op without a pod name); false when the
+// apiserver could not be told, to be tried again.
+bool clearLeaderLabel(k8s::Client& client, const ServiceOptions& options);
 
 }  // namespace tf::scheduler
