@@ -138,6 +138,24 @@ TEST(Parse, IndirectCallsRunTheTargetAndRefuseBadPointers) {
   EXPECT_NE(msg.find("invalid function pointer"), std::string::npos) << msg;
 }
 
+// wmma forms the engine does not run are refused by name: sub-byte elements, and a rounding
+// modifier where only f64 takes one (f64's own .rn loads).
+TEST(Parse, WmmaFormsItCannotRunAreNamed) {
+  const std::string head = std::string(kHead) +
+                           ".visible .entry k(.param .u64 p)\n{\n  .reg .b32 %r<9>;\n  .reg .f32 %f<9>;\n"
+                           "  .reg .f64 %d<9>;\n  .reg .b64 %rd;\n  ld.param.u64 %rd, [p];\n";
+  std::string e = loadError(head + "  wmma.load.a.sync.aligned.row.m8n8k32.global.u4 {%r1}, [%rd], 32;\n  ret;\n}\n");
+  EXPECT_EQ(e, "bad.ptx:11: wmma on sub-byte elements (.u4) is not supported in "
+               "'wmma.load.a.sync.aligned.row.m8n8k32.global.u4'");
+  e = loadError(head + "  wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32.rn {%f1,%f1,%f1,%f1,%f1,%f1,%f1,%f1}, "
+                       "{%r1,%r1,%r1,%r1,%r1,%r1,%r1,%r1}, {%r1,%r1,%r1,%r1,%r1,%r1,%r1,%r1}, "
+                       "{%f1,%f1,%f1,%f1,%f1,%f1,%f1,%f1};\n  ret;\n}\n");
+  EXPECT_NE(e.find("bad.ptx:11: rounding modifier on a non-f64 wmma.mma"), std::string::npos) << e;
+  e = loadError(head + "  wmma.mma.sync.aligned.row.col.m8n8k4.f64.f64.f64.f64.rn {%d1,%d2}, {%d3}, {%d4}, {%d5,%d6};\n"
+                       "  ret;\n}\n");
+  EXPECT_EQ(e, "");
+}
+
 TEST(Parse, ToleratesDebugInfoAndDirectives) {
   std::string text = std::string(kHead) + R"(
 .file 1 "/tmp/a.cu"
