@@ -84,6 +84,7 @@ struct TextureView {
   uint64_t pitch = 0;             // bytes per row
   uint64_t slicePitch = 0;        // bytes per slice
   uint32_t width = 0, height = 1, depth = 1;
+  uint32_t layers = 0;            // a layered array: its layers (depth = layers), else 0
   uint32_t channels = 1;
   CUarray_format format = CU_AD_FORMAT_FLOAT;
   CUaddress_mode address[3] = {CU_TR_ADDRESS_MODE_CLAMP, CU_TR_ADDRESS_MODE_CLAMP,

@@ -6,7 +6,12 @@
 // match them bit for bit only up to that quantisation); clamp, wrap, mirror and border
 // addressing (wrap and mirror need normalised coordinates, otherwise they clamp, as on the
 // GPU). Integer texels read as [0, 1] / [-1, 1] floats unless the texture reads them as
-// integers. Missing channels read 0, alpha 1.
+// integers. Missing channels read 0, alpha 1. Layered textures (tex.a1d/.a2d) sample one layer,
+// the index clamped to the layers there are; tld4 gathers one channel of the four texels linear
+// filtering would blend; txq answers queries about the object. No texture here has more than
+// one mipmap level (the soft GPU refuses mipmapped arrays), so tex.level and tex.grad sample
+// level 0, as a GPU does for any level of detail on a one-level texture.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -23,6 +28,8 @@ namespace {
 
 enum TexOut : uint32_t { kOutF32 = 0, kOutS32 = 1, kOutU32 = 2 };
 constexpr uint32_t kIntCoords = 4;
+constexpr uint32_t kLayered = 8;  // the layer index is in a[3]
+constexpr uint32_t kGather = 16;  // tld4; the channel is in bits 8..9
 
 // One texel's channels, as floats (normalised or converted) and as raw integers.
 struct Texel {
@@ -141,6 +148,41 @@ Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoo
   return out;
 }
 
+// tld4: channel `comp` of the four texels linear filtering blends at c, counter-clockwise from
+// the lower left: (i0, j1), (i1, j1), (i1, j0), (i0, j0), with i0 = floor(x - 0.5), i1 = i0 + 1.
+// Each goes through the addressing mode (the border colour's channel outside a border texture).
+void gather(const cuda::TextureView& t, const float c[2], Texel out[4]) {
+  int64_t i0[2];
+  for (int k = 0; k < 2; ++k) {
+    const float x = t.normalizedCoords ? c[k] * (k == 0 ? t.width : t.height) : c[k];
+    i0[k] = static_cast<int64_t>(std::floor(x - 0.5f));
+  }
+  const int64_t corner[4][2] = {{0, 1}, {1, 1}, {1, 0}, {0, 0}};
+  for (int q = 0; q < 4; ++q) {
+    const int64_t idx[3] = {i0[0] + corner[q][0], i0[1] + corner[q][1], 0};
+    out[q] = fetch(t, idx, 2);
+  }
+}
+
+// The one layer a layered instruction reads (its index clamped to the layers there are), or
+// the texture itself. A layered instruction on a texture that is not layered, or the other way
+// round, is a fault rather than a read of the wrong texels.
+bool layerView(Warp& w, const Inst& in, const cuda::TextureView& t, bool layered, uint32_t layer,
+               cuda::TextureView* out) {
+  if (layered != (t.layers != 0)) {
+    faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+            layered ? "layered texture fetch from a texture that is not layered"
+                    : "texture fetch without a layer from a layered texture");
+    return false;
+  }
+  *out = t;
+  if (layered) {
+    out->data += uint64_t(std::min(layer, t.layers - 1)) * t.slicePitch;
+    out->depth = 1;
+  }
+  return true;
+}
+
 // The object a lane's handle names, looked up once per distinct handle in a warp; a handle
 // that names none is a fault.
 struct ViewCache {
@@ -158,45 +200,84 @@ struct ViewCache {
   }
 };
 
-// tex: d[0..3] <- sample(texture a[0], coordinates a[1..aux]); aux = dimensions,
-// aux2 = TexOut | kIntCoords.
-uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
-  const uint64_t* handle = TF_REG(in.a[0]);
-  const int dims = static_cast<int>(in.aux);
-  const bool intCoords = in.aux2 & kIntCoords;
-  const uint32_t outKind = in.aux2 & 3;
-  uint64_t* d[4];
-  for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
+// Runs f(lane, object) for every lane in m, each lane's object looked up by its handle; stops
+// at the first lane whose handle names none or for which f reports a fault (returns false).
+template <class F>
+uint32_t forObjectLanes(Warp& w, const Inst& in, uint32_t m, const uint64_t* handle, const char* what, F&& f) {
   ViewCache cache;
   bool bad = false;
   forLanes(m, [&](uint32_t i) {
     if (bad) return;
-    if (!cache.get(w, in, handle[i], "texture")) {
-      bad = true;
-      return;
-    }
-    const cuda::TextureView& view = cache.view;
+    bad = !cache.get(w, in, handle[i], what) || !f(i, cache.view);
+  });
+  return bad ? kPcStop : in.next;
+}
+
+// tex/tld4: d[0..3] <- sample(texture a[0], coordinates a[1..aux], layer a[3]); aux =
+// dimensions, aux2 = TexOut | kIntCoords | kLayered | kGather | channel << 8.
+uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
+  const uint64_t* handle = TF_REG(in.a[0]);
+  const int dims = static_cast<int>(in.aux);
+  const bool intCoords = in.aux2 & kIntCoords;
+  const bool layered = in.aux2 & kLayered, gathers = in.aux2 & kGather;
+  const uint32_t comp = (in.aux2 >> 8) & 3;
+  const uint32_t outKind = in.aux2 & 3;
+  uint64_t* d[4];
+  for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
+  return forObjectLanes(w, in, m, handle, "texture", [&](uint32_t i, const cuda::TextureView& object) {
+    cuda::TextureView view;
+    const uint32_t layer = layered ? static_cast<uint32_t>(TF_REG(in.a[3])[i]) : 0;
+    if (!layerView(w, in, object, layered, layer, &view)) return false;
     float c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) {
       uint32_t bits = static_cast<uint32_t>(TF_REG(in.a[1 + k])[i]);
       c[k] = intCoords ? float(static_cast<int32_t>(bits)) : std::bit_cast<float>(bits);
+    }
+    if (gathers) {
+      Texel q[4];
+      gather(view, c, q);
+      for (int k = 0; k < 4; ++k) d[k][i] = outKind == kOutF32 ? std::bit_cast<uint32_t>(q[k].f[comp]) : q[k].n[comp];
+      return true;
     }
     Texel v = sample(view, c, dims, intCoords);
     for (int k = 0; k < 4; ++k) {
       if (outKind == kOutF32) d[k][i] = std::bit_cast<uint32_t>(v.f[k]);
       else d[k][i] = v.n[k];
     }
+    return true;
   });
-  return bad ? kPcStop : in.next;
 }
 
-Status dTex(Builder& b) {
+// A texture operand [handle, ...]: the slot of the handle register (texture objects only; a
+// name that is not a register is a .texref, the pre-object API).
+Result<uint32_t> textureHandle(Builder& b, const ast::Operand& where) {
+  auto sym = b.lookup(where.name);
+  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported();
+  ast::Operand texReg;
+  texReg.name = where.name;
+  return b.srcOp(texReg, Ty::U64);
+}
+
+// tex{.level,.grad}.{1d,2d,3d,a1d,a2d}.v4.dtype.ctype d, [t, {coords}]{, lod | , dPdx, dPdy}
+// tld4.{r,g,b,a}.{2d,a2d}.v4.dtype.f32 d, [t, {coords}]
+Status dTexFetch(Builder& b, bool gathers) {
+  uint32_t comp = 0;
+  std::string lod;
+  if (gathers) {
+    std::string c;
+    if (!b.mods.takeAny({".r", ".g", ".b", ".a"}, &c)) return b.error("tld4 needs a channel (.r .g .b .a)");
+    comp = c == ".r" ? 0 : c == ".g" ? 1 : c == ".b" ? 2 : 3;
+  } else {
+    b.mods.takeAny({".level", ".grad"}, &lod);
+  }
   std::string geometry;
-  if (!b.mods.takeAny({".1d", ".2d", ".3d"}, &geometry)) return b.unsupported();
-  const int dims = geometry[1] - '0';
+  if (!b.mods.takeAny({".1d", ".2d", ".3d", ".a1d", ".a2d"}, &geometry)) return b.unsupported();
+  const bool layered = geometry[1] == 'a';
+  const int dims = geometry[layered ? 2 : 1] - '0';
+  if (gathers && dims != 2) return b.unsupported();
   if (b.mods.takeVec() != 4) return b.unsupported();
   auto ts = b.mods.takeTypes();
-  if (ts.size() != 2) return b.error("tex takes a result type and a coordinate type");
+  if (ts.size() != 2) return b.error("a texture fetch takes a result type and a coordinate type");
   uint32_t outKind;
   switch (ts[0]) {
   case Ty::F32: outKind = kOutF32; break;
@@ -204,29 +285,48 @@ Status dTex(Builder& b) {
   case Ty::U32: outKind = kOutU32; break;
   default: return b.unsupported();
   }
-  if (ts[1] != Ty::F32 && ts[1] != Ty::S32) return b.unsupported();
-  if (b.numOps() != 2) return b.unsupported(); // level of detail, offsets, depth compare
+  if (ts[1] != Ty::F32 && (ts[1] != Ty::S32 || gathers)) return b.unsupported();
+  const size_t lodOps = lod == ".level" ? 1 : lod == ".grad" ? 2 : 0;
+  if (b.numOps() != 2 + lodOps) return b.unsupported(); // offsets, depth compare
   const auto& dst = b.op(0);
   const auto& src = b.op(1);
   if (dst.kind != ast::Operand::Kind::Vec || dst.elems.size() != 4 || !dst.pairPred.empty())
-    return b.error("tex needs four destinations");
-  // The coordinates: one per dimension (3D takes four, the last unused).
-  const size_t want = dims == 3 ? 4 : static_cast<size_t>(dims);
+    return b.error("a texture fetch needs four destinations");
+  // The coordinates: the layer first when layered, then one per dimension; 3D and a2d take
+  // four (the last unused).
+  const size_t want = dims == 3 || (layered && dims == 2) ? 4 : static_cast<size_t>(dims) + (layered ? 1 : 0);
   if (src.kind != ast::Operand::Kind::Addr || src.name.empty() || src.imm != 0 ||
       src.elems.size() != 1 || src.elems[0].kind != ast::Operand::Kind::Vec ||
       src.elems[0].elems.size() != want)
-    return b.error("tex needs [texture, {coordinates}]");
-  auto sym = b.lookup(src.name);
-  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .texref: the old API
-  ast::Operand texReg;
-  texReg.name = src.name;
-  auto h = b.srcOp(texReg, Ty::U64);
+    return b.error("a texture fetch needs [texture, {coordinates}]");
+  auto h = textureHandle(b, src);
   if (!h) return h.status();
+  const auto& cs = src.elems[0].elems;
   uint32_t coords[3] = {0, 0, 0};
+  if (layered) {
+    auto l = b.srcOp(cs[0], Ty::U32);
+    if (!l) return l.status();
+    coords[2] = *l;
+  }
   for (int k = 0; k < dims; ++k) {
-    auto c = b.srcOp(src.elems[0].elems[k], ts[1]);
+    auto c = b.srcOp(cs[static_cast<size_t>(k) + (layered ? 1 : 0)], ts[1]);
     if (!c) return c.status();
     coords[k] = *c;
+  }
+  // The level of detail or the gradients are checked, then not needed: every texture here has
+  // one level, which any level of detail selects.
+  for (size_t k = 2; k < 2 + lodOps; ++k) {
+    const auto& o = b.op(k);
+    if (lod == ".level") {
+      auto x = b.src(k, Ty::F32);
+      if (!x) return x.status();
+      continue;
+    }
+    if (o.kind != ast::Operand::Kind::Vec) return b.error("tex.grad needs two gradient vectors");
+    for (const auto& e : o.elems) {
+      auto x = b.srcOp(e, Ty::F32);
+      if (!x) return x.status();
+    }
   }
   uint32_t out[4];
   for (int k = 0; k < 4; ++k) {
@@ -239,7 +339,68 @@ Status dTex(Builder& b) {
   for (int k = 0; k < 3; ++k) in.a[1 + k] = coords[k];
   for (int k = 0; k < 4; ++k) in.d[k] = out[k];
   in.aux = static_cast<uint32_t>(dims);
-  in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0);
+  in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0) | (layered ? kLayered : 0) |
+            (gathers ? kGather : 0) | comp << 8;
+  return Status::ok();
+}
+
+// txq.query.b32 d, [t]: what the texture object is. Addressing modes and the filter are PTX's
+// enums (wrap 0, mirror 1, clamp_to_edge 3, clamp_to_border 4; nearest 0, linear 1); extents
+// are 1 along dimensions the texture lacks; array_size is the layer count (0: not layered).
+enum TxqQuery : uint32_t { kQWidth, kQHeight, kQDepth, kQNormalized, kQFilter, kQAddr0, kQArraySize = kQAddr0 + 3, kQLevels };
+
+uint32_t txqValue(const cuda::TextureView& t, uint32_t query) {
+  switch (query) {
+  case kQWidth: return t.width;
+  case kQHeight: return t.height;
+  case kQDepth: return t.layers ? 1 : t.depth;
+  case kQNormalized: return t.normalizedCoords ? 1 : 0;
+  case kQFilter: return t.filter == CU_TR_FILTER_MODE_LINEAR ? 1 : 0;
+  case kQArraySize: return t.layers;
+  case kQLevels: return 1;
+  default: {
+    switch (t.address[query - kQAddr0]) {
+    case CU_TR_ADDRESS_MODE_WRAP: return 0;
+    case CU_TR_ADDRESS_MODE_MIRROR: return 1;
+    case CU_TR_ADDRESS_MODE_BORDER: return 4;
+    default: return 3;
+    }
+  }
+  }
+}
+
+uint32_t hTxq(Warp& w, const Inst& in, uint32_t m) {
+  uint64_t* d = TF_REG(in.d[0]);
+  return forObjectLanes(w, in, m, TF_REG(in.a[0]), "texture", [&](uint32_t i, const cuda::TextureView& t) {
+    d[i] = txqValue(t, in.aux);
+    return true;
+  });
+}
+
+Status dTxq(Builder& b) {
+  static const std::pair<const char*, uint32_t> kQueries[] = {
+      {".width", kQWidth}, {".height", kQHeight}, {".depth", kQDepth},
+      {".normalized_coords", kQNormalized}, {".filter_mode", kQFilter},
+      {".addr_mode_0", kQAddr0}, {".addr_mode_1", kQAddr0 + 1}, {".addr_mode_2", kQAddr0 + 2},
+      {".array_size", kQArraySize}, {".num_mipmap_levels", kQLevels}};
+  uint32_t query = UINT32_MAX;
+  for (const auto& [name, q] : kQueries)
+    if (b.mods.take(name)) query = q;
+  if (query == UINT32_MAX) return b.unsupported(); // .level queries, channel type/order, samples
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 1 || ts[0] != Ty::B32) return b.error("txq returns .b32");
+  if (b.numOps() != 2) return b.unsupported();
+  const auto& where = b.op(1);
+  if (where.kind != ast::Operand::Kind::Addr || where.name.empty() || where.imm != 0 || !where.elems.empty())
+    return b.error("txq needs [texture]");
+  auto h = textureHandle(b, where);
+  if (!h) return h.status();
+  auto d = b.dst(0);
+  if (!d) return d.status();
+  Inst& in = b.emit(hTxq);
+  in.a[0] = *h;
+  in.d[0] = *d;
+  in.aux = query;
   return Status::ok();
 }
 
@@ -277,15 +438,7 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
   const uint64_t* handle = TF_REG(ops[0]);
   const int dims = static_cast<int>(in.aux & 3);
   const uint32_t n = (in.aux >> 2) & 7, bytes = (in.aux >> 5) & 15, clamp = in.aux2;
-  ViewCache cache;
-  bool bad = false;
-  forLanes(m, [&](uint32_t i) {
-    if (bad) return;
-    if (!cache.get(w, in, handle[i], "surface")) {
-      bad = true;
-      return;
-    }
-    const cuda::TextureView& view = cache.view;
+  return forObjectLanes(w, in, m, handle, "surface", [&](uint32_t i, const cuda::TextureView& view) {
     int64_t c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) c[k] = static_cast<int32_t>(TF_REG(ops[1 + k])[i]);
     bool fault = false;
@@ -294,8 +447,7 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
       faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
               "surface access out of range at (" + std::to_string(c[0]) + ", " +
                   std::to_string(c[1]) + ", " + std::to_string(c[2]) + ")");
-      bad = true;
-      return;
+      return false;
     }
     for (uint32_t k = 0; k < n; ++k) {
       uint64_t* r = TF_REG(ops[4 + k]) + i;
@@ -307,8 +459,8 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
         *r = v;
       }
     }
+    return true;
   });
-  return bad ? kPcStop : in.next;
 }
 
 template <bool Store> Status dSurf(Builder& b) {
@@ -338,12 +490,8 @@ template <bool Store> Status dSurf(Builder& b) {
       where.elems.size() != 1 || where.elems[0].kind != ast::Operand::Kind::Vec ||
       where.elems[0].elems.size() != want)
     return b.error("a surface access needs [surface, {coordinates}]");
-  auto sym = b.lookup(where.name);
-  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .surfref
   std::vector<uint32_t> ops(8, 0);
-  ast::Operand surfReg;
-  surfReg.name = where.name;
-  auto h = b.srcOp(surfReg, Ty::U64);
+  auto h = textureHandle(b, where); // a .surfref is not supported
   if (!h) return h.status();
   ops[0] = *h;
   for (int k = 0; k < dims; ++k) {
@@ -380,7 +528,9 @@ template <bool Store> Status dSurf(Builder& b) {
 } // namespace
 
 void registerTexOps(std::unordered_map<std::string, DecodeFn>& r) {
-  r["tex"] = dTex;
+  r["tex"] = [](Builder& b) { return dTexFetch(b, false); };
+  r["tld4"] = [](Builder& b) { return dTexFetch(b, true); };
+  r["txq"] = dTxq;
   r["suld"] = dSurf<false>;
   r["sust"] = dSurf<true>;
 }

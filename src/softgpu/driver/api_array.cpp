@@ -4,6 +4,7 @@
 // (api_memcpy.cpp, arrayEndpoint), which check the copied box against the array's extent.
 #include "softgpu/driver/array.h"
 
+#include "common/log.h"
 #include "softgpu/driver/handles.h"
 #include "softgpu/driver/module.h"
 #include "softgpu/driver/stream.h"
@@ -74,6 +75,16 @@ CUresult tf_sg_cuArrayCreate_v2(CUarray* out, const CUDA_ARRAY_DESCRIPTOR* d) {
 CUresult tf_sg_cuArray3DCreate_v2(CUarray* out, const CUDA_ARRAY3D_DESCRIPTOR* d) {
   if (!d) return CUDA_ERROR_INVALID_VALUE;
   return createArray(*d, out);
+}
+
+// Mipmapped arrays are not supported (textures sample one level): refused by name, so that
+// cudaMallocMipmappedArray fails with cudaErrorNotSupported rather than asking for a newer
+// driver, and nothing is allocated.
+CUresult tf_sg_cuMipmappedArrayCreate(CUmipmappedArray* out, const CUDA_ARRAY3D_DESCRIPTOR* d, unsigned) {
+  if (!out || !d) return CUDA_ERROR_INVALID_VALUE;
+  *out = nullptr;
+  TF_LOG(Error, "mipmapped arrays are not supported by the soft GPU");
+  return CUDA_ERROR_NOT_SUPPORTED;
 }
 
 CUresult tf_sg_cuArrayDestroy(CUarray handle) {

@@ -94,6 +94,7 @@ bool lookupTexture(uint64_t handle, cuda::TextureView* out) {
     v.width = static_cast<uint32_t>(a->desc.Width);
     v.height = static_cast<uint32_t>(a->rows);
     v.depth = static_cast<uint32_t>(a->slices);
+    if (a->desc.Flags & CUDA_ARRAY3D_LAYERED) v.layers = v.depth;
     v.channels = a->desc.NumChannels;
     v.format = a->desc.Format;
     v.pitch = a->pitch;
