@@ -8,9 +8,9 @@
 // GPU). Integer texels read as [0, 1] / [-1, 1] floats unless the texture reads them as
 // integers. Missing channels read 0, alpha 1. Layered textures (tex.a1d/.a2d) sample one layer,
 // the index clamped to the layers there are; tld4 gathers one channel of the four texels linear
-// filtering would blend; txq answers queries about the object. No texture here has more than
-// one mipmap level (the soft GPU refuses mipmapped arrays), so tex.level and tex.grad sample
-// level 0, as a GPU does for any level of detail on a one-level texture.
+// filtering would blend; txq answers queries about the object. Mipmapped textures: tex.level and
+// tex.grad pick levels from the level of detail (pickLevels), tex uses level of detail 0, and
+// tld4 gathers from level 0.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -30,6 +30,8 @@ enum TexOut : uint32_t { kOutF32 = 0, kOutS32 = 1, kOutU32 = 2 };
 constexpr uint32_t kIntCoords = 4;
 constexpr uint32_t kLayered = 8;  // the layer index is in a[3]
 constexpr uint32_t kGather = 16;  // tld4; the channel is in bits 8..9
+constexpr uint32_t kLevel = 32;   // tex.level: the level of detail's slot at operands[imm]
+constexpr uint32_t kGrad = 64;    // tex.grad: six gradient slots (x, y, z of each) at operands[imm]
 
 // One texel's channels, as floats (normalised or converted) and as raw integers.
 struct Texel {
@@ -94,8 +96,9 @@ int64_t address(int64_t i, uint32_t n, CUaddress_mode mode, bool normalized) {
   }
 }
 
-Texel fetch(const cuda::TextureView& t, const int64_t idx[3], int dims) {
-  const uint32_t extent[3] = {t.width, t.height, t.depth};
+// The sampler's settings come from t, the texels from img (one level, or one layer of it).
+Texel fetch(const cuda::TextureView& t, const cuda::TextureLevel& img, const int64_t idx[3], int dims) {
+  const uint32_t extent[3] = {img.width, img.height, img.depth};
   int64_t at[3] = {0, 0, 0};
   for (int k = 0; k < dims; ++k) {
     at[k] = address(idx[k], extent[k], t.address[k], t.normalizedCoords);
@@ -109,18 +112,19 @@ Texel fetch(const cuda::TextureView& t, const int64_t idx[3], int dims) {
     }
   }
   const uint64_t elem = uint64_t(cuda::arrayFormatBytes(t.format)) * t.channels;
-  return readTexel(t, t.data + uint64_t(at[2]) * t.slicePitch + uint64_t(at[1]) * t.pitch +
+  return readTexel(t, img.data + uint64_t(at[2]) * img.slicePitch + uint64_t(at[1]) * img.pitch +
                           uint64_t(at[0]) * elem);
 }
 
-Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoords) {
-  const uint32_t extent[3] = {t.width, t.height, t.depth};
+Texel sample(const cuda::TextureView& t, const cuda::TextureLevel& img, const float c[3], int dims,
+             bool intCoords) {
+  const uint32_t extent[3] = {img.width, img.height, img.depth};
   float x[3] = {0, 0, 0};
   for (int k = 0; k < dims; ++k) x[k] = t.normalizedCoords && !intCoords ? c[k] * extent[k] : c[k];
   if (intCoords || t.filter == CU_TR_FILTER_MODE_POINT) {
     int64_t idx[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) idx[k] = static_cast<int64_t>(std::floor(x[k]));
-    return fetch(t, idx, dims);
+    return fetch(t, img, idx, dims);
   }
   // Linear: texel centres at i + 0.5; weights in 8-bit fixed point.
   int64_t base[3] = {0, 0, 0};
@@ -141,7 +145,7 @@ Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoo
       idx[k] = base[k] + high;
       weight *= high ? frac[k] : 1 - frac[k];
     }
-    Texel v = fetch(t, idx, dims);
+    Texel v = fetch(t, img, idx, dims);
     for (int c = 0; c < 4; ++c) out.f[c] += weight * v.f[c];
   }
   for (int c = 0; c < 4; ++c) out.n[c] = std::bit_cast<uint32_t>(out.f[c]);
@@ -151,33 +155,53 @@ Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoo
 // tld4: channel `comp` of the four texels linear filtering blends at c, counter-clockwise from
 // the lower left: (i0, j1), (i1, j1), (i1, j0), (i0, j0), with i0 = floor(x - 0.5), i1 = i0 + 1.
 // Each goes through the addressing mode (the border colour's channel outside a border texture).
-void gather(const cuda::TextureView& t, const float c[2], Texel out[4]) {
+void gather(const cuda::TextureView& t, const cuda::TextureLevel& img, const float c[2], Texel out[4]) {
   int64_t i0[2];
   for (int k = 0; k < 2; ++k) {
-    const float x = t.normalizedCoords ? c[k] * (k == 0 ? t.width : t.height) : c[k];
+    const float x = t.normalizedCoords ? c[k] * (k == 0 ? img.width : img.height) : c[k];
     i0[k] = static_cast<int64_t>(std::floor(x - 0.5f));
   }
   const int64_t corner[4][2] = {{0, 1}, {1, 1}, {1, 0}, {0, 0}};
   for (int q = 0; q < 4; ++q) {
     const int64_t idx[3] = {i0[0] + corner[q][0], i0[1] + corner[q][1], 0};
-    out[q] = fetch(t, idx, 2);
+    out[q] = fetch(t, img, idx, 2);
   }
 }
 
-// The one layer a layered instruction reads (its index clamped to the layers there are), or
-// the texture itself. A layered instruction on a texture that is not layered, or the other way
-// round, is a fault rather than a read of the wrong texels.
-bool layerView(Warp& w, const Inst& in, const cuda::TextureView& t, bool layered, uint32_t layer,
-               cuda::TextureView* out) {
+// The levels a level of detail selects: the first, and the weight of the next (0: one level).
+// The bias is added, then the texture's clamps and its level range apply; point mipmap
+// filtering takes the nearest level, linear blends two with an 8-bit fixed-point weight.
+void pickLevels(const cuda::TextureView& t, float lod, uint32_t* first, float* weight) {
+  *first = 0;
+  *weight = 0;
+  if (t.levels <= 1) return;
+  float x = lod + t.lodBias;
+  if (!(x >= t.minLod)) x = t.minLod; // also NaN
+  if (x > t.maxLod) x = t.maxLod;
+  x = std::clamp(x, 0.0f, float(t.levels - 1));
+  if (t.mipmapFilter == CU_TR_FILTER_MODE_POINT) {
+    *first = static_cast<uint32_t>(std::floor(x + 0.5f));
+    return;
+  }
+  *first = static_cast<uint32_t>(std::floor(x));
+  *weight = std::round((x - float(*first)) * 256.0f) / 256.0f;
+  if (*first + 1 >= t.levels) *weight = 0;
+}
+
+// The one layer a layered instruction reads (its index clamped to the layers there are) of
+// level l, or level l itself. A layered instruction on a texture that is not layered, or the
+// other way round, is a fault rather than a read of the wrong texels.
+bool pickImage(Warp& w, const Inst& in, const cuda::TextureView& t, bool layered, uint32_t layer,
+               uint32_t l, cuda::TextureLevel* out) {
   if (layered != (t.layers != 0)) {
     faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
             layered ? "layered texture fetch from a texture that is not layered"
                     : "texture fetch without a layer from a layered texture");
     return false;
   }
-  *out = t;
+  *out = t.levelAt(l);
   if (layered) {
-    out->data += uint64_t(std::min(layer, t.layers - 1)) * t.slicePitch;
+    out->data += uint64_t(std::min(layer, t.layers - 1)) * out->slicePitch;
     out->depth = 1;
   }
   return true;
@@ -213,8 +237,29 @@ uint32_t forObjectLanes(Warp& w, const Inst& in, uint32_t m, const uint64_t* han
   return bad ? kPcStop : in.next;
 }
 
+// The level of detail of tex.level (the operand) or tex.grad (log2 of the longer gradient, in
+// level-0 texels; isotropic), read from the slots at Function::operands[in.imm]; 0 for tex.
+float levelOfDetail(Warp& w, const Inst& in, uint32_t lane, const cuda::TextureView& t, int dims) {
+  const uint32_t* ops = w.fn->operands.data() + in.imm;
+  auto f = [&](uint32_t slot) { return std::bit_cast<float>(static_cast<uint32_t>(TF_REG(slot)[lane])); };
+  if (in.aux2 & kLevel) return f(ops[0]);
+  if (!(in.aux2 & kGrad)) return 0;
+  const uint32_t extent[3] = {t.width, t.height, t.depth};
+  float rho = 0;
+  for (int g = 0; g < 2; ++g) {
+    float sum = 0;
+    for (int k = 0; k < dims; ++k) {
+      const float v = f(ops[g * 3 + k]) * (t.normalizedCoords ? float(extent[k]) : 1.0f);
+      sum += v * v;
+    }
+    rho = std::max(rho, std::sqrt(sum));
+  }
+  return std::log2(rho);
+}
+
 // tex/tld4: d[0..3] <- sample(texture a[0], coordinates a[1..aux], layer a[3]); aux =
-// dimensions, aux2 = TexOut | kIntCoords | kLayered | kGather | channel << 8.
+// dimensions, aux2 = TexOut | kIntCoords | kLayered | kGather | kLevel | kGrad | channel << 8.
+// Unnormalised coordinates address level 0's texels at every level.
 uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
   const uint64_t* handle = TF_REG(in.a[0]);
   const int dims = static_cast<int>(in.aux);
@@ -224,22 +269,42 @@ uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
   const uint32_t outKind = in.aux2 & 3;
   uint64_t* d[4];
   for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
-  return forObjectLanes(w, in, m, handle, "texture", [&](uint32_t i, const cuda::TextureView& object) {
-    cuda::TextureView view;
+  return forObjectLanes(w, in, m, handle, "texture", [&](uint32_t i, const cuda::TextureView& t) {
     const uint32_t layer = layered ? static_cast<uint32_t>(TF_REG(in.a[3])[i]) : 0;
-    if (!layerView(w, in, object, layered, layer, &view)) return false;
     float c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) {
       uint32_t bits = static_cast<uint32_t>(TF_REG(in.a[1 + k])[i]);
       c[k] = intCoords ? float(static_cast<int32_t>(bits)) : std::bit_cast<float>(bits);
     }
-    if (gathers) {
+    cuda::TextureLevel img;
+    if (gathers) { // level 0
+      if (!pickImage(w, in, t, layered, layer, 0, &img)) return false;
       Texel q[4];
-      gather(view, c, q);
+      gather(t, img, c, q);
       for (int k = 0; k < 4; ++k) d[k][i] = outKind == kOutF32 ? std::bit_cast<uint32_t>(q[k].f[comp]) : q[k].n[comp];
       return true;
     }
-    Texel v = sample(view, c, dims, intCoords);
+    uint32_t first;
+    float weight;
+    pickLevels(t, levelOfDetail(w, in, i, t, dims), &first, &weight);
+    Texel v;
+    for (uint32_t l = first; l <= first + (weight > 0 ? 1 : 0); ++l) {
+      if (!pickImage(w, in, t, layered, layer, l, &img)) return false;
+      float cl[3] = {c[0], c[1], c[2]};
+      if (l > 0 && !t.normalizedCoords) {
+        const uint32_t e0[3] = {t.width, t.height, t.depth}, el[3] = {img.width, img.height, img.depth};
+        for (int k = 0; k < dims; ++k) cl[k] = c[k] * float(el[k]) / float(e0[k]);
+      }
+      Texel x = sample(t, img, cl, dims, intCoords);
+      if (l == first) {
+        v = x;
+        continue;
+      }
+      for (int k = 0; k < 4; ++k) {
+        v.f[k] = (1 - weight) * v.f[k] + weight * x.f[k];
+        v.n[k] = std::bit_cast<uint32_t>(v.f[k]);
+      }
+    }
     for (int k = 0; k < 4; ++k) {
       if (outKind == kOutF32) d[k][i] = std::bit_cast<uint32_t>(v.f[k]);
       else d[k][i] = v.n[k];
@@ -313,21 +378,27 @@ Status dTexFetch(Builder& b, bool gathers) {
     if (!c) return c.status();
     coords[k] = *c;
   }
-  // The level of detail or the gradients are checked, then not needed: every texture here has
-  // one level, which any level of detail selects.
+  // The level of detail, or the gradients (one value per dimension, the rest unused).
+  std::vector<uint32_t> lodSlots(lod == ".grad" ? 6 : 1, b.constSlot(0));
   for (size_t k = 2; k < 2 + lodOps; ++k) {
     const auto& o = b.op(k);
     if (lod == ".level") {
       auto x = b.src(k, Ty::F32);
       if (!x) return x.status();
+      lodSlots[0] = *x;
       continue;
     }
-    if (o.kind != ast::Operand::Kind::Vec) return b.error("tex.grad needs two gradient vectors");
-    for (const auto& e : o.elems) {
-      auto x = b.srcOp(e, Ty::F32);
+    if (o.kind != ast::Operand::Kind::Vec || o.elems.size() < static_cast<size_t>(dims))
+      return b.error("tex.grad needs two gradient vectors");
+    for (int e = 0; e < dims; ++e) {
+      auto x = b.srcOp(o.elems[static_cast<size_t>(e)], Ty::F32);
       if (!x) return x.status();
+      lodSlots[(k - 2) * 3 + static_cast<size_t>(e)] = *x;
     }
   }
+  auto& list = b.fd.fn.operands;
+  const uint32_t lodAt = static_cast<uint32_t>(list.size());
+  if (lodOps) list.insert(list.end(), lodSlots.begin(), lodSlots.end());
   uint32_t out[4];
   for (int k = 0; k < 4; ++k) {
     auto x = b.dstOp(dst.elems[k]);
@@ -339,8 +410,9 @@ Status dTexFetch(Builder& b, bool gathers) {
   for (int k = 0; k < 3; ++k) in.a[1 + k] = coords[k];
   for (int k = 0; k < 4; ++k) in.d[k] = out[k];
   in.aux = static_cast<uint32_t>(dims);
+  in.imm = lodAt;
   in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0) | (layered ? kLayered : 0) |
-            (gathers ? kGather : 0) | comp << 8;
+            (gathers ? kGather : 0) | (lod == ".level" ? kLevel : 0) | (lod == ".grad" ? kGrad : 0) | comp << 8;
   return Status::ok();
 }
 
@@ -357,7 +429,7 @@ uint32_t txqValue(const cuda::TextureView& t, uint32_t query) {
   case kQNormalized: return t.normalizedCoords ? 1 : 0;
   case kQFilter: return t.filter == CU_TR_FILTER_MODE_LINEAR ? 1 : 0;
   case kQArraySize: return t.layers;
-  case kQLevels: return 1;
+  case kQLevels: return t.levels;
   default: {
     switch (t.address[query - kQAddr0]) {
     case CU_TR_ADDRESS_MODE_WRAP: return 0;

@@ -5,11 +5,10 @@
 //  - layered textures: tex1DLayered / tex2DLayered (tex.a1d / tex.a2d) on layered arrays made by
 //    cudaMalloc3DArray, every layer, the layer index clamped, linear filtering inside one layer;
 //  - tex2DLod and tex2DGrad (tex.level / tex.grad) on a one-level texture: level 0 at any level
-//    of detail, as on a GPU;
+//    of detail, as on a GPU (texture_mipmap.cu has the textures with more);
 //  - txq (inline PTX) on these objects: extents, layer count, modes;
-//  - what is refused: mipmapped arrays (cudaErrorNotSupported), and a layered fetch from a
-//    texture that is not layered (a launch failure, not a read of the wrong texels; last, as it
-//    is sticky).
+//  - what is refused: a layered fetch from a texture that is not layered (a fault, not a read of
+//    the wrong texels; last, as it is sticky).
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
@@ -278,11 +277,6 @@ void levels() {
   const unsigned wantQ[9] = {kW, kH, 1, 0, 0, 1, 0, 0, 1}; // wrap 0, linear 1, not layered
   EXPECT_EQ_BYTES(q.data(), wantQ, sizeof wantQ, "txq on a 2D texture");
   CHECK(cudaDestroyTextureObject(t));
-
-  // Mipmapped arrays are not supported: refused, not half made.
-  cudaMipmappedArray_t m = nullptr;
-  EXPECT_ERR(cudaMallocMipmappedArray(&m, &f4, make_cudaExtent(16, 16, 0), 4), cudaErrorNotSupported);
-  (void)cudaGetLastError();
 
   // A layered fetch from a texture that is not layered is a fault (sticky: the last check).
   t = makeTexture(a, cudaAddressModeClamp, cudaFilterModePoint, false);
