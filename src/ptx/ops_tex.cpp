@@ -379,7 +379,7 @@ Status dTexFetch(Builder& b, bool gathers) {
     coords[k] = *c;
   }
   // The level of detail, or the gradients (one value per dimension, the rest unused).
-  std::vector<uint32_t> lodSlots(lod == ".grad" ? 6 : 1, b.constSlot(0));
+  std::vector<uint32_t> lodSlots(lod == ".grad" ? 6 : 1, lodOps ? b.constSlot(0) : 0);
   for (size_t k = 2; k < 2 + lodOps; ++k) {
     const auto& o = b.op(k);
     if (lod == ".level") {
