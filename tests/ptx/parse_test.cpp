@@ -156,6 +156,38 @@ TEST(Parse, WmmaFormsItCannotRunAreNamed) {
   EXPECT_EQ(e, "");
 }
 
+// Malformed texture and asynchronous-copy forms are refused naming the construct.
+TEST(Parse, TextureAndAsyncCopyFormsAreChecked) {
+  const std::string head = std::string(kHead) +
+                           ".visible .entry k(.param .u64 p)\n{\n  .reg .b32 %r<9>;\n  .reg .f32 %f<9>;\n"
+                           "  .reg .pred %p;\n  .reg .b64 %rd;\n  ld.param.u64 %rd, [p];\n";
+  struct Case {
+    const char* line; // at line 11
+    const char* error; // "" = loads
+  };
+  const Case cases[] = {
+      {"tld4.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}];",
+       "bad.ptx:11: tld4 needs a channel (.r .g .b .a) in 'tld4.2d.v4.f32.f32'"},
+      {"tex.grad.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}], %f7, %f8;",
+       "bad.ptx:11: tex.grad needs two gradient vectors in 'tex.grad.2d.v4.f32.f32'"},
+      {"tex.a2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%r1,%f5}];",
+       "bad.ptx:11: a texture fetch needs [texture, {coordinates}] in 'tex.a2d.v4.f32.f32'"},
+      {"txq.width.b64 %rd, [%rd];", "bad.ptx:11: txq returns .b32 in 'txq.width.b64'"},
+      {"txq.width.b32 %r1, [%rd, {%f1}];", "bad.ptx:11: txq needs [texture] in 'txq.width.b32'"},
+      {"txq.channel_order.b32 %r1, [%rd];", "bad.ptx:11: unsupported instruction 'txq.channel_order.b32'"},
+      {"cp.async.ca.shared.global [%r1], [%rd], 4, !%p;",
+       "bad.ptx:11: ignore-src cannot be negated in 'cp.async.ca.shared.global'"},
+      {"cp.async.ca.shared.global [%r1], [%rd], 4, %r2, %r3;",
+       "bad.ptx:11: too many operands in 'cp.async.ca.shared.global'"},
+      {"cp.async.mbarrier.arrive.noinc.shared.b32 [%r1];",
+       "bad.ptx:11: mbarrier operates on .b64 in 'cp.async.mbarrier.arrive.noinc.shared.b32'"},
+      {"tex.level.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}], %f7;", ""},
+      {"cp.async.cg.shared.global [%r1], [%rd], 16, %p;", ""},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(loadError(head + "  " + c.line + "\n  ret;\n}\n"), c.error) << c.line;
+}
+
 TEST(Parse, ToleratesDebugInfoAndDirectives) {
   std::string text = std::string(kHead) + R"(
 .file 1 "/tmp/a.cu"
