@@ -79,11 +79,19 @@ inline uint32_t arrayFormatBytes(CUarray_format f) {
 // A texture object as a kernel's tex instructions see it (cuTexObjectCreate): texels of
 // `channels` channels of `format`, row after row (`pitch` bytes), slice after slice, and how
 // to sample them.
+// One mipmap level of a texture: its texels and extent.
+struct TextureLevel {
+  uint8_t* data = nullptr;
+  uint64_t pitch = 0, slicePitch = 0;
+  uint32_t width = 0, height = 1, depth = 1;
+};
+
 struct TextureView {
   uint8_t* data = nullptr;        // texel (0, 0, 0), in this process
   uint64_t pitch = 0;             // bytes per row
   uint64_t slicePitch = 0;        // bytes per slice
   uint32_t width = 0, height = 1, depth = 1;
+  uint32_t layers = 0;            // a layered array: its layers (depth = layers), else 0
   uint32_t channels = 1;
   CUarray_format format = CU_AD_FORMAT_FLOAT;
   CUaddress_mode address[3] = {CU_TR_ADDRESS_MODE_CLAMP, CU_TR_ADDRESS_MODE_CLAMP,
@@ -92,6 +100,27 @@ struct TextureView {
   bool normalizedCoords = false; // coordinates in [0, 1) rather than texels
   bool readAsInteger = false;    // integer texels read as integers, not as [0, 1] / [-1, 1]
   float border[4] = {0, 0, 0, 0};
+  // A mipmapped texture: the fields above are level 0, level[k - 1] is level k. A level of
+  // detail plus lodBias, clamped to [minLod, maxLod], picks the nearest level (point) or blends
+  // the two around it (linear). Other textures have one level.
+  static constexpr uint32_t kMaxLevels = 18;
+  uint32_t levels = 1;
+  TextureLevel level[kMaxLevels - 1];
+  CUfilter_mode mipmapFilter = CU_TR_FILTER_MODE_POINT;
+  float lodBias = 0, minLod = 0, maxLod = 0;
+
+  // Level l's texels and extent (level 0: the fields above).
+  TextureLevel levelAt(uint32_t l) const {
+    return l > 0 ? level[l - 1] : TextureLevel{data, pitch, slicePitch, width, height, depth};
+  }
+  void setLevel0(const TextureLevel& l) {
+    data = l.data;
+    pitch = l.pitch;
+    slicePitch = l.slicePitch;
+    width = l.width;
+    height = l.height;
+    depth = l.depth;
+  }
 };
 
 // How kernels reach global memory. Implemented by the soft GPU.

@@ -19,7 +19,7 @@ inline uint64_t make(uint64_t pending, uint64_t expected, uint64_t phase) {
 }
 
 enum MbOp : uint32_t { MInit, MInval, MArrive, MArriveDrop, MTestWait, MTestWaitParity, MTryWait,
-                       MTryWaitParity, MPending, MExpectTx, MArriveNoComplete };
+                       MTryWaitParity, MPending, MExpectTx, MArriveNoComplete, MCheck };
 
 uint8_t* mbPtr(Warp& w, uint32_t lane, uint64_t addr, bool shared, const Inst& in) {
   return shared ? sharedPtr(w, addr, 8, in) : genericPtr(w, lane, addr, 8, in);
@@ -54,7 +54,7 @@ uint32_t hMbarrier(Warp& w, const Inst& in, uint32_t m) {
       ref.store(make(n, n, 0));
       break;
     }
-    case MInval: break;
+    case MInval: case MCheck: break;
     case MExpectTx: break; // no asynchronous transactions: bulk copies complete at once
     case MArrive: case MArriveDrop: case MArriveNoComplete: {
       uint64_t n = (in.aux2 & 4) ? (static_cast<uint32_t>(cnt[i]) & kCountMask) : 1;
@@ -164,6 +164,29 @@ Status dMbarrier(Builder& b) {
 }
 
 } // namespace
+
+// cp.async.mbarrier.arrive{.noinc}.shared{::cta}.b64 [mbar]: an arrive-on that fires once the
+// thread's earlier cp.async copies complete; they completed when issued, so it fires now.
+// Without .noinc the pending count is first raised by one, which the arrive takes back:
+// nothing changes (only the address is checked). With .noinc it is an ordinary arrive.
+Status dCpAsyncMbarrierArrive(Builder& b) {
+  if (!b.mods.take(".arrive")) return b.unsupported();
+  const bool noinc = b.mods.take(".noinc");
+  bool shared = b.mods.takeAny({".shared", ".shared::cta"}, nullptr);
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 1 || ts[0] != Ty::B64) return b.error("mbarrier operates on .b64");
+  if (b.numOps() != 1) return b.error("cp.async.mbarrier.arrive takes one address");
+  auto a = b.addr(0, shared ? ".shared" : "");
+  if (!a) return a.status();
+  Inst& in = b.emit(hMbarrier);
+  in.d[0] = b.scratchSlot();
+  in.a[0] = a->slot;
+  in.a[1] = b.constSlot(0);
+  in.imm = a->offset;
+  in.aux = noinc ? MArrive : MCheck;
+  in.aux2 = (shared ? 1 : 0) | (a->is32 ? 2 : 0);
+  return Status::ok();
+}
 
 void registerAsyncOps(std::unordered_map<std::string, DecodeFn>& r) { r["mbarrier"] = dMbarrier; }
 

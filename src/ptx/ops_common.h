@@ -41,4 +41,7 @@ template <template <class> class H> Handler byIntType(Ty t) {
 
 template <class T> struct Unsigned { using type = std::make_unsigned_t<T>; };
 
+// cp.async.mbarrier.arrive (ops_async.cpp), reached from the cp.async decoder (ops_mem.cpp).
+Status dCpAsyncMbarrierArrive(Builder& b);
+
 } // namespace tf::ptx

@@ -257,7 +257,7 @@ uint32_t hCall(Warp& w, const Inst& in, uint32_t m) {
 
 Status dCall(Builder& b) {
   b.mods.take(".uni");
-  b.mods.take(".__indirect");
+  const bool hasPrototype = b.mods.take(".__indirect");
   const auto& ai = b.ai;
   size_t nret = static_cast<size_t>(ai.callRets);
   if (ai.ops.size() <= nret) return b.error("call without a target");
@@ -267,6 +267,9 @@ Status dCall(Builder& b) {
   CallSite cs;
   const Function* callee = nullptr;
   if (s && s->kind == Symbol::Kind::Reg) {
+    // PTX requires a .callprototype or a target list on a call through a register
+    if (!hasPrototype)
+      return b.error("indirect call through '" + target.name + "' without a .callprototype or target list");
     cs.indirect = true;
     cs.targetSlot = s->slot;
   } else if (!s || s->kind != Symbol::Kind::Function) {

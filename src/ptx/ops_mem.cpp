@@ -499,18 +499,23 @@ Status dNop(Builder& b) {
   return Status::ok();
 }
 
-// cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size}: executed synchronously
+// cp.async.{ca,cg}.shared.global [dst], [src], cp-size{, src-size | ignore-src}: executed
+// synchronously. Bytes past src-size (all of them when ignore-src is true) are zero-filled.
+// aux: cp-size; aux2: bit0 32-bit dst register, bit1 src-size register in a[1], bit2 ignore-src
+// predicate in a[1], bits 8.. source offset.
 uint32_t hCpAsync(Warp& w, const Inst& in, uint32_t m) {
   const uint64_t* dst = TF_REG(in.d[0]);
   const uint64_t* src = TF_REG(in.a[0]);
-  const uint64_t* srcSize = TF_REG(in.a[1]);
+  const uint64_t* srcSize = (in.aux2 & 2) ? TF_REG(in.a[1]) : nullptr;
+  const uint32_t ignore = (in.aux2 & 4) ? w.p[in.a[1]] : 0;
   const uint32_t size = in.aux;
-  const uint64_t dmask = in.aux2 ? 0xFFFFFFFFull : ~0ull;
+  const uint64_t dmask = (in.aux2 & 1) ? 0xFFFFFFFFull : ~0ull;
   bool bad = false;
   forLanes(m, [&](uint32_t i) {
     if (bad) return;
-    uint32_t n = in.a[1] ? static_cast<uint32_t>(srcSize[i]) : size;
+    uint32_t n = srcSize ? static_cast<uint32_t>(srcSize[i]) : size;
     if (n > size) n = size;
+    if (ignore & (1u << i)) n = 0;
     uint8_t* dp = sharedPtr(w, (dst[i] & dmask) + static_cast<uint64_t>(in.imm), size, in);
     if (!dp) {
       bad = true;
@@ -519,7 +524,6 @@ uint32_t hCpAsync(Warp& w, const Inst& in, uint32_t m) {
     if (n) {
       uint8_t* sp = globalPtr(w, src[i] + static_cast<uint64_t>(in.aux2 >> 8), n, in);
       if (!sp) {
-        // an n-byte read need not be n-aligned: read bytewise through the range check
         bad = true;
         return;
       }
@@ -534,35 +538,50 @@ Status dCpAsync(Builder& b) {
   if (b.mods.take(".commit_group") || b.mods.take(".wait_group") || b.mods.take(".wait_all")) {
     return Status::ok(); // copies complete immediately
   }
-  if (b.mods.take(".mbarrier")) {
-    // cp.async.mbarrier.arrive{.noinc}.shared.b64 [mbar]: arrive immediately (copies are done)
-    return b.unsupported();
-  }
+  if (b.mods.take(".mbarrier")) return dCpAsyncMbarrierArrive(b);
   b.mods.takeAny({".ca", ".cg"}, nullptr);
   if (!b.mods.take(".shared") && !b.mods.take(".shared::cta")) return b.unsupported();
   if (!b.mods.take(".global")) return b.unsupported();
   b.mods.takeAny({".L2::64B", ".L2::128B", ".L2::256B"}, nullptr);
+  const size_t nops = b.numOps();
   auto dst = b.addr(0, ".shared");
   if (!dst) return dst.status();
   auto src = b.addr(1, ".global");
   if (!src) return src.status();
-  if (b.numOps() < 3 || b.op(2).kind != ast::Operand::Kind::Imm) return b.error("cp-size must be an immediate");
+  if (nops < 3 || b.op(2).kind != ast::Operand::Kind::Imm) return b.error("cp-size must be an immediate");
   uint32_t size = static_cast<uint32_t>(b.op(2).imm);
   if (size != 4 && size != 8 && size != 16) return b.error("bad cp-size");
-  uint32_t srcSize = 0;
-  if (b.numOps() >= 4) {
-    auto s = b.src(3, Ty::U32);
-    if (!s) return s.status();
-    srcSize = *s;
+  if (nops > 4) return b.error("too many operands");
+  uint32_t extraSlot = 0, extraKind = 0;
+  if (nops == 4) {
+    const auto& o = b.op(3);
+    bool isPred = false;
+    if (o.kind == ast::Operand::Kind::Reg) {
+      auto sym = b.lookup(o.name);
+      isPred = sym && sym->kind == Symbol::Kind::Pred;
+    }
+    if (isPred) {
+      bool neg = false;
+      auto p = b.predSrc(3, &neg);
+      if (!p) return p.status();
+      if (neg) return b.error("ignore-src cannot be negated");
+      extraSlot = *p;
+      extraKind = 4;
+    } else {
+      auto s = b.src(3, Ty::U32);
+      if (!s) return s.status();
+      extraSlot = *s;
+      extraKind = 2;
+    }
   }
   if (src->offset < 0 || src->offset > 0xFFFFFF) return b.error("source offset out of range");
   Inst& in = b.emit(hCpAsync);
   in.d[0] = dst->slot;
   in.a[0] = src->slot;
-  in.a[1] = srcSize;
+  in.a[1] = extraSlot;
   in.imm = dst->offset;
   in.aux = size;
-  in.aux2 = (dst->is32 ? 1 : 0) | (static_cast<uint32_t>(src->offset) << 8);
+  in.aux2 = (dst->is32 ? 1 : 0) | extraKind | (static_cast<uint32_t>(src->offset) << 8);
   return Status::ok();
 }
 

@@ -217,12 +217,16 @@ Status dWmma(Builder& b) {
   uint32_t M = 0, N = 0, K = 0;
   bool isLoad = b.mods.take(".load"), isStore = b.mods.take(".store"), isMma = b.mods.take(".mma");
   if (!isLoad && !isStore && !isMma) return b.unsupported();
+  std::string subByte;
+  if (b.mods.takeAny({".u4", ".s4", ".b1"}, &subByte))
+    return b.error("wmma on sub-byte elements (" + subByte + ") is not supported");
   if (isMma) {
     std::string la, lb;
     b.mods.takeAny({".row", ".col"}, &la);
     b.mods.takeAny({".row", ".col"}, &lb);
     if (takeShape(b, &M, &N, &K).empty()) return b.error("missing shape");
     b.mods.take(".satfinite");
+    const bool rn = b.mods.take(".rn"); // the only rounding of f64 wmma (and its default)
     auto ts = b.mods.takeTypes();
     // .dtype.ctype (f16/f32 shapes) or .dtype.atype.btype.ctype
     Ty dt, at, bt, ct;
@@ -238,6 +242,7 @@ Status dWmma(Builder& b) {
     } else {
       return b.error("bad wmma.mma types");
     }
+    if (rn && dt != Ty::F64) return b.error("rounding modifier on a non-f64 wmma.mma");
     uint32_t e[4];
     Ty tys[4] = {dt, at, bt, ct};
     for (int k = 0; k < 4; ++k) {

@@ -6,7 +6,12 @@
 // match them bit for bit only up to that quantisation); clamp, wrap, mirror and border
 // addressing (wrap and mirror need normalised coordinates, otherwise they clamp, as on the
 // GPU). Integer texels read as [0, 1] / [-1, 1] floats unless the texture reads them as
-// integers. Missing channels read 0, alpha 1.
+// integers. Missing channels read 0, alpha 1. Layered textures (tex.a1d/.a2d) sample one layer,
+// the index clamped to the layers there are; tld4 gathers one channel of the four texels linear
+// filtering would blend; txq answers queries about the object. Mipmapped textures: tex.level and
+// tex.grad pick levels from the level of detail (pickLevels), tex uses level of detail 0, and
+// tld4 gathers from level 0.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -23,6 +28,10 @@ namespace {
 
 enum TexOut : uint32_t { kOutF32 = 0, kOutS32 = 1, kOutU32 = 2 };
 constexpr uint32_t kIntCoords = 4;
+constexpr uint32_t kLayered = 8;  // the layer index is in a[3]
+constexpr uint32_t kGather = 16;  // tld4; the channel is in bits 8..9
+constexpr uint32_t kLevel = 32;   // tex.level: the level of detail's slot at operands[imm]
+constexpr uint32_t kGrad = 64;    // tex.grad: six gradient slots (x, y, z of each) at operands[imm]
 
 // One texel's channels, as floats (normalised or converted) and as raw integers.
 struct Texel {
@@ -87,8 +96,9 @@ int64_t address(int64_t i, uint32_t n, CUaddress_mode mode, bool normalized) {
   }
 }
 
-Texel fetch(const cuda::TextureView& t, const int64_t idx[3], int dims) {
-  const uint32_t extent[3] = {t.width, t.height, t.depth};
+// The sampler's settings come from t, the texels from img (one level, or one layer of it).
+Texel fetch(const cuda::TextureView& t, const cuda::TextureLevel& img, const int64_t idx[3], int dims) {
+  const uint32_t extent[3] = {img.width, img.height, img.depth};
   int64_t at[3] = {0, 0, 0};
   for (int k = 0; k < dims; ++k) {
     at[k] = address(idx[k], extent[k], t.address[k], t.normalizedCoords);
@@ -102,18 +112,19 @@ Texel fetch(const cuda::TextureView& t, const int64_t idx[3], int dims) {
     }
   }
   const uint64_t elem = uint64_t(cuda::arrayFormatBytes(t.format)) * t.channels;
-  return readTexel(t, t.data + uint64_t(at[2]) * t.slicePitch + uint64_t(at[1]) * t.pitch +
+  return readTexel(t, img.data + uint64_t(at[2]) * img.slicePitch + uint64_t(at[1]) * img.pitch +
                           uint64_t(at[0]) * elem);
 }
 
-Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoords) {
-  const uint32_t extent[3] = {t.width, t.height, t.depth};
+Texel sample(const cuda::TextureView& t, const cuda::TextureLevel& img, const float c[3], int dims,
+             bool intCoords) {
+  const uint32_t extent[3] = {img.width, img.height, img.depth};
   float x[3] = {0, 0, 0};
   for (int k = 0; k < dims; ++k) x[k] = t.normalizedCoords && !intCoords ? c[k] * extent[k] : c[k];
   if (intCoords || t.filter == CU_TR_FILTER_MODE_POINT) {
     int64_t idx[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) idx[k] = static_cast<int64_t>(std::floor(x[k]));
-    return fetch(t, idx, dims);
+    return fetch(t, img, idx, dims);
   }
   // Linear: texel centres at i + 0.5; weights in 8-bit fixed point.
   int64_t base[3] = {0, 0, 0};
@@ -134,11 +145,66 @@ Texel sample(const cuda::TextureView& t, const float c[3], int dims, bool intCoo
       idx[k] = base[k] + high;
       weight *= high ? frac[k] : 1 - frac[k];
     }
-    Texel v = fetch(t, idx, dims);
+    Texel v = fetch(t, img, idx, dims);
     for (int c = 0; c < 4; ++c) out.f[c] += weight * v.f[c];
   }
   for (int c = 0; c < 4; ++c) out.n[c] = std::bit_cast<uint32_t>(out.f[c]);
   return out;
+}
+
+// tld4: channel `comp` of the four texels linear filtering blends at c, counter-clockwise from
+// the lower left: (i0, j1), (i1, j1), (i1, j0), (i0, j0), with i0 = floor(x - 0.5), i1 = i0 + 1.
+// Each goes through the addressing mode (the border colour's channel outside a border texture).
+void gather(const cuda::TextureView& t, const cuda::TextureLevel& img, const float c[2], Texel out[4]) {
+  int64_t i0[2];
+  for (int k = 0; k < 2; ++k) {
+    const float x = t.normalizedCoords ? c[k] * (k == 0 ? img.width : img.height) : c[k];
+    i0[k] = static_cast<int64_t>(std::floor(x - 0.5f));
+  }
+  const int64_t corner[4][2] = {{0, 1}, {1, 1}, {1, 0}, {0, 0}};
+  for (int q = 0; q < 4; ++q) {
+    const int64_t idx[3] = {i0[0] + corner[q][0], i0[1] + corner[q][1], 0};
+    out[q] = fetch(t, img, idx, 2);
+  }
+}
+
+// The levels a level of detail selects: the first, and the weight of the next (0: one level).
+// The bias is added, then the texture's clamps and its level range apply; point mipmap
+// filtering takes the nearest level, linear blends two with an 8-bit fixed-point weight.
+void pickLevels(const cuda::TextureView& t, float lod, uint32_t* first, float* weight) {
+  *first = 0;
+  *weight = 0;
+  if (t.levels <= 1) return;
+  float x = lod + t.lodBias;
+  if (!(x >= t.minLod)) x = t.minLod; // also NaN
+  if (x > t.maxLod) x = t.maxLod;
+  x = std::clamp(x, 0.0f, float(t.levels - 1));
+  if (t.mipmapFilter == CU_TR_FILTER_MODE_POINT) {
+    *first = static_cast<uint32_t>(std::floor(x + 0.5f));
+    return;
+  }
+  *first = static_cast<uint32_t>(std::floor(x));
+  *weight = std::round((x - float(*first)) * 256.0f) / 256.0f;
+  if (*first + 1 >= t.levels) *weight = 0;
+}
+
+// The one layer a layered instruction reads (its index clamped to the layers there are) of
+// level l, or level l itself. A layered instruction on a texture that is not layered, or the
+// other way round, is a fault rather than a read of the wrong texels.
+bool pickImage(Warp& w, const Inst& in, const cuda::TextureView& t, bool layered, uint32_t layer,
+               uint32_t l, cuda::TextureLevel* out) {
+  if (layered != (t.layers != 0)) {
+    faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
+            layered ? "layered texture fetch from a texture that is not layered"
+                    : "texture fetch without a layer from a layered texture");
+    return false;
+  }
+  *out = t.levelAt(l);
+  if (layered) {
+    out->data += uint64_t(std::min(layer, t.layers - 1)) * out->slicePitch;
+    out->depth = 1;
+  }
+  return true;
 }
 
 // The object a lane's handle names, looked up once per distinct handle in a warp; a handle
@@ -158,45 +224,125 @@ struct ViewCache {
   }
 };
 
-// tex: d[0..3] <- sample(texture a[0], coordinates a[1..aux]); aux = dimensions,
-// aux2 = TexOut | kIntCoords.
-uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
-  const uint64_t* handle = TF_REG(in.a[0]);
-  const int dims = static_cast<int>(in.aux);
-  const bool intCoords = in.aux2 & kIntCoords;
-  const uint32_t outKind = in.aux2 & 3;
-  uint64_t* d[4];
-  for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
+// Runs f(lane, object) for every lane in m, each lane's object looked up by its handle; stops
+// at the first lane whose handle names none or for which f reports a fault (returns false).
+template <class F>
+uint32_t forObjectLanes(Warp& w, const Inst& in, uint32_t m, const uint64_t* handle, const char* what, F&& f) {
   ViewCache cache;
   bool bad = false;
   forLanes(m, [&](uint32_t i) {
     if (bad) return;
-    if (!cache.get(w, in, handle[i], "texture")) {
-      bad = true;
-      return;
+    bad = !cache.get(w, in, handle[i], what) || !f(i, cache.view);
+  });
+  return bad ? kPcStop : in.next;
+}
+
+// The level of detail of tex.level (the operand) or tex.grad (log2 of the longer gradient, in
+// level-0 texels; isotropic), read from the slots at Function::operands[in.imm]; 0 for tex.
+float levelOfDetail(Warp& w, const Inst& in, uint32_t lane, const cuda::TextureView& t, int dims) {
+  const uint32_t* ops = w.fn->operands.data() + in.imm;
+  auto f = [&](uint32_t slot) { return std::bit_cast<float>(static_cast<uint32_t>(TF_REG(slot)[lane])); };
+  if (in.aux2 & kLevel) return f(ops[0]);
+  if (!(in.aux2 & kGrad)) return 0;
+  const uint32_t extent[3] = {t.width, t.height, t.depth};
+  float rho = 0;
+  for (int g = 0; g < 2; ++g) {
+    float sum = 0;
+    for (int k = 0; k < dims; ++k) {
+      const float v = f(ops[g * 3 + k]) * (t.normalizedCoords ? float(extent[k]) : 1.0f);
+      sum += v * v;
     }
-    const cuda::TextureView& view = cache.view;
+    rho = std::max(rho, std::sqrt(sum));
+  }
+  return std::log2(rho);
+}
+
+// tex/tld4: d[0..3] <- sample(texture a[0], coordinates a[1..aux], layer a[3]); aux =
+// dimensions, aux2 = TexOut | kIntCoords | kLayered | kGather | kLevel | kGrad | channel << 8.
+// Unnormalised coordinates address level 0's texels at every level.
+uint32_t hTex(Warp& w, const Inst& in, uint32_t m) {
+  const uint64_t* handle = TF_REG(in.a[0]);
+  const int dims = static_cast<int>(in.aux);
+  const bool intCoords = in.aux2 & kIntCoords;
+  const bool layered = in.aux2 & kLayered, gathers = in.aux2 & kGather;
+  const uint32_t comp = (in.aux2 >> 8) & 3;
+  const uint32_t outKind = in.aux2 & 3;
+  uint64_t* d[4];
+  for (int k = 0; k < 4; ++k) d[k] = TF_REG(in.d[k]);
+  return forObjectLanes(w, in, m, handle, "texture", [&](uint32_t i, const cuda::TextureView& t) {
+    const uint32_t layer = layered ? static_cast<uint32_t>(TF_REG(in.a[3])[i]) : 0;
     float c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) {
       uint32_t bits = static_cast<uint32_t>(TF_REG(in.a[1 + k])[i]);
       c[k] = intCoords ? float(static_cast<int32_t>(bits)) : std::bit_cast<float>(bits);
     }
-    Texel v = sample(view, c, dims, intCoords);
+    cuda::TextureLevel img;
+    if (gathers) { // level 0
+      if (!pickImage(w, in, t, layered, layer, 0, &img)) return false;
+      Texel q[4];
+      gather(t, img, c, q);
+      for (int k = 0; k < 4; ++k) d[k][i] = outKind == kOutF32 ? std::bit_cast<uint32_t>(q[k].f[comp]) : q[k].n[comp];
+      return true;
+    }
+    uint32_t first;
+    float weight;
+    pickLevels(t, levelOfDetail(w, in, i, t, dims), &first, &weight);
+    Texel v;
+    for (uint32_t l = first; l <= first + (weight > 0 ? 1 : 0); ++l) {
+      if (!pickImage(w, in, t, layered, layer, l, &img)) return false;
+      float cl[3] = {c[0], c[1], c[2]};
+      if (l > 0 && !t.normalizedCoords) {
+        const uint32_t e0[3] = {t.width, t.height, t.depth}, el[3] = {img.width, img.height, img.depth};
+        for (int k = 0; k < dims; ++k) cl[k] = c[k] * float(el[k]) / float(e0[k]);
+      }
+      Texel x = sample(t, img, cl, dims, intCoords);
+      if (l == first) {
+        v = x;
+        continue;
+      }
+      for (int k = 0; k < 4; ++k) {
+        v.f[k] = (1 - weight) * v.f[k] + weight * x.f[k];
+        v.n[k] = std::bit_cast<uint32_t>(v.f[k]);
+      }
+    }
     for (int k = 0; k < 4; ++k) {
       if (outKind == kOutF32) d[k][i] = std::bit_cast<uint32_t>(v.f[k]);
       else d[k][i] = v.n[k];
     }
+    return true;
   });
-  return bad ? kPcStop : in.next;
 }
 
-Status dTex(Builder& b) {
+// A texture operand [handle, ...]: the slot of the handle register (texture objects only; a
+// name that is not a register is a .texref, the pre-object API).
+Result<uint32_t> textureHandle(Builder& b, const ast::Operand& where) {
+  auto sym = b.lookup(where.name);
+  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported();
+  ast::Operand texReg;
+  texReg.name = where.name;
+  return b.srcOp(texReg, Ty::U64);
+}
+
+// tex{.level,.grad}.{1d,2d,3d,a1d,a2d}.v4.dtype.ctype d, [t, {coords}]{, lod | , dPdx, dPdy}
+// tld4.{r,g,b,a}.{2d,a2d}.v4.dtype.f32 d, [t, {coords}]
+Status dTexFetch(Builder& b, bool gathers) {
+  uint32_t comp = 0;
+  std::string lod;
+  if (gathers) {
+    std::string c;
+    if (!b.mods.takeAny({".r", ".g", ".b", ".a"}, &c)) return b.error("tld4 needs a channel (.r .g .b .a)");
+    comp = c == ".r" ? 0 : c == ".g" ? 1 : c == ".b" ? 2 : 3;
+  } else {
+    b.mods.takeAny({".level", ".grad"}, &lod);
+  }
   std::string geometry;
-  if (!b.mods.takeAny({".1d", ".2d", ".3d"}, &geometry)) return b.unsupported();
-  const int dims = geometry[1] - '0';
+  if (!b.mods.takeAny({".1d", ".2d", ".3d", ".a1d", ".a2d"}, &geometry)) return b.unsupported();
+  const bool layered = geometry[1] == 'a';
+  const int dims = geometry[layered ? 2 : 1] - '0';
+  if (gathers && dims != 2) return b.unsupported();
   if (b.mods.takeVec() != 4) return b.unsupported();
   auto ts = b.mods.takeTypes();
-  if (ts.size() != 2) return b.error("tex takes a result type and a coordinate type");
+  if (ts.size() != 2) return b.error("a texture fetch takes a result type and a coordinate type");
   uint32_t outKind;
   switch (ts[0]) {
   case Ty::F32: outKind = kOutF32; break;
@@ -204,30 +350,55 @@ Status dTex(Builder& b) {
   case Ty::U32: outKind = kOutU32; break;
   default: return b.unsupported();
   }
-  if (ts[1] != Ty::F32 && ts[1] != Ty::S32) return b.unsupported();
-  if (b.numOps() != 2) return b.unsupported(); // level of detail, offsets, depth compare
+  if (ts[1] != Ty::F32 && (ts[1] != Ty::S32 || gathers)) return b.unsupported();
+  const size_t lodOps = lod == ".level" ? 1 : lod == ".grad" ? 2 : 0;
+  if (b.numOps() != 2 + lodOps) return b.unsupported(); // offsets, depth compare
   const auto& dst = b.op(0);
   const auto& src = b.op(1);
   if (dst.kind != ast::Operand::Kind::Vec || dst.elems.size() != 4 || !dst.pairPred.empty())
-    return b.error("tex needs four destinations");
-  // The coordinates: one per dimension (3D takes four, the last unused).
-  const size_t want = dims == 3 ? 4 : static_cast<size_t>(dims);
+    return b.error("a texture fetch needs four destinations");
+  // The coordinates: the layer first when layered, then one per dimension; 3D and a2d take
+  // four (the last unused).
+  const size_t want = dims == 3 || (layered && dims == 2) ? 4 : static_cast<size_t>(dims) + (layered ? 1 : 0);
   if (src.kind != ast::Operand::Kind::Addr || src.name.empty() || src.imm != 0 ||
       src.elems.size() != 1 || src.elems[0].kind != ast::Operand::Kind::Vec ||
       src.elems[0].elems.size() != want)
-    return b.error("tex needs [texture, {coordinates}]");
-  auto sym = b.lookup(src.name);
-  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .texref: the old API
-  ast::Operand texReg;
-  texReg.name = src.name;
-  auto h = b.srcOp(texReg, Ty::U64);
+    return b.error("a texture fetch needs [texture, {coordinates}]");
+  auto h = textureHandle(b, src);
   if (!h) return h.status();
+  const auto& cs = src.elems[0].elems;
   uint32_t coords[3] = {0, 0, 0};
+  if (layered) {
+    auto l = b.srcOp(cs[0], Ty::U32);
+    if (!l) return l.status();
+    coords[2] = *l;
+  }
   for (int k = 0; k < dims; ++k) {
-    auto c = b.srcOp(src.elems[0].elems[k], ts[1]);
+    auto c = b.srcOp(cs[static_cast<size_t>(k) + (layered ? 1 : 0)], ts[1]);
     if (!c) return c.status();
     coords[k] = *c;
   }
+  // The level of detail, or the gradients (one value per dimension, the rest unused).
+  std::vector<uint32_t> lodSlots(lod == ".grad" ? 6 : 1, lodOps ? b.constSlot(0) : 0);
+  for (size_t k = 2; k < 2 + lodOps; ++k) {
+    const auto& o = b.op(k);
+    if (lod == ".level") {
+      auto x = b.src(k, Ty::F32);
+      if (!x) return x.status();
+      lodSlots[0] = *x;
+      continue;
+    }
+    if (o.kind != ast::Operand::Kind::Vec || o.elems.size() < static_cast<size_t>(dims))
+      return b.error("tex.grad needs two gradient vectors");
+    for (int e = 0; e < dims; ++e) {
+      auto x = b.srcOp(o.elems[static_cast<size_t>(e)], Ty::F32);
+      if (!x) return x.status();
+      lodSlots[(k - 2) * 3 + static_cast<size_t>(e)] = *x;
+    }
+  }
+  auto& list = b.fd.fn.operands;
+  const uint32_t lodAt = static_cast<uint32_t>(list.size());
+  if (lodOps) list.insert(list.end(), lodSlots.begin(), lodSlots.end());
   uint32_t out[4];
   for (int k = 0; k < 4; ++k) {
     auto x = b.dstOp(dst.elems[k]);
@@ -239,7 +410,69 @@ Status dTex(Builder& b) {
   for (int k = 0; k < 3; ++k) in.a[1 + k] = coords[k];
   for (int k = 0; k < 4; ++k) in.d[k] = out[k];
   in.aux = static_cast<uint32_t>(dims);
-  in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0);
+  in.imm = lodAt;
+  in.aux2 = outKind | (ts[1] == Ty::S32 ? kIntCoords : 0) | (layered ? kLayered : 0) |
+            (gathers ? kGather : 0) | (lod == ".level" ? kLevel : 0) | (lod == ".grad" ? kGrad : 0) | comp << 8;
+  return Status::ok();
+}
+
+// txq.query.b32 d, [t]: what the texture object is. Addressing modes and the filter are PTX's
+// enums (wrap 0, mirror 1, clamp_to_edge 3, clamp_to_border 4; nearest 0, linear 1); extents
+// are 1 along dimensions the texture lacks; array_size is the layer count (0: not layered).
+enum TxqQuery : uint32_t { kQWidth, kQHeight, kQDepth, kQNormalized, kQFilter, kQAddr0, kQArraySize = kQAddr0 + 3, kQLevels };
+
+uint32_t txqValue(const cuda::TextureView& t, uint32_t query) {
+  switch (query) {
+  case kQWidth: return t.width;
+  case kQHeight: return t.height;
+  case kQDepth: return t.layers ? 1 : t.depth;
+  case kQNormalized: return t.normalizedCoords ? 1 : 0;
+  case kQFilter: return t.filter == CU_TR_FILTER_MODE_LINEAR ? 1 : 0;
+  case kQArraySize: return t.layers;
+  case kQLevels: return t.levels;
+  default: {
+    switch (t.address[query - kQAddr0]) {
+    case CU_TR_ADDRESS_MODE_WRAP: return 0;
+    case CU_TR_ADDRESS_MODE_MIRROR: return 1;
+    case CU_TR_ADDRESS_MODE_BORDER: return 4;
+    default: return 3;
+    }
+  }
+  }
+}
+
+uint32_t hTxq(Warp& w, const Inst& in, uint32_t m) {
+  uint64_t* d = TF_REG(in.d[0]);
+  return forObjectLanes(w, in, m, TF_REG(in.a[0]), "texture", [&](uint32_t i, const cuda::TextureView& t) {
+    d[i] = txqValue(t, in.aux);
+    return true;
+  });
+}
+
+Status dTxq(Builder& b) {
+  static const std::pair<const char*, uint32_t> kQueries[] = {
+      {".width", kQWidth}, {".height", kQHeight}, {".depth", kQDepth},
+      {".normalized_coords", kQNormalized}, {".filter_mode", kQFilter},
+      {".addr_mode_0", kQAddr0}, {".addr_mode_1", kQAddr0 + 1}, {".addr_mode_2", kQAddr0 + 2},
+      {".array_size", kQArraySize}, {".num_mipmap_levels", kQLevels}};
+  uint32_t query = UINT32_MAX;
+  for (const auto& [name, q] : kQueries)
+    if (b.mods.take(name)) query = q;
+  if (query == UINT32_MAX) return b.unsupported(); // .level queries, channel type/order, samples
+  auto ts = b.mods.takeTypes();
+  if (ts.size() != 1 || ts[0] != Ty::B32) return b.error("txq returns .b32");
+  if (b.numOps() != 2) return b.unsupported();
+  const auto& where = b.op(1);
+  if (where.kind != ast::Operand::Kind::Addr || where.name.empty() || where.imm != 0 || !where.elems.empty())
+    return b.error("txq needs [texture]");
+  auto h = textureHandle(b, where);
+  if (!h) return h.status();
+  auto d = b.dst(0);
+  if (!d) return d.status();
+  Inst& in = b.emit(hTxq);
+  in.a[0] = *h;
+  in.d[0] = *d;
+  in.aux = query;
   return Status::ok();
 }
 
@@ -277,15 +510,7 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
   const uint64_t* handle = TF_REG(ops[0]);
   const int dims = static_cast<int>(in.aux & 3);
   const uint32_t n = (in.aux >> 2) & 7, bytes = (in.aux >> 5) & 15, clamp = in.aux2;
-  ViewCache cache;
-  bool bad = false;
-  forLanes(m, [&](uint32_t i) {
-    if (bad) return;
-    if (!cache.get(w, in, handle[i], "surface")) {
-      bad = true;
-      return;
-    }
-    const cuda::TextureView& view = cache.view;
+  return forObjectLanes(w, in, m, handle, "surface", [&](uint32_t i, const cuda::TextureView& view) {
     int64_t c[3] = {0, 0, 0};
     for (int k = 0; k < dims; ++k) c[k] = static_cast<int32_t>(TF_REG(ops[1 + k])[i]);
     bool fault = false;
@@ -294,8 +519,7 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
       faultAt(w, in, CUDA_ERROR_ILLEGAL_ADDRESS,
               "surface access out of range at (" + std::to_string(c[0]) + ", " +
                   std::to_string(c[1]) + ", " + std::to_string(c[2]) + ")");
-      bad = true;
-      return;
+      return false;
     }
     for (uint32_t k = 0; k < n; ++k) {
       uint64_t* r = TF_REG(ops[4 + k]) + i;
@@ -307,8 +531,8 @@ template <bool Store> uint32_t hSurf(Warp& w, const Inst& in, uint32_t m) {
         *r = v;
       }
     }
+    return true;
   });
-  return bad ? kPcStop : in.next;
 }
 
 template <bool Store> Status dSurf(Builder& b) {
@@ -338,12 +562,8 @@ template <bool Store> Status dSurf(Builder& b) {
       where.elems.size() != 1 || where.elems[0].kind != ast::Operand::Kind::Vec ||
       where.elems[0].elems.size() != want)
     return b.error("a surface access needs [surface, {coordinates}]");
-  auto sym = b.lookup(where.name);
-  if (!sym || sym->kind != Symbol::Kind::Reg) return b.unsupported(); // .surfref
   std::vector<uint32_t> ops(8, 0);
-  ast::Operand surfReg;
-  surfReg.name = where.name;
-  auto h = b.srcOp(surfReg, Ty::U64);
+  auto h = textureHandle(b, where); // a .surfref is not supported
   if (!h) return h.status();
   ops[0] = *h;
   for (int k = 0; k < dims; ++k) {
@@ -380,7 +600,9 @@ template <bool Store> Status dSurf(Builder& b) {
 } // namespace
 
 void registerTexOps(std::unordered_map<std::string, DecodeFn>& r) {
-  r["tex"] = dTex;
+  r["tex"] = [](Builder& b) { return dTexFetch(b, false); };
+  r["tld4"] = [](Builder& b) { return dTexFetch(b, true); };
+  r["txq"] = dTxq;
   r["suld"] = dSurf<false>;
   r["sust"] = dSurf<true>;
 }

@@ -71,7 +71,7 @@ TEST(Parse, TypeMismatchesAreErrors) {
   EXPECT_NE(e.find(":7"), std::string::npos) << e;
 }
 
-TEST(Parse, UnresolvedExternsAndIndirectCalls) {
+TEST(Parse, UnresolvedExternsAndUnknownCallees) {
   // An extern nothing defines: the load fails naming it, what it is and its line.
   std::string e = loadError(std::string(kHead) + ".extern .func foo();\n.visible .entry k()\n{\n  call foo;\n  ret;\n}\n");
   EXPECT_NE(e.find("unresolved extern function 'foo'"), std::string::npos) << e;
@@ -83,6 +83,10 @@ TEST(Parse, UnresolvedExternsAndIndirectCalls) {
   e = loadError(std::string(kHead) + ".visible .entry k()\n{\n  call nowhere;\n  ret;\n}\n");
   EXPECT_NE(e.find("call to unknown function 'nowhere'"), std::string::npos) << e;
   EXPECT_NE(e.find("bad.ptx:6"), std::string::npos) << e;
+  // A call through a register needs a prototype (or a target list), as PTX requires.
+  e = loadError(std::string(kHead) + ".visible .entry k()\n{\n  .reg .b64 %rd;\n  call %rd;\n  ret;\n}\n");
+  EXPECT_NE(e.find("bad.ptx:7: indirect call through '%rd' without a .callprototype or target list"),
+            std::string::npos) << e;
 }
 
 // An indirect call (nvcc's own output for a call through a function pointer read from a
@@ -132,6 +136,56 @@ TEST(Parse, IndirectCallsRunTheTargetAndRefuseBadPointers) {
   EXPECT_EQ(test::launch(*l.mod, "k", {1}, {1}, test::Args().add(out).add(int64_t{8}), mem, &msg),
             CUDA_ERROR_ILLEGAL_ADDRESS);
   EXPECT_NE(msg.find("invalid function pointer"), std::string::npos) << msg;
+}
+
+// wmma forms the engine does not run are refused by name: sub-byte elements, and a rounding
+// modifier where only f64 takes one (f64's own .rn loads).
+TEST(Parse, WmmaFormsItCannotRunAreNamed) {
+  const std::string head = std::string(kHead) +
+                           ".visible .entry k(.param .u64 p)\n{\n  .reg .b32 %r<9>;\n  .reg .f32 %f<9>;\n"
+                           "  .reg .f64 %d<9>;\n  .reg .b64 %rd;\n  ld.param.u64 %rd, [p];\n";
+  std::string e = loadError(head + "  wmma.load.a.sync.aligned.row.m8n8k32.global.u4 {%r1}, [%rd], 32;\n  ret;\n}\n");
+  EXPECT_EQ(e, "bad.ptx:11: wmma on sub-byte elements (.u4) is not supported in "
+               "'wmma.load.a.sync.aligned.row.m8n8k32.global.u4'");
+  e = loadError(head + "  wmma.mma.sync.aligned.row.col.m16n16k16.f32.f32.rn {%f1,%f1,%f1,%f1,%f1,%f1,%f1,%f1}, "
+                       "{%r1,%r1,%r1,%r1,%r1,%r1,%r1,%r1}, {%r1,%r1,%r1,%r1,%r1,%r1,%r1,%r1}, "
+                       "{%f1,%f1,%f1,%f1,%f1,%f1,%f1,%f1};\n  ret;\n}\n");
+  EXPECT_NE(e.find("bad.ptx:11: rounding modifier on a non-f64 wmma.mma"), std::string::npos) << e;
+  e = loadError(head + "  wmma.mma.sync.aligned.row.col.m8n8k4.f64.f64.f64.f64.rn {%d1,%d2}, {%d3}, {%d4}, {%d5,%d6};\n"
+                       "  ret;\n}\n");
+  EXPECT_EQ(e, "");
+}
+
+// Malformed texture and asynchronous-copy forms are refused naming the construct.
+TEST(Parse, TextureAndAsyncCopyFormsAreChecked) {
+  const std::string head = std::string(kHead) +
+                           ".visible .entry k(.param .u64 p)\n{\n  .reg .b32 %r<9>;\n  .reg .f32 %f<9>;\n"
+                           "  .reg .pred %p;\n  .reg .b64 %rd;\n  ld.param.u64 %rd, [p];\n";
+  struct Case {
+    const char* line; // at line 11
+    const char* error; // "" = loads
+  };
+  const Case cases[] = {
+      {"tld4.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}];",
+       "bad.ptx:11: tld4 needs a channel (.r .g .b .a) in 'tld4.2d.v4.f32.f32'"},
+      {"tex.grad.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}], %f7, %f8;",
+       "bad.ptx:11: tex.grad needs two gradient vectors in 'tex.grad.2d.v4.f32.f32'"},
+      {"tex.a2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%r1,%f5}];",
+       "bad.ptx:11: a texture fetch needs [texture, {coordinates}] in 'tex.a2d.v4.f32.f32'"},
+      {"txq.width.b64 %rd, [%rd];", "bad.ptx:11: txq returns .b32 in 'txq.width.b64'"},
+      {"txq.width.b32 %r1, [%rd, {%f1}];", "bad.ptx:11: txq needs [texture] in 'txq.width.b32'"},
+      {"txq.channel_order.b32 %r1, [%rd];", "bad.ptx:11: unsupported instruction 'txq.channel_order.b32'"},
+      {"cp.async.ca.shared.global [%r1], [%rd], 4, !%p;",
+       "bad.ptx:11: ignore-src cannot be negated in 'cp.async.ca.shared.global'"},
+      {"cp.async.ca.shared.global [%r1], [%rd], 4, %r2, %r3;",
+       "bad.ptx:11: too many operands in 'cp.async.ca.shared.global'"},
+      {"cp.async.mbarrier.arrive.noinc.shared.b32 [%r1];",
+       "bad.ptx:11: mbarrier operates on .b64 in 'cp.async.mbarrier.arrive.noinc.shared.b32'"},
+      {"tex.level.2d.v4.f32.f32 {%f1,%f2,%f3,%f4}, [%rd, {%f5,%f6}], %f7;", ""},
+      {"cp.async.cg.shared.global [%r1], [%rd], 16, %p;", ""},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(loadError(head + "  " + c.line + "\n  ret;\n}\n"), c.error) << c.line;
 }
 
 TEST(Parse, ToleratesDebugInfoAndDirectives) {
@@ -194,28 +248,46 @@ TEST(Parse, GlobalsWithInitialisers) {
   EXPECT_EQ((*r)->kernels()[0].staticSharedBytes, 64u);
 }
 
+// Garbage fails the load with the one right message, naming the line, and never crashes.
 TEST(Parse, NeverCrashesOnGarbage) {
-  const char* samples[] = {"", "\0", ".version", ".version 8.5 .target", "{{{{", "}}}}", ".entry",
-                           ".version 8.5\n.entry k( {", ".version 8.5\n.visible .entry k() { @ }",
-                           ".version 8.5\n.visible .entry k() { .reg .b32 %r<99999999999>; }",
-                           ".version 8.5\n.global .b8 x[99999999999999];",
-                           ".version 8.5\n.visible .entry k() { ld.global.v4.f32 {%a}, [x]; }",
-                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 0x123456789abcdef0123; }",
-                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 0b10101010101010101010101010101010101010101010101010101010101010101; }",
-                           ".version 8.5\n.visible .entry k() { mov.u64 %a, 99999999999999999999999; }",
-                           ".version 8.5\n.visible .entry k() { setp.eq.s32; }",
-                           ".version 8.5\n.visible .entry k() { .reg .b32 %r; shfl.sync.up.b32 %r; }",
-                           ".version 8.5\n.visible .entry k() { .reg .b32 %r; lop3.b32 %r, %r, %r, %r; }",
-                           ".version 8.5\n.visible .entry k() { .reg .b32 %r<70000>; ret; }"};
-  for (const char* s : samples) {
-    auto exec = makeExecutor();
-    auto r = exec->load(cuda::ModuleSource{s, "junk.ptx"});
-    EXPECT_FALSE(r.isOk()) << s;
+  struct Junk {
+    std::string text;
+    const char* error; // the whole message load() must give
+  };
+  const std::string v = ".version 8.5\n";
+  const Junk samples[] = {
+      {"", "junk.ptx:line 1: missing .version directive"},
+      {std::string("\0", 1), "junk.ptx:line 1: missing .version directive"}, // NUL ends the text, as in a fatbin
+      {".version", "junk.ptx:line 1: bad .version (near end of input)"},
+      {".version 8.5 .target", "junk.ptx:line 1: bad .target (near end of input)"},
+      {"{{{{", "junk.ptx:line 1: unexpected token at module scope (near '{')"},
+      {"}}}}", "junk.ptx:line 1: unexpected token at module scope (near '}')"},
+      {".entry", "junk.ptx:line 1: expected a function name (near end of input)"},
+      {v + ".entry k( {", "junk.ptx:line 2: expected .param in parameter list (near '{')"},
+      {v + ".visible .entry k() { @ }", "junk.ptx:line 2: expected a predicate after '@' (near '}')"},
+      {v + ".visible .entry k() { .reg .b32 %r<99999999999>; }", "junk.ptx:line 2: register range too large (near '%r')"},
+      {v + ".global .b8 x[99999999999999];", "junk.ptx:line 2: array too large (near 'x')"},
+      {v + ".visible .entry k() { ld.global.v4.f32 {%a}, [x]; }", "junk.ptx:2: unknown name 'x' in 'ld.global.v4.f32'"},
+      {v + ".visible .entry k() { mov.u64 %a, 0x123456789abcdef0123; }", "junk.ptx:line 2: integer literal out of range"},
+      {v + ".visible .entry k() { mov.u64 %a, 0b10101010101010101010101010101010101010101010101010101010101010101; }",
+       "junk.ptx:line 2: integer literal out of range"},
+      {v + ".visible .entry k() { mov.u64 %a, 99999999999999999999999; }", "junk.ptx:line 2: bad integer literal"},
+      {v + ".visible .entry k() { setp.eq.s32; }", "junk.ptx:2: missing operand 2 in 'setp.eq.s32'"},
+      {v + ".visible .entry k() { .reg .b32 %r; shfl.sync.up.b32 %r; }", "junk.ptx:2: missing operand 2 in 'shfl.sync.up.b32'"},
+      {v + ".visible .entry k() { .reg .b32 %r; lop3.b32 %r, %r, %r, %r; }",
+       "junk.ptx:2: lop3 needs an immediate lookup table in 'lop3.b32'"},
+      {v + ".visible .entry k() { .reg .b32 %r<70000>; ret; }", "junk.ptx:2: function 'k' uses too many registers"},
+  };
+  for (const Junk& j : samples) {
+    auto r = makeExecutor()->load(cuda::ModuleSource{j.text, "junk.ptx"});
+    ASSERT_FALSE(r.isOk()) << j.text;
+    EXPECT_EQ(r.status().code(), Code::InvalidArgument) << j.text;
+    EXPECT_EQ(r.status().message(), j.error) << j.text;
   }
-  std::string deep = ".version 8.5\n.global .b32 x[1] = " + std::string(100000, '{');
-  EXPECT_FALSE(makeExecutor()->load(cuda::ModuleSource{deep, "deep.ptx"}).isOk());
-  std::string bangs = ".version 8.5\n.visible .entry k() { .reg .pred %p; @%p bra " + std::string(100000, '!') + "x; }";
-  EXPECT_FALSE(makeExecutor()->load(cuda::ModuleSource{bangs, "deep.ptx"}).isOk());
+  std::string deep = v + ".global .b32 x[1] = " + std::string(100000, '{');
+  EXPECT_EQ(loadError(deep), "bad.ptx:line 2: initialiser nested too deeply (near '{')");
+  std::string bangs = v + ".visible .entry k() { .reg .pred %p; @%p bra " + std::string(100000, '!') + "x; }";
+  EXPECT_EQ(loadError(bangs), "bad.ptx:line 2: operand nested too deeply (near '!')");
   // random byte soup built from PTX-ish tokens
   const char* toks[] = {".reg", ".b32", "%r1", ",", ";", "{", "}", "[", "]", "add.s32", "@%p", "ld.global.u32",
                         "0f3F800000", "-1", "L1:", "bra", ".entry", "k", "(", ")", ".param", ".u64"};

@@ -4,6 +4,9 @@
 // (api_memcpy.cpp, arrayEndpoint), which check the copied box against the array's extent.
 #include "softgpu/driver/array.h"
 
+#include <algorithm>
+#include <memory>
+
 #include "softgpu/driver/handles.h"
 #include "softgpu/driver/module.h"
 #include "softgpu/driver/stream.h"
@@ -51,11 +54,25 @@ CUresult liveArray(CUarray handle, Array** out) {
   return *out ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
+// Frees the arrays of a mipmapped array's levels.
+CUresult releaseLevels(const std::vector<Array*>& levels) {
+  CUresult result = CUDA_SUCCESS;
+  for (Array* a : levels) {
+    registryOf<Array>().remove(a);
+    if (CUresult r = freeMemory(a->base, AllocKind::Device); r != CUDA_SUCCESS) result = r;
+    delete a;
+  }
+  return result;
+}
+
 } // namespace
 
 namespace tf::softgpu {
 
 Array* arrayOf(CUarray handle) { return registryOf<Array>().find(handle); }
+MipmappedArray* mipmappedArrayOf(CUmipmappedArray handle) {
+  return registryOf<MipmappedArray>().find(handle);
+}
 
 } // namespace tf::softgpu
 
@@ -76,9 +93,61 @@ CUresult tf_sg_cuArray3DCreate_v2(CUarray* out, const CUDA_ARRAY3D_DESCRIPTOR* d
   return createArray(*d, out);
 }
 
+CUresult tf_sg_cuMipmappedArrayCreate(CUmipmappedArray* out, const CUDA_ARRAY3D_DESCRIPTOR* d,
+                                      unsigned numLevels) {
+  if (!out || !d) return CUDA_ERROR_INVALID_VALUE;
+  const bool layered = d->Flags & CUDA_ARRAY3D_LAYERED;
+  const size_t depth = layered ? 0 : d->Depth;
+  const size_t largest = std::max({d->Width, d->Height, depth});
+  unsigned most = 1;
+  while (most < tf::cuda::TextureView::kMaxLevels && (largest >> most) != 0) ++most;
+  if (numLevels == 0 || numLevels > most) return CUDA_ERROR_INVALID_VALUE;
+  auto m = std::make_unique<MipmappedArray>();
+  m->desc = *d;
+  for (unsigned l = 0; l < numLevels; ++l) {
+    CUDA_ARRAY3D_DESCRIPTOR ld = *d;
+    auto half = [l](size_t n) { return n ? std::max<size_t>(n >> l, 1) : 0; };
+    ld.Width = half(d->Width);
+    ld.Height = half(d->Height);
+    if (!layered) ld.Depth = half(d->Depth);
+    CUarray a = nullptr;
+    if (CUresult r = createArray(ld, &a); r != CUDA_SUCCESS) {
+      (void)releaseLevels(m->levels);
+      return r;
+    }
+    m->levels.push_back(arrayOf(a));
+    m->levels.back()->mipmapLevel = true;
+  }
+  registryOf<MipmappedArray>().add(m.get());
+  *out = reinterpret_cast<CUmipmappedArray>(m.release());
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuMipmappedArrayGetLevel(CUarray* out, CUmipmappedArray handle, unsigned level) {
+  if (!out) return CUDA_ERROR_INVALID_VALUE;
+  TF_TRY(checkInitialized());
+  MipmappedArray* m = mipmappedArrayOf(handle);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (level >= m->levels.size()) return CUDA_ERROR_INVALID_VALUE;
+  *out = reinterpret_cast<CUarray>(m->levels[level]);
+  return CUDA_SUCCESS;
+}
+
+CUresult tf_sg_cuMipmappedArrayDestroy(CUmipmappedArray handle) {
+  TF_TRY(checkInitialized());
+  MipmappedArray* m = mipmappedArrayOf(handle);
+  if (!m) return CUDA_ERROR_INVALID_HANDLE;
+  if (Context* c = currentContext()) synchronizeContext(c);
+  registryOf<MipmappedArray>().remove(m);
+  CUresult result = releaseLevels(m->levels);
+  delete m;
+  return result;
+}
+
 CUresult tf_sg_cuArrayDestroy(CUarray handle) {
   Array* a;
   TF_TRY(liveArray(handle, &a));
+  if (a->mipmapLevel) return CUDA_ERROR_INVALID_VALUE; // goes with its mipmapped array
   // Like cuMemFree: work that may still use the array finishes first.
   if (Context* c = currentContext()) synchronizeContext(c);
   registryOf<Array>().remove(a);

@@ -75,7 +75,7 @@ CUresult functionAttribute(Function* f, CUfunction_attribute attr, int* v) {
   case CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: *v = static_cast<int>(k.staticSharedBytes); break;
   case CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES: *v = 0; break;
   case CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: *v = static_cast<int>(k.localBytes); break;
-  case CU_FUNC_ATTRIBUTE_NUM_REGS: *v = static_cast<int>(std::min<uint32_t>(k.numRegs, 255)); break;
+  case CU_FUNC_ATTRIBUTE_NUM_REGS: *v = registersPerThread(f); break;
   case CU_FUNC_ATTRIBUTE_PTX_VERSION:
   case CU_FUNC_ATTRIBUTE_BINARY_VERSION: *v = model.ccMajor * 10 + model.ccMinor; break;
   case CU_FUNC_ATTRIBUTE_CACHE_MODE_CA: *v = 0; break;
@@ -118,19 +118,6 @@ CUresult paramInfo(Function* f, size_t index, size_t* offset, size_t* size) {
   if (offset) *offset = f->info->params[index].offset;
   if (size) *size = f->info->params[index].size;
   return CUDA_SUCCESS;
-}
-
-// Blocks of `blockSize` threads that fit on one SM of the function's device.
-int maxActiveBlocks(Function* f, int blockSize, size_t dynamicSmem) {
-  const DeviceModel& m = *deviceAt(f->module->device)->config.model;
-  if (blockSize <= 0) return 0;
-  int warps = (blockSize + 31) / 32;
-  int byThreads = m.maxThreadsPerSm / (warps * 32);
-  int regs = std::max<int>(static_cast<int>(f->info->numRegs), 16) * warps * 32;
-  int byRegs = regs > 0 ? m.regsPerSm / regs : m.maxBlocksPerSm;
-  size_t smem = f->info->staticSharedBytes + dynamicSmem;
-  int bySmem = smem ? static_cast<int>(m.sharedPerSm / (smem + 1024)) : m.maxBlocksPerSm;
-  return std::max(0, std::min({byThreads, byRegs, bySmem, m.maxBlocksPerSm}));
 }
 
 } // namespace

@@ -1,7 +1,8 @@
 // Texture objects (cuTexObjectCreate): a resource (a CUDA array, pitched 2D device memory or
 // linear device memory) and how to sample it. Kernels reach them by handle through
 // DeviceMemory::texture (lookupTexture), and the PTX engine's tex instructions sample them
-// (src/ptx/ops_tex.cpp). Mipmapped arrays and resource views are not supported.
+// (src/ptx/ops_tex.cpp), mipmapped arrays with all their levels. Resource views are not
+// supported.
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -50,7 +51,8 @@ CUresult checkResource(const CUDA_RESOURCE_DESC& r) {
       return CUDA_ERROR_INVALID_VALUE;
     return addressSpace().hostOf(l.devPtr, l.sizeInBytes) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
   }
-  case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY: return CUDA_ERROR_NOT_SUPPORTED;
+  case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
+    return mipmappedArrayOf(r.res.mipmap.hMipmappedArray) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
   default: return CUDA_ERROR_INVALID_VALUE;
   }
 }
@@ -87,18 +89,44 @@ bool lookupTexture(uint64_t handle, cuda::TextureView* out) {
     t = it->second;
   }
   cuda::TextureView v;
+  // An array's texels and extent (false when the array was destroyed under the texture).
+  auto arrayLevel = [](Array* a, cuda::TextureLevel* l) {
+    if (!a) return false;
+    l->width = static_cast<uint32_t>(a->desc.Width);
+    l->height = static_cast<uint32_t>(a->rows);
+    l->depth = static_cast<uint32_t>(a->slices);
+    l->pitch = a->pitch;
+    l->slicePitch = a->pitch * a->rows;
+    l->data = addressSpace().hostOf(a->base, l->slicePitch * a->slices);
+    return l->data != nullptr;
+  };
+  // Level 0 of an array resource, and what its array says of every level.
+  auto fromArray = [&v](const Array* a, const cuda::TextureLevel& l) {
+    v.setLevel0(l);
+    v.channels = a->desc.NumChannels;
+    v.format = a->desc.Format;
+    if (a->desc.Flags & CUDA_ARRAY3D_LAYERED) v.layers = v.depth;
+  };
+  cuda::TextureLevel level0;
   switch (t.res.resType) {
   case CU_RESOURCE_TYPE_ARRAY: {
     Array* a = arrayOf(t.res.res.array.hArray);
-    if (!a) return false; // the array was destroyed under the texture
-    v.width = static_cast<uint32_t>(a->desc.Width);
-    v.height = static_cast<uint32_t>(a->rows);
-    v.depth = static_cast<uint32_t>(a->slices);
-    v.channels = a->desc.NumChannels;
-    v.format = a->desc.Format;
-    v.pitch = a->pitch;
-    v.slicePitch = a->pitch * a->rows;
-    v.data = addressSpace().hostOf(a->base, v.slicePitch * a->slices);
+    if (!arrayLevel(a, &level0)) return false;
+    fromArray(a, level0);
+    break;
+  }
+  case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY: {
+    MipmappedArray* m = mipmappedArrayOf(t.res.res.mipmap.hMipmappedArray);
+    if (!m || m->levels.size() > cuda::TextureView::kMaxLevels) return false;
+    if (!arrayLevel(m->levels[0], &level0)) return false;
+    fromArray(m->levels[0], level0);
+    for (size_t k = 1; k < m->levels.size(); ++k)
+      if (!arrayLevel(m->levels[k], &v.level[k - 1])) return false;
+    v.levels = static_cast<uint32_t>(m->levels.size());
+    v.mipmapFilter = t.tex.mipmapFilterMode;
+    v.lodBias = t.tex.mipmapLevelBias;
+    v.minLod = t.tex.minMipmapLevelClamp;
+    v.maxLod = t.tex.maxMipmapLevelClamp;
     break;
   }
   case CU_RESOURCE_TYPE_PITCH2D: {

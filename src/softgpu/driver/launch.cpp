@@ -77,10 +77,8 @@ CUresult prepareLaunch(const LaunchRequest& req, Context* ctx, std::function<CUr
       k.staticSharedBytes + req.sharedBytes > static_cast<uint32_t>(model.sharedPerBlockOptin))
     return CUDA_ERROR_INVALID_VALUE;
   if (req.cooperative) {
-    int perSm = 0;
-    uint64_t warps = (threads + 31) / 32;
-    perSm = static_cast<int>(std::min<uint64_t>(model.maxBlocksPerSm,
-                                                model.maxThreadsPerSm / (warps * 32)));
+    // every block resident at once: the occupancy API's bound (threads, registers, shared)
+    const int perSm = maxActiveBlocks(f, static_cast<int>(threads), req.sharedBytes);
     if (req.grid.count() > static_cast<uint64_t>(perSm) * model.smCount)
       return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
   }

@@ -1,5 +1,6 @@
 #include "softgpu/driver/module.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -161,6 +162,24 @@ void unloadModule(Module* m) {
       creditMemory(dev, std::max<uint64_t>(g.size, 1));
   }
   delete m;
+}
+
+int registersPerThread(const Function* f) {
+  const DeviceModel& m = *deviceAt(f->module->device)->config.model;
+  const int maxThreads = static_cast<int>((std::max<uint32_t>(f->info->maxThreadsPerBlock, 32) + 31) / 32 * 32);
+  const int cap = std::min(255, m.regsPerSm / maxThreads);
+  return std::clamp(static_cast<int>(f->info->numRegs), 16, std::max(cap, 16));
+}
+
+int maxActiveBlocks(const Function* f, int blockSize, size_t dynamicSmem) {
+  const DeviceModel& m = *deviceAt(f->module->device)->config.model;
+  if (blockSize <= 0) return 0;
+  const int warps = (blockSize + 31) / 32;
+  const int byThreads = m.maxThreadsPerSm / (warps * 32);
+  const int byRegs = m.regsPerSm / (registersPerThread(f) * warps * 32);
+  const size_t smem = f->info->staticSharedBytes + dynamicSmem;
+  const int bySmem = smem ? static_cast<int>(m.sharedPerSm / (smem + 1024)) : m.maxBlocksPerSm;
+  return std::max(0, std::min({byThreads, byRegs, bySmem, m.maxBlocksPerSm}));
 }
 
 } // namespace tf::softgpu

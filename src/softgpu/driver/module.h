@@ -24,5 +24,13 @@ void creditMemory(Device* d, uint64_t bytes);
 CUresult allocDevice(Context* c, size_t bytes, CUdeviceptr* out, uint64_t alignment = 512);
 CUresult freeMemory(uint64_t base, std::optional<AllocKind> kind);
 
+// Registers per thread the function is taken to use: the PTX declares virtual registers, many
+// more than ptxas would allocate, so the count is capped where a block of the kernel's largest
+// size still fits an SM (a kernel that launches with 1024 threads on a GPU uses at most 64).
+int registersPerThread(const Function* f);
+// Blocks of `blockSize` threads with `dynamicSmem` bytes that fit on one SM of the function's
+// device at once: the occupancy API's answer and the bound on a cooperative grid (per SM).
+int maxActiveBlocks(const Function* f, int blockSize, size_t dynamicSmem);
+
 
 } // namespace tf::softgpu
