@@ -102,7 +102,7 @@ public:
 
 private:
   void armAuthDeadline() {
-    timer_.expires_after(std::chrono::seconds(opts_.handshakeSeconds));
+    timer_.expires_after(std::chrono::seconds(opts_.authSeconds));
     timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec && !self->session_->authenticated()) self->requestClose(protocol::CloseCode::Policy, "authentication timeout");
     });

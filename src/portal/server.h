@@ -16,7 +16,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;               // 0: any free port
   int threads = 2;
-  int handshakeSeconds = 10;  // TLS + HTTP headers + the agent's auth must finish in this
+  int handshakeSeconds = 10;  // TLS handshake and the WebSocket upgrade must finish in this
+  int authSeconds = 10;       // an agent's hello + auth must be done this long after the upgrade
   int idleSeconds = 60;       // WebSocket idle timeout (pings at half of it)
   bool insecureHttp = false;  // plain HTTP/WS, tests only
 };

@@ -42,7 +42,7 @@ protected:
     o.dataDir = dir_.string();
     o.adminPassword = kAdminPassword;
     o.settings = settings_;
-    o.server.handshakeSeconds = handshakeSeconds_;
+    o.server.authSeconds = authSeconds_;
     o.clock = [this] { return systemNowMs() + skewMs_.load(); };
     auto p = Portal::start(o);
     ASSERT_TRUE(p.isOk()) << p.status().toString();
@@ -99,7 +99,7 @@ protected:
 
   std::filesystem::path dir_;
   Settings settings_;
-  int handshakeSeconds_ = 10;
+  int authSeconds_ = 10;
   std::atomic<int64_t> skewMs_{0};
   std::unique_ptr<Portal> portal_;
   ConsoleClient console_{0};
@@ -334,7 +334,7 @@ TEST_F(PortalTest, BinaryFramesAreRefused) {
 
 TEST_F(PortalTest, AnAgentThatNeverAuthenticatesIsClosed) {
   portal_.reset();
-  handshakeSeconds_ = 1;
+  authSeconds_ = 1;
   startPortal();
   auto silent = connectAgent();
   EXPECT_EQ(silent->readClose(10s), code(CloseCode::Policy));
