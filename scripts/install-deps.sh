@@ -6,6 +6,8 @@ PKGS=(cmake ninja-build g++ pkg-config python3
       libzstd-dev liblz4-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       libcpp-httplib-dev libssl-dev rsync ccache python3-yaml
       libcurl4-openssl-dev libyaml-cpp-dev
+      # the portal: Beast + Asio (header-only) for HTTPS and WebSocket, SQLite for storage
+      libboost-dev libsqlite3-dev
       # the local Kubernetes cluster (scripts/cluster.sh); its binaries come from k8s-build.sh
       etcd-server containerd runc containernetworking-plugins umoci iptables busybox-static
       file curl openssl iproute2)

@@ -13,5 +13,6 @@ void addStandaloneCommands(CLI::App& app, int& exitCode);
 void addBenchCommand(CLI::App& app, int& exitCode);
 void addControllerCommand(CLI::App& app, int& exitCode);
 void addDiscoverCommand(CLI::App& app, int& exitCode);
+void addPortalCommand(CLI::App& app, int& exitCode);
 
 } // namespace tf::cli

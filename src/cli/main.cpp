@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   tf::cli::addBenchCommand(app, exitCode);
   tf::cli::addControllerCommand(app, exitCode);
   tf::cli::addDiscoverCommand(app, exitCode);
+  tf::cli::addPortalCommand(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,58 @@
+// One agent's WebSocket session, as a state machine over text frames (no I/O: the server feeds
+// it frames and carries out what it returns, so tests can drive it directly too).
+//
+//   hello -> challenge -> auth -> welcome, then snapshot/delta (acked), metrics, heartbeat,
+//   commandResult from the agent; ack, resync, command from the portal. See
+//   src/control_protocol/README.md for the flow and the close codes.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control_protocol/messages.h"
+#include "portal/context.h"
+
+namespace tf::portal {
+
+struct SessionOutput {
+  std::vector<std::string> frames;                // to send, in order
+  std::optional<protocol::ProtocolError> close;   // then close with this
+};
+
+class AgentSession {
+public:
+  // `self` is the connection this session runs on (registered once authenticated).
+  AgentSession(PortalContext& ctx, std::string peerAddress, std::weak_ptr<LiveAgent> self);
+  SessionOutput onText(std::string_view text);
+  // The connection ended (any reason): leave the registry.
+  void onClosed();
+  bool authenticated() const { return state_ == State::Live; }
+  int64_t clusterId() const { return cluster_.id; }
+
+private:
+  enum class State { AwaitHello, AwaitAuth, Live, Closed };
+  void handle(const protocol::Hello& m, SessionOutput& out);
+  void handle(const protocol::Auth& m, SessionOutput& out);
+  void handle(const protocol::Snapshot& m, SessionOutput& out);
+  void handle(const protocol::Delta& m, SessionOutput& out);
+  void handle(const protocol::Metrics& m, SessionOutput& out);
+  void handle(const protocol::Heartbeat& m, SessionOutput& out);
+  void handle(const protocol::CommandResult& m, SessionOutput& out);
+  void fail(SessionOutput& out, protocol::CloseCode code, std::string reason, const std::string& auditDetail = {});
+  void storeFailed(SessionOutput& out, const Status& s);
+
+  PortalContext& ctx_;
+  std::string peer_;
+  std::weak_ptr<LiveAgent> self_;
+  State state_ = State::AwaitHello;
+  TokenBucket rate_;
+  protocol::Hello hello_;
+  ClusterRecord cluster_;
+  std::string nonce_;          // raw bytes of the challenge
+  uint64_t epoch_ = 0;
+  bool resyncAsked_ = false;   // one resync per gap, until the snapshot comes
+};
+
+}  // namespace tf::portal
