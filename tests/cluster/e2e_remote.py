@@ -23,7 +23,10 @@ def client_pod(name):
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                      "nodeSelector": {"kubernetes.io/hostname": "tf-cpu-0"},
                      "containers": [{"name": "app", "image": CPU_IMAGE, "imagePullPolicy": "Never",
-                                     "command": ["/bin/sh", "-c", "ls /opt; vgpu_probe && saxpy"],
+                                     # Stays up after the programs, so its connection and worker
+                                     # can be looked at (a client that ends releases them).
+                                     "command": ["/bin/sh", "-c", "ls /opt; if vgpu_probe && saxpy; then echo E2E-OK; "
+                                                 "else echo E2E-FAILED; fi; sleep 600"],
                                      "env": [{"name": "TF_CONNECTION_TIMEOUT_S", "value": "240"}]}]}}
 
 
@@ -38,7 +41,7 @@ def connection_of(pod):
 def case_remote_vgpu_pod():
     """The client pod runs on tf-cpu-0 with no GPU library in its image; vgpu_probe sees the
     1 GiB vGPU and saxpy's results are correct, both served by the worker pod on a GPU node.
-    Its TensorFusionConnection says where; deleting the pod removes connection and worker."""
+    Its TensorFusionConnection says where, Running; deleting the pod removes connection and worker."""
     ensure_cluster_applied()
     kubectl("create", "namespace", REMOTE_NS, check=False)
     kubectl("delete", "pod", "remote-app", "-n", REMOTE_NS, "--wait=true", "--timeout=60s", check=False)
@@ -48,10 +51,13 @@ def case_remote_vgpu_pod():
         conn = connection_of(pod)
         expect(conn and conn.startswith("remote-app-tf-vgpu-"), f"the webhook named the connection: {conn}")
         expect(pod["metadata"]["labels"]["tensor-fusion.ai/component"] == "client", "a client pod")
+        def finished():
+            if pod_phase("remote-app", REMOTE_NS) in ("Succeeded", "Failed"):
+                return "the pod ended early"
+            out = pod_logs("remote-app", REMOTE_NS)
+            return ("ok" if "E2E-OK" in out else "failed") if "E2E-" in out else None
         try:
-            phase = wait_until(240, "the remote pod finished",
-                               lambda: pod_phase("remote-app", REMOTE_NS) in ("Succeeded", "Failed")
-                               and pod_phase("remote-app", REMOTE_NS))
+            outcome = wait_until(240, "the remote programs finished", finished)
         except Failure:
             for what in (["describe", "pod", "remote-app", "-n", REMOTE_NS],
                          ["describe", "pod", conn, "-n", REMOTE_NS],
@@ -61,7 +67,7 @@ def case_remote_vgpu_pod():
             raise
         logs = pod_logs("remote-app", REMOTE_NS)
         print(logs)
-        expect(phase == "Succeeded", f"the remote pod failed: {logs}")
+        expect(outcome == "ok", f"the remote programs failed ({outcome}): {logs}")
         expect("softgpu" not in logs, f"no GPU library in the client's image: {logs}")
         expect_vgpu_probe(logs, 2**30)
         expect("saxpy over" in logs and ": correct" in logs, f"saxpy's results are correct: {logs}")
@@ -70,6 +76,8 @@ def case_remote_vgpu_pod():
 
         c = get("tensorfusionconnection", conn, ns=REMOTE_NS)
         expect(c is not None, f"TensorFusionConnection {conn} exists")
+        expect(c.get("status", {}).get("phase") == "Running" and c["status"].get("connectionURL", "").startswith("native+"),
+               f"the connection is Running with the worker's address: {c.get('status')}")
         worker = get("pod", conn, ns=REMOTE_NS)
         expect(worker is not None, f"its worker pod {conn}")
         wnode = worker["spec"]["nodeName"]
