@@ -1,13 +1,16 @@
 // Shared memory: two single-producer/single-consumer byte rings (client->worker and back) in a
-// memfd that the worker creates per connection and hands over a Unix socket (abstract name
-// "tf-remoting/<name>"). The socket stays open beside the rings: it is how either side learns
-// that the other died. Waits spin briefly, then sleep on a futex in the ring with a short
+// memfd that the worker creates per connection and hands over a Unix socket: an abstract name
+// "tf-remoting/<name>" (one network namespace), or, for a name that is an absolute path
+// ("shm:///run/tensor-fusion/vgpu/worker.sock"), a socket file, which containers that share the
+// directory but not a network namespace can reach (a cluster's hard-isolated pods). The socket
+// stays open beside the rings: it is how either side learns that the other died. Waits spin briefly, then sleep on a futex in the ring with a short
 // timeout, checking the socket between sleeps.
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
@@ -72,15 +75,53 @@ void futexWake(std::atomic<uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
-sockaddr_un abstractAddress(const std::string& name, socklen_t* len) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::string path = "tf-remoting/" + name;
-  size_t n = std::min(path.size(), sizeof(sa.sun_path) - 1);
-  std::memcpy(sa.sun_path + 1, path.data(), n); // leading NUL: abstract namespace
-  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
-  return sa;
-}
+// The socket address of a shm:// name. A path too long for sun_path is reached through an
+// O_PATH descriptor of its directory ("/proc/self/fd/N/<file>"), held while this lives.
+class UnixAddress {
+public:
+  explicit UnixAddress(const std::string& name) {
+    sa_.sun_family = AF_UNIX;
+    if (!isPath(name)) {
+      std::string path = "tf-remoting/" + name;
+      size_t n = std::min(path.size(), sizeof(sa_.sun_path) - 1);
+      std::memcpy(sa_.sun_path + 1, path.data(), n); // leading NUL: abstract namespace
+      len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+      return;
+    }
+    std::string path = name;
+    if (path.size() >= sizeof(sa_.sun_path)) {
+      const size_t slash = path.rfind('/');
+      dirFd_ = ::open(path.substr(0, slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (dirFd_ < 0) {
+        error_ = errno;
+        return;
+      }
+      path = "/proc/self/fd/" + std::to_string(dirFd_) + path.substr(slash);
+      if (path.size() >= sizeof(sa_.sun_path)) {
+        error_ = ENAMETOOLONG;
+        return;
+      }
+    }
+    std::memcpy(sa_.sun_path, path.data(), path.size());
+    len_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  }
+  ~UnixAddress() {
+    if (dirFd_ >= 0) ::close(dirFd_);
+  }
+  UnixAddress(const UnixAddress&) = delete;
+  UnixAddress& operator=(const UnixAddress&) = delete;
+
+  static bool isPath(const std::string& name) { return !name.empty() && name[0] == '/'; }
+  int error() const { return error_; }  // errno of a path that cannot be addressed, or 0
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&sa_); }
+  socklen_t size() const { return len_; }
+
+private:
+  sockaddr_un sa_{};
+  socklen_t len_ = 0;
+  int dirFd_ = -1;
+  int error_ = 0;
+};
 
 // One byte of payload carrying a descriptor over the Unix socket: the message both ends build.
 struct FdMessage {
@@ -355,7 +396,10 @@ private:
 
 class ShmListener : public Listener {
 public:
-  ShmListener(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  ShmListener(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+    struct stat st {};
+    if (UnixAddress::isPath(name_) && ::lstat(name_.c_str(), &st) == 0) socketInode_ = st.st_ino;
+  }
   ~ShmListener() override { close(); }
 
   Result<TransportPtr> accept() override {
@@ -396,23 +440,34 @@ public:
       ::shutdown(fd_, SHUT_RDWR);
       ::close(fd_);
       fd_ = -1;
+      // Our socket file, unless another listener has bound the path since.
+      struct stat st {};
+      if (socketInode_ && ::lstat(name_.c_str(), &st) == 0 && st.st_ino == socketInode_) ::unlink(name_.c_str());
     }
   }
 
 private:
   int fd_;
   std::string name_;
+  ino_t socketInode_ = 0;
 };
 
 } // namespace
 
 Result<ListenerPtr> listenShm(const std::string& name) {
-  if (name.empty() || name.size() > 90) return invalidArgument("bad shm name: " + name);
+  const bool path = UnixAddress::isPath(name);
+  if (name.empty() || (!path && name.size() > 90) || (path && (name.size() > 4000 || name.back() == '/')))
+    return invalidArgument("bad shm name: " + name);
+  UnixAddress address(name);
+  if (address.error()) return unavailable("cannot listen on shm://" + name + ": " + strerror(address.error()));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return unavailable(std::string("socket: ") + strerror(errno));
-  socklen_t len;
-  sockaddr_un sa = abstractAddress(name, &len);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || ::listen(fd, 128) != 0) {
+  // A socket file left by a worker that died (a restart listens on the same path); anything
+  // else at the path is not ours to remove.
+  if (struct stat st {}; path && ::lstat(name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(name.c_str());
+  // The clients of a socket file may be any user of the pod that shares its directory.
+  if (::bind(fd, address.get(), address.size()) != 0 || (path && ::chmod(name.c_str(), 0666) != 0) ||
+      ::listen(fd, 128) != 0) {
     Status s = unavailable("cannot listen on shm://" + name + ": " + strerror(errno));
     ::close(fd);
     return s;
@@ -421,11 +476,11 @@ Result<ListenerPtr> listenShm(const std::string& name) {
 }
 
 Result<TransportPtr> connectShm(const std::string& name, int timeoutMs) {
+  UnixAddress address(name);
+  if (address.error()) return unavailable("cannot connect to shm://" + name + ": " + strerror(address.error()));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return unavailable(std::string("socket: ") + strerror(errno));
-  socklen_t len;
-  sockaddr_un sa = abstractAddress(name, &len);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+  if (::connect(fd, address.get(), address.size()) != 0) {
     Status s = unavailable("cannot connect to shm://" + name + ": " + strerror(errno));
     ::close(fd);
     return s;

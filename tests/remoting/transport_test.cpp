@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <thread>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "remoting/protocol.h"
@@ -12,13 +15,25 @@
 namespace tf::remoting {
 namespace {
 
+namespace fs = std::filesystem;
+
 std::string shmName() { return "test-" + std::to_string(getpid()) + "-" + std::to_string(rand()); }
+
+// A fresh directory for socket files ("shm:///dir/name"), removed with its contents.
+struct SocketDir {
+  fs::path path = fs::temp_directory_path() / ("tf-transport-" + shmName());
+  SocketDir() { fs::create_directories(path); }
+  ~SocketDir() { fs::remove_all(path); }
+};
 
 class TransportTest : public ::testing::TestWithParam<std::string> {
 protected:
   std::string address() {
-    return GetParam() == "tcp" ? std::string("tcp://127.0.0.1:0") : "shm://" + shmName();
+    if (GetParam() == "tcp") return "tcp://127.0.0.1:0";
+    if (GetParam() == "shmfile") return "shm://" + (dir_.path / "worker.sock").string();
+    return "shm://" + shmName();
   }
+  SocketDir dir_;
 };
 
 TEST_P(TransportTest, FramesAndBulkBothWays) {
@@ -100,13 +115,94 @@ TEST_P(TransportTest, PeerGoneIsUnavailableNotAHang) {
 }
 
 TEST_P(TransportTest, ConnectToNothingFails) {
-  std::string where = GetParam() == "tcp" ? "tcp://127.0.0.1:1" : "shm://" + shmName();
+  std::string where = GetParam() == "tcp" ? "tcp://127.0.0.1:1" : address();
   auto c = connect(where, 500);
   ASSERT_FALSE(c.isOk());
   EXPECT_EQ(c.status().code(), Code::Unavailable) << c.status().toString();
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, TransportTest, ::testing::Values("tcp", "shm"));
+INSTANTIATE_TEST_SUITE_P(Both, TransportTest, ::testing::Values("tcp", "shm", "shmfile"));
+
+// One round trip over a listener at `address`: what the socket-file cases below check works.
+void expectRoundTrip(const std::string& address) {
+  auto l = listen(address);
+  ASSERT_TRUE(l.isOk()) << l.status().toString();
+  std::thread server([&] {
+    auto t = (*l)->accept();
+    ASSERT_TRUE(t.isOk()) << t.status().toString();
+    uint8_t b = 0;
+    ASSERT_TRUE((*t)->readExact(&b, 1).isOk());
+    b = static_cast<uint8_t>(b + 1);
+    iovec v{&b, 1};
+    ASSERT_TRUE((*t)->writeV(&v, 1).isOk());
+  });
+  auto c = connect(address, 2000);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  uint8_t b = 41;
+  iovec v{&b, 1};
+  ASSERT_TRUE((*c)->writeV(&v, 1).isOk());
+  ASSERT_TRUE((*c)->readExact(&b, 1).isOk());
+  EXPECT_EQ(b, 42);
+  server.join();
+}
+
+// A socket file: any user of the pod sharing the directory may connect; the file goes with the
+// listener.
+TEST(Transport, ShmSocketFileIsOpenToAllAndRemovedOnClose) {
+  SocketDir dir;
+  const fs::path sock = dir.path / "worker.sock";
+  {
+    auto l = listen("shm://" + sock.string());
+    ASSERT_TRUE(l.isOk()) << l.status().toString();
+    struct stat st {};
+    ASSERT_EQ(lstat(sock.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0666u);
+  }
+  EXPECT_FALSE(fs::exists(fs::symlink_status(sock)));
+}
+
+// Longer than sun_path (108 bytes), as <pod root>/<namespace>/<pod UID>/worker.sock can be.
+TEST(Transport, ShmSocketFileWithALongPath) {
+  SocketDir dir;
+  const fs::path deep = dir.path / std::string(60, 'n') / "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+  fs::create_directories(deep);
+  const std::string path = (deep / "worker.sock").string();
+  ASSERT_GT(path.size(), 108u);
+  expectRoundTrip("shm://" + path);
+}
+
+// A worker restarted on the same path replaces the socket its predecessor left; a file that is
+// not a socket is never removed.
+TEST(Transport, ShmSocketFileLeftByADeadWorkerIsReplacedButAFileIsNot) {
+  SocketDir dir;
+  const fs::path sock = dir.path / "worker.sock";
+  // A socket file with nobody behind it, as a killed worker leaves it.
+  {
+    auto crashed = listen("shm://" + sock.string());
+    ASSERT_TRUE(crashed.isOk());
+    fs::rename(sock, dir.path / "kept.sock");  // the listener's close no longer finds its file
+  }
+  fs::rename(dir.path / "kept.sock", sock);
+  expectRoundTrip("shm://" + sock.string());
+
+  const fs::path plain = dir.path / "notes.txt";
+  std::ofstream(plain) << "keep me";
+  auto refused = listen("shm://" + plain.string());
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().code(), Code::Unavailable);
+  EXPECT_NE(refused.status().message().find(plain.string()), std::string::npos) << refused.status().message();
+  EXPECT_TRUE(fs::exists(plain));
+}
+
+TEST(Transport, ShmSocketFileNamesThatCannotWork) {
+  SocketDir dir;
+  EXPECT_EQ(listen("shm://" + dir.path.string() + "/").status().code(), Code::InvalidArgument);
+  auto missing = connect("shm://" + (dir.path / "nobody.sock").string(), 200);
+  ASSERT_FALSE(missing.isOk());
+  EXPECT_EQ(missing.status().code(), Code::Unavailable);
+  EXPECT_NE(missing.status().message().find("nobody.sock"), std::string::npos);
+}
 
 // Shared memory's zero-copy views carry the same bytes as plain reads and writes, across the
 // ring's wrap-around.

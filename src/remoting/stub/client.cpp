@@ -4,6 +4,7 @@
 #include "remoting/operator_connection.h"
 
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
 #include <thread>
 #include <cstring>
@@ -18,6 +19,37 @@ int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// TF_REMOTE_TOKEN, else the first line of the file TF_REMOTE_TOKEN_FILE names (a hard-isolated
+// pod's worker writes its token beside its socket).
+std::string workerToken() {
+  if (const char* tok = getenv("TF_REMOTE_TOKEN")) return tok;
+  const char* file = getenv(k8s::api::kEnvRemoteTokenFile);
+  if (!file || !*file) return {};
+  std::string token;
+  if (FILE* f = fopen(file, "re")) {
+    char buf[256] = {};
+    if (fgets(buf, sizeof buf, f)) token = buf;
+    fclose(f);
+  } else {
+    TF_LOG(Warn, "cannot read the worker token from %s: %s", file, strerror(errno));
+  }
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  return token;
+}
+
+// Connects, retrying for up to TF_REMOTE_WAIT_MS while nobody listens yet (a pod's worker that
+// the node's hypervisor is still starting).
+Result<TransportPtr> connectWaiting(const std::string& address) {
+  const char* w = getenv(k8s::api::kEnvRemoteWaitMs);
+  const int64_t deadline = nowMs() + (w && *w ? std::max(0L, std::strtol(w, nullptr, 10)) : 0);
+  for (int attempt = 0;; ++attempt) {
+    auto t = connect(address, 2000, tlsOptionsFromEnvironment());
+    if (t || t.status().code() != Code::Unavailable || nowMs() >= deadline) return t;
+    if (attempt == 0) TF_LOG(Info, "waiting for the worker at %s: %s", address.c_str(), t.status().message().c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 } // namespace
 
@@ -66,7 +98,7 @@ CUresult Client::init() {
 
 CUresult Client::connectLocked() {
   std::string address;
-  if (const char* w = getenv("TF_REMOTE_WORKER"); w && *w) {
+  if (const char* w = getenv(k8s::api::kEnvRemoteWorker); w && *w) {
     address = w;
   } else if (const char* url = getenv(k8s::api::kEnvGetConnectionUrl); url && *url) {
     // A remote vGPU pod: the operator names the worker once the connection is ready.
@@ -86,7 +118,7 @@ CUresult Client::connectLocked() {
     return CUDA_ERROR_NO_DEVICE;
   }
   const char* where = address.c_str();
-  auto t = connect(where, 2000, tlsOptionsFromEnvironment());
+  auto t = connectWaiting(address);
   if (!t) {
     TF_LOG(Warn, "cannot reach the worker at %s: %s", where, t.status().toString().c_str());
     dead_.store(true);
@@ -102,7 +134,7 @@ CUresult Client::connectLocked() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   hello.host = host;
-  if (const char* tok = getenv("TF_REMOTE_TOKEN")) hello.token = tok;
+  hello.token = workerToken();
   hello.role = role_;
   Writer w;
   encodeHello(w, hello);
@@ -326,7 +358,7 @@ CUresult Client::openHostChannel() {
   hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
   hello.pid = static_cast<uint32_t>(getpid());
   hello.host = "host-channel";
-  if (const char* tok = getenv("TF_REMOTE_TOKEN")) hello.token = tok;
+  hello.token = workerToken();
   hello.attachTo = sessionId_;
   Writer w;
   encodeHello(w, hello);
