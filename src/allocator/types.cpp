@@ -276,6 +276,15 @@ Result<Gpu> gpuFromObject(const nlohmann::json& object) {
   out.phase = st.phase;
   out.usedBy = st.usedBy.value_or("");
   out.isolationMode = st.isolationMode.value_or("");
+  if (g->metadata.annotations)
+    if (auto it = g->metadata.annotations->find(api::kAnnotationVirtualizationCapabilities);
+        it != g->metadata.annotations->end()) {
+      // Unparsable capabilities grant nothing beyond status.isolationMode.
+      auto caps = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+      if (caps.is_object() && caps.contains("isolationModes") && caps["isolationModes"].is_array())
+        for (const auto& m : caps["isolationModes"])
+          if (m.is_string()) out.isolationModes.push_back(m.get<std::string>());
+    }
   out.index = st.index.value_or(-1);
   out.capacity = amountOf(st.capacity);
   return out;

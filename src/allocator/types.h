@@ -91,6 +91,8 @@ bool isTerminal(const nlohmann::json& pod);
 struct Gpu {
   std::string name, node, pool, model, vendor;
   std::string phase, usedBy, isolationMode;
+  // From the virtualization-capabilities annotation: the modes its hypervisor also makes.
+  std::vector<std::string> isolationModes;
   int index = -1;
   Amount capacity;
   bool operator==(const Gpu&) const = default;

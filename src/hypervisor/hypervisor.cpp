@@ -192,9 +192,11 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
   TF_RETURN_IF_ERROR(ensureRegionLocked(v));
   if (request.isolation != Isolation::Soft) {
     v.workerToken = newToken();
-    auto w = startWorker(workerSpecLocked(v, request.isolation == Isolation::Hard
-                                                 ? "shm://tf-" + v.id
-                                                 : "tcp://" + options_.host + ":0"));
+    std::string listen = request.isolation == Isolation::Hard ? "shm://tf-" + v.id : "tcp://" + options_.host + ":0";
+    if (request.isolation == Isolation::Hard && !request.workerListen.empty()) listen = request.workerListen;
+    Status token = request.workerTokenFile.empty() ? Status::ok()
+                                                   : writeFileAtomically(request.workerTokenFile, v.workerToken + "\n");
+    auto w = token ? startWorker(workerSpecLocked(v, listen)) : Result<WorkerHandle>(token);
     if (!w) {
       live_.erase(v.id);
       removeRegion(v.regionPath);

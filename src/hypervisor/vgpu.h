@@ -32,6 +32,10 @@ struct VgpuRequest {
   // In-process callers only (cluster mode places a pod's region where the pod mounts it);
   // not part of the HTTP API. Empty: the hypervisor's region directory.
   std::string regionPath;
+  // In-process callers only: where a hard-isolated vGPU's worker listens (a cluster pod's
+  // socket file, shm:///<pod dir>/worker.sock) and the file its token is written to for the
+  // pod's stub. Empty: shm://tf-<id>, and the token is only in the API's answer.
+  std::string workerListen, workerTokenFile;
   // In-process callers only: the cluster's scheduler placed it (its ledger, with the pool's
   // oversubscription, is the state of record), so only the device's own bounds are checked.
   bool scheduled = false;

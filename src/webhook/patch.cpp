@@ -116,8 +116,13 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
   if (!inits.is_array()) inits = json::array();
   inits.insert(inits.begin(), std::move(init));  // before the user's own init containers
   addVolume(spec, {{"name", kLibVolumeName}, {"emptyDir", json::object()}});
-  if (lib == Library::Limiter)
+  // The pod's own directory of the node's vGPU directory: its region (soft), or its worker's
+  // socket and token (hard), made by the hypervisor once the pod is bound.
+  const bool localHard = d.isLocal && d.isolation == "hard";
+  const bool podDirectory = lib == Library::Limiter || localHard;
+  if (podDirectory)
     addVolume(spec, {{"name", kRunVolumeName}, {"hostPath", {{"path", wk::kPodVgpuHostDir}, {"type", "DirectoryOrCreate"}}}});
+  const std::string podDir = wk::kPodVgpuMountPath;
 
   for (auto& c : spec["containers"]) {
     if (std::find(d.containers.begin(), d.containers.end(), c.value("name", "")) == d.containers.end()) continue;
@@ -126,16 +131,22 @@ json mutatePod(const json& pod, const Decision& d, const PatchOptions& o) {
     setEnv(c, "POD_NAME", fieldRef("metadata.name"));
     setEnv(c, "POD_NAMESPACE", fieldRef("metadata.namespace"));
     setEnv(c, "POD_UID", fieldRef("metadata.uid"));
-    if (lib == Library::Limiter) {
-      setEnv(c, "LD_PRELOAD", value(dest + "/" + kLimiterLibrary), true);
-      setEnv(c, "TF_VGPU_REGION", value(std::string(wk::kPodVgpuMountPath) + "/region"));
-      setEnv(c, "TF_VGPU_REGION_WAIT_MS", value(wk::kPodVgpuRegionWaitMs));
+    if (podDirectory)
       addMount(c, {{"name", kRunVolumeName},
-                   {"mountPath", wk::kPodVgpuMountPath},
+                   {"mountPath", podDir},
                    {"subPathExpr", "$(POD_NAMESPACE)/$(POD_UID)"},
                    {"mountPropagation", "HostToContainer"}});
+    if (lib == Library::Limiter) {
+      setEnv(c, "LD_PRELOAD", value(dest + "/" + kLimiterLibrary), true);
+      setEnv(c, "TF_VGPU_REGION", value(podDir + "/region"));
+      setEnv(c, "TF_VGPU_REGION_WAIT_MS", value(wk::kPodVgpuRegionWaitMs));
     } else {
       setEnv(c, "LD_LIBRARY_PATH", value(dest + "/remote"), true);
+    }
+    if (localHard) {
+      setEnv(c, wk::kEnvRemoteWorker, value("shm://" + podDir + "/" + wk::kPodWorkerSocket));
+      setEnv(c, wk::kEnvRemoteTokenFile, value(podDir + "/" + wk::kPodWorkerTokenFile));
+      setEnv(c, wk::kEnvRemoteWaitMs, value(wk::kPodVgpuRegionWaitMs));
     }
     if (!d.isLocal && !d.connectionName.empty()) {
       const std::string endpoint = d.operatorEndpoint.empty() ? o.operatorEndpoint : d.operatorEndpoint;

@@ -140,6 +140,16 @@ TEST(GpuFromObject, ReadsTheStatus) {
   EXPECT_EQ(g->model, "A100");
   EXPECT_EQ(g->index, 2);
   EXPECT_EQ(g->capacity, (Amount{312000, 80LL << 30}));
+  EXPECT_TRUE(g->isolationModes.empty());
+  // What its hypervisor makes besides status.isolationMode; garbage there grants nothing.
+  o["metadata"]["annotations"] = {{"tensor-fusion.ai/virtualization-capabilities", R"({"isolationModes":["soft","hard"]})"}};
+  EXPECT_EQ(gpuFromObject(o)->isolationModes, (std::vector<std::string>{"soft", "hard"}));
+  for (const char* bad : {"not json", R"({"isolationModes":"hard"})", "[]"}) {
+    o["metadata"]["annotations"]["tensor-fusion.ai/virtualization-capabilities"] = bad;
+    auto b = gpuFromObject(o);
+    ASSERT_TRUE(b) << bad;
+    EXPECT_TRUE(b->isolationModes.empty()) << bad;
+  }
   o["status"]["capacity"]["tflops"] = "lots";
   EXPECT_FALSE(gpuFromObject(o));
   o.erase("status");

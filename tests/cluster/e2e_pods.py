@@ -8,7 +8,35 @@ from e2e import *  # noqa: F401,F403
 from e2e_node import expect_share, expect_vgpu_probe, pod_logs, pod_phase  # noqa: F401
 
 DEMO = os.path.join(ROOT, "deploy", "examples", "local-vgpu-pod.yaml")
+HARD = os.path.join(ROOT, "deploy", "examples", "hard-vgpu-pod.yaml")
 DEMO_NS = "tf-e2e-pods"
+
+
+def run_to_end(name, manifest):
+    """Applies the example, waits for its pod to end and returns (phase, pod, logs)."""
+    kubectl("create", "namespace", DEMO_NS, check=False)
+    kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
+    kubectl("apply", "-n", DEMO_NS, "-f", manifest)
+    try:
+        phase = wait_until(180, f"{name} finished", lambda: pod_phase(name, DEMO_NS) in ("Succeeded", "Failed")
+                           and pod_phase(name, DEMO_NS))
+    except Failure:
+        # What the next reader needs: where the pod stands and why.
+        print(kubectl("describe", "pod", name, "-n", DEMO_NS, check=False).stdout)
+        print(kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+        raise
+    pod = get("pod", name, ns=DEMO_NS)
+    logs = pod_logs(name, DEMO_NS)
+    print(logs)
+    return phase, pod, logs
+
+
+def expect_gpus_of_its_node(pod):
+    ids = pod["metadata"]["annotations"].get("tensor-fusion.ai/gpu-ids", "")
+    node = pod["spec"]["nodeName"]
+    expect(ids and all(g in {x["metadata"]["name"] for x in gpus_of(node)} for g in ids.split(",")),
+           f"gpu-ids {ids!r} names GPUs of {node}, where it ran")
+    return ids, node
 
 
 def case_annotated_local_pod():
@@ -17,27 +45,11 @@ def case_annotated_local_pod():
     device, cannot allocate past it and gets 30% ± 3 points of the GPU; its workload's status
     says where it ran."""
     ensure_cluster_applied()
-    kubectl("create", "namespace", DEMO_NS, check=False)
-    kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
-    kubectl("apply", "-n", DEMO_NS, "-f", DEMO)
     try:
-        try:
-            phase = wait_until(180, "the demo pod finished", lambda: pod_phase("vgpu-demo", DEMO_NS) in ("Succeeded", "Failed")
-                               and pod_phase("vgpu-demo", DEMO_NS))
-        except Failure:
-            # What the next reader needs: where the pod stands and why.
-            print(kubectl("describe", "pod", "vgpu-demo", "-n", DEMO_NS, check=False).stdout)
-            print(kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
-            raise
-        pod = get("pod", "vgpu-demo", ns=DEMO_NS)
-        logs = pod_logs("vgpu-demo", DEMO_NS)
-        print(logs)
+        phase, pod, logs = run_to_end("vgpu-demo", DEMO)
         expect(phase == "Succeeded", f"the demo pod failed: {logs}")
         expect(pod["spec"]["schedulerName"] == "tensor-fusion-scheduler", "the webhook gave it our scheduler")
-        ids = pod["metadata"]["annotations"].get("tensor-fusion.ai/gpu-ids", "")
-        node = pod["spec"]["nodeName"]
-        expect(ids and all(g in {x["metadata"]["name"] for x in gpus_of(node)} for g in ids.split(",")),
-               f"gpu-ids {ids!r} names GPUs of {node}, where it ran")
+        ids, node = expect_gpus_of_its_node(pod)
         expect_vgpu_probe(logs, 2**30)
         expect_share(logs, 0.30)
         # Its TensorFusionWorkload (made by the webhook) shows the pod, where it ran and its GPUs.
@@ -48,6 +60,34 @@ def case_annotated_local_pod():
             and w["phase"] == "Succeeded"])
     finally:
         kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=false", check=False)
+
+
+def case_local_hard_pod():
+    """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
+    no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
+    in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
+    the worker and removes the directory."""
+    ensure_cluster_applied()
+    name = "hard-vgpu-demo"
+    try:
+        phase, pod, logs = run_to_end(name, HARD)
+        expect(phase == "Succeeded", f"the hard-isolated pod failed: {logs}")
+        ids, node = expect_gpus_of_its_node(pod)
+        expect("softgpu" not in logs, f"no GPU library in the pod's image: {logs}")
+        expect_vgpu_probe(logs, 2**30)
+        expect("saxpy over" in logs and ": correct" in logs, f"saxpy's results are correct: {logs}")
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        expect(env.get("TF_REMOTE_WORKER") == "shm:///run/tensor-fusion/vgpu/worker.sock", f"the stub's worker: {env}")
+        expect("LD_PRELOAD" not in env, f"no limiter in a hard-isolated pod: {env}")
+        events = kubectl("get", "events", "-n", DEMO_NS, "--field-selector", f"involvedObject.name={name}",
+                         "-o", "json").stdout
+        expect("VgpuReady" in events, "the hypervisor said the vGPU is ready")
+        uid = pod["metadata"]["uid"]
+    finally:
+        kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=60s", check=False)
+    pod_dir = f"/run/tensor-fusion/pods/{DEMO_NS}/{uid}"
+    wait_until(60, f"the pod's directory {pod_dir} (worker socket, token, region) removed",
+               lambda: not os.path.exists(pod_dir))
 
 
 if __name__ == "__main__":

@@ -107,10 +107,27 @@ TEST(PodVgpusTest, BadAnnotationsAreRefusedWithTheAnnotationNamed) {
           "tensor-fusion.ai/tflops-limit");
   refused({{"tensor-fusion.ai/compute-percent-limit", "30"}}, "tensor-fusion.ai/vram-limit");
   refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/qos", "urgent"}}, "tensor-fusion.ai/qos");
-  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/isolation", "hard"}},
+  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/isolation", "partitioned"}},
           "tensor-fusion.ai/isolation");
   refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", "gpu-aaaa,gpu-bbbb"}},
           "tensor-fusion.ai/gpu-ids");
+}
+
+// Hard isolation: the pod's own worker, on a socket file in the directory the pod mounts, its
+// token written beside it; soft pods get neither.
+TEST(PodVgpusTest, HardIsolationGetsAWorkerInThePodsDirectory) {
+  VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"},
+                                     {"tensor-fusion.ai/compute-percent-limit", "30"},
+                                     {"tensor-fusion.ai/isolation", "hard"}}));
+  EXPECT_EQ(r.isolation, Isolation::Hard);
+  EXPECT_EQ(r.workerListen, "shm:///run/tf/pods/team-a/0f1e2d3c-0000-1111-2222-333344445555/worker.sock");
+  EXPECT_EQ(r.workerTokenFile, "/run/tf/pods/team-a/0f1e2d3c-0000-1111-2222-333344445555/worker.token");
+  EXPECT_EQ(r.regionPath, "/run/tf/pods/team-a/0f1e2d3c-0000-1111-2222-333344445555/region");
+  EXPECT_EQ(r.percentLimit, 30);
+  VgpuRequest soft = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/isolation", "soft"}}));
+  EXPECT_EQ(soft.isolation, Isolation::Soft);
+  EXPECT_TRUE(soft.workerListen.empty());
+  EXPECT_TRUE(soft.workerTokenFile.empty());
 }
 
 TEST(PodVgpusTest, GpuObjectNamesMatchTheRegistrars) {

@@ -147,10 +147,33 @@ TEST(PodPatch, ConnectionNamesFollowTensorFusion) {
   EXPECT_EQ(newConnectionName(generated).rfind("job-tf-vgpu-", 0), 0u);
 }
 
-TEST(PodPatch, LocalHardUsesTheStub) {
+// Local hard isolation: the stub, pointed at the worker the node's hypervisor starts in the
+// pod's own directory (its socket and token there), waiting for it as the limiter waits for
+// its region; no limiter in the pod.
+TEST(PodPatch, LocalHardUsesTheStubAndThePodsWorker) {
   json out = applied(basePod(), decision(true, "hard"));
   EXPECT_EQ(out["spec"]["schedulerName"], "tensor-fusion-scheduler");
-  EXPECT_EQ(envOf(out["spec"]["containers"][0], "LD_LIBRARY_PATH")["value"], "/tensor-fusion/remote");
+  const json& app = out["spec"]["containers"][0];
+  EXPECT_EQ(envOf(app, "LD_LIBRARY_PATH")["value"], "/tensor-fusion/remote");
+  EXPECT_EQ(envOf(app, "TF_REMOTE_WORKER")["value"], "shm:///run/tensor-fusion/vgpu/worker.sock");
+  EXPECT_EQ(envOf(app, "TF_REMOTE_TOKEN_FILE")["value"], "/run/tensor-fusion/vgpu/worker.token");
+  EXPECT_EQ(envOf(app, "TF_REMOTE_WAIT_MS")["value"], "60000");
+  EXPECT_EQ(envOf(app, "LD_PRELOAD")["value"], "/usr/lib/mine.so");  // the user's, untouched
+  EXPECT_TRUE(envOf(app, "TF_VGPU_REGION").is_null());
+  json mount;
+  for (const auto& m : app["volumeMounts"])
+    if (m["mountPath"] == "/run/tensor-fusion/vgpu") mount = m;
+  ASSERT_FALSE(mount.is_null()) << app.dump();
+  EXPECT_EQ(mount["subPathExpr"], "$(POD_NAMESPACE)/$(POD_UID)");
+  bool hostDir = false;
+  for (const auto& v : out["spec"]["volumes"])
+    hostDir = hostDir || v.value("/hostPath/path"_json_pointer, std::string()) == "/run/tensor-fusion/pods";
+  EXPECT_TRUE(hostDir) << out["spec"]["volumes"].dump();
+  // The sidecar the user did not name gets nothing.
+  EXPECT_TRUE(envOf(out["spec"]["containers"][1], "TF_REMOTE_WORKER").is_null());
+  // A remote pod is given its worker by the operator, not a socket on its node.
+  json remote = applied(basePod(), decision(false, "hard"));
+  EXPECT_TRUE(envOf(remote["spec"]["containers"][0], "TF_REMOTE_WORKER").is_null());
 }
 
 TEST(PodPatch, LocalSharedGetsNoLibrary) {

@@ -127,6 +127,7 @@ Status NodeRegistrar::syncGpu(const GpuDevice& d, const json& gpuNode, const jso
   const std::string pool = gpuNode["metadata"].value("labels", json::object()).value(api::kLabelManagedBy, "");
   json meta = {{"name", name},
                {"labels", {{api::kLabelManagedBy, options_.nodeName}, {api::kLabelGpuPool, pool}}},
+               {"annotations", {{api::kAnnotationVirtualizationCapabilities, api::kHypervisorCapabilities}}},
                {"ownerReferences",
                 json::array({{{"apiVersion", v1::GpuNode::kResource.apiVersion()},
                               {"kind", v1::GpuNode::kResource.kind},
@@ -145,11 +146,14 @@ Status NodeRegistrar::syncGpu(const GpuDevice& d, const json& gpuNode, const jso
   } else {
     current = *existing;
     // Labels and owner as they should be; a device back from missing loses the mark.
-    json patch = {{"metadata", {{"labels", meta["labels"]}, {"ownerReferences", meta["ownerReferences"]}}}};
-    const bool wasMissing = annotationsOf(current).contains(api::kAnnotationGpuMissingSince);
-    if (wasMissing) patch["metadata"]["annotations"] = {{api::kAnnotationGpuMissingSince, nullptr}};
-    json cmp = patch;
-    if (wasMissing || current["metadata"].value("labels", json::object()) != meta["labels"] ||
+    json patch = {{"metadata",
+                   {{"labels", meta["labels"]}, {"ownerReferences", meta["ownerReferences"]}, {"annotations", meta["annotations"]}}}};
+    const json annotations = annotationsOf(current);
+    const bool wasMissing = annotations.contains(api::kAnnotationGpuMissingSince);
+    if (wasMissing) patch["metadata"]["annotations"][api::kAnnotationGpuMissingSince] = nullptr;
+    const bool capabilities =
+        annotations.value(api::kAnnotationVirtualizationCapabilities, "") == api::kHypervisorCapabilities;
+    if (wasMissing || !capabilities || current["metadata"].value("labels", json::object()) != meta["labels"] ||
         current["metadata"].value("ownerReferences", json::array()) != meta["ownerReferences"]) {
       auto r = client_.patch(v1::Gpu::kResource, "", name, k8s::PatchType::Merge, patch);
       if (!r) return r.error().toStatus().withContext("updating GPU " + name);

@@ -116,14 +116,14 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
     return unimplemented(std::string(api::kAnnotationGpuIds) + ": '" + ids +
                          "' names several GPUs of this node; a local vGPU spans one GPU so far");
   std::string isolation = annotationText(pod, api::kAnnotationIsolation);
-  if (!isolation.empty() && isolation != "soft")
+  if (!isolation.empty() && isolation != "soft" && isolation != "hard")
     return unimplemented(std::string(api::kAnnotationIsolation) + ": '" + isolation +
-                         "' for a local pod is not made by the hypervisor yet (soft only)");
+                         "' for a local pod is not made by the hypervisor (soft or hard)");
 
   VgpuRequest r;
   r.name = podVgpuName(pod);
   r.device = here.front()->uuid;
-  r.isolation = Isolation::Soft;
+  r.isolation = isolation == "hard" ? Isolation::Hard : Isolation::Soft;
   r.scheduled = true;
   auto tr = quantityAnnotation(pod, api::kAnnotationTflopsRequest, false);
   auto tl = quantityAnnotation(pod, api::kAnnotationTflopsLimit, false);
@@ -152,9 +152,14 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
   }
   // By UID, not name: a pod re-created under the same name while the old one's vGPU is still
   // being released must not share (or lose) its directory.
-  r.regionPath = (fs::path(podRoot) / pod.value("/metadata/namespace"_json_pointer, std::string()) /
-                  pod.value("/metadata/uid"_json_pointer, std::string()) / "region")
-                     .string();
+  const fs::path dir = fs::path(podRoot) / pod.value("/metadata/namespace"_json_pointer, std::string()) /
+                       pod.value("/metadata/uid"_json_pointer, std::string());
+  r.regionPath = (dir / "region").string();
+  if (r.isolation == Isolation::Hard) {
+    // Its own worker, limited by the region, on a socket file the pod sees in its directory.
+    r.workerListen = "shm://" + (dir / api::kPodWorkerSocket).string();
+    r.workerTokenFile = (dir / api::kPodWorkerTokenFile).string();
+  }
   return None(std::move(r));
 }
 

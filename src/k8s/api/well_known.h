@@ -82,6 +82,22 @@ inline constexpr const char* kAnnotationGpuIds = "tensor-fusion.ai/gpu-ids";
 inline constexpr const char* kPodVgpuHostDir = "/run/tensor-fusion/pods";
 inline constexpr const char* kPodVgpuMountPath = "/run/tensor-fusion/vgpu";
 inline constexpr const char* kPodVgpuRegionWaitMs = "60000";
+// Local hard isolation: the pod's own worker, which the hypervisor starts listening on a socket
+// file in the same directory, with the token its clients present beside it. The webhook points
+// the pod's client stub there (TF_REMOTE_WORKER=shm://<mount>/worker.sock), and the stub waits
+// for it as the limiter waits for its region.
+inline constexpr const char* kPodWorkerSocket = "worker.sock";
+inline constexpr const char* kPodWorkerTokenFile = "worker.token";
+inline constexpr const char* kEnvRemoteWorker = "TF_REMOTE_WORKER";
+inline constexpr const char* kEnvRemoteTokenFile = "TF_REMOTE_TOKEN_FILE";
+inline constexpr const char* kEnvRemoteWaitMs = "TF_REMOTE_WAIT_MS";
+
+// On a GPU object: what its hypervisor can make (JSON, {"isolationModes": ["shared","soft","hard"]}).
+// Ours makes soft and hard vGPUs side by side on one GPU (a hard vGPU's worker is limited by
+// the same region and quota controller as a soft one), so a GPU in status.isolationMode soft
+// also takes hard pods; the allocator reads this beside status.isolationMode.
+inline constexpr const char* kAnnotationVirtualizationCapabilities = "tensor-fusion.ai/virtualization-capabilities";
+inline constexpr const char* kHypervisorCapabilities = R"({"isolationModes":["shared","soft","hard"]})";
 
 // Written by the scheduler at bind for hard isolation with a TFLOPS limit (reference §2.2).
 inline constexpr const char* kAnnotationEffectiveHardSmPercent = "tensor-fusion.ai/effective-hard-sm-percent";
