@@ -47,14 +47,65 @@ Allocator::Usage Allocator::usageOf(const Request& r) {
 }
 
 void Allocator::indexGpuLocked(GpuState& g, bool add) {
-  auto& list = nodeGpus_[g.info.node];
+  NodeGpus& node = nodeGpus_[g.info.node];
+  auto& list = node.states;
   if (add) {
     list.push_back(&g);
     std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->info.name < b->info.name; });
   } else {
     std::erase(list, &g);
-    if (list.empty()) nodeGpus_.erase(g.info.node);
+    g.home = nullptr;
+    if (list.empty()) {
+      nodeGpus_.erase(g.info.node);
+      return;
+    }
   }
+  node.hot.resize(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    list[i]->home = &node;  // elements of an unordered_map stay where they are
+    list[i]->slot = i;
+    refreshHotLocked(*list[i]);
+  }
+}
+
+void Allocator::refreshHotLocked(const GpuState& g) {
+  if (g.home) g.home->hot[g.slot] = {g.key, g.info.index, g.info.capacity, g.used};
+}
+
+uint32_t Allocator::internLocked(const std::string& s) {
+  if (s.empty()) return 0;
+  return interned_.try_emplace(s, static_cast<uint32_t>(interned_.size() + 1)).first->second;
+}
+
+void Allocator::keyGpuLocked(GpuState& g) {
+  const Gpu& info = g.info;
+  GpuKey& k = g.key;
+  k.pool = internLocked(info.pool);
+  k.model = internLocked(info.model);
+  k.vendor = internLocked(info.vendor);
+  k.runnable = info.phase == "Running" && (info.usedBy.empty() || info.usedBy == "tensor-fusion");
+  // No mode: any. Shared fits any mode (TensorFusion's rule), so its bit is always set.
+  k.modes = info.isolationMode.empty() ? 0xff : 1u << static_cast<int>(Isolation::Shared);
+  const auto take = [&](const std::string& mode) {
+    if (auto i = parseIsolation(mode)) k.modes |= 1u << static_cast<int>(*i);
+  };
+  take(info.isolationMode);
+  for (const auto& m : info.isolationModes) take(m);
+}
+
+Allocator::Criteria Allocator::criteriaLocked(const Request& r) const {
+  Criteria c;
+  const auto lookup = [&](const std::string& s) {
+    if (s.empty()) return Criteria::kAny;
+    auto it = interned_.find(s);
+    return it == interned_.end() ? Criteria::kNone : it->second;  // no GPU has it
+  };
+  c.pool = lookup(r.pool);
+  c.model = lookup(r.model);
+  c.vendor = lookup(r.vendor);
+  c.mode = static_cast<uint8_t>(1u << static_cast<int>(r.isolation));
+  c.placement = placementOf(r.pool);
+  return c;
 }
 
 void Allocator::upsertGpu(const Gpu& gpu) {
@@ -66,7 +117,9 @@ void Allocator::upsertGpu(const Gpu& gpu) {
   if (!inserted && g.info.node != gpu.node) indexGpuLocked(g, false);
   const bool reindex = inserted || g.info.node != gpu.node;
   g.info = gpu;
+  keyGpuLocked(g);
   if (reindex) indexGpuLocked(g, true);
+  refreshHotLocked(g);
   if (inserted) {
     // Allocations recorded before the GPU was known (pods listed first): charge them now.
     // Their amounts were unknown for whole-GPU and percentage requests: compute them now.
@@ -82,6 +135,7 @@ void Allocator::upsertGpu(const Gpu& gpu) {
           }
       }
       pending_.erase(p);
+      refreshHotLocked(g);
     }
   }
   dirty_.insert(gpu.name);
@@ -135,6 +189,7 @@ void Allocator::book(Allocation a) {
       continue;
     }
     it->second.used += b.amount;
+    refreshHotLocked(it->second);
     it->second.limitsMilliTflops += a.request.limit.on(it->second.info.capacity).milliTflops;
     it->second.pods.insert(uid);
   }
@@ -162,6 +217,7 @@ void Allocator::unbook(const std::string& uid) {
       continue;
     }
     g->second.used -= b.amount;
+    refreshHotLocked(g->second);
     g->second.limitsMilliTflops -= a.request.limit.on(g->second.info.capacity).milliTflops;
     g->second.pods.erase(uid);
   }
@@ -189,6 +245,7 @@ void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>
   for (const Gpu& gpu : gpus) {
     GpuState& g = gpus_[gpu.name];
     g.info = gpu;
+    keyGpuLocked(g);
     indexGpuLocked(g, true);
     dirty_.insert(gpu.name);
   }
@@ -282,7 +339,7 @@ namespace {
 enum Stage : int { kPool, kPhase, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
 }  // namespace
 
-Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& node,
+Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, const std::string& node,
                                         const std::unordered_set<std::string>* released, bool wantSurvivors) const {
   NodeEval e;
   auto it = nodeGpus_.find(node);
@@ -306,35 +363,36 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& nod
     return true;
   };
   const std::string_view isolation = isolationName(r.isolation);
-  const Placement mode = placementOf(r.pool);
+  const Placement mode = c.placement;
   // One pass: each GPU's stage, and the node score over the GPUs the pod could use by kind
   // (TensorFusion's matching and isolation-compatible GPUs), before their load is looked at.
   int counts[kStages] = {};
   int64_t scoreSum = 0;
   int scored = 0;
-  for (GpuState* g : it->second) {
-    const Gpu& info = g->info;
+  const NodeGpus& here = it->second;
+  for (size_t i = 0; i < here.hot.size(); ++i) {
+    const HotGpu& h = here.hot[i];
+    const GpuKey& k = h.key;
     Stage st = kPassed;
-    if (!r.pool.empty() && !info.pool.empty() && info.pool != r.pool) st = kPool;
-    else if (info.phase != "Running" || !(info.usedBy.empty() || info.usedBy == "tensor-fusion")) st = kPhase;
-    else if (r.isolation != Isolation::Shared && !info.isolationMode.empty() && info.isolationMode != isolation)
-      st = kIsolation;
+    if (c.pool != Criteria::kAny && k.pool != 0 && k.pool != c.pool) st = kPool;
+    else if (!k.runnable) st = kPhase;
+    else if (!(k.modes & c.mode)) st = kIsolation;
     if (st == kPassed) {
-      const Amount avail = g->available() + freed(*g);
-      scoreSum += gpuScore(mode, info.capacity, avail, true);
+      const Amount avail = released ? h.available() + freed(*here.states[i]) : h.available();
+      scoreSum += gpuScore(mode, h.capacity, avail, true);
       ++scored;
-      if (!r.indices.empty() && std::find(r.indices.begin(), r.indices.end(), info.index) == r.indices.end())
+      if (!r.indices.empty() && std::find(r.indices.begin(), r.indices.end(), h.index) == r.indices.end())
         st = kIndex;
-      else if (!r.model.empty() && info.model != r.model) st = kModel;
-      else if (!r.vendor.empty() && info.vendor != r.vendor) st = kVendor;
-      else if (r.wholeGpu() ? !idle(*g) : !avail.covers(r.request.on(info.capacity))) st = kCapacity;
+      else if (c.model != Criteria::kAny && k.model != c.model) st = kModel;
+      else if (c.vendor != Criteria::kAny && k.vendor != c.vendor) st = kVendor;
+      else if (r.wholeGpu() ? !idle(*here.states[i]) : !avail.covers(r.request.on(h.capacity))) st = kCapacity;
     }
     ++counts[st];
-    if (st == kPassed && wantSurvivors) e.survivors.push_back(g);
+    if (st == kPassed && wantSurvivors) e.survivors.push_back(here.states[i]);
   }
   e.score = scored == 0 ? 0 : static_cast<int>(scoreSum / scored);
   // The first stage after which fewer than gpu-count GPUs remain names the reason.
-  int left = static_cast<int>(it->second.size());
+  int left = static_cast<int>(here.hot.size());
   const auto each = [&] { return r.count > 1 ? " (" + std::to_string(r.count) + " GPUs on one node)" : std::string(); };
   for (int st = kPool; st < kPassed; ++st) {
     left -= counts[st];
@@ -396,8 +454,9 @@ Result<std::vector<NodeFit>> Allocator::filter(const Request& r, const std::vect
     return out;
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
+  const Criteria c = criteriaLocked(r);
   for (const auto& n : nodes) {
-    NodeEval e = evalNode(r, n, nullptr, false);
+    NodeEval e = evalNode(r, c, n, nullptr, false);
     out.push_back({n, e.fits, std::move(e.reason), e.fits ? e.score : 0});
   }
   return out;
@@ -414,7 +473,7 @@ Result<std::vector<std::string>> Allocator::assume(const Request& r, const std::
     return ids;
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
-  NodeEval e = evalNode(r, node, nullptr, true);
+  NodeEval e = evalNode(r, criteriaLocked(r), node, nullptr, true);
   if (!e.fits) return resourceExhausted("node " + node + ": " + e.reason);
   const Placement mode = placementOf(r.pool);
   std::vector<std::pair<int, GpuState*>> ranked;
@@ -469,13 +528,14 @@ std::optional<PreemptionPlan> Allocator::planPreemption(const Request& r, const 
   if (!checkQuotaLocked(r)) return std::nullopt;
   std::optional<PreemptionPlan> best;
   Qos bestWorst = Qos::Critical;
+  const Criteria c = criteriaLocked(r);
   for (const auto& node : nodes) {
     auto gi = nodeGpus_.find(node);
     if (gi == nodeGpus_.end()) continue;
     // Candidates: lowest QoS first, the youngest first among equals (least work lost).
     std::vector<const Allocation*> candidates;
     std::set<std::string> seen;
-    for (const GpuState* g : gi->second)
+    for (const GpuState* g : gi->second.states)
       for (const auto& uid : g->pods) {
         const Allocation& a = allocations_.at(uid);
         if (!seen.insert(uid).second || !a.committed || a.request.qos >= r.qos || a.request.protectedAt(now)) continue;
@@ -488,18 +548,18 @@ std::optional<PreemptionPlan> Allocator::planPreemption(const Request& r, const 
     });
     std::unordered_set<std::string> released;
     std::vector<const Allocation*> chosen;
-    bool fits = evalNode(r, node, &released, false).fits;
+    bool fits = evalNode(r, c, node, &released, false).fits;
     if (fits) continue;  // fits without preemption: not a preemption node
     for (const Allocation* a : candidates) {
       released.insert(a->request.uid);
       chosen.push_back(a);
-      if ((fits = evalNode(r, node, &released, false).fits)) break;
+      if ((fits = evalNode(r, c, node, &released, false).fits)) break;
     }
     if (!fits) continue;
     // Spare those not needed, the most valuable first.
     for (auto it = chosen.rbegin(); it != chosen.rend();) {
       released.erase((*it)->request.uid);
-      if (evalNode(r, node, &released, false).fits) {
+      if (evalNode(r, c, node, &released, false).fits) {
         it = decltype(it)(chosen.erase(std::next(it).base()));
       } else {
         released.insert((*it)->request.uid);

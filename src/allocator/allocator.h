@@ -125,12 +125,42 @@ public:
   size_t gpuCount() const;
 
 private:
+  // What the filters compare, as small integers (interned strings and a mode mask), made when
+  // the GPU is stored: a decision over 10,000 GPUs compares no strings.
+  struct GpuKey {
+    uint32_t pool = 0, model = 0, vendor = 0;  // 0: empty
+    bool runnable = false;                     // phase Running, used by TensorFusion (or nobody)
+    uint8_t modes = 0;                         // bit per Isolation it takes
+  };
+  // A request's side of the same comparison.
+  struct Criteria {
+    static constexpr uint32_t kAny = 0xffffffff, kNone = 0xfffffffe;
+    uint32_t pool = kAny, model = kAny, vendor = kAny;
+    uint8_t mode = 0;  // the request's isolation bit
+    Placement placement = Placement::NodeCompactGpuLowLoad;  // its pool's
+  };
+  struct NodeGpus;
   struct GpuState {
     Gpu info;
+    GpuKey key;
     Amount used;            // Σ requests booked
     int64_t limitsMilliTflops = 0;  // Σ limits booked (virtual capacity)
     std::set<std::string> pods;
+    NodeGpus* home = nullptr;  // its node's entry, and its place there
+    size_t slot = 0;
     Amount available() const { return info.capacity - used; }
+  };
+  // What a decision reads of each GPU, kept beside its node's other GPUs: a decision walks
+  // contiguous memory instead of one scattered GpuState per GPU.
+  struct HotGpu {
+    GpuKey key;
+    int index = -1;
+    Amount capacity, used;
+    Amount available() const { return capacity - used; }
+  };
+  struct NodeGpus {
+    std::vector<GpuState*> states;  // by GPU name
+    std::vector<HotGpu> hot;        // the same order
   };
   struct Usage {
     Amount requests, limits;
@@ -148,8 +178,12 @@ private:
     int score = 0;
   };
 
-  NodeEval evalNode(const Request& r, const std::string& node, const std::unordered_set<std::string>* released,
-                    bool wantSurvivors) const;
+  NodeEval evalNode(const Request& r, const Criteria& c, const std::string& node,
+                    const std::unordered_set<std::string>* released, bool wantSurvivors) const;
+  Criteria criteriaLocked(const Request& r) const;
+  uint32_t internLocked(const std::string& s);
+  void keyGpuLocked(GpuState& g);
+  void refreshHotLocked(const GpuState& g);
   Status checkQuotaLocked(const Request& r) const;
   Placement placementOf(const std::string& pool) const;
   void book(Allocation a);
@@ -161,7 +195,7 @@ private:
   mutable std::mutex mu_;
   std::condition_variable gangCv_;
   std::unordered_map<std::string, GpuState> gpus_;
-  std::unordered_map<std::string, std::vector<GpuState*>> nodeGpus_;
+  std::unordered_map<std::string, NodeGpus> nodeGpus_;
   std::unordered_map<std::string, Allocation> allocations_;
   std::unordered_map<std::string, int> nodeWorkers_;
   std::unordered_map<std::string, Usage> nsUsage_;
@@ -171,6 +205,7 @@ private:
   std::unordered_set<std::string> dirty_;
   uint64_t generation_ = 0;
   std::unordered_map<std::string, std::set<std::string>> pending_;  // unknown GPU → pods booked on it
+  std::unordered_map<std::string, uint32_t> interned_;  // GpuKey's strings; "" is 0
 };
 
 }  // namespace tf::allocator

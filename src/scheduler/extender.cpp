@@ -15,7 +15,7 @@ namespace {
 
 const char* kNotReady = "the TensorFusion ledger is not ready (no leader, or it is still rebuilding)";
 
-Reply badRequest(const Status& s, nlohmann::json body) {
+Reply badRequest(const Status& s, std::string body) {
   TF_LOG(Warn, "extender: %s", s.message().c_str());
   return {400, std::move(body)};
 }
@@ -54,22 +54,28 @@ Reply Extender::filter(const std::string& body) {
   }
   auto req = allocator::requestFromPod(args->pod);
   if (!req) {
-    for (const auto& n : args->nodeNames) out.failedNodes[n] = req.status().message();
+    for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, req.status().message());
     return {200, encodeFilterResult(out, *args)};
   }
   uint64_t generation = 0;
   auto fits = ledger_.filter(*req, args->nodeNames, &generation);
   if (!fits) {
-    for (const auto& n : args->nodeNames) out.failedNodes[n] = fits.status().message();
+    for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, fits.status().message());
     return {200, encodeFilterResult(out, *args)};
+  }
+  LastFilter last{req->uid, generation, {}};
+  last.passed.reserve(fits->size());
+  for (auto& f : *fits) {
+    if (f.fits) {
+      last.passed.emplace_back(f.node, f.score);
+      out.nodeNames.push_back(std::move(f.node));
+    } else {
+      out.failedNodes.emplace_back(std::move(f.node), std::move(f.reason));
+    }
   }
   {
     std::lock_guard lock(mu_);
-    last_ = {req->uid, args->nodeNames, generation, *fits};
-  }
-  for (const auto& f : *fits) {
-    if (f.fits) out.nodeNames.push_back(f.node);
-    else out.failedNodes[f.node] = f.reason;
+    last_ = std::move(last);
   }
   if (out.nodeNames.empty() && req->qos >= allocator::Qos::High) {
     const std::string note = preempt(*req, args->pod, args->nodeNames);
@@ -115,23 +121,29 @@ std::string Extender::preempt(const Request& r, const nlohmann::json& pod, const
 
 Reply Extender::prioritize(const std::string& body) {
   auto args = parseExtenderArgs(body);
-  if (!args) return badRequest(args.status(), nlohmann::json::array());
+  if (!args) return badRequest(args.status(), encodeHostPriorities({}));
   std::vector<HostPriority> list;
   std::optional<Request> req;
   if (allocator::isWorkerPod(args->pod) && ready_)
     if (auto r = allocator::requestFromPod(args->pod)) req = std::move(*r);
   if (req) {
-    std::optional<std::vector<allocator::NodeFit>> fits;
     {
+      // The nodes that passed the last filter of this pod, scored then, if nothing changed since.
       std::lock_guard lock(mu_);
-      if (!req->uid.empty() && last_.uid == req->uid && last_.generation == ledger_.generation() &&
-          last_.nodes == args->nodeNames)
-        fits = last_.fits;
+      if (!req->uid.empty() && last_.uid == req->uid && last_.generation == ledger_.generation()) {
+        list.reserve(args->nodeNames.size());
+        size_t j = 0;  // the nodes asked about are a subsequence of those that passed
+        for (const auto& n : args->nodeNames) {
+          while (j < last_.passed.size() && last_.passed[j].first != n) ++j;
+          if (j == last_.passed.size()) break;  // not one the filter passed, or another order: decide again
+          list.push_back({n, extenderScore(last_.passed[j++].second)});
+        }
+        if (list.size() != args->nodeNames.size()) list.clear();
+      }
     }
-    if (!fits)
-      if (auto f = ledger_.filter(*req, args->nodeNames)) fits = std::move(*f);
-    if (fits)
-      for (const auto& f : *fits) list.push_back({f.node, f.fits ? extenderScore(f.score) : 0});
+    if (list.empty())
+      if (auto fits = ledger_.filter(*req, args->nodeNames))
+        for (const auto& f : *fits) list.push_back({f.node, f.fits ? extenderScore(f.score) : 0});
   }
   if (list.empty())
     for (const auto& n : args->nodeNames) list.push_back({n, 0});

@@ -3,7 +3,7 @@
 //
 //   Extender ext(ledger, ops);
 //   ext.setReady(true);                        // after the ledger was rebuilt
-//   Reply r = ext.filter(requestBody);         // r.status (HTTP), r.body (JSON)
+//   Reply r = ext.filter(requestBody);         // r.status (HTTP), r.body (JSON text)
 //
 // filter:     every node the pod's GPUs fit, the others with the reason users see in the
 //             FailedScheduling Event. Pods without label component=worker pass untouched.
@@ -59,7 +59,8 @@ struct ExtenderOptions {
 
 struct Reply {
   int status = 200;
-  nlohmann::json body;
+  std::string body;  // JSON, written by extender_api's encoders
+  nlohmann::json json() const { return nlohmann::json::parse(body); }
 };
 
 class Extender {
@@ -82,13 +83,13 @@ private:
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::vector<std::string>> preemptions_;  // preemptor → victims
-  // kube-scheduler calls prioritize right after filter with the same pod and nodes: the last
-  // filter's answer is reused while the ledger has not changed.
+  // kube-scheduler calls prioritize right after filter with the same pod and the nodes that
+  // passed, in the order filter answered: the last filter's scores are reused while the ledger
+  // has not changed.
   struct LastFilter {
     std::string uid;
-    std::vector<std::string> nodes;
     uint64_t generation = 0;
-    std::vector<allocator::NodeFit> fits;
+    std::vector<std::pair<std::string, int>> passed;  // node, score; in the answer's order
   };
   LastFilter last_;
 };

@@ -1,6 +1,8 @@
 // The kube-scheduler extender wire types of Kubernetes 1.20 (k8s.io/kube-scheduler/extender/v1:
 // no JSON tags, so the keys are the Go field names). Described once here; the handlers and
-// the tests use these.
+// the tests use these. Every scheduling decision passes through them twice with every node's
+// name (thousands): the arguments are read with a SAX parser that builds a document for the
+// Pod only, and the answers are written straight to text.
 //
 //   filter/prioritize request  {"Pod": {...}, "Nodes": {"items": [...]} | null, "NodeNames": [..] | null}
 //   filter response            {"Nodes": null, "NodeNames": [..], "FailedNodes": {"n": "why"}, "Error": ""}
@@ -32,22 +34,22 @@ Result<ExtenderArgs> parseExtenderArgs(const std::string& body);
 
 struct FilterResult {
   std::vector<std::string> nodeNames;
-  std::map<std::string, std::string> failedNodes;
+  std::vector<std::pair<std::string, std::string>> failedNodes;  // node, why (each node once)
   std::string error;
 };
 // `args` decides the shape: NodeNames in, NodeNames out; Nodes in, the passing Nodes out.
-nlohmann::json encodeFilterResult(const FilterResult& result, const ExtenderArgs& args);
+std::string encodeFilterResult(const FilterResult& result, const ExtenderArgs& args);
 
 struct HostPriority {
   std::string host;
   int64_t score = 0;
 };
-nlohmann::json encodeHostPriorities(const std::vector<HostPriority>& list);
+std::string encodeHostPriorities(const std::vector<HostPriority>& list);
 
 struct BindingArgs {
   std::string podName, podNamespace, podUid, node;
 };
 Result<BindingArgs> parseBindingArgs(const std::string& body);
-nlohmann::json encodeBindingResult(const std::string& error);
+std::string encodeBindingResult(const std::string& error);
 
 }  // namespace tf::scheduler

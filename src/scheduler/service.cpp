@@ -181,7 +181,7 @@ bool SchedulerService::start(k8s::StopSignal& stop) {
     return [this, verb](const httplib::Request& req, httplib::Response& res) {
       Reply r = (extender_.*verb)(req.body);
       res.status = r.status;
-      res.set_content(r.body.dump(), "application/json");
+      res.set_content(r.body, "application/json");
     };
   };
   http_->Post("/filter", route(&Extender::filter));

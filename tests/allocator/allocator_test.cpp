@@ -110,6 +110,26 @@ TEST(Allocator, ModelVendorIndexPoolIsolationFilters) {
   EXPECT_EQ(*ids, std::vector<std::string>{"g1"});
 }
 
+// A soft GPU whose hypervisor also makes hard vGPUs (ours) takes hard pods; one that does not
+// say so does not, and neither takes partitioned pods.
+TEST(Allocator, IsolationModesTheHypervisorMakesBesideItsOwn) {
+  Allocator a;
+  Gpu ours = gpu("g0", "n1");
+  ours.isolationMode = "soft";
+  ours.isolationModes = {"shared", "soft", "hard"};
+  Gpu plain = gpu("g1", "n2");
+  plain.isolationMode = "soft";
+  a.upsertGpu(ours);
+  a.upsertGpu(plain);
+  auto fit = [&](const char* isolation, const char* node) {
+    return fitOf(filterOk(a, request("p", {{"isolation", isolation}}), {node}), node);
+  };
+  EXPECT_TRUE(fit("hard", "n1").fits);
+  EXPECT_TRUE(fit("soft", "n1").fits);
+  EXPECT_EQ(fit("hard", "n2").reason, "no GPU in isolation mode hard");
+  EXPECT_EQ(fit("partitioned", "n1").reason, "no GPU in isolation mode partitioned");
+}
+
 TEST(Allocator, GpuCountNeedsThatManyOnOneNode) {
   Allocator a;
   a.upsertGpu(gpu("g1", "n1"));

@@ -16,11 +16,10 @@ TEST(ExtenderApi, ArgsWithNodeNames) {
   EXPECT_FALSE(a->nodes);
   FilterResult r;
   r.nodeNames = {"n1"};
-  r.failedNodes["n2"] = "no GPU";
-  EXPECT_EQ(encodeFilterResult(r, *a),
-            nlohmann::json::parse(R"({"Nodes":null,"NodeNames":["n1"],"FailedNodes":{"n2":"no GPU"},"Error":""})"));
+  r.failedNodes.emplace_back("n2", "no GPU");
+  EXPECT_EQ(encodeFilterResult(r, *a), R"({"Nodes":null,"NodeNames":["n1"],"FailedNodes":{"n2":"no GPU"},"Error":""})");
   r.nodeNames.clear();  // none fit: an empty list, not null (null means "not cache capable")
-  EXPECT_EQ(encodeFilterResult(r, *a)["NodeNames"], nlohmann::json::array());
+  EXPECT_EQ(nlohmann::json::parse(encodeFilterResult(r, *a))["NodeNames"], nlohmann::json::array());
 }
 
 TEST(ExtenderApi, ArgsWithNodeList) {
@@ -30,7 +29,7 @@ TEST(ExtenderApi, ArgsWithNodeList) {
   EXPECT_EQ(a->nodeNames, (std::vector<std::string>{"n1", "n2"}));
   FilterResult r;
   r.nodeNames = {"n2"};
-  auto out = encodeFilterResult(r, *a);
+  auto out = nlohmann::json::parse(encodeFilterResult(r, *a));
   EXPECT_TRUE(out["NodeNames"].is_null());
   ASSERT_EQ(out["Nodes"]["items"].size(), 1u);
   EXPECT_EQ(out["Nodes"]["items"][0]["metadata"]["name"], "n2");
@@ -55,9 +54,42 @@ TEST(ExtenderApi, MalformedArgsAreNamed) {
 }
 
 TEST(ExtenderApi, Priorities) {
-  EXPECT_EQ(encodeHostPriorities({{"n1", 7}, {"n2", 0}}),
-            nlohmann::json::parse(R"([{"Host":"n1","Score":7},{"Host":"n2","Score":0}])"));
-  EXPECT_EQ(encodeHostPriorities({}), nlohmann::json::array());
+  EXPECT_EQ(encodeHostPriorities({{"n1", 7}, {"n2", 0}}), R"([{"Host":"n1","Score":7},{"Host":"n2","Score":0}])");
+  EXPECT_EQ(encodeHostPriorities({}), "[]");
+}
+
+// What is written by hand is valid JSON whatever the names and reasons hold.
+TEST(ExtenderApi, AnswersEscapeWhatTheyCarry) {
+  FilterResult r;
+  r.nodeNames = {"quote\"d", "back\\slash"};
+  r.failedNodes.emplace_back("ctl\x01\n", "why \"not\"\t");
+  r.error = "line\r\nbreak";
+  ExtenderArgs a;
+  auto out = nlohmann::json::parse(encodeFilterResult(r, a));
+  EXPECT_EQ(out["NodeNames"], nlohmann::json({"quote\"d", "back\\slash"}));
+  EXPECT_EQ(out["FailedNodes"]["ctl\x01\n"], "why \"not\"\t");
+  EXPECT_EQ(out["Error"], "line\r\nbreak");
+  EXPECT_EQ(nlohmann::json::parse(encodeHostPriorities({{"a\"b", 3}}))[0]["Host"], "a\"b");
+  EXPECT_EQ(nlohmann::json::parse(encodeBindingResult("x\"y"))["Error"], "x\"y");
+}
+
+// The reader keeps only what the answer needs, and the same things as a document would.
+TEST(ExtenderApi, ArgsReaderSkipsOtherFieldsAndKeepsThePodWhole) {
+  auto a = parseExtenderArgs(
+      R"({"Extra":{"deep":[1,{"x":[null,true]}]},"NodeNames":["a","b"],"Pod":{"metadata":{"annotations":{"k":"v"}},)"
+      R"("spec":{"containers":[{"name":"c","ports":[{"containerPort":80}]}],"priority":1.5}},"More":[[]]})");
+  ASSERT_TRUE(a) << a.status().toString();
+  EXPECT_EQ(a->nodeNames, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(a->pod, nlohmann::json::parse(R"({"metadata":{"annotations":{"k":"v"}},)"
+                                          R"("spec":{"containers":[{"name":"c","ports":[{"containerPort":80}]}],"priority":1.5}})"));
+  // Both given: NodeNames wins, as before.
+  auto both = parseExtenderArgs(R"({"Pod":{},"Nodes":{"items":[{"metadata":{"name":"x"}}]},"NodeNames":["n"]})");
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->nodeNames, std::vector<std::string>{"n"});
+  EXPECT_FALSE(both->nodes);
+  for (const char* bad : {R"({"Pod":{},"NodeNames":[["n"]]})", R"({"Pod":{},"NodeNames":{}})", R"({"Pod":"p","NodeNames":[]})",
+                          R"({"Pod":{},"NodeNames":["n"])", "null", "\"s\"", ""})
+    EXPECT_FALSE(parseExtenderArgs(bad)) << bad;
 }
 
 TEST(ExtenderApi, Binding) {
@@ -67,7 +99,7 @@ TEST(ExtenderApi, Binding) {
   EXPECT_EQ(b->podNamespace, "ns");
   EXPECT_EQ(b->podUid, "u1");
   EXPECT_EQ(b->node, "n1");
-  EXPECT_EQ(encodeBindingResult(""), nlohmann::json::parse(R"({"Error":""})"));
+  EXPECT_EQ(encodeBindingResult(""), R"({"Error":""})");
   for (const char* bad : {R"({"PodNamespace":"ns","Node":"n"})", R"({"PodName":"p","PodNamespace":"ns","Node":""})",
                           R"({"PodName":1,"PodNamespace":"ns","Node":"n"})", "{", "null"})
     EXPECT_FALSE(parseBindingArgs(bad)) << bad;

@@ -86,14 +86,14 @@ TEST_F(ExtenderTest, FilterPrioritizeBindRecordsGpuIds) {
   ASSERT_TRUE(ledger.assume(allocator::testing::request("other", {{"tflops-request", "50"}}), "n2"));
   Reply f = ext.filter(args(p, {"n1", "n2", "n3"}));
   EXPECT_EQ(f.status, 200);
-  EXPECT_EQ(f.body["NodeNames"], nlohmann::json({"n1"}));
-  EXPECT_EQ(f.body["FailedNodes"]["n2"], "insufficient GPU capacity: the pod requests 60 TFLOPS, 1Gi VRAM per GPU");
-  EXPECT_EQ(f.body["FailedNodes"]["n3"], "node has no TensorFusion GPU");
-  EXPECT_EQ(f.body["Error"], "");
+  EXPECT_EQ(f.json()["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(f.json()["FailedNodes"]["n2"], "insufficient GPU capacity: the pod requests 60 TFLOPS, 1Gi VRAM per GPU");
+  EXPECT_EQ(f.json()["FailedNodes"]["n3"], "node has no TensorFusion GPU");
+  EXPECT_EQ(f.json()["Error"], "");
   Reply pr = ext.prioritize(args(p, {"n1", "n2"}));
-  EXPECT_EQ(pr.body, nlohmann::json::parse(R"([{"Host":"n1","Score":0},{"Host":"n2","Score":0}])"));
+  EXPECT_EQ(pr.json(), nlohmann::json::parse(R"([{"Host":"n1","Score":0},{"Host":"n2","Score":0}])"));
   Reply b = ext.bind(binding(p, "n1"));
-  EXPECT_EQ(b.body, nlohmann::json::parse(R"({"Error":""})"));
+  EXPECT_EQ(b.json(), nlohmann::json::parse(R"({"Error":""})"));
   EXPECT_EQ(ops.annotation("gpu-ids", "p"), "g1");
   EXPECT_EQ(ops.bound, std::vector<std::string>{"default/p@n1"});
   EXPECT_TRUE(ledger.allocation("uid-p")->committed);
@@ -101,15 +101,15 @@ TEST_F(ExtenderTest, FilterPrioritizeBindRecordsGpuIds) {
   auto q = make("q", {{"tflops-request", "10"}});
   Reply pq = ext.prioritize(args(q, {"n1"}));
   // n1: tu = 60, vu = 2.5 → round(1.75 + 18) = 20 → 2 of 10.
-  EXPECT_EQ(pq.body[0]["Score"], 2);
+  EXPECT_EQ(pq.json()[0]["Score"], 2);
 }
 
 TEST_F(ExtenderTest, PrioritizeReusesFilterOnlyWhileTheLedgerIsUnchanged) {
   auto q = make("q", {{"tflops-request", "10"}});
   ext.filter(args(q, {"n1"}));
-  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).body[0]["Score"], 0);  // n1 idle: compact score 0
+  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).json()[0]["Score"], 0);  // n1 idle: compact score 0
   ASSERT_TRUE(ledger.assume(allocator::testing::request("big", {{"tflops-request", "50"}, {"vram-request", "20Gi"}}), "n1"));
-  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).body[0]["Score"], 5);  // half used: the cache is stale
+  EXPECT_EQ(ext.prioritize(args(q, {"n1"})).json()[0]["Score"], 5);  // half used: the cache is stale
 }
 
 TEST_F(ExtenderTest, ScoreMapping) {
@@ -125,69 +125,69 @@ TEST_F(ExtenderTest, NotOursPassesUntouched) {
   auto p = pod("plain", {});
   p["metadata"]["labels"].erase("tensor-fusion.ai/component");
   Reply f = ext.filter(args(p, {"n1", "n9"}));
-  EXPECT_EQ(f.body["NodeNames"], nlohmann::json({"n1", "n9"}));
-  EXPECT_TRUE(f.body["FailedNodes"].empty());
+  EXPECT_EQ(f.json()["NodeNames"], nlohmann::json({"n1", "n9"}));
+  EXPECT_TRUE(f.json()["FailedNodes"].empty());
 }
 
 TEST_F(ExtenderTest, NotReadyIsAnError) {
   ext.setReady(false);
   auto p = make("p", {{"tflops-request", "1"}});
-  EXPECT_NE(ext.filter(args(p, {"n1"})).body["Error"].get<std::string>().find("not ready"), std::string::npos);
-  EXPECT_NE(ext.bind(binding(p, "n1")).body["Error"].get<std::string>().find("not ready"), std::string::npos);
+  EXPECT_NE(ext.filter(args(p, {"n1"})).json()["Error"].get<std::string>().find("not ready"), std::string::npos);
+  EXPECT_NE(ext.bind(binding(p, "n1")).json()["Error"].get<std::string>().find("not ready"), std::string::npos);
   EXPECT_TRUE(ops.bound.empty());
 }
 
 TEST_F(ExtenderTest, BadAnnotationsFailEveryNodeWithTheReason) {
   auto p = make("p", {{"gpu-count", "many"}});
   Reply f = ext.filter(args(p, {"n1", "n2"}));
-  EXPECT_EQ(f.body["NodeNames"], nlohmann::json::array());
-  EXPECT_EQ(f.body["FailedNodes"]["n1"], "tensor-fusion.ai/gpu-count: \"many\" is not an integer");
-  EXPECT_EQ(f.body["FailedNodes"]["n2"], f.body["FailedNodes"]["n1"]);
+  EXPECT_EQ(f.json()["NodeNames"], nlohmann::json::array());
+  EXPECT_EQ(f.json()["FailedNodes"]["n1"], "tensor-fusion.ai/gpu-count: \"many\" is not an integer");
+  EXPECT_EQ(f.json()["FailedNodes"]["n2"], f.json()["FailedNodes"]["n1"]);
 }
 
 TEST_F(ExtenderTest, MalformedRequestsAre400WithTheReason) {
   Reply f = ext.filter("{");
   EXPECT_EQ(f.status, 400);
-  EXPECT_EQ(f.body["Error"], "ExtenderArgs: the body is not JSON");
+  EXPECT_EQ(f.json()["Error"], "ExtenderArgs: the body is not JSON");
   Reply p = ext.prioritize(R"({"Pod":{}})");
   EXPECT_EQ(p.status, 400);
   Reply b = ext.bind(R"({"PodName":"p"})");
   EXPECT_EQ(b.status, 400);
-  EXPECT_EQ(b.body["Error"], "ExtenderBindingArgs: PodNamespace is missing");
+  EXPECT_EQ(b.json()["Error"], "ExtenderBindingArgs: PodNamespace is missing");
   Reply gone = ext.bind(R"({"PodName":"ghost","PodNamespace":"default","Node":"n1"})");
   EXPECT_EQ(gone.status, 200);
-  EXPECT_EQ(gone.body["Error"], "pod default/ghost: pods \"ghost\" not found");
+  EXPECT_EQ(gone.json()["Error"], "pod default/ghost: pods \"ghost\" not found");
 }
 
 TEST_F(ExtenderTest, BindFailuresRollBackOrKeepTheRecord) {
   auto p = make("p", {{"tflops-request", "60"}});
   ops.failAnnotate = unavailable("apiserver down");
   Reply b = ext.bind(binding(p, "n1"));
-  EXPECT_EQ(b.body["Error"], "pod default/p: recording gpu-ids: apiserver down");
+  EXPECT_EQ(b.json()["Error"], "pod default/p: recording gpu-ids: apiserver down");
   EXPECT_FALSE(ledger.allocation("uid-p"));  // rolled back
   EXPECT_EQ(ledger.available("g1")->milliTflops, 100000);
   ops.failAnnotate = Status::ok();
   ops.failBind = unavailable("conflict");
   b = ext.bind(binding(p, "n1"));
-  EXPECT_NE(b.body["Error"].get<std::string>().find("binding to n1"), std::string::npos);
+  EXPECT_NE(b.json()["Error"].get<std::string>().find("binding to n1"), std::string::npos);
   EXPECT_TRUE(ledger.allocation("uid-p")->committed);  // gpu-ids written: the record stands
   // The retry binds on the recorded GPUs, booking nothing twice.
   ops.failBind = Status::ok();
   b = ext.bind(binding(p, "n1"));
-  EXPECT_EQ(b.body["Error"], "");
+  EXPECT_EQ(b.json()["Error"], "");
   EXPECT_EQ(ledger.available("g1")->milliTflops, 40000);
   // It cannot move: the record pins it.
-  EXPECT_EQ(ext.filter(args(ops.getPod("default", "p").value(), {"n1", "n2"})).body["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(ext.filter(args(ops.getPod("default", "p").value(), {"n1", "n2"})).json()["NodeNames"], nlohmann::json({"n1"}));
 }
 
 TEST_F(ExtenderTest, BindRechecksCapacity) {
   auto a = make("a", {{"tflops-request", "60"}});
   auto b = make("b", {{"tflops-request", "60"}});
   // Both passed filter for n1 before either bound; only one may have it.
-  EXPECT_EQ(ext.filter(args(a, {"n1"})).body["NodeNames"], nlohmann::json({"n1"}));
-  EXPECT_EQ(ext.filter(args(b, {"n1"})).body["NodeNames"], nlohmann::json({"n1"}));
-  EXPECT_EQ(ext.bind(binding(a, "n1")).body["Error"], "");
-  EXPECT_NE(ext.bind(binding(b, "n1")).body["Error"].get<std::string>().find("insufficient GPU capacity"),
+  EXPECT_EQ(ext.filter(args(a, {"n1"})).json()["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(ext.filter(args(b, {"n1"})).json()["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(ext.bind(binding(a, "n1")).json()["Error"], "");
+  EXPECT_NE(ext.bind(binding(b, "n1")).json()["Error"].get<std::string>().find("insufficient GPU capacity"),
             std::string::npos);
   EXPECT_EQ(ops.annotation("gpu-ids", "b"), "");
 }
@@ -200,7 +200,7 @@ TEST_F(ExtenderTest, QuotaRefusalNamesTheQuota) {
   ledger.setQuota(q);
   auto p = make("p", {{"tflops-request", "1"}});
   Reply f = ext.filter(args(p, {"n1"}));
-  EXPECT_EQ(f.body["FailedNodes"]["n1"], "GPUResourceQuota default/two: total.maxWorkers is 0 and 0 workers are placed");
+  EXPECT_EQ(f.json()["FailedNodes"]["n1"], "GPUResourceQuota default/two: total.maxWorkers is 0 and 0 workers are placed");
 }
 
 TEST_F(ExtenderTest, HardIsolationGetsEffectiveSmPercent) {
@@ -208,10 +208,10 @@ TEST_F(ExtenderTest, HardIsolationGetsEffectiveSmPercent) {
   hard.isolationMode = "hard";
   ledger.upsertGpu(hard);
   auto p = make("p", {{"tflops-request", "10"}, {"tflops-limit", "33.3"}, {"isolation", "hard"}});
-  ASSERT_EQ(ext.bind(binding(p, "n1")).body["Error"], "");
+  ASSERT_EQ(ext.bind(binding(p, "n1")).json()["Error"], "");
   EXPECT_EQ(ops.annotation("effective-hard-sm-percent", "p"), "34");  // ceil(33.3 / 100 × 100)
   auto s = make("s", {{"tflops-request", "10"}, {"tflops-limit", "20"}});  // soft: no SM percent
-  ASSERT_EQ(ext.bind(binding(s, "n2")).body["Error"], "");
+  ASSERT_EQ(ext.bind(binding(s, "n2")).json()["Error"], "");
   EXPECT_EQ(ops.annotation("gpu-ids", "s"), "g2");
   EXPECT_EQ(ops.annotation("effective-hard-sm-percent", "s"), "");
 }
@@ -219,22 +219,22 @@ TEST_F(ExtenderTest, HardIsolationGetsEffectiveSmPercent) {
 TEST_F(ExtenderTest, HighQosPreemptsByDeletingVictimsOnce) {
   auto low = make("low", {{"tflops-request", "80"}, {"qos", "low"}});
   auto low2 = make("low2", {{"tflops-request", "80"}, {"qos", "low"}, {"eviction-protection", "87600h"}});
-  ASSERT_EQ(ext.bind(binding(low, "n1")).body["Error"], "");
-  ASSERT_EQ(ext.bind(binding(low2, "n2")).body["Error"], "");
+  ASSERT_EQ(ext.bind(binding(low, "n1")).json()["Error"], "");
+  ASSERT_EQ(ext.bind(binding(low2, "n2")).json()["Error"], "");
   auto hi = make("hi", {{"tflops-request", "50"}, {"qos", "high"}});
   Reply f = ext.filter(args(hi, {"n1", "n2"}));
-  EXPECT_EQ(f.body["NodeNames"], nlohmann::json::array());
-  EXPECT_EQ(f.body["FailedNodes"]["n1"], "preempting 1 lower-QoS pod(s) on node n1");
+  EXPECT_EQ(f.json()["NodeNames"], nlohmann::json::array());
+  EXPECT_EQ(f.json()["FailedNodes"]["n1"], "preempting 1 lower-QoS pod(s) on node n1");
   EXPECT_EQ(ops.deleted, std::vector<std::string>{"default/low"});  // low2 is protected
   ASSERT_EQ(ops.events.size(), 1u);
   EXPECT_EQ(ops.events[0], "Preempting: preempting default/low (low) on node n1 for this high-QoS pod");
   // A retry while the victim terminates deletes nothing more.
   f = ext.filter(args(hi, {"n1", "n2"}));
-  EXPECT_EQ(f.body["FailedNodes"]["n1"], "waiting for 1 preempted pod(s) to release their GPUs");
+  EXPECT_EQ(f.json()["FailedNodes"]["n1"], "waiting for 1 preempted pod(s) to release their GPUs");
   EXPECT_EQ(ops.deleted.size(), 1u);
   ledger.release("uid-low");  // the informer saw it go
   f = ext.filter(args(hi, {"n1", "n2"}));
-  EXPECT_EQ(f.body["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(f.json()["NodeNames"], nlohmann::json({"n1"}));
   // Medium QoS never preempts.
   auto med = make("med", {{"tflops-request", "90"}, {"qos", "medium"}});
   ext.filter(args(med, {"n2"}));
@@ -246,7 +246,7 @@ TEST_F(ExtenderTest, GangBindsAllOrNone) {
               {"gang-timeout", "200ms"}};
   auto m1 = make("m1", gang);
   Reply lonely = ext.bind(binding(m1, "n1"));
-  EXPECT_NE(lonely.body["Error"].get<std::string>().find("1 of 2 members"), std::string::npos) << lonely.body;
+  EXPECT_NE(lonely.json()["Error"].get<std::string>().find("1 of 2 members"), std::string::npos) << lonely.body;
   EXPECT_FALSE(ledger.allocation("uid-m1"));
   EXPECT_TRUE(ops.bound.empty());
   EXPECT_EQ(ops.annotation("gpu-ids", "m1"), "");
@@ -257,8 +257,8 @@ TEST_F(ExtenderTest, GangBindsAllOrNone) {
   std::thread t([&] { r1 = ext.bind(binding(m1, "n1")); });
   Reply r2 = ext.bind(binding(m2, "n2"));
   t.join();
-  EXPECT_EQ(r1.body["Error"], "");
-  EXPECT_EQ(r2.body["Error"], "");
+  EXPECT_EQ(r1.json()["Error"], "");
+  EXPECT_EQ(r2.json()["Error"], "");
   EXPECT_EQ(ops.bound.size(), 2u);
 }
 
