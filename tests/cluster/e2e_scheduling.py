@@ -182,6 +182,38 @@ def case_scheduling_quota():
         drop_namespace(ns)
 
 
+def case_scheduling_gang():
+    """All of a gang or none: three members that each need most of an H100, on a cluster with
+    two, are never bound (the two that fit wait for the third, time out and give their GPUs
+    back, with a GangTimeout Event); two members of another gang that fit are both bound."""
+    scheduling_ready()
+    ns = "tf-e2e-gang"
+    fresh_namespace(ns)
+    big = dict(tflops_request="1", vram_request="60Gi", gpu_model="H100")
+    try:
+        for n in ("a1", "a2", "a3"):
+            create(worker(n, ns, gang_group_key=f"{ns}/big", gang_required_members="3", gang_timeout="4s", **big))
+        # Long enough for the two that fit to be assumed, wait out their timeout and roll back.
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            placed = [n for n in ("a1", "a2", "a3") if (pod(ns, n) or {}).get("spec", {}).get("nodeName")]
+            expect(not placed, f"no member of an incomplete gang is bound: {placed}")
+            time.sleep(0.5)
+        msg = wait_until(30, "a GangTimeout Event", lambda: next(
+            (m for n in ("a1", "a2", "a3") for m in [event_with(ns, n, "GangTimeout", "members placed before the timeout")] if m),
+            None))
+        print(f"-- event: {msg}")
+        for n in ("a1", "a2", "a3"):
+            kubectl("delete", "pod", n, "-n", ns, "--grace-period=0", "--force", check=False)
+        wait_until(60, "the incomplete gang is gone", lambda: not any(pod(ns, n) for n in ("a1", "a2", "a3")))
+        for n in ("b1", "b2"):
+            create(worker(n, ns, gang_group_key=f"{ns}/pair", gang_required_members="2", gang_timeout="30s", **big))
+        wait_until(90, "both members of the gang that fits are bound", lambda: bound(ns, "b1") and bound(ns, "b2"))
+        expect(gpu_ids(pod(ns, "b1")) != gpu_ids(pod(ns, "b2")), "one H100 each")
+    finally:
+        drop_namespace(ns)
+
+
 def case_scheduling_preemption():
     """A high-QoS pod that does not fit preempts a low-QoS one (deleted, with an Event); a
     low-QoS pod under eviction-protection is not preempted."""
