@@ -14,7 +14,8 @@
 #   scripts/cluster.sh restart-apiserver        # stop and start kube-apiserver (tests)
 #   scripts/cluster.sh load-image NAME TAR      # import an OCI archive into every node
 #   scripts/cluster.sh scheduler-up             # the tensor-fusion-scheduler kube-scheduler,
-#                                               # once deploy/ is applied (it needs the Service)
+#                                               # once deploy/ is applied (it needs the Service;
+#                                               # TF_EXTENDER_URL: an extender elsewhere)
 #
 # Environment: TF_CLUSTER_DIR (state, default /tmp/tf-cluster), TF_CLUSTER_PORT_BASE (default
 # 26000; etcd base, base+1; apiserver base+2; controller-manager base+3; scheduler base+4;
@@ -387,10 +388,13 @@ proxy_up() {
 # leader; the Service follows the leader's label).
 scheduler_up() {
   k8s_bin
-  local ip
-  ip=$(kubectl --kubeconfig "$D/admin.kubeconfig" -n tensor-fusion-sys get service tensor-fusion-scheduler-extender \
-    -o 'jsonpath={.spec.clusterIP}') || die "no Service tensor-fusion-scheduler-extender (apply deploy/ first)"
-  sed -e "s#@KUBECONFIG@#$D/scheduler.kubeconfig#" -e "s#@EXTENDER_URL@#http://$ip:8090#" \
+  local url=${TF_EXTENDER_URL:-} ip
+  if [ -z "$url" ]; then
+    ip=$(kubectl --kubeconfig "$D/admin.kubeconfig" -n tensor-fusion-sys get service tensor-fusion-scheduler-extender \
+      -o 'jsonpath={.spec.clusterIP}') || die "no Service tensor-fusion-scheduler-extender (apply deploy/ first)"
+    url=http://$ip:8090
+  fi
+  sed -e "s#@KUBECONFIG@#$D/scheduler.kubeconfig#" -e "s#@EXTENDER_URL@#$url#" \
     "$ROOT/deploy/scheduler/kube-scheduler-config.yaml" >"$D/tf-scheduler.yaml"
   daemon_alive tf-scheduler || start_supervised tf-scheduler "$K8S_BIN/kube-scheduler" --config="$D/tf-scheduler.yaml" \
     --authentication-kubeconfig="$D/scheduler.kubeconfig" --authorization-kubeconfig="$D/scheduler.kubeconfig" \

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Pods bound per second through the real kube-scheduler with our extender, beside the default
+# scheduler, in one run (pods_bench.cpp says what is measured). Brings up a control-plane-only
+# cluster of its own (its own state directory and ports, so a node-bearing cluster may run
+# beside it), the GPU CRDs, `tensor-fusion controller` on the host serving the extender, and the
+# tensor-fusion-scheduler kube-scheduler pointed at it; tears all of it down at the end.
+# Needs root and the cached Kubernetes binaries (scripts/k8s-build.sh).
+#
+#   bench/scheduler/pods_bench.sh [build=build/default] [nodes=50] [pods=300]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "${1:-$ROOT/build/default}" && pwd)
+shift || true
+export TF_CLUSTER_DIR=${TF_CLUSTER_DIR:-/tmp/tf-pods-bench} TF_CLUSTER_PORT_BASE=${TF_CLUSTER_PORT_BASE:-28000}
+EXTENDER_PORT=$((TF_CLUSTER_PORT_BASE + 90)) METRICS_PORT=$((TF_CLUSTER_PORT_BASE + 91))
+cluster() { "$ROOT/scripts/cluster.sh" "$@"; }
+controller=
+cleanup() {
+  [ -n "$controller" ] && kill "$controller" 2>/dev/null && wait "$controller" 2>/dev/null
+  cluster down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+cluster up --control-plane-only >/dev/null
+eval "$(cluster env)"
+kubectl apply -f "$ROOT/deploy/crds" >/dev/null
+"$BUILD/bin/tensor-fusion" controller --extender-listen "127.0.0.1:$EXTENDER_PORT" --listen "127.0.0.1:$METRICS_PORT" \
+  >"$TF_CLUSTER_DIR/logs/controller.log" 2>&1 &
+controller=$!
+for _ in $(seq 300); do
+  curl -sf "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null && break
+  kill -0 "$controller" 2>/dev/null || { echo "pods_bench: the controller exited:" >&2; tail -20 "$TF_CLUSTER_DIR/logs/controller.log" >&2; exit 1; }
+  sleep 0.2
+done
+TF_EXTENDER_URL="http://127.0.0.1:$EXTENDER_PORT" cluster scheduler-up >/dev/null
+"$BUILD/bench/scheduler/pods_bench" "$@"
