@@ -1,6 +1,8 @@
 // nvmlInit/Shutdown, error strings, system versions and device enumeration.
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <strings.h>
 
 #include "softgpu/nvml/nvml_context.h"
@@ -143,6 +145,53 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char* busId, nvmlDevice_t* devi
 }
 nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char* busId, nvmlDevice_t* device) {
   return handleByBusId(busId, device);
+}
+
+nvmlReturn_t nvmlDeviceGetHandleBySerial(const char* serial, nvmlDevice_t* device) {
+  return withLibrary([&](Library& lib) -> nvmlReturn_t {
+    if (!serial || !device) return NVML_ERROR_INVALID_ARGUMENT;
+    for (const auto& d : lib.devices())
+      if (tf::softgpu::nvml::serialOf(d->config) == serial) {
+        *device = d.get();
+        return NVML_SUCCESS;
+      }
+    return NVML_ERROR_NOT_FOUND;
+  });
+}
+
+// The program a process runs (argv[0]), as nvidia-smi lists it; a kernel thread by its name.
+nvmlReturn_t nvmlSystemGetProcessName(unsigned int pid, char* name, unsigned int length) {
+  return withLibrary([&](Library&) -> nvmlReturn_t {
+    if (!name || length == 0) return NVML_ERROR_INVALID_ARGUMENT;
+    if (pid == 0) return NVML_ERROR_NOT_FOUND;
+    std::string proc = "/proc/" + std::to_string(pid);
+    std::ifstream cmdline(proc + "/cmdline", std::ios::binary);
+    if (!cmdline) return NVML_ERROR_NOT_FOUND;
+    std::string argv0;
+    std::getline(cmdline, argv0, '\0');
+    if (argv0.empty()) {
+      std::ifstream comm(proc + "/comm");
+      std::getline(comm, argv0);
+    }
+    if (argv0.empty()) return NVML_ERROR_NOT_FOUND;
+    return copyString(argv0, name, length);
+  });
+}
+
+// No host interface cards (S-class) and no units.
+nvmlReturn_t nvmlSystemGetHicVersion(unsigned int* count, nvmlHwbcEntry_t*) {
+  return withLibrary([&](Library&) -> nvmlReturn_t {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    *count = 0;
+    return NVML_SUCCESS;
+  });
+}
+nvmlReturn_t nvmlUnitGetCount(unsigned int* count) {
+  return withLibrary([&](Library&) -> nvmlReturn_t {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    *count = 0;
+    return NVML_SUCCESS;
+  });
 }
 
 } // extern "C"
