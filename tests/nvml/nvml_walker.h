@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <vector>
 
 #include "cuda/nvml_catalog.h"
@@ -24,6 +26,31 @@ public:
   Walker(void* lib, nvmlDevice_t device) : lib_(lib), device_(device) {}
 
   void* symbol(const Entry& e) const { return dlsym(lib_, e.name); }
+
+  // Whether the library's export is the generated one (nvml_defaults.h: weak), not its own.
+  bool generated(const Entry& e) const {
+    Dl_info info;
+    void* entry = nullptr;
+    void* fn = symbol(e);
+    if (!fn || !dladdr1(fn, &info, &entry, RTLD_DL_SYMENT) || !entry) return false;
+    return ELF64_ST_BIND(static_cast<const ElfW(Sym)*>(entry)->st_info) == STB_WEAK;
+  }
+
+  // What the row answers with the walker's arguments in this library: the table's code, or
+  // NOT_SUPPORTED where a library generates a row another family implements in the soft GPU.
+  // A library without event sets (the stub) refuses every set handle.
+  nvmlReturn_t expected(const Entry& e) {
+    for (int i = 0; i < e.arity; ++i) // handles are checked first
+      if (e.kinds[i] == Kind::EventSet && !hasEventSets()) return NVML_ERROR_INVALID_ARGUMENT;
+    if (generated(e) && e.family != Family::Default) return NVML_ERROR_NOT_SUPPORTED;
+    return e.expect;
+  }
+
+  bool hasEventSets() {
+    nvmlEventSet_t set = newEventSet();
+    if (set) freeEventSet(set);
+    return set != nullptr;
+  }
 
   nvmlReturn_t call(const Entry& e, Variation v = {}) {
     std::vector<unsigned char> storage(kMaxArity * kSlot, 0);

@@ -58,13 +58,6 @@ bool Library::owns(nvmlDevice_t device) const {
                      [&](const auto& d) { return d.get() == device; });
 }
 
-nvmlReturn_t copyString(const std::string& value, char* buffer, unsigned int length) {
-  if (!buffer) return NVML_ERROR_INVALID_ARGUMENT;
-  if (length < value.size() + 1) return NVML_ERROR_INSUFFICIENT_SIZE;
-  memcpy(buffer, value.c_str(), value.size() + 1);
-  return NVML_SUCCESS;
-}
-
 unsigned utilizationOf(nvmlDevice_st& device) { return device.state->utilizationPercent(1000); }
 
 unsigned temperatureFor(unsigned utilization) { return 30 + utilization / 2; }

@@ -12,6 +12,7 @@
 #include "softgpu/device_model.h"
 #include "softgpu/device_state.h"
 #include "cuda/nvml_api.h"
+#include "cuda/nvml_text.h"
 
 struct nvmlDevice_st {
   tf::softgpu::DeviceConfig config;
@@ -79,9 +80,8 @@ template <typename T, typename Fn> nvmlReturn_t readValue(nvmlDevice_t device, T
   });
 }
 
-// Copies a string into a caller's buffer with NVML's rules: NULL is an invalid argument, a
-// buffer without room for the terminator is NVML_ERROR_INSUFFICIENT_SIZE.
-nvmlReturn_t copyString(const std::string& value, char* buffer, unsigned int length);
+// Strings go to callers with NVML's rules (cuda/nvml_text.h).
+using tf::nvml::copyNvmlString;
 
 // The two-call size protocol: *count too small (or the array NULL with items to give) is
 // INSUFFICIENT_SIZE with *count set to what is needed; NULL count is an invalid argument.

@@ -6,7 +6,7 @@
 
 #include "softgpu/nvml/nvml_context.h"
 
-using tf::softgpu::nvml::copyString;
+using tf::nvml::copyNvmlString;
 using tf::softgpu::nvml::Library;
 using tf::softgpu::nvml::withDevice;
 using tf::softgpu::nvml::withLibrary;
@@ -89,11 +89,11 @@ unsigned coresPerSm(const tf::softgpu::DeviceModel& m) {
 extern "C" {
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsigned int length) {
-  return withDevice(device, [&](nvmlDevice_st& d) { return copyString(d.config.model->name, name, length); });
+  return withDevice(device, [&](nvmlDevice_st& d) { return copyNvmlString(d.config.model->name, name, length); });
 }
 
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char* uuid, unsigned int length) {
-  return withDevice(device, [&](nvmlDevice_st& d) { return copyString(d.config.uuidString, uuid, length); });
+  return withDevice(device, [&](nvmlDevice_st& d) { return copyNvmlString(d.config.uuidString, uuid, length); });
 }
 
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int* index) {
@@ -110,7 +110,7 @@ nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int* minor) 
 
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char* serial, unsigned int length) {
   return withDevice(device, [&](nvmlDevice_st& d) {
-    return copyString(tf::softgpu::nvml::serialOf(d.config), serial, length);
+    return copyNvmlString(tf::softgpu::nvml::serialOf(d.config), serial, length);
   });
 }
 
@@ -203,7 +203,7 @@ nvmlReturn_t nvmlDeviceGetBoardId(nvmlDevice_t device, unsigned int* boardId) {
 
 nvmlReturn_t nvmlDeviceGetBoardPartNumber(nvmlDevice_t device, char* partNumber, unsigned int length) {
   return withDevice(device, [&](nvmlDevice_st& d) {
-    return copyString(std::string("softgpu-") + d.config.model->key, partNumber, length);
+    return copyNvmlString(std::string("softgpu-") + d.config.model->key, partNumber, length);
   });
 }
 
@@ -213,7 +213,7 @@ nvmlReturn_t nvmlDeviceGetMultiGpuBoard(nvmlDevice_t device, unsigned int* multi
 
 nvmlReturn_t nvmlDeviceGetVbiosVersion(nvmlDevice_t device, char* version, unsigned int length) {
   return withDevice(device, [&](nvmlDevice_st& d) {
-    return copyString(vbiosFor(nv::architectureOf(*d.config.model)), version, length);
+    return copyNvmlString(vbiosFor(nv::architectureOf(*d.config.model)), version, length);
   });
 }
 
@@ -222,8 +222,8 @@ nvmlReturn_t nvmlDeviceGetInforomVersion(nvmlDevice_t device, nvmlInforomObject_
   return withDevice(device, [&](nvmlDevice_st&) -> nvmlReturn_t {
     if (!version) return NVML_ERROR_INVALID_ARGUMENT;
     switch (unsigned(object)) {
-    case NVML_INFOROM_OEM: return copyString("2.1", version, length);
-    case NVML_INFOROM_ECC: return copyString("7.0", version, length);
+    case NVML_INFOROM_OEM: return copyNvmlString("2.1", version, length);
+    case NVML_INFOROM_ECC: return copyNvmlString("7.0", version, length);
     case NVML_INFOROM_POWER: return NVML_ERROR_NOT_SUPPORTED; // no power object on these boards
     default: return NVML_ERROR_INVALID_ARGUMENT;
     }
@@ -231,7 +231,7 @@ nvmlReturn_t nvmlDeviceGetInforomVersion(nvmlDevice_t device, nvmlInforomObject_
 }
 
 nvmlReturn_t nvmlDeviceGetInforomImageVersion(nvmlDevice_t device, char* version, unsigned int length) {
-  return withDevice(device, [&](nvmlDevice_st&) { return copyString("G000.0000.00.01", version, length); });
+  return withDevice(device, [&](nvmlDevice_st&) { return copyNvmlString("G000.0000.00.01", version, length); });
 }
 
 nvmlReturn_t nvmlDeviceGetBridgeChipInfo(nvmlDevice_t device, nvmlBridgeChipHierarchy_t* hierarchy) {
