@@ -4,7 +4,8 @@
 // library generates a row another family implements in the soft GPU, NOT_SUPPORTED); before
 // nvmlInit, UNINITIALIZED; bad handles and NULL pointers INVALID_ARGUMENT; short buffers
 // INSUFFICIENT_SIZE. The devices must be TF_SOFTGPU_DEVICES="H100:1GiB,2xL4" (the table's
-// expectations). Prints one line per failure and "nvml walk: N functions, C checks, F failures".
+// expectations). Prints one line per failure, device 0's memory total (a vGPU's under the
+// limiter), and "nvml walk: N functions, C checks, F failures".
 #include <cstdio>
 
 #include "tests/nvml/nvml_walker.h"
@@ -69,6 +70,11 @@ int main() {
         expect(e, "short buffer", walker.call(e, Variation{.shortBuffer = true}), NVML_ERROR_INSUFFICIENT_SIZE);
     }
   }
+  // What device 0's memory reads (a vGPU's under the limiter): the caller checks it.
+  nvmlMemory_t memory{};
+  auto memoryInfo = reinterpret_cast<nvmlReturn_t (*)(nvmlDevice_t, nvmlMemory_t*)>(dlsym(lib, "nvmlDeviceGetMemoryInfo"));
+  if (memoryInfo(device, &memory) != NVML_SUCCESS) ++failures;
+  std::printf("nvml walk: device 0 memory total %llu\n", memory.total);
   std::printf("nvml walk: %zu functions, %d checks, %d failures\n", catalog().size(), checks, failures);
   return failures == 0 ? 0 : 1;
 }
