@@ -1,7 +1,6 @@
 // Walks the whole NVML table (src/cuda/nvml_catalog.inc) against the built libnvidia-ml.so.1:
 // every row is exported and answers its documented code; uninitialised, bad handles, NULL
 // pointers and short buffers get NVIDIA's errors, in every function, without a crash.
-#include <dirent.h>
 #include <dlfcn.h>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "tests/nvml/nvml_walker.h"
+#include "tests/support/state_dir.h"
 
 namespace tf::nvml {
 namespace {
@@ -27,20 +27,9 @@ class NvmlCatalogTest : public ::testing::Test {
 protected:
   void SetUp() override {
     ASSERT_NE(library(), nullptr) << dlerror();
-    char dir[] = "/tmp/tf-nvml-catalog-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    setenv("TF_SOFTGPU_STATE_DIR", dir_.c_str(), 1);
+    ASSERT_FALSE(state_.path().empty());
     setenv("TF_SOFTGPU_DEVICES", "H100:1GiB,2xL4", 1);
     setenv("TF_SOFTGPU_NODE", "nvml-catalog-test", 1);
-  }
-  void TearDown() override {
-    if (DIR* d = opendir(dir_.c_str())) {
-      while (dirent* e = readdir(d))
-        if (e->d_name[0] != '.') unlink((dir_ + "/" + e->d_name).c_str());
-      closedir(d);
-    }
-    rmdir(dir_.c_str());
   }
   nvmlDevice_t init() {
     EXPECT_EQ(fn<nvmlReturn_t (*)()>("nvmlInit_v2")(), NVML_SUCCESS);
@@ -50,7 +39,7 @@ protected:
   }
   void shutdown() { EXPECT_EQ(fn<nvmlReturn_t (*)()>("nvmlShutdown")(), NVML_SUCCESS); }
 
-  std::string dir_;
+  tf::testing::StateDir state_{"nvml-catalog"};
 };
 
 TEST_F(NvmlCatalogTest, EveryRowIsExported) {

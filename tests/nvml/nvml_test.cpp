@@ -11,6 +11,7 @@
 #include "common/units.h"
 #include "softgpu/device_state.h"
 #include "cuda/nvml_api.h"
+#include "tests/support/state_dir.h"
 
 namespace tf::softgpu {
 namespace {
@@ -80,10 +81,7 @@ protected:
   void SetUp() override {
     ASSERT_NE(nvml().handle, nullptr) << dlerror();
     ASSERT_NE(nvml().nvmlDeviceGetMaxClockInfo, nullptr) << "missing export";
-    char dir[] = "/tmp/tf-nvml-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    setenv("TF_SOFTGPU_STATE_DIR", dir_.c_str(), 1);
+    ASSERT_FALSE(state_.path().empty());
     setenv("TF_SOFTGPU_DEVICES", "H100:1GiB,2xL4", 1);
     setenv("TF_SOFTGPU_NODE", "nvml-test", 1);
     auto cfg = loadConfig();
@@ -92,17 +90,9 @@ protected:
     ASSERT_EQ(nvml().nvmlInit_v2(), NVML_SUCCESS);
     ASSERT_EQ(nvml().nvmlDeviceGetHandleByIndex_v2(0, &h100_), NVML_SUCCESS);
   }
-  void TearDown() override {
-    nvml().nvmlShutdown();
-    if (DIR* d = opendir(dir_.c_str())) {
-      while (dirent* e = readdir(d))
-        if (e->d_name[0] != '.') unlink((dir_ + "/" + e->d_name).c_str());
-      closedir(d);
-    }
-    rmdir(dir_.c_str());
-  }
+  void TearDown() override { nvml().nvmlShutdown(); } // before state_ goes
 
-  std::string dir_;
+  tf::testing::StateDir state_{"nvml-test"};
   SoftGpuConfig config_;
   nvmlDevice_t h100_ = nullptr;
 };
