@@ -82,6 +82,70 @@ TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
 }
 
+// Arrays, texture and surface objects are per client too: another client cannot destroy,
+// query, copy from or texture another's array, nor make a texture over another's memory.
+TEST_P(WorkerTest, AnotherClientsArraysAndTexturesAreRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  auto blobOf = [](const auto& v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };
+  CUDA_ARRAY3D_DESCRIPTOR desc{};
+  desc.Width = 64;
+  desc.Height = 4;
+  desc.Format = CU_AD_FORMAT_FLOAT;
+  desc.NumChannels = 1;
+  desc.Flags = CUDA_ARRAY3D_SURFACE_LDST;
+  uint64_t arrA = 0, arrB = 0, texA = 0, pA = 0;
+  ASSERT_EQ(a.call(uint32_t(FnId::cuArray3DCreate_v2), {}, ctxA, &arrA, nullptr, nullptr, blobOf(desc)), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(uint32_t(FnId::cuArray3DCreate_v2), {}, ctxB, &arrB, nullptr, nullptr, blobOf(desc)), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &pA), CUDA_SUCCESS);
+  CUDA_RESOURCE_DESC res{};
+  res.resType = CU_RESOURCE_TYPE_ARRAY;
+  res.res.array.hArray = reinterpret_cast<CUarray>(arrA);
+  CUDA_TEXTURE_DESC tex{};
+  tex.filterMode = CU_TR_FILTER_MODE_POINT;
+  ASSERT_EQ(a.call(uint32_t(FnId::cuTexObjectCreate), {}, ctxA, &texA, nullptr, nullptr, blobOf(res) + blobOf(tex)),
+            CUDA_SUCCESS);
+
+  // B names A's array, A's texture, A's memory as a texture.
+  EXPECT_EQ(b.call(FnId::cuArrayDestroy, {arrA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuArray3DGetDescriptor_v2, {arrA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(uint32_t(FnId::cuTexObjectCreate), {}, ctxB, nullptr, nullptr, nullptr, blobOf(res) + blobOf(tex)),
+            CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(uint32_t(FnId::cuSurfObjectCreate), {}, ctxB, nullptr, nullptr, nullptr, blobOf(res)),
+            CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuTexObjectDestroy, {texA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuTexObjectGetResourceDesc, {texA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  CUDA_RESOURCE_DESC linear{};
+  linear.resType = CU_RESOURCE_TYPE_LINEAR;
+  linear.res.linear.devPtr = pA;
+  linear.res.linear.format = CU_AD_FORMAT_FLOAT;
+  linear.res.linear.numChannels = 1;
+  linear.res.linear.sizeInBytes = 4096;
+  EXPECT_EQ(b.call(uint32_t(FnId::cuTexObjectCreate), {}, ctxB, nullptr, nullptr, nullptr, blobOf(linear) + blobOf(tex)),
+            CUDA_ERROR_INVALID_VALUE);
+  // A copy from A's array into B's own.
+  CUDA_MEMCPY3D copy{};
+  copy.srcMemoryType = CU_MEMORYTYPE_ARRAY;
+  copy.srcArray = reinterpret_cast<CUarray>(arrA);
+  copy.dstMemoryType = CU_MEMORYTYPE_ARRAY;
+  copy.dstArray = reinterpret_cast<CUarray>(arrB);
+  copy.WidthInBytes = 64 * sizeof(float);
+  copy.Height = 4;
+  copy.Depth = 1;
+  EXPECT_EQ(b.call(uint32_t(FnId::cuMemcpy3D_v2), {0}, ctxB, nullptr, nullptr, nullptr, blobOf(copy)),
+            CUDA_ERROR_INVALID_HANDLE);
+
+  // Both go on with their own.
+  uint64_t outs[1] = {};
+  EXPECT_EQ(a.call(FnId::cuTexObjectGetResourceDesc, {texA}, ctxA, outs), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuTexObjectDestroy, {texA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuArrayDestroy, {arrA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuArrayDestroy, {arrB}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
+}
+
 extern const char kSpinPtx[];
 
 // A launch must carry exactly the parameters its kernel declares: the driver would read past

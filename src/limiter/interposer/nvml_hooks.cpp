@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include "cuda/nvml_api.h"
+#include "cuda/nvml_text.h"
 #include "limiter/interposer/limiter.h"
 
 using namespace tf::limiter;
@@ -39,12 +40,7 @@ int regionDeviceOf(nvmlDevice_t device) {
       if (static_cast<unsigned>(d) == index) return d;
       continue;
     }
-    const uint8_t* u = lim.uuid.data();
-    char s[64];
-    snprintf(s, sizeof s, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-             u[14], u[15]);
-    if (!strcasecmp(s, uuid)) return d;
+    if (!strcasecmp(tf::nvml::nvmlUuidString(lim.uuid.data()).c_str(), uuid)) return d;
   }
   return -1;
 }

@@ -170,8 +170,6 @@ CUresult copy3D(FnId fn, bool async, CUDA_MEMCPY3D c, CUstream s) {
   if (c.dstMemoryType == CU_MEMORYTYPE_UNIFIED) c.dstHost = h<void*>(c.dstDevice);
   c.srcMemoryType = resolveType(c.srcMemoryType, c.srcDevice);
   c.dstMemoryType = resolveType(c.dstMemoryType, c.dstDevice);
-  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY || c.dstMemoryType == CU_MEMORYTYPE_ARRAY)
-    return CUDA_ERROR_NOT_SUPPORTED;
   if (c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_HOST) {
     for (size_t z = 0; z < c.Depth; ++z)
       for (size_t y = 0; y < c.Height; ++y)

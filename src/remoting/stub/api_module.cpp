@@ -205,6 +205,13 @@ CUresult packLaunch(CUfunction f, void** params, void** extra, const CUlaunchAtt
 
 namespace {
 
+bool isCooperative(FnId fn, const CUlaunchAttribute* attrs, unsigned nAttrs) {
+  if (fn == FnId::cuLaunchCooperativeKernel || fn == FnId::cuLaunchCooperativeKernel_ptsz) return true;
+  for (unsigned i = 0; attrs && i < nAttrs; ++i)
+    if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE && attrs[i].value.cooperative) return true;
+  return false;
+}
+
 CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                 unsigned by, unsigned bz, unsigned smem, CUstream s, void** params, void** extra,
                 const CUlaunchAttribute* attrs, unsigned nAttrs) {
@@ -227,6 +234,14 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
       gz > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z]) ||
       smem > unsigned(a[CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN]))
     return CUDA_ERROR_INVALID_VALUE;
+  if (isCooperative(fn, attrs, nAttrs)) {
+    // Every block resident at once, or the driver refuses the launch itself (not a later sync).
+    int perSm = 0;
+    CUresult r = client().residentBlocksPerSm(f, bx * by * bz, smem, &perSm);
+    if (r != CUDA_SUCCESS) return r;
+    if (uint64_t(gx) * gy * gz > uint64_t(perSm) * uint64_t(a[CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT]))
+      return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
+  }
   thread_local tf::remoting::Writer w;
   CUresult r = packLaunch(f, params, extra, attrs, nAttrs, w);
   if (r != CUDA_SUCCESS) return r;
@@ -371,7 +386,10 @@ CUresult tf_rs_cuFuncGetAttribute(int* v, CUfunction_attribute attr, CUfunction 
 }
 CUresult tf_rs_cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v) {
   TF_READY();
-  return client().call(FnId::cuFuncSetAttribute, {u(f), static_cast<uint64_t>(attr), static_cast<uint64_t>(v)});
+  CUresult r =
+      client().call(FnId::cuFuncSetAttribute, {u(f), static_cast<uint64_t>(attr), static_cast<uint64_t>(v)});
+  client().forgetOccupancy(); // after the change, so no launch caches the old bound
+  return r;
 }
 CUresult tf_rs_cuFuncSetCacheConfig(CUfunction f, CUfunc_cache c) {
   TF_READY();
@@ -392,8 +410,10 @@ CUresult tf_rs_cuKernelGetAttribute(int* v, CUfunction_attribute attr, CUkernel 
 }
 CUresult tf_rs_cuKernelSetAttribute(CUfunction_attribute attr, int v, CUkernel k, CUdevice dev) {
   TF_READY();
-  return client().call(FnId::cuKernelSetAttribute, {static_cast<uint64_t>(attr), static_cast<uint64_t>(v),
-                                                    u(k), static_cast<uint64_t>(dev)});
+  CUresult r = client().call(FnId::cuKernelSetAttribute, {static_cast<uint64_t>(attr), static_cast<uint64_t>(v),
+                                                           u(k), static_cast<uint64_t>(dev)});
+  client().forgetOccupancy();
+  return r;
 }
 CUresult tf_rs_cuKernelSetCacheConfig(CUkernel k, CUfunc_cache c, CUdevice dev) {
   TF_READY();

@@ -649,6 +649,25 @@ CUresult Client::paramLayout(CUfunction f, Layout* out) {
   return CUDA_SUCCESS;
 }
 
+CUresult Client::residentBlocksPerSm(CUfunction f, unsigned threads, unsigned sharedBytes, int* blocks) {
+  const auto key = std::make_tuple(f, threads, sharedBytes);
+  {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    auto it = occupancy_.find(key);
+    if (it != occupancy_.end()) {
+      *blocks = it->second;
+      return CUDA_SUCCESS;
+    }
+  }
+  uint64_t out = 0;
+  CUresult r = call(FnId::cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
+                    {reinterpret_cast<uint64_t>(f), threads, sharedBytes, 0}, &out, 1);
+  if (r != CUDA_SUCCESS) return r;
+  std::lock_guard<std::mutex> lock(layoutMu_);
+  *blocks = occupancy_[key] = static_cast<int>(out);
+  return CUDA_SUCCESS;
+}
+
 void Client::addHandle(Handle k, const void* h) {
   std::unique_lock lock(handleMu_);
   handles_[static_cast<int>(k)].insert(h);

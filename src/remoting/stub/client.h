@@ -22,6 +22,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -160,6 +161,16 @@ public:
   void forgetLayouts() {
     std::lock_guard<std::mutex> lock(layoutMu_);
     layouts_.clear();
+    occupancy_.clear();
+  }
+  // Blocks of f resident per SM with this block size and dynamic shared memory (the worker's
+  // cuOccupancyMaxActiveBlocksPerMultiprocessor), asked once per shape: a cooperative launch
+  // is checked against it before it is posted, as the driver refuses one too large at once.
+  CUresult residentBlocksPerSm(CUfunction f, unsigned threads, unsigned sharedBytes, int* blocks);
+  // After an attribute change (dynamic shared memory, carveout): occupancy may differ.
+  void forgetOccupancy() {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    occupancy_.clear();
   }
   // Shipped images: hashes this worker already holds.
   bool imageKnown(uint64_t hash);
@@ -240,6 +251,12 @@ private:
   std::map<CUdevice, CUcontext> primaries_;
   std::mutex layoutMu_;
   std::unordered_map<CUfunction, Layout> layouts_;
+  struct ShapeHash {
+    size_t operator()(const std::tuple<CUfunction, unsigned, unsigned>& k) const {
+      return std::hash<const void*>()(std::get<0>(k)) ^ (size_t(std::get<1>(k)) << 32) ^ std::get<2>(k);
+    }
+  };
+  std::unordered_map<std::tuple<CUfunction, unsigned, unsigned>, int, ShapeHash> occupancy_;
   std::unordered_set<uint64_t> images_;
   mutable std::shared_mutex handleMu_;
   std::unordered_set<const void*> handles_[2];

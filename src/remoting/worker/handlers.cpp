@@ -102,7 +102,9 @@ CUresult memcpy3D(Session& s, const CallIn& in, CallOut& out, bool async) {
   CUDA_MEMCPY3D c;
   std::memcpy(&c, in.a.blob.data(), sizeof(c));
   for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
-    if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_NOT_SUPPORTED;
+    if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE && t != CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
+  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(H(uint64_t)(c.srcArray));
+  if (c.dstMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(H(uint64_t)(c.dstArray));
   if (c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_HOST)
     return CUDA_ERROR_INVALID_VALUE;
   uint64_t packed = uint64_t(c.WidthInBytes) * c.Height * c.Depth;

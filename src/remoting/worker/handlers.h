@@ -12,8 +12,11 @@ using K = Session::HandleKind;
 
 // handlers_mirror.cpp: managed memory, mirrored host memory, copies by reference.
 CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
-// handlers_graph.cpp: stream capture and graphs; CUDA_ERROR_NOT_SUPPORTED for anything else.
+// handlers_graph.cpp: stream capture and graphs.
 CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
+// handlers_array.cpp: arrays, mipmapped arrays, texture and surface objects;
+// CUDA_ERROR_NOT_SUPPORTED for anything else.
+CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
 // hostByAddress, inside host memory of the client the device reaches by address (a mirror or
@@ -40,6 +43,8 @@ CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBl
   if (!name) return CUDA_ERROR_NOT_SUPPORTED
 #define OWN(kind, h)                                                                              \
   if (!s.owns(K::kind, (h))) return CUDA_ERROR_INVALID_HANDLE
+#define OWN_ARRAY(h)                                                                              \
+  if (!s.owns(K::Array, (h)) && !s.owns(K::ArrayLevel, (h))) return CUDA_ERROR_INVALID_HANDLE
 #define OWN_STREAM(h)                                                                             \
   if (!s.ownsStream(h)) return CUDA_ERROR_INVALID_HANDLE
 #define OWN_FUNC(h)                                                                               \

@@ -277,7 +277,7 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
     return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
   }
-  default: return CUDA_ERROR_NOT_SUPPORTED;
+  default: return dispatchArray(s, in, out);
   }
 }
 

@@ -601,6 +601,15 @@ void Session::releaseAll() {
     for (uint64_t g : handles_[static_cast<int>(HandleKind::GraphExec)]) execDestroy(reinterpret_cast<CUgraphExec>(g));
   if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
     for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)]) graphDestroy(reinterpret_cast<CUgraph>(g));
+  if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))
+    for (uint64_t t : handles_[static_cast<int>(HandleKind::TexObject)]) texDestroy(static_cast<CUtexObject>(t));
+  if (auto surfDestroy = api.fn<decltype(&::cuSurfObjectDestroy)>(FnId::cuSurfObjectDestroy))
+    for (uint64_t o : handles_[static_cast<int>(HandleKind::SurfObject)]) surfDestroy(static_cast<CUsurfObject>(o));
+  if (auto arrayDestroy = api.fn<decltype(&::cuArrayDestroy)>(FnId::cuArrayDestroy))
+    for (uint64_t a : handles_[static_cast<int>(HandleKind::Array)]) arrayDestroy(reinterpret_cast<CUarray>(a));
+  if (auto mipmapDestroy = api.fn<decltype(&::cuMipmappedArrayDestroy)>(FnId::cuMipmappedArrayDestroy))
+    for (uint64_t m : handles_[static_cast<int>(HandleKind::MipmappedArray)])
+      mipmapDestroy(reinterpret_cast<CUmipmappedArray>(m));
   for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
   for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
   for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));

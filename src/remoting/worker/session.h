@@ -144,7 +144,7 @@ public:
 
   enum class HandleKind : uint8_t {
     Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool,
-    Graph, GraphExec, GraphNode, Count
+    Graph, GraphExec, GraphNode, Array, ArrayLevel, MipmappedArray, TexObject, SurfObject, Count
   };
   bool owns(HandleKind k, uint64_t handle) const;
   void add(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].insert(handle); }

@@ -12,6 +12,7 @@
 #include "softgpu/device_model.h"
 #include "softgpu/device_state.h"
 #include "cuda/nvml_api.h"
+#include "cuda/nvml_text.h"
 
 struct nvmlDevice_st {
   tf::softgpu::DeviceConfig config;
@@ -70,13 +71,49 @@ template <typename Fn> nvmlReturn_t withDevice(nvmlDevice_t device, Fn&& fn) noe
   });
 }
 
-// Copies a string into a caller's buffer with NVML's rules: NULL is an invalid argument, a
-// buffer without room for the terminator is NVML_ERROR_INSUFFICIENT_SIZE.
-nvmlReturn_t copyString(const std::string& value, char* buffer, unsigned int length);
+// The usual getter: a device, one output (NULL is an invalid argument), *out = value(device).
+template <typename T, typename Fn> nvmlReturn_t readValue(nvmlDevice_t device, T* out, Fn value) noexcept {
+  return withDevice(device, [&](nvmlDevice_st& d) -> nvmlReturn_t {
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    *out = static_cast<T>(value(d));
+    return NVML_SUCCESS;
+  });
+}
+
+// Strings go to callers with NVML's rules (cuda/nvml_text.h).
+using tf::nvml::copyNvmlString;
+
+// The two-call size protocol: *count too small (or the array NULL with items to give) is
+// INSUFFICIENT_SIZE with *count set to what is needed; NULL count is an invalid argument.
+template <typename T> nvmlReturn_t fillList(unsigned int* count, T* out, const std::vector<T>& items) {
+  if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+  unsigned n = static_cast<unsigned>(items.size());
+  if (*count < n || (n > 0 && !out)) {
+    *count = n;
+    return NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  for (unsigned i = 0; i < n; ++i) out[i] = items[i];
+  *count = n;
+  return NVML_SUCCESS;
+}
 
 // Modelled sensors from the device-wide utilization of the last second.
 unsigned utilizationOf(nvmlDevice_st& device);
 unsigned temperatureFor(unsigned utilization);
 unsigned powerMilliwattsFor(const DeviceModel& model, unsigned utilization);
+
+// What the device model implies beyond what it lists.
+nvmlDeviceArchitecture_t architectureOf(const DeviceModel& model);
+// HBM boards (A100, H100): MIG capable (and disabled), rows remapped instead of pages retired.
+bool isHbmBoard(const DeviceModel& model);
+unsigned pcieGenerationOf(const DeviceModel& model); // Turing 3, Ampere/Ada 4, Hopper on 5
+// BAR1: the whole memory rounded up to a power of two on Ampere and later (resizable BAR),
+// 256 MiB before.
+uint64_t bar1BytesOf(const DeviceModel& model, uint64_t memoryBytes);
+std::string serialOf(const DeviceConfig& config);
+
+uint64_t realtimeMicros();
+// Whether a handle is a live event set of this library (nvml_events.cpp).
+bool eventSetExists(nvmlEventSet_t set);
 
 } // namespace tf::softgpu::nvml
