@@ -279,7 +279,7 @@ Status Allocator::checkQuotaLocked(const Request& r) const {
 
 namespace {
 // The filters in order; a GPU's stage is the first it fails (kPassed: none).
-enum Stage : int { kPool, kPhase, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
+enum Stage : int { kPool, kPhase, kCordoned, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
 }  // namespace
 
 Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& node,
@@ -317,6 +317,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& nod
     Stage st = kPassed;
     if (!r.pool.empty() && !info.pool.empty() && info.pool != r.pool) st = kPool;
     else if (info.phase != "Running" || !(info.usedBy.empty() || info.usedBy == "tensor-fusion")) st = kPhase;
+    else if (info.cordoned) st = kCordoned;
     else if (r.isolation != Isolation::Shared && !info.isolationMode.empty() && info.isolationMode != isolation)
       st = kIsolation;
     if (st == kPassed) {
@@ -345,6 +346,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const std::string& nod
                              : "fewer than " + std::to_string(r.count) + " GPUs of pool \"" + r.pool + "\"";
         break;
       case kPhase: e.reason = "GPU not Running" + each(); break;
+      case kCordoned: e.reason = "GPU cordoned" + each(); break;
       case kIsolation: e.reason = "no GPU in isolation mode " + std::string(isolation) + each(); break;
       case kIndex: e.reason = "no GPU with index in [" + joined(r.indices) + "]" + each(); break;
       case kModel: e.reason = "no GPU of model \"" + r.model + "\"" + each(); break;

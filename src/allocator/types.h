@@ -91,6 +91,7 @@ bool isTerminal(const nlohmann::json& pod);
 struct Gpu {
   std::string name, node, pool, model, vendor;
   std::string phase, usedBy, isolationMode;
+  bool cordoned = false;  // label tensor-fusion.ai/cordoned=true: no new work (what it has stays)
   int index = -1;
   Amount capacity;
   bool operator==(const Gpu&) const = default;

@@ -140,6 +140,9 @@ TEST(GpuFromObject, ReadsTheStatus) {
   EXPECT_EQ(g->model, "A100");
   EXPECT_EQ(g->index, 2);
   EXPECT_EQ(g->capacity, (Amount{312000, 80LL << 30}));
+  EXPECT_FALSE(g->cordoned);
+  o["metadata"]["labels"]["tensor-fusion.ai/cordoned"] = "true";
+  EXPECT_TRUE(gpuFromObject(o)->cordoned);
   o["status"]["capacity"]["tflops"] = "lots";
   EXPECT_FALSE(gpuFromObject(o));
   o.erase("status");
