@@ -60,11 +60,6 @@ Result<PatchPlan> planCommand(const protocol::Command& c) {
 CommandRunner::CommandRunner(Executor executor, size_t remember)
     : executor_(std::move(executor)), remember_(remember == 0 ? 1 : remember) {}
 
-int CommandRunner::executions() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return executions_;
-}
-
 protocol::CommandResult CommandRunner::run(const protocol::Command& c, int64_t portalNowMs) {
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = done_.find(c.id); it != done_.end()) return it->second;

@@ -12,6 +12,7 @@
 //   send(runner.run(command, portalNowMs));
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,7 +46,7 @@ public:
 
   // Thread-safe. The result to send back for `command`, run at most once per id.
   protocol::CommandResult run(const protocol::Command& command, int64_t portalNowMs);
-  int executions() const;
+  int executions() const { return executions_.load(); }
 
 private:
   Executor executor_;
@@ -53,7 +54,7 @@ private:
   mutable std::mutex mu_;
   std::map<std::string, protocol::CommandResult> done_;
   std::deque<std::string> order_;  // oldest first, for forgetting
-  int executions_ = 0;
+  std::atomic<int> executions_{0};
 };
 
 }  // namespace tf::agent
