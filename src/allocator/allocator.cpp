@@ -84,6 +84,7 @@ void Allocator::keyGpuLocked(GpuState& g) {
   k.model = internLocked(info.model);
   k.vendor = internLocked(info.vendor);
   k.runnable = info.phase == "Running" && (info.usedBy.empty() || info.usedBy == "tensor-fusion");
+  k.cordoned = info.cordoned;
   // No mode: any. Shared fits any mode (TensorFusion's rule), so its bit is always set.
   k.modes = info.isolationMode.empty() ? 0xff : 1u << static_cast<int>(Isolation::Shared);
   const auto take = [&](const std::string& mode) {
@@ -336,7 +337,7 @@ Status Allocator::checkQuotaLocked(const Request& r) const {
 
 namespace {
 // The filters in order; a GPU's stage is the first it fails (kPassed: none).
-enum Stage : int { kPool, kPhase, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
+enum Stage : int { kPool, kPhase, kCordoned, kIsolation, kIndex, kModel, kVendor, kCapacity, kPassed, kStages };
 }  // namespace
 
 Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, const std::string& node,
@@ -376,6 +377,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
     Stage st = kPassed;
     if (c.pool != Criteria::kAny && k.pool != 0 && k.pool != c.pool) st = kPool;
     else if (!k.runnable) st = kPhase;
+    else if (k.cordoned) st = kCordoned;
     else if (!(k.modes & c.mode)) st = kIsolation;
     if (st == kPassed) {
       const Amount avail = released ? h.available() + freed(*here.states[i]) : h.available();
@@ -403,6 +405,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
                              : "fewer than " + std::to_string(r.count) + " GPUs of pool \"" + r.pool + "\"";
         break;
       case kPhase: e.reason = "GPU not Running" + each(); break;
+      case kCordoned: e.reason = "GPU cordoned" + each(); break;
       case kIsolation: e.reason = "no GPU in isolation mode " + std::string(isolation) + each(); break;
       case kIndex: e.reason = "no GPU with index in [" + joined(r.indices) + "]" + each(); break;
       case kModel: e.reason = "no GPU of model \"" + r.model + "\"" + each(); break;

@@ -130,6 +130,7 @@ private:
   struct GpuKey {
     uint32_t pool = 0, model = 0, vendor = 0;  // 0: empty
     bool runnable = false;                     // phase Running, used by TensorFusion (or nobody)
+    bool cordoned = false;                     // takes no new work
     uint8_t modes = 0;                         // bit per Isolation it takes
   };
   // A request's side of the same comparison.

@@ -269,8 +269,11 @@ Result<Gpu> gpuFromObject(const nlohmann::json& object) {
   Gpu out;
   out.name = g->metadata.name.value_or("");
   if (auto it = st.nodeSelector.find(api::kHostnameLabel); it != st.nodeSelector.end()) out.node = it->second;
-  if (g->metadata.labels)
+  if (g->metadata.labels) {
     if (auto it = g->metadata.labels->find(api::kLabelGpuPool); it != g->metadata.labels->end()) out.pool = it->second;
+    if (auto it = g->metadata.labels->find(api::kLabelCordoned); it != g->metadata.labels->end())
+      out.cordoned = it->second == "true";
+  }
   out.model = st.gpuModel.empty() ? st.model.value_or("") : st.gpuModel;
   out.vendor = st.vendor;
   out.phase = st.phase;

@@ -93,6 +93,7 @@ struct Gpu {
   std::string phase, usedBy, isolationMode;
   // From the virtualization-capabilities annotation: the modes its hypervisor also makes.
   std::vector<std::string> isolationModes;
+  bool cordoned = false;  // label tensor-fusion.ai/cordoned=true: no new work (what it has stays)
   int index = -1;
   Amount capacity;
   bool operator==(const Gpu&) const = default;

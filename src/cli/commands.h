@@ -14,5 +14,6 @@ void addBenchCommand(CLI::App& app, int& exitCode);
 void addControllerCommand(CLI::App& app, int& exitCode);
 void addDiscoverCommand(CLI::App& app, int& exitCode);
 void addPortalCommand(CLI::App& app, int& exitCode);
+void addAgentCommand(CLI::App& app, int& exitCode);
 
 } // namespace tf::cli

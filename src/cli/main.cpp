@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   tf::cli::addControllerCommand(app, exitCode);
   tf::cli::addDiscoverCommand(app, exitCode);
   tf::cli::addPortalCommand(app, exitCode);
+  tf::cli::addAgentCommand(app, exitCode);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,9 @@
 // `tensor-fusion portal`: the web console's server (src/portal): REST, the agents' WebSocket.
-#include <csignal>
 #include <cstdio>
 #include <fstream>
-#include <pthread.h>
 
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "portal/portal.h"
 
 namespace tf::cli {
@@ -49,11 +48,7 @@ void addPortalCommand(CLI::App& app, int& exitCode) {
       return;
     }
     // SIGINT/SIGTERM: stop serving and close the store cleanly.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    const sigset_t sigs = blockStopSignals();
     auto p = portal::Portal::start(o);
     if (!p) {
       std::fprintf(stderr, "tensor-fusion portal: %s\n", p.status().toString().c_str());
@@ -66,8 +61,7 @@ void addPortalCommand(CLI::App& app, int& exitCode) {
     if (!portal->initialAdminPassword().empty())
       std::printf("first admin: user \"admin\", password %s (shown once)\n", portal->initialAdminPassword().c_str());
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    awaitStopSignal(sigs);
     portal.reset();
     std::printf("portal stopped\n");
   });

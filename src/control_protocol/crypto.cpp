@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 namespace tf::protocol {
@@ -155,16 +156,30 @@ Status verifyEd25519(std::string_view publicKey, std::string_view message, std::
   return rc == 1 ? Status::ok() : Status(Code::PermissionDenied, "signature does not verify");
 }
 
+Result<std::string> certificatePin(X509* cert) {
+  if (!cert) return invalidArgument("no certificate");
+  unsigned char* der = nullptr;
+  const int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (n <= 0) return internalError("cannot encode the certificate's public key");
+  std::string pin = "sha256:" + hexEncode(sha256(std::string_view(reinterpret_cast<char*>(der), size_t(n))));
+  OPENSSL_free(der);
+  return pin;
+}
+
 Result<std::string> certificatePin(std::string_view certPem) {
   BioPtr bio(BIO_new_mem_buf(certPem.data(), int(certPem.size())));
   X509* cert = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
   if (!cert) return invalidArgument("not a PEM certificate");
-  unsigned char* der = nullptr;
-  const int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  auto pin = certificatePin(cert);
   X509_free(cert);
-  if (n <= 0) return internalError("cannot encode the certificate's public key");
-  std::string pin = "sha256:" + hexEncode(sha256(std::string_view(reinterpret_cast<char*>(der), size_t(n))));
-  OPENSSL_free(der);
+  return pin;
+}
+
+Result<std::string> peerCertificatePin(SSL* ssl) {
+  X509* cert = ssl ? SSL_get1_peer_certificate(ssl) : nullptr;
+  if (!cert) return invalidArgument("the peer presented no certificate");
+  auto pin = certificatePin(cert);
+  X509_free(cert);
   return pin;
 }
 

@@ -14,6 +14,8 @@
 #include "common/status.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
+typedef struct x509_st X509;
+typedef struct ssl_st SSL;
 
 namespace tf::protocol {
 
@@ -49,5 +51,8 @@ Status verifyEd25519(std::string_view publicKey, std::string_view message, std::
 
 // "sha256:<hex>" of the DER SubjectPublicKeyInfo of the first certificate in `certPem`.
 Result<std::string> certificatePin(std::string_view certPem);
+Result<std::string> certificatePin(X509* cert);
+// The pin of the certificate the peer of a finished TLS handshake presented.
+Result<std::string> peerCertificatePin(SSL* ssl);
 
 }  // namespace tf::protocol

@@ -1,25 +1,14 @@
-// The Beast/Asio headers and short namespace names shared by the portal's server and the
-// tests' client. Include only from .cpp files: Beast is slow to compile.
+// The portal's names for Beast/Asio (common/net/beast.h; link tf_net). Include only from .cpp
+// files.
 #pragma once
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
+#include "common/net/beast.h"
 
 namespace tf::portal {
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-namespace ssl = net::ssl;
-using tcp = net::ip::tcp;
+namespace net = tf::net::asio;
+namespace beast = tf::net::beast;
+namespace http = tf::net::http;
+namespace websocket = tf::net::websocket;
+namespace ssl = tf::net::ssl;
+using tcp = tf::net::tcp;
 }  // namespace tf::portal

@@ -245,9 +245,13 @@ private:
     auto rec = ctx_.store.addEnrollToken(c.id, protocol::hexEncode(protocol::sha256(*token)), now_ + ttl * 1000, now_);
     if (!rec) return fromStatus(rec.status());
     audit("token-created", c.id, "token " + std::to_string(rec->id));
-    const std::string install = "helm upgrade --install tensor-fusion tensor-fusion/tensor-fusion"
-                                " --set agent.agentId=" + c.agentId + " --set agent.enrollToken=" + *token +
-                                " --set agent.portalPin=" + ctx_.pin + " --set agent.cloudEndpoint=" + ctx_.agentEndpoint;
+    // The agent's configuration goes into a Secret (never a literal in a Deployment), read by
+    // deploy/agent as CLOUD_ENDPOINT, AGENT_ID, ENROLL_TOKEN and PORTAL_PIN: the same names
+    // `tensor-fusion agent` reads (src/cli/agent_command.cpp). Every value is [A-Za-z0-9:._/-].
+    const std::string install = "kubectl -n tensor-fusion-sys create secret generic tensor-fusion-agent-config"
+                                " --from-literal=CLOUD_ENDPOINT=" + ctx_.agentEndpoint +
+                                " --from-literal=AGENT_ID=" + c.agentId + " --from-literal=ENROLL_TOKEN=" + *token +
+                                " --from-literal=PORTAL_PIN=" + ctx_.pin + " && kubectl apply -k deploy/agent";
     return reply(status, {{"cluster", clusterJson(c, ctx_.registry.online(c.id))}, {"agentId", c.agentId},
                           {"enrollToken", *token}, {"token", tokenJson(*rec, now_)}, {"portalPin", ctx_.pin},
                           {"endpoint", ctx_.agentEndpoint}, {"installCommand", install}});

@@ -83,6 +83,18 @@ TEST(Allocator, PhaseAndUsedByFilter) {
   EXPECT_EQ(fitOf(filterOk(a, r, {"n9"}), "n9").reason, "node has no TensorFusion GPU");
 }
 
+TEST(Allocator, ACordonedGpuTakesNoNewWork) {
+  Allocator a;
+  Gpu g = gpu("g1", "n1");
+  g.cordoned = true;
+  a.upsertGpu(g);
+  Request r = request("p", {{"tflops-request", "1"}});
+  EXPECT_EQ(fitOf(filterOk(a, r, {"n1"}), "n1").reason, "GPU cordoned");
+  g.cordoned = false;
+  a.upsertGpu(g);
+  EXPECT_TRUE(fitOf(filterOk(a, r, {"n1"}), "n1").fits);
+}
+
 TEST(Allocator, ModelVendorIndexPoolIsolationFilters) {
   Allocator a;
   Gpu g0 = gpu("g0", "n1");

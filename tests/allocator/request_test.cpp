@@ -150,6 +150,9 @@ TEST(GpuFromObject, ReadsTheStatus) {
     ASSERT_TRUE(b) << bad;
     EXPECT_TRUE(b->isolationModes.empty()) << bad;
   }
+  EXPECT_FALSE(g->cordoned);
+  o["metadata"]["labels"]["tensor-fusion.ai/cordoned"] = "true";
+  EXPECT_TRUE(gpuFromObject(o)->cordoned);
   o["status"]["capacity"]["tflops"] = "lots";
   EXPECT_FALSE(gpuFromObject(o));
   o.erase("status");

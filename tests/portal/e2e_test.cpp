@@ -116,10 +116,11 @@ TEST_F(PortalTest, CreateClusterGivesAWorkingInstallCommand) {
   const std::string token = j["enrollToken"], install = j["installCommand"];
   EXPECT_EQ(j["portalPin"], portal_->pin());
   EXPECT_EQ(portal_->pin().rfind("sha256:", 0), 0u);
-  EXPECT_NE(install.find("agent.agentId=acme:prod"), std::string::npos);
-  EXPECT_NE(install.find("agent.enrollToken=" + token), std::string::npos);
-  EXPECT_NE(install.find("agent.portalPin=" + portal_->pin()), std::string::npos);
-  EXPECT_NE(install.find("/_ws"), std::string::npos);
+  EXPECT_NE(install.find("--from-literal=AGENT_ID=acme:prod "), std::string::npos) << install;
+  EXPECT_NE(install.find("--from-literal=ENROLL_TOKEN=" + token + " "), std::string::npos) << install;
+  EXPECT_NE(install.find("--from-literal=PORTAL_PIN=" + portal_->pin() + " "), std::string::npos) << install;
+  EXPECT_NE(install.find("--from-literal=CLOUD_ENDPOINT=wss://"), std::string::npos) << install;
+  EXPECT_NE(install.find("kubectl apply -k deploy/agent"), std::string::npos) << install;
   auto key = newKey();
   protocol::Welcome w;
   auto agent = liveAgent("acme:prod", key, token, 1, 0, &w);

@@ -1,7 +1,6 @@
 #include "test_agent.h"
 
 #include <boost/asio/connect.hpp>
-#include <openssl/pem.h>
 
 #include "portal/beast.h"
 
@@ -9,16 +8,7 @@ namespace tf::portal::testing {
 namespace {
 
 std::string peerPin(SSL* ssl) {
-  X509* cert = SSL_get1_peer_certificate(ssl);
-  if (!cert) return {};
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  std::string pem(data, size_t(n));
-  BIO_free(bio);
-  X509_free(cert);
-  auto pin = protocol::certificatePin(pem);
+  auto pin = protocol::peerCertificatePin(ssl);
   return pin ? *pin : std::string();
 }
 

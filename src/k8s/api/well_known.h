@@ -22,6 +22,8 @@ inline constexpr const char* kAnnotationIsDefaultPool = "tensor-fusion.ai/is-def
 inline constexpr const char* kAnnotationLastSync = "tensor-fusion.ai/last-sync";
 inline constexpr const char* kAnnotationGpuMissingSince = "tensor-fusion.ai/gpu-missing-since";
 inline constexpr const char* kFinalizer = "tensor-fusion.ai/finalizer";
+// GPU: "true" while an operator (the portal's cordonGpu command) keeps new work off it.
+inline constexpr const char* kLabelCordoned = "tensor-fusion.ai/cordoned";
 
 // Node labels the discovery Job writes: the facts of the node's GPUs.
 inline constexpr const char* kNodeLabelGpuCount = "tensor-fusion.ai/gpu-count";
