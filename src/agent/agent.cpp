@@ -178,6 +178,7 @@ void Agent::connectionLoop() {
       log_.onDisconnected();
       stats_.online = false;
       stats_.lastCloseCode = end.closeCode;
+      ++stats_.connectionsEnded;
       stats_.lastError = end.reason;
     }
     if (stop_.stopped()) break;

@@ -59,6 +59,7 @@ struct AgentOptions {
 struct AgentStats {
   bool online = false;
   uint64_t sessions = 0;      // welcomes received
+  uint64_t connectionsEnded = 0;  // sessions and failed attempts alike
   uint64_t epoch = 0, lastSeq = 0, ackedSeq = 0;
   size_t outboxDepth = 0, pendingChanges = 0, objects = 0;
   uint64_t overflows = 0;

@@ -9,15 +9,20 @@
 //     nothing used), not the 80 GiB device; this also proves the limiter is loaded;
 //   - nvmlDeviceGetComputeRunningProcesses v1, v2 and v3 list this process with its 200 MiB in
 //     each version's layout, and ask for room (NVML_ERROR_INSUFFICIENT_SIZE) when given none;
+//   - per-process utilization samples (both calls) list this process, not one outside the vGPU
+//     that also ran on the device;
 //   - `vgpu show` prints the limits the options asked for (10% of an H100, two devices, a 120 ms
 //     window) and this process with its memory.
 // Exits non-zero on a failed check (tests/cuda/check.h).
 #include <dlfcn.h>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "cuda/nvml_api.h"
+#include "softgpu/device_model.h"
+#include "softgpu/device_state.h"
 
 namespace {
 
@@ -77,6 +82,62 @@ void expectIn(const std::string& text, const std::string& want) {
   }
 }
 
+// Per-process utilization shows only the vGPU's processes: this one and a process outside the
+// vGPU both ran on device 0 (busy time added to the soft GPU's state, as kernels would), and the
+// samples (both NVML calls) list this one alone.
+void checkUtilizationSamples(void* nvml, nvmlDevice_t dev) {
+  auto config = tf::softgpu::loadConfig();
+  REQUIRE(config && !config->devices.empty());
+  auto state = tf::softgpu::DeviceState::open(config->devices[0]);
+  REQUIRE(state);
+  auto slot = (*state)->attach(); // this process's slot (its libcuda has one already)
+  REQUIRE(slot);
+  (*state)->addBusyTime(*slot, 300'000'000);
+  int ready[2], done[2];
+  REQUIRE(pipe(ready) == 0 && pipe(done) == 0);
+  pid_t outsider = fork();
+  if (outsider == 0) { // not in the vGPU: never calls CUDA through the limiter
+    close(done[1]);      // so that the parent's close ends the wait below
+    auto own = tf::softgpu::DeviceState::open(config->devices[0]);
+    if (!own) _exit(2);
+    auto s = (*own)->attach();
+    if (!s) _exit(3);
+    (*own)->addBusyTime(*s, 300'000'000);
+    char c = 1;
+    if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0) _exit(4);
+    _exit(0);
+  }
+  char c;
+  REQUIRE(read(ready[0], &c, 1) == 1);
+
+  auto util = sym<nvmlReturn_t (*)(nvmlDevice_t, nvmlProcessUtilizationSample_t*, unsigned*, unsigned long long)>(
+      nvml, "nvmlDeviceGetProcessUtilization");
+  nvmlProcessUtilizationSample_t samples[8];
+  unsigned n = 8;
+  REQUIRE(util(dev, samples, &n, 0) == NVML_SUCCESS);
+  std::printf("process utilization samples: %u, first pid %u\n", n, samples[0].pid);
+  REQUIRE(n == 1);
+  REQUIRE(samples[0].pid == static_cast<unsigned>(getpid()));
+  auto utilInfo = sym<nvmlReturn_t (*)(nvmlDevice_t, nvmlProcessesUtilizationInfo_t*)>(
+      nvml, "nvmlDeviceGetProcessesUtilizationInfo");
+  nvmlProcessUtilizationInfo_v1_t infos[8];
+  nvmlProcessesUtilizationInfo_t info{};
+  info.version = nvmlProcessesUtilizationInfo_v1;
+  info.processSamplesCount = 8;
+  info.procUtilArray = infos;
+  REQUIRE(utilInfo(dev, &info) == NVML_SUCCESS);
+  REQUIRE(info.processSamplesCount == 1);
+  REQUIRE(infos[0].pid == static_cast<unsigned>(getpid()));
+
+  close(done[1]);
+  int status = 0;
+  REQUIRE(waitpid(outsider, &status, 0) == outsider);
+  REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(ready[0]);
+  close(ready[1]);
+  close(done[0]);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +184,7 @@ int main(int argc, char** argv) {
   checkProcesses<nvmlProcessInfo_v1_t>(nvml, "nvmlDeviceGetComputeRunningProcesses", dev0, 200 * kMiB);
   checkProcesses<nvmlProcessInfo_t>(nvml, "nvmlDeviceGetComputeRunningProcesses_v2", dev0, 200 * kMiB);
   checkProcesses<nvmlProcessInfo_t>(nvml, "nvmlDeviceGetComputeRunningProcesses_v3", dev0, 200 * kMiB);
+  checkUtilizationSamples(nvml, dev0);
 
   // `vgpu show`, run without the limiter (it makes no CUDA call; the preload is this test's).
   int status = -1;

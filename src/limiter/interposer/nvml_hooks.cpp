@@ -1,5 +1,6 @@
 // NVML as a vGPU's process sees it: memory total/used/free of the vGPU, and only the vGPU's
-// own processes with their memory. Tools find these through dlsym (overridden in
+// own processes with their memory (compute lists from the region; graphics and MPS lists and
+// per-process utilization samples filtered to the vGPU's processes). Tools find these through dlsym (overridden in
 // dlsym_hooks.cpp) or by linking; everything else is NVIDIA's (or the soft GPU's) NVML.
 #include <cstdio>
 #include <cstring>
@@ -72,6 +73,31 @@ nvmlReturn_t processes(nvmlDevice_t device, unsigned int* count, Info* infos,
   return NVML_SUCCESS;
 }
 
+bool isVgpuProcess(unsigned pid) {
+  for (const auto& p : Limiter::get().region().processes())
+    if (static_cast<unsigned>(p.pid) == pid) return true;
+  return false;
+}
+
+// Keeps, in place, the entries of the vGPU's processes; returns how many.
+template <typename T> unsigned keepVgpuProcesses(T* items, unsigned n) {
+  unsigned kept = 0;
+  for (unsigned i = 0; i < n; ++i)
+    if (isVgpuProcess(items[i].pid)) items[kept++] = items[i];
+  return kept;
+}
+
+// A process list the real NVML fills (graphics, MPS), cut to the vGPU's processes.
+template <typename Info>
+nvmlReturn_t filteredProcesses(nvmlDevice_t device, unsigned int* count, Info* infos,
+                               nvmlReturn_t (*real)(nvmlDevice_t, unsigned int*, Info*)) {
+  if (!real) return NVML_ERROR_FUNCTION_NOT_FOUND;
+  nvmlReturn_t r = real(device, count, infos);
+  if (r != NVML_SUCCESS || !infos || regionDeviceOf(device) < 0) return r;
+  *count = keepVgpuProcesses(infos, *count);
+  return r;
+}
+
 } // namespace
 
 TF_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
@@ -112,6 +138,38 @@ TF_EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device,
   return processes(device, count, infos, TF_REAL_NVML(nvmlDeviceGetComputeRunningProcesses));
 }
 
+#define TF_FILTERED_LIST(name, Info)                                                             \
+  TF_EXPORT nvmlReturn_t name(nvmlDevice_t device, unsigned int* count, Info* infos) {            \
+    return filteredProcesses(device, count, infos, TF_REAL_NVML(name));                           \
+  }
+TF_FILTERED_LIST(nvmlDeviceGetGraphicsRunningProcesses, nvmlProcessInfo_v1_t)
+TF_FILTERED_LIST(nvmlDeviceGetGraphicsRunningProcesses_v2, nvmlProcessInfo_t)
+TF_FILTERED_LIST(nvmlDeviceGetGraphicsRunningProcesses_v3, nvmlProcessInfo_t)
+TF_FILTERED_LIST(nvmlDeviceGetMPSComputeRunningProcesses, nvmlProcessInfo_v1_t)
+TF_FILTERED_LIST(nvmlDeviceGetMPSComputeRunningProcesses_v2, nvmlProcessInfo_t)
+TF_FILTERED_LIST(nvmlDeviceGetMPSComputeRunningProcesses_v3, nvmlProcessInfo_t)
+#undef TF_FILTERED_LIST
+
+// Per-process utilization: only the vGPU's processes' samples (NOT_FOUND when none is left).
+TF_EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUtilizationSample_t* samples,
+                                                       unsigned int* count, unsigned long long lastSeen) {
+  auto real = TF_REAL_NVML(nvmlDeviceGetProcessUtilization);
+  if (!real) return NVML_ERROR_FUNCTION_NOT_FOUND;
+  nvmlReturn_t r = real(device, samples, count, lastSeen);
+  if (r != NVML_SUCCESS || !samples || regionDeviceOf(device) < 0) return r;
+  *count = keepVgpuProcesses(samples, *count);
+  return *count ? r : NVML_ERROR_NOT_FOUND;
+}
+
+TF_EXPORT nvmlReturn_t nvmlDeviceGetProcessesUtilizationInfo(nvmlDevice_t device, nvmlProcessesUtilizationInfo_t* info) {
+  auto real = TF_REAL_NVML(nvmlDeviceGetProcessesUtilizationInfo);
+  if (!real) return NVML_ERROR_FUNCTION_NOT_FOUND;
+  nvmlReturn_t r = real(device, info);
+  if (r != NVML_SUCCESS || !info->procUtilArray || regionDeviceOf(device) < 0) return r;
+  info->processSamplesCount = keepVgpuProcesses(info->procUtilArray, info->processSamplesCount);
+  return info->processSamplesCount ? r : NVML_ERROR_NOT_FOUND;
+}
+
 namespace tf::limiter {
 // The NVML functions hooked above, for the dlsym override.
 void* nvmlHookFor(const char* symbol) {
@@ -122,6 +180,14 @@ void* nvmlHookFor(const char* symbol) {
       {"nvmlDeviceGetComputeRunningProcesses", reinterpret_cast<void*>(&nvmlDeviceGetComputeRunningProcesses)},
       {"nvmlDeviceGetComputeRunningProcesses_v2", reinterpret_cast<void*>(&nvmlDeviceGetComputeRunningProcesses_v2)},
       {"nvmlDeviceGetComputeRunningProcesses_v3", reinterpret_cast<void*>(&nvmlDeviceGetComputeRunningProcesses_v3)},
+      {"nvmlDeviceGetGraphicsRunningProcesses", reinterpret_cast<void*>(&nvmlDeviceGetGraphicsRunningProcesses)},
+      {"nvmlDeviceGetGraphicsRunningProcesses_v2", reinterpret_cast<void*>(&nvmlDeviceGetGraphicsRunningProcesses_v2)},
+      {"nvmlDeviceGetGraphicsRunningProcesses_v3", reinterpret_cast<void*>(&nvmlDeviceGetGraphicsRunningProcesses_v3)},
+      {"nvmlDeviceGetMPSComputeRunningProcesses", reinterpret_cast<void*>(&nvmlDeviceGetMPSComputeRunningProcesses)},
+      {"nvmlDeviceGetMPSComputeRunningProcesses_v2", reinterpret_cast<void*>(&nvmlDeviceGetMPSComputeRunningProcesses_v2)},
+      {"nvmlDeviceGetMPSComputeRunningProcesses_v3", reinterpret_cast<void*>(&nvmlDeviceGetMPSComputeRunningProcesses_v3)},
+      {"nvmlDeviceGetProcessUtilization", reinterpret_cast<void*>(&nvmlDeviceGetProcessUtilization)},
+      {"nvmlDeviceGetProcessesUtilizationInfo", reinterpret_cast<void*>(&nvmlDeviceGetProcessesUtilizationInfo)},
   };
   for (const auto& h : kHooks)
     if (!strcmp(h.name, symbol)) return h.fn;
