@@ -16,13 +16,24 @@ EXTENDER_PORT=$((TF_CLUSTER_PORT_BASE + 90)) METRICS_PORT=$((TF_CLUSTER_PORT_BAS
 cluster() { "$ROOT/scripts/cluster.sh" "$@"; }
 controller=
 cleanup() {
+  local rc=$?
   [ -n "$controller" ] && kill "$controller" 2>/dev/null && wait "$controller" 2>/dev/null
+  if [ "$rc" != 0 ]; then  # what the next reader needs, before down removes it
+    for log in controller tf-scheduler; do
+      echo "--- $log (last lines)" >&2
+      tail -15 "$TF_CLUSTER_DIR/logs/$log.log" >&2 2>/dev/null || true
+    done
+  fi
   cluster down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 cluster up --control-plane-only >/dev/null
 eval "$(cluster env)"
 kubectl apply -f "$ROOT/deploy/crds" >/dev/null
+# The second kube-scheduler's leader-election Lease rights (and the extender's Service, which
+# selects nothing here: the controller runs on the host).
+kubectl create namespace tensor-fusion-sys >/dev/null
+kubectl apply -f "$ROOT/deploy/scheduler-extender.yaml" >/dev/null
 "$BUILD/bin/tensor-fusion" controller --extender-listen "127.0.0.1:$EXTENDER_PORT" --listen "127.0.0.1:$METRICS_PORT" \
   >"$TF_CLUSTER_DIR/logs/controller.log" 2>&1 &
 controller=$!
