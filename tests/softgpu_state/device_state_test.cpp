@@ -198,8 +198,10 @@ TEST_F(DeviceStateTest, AProcessOfAnotherPidNamespaceKeepsItsSlot) {
   auto state = openState(device_);
   auto slot = state->attach();
   ASSERT_TRUE(slot);
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
+  // One pipe per writer: the two writes race, and which pid is which must not depend on it.
+  int fromMiddle[2], fromInner[2];
+  ASSERT_EQ(pipe(fromMiddle), 0);
+  ASSERT_EQ(pipe(fromInner), 0);
   pid_t middle = fork();
   if (middle == 0) {
     // A new pid namespace for the next child (needs CAP_SYS_ADMIN: the tests run as root, as
@@ -212,18 +214,20 @@ TEST_F(DeviceStateTest, AProcessOfAnotherPidNamespaceKeepsItsSlot) {
       auto childSlot = (*s)->attach();
       if (!childSlot || !(*s)->reserveMemory(*childSlot, 1 * MiB)) _exit(5);
       int32_t me = getpid();
-      if (write(fds[1], &me, sizeof me) != sizeof me) _exit(6);
+      if (write(fromInner[1], &me, sizeof me) != sizeof me) _exit(6);
       for (;;) pause();
     }
-    if (write(fds[1], &inner, sizeof inner) != sizeof inner) _exit(6);
+    if (write(fromMiddle[1], &inner, sizeof inner) != sizeof inner) _exit(6);
     int st = 0;
     waitpid(inner, &st, 0);
     _exit(0);
   }
-  close(fds[1]);
+  close(fromMiddle[1]);
+  close(fromInner[1]);
   int32_t innerHere = 0, innerThere = 0;
-  ASSERT_EQ(read(fds[0], &innerHere, sizeof innerHere), int(sizeof innerHere)) << "unshare(CLONE_NEWPID) refused?";
-  ASSERT_EQ(read(fds[0], &innerThere, sizeof innerThere), int(sizeof innerThere));
+  ASSERT_EQ(read(fromMiddle[0], &innerHere, sizeof innerHere), int(sizeof innerHere)) << "unshare(CLONE_NEWPID) refused?";
+  ASSERT_GT(innerHere, 1);  // never signal our own namespace's init below
+  ASSERT_EQ(read(fromInner[0], &innerThere, sizeof innerThere), int(sizeof innerThere));
   EXPECT_EQ(innerThere, 1);  // its slot says pid 1: here, that is init
   // However often we look, it keeps its slot and its memory.
   for (int i = 0; i < 3; ++i) {
