@@ -205,6 +205,7 @@ int runDown(const std::string& stateDir) {
 struct RunFlags {
   std::string stateDir = defaultStateDir(), compute, tflops, vram, qos = "medium", isolation = "soft",
               remote, name;
+  int gpus = 1;
   std::vector<std::string> command;
 };
 
@@ -232,6 +233,7 @@ int runRun(const RunFlags& f) {
   }
   nlohmann::json req = {{"qos", f.qos}, {"isolation", isolation}};
   if (!f.name.empty()) req["name"] = f.name;
+  if (f.gpus != 1) req["count"] = f.gpus;
   if (!f.vram.empty()) {
     auto bytes = units::parseBytes(f.vram);
     if (!bytes) {
@@ -358,10 +360,11 @@ int runPs(const std::string& stateDir, bool json) {
              u["computeAllowedPercent"].get<double>(), u["computeShare"].get<double>() * 100);
     std::string vram = units::formatBytes(u["vramUsed"].get<uint64_t>()) + " / " +
                        units::formatBytes(v["request"]["vramLimit"].get<uint64_t>());
-    std::string pids;
+    std::string pids, gpus;
     for (const auto& p : u["pids"]) pids += (pids.empty() ? "" : ",") + std::to_string(p.get<int>());
-    printf("%-16s %-4d %-22s %-22s %-9s %-9s %s\n", v["id"].get<std::string>().c_str(),
-           v["deviceIndex"].get<int>(), compute, vram.c_str(),
+    for (const auto& g : v["devices"]) gpus += (gpus.empty() ? "" : ",") + std::to_string(g["index"].get<int>());
+    printf("%-16s %-4s %-22s %-22s %-9s %-9s %s\n", v["id"].get<std::string>().c_str(), gpus.c_str(), compute,
+           vram.c_str(),
            v["request"]["qos"].get<std::string>().c_str(),
            v["request"]["isolation"].get<std::string>().c_str(), pids.empty() ? "-" : pids.c_str());
   }
@@ -419,6 +422,8 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   r->add_option("--compute", run.compute, "Compute limit as a percent of a device (e.g. 30%)");
   r->add_option("--tflops", run.tflops, "Compute limit in FP16 TFLOPS");
   r->add_option("--vram", run.vram, "VRAM limit (default 1GiB)");
+  r->add_option("--gpus", run.gpus, "How many devices the vGPU spans (the limits apply to each)")
+      ->check(CLI::Range(1, hypervisor::kMaxVgpuDevices));
   r->add_option("--qos", run.qos, "low, medium, high or critical");
   r->add_option("--isolation", run.isolation,
                 "soft (limiter preloaded), hard (a limited worker on this node, over shared memory) "

@@ -1,5 +1,6 @@
 #include "hypervisor/allocator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -22,16 +23,32 @@ Result<std::pair<uint32_t, uint32_t>> computeShares(const VgpuRequest& r, const 
   return std::make_pair(bp(req), bp(lim));
 }
 
-Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devices,
-                        const std::vector<Vgpu>& existing, const Oversubscription& o) {
+Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<GpuDevice>& devices,
+                                        const std::vector<Vgpu>& existing, const Oversubscription& o) {
   if (devices.empty()) return notFound("this node has no GPU");
+  if (r.count < 1 || r.count > kMaxVgpuDevices)
+    return invalidArgument("a vGPU spans 1 to " + std::to_string(kMaxVgpuDevices) + " devices, not " +
+                           std::to_string(r.count));
+  auto pinned = [&](const std::string& uuid) {
+    return std::find(r.devices.begin(), r.devices.end(), uuid) != r.devices.end();
+  };
+  for (const std::string& uuid : r.devices) {
+    bool known = false;
+    for (const auto& d : devices) known |= d.uuid == uuid && d.present;
+    if (!known) return notFound("no device " + uuid + " on this node");
+    if (std::count(r.devices.begin(), r.devices.end(), uuid) > 1)
+      return invalidArgument("device " + uuid + " is named twice");
+  }
+  const size_t want = r.devices.empty() ? static_cast<size_t>(r.count) : r.devices.size();
   std::string reasons;
-  const Placement* best = nullptr;
-  Placement chosen;
-  double bestRoom = -1;
+  struct Fit {
+    DeviceGrant grant;
+    double room;
+  };
+  std::vector<Fit> fits;
   for (const auto& d : devices) {
     if (!d.present) continue;
-    if (!r.device.empty() && r.device != d.uuid) continue;
+    if (!r.devices.empty() && !pinned(d.uuid)) continue;
     auto shares = computeShares(r, d);
     if (!shares) {
       reasons += "\n  " + d.uuid + ": " + shares.status().message();
@@ -40,10 +57,11 @@ Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devi
     uint64_t vramUsed = 0;
     uint64_t computeUsed = 0;
     for (const auto& v : existing)
-      if (v.deviceUuid == d.uuid) {
-        vramUsed += v.request.vramRequest;
-        computeUsed += v.requestBp;
-      }
+      for (const auto& g : v.devices)
+        if (g.deviceUuid == d.uuid) {
+          vramUsed += v.request.vramRequest;
+          computeUsed += g.requestBp;
+        }
     const double vramCap = static_cast<double>(d.memoryTotal) * (1.0 + o.vramExpandToHost);
     const double computeCap = 10000.0 * o.tflopsOversell;
     const double vramFree = vramCap - static_cast<double>(vramUsed);
@@ -65,20 +83,27 @@ Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devi
       reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
       continue;
     }
-    // Low load first: the device with the most room left after this request.
+    // Low load first: the devices with the most room left after this request.
     double room = (vramFree - static_cast<double>(r.vramRequest)) / std::max(vramCap, 1.0) +
                   (computeFree - shares->first) / computeCap;
-    if (room > bestRoom) {
-      bestRoom = room;
-      chosen = {d.index, d.uuid, shares->first, shares->second};
-      best = &chosen;
-    }
+    fits.push_back({{d.index, d.uuid, shares->first, shares->second}, room});
   }
-  if (!best) {
-    if (!r.device.empty() && reasons.empty()) return notFound("no device " + r.device + " on this node");
-    return resourceExhausted("the request does not fit on any GPU of this node:" + reasons);
+  if (fits.size() < want) {
+    std::string need = want == 1 ? "the request does not fit on any GPU of this node"
+                                 : "the request needs " + std::to_string(want) + " GPUs and fits on " +
+                                       std::to_string(fits.size()) + " of this node";
+    return resourceExhausted(need + (reasons.empty() ? "" : ":" + reasons));
   }
-  return chosen;
+  if (r.devices.empty())
+    std::stable_sort(fits.begin(), fits.end(), [](const Fit& a, const Fit& b) { return a.room > b.room; });
+  else  // pinned: in the order asked for
+    std::stable_sort(fits.begin(), fits.end(), [&](const Fit& a, const Fit& b) {
+      return std::find(r.devices.begin(), r.devices.end(), a.grant.deviceUuid) <
+             std::find(r.devices.begin(), r.devices.end(), b.grant.deviceUuid);
+    });
+  std::vector<DeviceGrant> out;
+  for (size_t i = 0; i < want; ++i) out.push_back(fits[i].grant);
+  return out;
 }
 
 } // namespace tf::hypervisor

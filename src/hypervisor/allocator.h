@@ -17,18 +17,12 @@ struct Oversubscription {
   double vramExpandToHost = 0.0;   // 0.5 = requests may add up to 1.5x the device's memory
 };
 
-struct Placement {
-  int deviceIndex = -1;
-  std::string deviceUuid;
-  uint32_t requestBp = 0, limitBp = 0; // compute share of the device
-};
-
 // Compute shares of a device for a request (TFLOPS are converted with the device's rating).
 Result<std::pair<uint32_t, uint32_t>> computeShares(const VgpuRequest& r, const GpuDevice& d);
 
-// Picks the device with the most room left (low load first) among those the request fits;
-// NotFound/ResourceExhausted with the reason otherwise.
-Result<Placement> place(const VgpuRequest& r, const std::vector<GpuDevice>& devices,
+// Picks the request's pinned devices, or its `count` devices with the most room left (low load
+// first) among those it fits; NotFound/ResourceExhausted with the reason per device otherwise.
+Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<GpuDevice>& devices,
                         const std::vector<Vgpu>& existing, const Oversubscription& o);
 
 } // namespace tf::hypervisor

@@ -45,6 +45,14 @@ nlohmann::json vgpuWithUsage(Hypervisor& h, const Vgpu& v) {
                 {"throttledSeconds", u.throttledNs / 1e9},
                 {"launches", u.launches},
                 {"pids", u.pids}};
+  if (u.devices.size() > 1) {
+    nlohmann::json per = nlohmann::json::array();
+    for (const auto& d : u.devices)
+      per.push_back({{"uuid", d.deviceUuid}, {"vramUsed", d.vramUsed}, {"computeShare", d.computeShare},
+                     {"computeAllowedPercent", d.allowedBp / 100.0}, {"gpuSeconds", d.busyNs / 1e9},
+                     {"launches", d.launches}});
+    j["usage"]["devices"] = std::move(per);
+  }
   return j;
 }
 

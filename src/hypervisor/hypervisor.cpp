@@ -135,21 +135,31 @@ Status Hypervisor::ensureRegionLocked(const Vgpu& v) {
     if (region.status().code() != Code::NotFound) return region.status();
     limiter::VgpuSpec spec;
     spec.name = v.id;
-    limiter::DeviceLimits d;
-    if (const GpuDevice* dev = inventory_->find(v.deviceUuid)) {
-      d.uuid = dev->uuidBytes;
-      d.fp16Tflops = dev->fp16Tflops;
+    for (const DeviceGrant& g : v.devices) {
+      limiter::DeviceLimits d;
+      if (const GpuDevice* dev = inventory_->find(g.deviceUuid)) {
+        d.uuid = dev->uuidBytes;
+        d.fp16Tflops = dev->fp16Tflops;
+      }
+      d.vramLimit = v.request.vramLimit;
+      d.computeBasisPoints = g.limitBp;
+      spec.devices.push_back(d);
     }
-    d.vramLimit = v.request.vramLimit;
-    d.computeBasisPoints = v.limitBp;
-    spec.devices.push_back(d);
     region = limiter::QuotaRegion::create(v.regionPath, spec);
     if (!region) return region.status();
   }
+  if ((*region)->deviceCount() != static_cast<int>(v.devices.size()))
+    return failedPrecondition("the region " + v.regionPath + " has " + std::to_string((*region)->deviceCount()) +
+                              " devices but vGPU " + v.id + " " + std::to_string(v.devices.size()) +
+                              " (move it away to make it again)");
   Live& l = live_[v.id];
   l.region = std::move(*region);
-  l.lastBusyNs = l.region->usage(0).busyNs;
-  l.lastLaunches = l.region->usage(0).launches;
+  l.devices.assign(v.devices.size(), {});
+  for (size_t i = 0; i < l.devices.size(); ++i) {
+    auto u = l.region->usage(static_cast<int>(i));
+    l.devices[i].lastBusyNs = u.busyNs;
+    l.devices[i].lastLaunches = u.launches;
+  }
   l.lastTickNs = monotonicNs();
   return Status::ok();
 }
@@ -176,10 +186,7 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
   Vgpu v;
   v.id = newIdLocked(request.name);
   v.request = request;
-  v.deviceUuid = placement->deviceUuid;
-  v.deviceIndex = placement->deviceIndex;
-  v.requestBp = placement->requestBp;
-  v.limitBp = placement->limitBp;
+  v.devices = std::move(*placement);
   v.regionPath = request.regionPath.empty()
                      ? (fs::path(options_.regionDir) / ("tf-vgpu-" + v.id)).string()
                      : request.regionPath;
@@ -242,18 +249,37 @@ std::optional<Vgpu> Hypervisor::vgpu(const std::string& id) {
 
 VgpuUsage Hypervisor::usage(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
+  return usageLocked(id);
+}
+
+VgpuUsage Hypervisor::usageLocked(const std::string& id) {
   VgpuUsage u;
   auto it = live_.find(id);
   if (it == live_.end() || !it->second.region) return u;
-  auto& r = *it->second.region;
-  auto d = r.usage(0);
-  u.vramUsed = d.vramUsed;
-  u.hostUsed = d.hostUsed;
-  u.busyNs = d.busyNs;
-  u.throttledNs = d.throttledNs;
-  u.launches = d.launches;
-  u.computeShare = it->second.share;
-  u.allowedBp = r.limits(0).computeBasisPoints;
+  const Live& l = it->second;
+  auto& r = *l.region;
+  const auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
+  for (size_t i = 0; i < l.devices.size(); ++i) {
+    const int rd = static_cast<int>(i);
+    auto d = r.usage(rd);
+    VgpuDeviceUsage du;
+    du.deviceUuid = v != vgpus_.end() && i < v->devices.size() ? v->devices[i].deviceUuid : std::string();
+    du.vramUsed = d.vramUsed;
+    du.hostUsed = d.hostUsed;
+    du.busyNs = d.busyNs;
+    du.throttledNs = d.throttledNs;
+    du.launches = d.launches;
+    du.computeShare = l.devices[i].share;
+    du.allowedBp = r.computeBasisPoints(rd);
+    u.vramUsed += du.vramUsed;
+    u.hostUsed += du.hostUsed;
+    u.busyNs += du.busyNs;
+    u.throttledNs += du.throttledNs;
+    u.launches += du.launches;
+    u.computeShare += du.computeShare / static_cast<double>(l.devices.size());
+    u.allowedBp += du.allowedBp / static_cast<uint32_t>(l.devices.size());
+    u.devices.push_back(std::move(du));
+  }
   for (const auto& p : r.processes()) u.pids.push_back(p.pid);
   return u;
 }
@@ -295,29 +321,34 @@ void Hypervisor::tick() {
   superviseWorkersLocked();
   const uint64_t now = monotonicNs();
   // Observe: each vGPU's share of its device since the last tick.
+  // Each device of each vGPU is observed and decided with the other vGPUs on that device.
   std::map<std::string, std::vector<VgpuObservation>> byDevice;
   for (const auto& v : vgpus_) {
     auto it = live_.find(v.id);
     if (it == live_.end() || !it->second.region) continue;
     Live& l = it->second;
-    auto u = l.region->usage(0);
-    uint64_t dt = now > l.lastTickNs ? now - l.lastTickNs : 1;
-    l.share = std::min(1.0, static_cast<double>(u.busyNs - std::min(u.busyNs, l.lastBusyNs)) / dt);
-    VgpuObservation o;
-    o.vgpu = &v;
-    o.usedBp = static_cast<uint32_t>(l.share * 10000);
-    o.currentBp = l.region->limits(0).computeBasisPoints;
-    o.active = u.launches > l.lastLaunches;
-    l.lastBusyNs = u.busyNs;
-    l.lastLaunches = u.launches;
+    const uint64_t dt = now > l.lastTickNs ? now - l.lastTickNs : 1;
+    for (size_t i = 0; i < v.devices.size() && i < l.devices.size(); ++i) {
+      Live::PerDevice& p = l.devices[i];
+      auto u = l.region->usage(static_cast<int>(i));
+      p.share = std::min(1.0, static_cast<double>(u.busyNs - std::min(u.busyNs, p.lastBusyNs)) / dt);
+      VgpuObservation o;
+      o.vgpu = &v;
+      o.device = static_cast<int>(i);
+      o.usedBp = static_cast<uint32_t>(p.share * 10000);
+      o.currentBp = l.region->computeBasisPoints(static_cast<int>(i));
+      o.active = u.launches > p.lastLaunches;
+      p.lastBusyNs = u.busyNs;
+      p.lastLaunches = u.launches;
+      byDevice[v.devices[i].deviceUuid].push_back(o);
+    }
     l.lastTickNs = now;
-    byDevice[v.deviceUuid].push_back(o);
   }
   // Decide and write: the level-triggered part.
   for (auto& [uuid, obs] : byDevice) {
     auto shares = computeShares(obs);
     for (size_t i = 0; i < obs.size(); ++i)
-      (void)live_[obs[i].vgpu->id].region->setComputeBasisPoints(0, shares[i]);
+      (void)live_[obs[i].vgpu->id].region->setComputeBasisPoints(obs[i].device, shares[i]);
   }
   if (!options_.influxLog.empty()) {
     std::ofstream out(options_.influxLog, std::ios::app);
@@ -348,18 +379,22 @@ std::string Hypervisor::prometheusMetrics() {
          "# HELP tf_vgpu_launches_total Kernel and graph launches.\n# TYPE tf_vgpu_launches_total counter\n"
          "# HELP tf_vgpu_gpu_seconds_total GPU time used.\n# TYPE tf_vgpu_gpu_seconds_total counter\n"
          "# HELP tf_worker_restarts_total Worker restarts (hard and remote isolation).\n# TYPE tf_worker_restarts_total counter\n";
+  // One series per device of each vGPU (the uuid label), so a vGPU of several devices shows each.
   for (const auto& v : vgpus()) {
     VgpuUsage u = usage(v.id);
-    std::string l = "node=\"" + options_.node + "\",vgpu=\"" + v.id + "\",uuid=\"" + v.deviceUuid + "\"";
-    line("tf_vgpu_memory_bytes", l + ",kind=\"limit\"", static_cast<double>(v.request.vramLimit));
-    line("tf_vgpu_memory_bytes", l + ",kind=\"used\"", static_cast<double>(u.vramUsed));
-    line("tf_vgpu_compute_share", l + ",kind=\"limit\"", v.limitBp / 10000.0);
-    line("tf_vgpu_compute_share", l + ",kind=\"allowed\"", u.allowedBp / 10000.0);
-    line("tf_vgpu_compute_share", l + ",kind=\"used\"", u.computeShare);
-    line("tf_vgpu_throttled_seconds_total", l, u.throttledNs / 1e9);
-    line("tf_vgpu_launches_total", l, static_cast<double>(u.launches));
-    line("tf_vgpu_gpu_seconds_total", l, u.busyNs / 1e9);
-    line("tf_worker_restarts_total", l, v.workerRestarts);
+    for (size_t i = 0; i < v.devices.size() && i < u.devices.size(); ++i) {
+      const VgpuDeviceUsage& d = u.devices[i];
+      std::string l = "node=\"" + options_.node + "\",vgpu=\"" + v.id + "\",uuid=\"" + v.devices[i].deviceUuid + "\"";
+      line("tf_vgpu_memory_bytes", l + ",kind=\"limit\"", static_cast<double>(v.request.vramLimit));
+      line("tf_vgpu_memory_bytes", l + ",kind=\"used\"", static_cast<double>(d.vramUsed));
+      line("tf_vgpu_compute_share", l + ",kind=\"limit\"", v.devices[i].limitBp / 10000.0);
+      line("tf_vgpu_compute_share", l + ",kind=\"allowed\"", d.allowedBp / 10000.0);
+      line("tf_vgpu_compute_share", l + ",kind=\"used\"", d.computeShare);
+      line("tf_vgpu_throttled_seconds_total", l, d.throttledNs / 1e9);
+      line("tf_vgpu_launches_total", l, static_cast<double>(d.launches));
+      line("tf_vgpu_gpu_seconds_total", l, d.busyNs / 1e9);
+      line("tf_worker_restarts_total", l, v.workerRestarts);
+    }
   }
   return out;
 }
@@ -376,11 +411,13 @@ std::string Hypervisor::influxLines() {
   for (const auto& v : vgpus_) {
     auto it = live_.find(v.id);
     if (it == live_.end() || !it->second.region) continue;
-    auto u = it->second.region->usage(0);
-    out += "tf_worker_usage,node=" + options_.node + ",worker=" + v.id + ",uuid=" + v.deviceUuid +
-           " memory_used=" + std::to_string(u.vramUsed) + "i,compute_share=" +
-           std::to_string(it->second.share) + ",throttled_ns=" + std::to_string(u.throttledNs) +
-           "i,launches=" + std::to_string(u.launches) + "i " + std::to_string(ts) + "\n";
+    for (size_t i = 0; i < v.devices.size() && i < it->second.devices.size(); ++i) {
+      auto u = it->second.region->usage(static_cast<int>(i));
+      out += "tf_worker_usage,node=" + options_.node + ",worker=" + v.id + ",uuid=" + v.devices[i].deviceUuid +
+             " memory_used=" + std::to_string(u.vramUsed) + "i,compute_share=" +
+             std::to_string(it->second.devices[i].share) + ",throttled_ns=" + std::to_string(u.throttledNs) +
+             "i,launches=" + std::to_string(u.launches) + "i " + std::to_string(ts) + "\n";
+    }
   }
   return out;
 }

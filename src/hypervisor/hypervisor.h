@@ -39,12 +39,24 @@ struct HypervisorOptions {
   std::string node;              // node name in metrics (default: host name)
 };
 
-struct VgpuUsage {
+// One device of a vGPU as its quota region counts it.
+struct VgpuDeviceUsage {
+  std::string deviceUuid;
   uint64_t vramUsed = 0, hostUsed = 0;
   double computeShare = 0;       // share of the device used in the last tick (0-1)
   uint32_t allowedBp = 0;        // share the controller currently allows
   uint64_t busyNs = 0, throttledNs = 0, launches = 0;
+};
+
+// A vGPU's use: memory, time and launches summed over its devices; the compute shares are the
+// mean of its devices' (one device: that device's).
+struct VgpuUsage {
+  uint64_t vramUsed = 0, hostUsed = 0;
+  double computeShare = 0;
+  uint32_t allowedBp = 0;
+  uint64_t busyNs = 0, throttledNs = 0, launches = 0;
   std::vector<int> pids;
+  std::vector<VgpuDeviceUsage> devices;
 };
 
 class Hypervisor {
@@ -75,6 +87,7 @@ private:
   Status loadState();
   Status saveStateLocked();
   Status ensureRegionLocked(const Vgpu& v);
+  VgpuUsage usageLocked(const std::string& id);
   std::string newIdLocked(const std::string& name);
   WorkerSpec workerSpecLocked(const Vgpu& v, const std::string& listen);
   // Restarts the worker of any hard/remote vGPU whose worker is gone.
@@ -86,10 +99,13 @@ private:
   std::vector<Vgpu> vgpus_;
   struct Live {
     std::unique_ptr<limiter::QuotaRegion> region;
-    uint64_t lastBusyNs = 0;
-    uint64_t lastLaunches = 0;
+    struct PerDevice {
+      uint64_t lastBusyNs = 0;
+      uint64_t lastLaunches = 0;
+      double share = 0;
+    };
+    std::vector<PerDevice> devices;  // the region's devices, in order
     uint64_t lastTickNs = 0;
-    double share = 0;
   };
   std::map<std::string, Live> live_;
   std::unique_ptr<httplib::Server> server_;

@@ -11,14 +11,14 @@ std::vector<uint32_t> computeShares(const std::vector<VgpuObservation>& vgpus) {
   std::vector<bool> busy(n);
   int64_t lendable = 10000;
   for (size_t i = 0; i < n; ++i) {
-    const Vgpu& v = *vgpus[i].vgpu;
-    share[i] = v.requestBp;
+    const DeviceGrant& g = vgpus[i].vgpu->devices[vgpus[i].device];
+    share[i] = g.requestBp;
     // Busy: launching, and using most of what it was allowed, so it could use more.
     busy[i] = vgpus[i].active && vgpus[i].usedBp * 10 >= vgpus[i].currentBp * 8;
     // What it keeps: its whole request while it launches anything (a returning owner may see
     // little of the device while others borrow it, so use is no measure of its demand); what it
     // used if it launched nothing.
-    lendable -= vgpus[i].active ? v.requestBp : std::min(v.requestBp, vgpus[i].usedBp);
+    lendable -= vgpus[i].active ? g.requestBp : std::min(g.requestBp, vgpus[i].usedBp);
   }
   if (lendable <= 0) return share;
   // Hand the rest to busy vGPUs up to their limits: higher QoS first, equal QoS by weight.
@@ -42,7 +42,7 @@ std::vector<uint32_t> computeShares(const std::vector<VgpuObservation>& vgpus) {
       for (size_t j = k; j < end; ++j) {
         size_t i = order[j];
         if (!busy[i]) continue;
-        const uint32_t cap = vgpus[i].vgpu->limitBp;
+        const uint32_t cap = vgpus[i].vgpu->devices[vgpus[i].device].limitBp;
         int64_t give = std::min<int64_t>(pool * qosWeight(level) / weights, cap - share[i]);
         if (give > 0) {
           share[i] += static_cast<uint32_t>(give);

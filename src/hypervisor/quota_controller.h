@@ -19,9 +19,10 @@ struct VgpuObservation {
   uint32_t usedBp = 0;    // share of the device it used in the last tick (basis points)
   uint32_t currentBp = 0; // share it was allowed
   bool active = false;    // it launched work in the last tick (it wants its guarantee)
+  int device = 0;         // which of the vGPU's devices (its region's order)
 };
 
-// The shares (basis points) to set, in the order of `vgpus` (all on one device).
+// The shares (basis points) to set, in the order of `vgpus` (all on one physical device).
 std::vector<uint32_t> computeShares(const std::vector<VgpuObservation>& vgpus);
 
 } // namespace tf::hypervisor

@@ -80,7 +80,7 @@ Result<VgpuRequest> parseVgpuRequest(const nlohmann::json& body) {
   if (!body.is_object()) return invalidArgument("request body must be a JSON object");
   static const char* kKnown[] = {"name", "tflopsRequest", "tflopsLimit", "computeRequest",
                                  "computeLimit", "vramRequest", "vramLimit", "qos", "isolation",
-                                 "device"};
+                                 "device", "devices", "count"};
   for (auto& [k, v] : body.items()) {
     bool known = false;
     for (const char* n : kKnown) known |= k == n;
@@ -135,10 +135,32 @@ Result<VgpuRequest> parseVgpuRequest(const nlohmann::json& body) {
     if (!i) return i.status();
     r.isolation = *i;
   }
+  if (body.contains("device") && body.contains("devices"))
+    return invalidArgument("give device or devices, not both");
   if (body.contains("device")) {
     if (!body["device"].is_string()) return invalidArgument("device must be a UUID string");
-    r.device = body["device"].get<std::string>();
+    r.devices = {body["device"].get<std::string>()};
   }
+  if (body.contains("devices")) {
+    const auto& list = body["devices"];
+    if (!list.is_array() || list.empty()) return invalidArgument("devices must be a non-empty list of UUIDs");
+    for (const auto& d : list) {
+      if (!d.is_string()) return invalidArgument("devices must be a list of UUID strings");
+      r.devices.push_back(d.get<std::string>());
+    }
+  }
+  if (body.contains("count")) {
+    const auto& c = body["count"];
+    if (!c.is_number_integer() || c.get<int64_t>() < 1 || c.get<int64_t>() > kMaxVgpuDevices)
+      return invalidArgument("count must be a whole number from 1 to " + std::to_string(kMaxVgpuDevices));
+    r.count = c.get<int>();
+    if (!r.devices.empty() && r.count != static_cast<int>(r.devices.size()))
+      return invalidArgument("count is " + std::to_string(r.count) + " but " + std::to_string(r.devices.size()) +
+                             " devices are named");
+  }
+  if (static_cast<int>(r.devices.size()) > kMaxVgpuDevices)
+    return invalidArgument("a vGPU spans at most " + std::to_string(kMaxVgpuDevices) + " devices");
+  if (!r.devices.empty()) r.count = static_cast<int>(r.devices.size());
   return r;
 }
 
@@ -153,22 +175,41 @@ nlohmann::json toJson(const VgpuRequest& r) {
     j["computeRequest"] = r.percentRequest;
     j["computeLimit"] = r.percentLimit;
   }
-  if (!r.device.empty()) j["device"] = r.device;
+  if (r.devices.size() == 1) j["device"] = r.devices.front();
+  if (r.devices.size() > 1) j["devices"] = r.devices;
+  if (r.devices.empty() && r.count != 1) j["count"] = r.count;
   return j;
 }
 
 nlohmann::json toJson(const Vgpu& v) {
+  static const DeviceGrant kNone;
+  const DeviceGrant& first = v.devices.empty() ? kNone : v.devices.front();
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& g : v.devices)
+    devices.push_back({{"uuid", g.deviceUuid},
+                       {"index", g.deviceIndex},
+                       {"computeRequestPercent", g.requestBp / 100.0},
+                       {"computeLimitPercent", g.limitBp / 100.0}});
   return {{"id", v.id},
           {"request", toJson(v.request)},
-          {"device", v.deviceUuid},
-          {"deviceIndex", v.deviceIndex},
+          {"device", first.deviceUuid},
+          {"deviceIndex", first.deviceIndex},
+          {"devices", devices},
           {"region", v.regionPath},
-          {"computeRequestPercent", v.requestBp / 100.0},
-          {"computeLimitPercent", v.limitBp / 100.0},
+          {"computeRequestPercent", first.requestBp / 100.0},
+          {"computeLimitPercent", first.limitBp / 100.0},
           {"createdAt", v.createdAt},
           {"worker", {{"address", v.workerAddress}, {"token", v.workerToken}, {"pid", v.workerPid},
                       {"restarts", v.workerRestarts}}}};
 }
+
+namespace {
+
+uint32_t basisPoints(const nlohmann::json& j, const char* percentKey) {
+  return static_cast<uint32_t>(std::lround(j.at(percentKey).get<double>() * 100));
+}
+
+}  // namespace
 
 Result<Vgpu> vgpuFromJson(const nlohmann::json& j) {
   try {
@@ -177,11 +218,17 @@ Result<Vgpu> vgpuFromJson(const nlohmann::json& j) {
     auto req = parseVgpuRequest(j.at("request"));
     if (!req) return req.status();
     v.request = *req;
-    v.deviceUuid = j.at("device").get<std::string>();
-    v.deviceIndex = j.at("deviceIndex").get<int>();
+    if (j.contains("devices")) {
+      for (const auto& g : j.at("devices"))
+        v.devices.push_back({g.at("index").get<int>(), g.at("uuid").get<std::string>(),
+                             basisPoints(g, "computeRequestPercent"), basisPoints(g, "computeLimitPercent")});
+    } else {  // a one-device record of an older version
+      v.devices.push_back({j.at("deviceIndex").get<int>(), j.at("device").get<std::string>(),
+                           basisPoints(j, "computeRequestPercent"), basisPoints(j, "computeLimitPercent")});
+    }
+    if (v.devices.empty() || static_cast<int>(v.devices.size()) > kMaxVgpuDevices)
+      return dataLoss("bad vGPU record " + v.id + ": it has " + std::to_string(v.devices.size()) + " devices");
     v.regionPath = j.at("region").get<std::string>();
-    v.requestBp = static_cast<uint32_t>(std::lround(j.at("computeRequestPercent").get<double>() * 100));
-    v.limitBp = static_cast<uint32_t>(std::lround(j.at("computeLimitPercent").get<double>() * 100));
     v.createdAt = j.at("createdAt").get<int64_t>();
     if (j.contains("worker")) {
       const auto& w = j["worker"];

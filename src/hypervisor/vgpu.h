@@ -1,5 +1,7 @@
 // vGPUs as the hypervisor grants them: the request a user makes (compute as TFLOPS or percent,
-// VRAM, QoS, isolation) and the record of a grant (devices, quota region, compute shares).
+// VRAM, QoS, isolation, how many devices) and the record of a grant (devices, quota region,
+// compute shares). A vGPU of several devices gets the request's limits on each of them (as
+// TensorFusion's per-GPU annotations with gpu-count), all in one quota region.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "limiter/quota_region.h"
 
 namespace tf::hypervisor {
+
+// At most this many devices per vGPU: the quota region's device slots.
+constexpr int kMaxVgpuDevices = limiter::kMaxDevices;
 
 enum class Qos { Low, Medium, High, Critical };
 enum class Isolation { Soft, Hard, Remote };
@@ -28,7 +34,9 @@ struct VgpuRequest {
   uint64_t vramRequest = 0, vramLimit = 0;
   Qos qos = Qos::Medium;
   Isolation isolation = Isolation::Soft;
-  std::string device;           // a device UUID to pin to (optional)
+  // Devices to pin to, by UUID (optional); else `count` devices the allocator picks.
+  std::vector<std::string> devices;
+  int count = 1;
   // In-process callers only (cluster mode places a pod's region where the pod mounts it);
   // not part of the HTTP API. Empty: the hypervisor's region directory.
   std::string regionPath;
@@ -46,13 +54,18 @@ struct VgpuRequest {
 Result<VgpuRequest> parseVgpuRequest(const nlohmann::json& body);
 nlohmann::json toJson(const VgpuRequest& r);
 
+// One device of a grant: which, and the vGPU's compute share of it.
+struct DeviceGrant {
+  int deviceIndex = -1;
+  std::string deviceUuid;
+  uint32_t requestBp = 0, limitBp = 0; // basis points of the device
+};
+
 struct Vgpu {
   std::string id;
   VgpuRequest request;
-  std::string deviceUuid;
-  int deviceIndex = 0;
+  std::vector<DeviceGrant> devices;    // in the quota region's order; never empty once granted
   std::string regionPath;
-  uint32_t requestBp = 0, limitBp = 0; // compute share of the device, basis points
   int64_t createdAt = 0;               // unix seconds
   // Hard and remote isolation: the worker the vGPU's clients connect to.
   std::string workerAddress, workerToken;
@@ -60,6 +73,9 @@ struct Vgpu {
   int workerRestarts = 0;
 };
 
+// A Vgpu's JSON keeps the one-device fields of its first device (device, deviceIndex,
+// computeRequestPercent, computeLimitPercent) beside "devices", so older readers and state
+// files still work; vgpuFromJson reads either.
 nlohmann::json toJson(const Vgpu& v);
 Result<Vgpu> vgpuFromJson(const nlohmann::json& j);
 

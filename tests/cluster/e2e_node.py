@@ -76,11 +76,15 @@ def pod_logs(name, ns=TEST_NS):
     return kubectl("logs", "-n", ns, name, check=False).stdout
 
 
-def expect_vgpu_probe(logs, total):
-    """vgpu_probe's report: a device of `total` bytes, an allocation past it refused."""
-    m = re.search(r"vgpu_probe: device .* total (\d+) free (\d+)", logs)
-    expect(m and int(m.group(1)) == total, f"the program sees a {total}-byte device: {logs}")
-    expect("(total + 64 MiB): refused (out of memory)" in logs, f"an allocation past the total is refused: {logs}")
+def expect_vgpu_probe(logs, total, devices=1):
+    """vgpu_probe's report: exactly `devices` devices, each of `total` bytes, an allocation past
+    the total refused on each."""
+    m = re.search(r"vgpu_probe: (\d+) device\(s\)", logs)
+    expect(m and int(m.group(1)) == devices, f"the program sees {devices} device(s), those of its vGPU: {logs}")
+    totals = [int(t) for t in re.findall(r"vgpu_probe: device .* total (\d+) free \d+", logs)]
+    expect(totals == [total] * devices, f"the program sees {devices} device(s) of {total} bytes: {logs}")
+    expect(logs.count("(total + 64 MiB): refused (out of memory)") == devices,
+           f"an allocation past the total is refused on each device: {logs}")
 
 
 def expect_share(logs, limit):

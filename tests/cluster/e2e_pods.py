@@ -2,6 +2,7 @@
 """Issue 13 end to end on the local cluster: a pod as a user writes it (label and annotations
 only) goes through the admission webhook, the tensor-fusion scheduler (kube-scheduler with our
 extender) and the hypervisor of the node it lands on, and runs in its vGPU."""
+import json
 import os
 
 from e2e import *  # noqa: F401,F403
@@ -9,6 +10,7 @@ from e2e_node import expect_share, expect_vgpu_probe, pod_logs, pod_phase  # noq
 
 DEMO = os.path.join(ROOT, "deploy", "examples", "local-vgpu-pod.yaml")
 HARD = os.path.join(ROOT, "deploy", "examples", "hard-vgpu-pod.yaml")
+MULTI = os.path.join(ROOT, "deploy", "examples", "multi-gpu-pod.yaml")
 DEMO_NS = "tf-e2e-pods"
 
 
@@ -62,32 +64,60 @@ def case_annotated_local_pod():
         kubectl("delete", "pod", "vgpu-demo", "-n", DEMO_NS, "--wait=false", check=False)
 
 
+def pod_events(name):
+    """The Events about pod `name` in the demo namespace, as (reason, message) pairs."""
+    items = json.loads(kubectl("get", "events", "-n", DEMO_NS, "--field-selector", f"involvedObject.name={name}",
+                               "-o", "json").stdout)["items"]
+    return [(e["reason"], e.get("message", "")) for e in items]
+
+
+def run_and_delete(name, manifest, check):
+    """Runs the example to its end, hands (pod, logs) to `check`, then deletes the pod and waits
+    until the node's hypervisor has removed the pod's directory (region, worker socket, token)."""
+    ensure_cluster_applied()
+    uid = None
+    try:
+        phase, pod, logs = run_to_end(name, manifest)
+        uid = pod["metadata"]["uid"]
+        expect(phase == "Succeeded", f"{name} failed: {logs}")
+        check(pod, logs)
+    finally:
+        kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=60s", check=False)
+    pod_dir = f"/run/tensor-fusion/pods/{DEMO_NS}/{uid}"
+    wait_until(60, f"the pod's directory {pod_dir} removed", lambda: not os.path.exists(pod_dir))
+
+
 def case_local_hard_pod():
     """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
     no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
     in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
     the worker and removes the directory."""
-    ensure_cluster_applied()
-    name = "hard-vgpu-demo"
-    try:
-        phase, pod, logs = run_to_end(name, HARD)
-        expect(phase == "Succeeded", f"the hard-isolated pod failed: {logs}")
-        ids, node = expect_gpus_of_its_node(pod)
+    def check(pod, logs):
+        expect_gpus_of_its_node(pod)
         expect("softgpu" not in logs, f"no GPU library in the pod's image: {logs}")
         expect_vgpu_probe(logs, 2**30)
         expect("saxpy over" in logs and ": correct" in logs, f"saxpy's results are correct: {logs}")
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         expect(env.get("TF_REMOTE_WORKER") == "shm:///run/tensor-fusion/vgpu/worker.sock", f"the stub's worker: {env}")
         expect("LD_PRELOAD" not in env, f"no limiter in a hard-isolated pod: {env}")
-        events = kubectl("get", "events", "-n", DEMO_NS, "--field-selector", f"involvedObject.name={name}",
-                         "-o", "json").stdout
-        expect("VgpuReady" in events, "the hypervisor said the vGPU is ready")
-        uid = pod["metadata"]["uid"]
-    finally:
-        kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=60s", check=False)
-    pod_dir = f"/run/tensor-fusion/pods/{DEMO_NS}/{uid}"
-    wait_until(60, f"the pod's directory {pod_dir} (worker socket, token, region) removed",
-               lambda: not os.path.exists(pod_dir))
+        expect(any(r == "VgpuReady" for r, _ in pod_events(pod["metadata"]["name"])),
+               "the hypervisor said the vGPU is ready")
+    run_and_delete("hard-vgpu-demo", HARD, check)
+
+
+def case_local_multi_gpu_pod():
+    """deploy/examples/multi-gpu-pod.yaml: gpu-count 2 on one node. `gpu-ids` names two GPUs of
+    that node; the program sees exactly two devices, each of 1 GiB with an allocation past it
+    refused; the hypervisor's Event names both GPUs. Deleting the pod removes its directory."""
+    def check(pod, logs):
+        ids, node = expect_gpus_of_its_node(pod)
+        expect(len(set(ids.split(","))) == 2, f"gpu-ids names two GPUs: {ids!r}")
+        expect_vgpu_probe(logs, 2**30, devices=2)
+        ready = [m for r, m in pod_events(pod["metadata"]["name"]) if r == "VgpuReady"]
+        uuids = {g["status"]["uuid"].lower() for g in gpus_of(node) if g["metadata"]["name"] in ids.split(",")}
+        expect(ready and all(u in ready[0].lower() for u in uuids),
+               f"the hypervisor's VgpuReady names both GPUs {uuids}: {ready}")
+    run_and_delete("multi-gpu-demo", MULTI, check)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,8 @@ VgpuRequest request(uint64_t vram, double percent) {
 
 Vgpu granted(const std::string& uuid, uint64_t vram, uint32_t bp) {
   Vgpu v;
-  v.deviceUuid = uuid;
   v.request = request(vram, bp / 100.0);
-  v.requestBp = v.limitBp = bp;
+  v.devices = {DeviceGrant{0, uuid, bp, bp}};
   return v;
 }
 
@@ -37,8 +36,47 @@ TEST(AllocatorTest, LowLoadFirst) {
   std::vector<Vgpu> existing = {granted("A", 40 * GiB, 5000)};
   auto p = place(request(10 * GiB, 30), devs, existing, {});
   ASSERT_TRUE(p) << p.status().toString();
-  EXPECT_EQ(p->deviceUuid, "B");
-  EXPECT_EQ(p->requestBp, 3000u);
+  ASSERT_EQ(p->size(), 1u);
+  EXPECT_EQ(p->front().deviceUuid, "B");
+  EXPECT_EQ(p->front().requestBp, 3000u);
+}
+
+// gpu-count: the devices with the most room, each fitting the whole per-device request; a
+// refusal says how many fit and why the others do not.
+TEST(AllocatorTest, SeveralDevicesTakeTheLeastLoadedAndAllMustFit) {
+  std::vector<GpuDevice> devs = {device(0, "A", 80 * GiB, 989), device(1, "B", 80 * GiB, 989),
+                                 device(2, "C", 80 * GiB, 989)};
+  std::vector<Vgpu> existing = {granted("B", 70 * GiB, 5000)};
+  VgpuRequest r = request(20 * GiB, 30);
+  r.count = 2;
+  auto p = place(r, devs, existing, {});
+  ASSERT_TRUE(p) << p.status().toString();
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ((*p)[0].deviceUuid, "A");
+  EXPECT_EQ((*p)[1].deviceUuid, "C");
+  r.count = 3;
+  auto three = place(r, devs, existing, {});
+  ASSERT_FALSE(three);
+  EXPECT_EQ(three.status().code(), Code::ResourceExhausted);
+  EXPECT_NE(three.status().message().find("needs 3 GPUs and fits on 2"), std::string::npos) << three.status().message();
+  EXPECT_NE(three.status().message().find("B (test gpu): 20 GiB VRAM requested, 10 GiB free"), std::string::npos)
+      << three.status().message();
+  r.count = 9;
+  EXPECT_EQ(place(r, devs, {}, {}).status().code(), Code::InvalidArgument);
+  // Pinned: exactly those, in the order named; a device named twice or unknown is refused.
+  r.count = 1;
+  r.devices = {"C", "A"};
+  auto pinned = place(r, devs, existing, {});
+  ASSERT_TRUE(pinned) << pinned.status().toString();
+  ASSERT_EQ(pinned->size(), 2u);
+  EXPECT_EQ((*pinned)[0].deviceUuid, "C");
+  EXPECT_EQ((*pinned)[1].deviceUuid, "A");
+  r.devices = {"A", "B"};
+  EXPECT_EQ(place(r, devs, existing, {}).status().code(), Code::ResourceExhausted);
+  r.devices = {"A", "A"};
+  EXPECT_EQ(place(r, devs, existing, {}).status().code(), Code::InvalidArgument);
+  r.devices = {"A", "Z"};
+  EXPECT_EQ(place(r, devs, existing, {}).status().code(), Code::NotFound);
 }
 
 TEST(AllocatorTest, RefusalSaysWhy) {
@@ -72,12 +110,12 @@ TEST(AllocatorTest, ScheduledRequestsSkipCapacityButNotTheDevicesBounds) {
   std::vector<GpuDevice> devs = {device(0, "A", 16 * GiB, 65), device(1, "B", 16 * GiB, 65)};
   std::vector<Vgpu> existing = {granted("A", 12 * GiB, 9000)};
   VgpuRequest r = request(8 * GiB, 50);
-  r.device = "A";
+  r.devices = {"A"};
   EXPECT_FALSE(place(r, devs, existing, {}));
   r.scheduled = true;
   auto p = place(r, devs, existing, {});
   ASSERT_TRUE(p) << p.status().toString();
-  EXPECT_EQ(p->deviceUuid, "A");
+  EXPECT_EQ(p->front().deviceUuid, "A");
   r.vramLimit = 17 * GiB;
   EXPECT_FALSE(place(r, devs, existing, {}));
 }
@@ -89,13 +127,13 @@ TEST(AllocatorTest, TflopsAreConvertedWithTheRatingAndPinningIsHonoured) {
   r.tflopsRequest = r.tflopsLimit = 98.94;
   auto p = place(r, devs, {}, {});
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->deviceUuid, "A");
-  EXPECT_EQ(p->limitBp, 1000u); // 10% of an H100
-  r.device = "B";                // no rating: cannot convert TFLOPS there
+  EXPECT_EQ(p->front().deviceUuid, "A");
+  EXPECT_EQ(p->front().limitBp, 1000u); // 10% of an H100
+  r.devices = {"B"};                     // no rating: cannot convert TFLOPS there
   auto q = place(r, devs, {}, {});
   ASSERT_FALSE(q);
   EXPECT_NE(q.status().message().find("no known TFLOPS rating"), std::string::npos);
-  r.device = "C";
+  r.devices = {"C"};
   EXPECT_EQ(place(r, devs, {}, {}).status().code(), Code::NotFound);
 }
 

@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include "hypervisor/hypervisor.h"
+#include "limiter/quota_region.h"
 
 namespace tf::hypervisor {
 namespace {
@@ -90,6 +91,40 @@ TEST_F(HypervisorApiTest, GrantInspectAndRevokeVgpus) {
   EXPECT_EQ(call("DELETE", "/api/v1/vgpus/train").first, 204);
   EXPECT_FALSE(fs::exists(v["region"].get<std::string>()));
   EXPECT_EQ(call("GET", "/api/v1/vgpus/train").first, 404);
+}
+
+// A vGPU over several devices (gpu-count): one region holding each device with the limits,
+// per-device usage and metrics, and a refusal naming how many devices fit.
+TEST_F(HypervisorApiTest, AVgpuOverSeveralDevices) {
+  auto [created, v] = call("POST", "/api/v1/vgpus", R"({"name":"pair","vramLimit":"2GiB","computeLimit":40,"count":2})");
+  ASSERT_EQ(created, 201) << v.dump();
+  ASSERT_EQ(v["devices"].size(), 2u);
+  EXPECT_NE(v["devices"][0]["uuid"], v["devices"][1]["uuid"]);
+  auto region = limiter::QuotaRegion::open(v["region"].get<std::string>());
+  ASSERT_TRUE(region) << region.status().toString();
+  ASSERT_EQ((*region)->deviceCount(), 2);
+  for (int d = 0; d < 2; ++d) {
+    EXPECT_EQ((*region)->vramLimit(d), 2ull << 30) << d;
+    EXPECT_EQ((*region)->computeBasisPoints(d), 4000u) << d;
+  }
+  auto [got, one] = call("GET", "/api/v1/vgpus/pair");
+  ASSERT_EQ(got, 200);
+  ASSERT_EQ(one["usage"]["devices"].size(), 2u) << one.dump();
+  auto metrics = client_->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const auto& d : v["devices"])
+    EXPECT_NE(metrics->body.find("vgpu=\"pair\",uuid=\"" + d["uuid"].get<std::string>() + "\",kind=\"limit\""),
+              std::string::npos)
+        << d.dump();
+  auto [refused, why] = call("POST", "/api/v1/vgpus", R"({"vramLimit":"1GiB","computeLimit":10,"count":3})");
+  EXPECT_EQ(refused, 409) << why.dump();
+  EXPECT_NE(why.dump().find("needs 3 GPUs and fits on 2"), std::string::npos) << why.dump();
+  // It survives a restart with both devices.
+  hv_.reset();
+  start();
+  auto [after, back] = call("GET", "/api/v1/vgpus/pair");
+  ASSERT_EQ(after, 200);
+  EXPECT_EQ(back["devices"], v["devices"]);
 }
 
 TEST_F(HypervisorApiTest, BadRequestsGetFourHundredsWithAMessage) {

@@ -110,7 +110,7 @@ TEST_F(ObservabilityTest, EveryDocumentedMetricIsExported) {
     return std::string();
   };
   const std::string dev = "node=\"obs-node\",uuid=\"GPU-";
-  const std::string vg = "node=\"obs-node\",vgpu=\"m1\",uuid=\"" + v.deviceUuid + "\"";
+  const std::string vg = "node=\"obs-node\",vgpu=\"m1\",uuid=\"" + v.devices.front().deviceUuid + "\"";
   for (const char* kind : {"total", "used"})
     EXPECT_NE(series("tf_device_memory_bytes", std::string("kind=\"") + kind + "\""), "") << kind;
   EXPECT_NE(series("tf_device_memory_bytes", dev), "");
@@ -174,9 +174,9 @@ TEST_F(ObservabilityTest, CriticalQosIsAcceptedAndBorrowsBeforeHigh) {
 
   // Idle time goes to the critical vGPU up to its limit before a high one gets any.
   Vgpu crit, high, idle;
-  crit.requestBp = 2000, crit.limitBp = 8000, crit.request.qos = Qos::Critical;
-  high.requestBp = 2000, high.limitBp = 8000, high.request.qos = Qos::High;
-  idle.requestBp = 4000, idle.limitBp = 4000;
+  crit.devices = {DeviceGrant{0, "GPU-a", 2000, 8000}}, crit.request.qos = Qos::Critical;
+  high.devices = {DeviceGrant{0, "GPU-a", 2000, 8000}}, high.request.qos = Qos::High;
+  idle.devices = {DeviceGrant{0, "GPU-a", 4000, 4000}};
   auto s = computeShares({{&high, 2000, 2000, true}, {&crit, 2000, 2000, true}, {&idle, 0, 4000, false}});
   EXPECT_EQ(s[1], 8000u);
   EXPECT_EQ(s[0], 2000u);

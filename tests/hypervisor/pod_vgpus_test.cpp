@@ -43,7 +43,7 @@ TEST(PodVgpusTest, LimitsComeFromTheAnnotationsAndTheDeviceFromGpuIds) {
   VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"},
                                      {"tensor-fusion.ai/compute-percent-limit", "30"},
                                      {"tensor-fusion.ai/qos", "high"}}));
-  EXPECT_EQ(r.device, "GPU-BBBB");
+  EXPECT_EQ(r.devices, std::vector<std::string>{"GPU-BBBB"});
   EXPECT_EQ(r.vramLimit, 1ull << 30);
   EXPECT_EQ(r.vramRequest, 1ull << 30);  // a request defaults to the limit
   EXPECT_EQ(r.percentLimit, 30);
@@ -109,8 +109,16 @@ TEST(PodVgpusTest, BadAnnotationsAreRefusedWithTheAnnotationNamed) {
   refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/qos", "urgent"}}, "tensor-fusion.ai/qos");
   refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/isolation", "partitioned"}},
           "tensor-fusion.ai/isolation");
-  refused({{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", "gpu-aaaa,gpu-bbbb"}},
-          "tensor-fusion.ai/gpu-ids");
+}
+
+// gpu-count > 1: one vGPU over the named GPUs of this node, in gpu-ids' order, limits on each;
+// GPUs of other nodes in the list are not this hypervisor's.
+TEST(PodVgpusTest, SeveralGpusOfThisNodeMakeOneVgpuOverThem) {
+  VgpuRequest r = expectRequest(pod({{"tensor-fusion.ai/vram-limit", "1Gi"},
+                                     {"tensor-fusion.ai/gpu-ids", "gpu-bbbb,gpu-cccc,gpu-aaaa"}}));
+  EXPECT_EQ(r.devices, (std::vector<std::string>{"GPU-BBBB", "GPU-AAAA"}));
+  EXPECT_EQ(r.count, 2);
+  EXPECT_EQ(r.vramLimit, 1ull << 30);
 }
 
 // Hard isolation: the pod's own worker, on a socket file in the directory the pod mounts, its
@@ -133,7 +141,7 @@ TEST(PodVgpusTest, HardIsolationGetsAWorkerInThePodsDirectory) {
 TEST(PodVgpusTest, GpuObjectNamesMatchTheRegistrars) {
   EXPECT_EQ(gpuObjectName("GPU-BBBB"), "gpu-bbbb");
   nlohmann::json a = {{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", " gpu-aaaa "}};
-  EXPECT_EQ(expectRequest(pod(a)).device, "GPU-AAAA");
+  EXPECT_EQ(expectRequest(pod(a)).devices, std::vector<std::string>{"GPU-AAAA"});
 }
 
 }  // namespace

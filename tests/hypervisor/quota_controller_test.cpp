@@ -7,8 +7,7 @@ namespace {
 
 Vgpu vgpu(uint32_t requestBp, uint32_t limitBp, Qos qos = Qos::Medium) {
   Vgpu v;
-  v.requestBp = requestBp;
-  v.limitBp = limitBp;
+  v.devices = {DeviceGrant{0, "GPU-a", requestBp, limitBp}};
   v.request.qos = qos;
   return v;
 }

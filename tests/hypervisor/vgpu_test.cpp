@@ -39,20 +39,53 @@ TEST(VgpuRequestTest, RecordsRoundTripThroughJson) {
   Vgpu v;
   v.id = "train";
   v.request = *parseVgpuRequest(json{{"vramLimit", "2GiB"}, {"tflopsLimit", 100}, {"tflopsRequest", 50}});
-  v.deviceUuid = "GPU-x";
-  v.deviceIndex = 1;
+  v.devices = {DeviceGrant{1, "GPU-x", 505, 1011}, DeviceGrant{3, "GPU-y", 505, 1011}};
   v.regionPath = "/dev/shm/tf-vgpu-train";
-  v.requestBp = 505;
-  v.limitBp = 1011;
   v.createdAt = 42;
   auto back = vgpuFromJson(toJson(v));
   ASSERT_TRUE(back) << back.status().toString();
   EXPECT_EQ(back->id, "train");
   EXPECT_EQ(back->request.tflopsLimit, 100);
   EXPECT_EQ(back->request.tflopsRequest, 50);
-  EXPECT_EQ(back->limitBp, 1011u);
-  EXPECT_EQ(back->deviceIndex, 1);
+  ASSERT_EQ(back->devices.size(), 2u);
+  EXPECT_EQ(back->devices[0].limitBp, 1011u);
+  EXPECT_EQ(back->devices[0].deviceIndex, 1);
+  EXPECT_EQ(back->devices[1].deviceUuid, "GPU-y");
+  EXPECT_EQ(back->devices[1].requestBp, 505u);
   EXPECT_FALSE(vgpuFromJson(json{{"id", 3}}));
+  // A record of a one-device version (no "devices") still reads.
+  json old = toJson(v);
+  old.erase("devices");
+  auto one = vgpuFromJson(old);
+  ASSERT_TRUE(one) << one.status().toString();
+  ASSERT_EQ(one->devices.size(), 1u);
+  EXPECT_EQ(one->devices[0].deviceUuid, "GPU-x");
+  EXPECT_EQ(one->devices[0].limitBp, 1011u);
+}
+
+TEST(VgpuRequestTest, DevicesAndCountAreValidated) {
+  auto r = parseVgpuRequest(json{{"vramLimit", "1GiB"}, {"count", 2}});
+  ASSERT_TRUE(r) << r.status().toString();
+  EXPECT_EQ(r->count, 2);
+  auto pinned = parseVgpuRequest(json{{"vramLimit", "1GiB"}, {"devices", {"GPU-a", "GPU-b"}}});
+  ASSERT_TRUE(pinned) << pinned.status().toString();
+  EXPECT_EQ(pinned->count, 2);
+  EXPECT_EQ(pinned->devices, (std::vector<std::string>{"GPU-a", "GPU-b"}));
+  auto back = parseVgpuRequest(toJson(*pinned));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->devices, pinned->devices);
+  auto refused = [](const json& body, const std::string& says) {
+    auto x = parseVgpuRequest(body);
+    ASSERT_FALSE(x) << body.dump();
+    EXPECT_NE(x.status().message().find(says), std::string::npos) << x.status().message();
+  };
+  refused(json{{"vramLimit", "1GiB"}, {"count", 0}}, "count must be");
+  refused(json{{"vramLimit", "1GiB"}, {"count", 9}}, "count must be");
+  refused(json{{"vramLimit", "1GiB"}, {"count", "2"}}, "count must be");
+  refused(json{{"vramLimit", "1GiB"}, {"devices", json::array()}}, "non-empty list");
+  refused(json{{"vramLimit", "1GiB"}, {"devices", {1, 2}}}, "UUID strings");
+  refused(json{{"vramLimit", "1GiB"}, {"device", "GPU-a"}, {"devices", {"GPU-b"}}}, "not both");
+  refused(json{{"vramLimit", "1GiB"}, {"devices", {"GPU-a"}}, {"count", 2}}, "count is 2 but 1 devices");
 }
 
 } // namespace

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <array>
 #include <map>
+#include <sstream>
 #include <csignal>
 #include <fcntl.h>
 #include <spawn.h>
@@ -75,6 +77,89 @@ TEST_F(LimiterIntegrationTest, EveryAllocationPathIsChargedAndInfoShowsTheVgpu) 
   auto spillRegion = makeVgpu("spill", 256 * MiB, 10000, 128 * MiB);
   Child s = spawn(TF_LIMITER_MEMORY, {"spill"}, {{"TF_VGPU_REGION", spillRegion}});
   EXPECT_EQ(s.wait(), 0) << s.output();
+}
+
+// What visible_devices printed: per device, its UUID (hex), total memory and whether an
+// allocation past the total succeeded.
+struct Seen {
+  std::string uuid;
+  uint64_t total = 0;
+  bool over = false;
+};
+
+std::vector<Seen> seenDevices(Child& c) {
+  EXPECT_EQ(c.wait(), 0) << c.output();
+  std::vector<Seen> out;
+  std::istringstream in(c.output());
+  std::string line;
+  while (std::getline(in, line)) {
+    char uuid[33] = {};
+    unsigned long long total = 0, freeB = 0;
+    int d = 0, over = 0;
+    if (sscanf(line.c_str(), "device %d uuid=%32s total=%llu free=%llu over=%d", &d, uuid, &total, &freeB, &over) == 5)
+      out.push_back({uuid, total, over != 0});
+  }
+  return out;
+}
+
+std::array<uint8_t, 16> uuidBytes(const std::string& hex) {
+  std::array<uint8_t, 16> b{};
+  for (size_t i = 0; i < 16 && 2 * i + 1 < hex.size(); ++i) b[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  return b;
+}
+
+// A vGPU of several devices of a bigger board: the process sees exactly its devices, in the
+// region's order, each with the vGPU's limit. Before, it saw the whole board, and every device
+// outside the vGPU ran unlimited. CUDA_VISIBLE_DEVICES set by the program picks within the vGPU.
+TEST_F(LimiterIntegrationTest, AVgpuShowsOnlyItsDevicesEachLimited) {
+  const std::map<std::string, std::string> board = {{"TF_SOFTGPU_DEVICES", "3xH100:4GiB"}};
+  Child all = spawn(TF_VISIBLE_DEVICES, {}, board, false);
+  std::vector<Seen> physical = seenDevices(all);
+  ASSERT_EQ(physical.size(), 3u) << all.output();
+  // The soft GPU reads CUDA_VISIBLE_DEVICES as NVIDIA's driver does.
+  auto envWith = [&](std::map<std::string, std::string> more) {
+    more.insert(board.begin(), board.end());
+    return more;
+  };
+  Child picked = spawn(TF_VISIBLE_DEVICES, {}, envWith({{"CUDA_VISIBLE_DEVICES", "2,0"}}), false);
+  std::vector<Seen> two = seenDevices(picked);
+  ASSERT_EQ(two.size(), 2u) << picked.output();
+  EXPECT_EQ(two[0].uuid, physical[2].uuid);
+  EXPECT_EQ(two[1].uuid, physical[0].uuid);
+  Child none = spawn(TF_VISIBLE_DEVICES, {}, envWith({{"CUDA_VISIBLE_DEVICES", "-1"}}), false);
+  EXPECT_EQ(none.wait(), 0);
+  EXPECT_NE(none.output().find("count error=cudaErrorNoDevice"), std::string::npos) << none.output();
+
+  // A vGPU over physical devices 2 and 1, 256 MiB each.
+  VgpuSpec s;
+  s.name = "pair";
+  for (int phys : {2, 1}) {
+    DeviceLimits d;
+    d.uuid = uuidBytes(physical[phys].uuid);
+    d.vramLimit = 256 * MiB;
+    s.devices.push_back(d);
+  }
+  const std::string region = (dir_ / "vgpu-pair").string();
+  ASSERT_TRUE(QuotaRegion::create(region, s));
+  Child limited = spawn(TF_VISIBLE_DEVICES, {}, envWith({{"TF_VGPU_REGION", region}}));
+  std::vector<Seen> mine = seenDevices(limited);
+  ASSERT_EQ(mine.size(), 2u) << limited.output();
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(mine[i].uuid, physical[i == 0 ? 2 : 1].uuid) << i;
+    EXPECT_EQ(mine[i].total, 256 * MiB) << i;
+    EXPECT_FALSE(mine[i].over) << i;
+  }
+  // The program's own list is read within the vGPU: "1" is the vGPU's second device; a device
+  // of the board outside the vGPU is not reachable by naming it.
+  Child second = spawn(TF_VISIBLE_DEVICES, {}, envWith({{"TF_VGPU_REGION", region}, {"CUDA_VISIBLE_DEVICES", "1"}}));
+  std::vector<Seen> one = seenDevices(second);
+  ASSERT_EQ(one.size(), 1u) << second.output();
+  EXPECT_EQ(one[0].uuid, physical[1].uuid);
+  const std::string outside = "GPU-" + physical[0].uuid.substr(0, 8);
+  Child escape = spawn(TF_VISIBLE_DEVICES, {},
+                       envWith({{"TF_VGPU_REGION", region}, {"CUDA_VISIBLE_DEVICES", outside}}));
+  EXPECT_EQ(escape.wait(), 0);
+  EXPECT_NE(escape.output().find("count error=cudaErrorNoDevice"), std::string::npos) << escape.output();
 }
 
 TEST_F(LimiterIntegrationTest, MissingOrCorruptRegionRefusesToRunUnlimited) {

@@ -112,9 +112,10 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
     for (const GpuDevice& d : devices)
       if (gpuObjectName(d.uuid) == id) here.push_back(&d);
   if (here.empty()) return None();
-  if (here.size() > 1)
-    return unimplemented(std::string(api::kAnnotationGpuIds) + ": '" + ids +
-                         "' names several GPUs of this node; a local vGPU spans one GPU so far");
+  if (here.size() > static_cast<size_t>(kMaxVgpuDevices))
+    return invalidArgument(std::string(api::kAnnotationGpuIds) + ": '" + ids + "' names " +
+                           std::to_string(here.size()) + " GPUs; a vGPU spans at most " +
+                           std::to_string(kMaxVgpuDevices));
   std::string isolation = annotationText(pod, api::kAnnotationIsolation);
   if (!isolation.empty() && isolation != "soft" && isolation != "hard")
     return unimplemented(std::string(api::kAnnotationIsolation) + ": '" + isolation +
@@ -122,7 +123,9 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
 
   VgpuRequest r;
   r.name = podVgpuName(pod);
-  r.device = here.front()->uuid;
+  // Several GPUs of this node (gpu-count): one vGPU over all of them, the limits on each.
+  for (const GpuDevice* d : here) r.devices.push_back(d->uuid);
+  r.count = static_cast<int>(r.devices.size());
   r.isolation = isolation == "hard" ? Isolation::Hard : Isolation::Soft;
   r.scheduled = true;
   auto tr = quantityAnnotation(pod, api::kAnnotationTflopsRequest, false);
@@ -247,10 +250,12 @@ void PodVgpuSync::syncOnce() {
       continue;
     }
     warned_.erase(r.name);
-    TF_LOG(Info, "vGPU %s for pod %s on %s (%s)", made->id.c_str(), podKey(*pod).c_str(),
-           made->deviceUuid.c_str(), made->regionPath.c_str());
+    std::string on;
+    for (const DeviceGrant& g : made->devices) on += (on.empty() ? "" : ",") + g.deviceUuid;
+    TF_LOG(Info, "vGPU %s for pod %s on %s (%s)", made->id.c_str(), podKey(*pod).c_str(), on.c_str(),
+           made->regionPath.c_str());
     auto e = events_->event(*pod, k8s::EventType::Normal, "VgpuReady",
-                            "vGPU " + made->id + " on " + made->deviceUuid + " at " + made->regionPath);
+                            "vGPU " + made->id + " on " + on + " at " + made->regionPath);
     if (!e) TF_LOG(Warn, "cannot post an Event: %s", e.error().message.c_str());
   }
   for (const auto& [name, v] : existing) {

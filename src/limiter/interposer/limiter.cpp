@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "common/env.h"
+#include "cuda/nvml_text.h"
+#include "cuda/visible_devices.h"
 
 namespace tf::limiter {
 namespace {
@@ -158,6 +160,27 @@ void Limiter::report() {
             wall > 0 ? busy / wall * 100 : 0.0, region_->computeBasisPoints(rd) / 100.0,
             static_cast<unsigned long long>(devices_[o].launched.load()));
   }
+}
+
+void Limiter::restrictVisibleDevices() {
+  if (ready() != CUDA_SUCCESS) return;  // cuInit fails with the reason
+  // The vGPU's devices by UUID; a device without one is "the device at this index".
+  std::vector<std::string> names;
+  for (int d = 0; d < region_->deviceCount(); ++d) {
+    auto lim = region_->limits(d);
+    bool any = false;
+    for (uint8_t b : lim.uuid) any |= b != 0;
+    names.push_back(any ? nvml::nvmlUuidString(lim.uuid.data()) : std::to_string(d));
+  }
+  std::string visible;
+  const char* asked = getenv("CUDA_VISIBLE_DEVICES");
+  if (!asked) {
+    for (const auto& n : names) visible += (visible.empty() ? "" : ",") + n;
+  } else {
+    for (int i : cuda::selectVisibleDevices(asked, names)) visible += (visible.empty() ? "" : ",") + names[i];
+    if (visible.empty()) say("CUDA_VISIBLE_DEVICES='%s' names none of the vGPU's devices: none is visible", asked);
+  }
+  setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
 }
 
 int Limiter::regionDeviceOf(CUdevice ordinal) {

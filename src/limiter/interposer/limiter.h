@@ -63,6 +63,11 @@ public:
   // CUDA_SUCCESS when the vGPU is set up; otherwise the error every hooked call returns (the
   // reason has been printed once).
   CUresult ready();
+  // Before the driver's cuInit: shows the process only its vGPU's devices, by setting
+  // CUDA_VISIBLE_DEVICES to them (a list the program set itself is read within the vGPU's:
+  // "1" is the vGPU's second device). Without it a pod on a node of several GPUs would see, and
+  // use without limits, the GPUs of other tenants.
+  void restrictVisibleDevices();
   QuotaRegion& region() { return *region_; }
   int slot() const { return slot_; }
 

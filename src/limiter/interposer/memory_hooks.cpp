@@ -1,6 +1,7 @@
 // VRAM: every path that takes device memory is charged to the vGPU before it can succeed, and
 // every free path credits it back. Past the VRAM limit, a vGPU with a host allowance is served
 // managed (host-backed) memory instead of an error.
+#include <mutex>
 #include <type_traits>
 
 #include "limiter/interposer/limiter.h"
@@ -207,6 +208,8 @@ TF_EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
 TF_LIMITER_HOOK(cuDeviceTotalMem_v2);
 
 TF_EXPORT CUresult cuInit(unsigned int flags) {
+  static std::once_flag visibleOnce;  // the driver reads CUDA_VISIBLE_DEVICES at its first cuInit
+  std::call_once(visibleOnce, [] { Limiter::get().restrictVisibleDevices(); });
   CUresult r = TF_REAL(cuInit)(flags);
   if (r != CUDA_SUCCESS) return r;
   return Limiter::get().ready(); // a bad vGPU configuration stops the program here, loudly

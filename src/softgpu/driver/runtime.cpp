@@ -1,6 +1,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cuda/visible_devices.h"
 #include "common/env.h"
 #include "common/log.h"
 #include "softgpu/driver/driver.h"
@@ -81,6 +82,18 @@ CUresult initializeDriver(unsigned flags) {
   if (!config) return fail(CUDA_ERROR_INVALID_VALUE, config.status().toString());
   d.config = *config;
   if (d.config.devices.empty()) return fail(CUDA_ERROR_NO_DEVICE, "no soft GPU configured");
+  // As NVIDIA's driver: CUDA_VISIBLE_DEVICES picks (and orders) the devices this process sees.
+  // NVML is not affected (it shows the whole board, as NVIDIA's does).
+  if (const char* visible = getenv("CUDA_VISIBLE_DEVICES")) {
+    std::vector<std::string> uuids;
+    for (const auto& dc : d.config.devices) uuids.push_back(dc.uuidString);
+    std::vector<DeviceConfig> seen;
+    for (int i : cuda::selectVisibleDevices(visible, uuids)) seen.push_back(d.config.devices[i]);
+    if (seen.empty())
+      return fail(CUDA_ERROR_NO_DEVICE, std::string("CUDA_VISIBLE_DEVICES='") + visible + "' shows none of the " +
+                                            std::to_string(uuids.size()) + " soft GPU device(s)");
+    d.config.devices = std::move(seen);
+  }
   uint64_t largest = 0;
   for (auto& dc : d.config.devices) largest = std::max(largest, dc.memoryBytes);
   // Twice the device memory: VMM reservations and fragmentation need room beyond it.
