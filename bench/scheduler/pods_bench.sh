@@ -43,4 +43,13 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 TF_EXTENDER_URL="http://127.0.0.1:$EXTENDER_PORT" cluster scheduler-up >/dev/null
-"$BUILD/bench/scheduler/pods_bench" "$@"
+rc=0
+"$BUILD/bench/scheduler/pods_bench" "$@" || rc=$?
+# Where our pods' time went on the extender's side (the warm-up pods included): kube-scheduler
+# calls filter and prioritize in its one scheduling cycle, bind in a binding goroutine per pod.
+curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | awk '
+  /^tensor_fusion_extender_/ { match($0, /verb="[a-z]+"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+    if ($0 ~ /requests_total/) n[v] = $2; else if ($0 ~ /refusals_total/) r[v] = $2; else s[v] = $2 }
+  END { print "extender, per verb (warm-up included):"
+        for (v in n) printf "  %-10s %6d calls  %4d refused  mean %7.2f ms  total %6.2f s\n", v, n[v], r[v], n[v] ? s[v] * 1000 / n[v] : 0, s[v] }'
+exit $rc

@@ -29,10 +29,9 @@ using Steady = std::chrono::steady_clock;
 class NoOps : public scheduler::ClusterOps {
 public:
   Result<nlohmann::json> getPod(const std::string&, const std::string&) override { return notFound("bench"); }
-  Status annotatePod(const std::string&, const std::string&, const std::map<std::string, std::string>&) override {
-    return Status::ok();
-  }
-  Status bindPod(const std::string&, const std::string&, const std::string&, const std::string&) override {
+  Result<nlohmann::json> readPod(const std::string&, const std::string&) override { return notFound("bench"); }
+  Status bindPod(const std::string&, const std::string&, const std::string&, const std::string&,
+                 const std::map<std::string, std::string>&) override {
     return Status::ok();
   }
   Status deletePod(const std::string&, const std::string&, const std::string&) override { return Status::ok(); }

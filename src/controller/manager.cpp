@@ -52,7 +52,8 @@ scheduler::ServiceOptions extenderOptions(const ManagerOptions& o) {
 // The informers and loops of one term of leadership.
 class Controllers {
 public:
-  Controllers(k8s::Client& client, k8s::EventRecorder& events, const ManagerOptions& o, Metrics& metrics)
+  Controllers(k8s::Client& client, k8s::Client& schedulerClient, k8s::EventRecorder& events, const ManagerOptions& o,
+              Metrics& metrics)
       : nodes_(k8s::makeListerWatcher(client, k8s::builtin::kNodes)),
         clusters_(k8s::makeListerWatcher(client, v1::TensorFusionCluster::kResource)),
         pools_(k8s::makeListerWatcher(client, v1::GpuPool::kResource)),
@@ -74,8 +75,20 @@ public:
         connectionLoop_("tensorfusionconnection", [this](const std::string& k) { return connectionR_.reconcile(k); },
                         metrics),
         workers_(o.workers) {
-    if (o.extenderPort >= 0)
-      scheduler_ = std::make_unique<scheduler::SchedulerService>(client, events, extenderOptions(o));
+    if (o.extenderPort >= 0) {
+      scheduler_ = std::make_unique<scheduler::SchedulerService>(client, schedulerClient, events, extenderOptions(o));
+      using Stats = scheduler::ExtenderStats;
+      for (auto [verb, pick] : {std::pair{"filter", &Stats::filter}, {"prioritize", &Stats::prioritize}, {"bind", &Stats::bind}}) {
+        const std::string label = std::string("verb=\"") + verb + "\"";
+        auto* s = scheduler_.get();
+        metrics.addCounter("tensor_fusion_extender_requests_total", label,
+                           [s, pick] { return static_cast<double>((s->stats().*pick).calls); });
+        metrics.addCounter("tensor_fusion_extender_refusals_total", label,
+                           [s, pick] { return static_cast<double>((s->stats().*pick).refusals); });
+        metrics.addCounter("tensor_fusion_extender_seconds_total", label,
+                           [s, pick] { return (s->stats().*pick).seconds; });
+      }
+    }
     for (k8s::Informer* inf : {&pools_, &gpuNodes_, &gpus_})
       inf->addIndexer(kIndexManagedBy, k8s::labelIndexFunc(k8s::api::kLabelManagedBy));
     auto on = [](std::function<void(const nlohmann::json&)> f) {
@@ -203,6 +216,13 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     std::fprintf(stderr, "tensor-fusion controller: %s\n", client.status().toString().c_str());
     return 1;
   }
+  // The extender's writes on kube-scheduler's behalf (gpu-ids, binding: two per bound pod) get
+  // their own token bucket, as the webhook's reads do below.
+  auto schedulerClient = k8s::Client::create(*config, {.qps = 500, .burst = 1000});
+  if (!schedulerClient) {
+    std::fprintf(stderr, "tensor-fusion controller: %s\n", schedulerClient.status().toString().c_str());
+    return 1;
+  }
   const std::string identity = uniqueIdentity(o.identity);
   // A replica that led before this process (same pod) may have left the extender's label: until
   // it is gone the extender's Service would send kube-scheduler here, where nothing answers.
@@ -217,6 +237,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
   std::mutex controllersMu;
 
   httplib::Server http;
+  http.set_tcp_nodelay(true);  // as the extender's: no delayed-ACK wait on multi-write answers
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   http.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
     // A standby is ready (it is where it should be); a leader once its caches are filled.
@@ -282,7 +303,7 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
     std::printf("tensor-fusion controller: %s leads\n", identity.c_str());
     std::fflush(stdout);
     std::lock_guard lock(controllersMu);
-    controllers = std::make_unique<Controllers>(**client, events, o, metrics);
+    controllers = std::make_unique<Controllers>(**client, **schedulerClient, events, o, metrics);
   };
   int rc = 0;
   if (o.leaderElect) {

@@ -19,6 +19,11 @@ void Metrics::addGauge(std::string name, std::string labels, std::function<doubl
   gauges_.push_back({std::move(name), std::move(labels), std::move(read)});
 }
 
+void Metrics::addCounter(std::string name, std::string labels, std::function<double()> read) {
+  std::lock_guard lock(mu_);
+  gauges_.push_back({std::move(name), std::move(labels), std::move(read), true});
+}
+
 long Metrics::reconciles(const std::string& controller, bool ok) const {
   std::lock_guard lock(mu_);
   auto it = reconciles_.find({controller, ok});
@@ -38,7 +43,7 @@ std::string Metrics::render() const {
       << "tensor_fusion_controller_leader " << (leader_ ? 1 : 0) << "\n";
   std::string last;
   for (const auto& g : gauges_) {
-    if (g.name != last) out << "# TYPE " << g.name << " gauge\n";
+    if (g.name != last) out << "# TYPE " << g.name << (g.counter ? " counter\n" : " gauge\n");
     last = g.name;
     out << g.name << "{" << g.labels << "} " << g.read() << "\n";
   }

@@ -17,8 +17,9 @@ class Metrics {
 public:
   void reconciled(const std::string& controller, bool ok);
   void setLeader(bool leader);
-  // Gauges read at scrape time (queue depths, cache sizes).
+  // Gauges and counters read at scrape time (queue depths, cache sizes; counts kept elsewhere).
   void addGauge(std::string name, std::string labels, std::function<double()> read);
+  void addCounter(std::string name, std::string labels, std::function<double()> read);
 
   std::string render() const;
   long reconciles(const std::string& controller, bool ok) const;
@@ -30,6 +31,7 @@ private:
   struct Gauge {
     std::string name, labels;
     std::function<double()> read;
+    bool counter = false;
   };
   std::vector<Gauge> gauges_;
 };

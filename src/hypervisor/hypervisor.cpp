@@ -74,6 +74,7 @@ Status Hypervisor::start() {
   TF_RETURN_IF_ERROR(loadState());
 
   server_ = std::make_unique<httplib::Server>();
+  server_->set_tcp_nodelay(true);  // answers are more than one write: no delayed-ACK waits
   installRoutes(*server_, *this);
   port_ = options_.port ? (server_->bind_to_port(options_.host.c_str(), options_.port) ? options_.port : -1)
                         : server_->bind_to_any_port(options_.host.c_str());

@@ -36,6 +36,14 @@ size_t Extender::pendingPreemptionsForTest() const {
   return preemptions_.size();
 }
 
+namespace {
+
+Reply filterReply(const FilterResult& out, const ExtenderArgs& args) {
+  return {200, encodeFilterResult(out, args), out.nodeNames.empty() || !out.error.empty()};
+}
+
+}  // namespace
+
 Reply Extender::filter(const std::string& body) {
   auto args = parseExtenderArgs(body);
   if (!args) {
@@ -46,22 +54,22 @@ Reply Extender::filter(const std::string& body) {
   FilterResult out;
   if (!allocator::isWorkerPod(args->pod)) {
     out.nodeNames = args->nodeNames;  // not ours
-    return {200, encodeFilterResult(out, *args)};
+    return filterReply(out, *args);
   }
   if (!ready_) {
     out.error = kNotReady;
-    return {200, encodeFilterResult(out, *args)};
+    return filterReply(out, *args);
   }
   auto req = allocator::requestFromPod(args->pod);
   if (!req) {
     for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, req.status().message());
-    return {200, encodeFilterResult(out, *args)};
+    return filterReply(out, *args);
   }
   uint64_t generation = 0;
   auto fits = ledger_.filter(*req, args->nodeNames, &generation);
   if (!fits) {
     for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, fits.status().message());
-    return {200, encodeFilterResult(out, *args)};
+    return filterReply(out, *args);
   }
   LastFilter last{req->uid, generation, {}};
   last.passed.reserve(fits->size());
@@ -82,7 +90,7 @@ Reply Extender::filter(const std::string& body) {
     if (!note.empty())
       for (auto& [node, why] : out.failedNodes) why = note;
   }
-  return {200, encodeFilterResult(out, *args)};
+  return filterReply(out, *args);
 }
 
 // Returns the reason to show while a preemption is under way ("" if none).
@@ -153,7 +161,7 @@ Reply Extender::prioritize(const std::string& body) {
 Reply Extender::bind(const std::string& body) {
   auto args = parseBindingArgs(body);
   if (!args) return badRequest(args.status(), encodeBindingResult(args.status().message()));
-  const auto fail = [](const std::string& why) { return Reply{200, encodeBindingResult(why)}; };
+  const auto fail = [](const std::string& why) { return Reply{200, encodeBindingResult(why), !why.empty()}; };
   if (!ready_) return fail(kNotReady);
   const std::string who = args->podNamespace + "/" + args->podName;
   auto pod = ops_.getPod(args->podNamespace, args->podName);
@@ -163,7 +171,7 @@ Reply Extender::bind(const std::string& body) {
   if (!args->podUid.empty() && req->uid != args->podUid)
     return fail("pod " + who + " has UID " + req->uid + ", the binding names " + args->podUid);
   if (!allocator::isWorkerPod(*pod)) {
-    Status s = ops_.bindPod(req->ns, req->name, req->uid, args->node);
+    Status s = ops_.bindPod(req->ns, req->name, req->uid, args->node, {});
     return fail(s ? "" : s.message());
   }
   const bool recorded = !req->gpuIds.empty();  // an earlier attempt wrote gpu-ids
@@ -188,15 +196,28 @@ Reply Extender::bind(const std::string& body) {
         const int64_t pct = (req->limit.milliTflops * 100 + g->capacity.milliTflops - 1) / g->capacity.milliTflops;
         ann[api::kAnnotationEffectiveHardSmPercent] = std::to_string(std::clamp<int64_t>(pct, 1, 100));
       }
-    if (Status s = ops_.annotatePod(req->ns, req->name, ann); !s) {
-      ledger_.rollback(req->uid);
-      return fail("pod " + who + ": recording gpu-ids: " + s.message());
+    if (Status s = ops_.bindPod(req->ns, req->name, req->uid, args->node, ann); !s) {
+      // The write may have happened with its answer lost: the apiserver's pod says.
+      auto now = ops_.readPod(req->ns, req->name);
+      const bool bound = now && now->value("/spec/nodeName"_json_pointer, std::string()) == args->node &&
+                         now->value("/metadata/uid"_json_pointer, std::string()) == req->uid &&
+                         now->value("/metadata/annotations"_json_pointer, nlohmann::json::object())
+                                 .value(api::kAnnotationGpuIds, std::string()) == joined;
+      if (!bound) {
+        ledger_.rollback(req->uid);
+        return fail("pod " + who + ": binding to " + args->node + ": " + s.message());
+      }
+      TF_LOG(Info, "pod %s: the binding's answer was lost (%s) but it is bound as asked", who.c_str(),
+             s.message().c_str());
     }
+    // Bound with gpu-ids: the booking is the cluster's record from here on.
+    Status commit = ledger_.commit(req->uid);
+    return fail(commit ? "" : "pod " + who + ": " + commit.message());
   }
-  // gpu-ids is written: the booking is the cluster's record from here on.
+  // gpu-ids was written by an earlier attempt: the record stands; bind on it.
   Status commit = ledger_.commit(req->uid);
   if (!commit) return fail("pod " + who + ": " + commit.message());
-  if (Status s = ops_.bindPod(req->ns, req->name, req->uid, args->node); !s)
+  if (Status s = ops_.bindPod(req->ns, req->name, req->uid, args->node, {}); !s)
     return fail("pod " + who + ": binding to " + args->node + ": " + s.message());
   return {200, encodeBindingResult("")};
 }

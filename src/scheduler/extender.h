@@ -12,10 +12,13 @@
 //             each and let the scheduler retry once their GPUs are released (1.20's
 //             preemptVerb only narrows the in-tree preemption, which cannot see GPUs).
 // prioritize: the node score (0..100) mapped to 0..10, rounded.
-// bind:       assume → (gang: wait for the peers) → patch gpu-ids (and
-//             effective-hard-sm-percent) → POST pods/binding → commit; a failure before the
-//             patch rolls back. Once gpu-ids is written it is the record: a failed binding
-//             keeps the booking (the pod is pinned to that node; a retry binds it there).
+// bind:       assume → (gang: wait for the peers) → POST pods/binding carrying gpu-ids (and
+//             effective-hard-sm-percent) as annotations, which the apiserver writes onto the
+//             pod with the node in one write → commit. A failed binding is checked against
+//             the apiserver's pod: bound as asked (the answer was lost) commits, anything else
+//             rolls back. One write per pod, as the default scheduler's, where a patch and a
+//             binding made two. A pod that already carries gpu-ids (a record an earlier
+//             version wrote before binding) is bound on those GPUs.
 #pragma once
 
 #include <chrono>
@@ -38,12 +41,13 @@ namespace tf::scheduler {
 class ClusterOps {
 public:
   virtual ~ClusterOps() = default;
+  // The pod as the cache has it (the apiserver's if the cache does not), and as the apiserver
+  // has it now.
   virtual Result<nlohmann::json> getPod(const std::string& ns, const std::string& name) = 0;
-  // Merge-patches metadata.annotations.
-  virtual Status annotatePod(const std::string& ns, const std::string& name,
-                             const std::map<std::string, std::string>& annotations) = 0;
+  virtual Result<nlohmann::json> readPod(const std::string& ns, const std::string& name) = 0;
+  // POST pods/binding: the node, and `annotations` set on the pod in the same write.
   virtual Status bindPod(const std::string& ns, const std::string& name, const std::string& uid,
-                         const std::string& node) = 0;
+                         const std::string& node, const std::map<std::string, std::string>& annotations) = 0;
   virtual Status deletePod(const std::string& ns, const std::string& name, const std::string& uid) = 0;
   // An Event on the pod (best effort).
   virtual void podEvent(const nlohmann::json& pod, bool warning, const std::string& reason,
@@ -60,6 +64,7 @@ struct ExtenderOptions {
 struct Reply {
   int status = 200;
   std::string body;  // JSON, written by extender_api's encoders
+  bool refused = false;  // filter passed no node, or bind did not bind (counted in the stats)
   nlohmann::json json() const { return nlohmann::json::parse(body); }
 };
 

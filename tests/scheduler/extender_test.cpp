@@ -16,7 +16,8 @@ class FakeOps : public ClusterOps {
 public:
   std::map<std::string, nlohmann::json> pods;
   std::vector<std::string> bound, deleted, events;
-  Status failAnnotate, failBind;
+  Status failBind;
+  bool bindAppliesAnyway = false;  // the failure is a lost answer: the write happened
 
   void add(const nlohmann::json& p) {
     std::lock_guard l(mu);
@@ -28,17 +29,17 @@ public:
     if (it == pods.end()) return notFound("pods \"" + name + "\" not found");
     return it->second;
   }
-  Status annotatePod(const std::string& ns, const std::string& name, const std::map<std::string, std::string>& a) override {
+  Result<nlohmann::json> readPod(const std::string& ns, const std::string& name) override { return getPod(ns, name); }
+  // As the apiserver: the node and the binding's annotations in one write, or nothing.
+  Status bindPod(const std::string& ns, const std::string& name, const std::string&, const std::string& node,
+                 const std::map<std::string, std::string>& a) override {
     std::lock_guard l(mu);
-    if (!failAnnotate) return failAnnotate;
-    for (const auto& [k, v] : a) pods[ns + "/" + name]["metadata"]["annotations"][k] = v;
-    return Status::ok();
-  }
-  Status bindPod(const std::string& ns, const std::string& name, const std::string&, const std::string& node) override {
-    std::lock_guard l(mu);
-    if (!failBind) return failBind;
+    if (!failBind && !bindAppliesAnyway) return failBind;
+    nlohmann::json& p = pods[ns + "/" + name];
+    for (const auto& [k, v] : a) p["metadata"]["annotations"][k] = v;
+    p["spec"]["nodeName"] = node;
     bound.push_back(ns + "/" + name + "@" + node);
-    return Status::ok();
+    return failBind;
   }
   Status deletePod(const std::string& ns, const std::string& name, const std::string&) override {
     std::lock_guard l(mu);
@@ -159,25 +160,34 @@ TEST_F(ExtenderTest, MalformedRequestsAre400WithTheReason) {
   EXPECT_EQ(gone.json()["Error"], "pod default/ghost: pods \"ghost\" not found");
 }
 
-TEST_F(ExtenderTest, BindFailuresRollBackOrKeepTheRecord) {
+// gpu-ids travels on the binding: bound and recorded in one write, or neither.
+TEST_F(ExtenderTest, BindFailuresRollBackUnlessTheBindingHappened) {
   auto p = make("p", {{"tflops-request", "60"}});
-  ops.failAnnotate = unavailable("apiserver down");
+  ops.failBind = unavailable("apiserver down");
   Reply b = ext.bind(binding(p, "n1"));
-  EXPECT_EQ(b.json()["Error"], "pod default/p: recording gpu-ids: apiserver down");
-  EXPECT_FALSE(ledger.allocation("uid-p"));  // rolled back
+  EXPECT_EQ(b.json()["Error"], "pod default/p: binding to n1: apiserver down");
+  EXPECT_TRUE(b.refused);
+  EXPECT_FALSE(ledger.allocation("uid-p"));  // rolled back: nothing was written
   EXPECT_EQ(ledger.available("g1")->milliTflops, 100000);
-  ops.failAnnotate = Status::ok();
-  ops.failBind = unavailable("conflict");
-  b = ext.bind(binding(p, "n1"));
-  EXPECT_NE(b.json()["Error"].get<std::string>().find("binding to n1"), std::string::npos);
-  EXPECT_TRUE(ledger.allocation("uid-p")->committed);  // gpu-ids written: the record stands
-  // The retry binds on the recorded GPUs, booking nothing twice.
-  ops.failBind = Status::ok();
+  EXPECT_EQ(ops.annotation("gpu-ids", "p"), "");
+  // The write happened but its answer was lost: the apiserver's pod is bound as asked.
+  ops.bindAppliesAnyway = true;
   b = ext.bind(binding(p, "n1"));
   EXPECT_EQ(b.json()["Error"], "");
+  EXPECT_TRUE(ledger.allocation("uid-p")->committed);
   EXPECT_EQ(ledger.available("g1")->milliTflops, 40000);
+  EXPECT_EQ(ops.annotation("gpu-ids", "p"), "g1");
+  // A record an earlier version wrote before binding: bound on those GPUs, nothing booked twice.
+  ops.bindAppliesAnyway = false;
+  ops.failBind = Status::ok();
+  auto q = make("q", {{"tflops-request", "30"}, {"gpu-ids", "g2"}});
+  ledger.observe(allocator::requestFromPod(q).value(), "n2");
+  b = ext.bind(binding(q, "n2"));
+  EXPECT_EQ(b.json()["Error"], "");
+  EXPECT_EQ(ledger.available("g2")->milliTflops, 70000);
+  EXPECT_EQ(ops.bound.back(), "default/q@n2");
   // It cannot move: the record pins it.
-  EXPECT_EQ(ext.filter(args(ops.getPod("default", "p").value(), {"n1", "n2"})).json()["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(ext.filter(args(ops.getPod("default", "q").value(), {"n1", "n2"})).json()["NodeNames"], nlohmann::json({"n2"}));
 }
 
 TEST_F(ExtenderTest, BindRechecksCapacity) {
