@@ -205,6 +205,7 @@ void Allocator::book(Allocation a) {
 }
 
 void Allocator::unbook(const std::string& uid) {
+  reservations_.erase(uid);
   auto it = allocations_.find(uid);
   if (it == allocations_.end()) return;
   ++generation_;
@@ -239,6 +240,7 @@ void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>
   gpus_.clear();
   nodeGpus_.clear();
   allocations_.clear();
+  reservations_.clear();  // not in the cluster's record: a preemptor plans again if it must
   nodeWorkers_.clear();
   nsUsage_.clear();
   pending_.clear();
@@ -271,6 +273,8 @@ void Allocator::observe(const Request& pod, const std::string& node) {
   std::lock_guard lock(mu_);
   if (auto it = allocations_.find(pod.uid); it != allocations_.end()) {
     it->second.committed = true;  // recorded in the cluster: nothing to roll back any more
+    it->second.reservedUntil.reset();
+    reservations_.erase(pod.uid);
     return;
   }
   Allocation a;
@@ -476,7 +480,13 @@ Result<std::vector<std::string>> Allocator::assume(const Request& r, const std::
     return ids;
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
-  NodeEval e = evalNode(r, criteriaLocked(r), node, nullptr, true);
+  return bookOnNodeLocked(r, node, nullptr, std::nullopt);
+}
+
+Result<std::vector<std::string>> Allocator::bookOnNodeLocked(const Request& r, const std::string& node,
+                                                             const std::unordered_set<std::string>* released,
+                                                             std::optional<Clock::time_point> reservedUntil) {
+  NodeEval e = evalNode(r, criteriaLocked(r), node, released, true);
   if (!e.fits) return resourceExhausted("node " + node + ": " + e.reason);
   const Placement mode = placementOf(r.pool);
   std::vector<std::pair<int, GpuState*>> ranked;
@@ -487,6 +497,7 @@ Result<std::vector<std::string>> Allocator::assume(const Request& r, const std::
   Allocation a;
   a.request = r;
   a.node = node;
+  a.reservedUntil = reservedUntil;
   std::vector<std::string> ids;
   for (int i = 0; i < r.count; ++i) {
     const Gpu& gpu = ranked[i].second->info;
@@ -494,8 +505,40 @@ Result<std::vector<std::string>> Allocator::assume(const Request& r, const std::
     ids.push_back(gpu.name);
   }
   a.request.gpuIds = ids;
+  if (reservedUntil) reservations_[r.uid] = *reservedUntil;
   book(std::move(a));
   return ids;
+}
+
+Status Allocator::reserve(const Request& r, const PreemptionPlan& plan, Clock::time_point until) {
+  if (r.uid.empty()) return invalidArgument("pod " + r.ns + "/" + r.name + " has no UID");
+  std::lock_guard lock(mu_);
+  if (allocations_.count(r.uid)) return failedPrecondition("pod " + r.ns + "/" + r.name + " is already booked");
+  std::unordered_set<std::string> released;
+  for (const Victim& v : plan.victims) released.insert(v.uid);
+  auto ids = bookOnNodeLocked(r, plan.node, &released, until);
+  return ids ? Status::ok() : ids.status();
+}
+
+size_t Allocator::expireReservations(Clock::time_point now) {
+  size_t dropped = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = reservations_.begin(); it != reservations_.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      const std::string uid = it->first;
+      it = reservations_.erase(it);  // first: unbook erases it too
+      if (auto a = allocations_.find(uid); a != allocations_.end() && !a->second.committed) {
+        unbook(uid);
+        ++dropped;
+      }
+    }
+  }
+  if (dropped) gangCv_.notify_all();
+  return dropped;
 }
 
 Status Allocator::commit(const std::string& uid) {
@@ -503,6 +546,8 @@ Status Allocator::commit(const std::string& uid) {
   auto it = allocations_.find(uid);
   if (it == allocations_.end()) return notFound("no allocation for pod UID " + uid);
   it->second.committed = true;
+  it->second.reservedUntil.reset();
+  reservations_.erase(uid);
   return Status::ok();
 }
 

@@ -48,6 +48,8 @@ struct Allocation {
   std::string node;
   std::vector<Booking> bookings;
   bool committed = false;  // recorded in the pod's gpu-ids
+  // A preemptor's hold on the node its victims are leaving, until it binds or this passes.
+  std::optional<Clock::time_point> reservedUntil;
 };
 
 struct NodeFit {
@@ -107,6 +109,13 @@ public:
   // lower-QoS, committed, unprotected allocations makes it fit.
   std::optional<PreemptionPlan> planPreemption(const Request& request, const std::vector<std::string>& nodes,
                                                Clock::time_point now) const;
+  // After planPreemption: books the preemptor on the plan's node as if its victims were gone
+  // (the node is booked past its capacity until they release), so nothing else takes what they
+  // free; its filter then passes that node alone and its bind commits the booking. Not
+  // committed by `until`, the reservation is dropped (expireReservations).
+  Status reserve(const Request& request, const PreemptionPlan& plan, Clock::time_point until);
+  // Drops the reservations whose time has passed; how many.
+  size_t expireReservations(Clock::time_point now);
   // Gang (§4.7): after assume(), waits until the group's required members are booked (then
   // the group is satisfied for good), or `deadline`: then every waiting member of the round
   // fails and must roll back (all or none). Non-gang requests return at once.
@@ -188,6 +197,10 @@ private:
   Status checkQuotaLocked(const Request& r) const;
   Placement placementOf(const std::string& pool) const;
   void book(Allocation a);
+  // Books `r` on the best GPUs of `node`, counting `released` pods' bookings as free.
+  Result<std::vector<std::string>> bookOnNodeLocked(const Request& r, const std::string& node,
+                                                    const std::unordered_set<std::string>* released,
+                                                    std::optional<Clock::time_point> reservedUntil);
   void unbook(const std::string& uid);
   void indexGpuLocked(GpuState& g, bool add);
   static Usage usageOf(const Request& r);
@@ -198,6 +211,7 @@ private:
   std::unordered_map<std::string, GpuState> gpus_;
   std::unordered_map<std::string, NodeGpus> nodeGpus_;
   std::unordered_map<std::string, Allocation> allocations_;
+  std::unordered_map<std::string, Clock::time_point> reservations_;  // uncommitted reservations by uid
   std::unordered_map<std::string, int> nodeWorkers_;
   std::unordered_map<std::string, Usage> nsUsage_;
   std::map<std::pair<std::string, std::string>, Quota> quotas_;  // (ns, name)

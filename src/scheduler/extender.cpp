@@ -65,6 +65,11 @@ Reply Extender::filter(const std::string& body) {
     for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, req.status().message());
     return filterReply(out, *args);
   }
+  ledger_.expireReservations(options_.now());
+  if (std::string waiting = preemptionUnderWay(req->uid); !waiting.empty()) {
+    for (const auto& n : args->nodeNames) out.failedNodes.emplace_back(n, waiting);
+    return filterReply(out, *args);
+  }
   uint64_t generation = 0;
   auto fits = ledger_.filter(*req, args->nodeNames, &generation);
   if (!fits) {
@@ -93,19 +98,27 @@ Reply Extender::filter(const std::string& body) {
   return filterReply(out, *args);
 }
 
+// The reason to show while the pod's victims still hold their GPUs ("" when none do).
+std::string Extender::preemptionUnderWay(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  auto it = preemptions_.find(uid);
+  if (it == preemptions_.end()) return "";
+  size_t left = 0;
+  for (const auto& v : it->second) left += ledger_.allocation(v).has_value();
+  if (left > 0) return "waiting for " + std::to_string(left) + " preempted pod(s) to release their GPUs";
+  preemptions_.erase(it);
+  return "";
+}
+
 // Returns the reason to show while a preemption is under way ("" if none).
 std::string Extender::preempt(const Request& r, const nlohmann::json& pod, const std::vector<std::string>& nodes) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = preemptions_.find(r.uid); it != preemptions_.end()) {
-      size_t left = 0;
-      for (const auto& v : it->second) left += ledger_.allocation(v).has_value();
-      if (left > 0) return "waiting for " + std::to_string(left) + " preempted pod(s) to release their GPUs";
-      preemptions_.erase(it);
-    }
-  }
   auto plan = ledger_.planPreemption(r, nodes, options_.now());
   if (!plan) return "";
+  // What the victims free is the preemptor's from now on, before they are even asked to go.
+  if (Status s = ledger_.reserve(r, *plan, options_.now() + options_.reservationTtl); !s) {
+    TF_LOG(Warn, "preempting for %s/%s: %s", r.ns.c_str(), r.name.c_str(), s.message().c_str());
+    return "";
+  }
   std::vector<std::string> uids;
   std::string names;
   for (const auto& v : plan->victims) {

@@ -9,8 +9,10 @@
 //             FailedScheduling Event. Pods without label component=worker pass untouched.
 //             A high/critical pod that fits nowhere preempts: the allocator's plan names the
 //             victims (lower QoS, eviction-protection elapsed), we delete them with an Event
-//             each and let the scheduler retry once their GPUs are released (1.20's
-//             preemptVerb only narrows the in-tree preemption, which cannot see GPUs).
+//             each, reserve what they free for the preemptor (no other pod can take it in
+//             between) and fail its filter until their GPUs are released; then it passes on
+//             that node alone (1.20's preemptVerb only narrows the in-tree preemption, which
+//             cannot see GPUs).
 // prioritize: the node score (0..100) mapped to 0..10, rounded.
 // bind:       assume → (gang: wait for the peers) → POST pods/binding carrying gpu-ids (and
 //             effective-hard-sm-percent) as annotations, which the apiserver writes onto the
@@ -58,6 +60,9 @@ struct ExtenderOptions {
   // The longest a bind waits for its gang (kube-scheduler's extender httpTimeout must be
   // longer); a gang-timeout of 0 ("forever") waits this long.
   std::chrono::milliseconds maxGangWait{std::chrono::seconds(25)};
+  // How long a preemptor's reservation of the node its victims leave outlives a preemptor that
+  // does not come back to bind (deleted, rescheduled elsewhere by hand).
+  std::chrono::seconds reservationTtl{120};
   std::function<allocator::Clock::time_point()> now = [] { return allocator::Clock::now(); };
 };
 
@@ -88,6 +93,7 @@ private:
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::vector<std::string>> preemptions_;  // preemptor → victims
+  std::string preemptionUnderWay(const std::string& uid);
   // kube-scheduler calls prioritize right after filter with the same pod and the nodes that
   // passed, in the order filter answered: the last filter's scores are reused while the ledger
   // has not changed.

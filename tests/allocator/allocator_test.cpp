@@ -294,6 +294,42 @@ TEST(Allocator, PreemptionPicksFewestLowerQosUnprotected) {
   EXPECT_FALSE(a.planPreemption(request("big", {{"tflops-request", "101"}, {"qos", "critical"}}), {"n1", "n2"}, now));
 }
 
+// The preemptor holds what its victims free: nothing else takes it while they terminate or
+// after; it binds there; a reservation nobody comes back for is dropped at its time.
+TEST(Allocator, APreemptorsReservationHoldsTheFreedCapacity) {
+  Allocator a;
+  a.upsertGpu(gpu("g1", "n1", 100, 40));
+  const Clock::time_point now = Clock::from_time_t(1767225600) + std::chrono::minutes(10);
+  booked(a, "low", {{"tflops-request", "80"}, {"qos", "low"}}, "n1");
+  Request hi = request("hi", {{"tflops-request", "50"}, {"qos", "high"}});
+  auto plan = a.planPreemption(hi, {"n1"}, now);
+  ASSERT_TRUE(plan);
+  ASSERT_TRUE(a.reserve(hi, *plan, now + std::chrono::minutes(2)));
+  EXPECT_FALSE(a.reserve(hi, *plan, now + std::chrono::minutes(2)));  // once
+  EXPECT_EQ(a.available("g1")->milliTflops, -30000);  // booked past capacity until low goes
+  EXPECT_TRUE(fitOf(filterOk(a, hi, {"n1"}), "n1").fits);  // pinned to its node
+  a.release("uid-low");
+  Request rival = request("rival", {{"tflops-request", "60"}});
+  EXPECT_FALSE(fitOf(filterOk(a, rival, {"n1"}), "n1").fits);
+  EXPECT_EQ(a.expireReservations(now + std::chrono::minutes(1)), 0u);
+  ASSERT_TRUE(a.assume(hi, "n1"));  // the bind: its reserved GPUs
+  ASSERT_TRUE(a.commit("uid-hi"));
+  EXPECT_EQ(a.expireReservations(now + std::chrono::minutes(5)), 0u);  // committed: kept
+  EXPECT_EQ(a.available("g1")->milliTflops, 50000);
+
+  // A preemptor that never comes back: its hold ends at its time.
+  booked(a, "low2", {{"tflops-request", "50"}, {"qos", "low"}}, "n1");  // fills g1 beside hi
+  Request hi2 = request("hi2", {{"tflops-request", "50"}, {"qos", "critical"}});
+  auto plan2 = a.planPreemption(hi2, {"n1"}, now);
+  ASSERT_TRUE(plan2);
+  ASSERT_TRUE(a.reserve(hi2, *plan2, now + std::chrono::minutes(2)));
+  a.release("uid-low2");
+  EXPECT_EQ(a.expireReservations(now + std::chrono::minutes(3)), 1u);
+  EXPECT_FALSE(a.allocation("uid-hi2"));
+  EXPECT_FALSE(fitOf(filterOk(a, rival, {"n1"}), "n1").fits);  // hi still holds 50
+  EXPECT_TRUE(fitOf(filterOk(a, request("small", {{"tflops-request", "50"}}), {"n1"}), "n1").fits);
+}
+
 TEST(Allocator, SameQosIsNeverAVictim) {
   Allocator a;
   a.upsertGpu(gpu("g1", "n1", 100, 40));

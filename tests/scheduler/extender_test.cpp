@@ -243,8 +243,14 @@ TEST_F(ExtenderTest, HighQosPreemptsByDeletingVictimsOnce) {
   EXPECT_EQ(f.json()["FailedNodes"]["n1"], "waiting for 1 preempted pod(s) to release their GPUs");
   EXPECT_EQ(ops.deleted.size(), 1u);
   ledger.release("uid-low");  // the informer saw it go
+  // What low freed is reserved for hi: a pod that would fit the freed GPU does not get it.
+  auto rival = make("rival", {{"tflops-request", "60"}, {"qos", "medium"}});
+  EXPECT_EQ(ext.filter(args(rival, {"n1"})).json()["NodeNames"], nlohmann::json::array());
   f = ext.filter(args(hi, {"n1", "n2"}));
   EXPECT_EQ(f.json()["NodeNames"], nlohmann::json({"n1"}));
+  EXPECT_EQ(ext.bind(binding(hi, "n1")).json()["Error"], "");
+  EXPECT_TRUE(ledger.allocation("uid-hi")->committed);
+  EXPECT_EQ(ledger.available("g1")->milliTflops, 50000);
   // Medium QoS never preempts.
   auto med = make("med", {{"tflops-request", "90"}, {"qos", "medium"}});
   ext.filter(args(med, {"n2"}));
