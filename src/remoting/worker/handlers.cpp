@@ -638,6 +638,8 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DRV(cuMemFree_v2);
     if (A(0) == 0) return f(0);
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
+    // Memory importers hold is freed when the last of them closes it.
+    if (!s.shared().ipc.ownerReleases(IpcKind::Memory, &s, A(0))) return CUDA_SUCCESS;
     CUresult r = f(A(0));
     s.mirrors().remove(A(0)); // managed memory
     return r;
@@ -652,6 +654,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     OWN_STREAM(A(1));
     DRV(cuMemFreeAsync);
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
+    if (!s.shared().ipc.ownerReleases(IpcKind::Memory, &s, A(0))) return CUDA_SUCCESS;
     return f(A(0), H(CUstream)(A(1)));
   }
   // ---- memory pools: the client's own, and the device's default (shared by the worker) -----
@@ -1271,10 +1274,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
   case FnId::cuEventDestroy_v2: {
     NEED(1);
     OWN(Event, A(0));
-    DRV(cuEventDestroy_v2);
-    CUresult r = f(H(CUevent)(A(0)));
-    if (r == CUDA_SUCCESS) s.remove(K::Event, A(0));
-    return r;
+    return destroyEvent(s, A(0));
   }
   CASE2(cuEventRecord, cuEventRecord_ptsz) {
     NEED(2);
@@ -1314,6 +1314,13 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     out.put(bits);
     return r;
   }
+  case FnId::cuIpcGetMemHandle:
+  case FnId::cuIpcOpenMemHandle:
+  case FnId::cuIpcOpenMemHandle_v2:
+  case FnId::cuIpcCloseMemHandle:
+  case FnId::cuIpcGetEventHandle:
+  case FnId::cuIpcOpenEventHandle:
+    return dispatchIpc(s, in, out);
   default: return dispatchGraph(s, in, out);
   }
 }

@@ -14,6 +14,10 @@ using K = Session::HandleKind;
 CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // handlers_graph.cpp: stream capture and graphs.
 CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
+// handlers_ipc.cpp: IPC memory and event handles (worker/ipc.h); destroyEvent is
+// cuEventDestroy's worker side (an opened event is closed, a held exported one kept).
+CUresult dispatchIpc(Session& s, const CallIn& in, CallOut& out);
+CUresult destroyEvent(Session& s, uint64_t event);
 // handlers_array.cpp: arrays, mipmapped arrays, texture and surface objects;
 // CUDA_ERROR_NOT_SUPPORTED for anything else.
 CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);
