@@ -296,6 +296,7 @@ CUresult tf_rs_cuGraphAddHostNode(CUgraphNode* node, CUgraph g, const CUgraphNod
   void* data = p->userData;
   CUresult r = client().hostToken([fn, data] { fn(data); }, true, &token);
   if (r != CUDA_SUCCESS) return r;
+  rememberHostNode(token, *p);
   Writer w = nodeBlob(deps, n);
   return addNode(FnId::cuGraphAddHostNode, node, {u(g), token}, w);
 }
@@ -312,19 +313,13 @@ CUresult tf_rs_cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph g, const CUgra
   w.bytes(params.data(), params.size());
   return addNode(FnId::cuGraphAddKernelNode_v2, node,
                  {u(g), u(f), p->gridDimX, p->gridDimY, p->gridDimZ, p->blockDimX, p->blockDimY,
-                  p->blockDimZ, p->sharedMemBytes},
+                  p->blockDimZ, p->sharedMemBytes, p->func ? u(p->kern) : 0},
                  w);
 }
 CUresult tf_rs_cuGraphAddKernelNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
                                     const CUDA_KERNEL_NODE_PARAMS_v1* p) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
-  CUDA_KERNEL_NODE_PARAMS_v2 v2{};
-  v2.func = p->func;
-  v2.gridDimX = p->gridDimX, v2.gridDimY = p->gridDimY, v2.gridDimZ = p->gridDimZ;
-  v2.blockDimX = p->blockDimX, v2.blockDimY = p->blockDimY, v2.blockDimZ = p->blockDimZ;
-  v2.sharedMemBytes = p->sharedMemBytes;
-  v2.kernelParams = p->kernelParams;
-  v2.extra = p->extra;
+  CUDA_KERNEL_NODE_PARAMS_v2 v2 = kernelParamsV2(*p);
   return tf_rs_cuGraphAddKernelNode_v2(node, g, deps, n, &v2);
 }
 CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,

@@ -166,8 +166,6 @@ std::string nameArg(const CallIn& in) {
   return n.find('\0') == std::string::npos ? n : std::string();
 }
 
-CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
-
 } // namespace
 
 CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,
@@ -358,6 +356,8 @@ CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
+} // namespace
+
 // The parameter layout of a function or kernel the client owns, from the driver, cached.
 CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out) {
   auto it = s.layouts().find(handle);
@@ -384,6 +384,8 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
   *out = &(s.layouts()[handle] = std::move(slots));
   return CUDA_SUCCESS;
 }
+
+namespace {
 
 CUresult paramLayout(Session& s, const CallIn& in, CallOut& out) {
   NEED(1);

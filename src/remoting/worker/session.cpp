@@ -105,6 +105,10 @@ struct HostFunctionArg {
 };
 } // namespace
 
+uint64_t Session::hostFunctionToken(void* arg) {
+  return arg ? static_cast<HostFunctionArg*>(arg)->token : 0;
+}
+
 void* Session::hostFunctionArg(uint64_t token, bool persistent) {
   auto* a = new HostFunctionArg{host_, token, persistent};
   if (persistent) persistentArgs_.push_back(a);
@@ -654,7 +658,8 @@ void Session::releaseAll() {
   if (auto execDestroy = api.fn<decltype(&::cuGraphExecDestroy)>(FnId::cuGraphExecDestroy))
     for (uint64_t g : handles_[static_cast<int>(HandleKind::GraphExec)]) execDestroy(reinterpret_cast<CUgraphExec>(g));
   if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
-    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)]) graphDestroy(reinterpret_cast<CUgraph>(g));
+    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)])
+      if (!childGraphs_.count(g)) graphDestroy(reinterpret_cast<CUgraph>(g));
   if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))
     for (uint64_t t : handles_[static_cast<int>(HandleKind::TexObject)]) texDestroy(static_cast<CUtexObject>(t));
   if (auto surfDestroy = api.fn<decltype(&::cuSurfObjectDestroy)>(FnId::cuSurfObjectDestroy))

@@ -205,6 +205,11 @@ public:
   // argument (a host node of a graph, replayed many times) lives until the session ends.
   void* hostFunctionArg(uint64_t token, bool persistent = false);
   static void hostFunctionEntry(void* arg);
+  // The client's token of a host function argument made by hostFunctionArg.
+  static uint64_t hostFunctionToken(void* arg);
+  // Graphs embedded in child graph nodes: the client may name them, never destroy them (they
+  // go with their node).
+  std::set<uint64_t>& childGraphs() { return childGraphs_; }
   static void dropHostFunctionArg(void* arg);
   void expectHostBytes(uint64_t token, void* into, uint64_t n);
 
@@ -241,6 +246,7 @@ private:
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
+  std::set<uint64_t> childGraphs_;
   std::map<uint64_t, std::pair<uint64_t, int>> memHandles_;
   std::map<CUdeviceptr, uint64_t> reservations_;
   std::map<CUdeviceptr, uint64_t> mappings_;
