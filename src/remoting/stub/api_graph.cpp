@@ -227,22 +227,6 @@ CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
   return r;
 }
-CUresult tf_rs_cuGraphGetNodes(CUgraph g, CUgraphNode* nodes, size_t* n) {
-  if (!n) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t total = 0;
-  std::string blob;
-  CUresult r = client().call(static_cast<uint32_t>(FnId::cuGraphGetNodes), {u(g), nodes ? *n : 0},
-                             &total, 1, nullptr, 0, nullptr, 0, nullptr, &blob);
-  if (r != CUDA_SUCCESS) return r;
-  if (nodes) {
-    size_t k = std::min<size_t>(*n, blob.size() / 8);
-    std::memcpy(nodes, blob.data(), k * 8);
-    for (size_t i = k; i < *n; ++i) nodes[i] = nullptr; // as the driver does past the end
-  }
-  *n = total;
-  return CUDA_SUCCESS;
-}
 CUresult tf_rs_cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType* t) {
   if (!t) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();

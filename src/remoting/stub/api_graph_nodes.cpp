@@ -154,6 +154,9 @@ CUDA_KERNEL_NODE_PARAMS_v2 kernelParamsV2(const CUDA_KERNEL_NODE_PARAMS_v1& p) {
 
 extern "C" {
 
+CUresult tf_rs_cuGraphGetNodes(CUgraph g, CUgraphNode* out, size_t* n) {
+  return list(FnId::cuGraphGetNodes, u(g), out, nullptr, n);
+}
 CUresult tf_rs_cuGraphGetRootNodes(CUgraph g, CUgraphNode* out, size_t* n) {
   return list(FnId::cuGraphGetRootNodes, u(g), out, nullptr, n);
 }
