@@ -8,11 +8,15 @@
 //     both handles with CUDA_ERROR_INVALID_VALUE, as for garbage, and cannot name the pointer;
 //   - "holder": a client of the same tenant opens the memory and holds it while the exporter
 //     frees it: the memory stays alive and unchanged for it, and is freed (the device's free
-//     memory back where it was) only when it closes.
+//     memory back where it was) only when it closes;
+//   - "leaver": a client of the same tenant exports memory and leaves (its session ends) while
+//     this process holds the memory open: it stays alive and unchanged here (checked for 2 s
+//     after the leaver exited, long after its session is released), and goes when closed.
 // Each child's exit status counts; the program fails on any failed check (tests/cuda/check.h).
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -60,7 +64,22 @@ CUcontext start() {
   return ctx;
 }
 
+int leaver(int in, int out) {
+  start();
+  CUdeviceptr p;
+  CU_CHECK(cuMemAlloc(&p, kBytes));
+  CU_CHECK(cuMemsetD32(p, 0x4321, kWords));
+  CU_CHECK(cuCtxSynchronize());
+  CUipcMemHandle mem;
+  CU_CHECK(cuIpcGetMemHandle(&mem, p));
+  REQUIRE(write(out, mem.reserved, sizeof mem.reserved) == sizeof mem.reserved);
+  char c = 0;
+  REQUIRE(read(in, &c, 1) == 1 && c == 'x'); // opened over there: leave without freeing
+  return tf_test::summary("ipc_tenants leaver");
+}
+
 int child(const std::string& role, const std::string& memHex, const std::string& eventHex, int in, int out) {
+  if (role == "leaver") return leaver(in, out);
   start();
   CUipcMemHandle mem;
   CUipcEventHandle event;
@@ -183,6 +202,30 @@ int main(int argc, char** argv) {
   size_t freeAfter = 0;
   CU_CHECK(cuMemGetInfo(&freeAfter, &total));
   EXPECT_EQ_INT(freeAfter, freeBefore); // freed with the last close
+
+  int toLeaver = -1, fromLeaver = -1;
+  pid_t leaverPid = spawn(argv[0], "leaver", "-", "-", nullptr, &toLeaver, &fromLeaver);
+  CUipcMemHandle left;
+  REQUIRE(read(fromLeaver, left.reserved, sizeof left.reserved) == sizeof left.reserved);
+  CUdeviceptr q = 0;
+  CU_CHECK(cuIpcOpenMemHandle(&q, left, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
+  c = 'x';
+  REQUIRE(write(toLeaver, &c, 1) == 1);
+  EXPECT_TRUE(exitedOk(leaverPid));
+  // The leaver's session ends within milliseconds of its exit; its memory must outlive it.
+  bool intact = true;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+       intact && std::chrono::steady_clock::now() < until;)
+    intact = allWords(q, 0x4321);
+  EXPECT_TRUE(intact);
+  CU_CHECK(cuIpcCloseMemHandle(q));
+  // Released with the close (the leaver's session may still be finishing: a ceiling).
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       std::chrono::steady_clock::now() < until;) {
+    CU_CHECK(cuMemGetInfo(&freeAfter, &total));
+    if (freeAfter == freeBefore) break;
+  }
+  EXPECT_EQ_INT(freeAfter, freeBefore);
   CU_CHECK(cuEventDestroy(ev));
   return tf_test::summary("ipc_tenants");
 }
