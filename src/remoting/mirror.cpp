@@ -24,13 +24,21 @@ Mirror::~Mirror() {
   if (shadow_) munmap(shadow_, size_ ? size_ : 1);
 }
 
+namespace {
+// Written pages a mirror leaves open between collects (compared each time: 256 KiB).
+constexpr uint64_t kOpenPages = 64;
+} // namespace
+
 uint64_t Mirror::collect(std::vector<MirrorRun>& runs, std::vector<uint8_t>& bytes) {
   std::vector<std::pair<uint64_t, uint64_t>> written;
-  if (!tracked_ || !scanned_ || !WriteTracker::get()->written(base(), size_, &written)) {
+  const bool protectAgain = openPages_ > kOpenPages;
+  if (!tracked_ || !scanned_ || !WriteTracker::get()->written(base(), size_, &written, protectAgain)) {
     scanned_ = true;
     return collectRange(0, size_, runs, bytes);
   }
-  uint64_t total = 0;
+  uint64_t total = 0, pages = 0;
+  for (auto [start, end] : written) pages += (end - start + kMirrorPage - 1) / kMirrorPage;
+  openPages_ = protectAgain ? 0 : pages;
   for (auto [start, end] : written) {
     uint64_t from = std::max(start, base()) - base();
     uint64_t to = std::min(end, base() + size_) - base();

@@ -60,6 +60,10 @@ private:
   uint8_t* shadow_ = nullptr;
   bool tracked_ = false;
   bool scanned_ = false; // the first collect compares everything (writes before tracking)
+  // Pages written and left open (not protected again) at the last collect: they are listed
+  // (and compared) at every collect until there are more than kOpenPages, when one collect
+  // protects them all again (one TLB flush for many rounds instead of one per round).
+  uint64_t openPages_ = 0;
 };
 
 class MirrorSet {

@@ -113,11 +113,11 @@ void WriteTracker::untrack(uint64_t base, uint64_t size) {
 }
 
 bool WriteTracker::written(uint64_t base, uint64_t size,
-                           std::vector<std::pair<uint64_t, uint64_t>>* out) {
+                           std::vector<std::pair<uint64_t, uint64_t>>* out, bool protectAgain) {
   const uint64_t end = base + ((size + kPage - 1) & ~(kPage - 1));
   PageRegion vec[64];
   for (uint64_t at = base; at < end;) {
-    PmScanArg a{sizeof(PmScanArg), kScanWpMatching | kScanCheckWpAsync, at, end, 0,
+    PmScanArg a{sizeof(PmScanArg), (protectAgain ? kScanWpMatching : 0) | kScanCheckWpAsync, at, end, 0,
                 reinterpret_cast<uint64_t>(vec), 64, 0, 0, kPageIsWritten, 0, kPageIsWritten};
     long n = ioctl(pagemap_, kPagemapScan, &a);
     if (n < 0) return false;

@@ -143,6 +143,46 @@ TEST(Mirror, TrackedWritesAreFoundWhateverWroteThem) {
   EXPECT_EQ(m.collect(runs, bytes), 0u);
 }
 
+// Written pages are left open for a while (protecting them again costs a TLB flush each
+// time): while open, every write to them is still found; once more than 64 are open, one
+// collect protects them all again, after which the kernel lists none until written anew.
+TEST(Mirror, PagesLeftOpenStillShowEveryWriteAndAreProtectedInBatches) {
+  WriteTracker* t = WriteTracker::get();
+  if (!t)
+    GTEST_SKIP() << "NOT TESTED HERE: the kernel's write tracking is not available (Linux < 6.7, "
+                    "userfaultfd refused, or TF_MIRROR_TRACKING=0)";
+  const uint64_t pages = 200;
+  Side a(pages * 4096);
+  Mirror m(a.mem, a.size, /*trackWrites=*/true);
+  ASSERT_TRUE(m.tracked());
+  std::vector<MirrorRun> runs;
+  std::vector<uint8_t> bytes;
+  m.collect(runs, bytes); // the first collect compares everything
+  std::vector<std::pair<uint64_t, uint64_t>> open;
+  for (uint8_t v = 1; v <= 3; ++v) { // the same open page, written again and again
+    a.mem[3 * 4096] = v;
+    runs.clear();
+    bytes.clear();
+    ASSERT_EQ(m.collect(runs, bytes), 4096u) << "write " << int(v);
+    EXPECT_EQ(bytes[0], v);
+  }
+  open.clear();
+  ASSERT_TRUE(t->written(m.base(), m.size(), &open, /*protectAgain=*/false));
+  EXPECT_EQ(open.size(), 1u) << "page 3 is left open";
+  for (uint64_t p = 10; p < 110; ++p) a.mem[p * 4096] = 7; // 100 pages: more than 64 open
+  runs.clear();
+  EXPECT_EQ(m.collect(runs, bytes), 100u * 4096);
+  runs.clear();
+  EXPECT_EQ(m.collect(runs, bytes), 0u); // this one protects the 101 open pages again
+  open.clear();
+  ASSERT_TRUE(t->written(m.base(), m.size(), &open, /*protectAgain=*/false));
+  EXPECT_TRUE(open.empty()) << open.size() << " ranges still open";
+  a.mem[3 * 4096] = 9; // a protected page again: its write is found as the first one was
+  a.mem[150 * 4096] = 9;
+  runs.clear();
+  EXPECT_EQ(m.collect(runs, bytes), 2u * 4096);
+}
+
 TEST(MirrorSet, RefusesOverlapsAndChecksRuns) {
   Side a(4 * 4096);
   uint64_t base = reinterpret_cast<uint64_t>(a.mem);

@@ -4,6 +4,8 @@
 #   run_remote.sh tcp|tls|shm WORKER SOFTGPU_LIB_DIR STUB_DIR STATE_DIR EXTRA_LD PROGRAM [ARGS...]
 #
 # TF_REMOTE_CLIENTS=N runs N copies of the program at once against the one worker.
+# TF_TEST_SECOND_TOKEN=T gives the worker a second tenant with token T (the program gets the
+# first tenant's token).
 # The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
 # shm name; its address is read from its "listening on ..." line. The program sees only the
 # stub (LD_LIBRARY_PATH=STUB_DIR[EXTRA_LD]) and checks its own results. The test fails if the
@@ -34,7 +36,7 @@ case "$transport" in
 esac
 log="$state/worker.log"
 TF_SOFTGPU_STATE_DIR="$state" "$worker" --listen "$listen" --driver "$libdir/libcuda.so.1" \
-  --token "$token" "${tls[@]}" >"$log" 2>&1 &
+  --token "$token" ${TF_TEST_SECOND_TOKEN:+--token "$TF_TEST_SECOND_TOKEN"} "${tls[@]}" >"$log" 2>&1 &
 wpid=$!
 trap 'kill -9 $wpid 2>/dev/null' EXIT
 addr=""

@@ -470,6 +470,27 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxA, nullptr, nullptr,
                    nullptr, blob({}, nullptr, 0)),
             CUDA_ERROR_INVALID_HANDLE);                                        // B's graph
+  // Introspection, clones, child graphs and updates name only the client's own too: B's node
+  // is no node to A (INVALID_VALUE, as the driver says of a node that does not exist), B's
+  // graph is not A's handle.
+  uint64_t out[3] = {};
+  EXPECT_EQ(a.call(FnId::cuGraphNodeGetType, {nodeB}, ctxA, out), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphMemsetNodeGetParams, {nodeB}, ctxA, out), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphKernelNodeGetParams_v2, {nodeB}, ctxA, out), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphNodeGetDependentNodes, {nodeB, 4}, ctxA, out), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphDestroyNode, {nodeB}, ctxA), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphClone, {gB}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(FnId::cuGraphGetRootNodes, {gB, 4}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(FnId::cuGraphGetEdges, {gB, 4}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode), {gA, gB}, ctxA, out,
+                   nullptr, nullptr, blob({}, nullptr, 0)),
+            CUDA_ERROR_INVALID_HANDLE);
+  uint64_t execA = 0;
+  ASSERT_EQ(a.call(FnId::cuGraphInstantiateWithFlags, {gA, 0}, ctxA, &execA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuGraphExecUpdate_v2, {execA, gB}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(FnId::cuGraphNodeSetEnabled, {execA, nodeB, 0}, ctxA), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuGraphNodeGetType, {nodeB}, ctxB, out), CUDA_SUCCESS); // B's still
+  EXPECT_EQ(a.call(FnId::cuGraphExecDestroy, {execA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuGraphDestroy, {gA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(b.call(FnId::cuGraphDestroy, {gB}, ctxB), CUDA_SUCCESS);
   EXPECT_TRUE(worker_->alive());

@@ -5,12 +5,14 @@
 // vGPU's); the process list is the worker's clients holding a context on the device, with the
 // memory they hold. Every other function of the NVML table (src/cuda/nvml_catalog.inc) is
 // exported too, generated: it checks its arguments as NVIDIA's does, then answers NOT_SUPPORTED
-// (or, for features no device here has, the table's answer).
+// (or, for features no device here has, the table's answer). Event sets are the stub's own, as
+// the soft GPU's (cuda/nvml_event_sets.h): no event is raised, a wait lasts its timeout.
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "cuda/nvml_api.h"
+#include "cuda/nvml_event_sets.h"
 #include "cuda/nvml_text.h"
 #include "remoting/nvml/nvml_stub.h"
 #include "remoting/stub/client.h"
@@ -166,9 +168,20 @@ nvmlReturn_t cudaDriverVersion(int* v) {
   });
 }
 
+tf::nvml::EventSets& eventSets() {
+  static auto* s = new tf::nvml::EventSets(); // never destroyed: callers may outlive static dtors
+  return *s;
+}
+
+nvmlReturn_t waitOn(nvmlEventSet_t set, nvmlEventData_t* data, unsigned timeoutMs) {
+  nvmlReturn_t r = withClient([&] { return NVML_SUCCESS; });
+  return r != NVML_SUCCESS ? r : eventSets().wait(set, data, timeoutMs);
+}
+
 } // namespace
 
 namespace tf::remoting::nvml {
+bool eventSetExists(nvmlEventSet_t set) { return eventSets().exists(set); }
 // Handles are index + 1, so a null handle is never valid.
 int indexOf(nvmlDevice_t d) {
   auto i = static_cast<int>(reinterpret_cast<uintptr_t>(d)) - 1;
@@ -343,6 +356,29 @@ NVML_API_EXPORT nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses_v2(nvmlDevi
 NVML_API_EXPORT nvmlReturn_t nvmlDeviceGetMPSComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int* count,
                                                                         nvmlProcessInfo_t*) {
   return noProcesses(d, count);
+}
+
+NVML_API_EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t d, unsigned long long* types) {
+  return withDevice(d, [&](int, const tf::remoting::DeviceInfo&) -> nvmlReturn_t {
+    if (!types) return NVML_ERROR_INVALID_ARGUMENT;
+    *types = tf::nvml::kSupportedEvents;
+    return NVML_SUCCESS;
+  });
+}
+NVML_API_EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set) {
+  return withDevice(d, [&](int, const tf::remoting::DeviceInfo&) { return eventSets().registerEvents(types, set); });
+}
+NVML_API_EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
+  return withClient([&] { return eventSets().create(set); });
+}
+NVML_API_EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
+  return withClient([&] { return eventSets().free(set); });
+}
+NVML_API_EXPORT nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t* data, unsigned int timeoutMs) {
+  return waitOn(set, data, timeoutMs);
+}
+NVML_API_EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data, unsigned int timeoutMs) {
+  return waitOn(set, data, timeoutMs);
 }
 
 } // extern "C"

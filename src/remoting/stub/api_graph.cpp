@@ -227,22 +227,6 @@ CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
   return r;
 }
-CUresult tf_rs_cuGraphGetNodes(CUgraph g, CUgraphNode* nodes, size_t* n) {
-  if (!n) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t total = 0;
-  std::string blob;
-  CUresult r = client().call(static_cast<uint32_t>(FnId::cuGraphGetNodes), {u(g), nodes ? *n : 0},
-                             &total, 1, nullptr, 0, nullptr, 0, nullptr, &blob);
-  if (r != CUDA_SUCCESS) return r;
-  if (nodes) {
-    size_t k = std::min<size_t>(*n, blob.size() / 8);
-    std::memcpy(nodes, blob.data(), k * 8);
-    for (size_t i = k; i < *n; ++i) nodes[i] = nullptr; // as the driver does past the end
-  }
-  *n = total;
-  return CUDA_SUCCESS;
-}
 CUresult tf_rs_cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType* t) {
   if (!t) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -296,6 +280,7 @@ CUresult tf_rs_cuGraphAddHostNode(CUgraphNode* node, CUgraph g, const CUgraphNod
   void* data = p->userData;
   CUresult r = client().hostToken([fn, data] { fn(data); }, true, &token);
   if (r != CUDA_SUCCESS) return r;
+  rememberHostNode(token, *p);
   Writer w = nodeBlob(deps, n);
   return addNode(FnId::cuGraphAddHostNode, node, {u(g), token}, w);
 }
@@ -312,19 +297,13 @@ CUresult tf_rs_cuGraphAddKernelNode_v2(CUgraphNode* node, CUgraph g, const CUgra
   w.bytes(params.data(), params.size());
   return addNode(FnId::cuGraphAddKernelNode_v2, node,
                  {u(g), u(f), p->gridDimX, p->gridDimY, p->gridDimZ, p->blockDimX, p->blockDimY,
-                  p->blockDimZ, p->sharedMemBytes},
+                  p->blockDimZ, p->sharedMemBytes, p->func ? u(p->kern) : 0},
                  w);
 }
 CUresult tf_rs_cuGraphAddKernelNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,
                                     const CUDA_KERNEL_NODE_PARAMS_v1* p) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
-  CUDA_KERNEL_NODE_PARAMS_v2 v2{};
-  v2.func = p->func;
-  v2.gridDimX = p->gridDimX, v2.gridDimY = p->gridDimY, v2.gridDimZ = p->gridDimZ;
-  v2.blockDimX = p->blockDimX, v2.blockDimY = p->blockDimY, v2.blockDimZ = p->blockDimZ;
-  v2.sharedMemBytes = p->sharedMemBytes;
-  v2.kernelParams = p->kernelParams;
-  v2.extra = p->extra;
+  CUDA_KERNEL_NODE_PARAMS_v2 v2 = kernelParamsV2(*p);
   return tf_rs_cuGraphAddKernelNode_v2(node, g, deps, n, &v2);
 }
 CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps, size_t n,

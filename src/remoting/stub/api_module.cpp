@@ -3,7 +3,8 @@
 // shipped on first use (a kernel or a global of theirs), as the driver's lazy loading
 // translates them: cudart loads every fatbin a program and its libraries carry at start-up,
 // most of which are never launched. A launch's parameters are packed using the kernel's
-// parameter layout (fetched once per function) and posted without waiting.
+// parameter layout (fetched once per function) and posted without waiting, except the first
+// launch of each function, which waits for the driver's answer (Client::launchedBefore).
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -245,7 +246,11 @@ CUresult launch(FnId fn, CUfunction f, unsigned gx, unsigned gy, unsigned gz, un
   thread_local tf::remoting::Writer w;
   CUresult r = packLaunch(f, params, extra, attrs, nAttrs, w);
   if (r != CUDA_SUCCESS) return r;
-  return client().post(fn, {u(f), gx, gy, gz, bx, by, bz, smem, u(s)}, w.data(), w.size());
+  if (client().launchedBefore(f))
+    return client().post(fn, {u(f), gx, gy, gz, bx, by, bz, smem, u(s)}, w.data(), w.size());
+  r = client().call(fn, {u(f), gx, gy, gz, bx, by, bz, smem, u(s)}, nullptr, 0, w.data(), w.size());
+  if (r == CUDA_SUCCESS) client().markLaunched(f);
+  return r;
 }
 
 } // namespace

@@ -162,6 +162,18 @@ public:
     std::lock_guard<std::mutex> lock(layoutMu_);
     layouts_.clear();
     occupancy_.clear();
+    launched_.clear();
+  }
+  // Functions the driver has accepted a launch of: the first launch of each function waits for
+  // the driver's answer (a kernel the driver cannot run is refused by that launch, as on a
+  // GPU, not by a later synchronisation); later ones are posted.
+  bool launchedBefore(CUfunction f) {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    return launched_.count(f) != 0;
+  }
+  void markLaunched(CUfunction f) {
+    std::lock_guard<std::mutex> lock(layoutMu_);
+    launched_.insert(f);
   }
   // Blocks of f resident per SM with this block size and dynamic shared memory (the worker's
   // cuOccupancyMaxActiveBlocksPerMultiprocessor), asked once per shape: a cooperative launch
@@ -258,6 +270,7 @@ private:
   };
   std::unordered_map<std::tuple<CUfunction, unsigned, unsigned>, int, ShapeHash> occupancy_;
   std::unordered_set<uint64_t> images_;
+  std::unordered_set<CUfunction> launched_;
   mutable std::shared_mutex handleMu_;
   std::unordered_set<const void*> handles_[2];
 };

@@ -166,8 +166,6 @@ std::string nameArg(const CallIn& in) {
   return n.find('\0') == std::string::npos ? n : std::string();
 }
 
-CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
-
 } // namespace
 
 CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,
@@ -358,6 +356,8 @@ CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
+} // namespace
+
 // The parameter layout of a function or kernel the client owns, from the driver, cached.
 CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out) {
   auto it = s.layouts().find(handle);
@@ -384,6 +384,8 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
   *out = &(s.layouts()[handle] = std::move(slots));
   return CUDA_SUCCESS;
 }
+
+namespace {
 
 CUresult paramLayout(Session& s, const CallIn& in, CallOut& out) {
   NEED(1);
@@ -638,6 +640,8 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     DRV(cuMemFree_v2);
     if (A(0) == 0) return f(0);
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
+    // Memory importers hold is freed when the last of them closes it.
+    if (!s.shared().ipc.ownerReleases(IpcKind::Memory, &s, A(0))) return CUDA_SUCCESS;
     CUresult r = f(A(0));
     s.mirrors().remove(A(0)); // managed memory
     return r;
@@ -652,6 +656,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     OWN_STREAM(A(1));
     DRV(cuMemFreeAsync);
     if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
+    if (!s.shared().ipc.ownerReleases(IpcKind::Memory, &s, A(0))) return CUDA_SUCCESS;
     return f(A(0), H(CUstream)(A(1)));
   }
   // ---- memory pools: the client's own, and the device's default (shared by the worker) -----
@@ -1271,10 +1276,7 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
   case FnId::cuEventDestroy_v2: {
     NEED(1);
     OWN(Event, A(0));
-    DRV(cuEventDestroy_v2);
-    CUresult r = f(H(CUevent)(A(0)));
-    if (r == CUDA_SUCCESS) s.remove(K::Event, A(0));
-    return r;
+    return destroyEvent(s, A(0));
   }
   CASE2(cuEventRecord, cuEventRecord_ptsz) {
     NEED(2);
@@ -1314,6 +1316,13 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     out.put(bits);
     return r;
   }
+  case FnId::cuIpcGetMemHandle:
+  case FnId::cuIpcOpenMemHandle:
+  case FnId::cuIpcOpenMemHandle_v2:
+  case FnId::cuIpcCloseMemHandle:
+  case FnId::cuIpcGetEventHandle:
+  case FnId::cuIpcOpenEventHandle:
+    return dispatchIpc(s, in, out);
   default: return dispatchGraph(s, in, out);
   }
 }

@@ -14,6 +14,10 @@ using K = Session::HandleKind;
 CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // handlers_graph.cpp: stream capture and graphs.
 CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
+// handlers_ipc.cpp: IPC memory and event handles (worker/ipc.h); destroyEvent is
+// cuEventDestroy's worker side (an opened event is closed, a held exported one kept).
+CUresult dispatchIpc(Session& s, const CallIn& in, CallOut& out);
+CUresult destroyEvent(Session& s, uint64_t event);
 // handlers_array.cpp: arrays, mipmapped arrays, texture and surface objects;
 // CUDA_ERROR_NOT_SUPPORTED for anything else.
 CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);
@@ -24,6 +28,15 @@ CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);
 CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr addr, size_t x, size_t y, size_t z,
                    size_t pitch, size_t height, size_t w, size_t h, size_t d,
                    bool hostByAddress = false);
+
+// The parameter layout of a function or kernel the client owns, from the driver, cached.
+CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
+
+// handlers_graph_nodes.cpp: graph and node introspection, node parameters, clones, child
+// graphs, executable graph updates.
+CUresult dispatchGraphNodes(Session& s, const CallIn& in, CallOut& out);
+// A memset node's parameters checked against the client's memory.
+CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
 
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.
@@ -43,6 +56,10 @@ CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBl
   if (!name) return CUDA_ERROR_NOT_SUPPORTED
 #define OWN(kind, h)                                                                              \
   if (!s.owns(K::kind, (h))) return CUDA_ERROR_INVALID_HANDLE
+// A graph node that is not the client's is INVALID_VALUE, as the driver answers for a node
+// that does not exist.
+#define OWN_NODE(h)                                                                               \
+  if (!s.owns(K::GraphNode, (h))) return CUDA_ERROR_INVALID_VALUE
 #define OWN_ARRAY(h)                                                                              \
   if (!s.owns(K::Array, (h)) && !s.owns(K::ArrayLevel, (h))) return CUDA_ERROR_INVALID_HANDLE
 #define OWN_STREAM(h)                                                                             \

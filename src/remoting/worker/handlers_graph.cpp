@@ -108,6 +108,7 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
   case FnId::cuGraphDestroy: {
     NEED(1);
     OWN(Graph, A(0));
+    if (s.childGraphs().count(A(0))) return CUDA_ERROR_INVALID_VALUE; // its node's
     DRV(cuGraphDestroy);
     CUresult r = f(H(CUgraph)(A(0)));
     if (r == CUDA_SUCCESS) s.remove(K::Graph, A(0));
@@ -133,7 +134,7 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
   }
   case FnId::cuGraphNodeGetType: {
     NEED(1);
-    OWN(GraphNode, A(0));
+    OWN_NODE(A(0));
     DRV(cuGraphNodeGetType);
     CUgraphNodeType t{};
     CUresult r = f(H(CUgraphNode)(A(0)), &t);
@@ -142,7 +143,7 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
   }
   case FnId::cuGraphDestroyNode: {
     NEED(1);
-    OWN(GraphNode, A(0));
+    OWN_NODE(A(0));
     DRV(cuGraphDestroyNode);
     CUresult r = f(H(CUgraphNode)(A(0)));
     if (r == CUDA_SUCCESS) s.remove(K::GraphNode, A(0));
@@ -192,15 +193,7 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
     CUDA_MEMSET_NODE_PARAMS p{};
     if (!structArg(b.rest, &p)) return CUDA_ERROR_INVALID_VALUE;
-    if (p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
-    uint64_t rowBytes = uint64_t(p.width) * p.elementSize;
-    if (p.height == 0 || p.width == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (p.height > 1 && p.pitch < rowBytes) return CUDA_ERROR_INVALID_VALUE;
-    uint64_t span = 0;
-    if (__builtin_mul_overflow(uint64_t(p.height - 1), uint64_t(p.pitch), &span) ||
-        __builtin_add_overflow(span, rowBytes, &span))
-      return CUDA_ERROR_INVALID_VALUE;
-    DPTR(p.dst, span);
+    if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
     DRV(cuGraphAddMemsetNode);
     CUgraphNode node = nullptr;
     return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p, H(CUcontext)(A(1))),
@@ -237,6 +230,10 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     p.blockDimZ = static_cast<unsigned>(A(7));
     p.sharedMemBytes = static_cast<unsigned>(A(8));
     p.kernelParams = ptrs.empty() ? nullptr : ptrs.data(); // the driver copies the values
+    if (in.a.count > 9 && A(9)) { // the kernel named besides the function (cudart's)
+      OWN_FUNC(A(9));
+      p.kern = H(CUkernel)(A(9));
+    }
     DRV(cuGraphAddKernelNode_v2);
     CUgraphNode node = nullptr;
     return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
@@ -277,8 +274,21 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out) {
     DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
     return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
   }
-  default: return dispatchArray(s, in, out);
+  default: return dispatchGraphNodes(s, in, out);
   }
+}
+
+CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p) {
+  if (p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t rowBytes = uint64_t(p.width) * p.elementSize;
+  if (p.height == 0 || p.width == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (p.height > 1 && p.pitch < rowBytes) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t span = 0;
+  if (__builtin_mul_overflow(uint64_t(p.height - 1), uint64_t(p.pitch), &span) ||
+      __builtin_add_overflow(span, rowBytes, &span))
+    return CUDA_ERROR_INVALID_VALUE;
+  DPTR(p.dst, span);
+  return CUDA_SUCCESS;
 }
 
 } // namespace tf::remoting

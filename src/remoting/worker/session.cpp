@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -86,12 +87,27 @@ void HostChannel::close() {
 }
 
 namespace {
+// Which tenant's token this is: every token is compared, in constant time, whatever matches.
+bool tenantOf(const std::string& token, const std::vector<std::string>& tokens, uint32_t* tenant) {
+  bool found = false;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    bool match = constantTimeEquals(token, tokens[i]);
+    if (match && !found) *tenant = static_cast<uint32_t>(i);
+    found |= match;
+  }
+  return found;
+}
+
 struct HostFunctionArg {
   std::shared_ptr<HostChannel> channel;
   uint64_t token;
   bool persistent;
 };
 } // namespace
+
+uint64_t Session::hostFunctionToken(void* arg) {
+  return arg ? static_cast<HostFunctionArg*>(arg)->token : 0;
+}
 
 void* Session::hostFunctionArg(uint64_t token, bool persistent) {
   auto* a = new HostFunctionArg{host_, token, persistent};
@@ -241,13 +257,19 @@ bool Session::owns(HandleKind k, uint64_t handle) const {
 
 void OwnerMap::add(uint64_t p, uint64_t size, const void* owner) {
   std::unique_lock lock(mu_);
-  ranges_[p] = {size, owner};
+  auto& r = ranges_[p];
+  if (r.second.empty() || r.first != size) r = {size, {}};
+  r.second.push_back(owner);
 }
 
 void OwnerMap::remove(uint64_t p, const void* owner) {
   std::unique_lock lock(mu_);
   auto it = ranges_.find(p);
-  if (it != ranges_.end() && it->second.second == owner) ranges_.erase(it);
+  if (it == ranges_.end()) return;
+  auto& owners = it->second.second;
+  auto o = std::find(owners.begin(), owners.end(), owner);
+  if (o != owners.end()) owners.erase(o);
+  if (owners.empty()) ranges_.erase(it);
 }
 
 void Session::track(CUdeviceptr p, const Allocation& a) {
@@ -270,7 +292,10 @@ bool OwnerMap::anyForeign(const char* p, size_t n, const void* self) const {
     auto it = ranges_.upper_bound(v);
     if (it == ranges_.begin()) continue;
     --it;
-    if (v - it->first < it->second.first && it->second.second != self) return true;
+    const auto& owners = it->second.second;
+    if (v - it->first < it->second.first &&
+        std::find(owners.begin(), owners.end(), self) == owners.end())
+      return true;
   }
   return false;
 }
@@ -412,7 +437,7 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
   } else if (hello.catalogSize != static_cast<uint32_t>(cuda::catalogSize())) {
     r = CUDA_ERROR_NOT_SUPPORTED;
     s = failedPrecondition("client built against another driver-API catalog");
-  } else if (!constantTimeEquals(hello.token, shared_.token)) {
+  } else if (!tenantOf(hello.token, shared_.tokens, &tenant_)) {
     r = CUDA_ERROR_NOT_PERMITTED;
     s = Status(Code::PermissionDenied, "bad token");
   } else if (hello.attachTo) {
@@ -563,8 +588,40 @@ Status Session::sendReply(const FrameHeader& req, CUresult r, CallOut& out) {
   return Status::ok();
 }
 
+void Session::releaseIpc(const std::vector<IpcEntry>& due) {
+  if (due.empty()) return;
+  const DriverApi& api = d();
+  auto setCurrent = api.fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
+  auto ctxSync = api.fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
+  auto memFree = api.fn<decltype(&::cuMemFree_v2)>(FnId::cuMemFree_v2);
+  auto eventDestroy = api.fn<decltype(&::cuEventDestroy_v2)>(FnId::cuEventDestroy_v2);
+  auto ctxDestroy = api.fn<decltype(&::cuCtxDestroy_v2)>(FnId::cuCtxDestroy_v2);
+  if (current_) ctxSync(); // the importer's queued work on the memory finishes first
+  for (const IpcEntry& e : due) {
+    if (setCurrent(e.ctx) != CUDA_SUCCESS) continue;
+    ctxSync();
+    if (e.kind == IpcKind::Memory)
+      memFree(e.object);
+    else
+      eventDestroy(reinterpret_cast<CUevent>(e.object));
+    if (e.destroyCtx) {
+      setCurrent(nullptr);
+      ctxDestroy(e.ctx);
+    }
+  }
+  setCurrent(current_);
+}
+
 void Session::releaseAll() {
   const DriverApi& api = d();
+  // IPC: what this client opened is closed (the last close releases what its exporter left);
+  // what it exported and others hold stays until they close it.
+  auto& events = handles_[static_cast<int>(HandleKind::Event)];
+  for (auto it = events.begin(); it != events.end();) {
+    uint64_t id = 0;
+    it = shared_.ipc.opened(IpcKind::Event, this, *it, &id) ? events.erase(it) : std::next(it);
+  }
+  releaseIpc(shared_.ipc.closeAll(this));
   auto setCurrent = api.fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
   auto memFree = api.fn<decltype(&::cuMemFree_v2)>(FnId::cuMemFree_v2);
   auto streamDestroy = api.fn<decltype(&::cuStreamDestroy_v2)>(FnId::cuStreamDestroy_v2);
@@ -578,7 +635,8 @@ void Session::releaseAll() {
     if (setCurrent(reinterpret_cast<CUcontext>(c)) != CUDA_SUCCESS) continue;
     ctxSync(); // let queued work finish before its memory goes
     for (auto& [p, a] : allocations_)
-      if (a.freeable && a.ctx == reinterpret_cast<CUcontext>(c) && memFree(p) == CUDA_SUCCESS)
+      if (a.freeable && a.ctx == reinterpret_cast<CUcontext>(c) &&
+          shared_.ipc.ownerReleases(IpcKind::Memory, this, p) && memFree(p) == CUDA_SUCCESS)
         ++freed;
   }
   // Virtual memory: unmap, release every reference, free the reservations.
@@ -600,7 +658,8 @@ void Session::releaseAll() {
   if (auto execDestroy = api.fn<decltype(&::cuGraphExecDestroy)>(FnId::cuGraphExecDestroy))
     for (uint64_t g : handles_[static_cast<int>(HandleKind::GraphExec)]) execDestroy(reinterpret_cast<CUgraphExec>(g));
   if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
-    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)]) graphDestroy(reinterpret_cast<CUgraph>(g));
+    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)])
+      if (!childGraphs_.count(g)) graphDestroy(reinterpret_cast<CUgraph>(g));
   if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))
     for (uint64_t t : handles_[static_cast<int>(HandleKind::TexObject)]) texDestroy(static_cast<CUtexObject>(t));
   if (auto surfDestroy = api.fn<decltype(&::cuSurfObjectDestroy)>(FnId::cuSurfObjectDestroy))
@@ -611,13 +670,16 @@ void Session::releaseAll() {
     for (uint64_t m : handles_[static_cast<int>(HandleKind::MipmappedArray)])
       mipmapDestroy(reinterpret_cast<CUmipmappedArray>(m));
   for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
-  for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)]) eventDestroy(reinterpret_cast<CUevent>(e));
+  for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)])
+    if (shared_.ipc.ownerReleases(IpcKind::Event, this, e)) eventDestroy(reinterpret_cast<CUevent>(e));
   for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));
   for (uint64_t l : handles_[static_cast<int>(HandleKind::Library)]) libraryUnload(reinterpret_cast<CUlibrary>(l));
   if (auto poolDestroy = api.fn<decltype(&::cuMemPoolDestroy)>(FnId::cuMemPoolDestroy))
     for (uint64_t p : handles_[static_cast<int>(HandleKind::Pool)]) poolDestroy(reinterpret_cast<CUmemoryPool>(p));
   setCurrent(nullptr);
-  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)]) ctxDestroy(reinterpret_cast<CUcontext>(c));
+  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)])
+    if (!shared_.ipc.adoptContext(this, reinterpret_cast<CUcontext>(c))) // else its last IPC object's
+      ctxDestroy(reinterpret_cast<CUcontext>(c));
   if (shared_.verbose)
     TF_LOG(Info, "worker: client %s left; freed %zu allocations, %zu contexts", peer_.c_str(),
            freed, handles_[static_cast<int>(HandleKind::Context)].size());

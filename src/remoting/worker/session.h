@@ -27,6 +27,7 @@
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 #include "remoting/worker/driver_api.h"
+#include "remoting/worker/ipc.h"
 
 namespace tf::remoting {
 
@@ -63,7 +64,8 @@ struct SessionInfo {
 
 // Every client's device-reachable ranges and whose they are: a kernel argument pointing into
 // another client's memory is refused (a real GPU would let a kernel of one context read
-// another context's memory in the same process).
+// another context's memory in the same process). A range may have several owners (memory
+// opened by IPC handle is its exporter's and each importer's).
 class OwnerMap {
 public:
   void add(uint64_t p, uint64_t size, const void* owner);
@@ -74,13 +76,15 @@ public:
 
 private:
   mutable std::shared_mutex mu_;
-  std::map<uint64_t, std::pair<uint64_t, const void*>> ranges_;
+  std::map<uint64_t, std::pair<uint64_t, std::vector<const void*>>> ranges_;
 };
 
-// What all sessions of one worker share: the driver, the image cache, the token.
+// What all sessions of one worker share: the driver, the image cache, the tokens (one per
+// tenant: tokens[i] is tenant i), IPC handles.
 struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
-  std::string token;
+  std::vector<std::string> tokens;
+  IpcRegistry ipc;
   bool verbose = false;
   // Module images by FNV-1a hash, kept while the worker runs (capped in total).
   std::mutex imagesMu;
@@ -158,6 +162,18 @@ public:
     bool freeable; // false for module globals
   };
   void addAllocation(CUdeviceptr p, uint64_t size, bool freeable);
+  // The client's allocation starting exactly at p, or nullptr.
+  const Allocation* allocationAt(CUdeviceptr p) const {
+    auto it = allocations_.find(p);
+    return it == allocations_.end() ? nullptr : &it->second;
+  }
+  // Memory opened by IPC handle: the client may name it (not free it) while it holds it.
+  void addImport(CUdeviceptr p, uint64_t size) { track(p, Allocation{size, current_, false}); }
+  void dropImport(CUdeviceptr p) { untrack(p); }
+  // Releases what the last close of an IPC handle left to release (ipc.h).
+  void releaseIpc(const std::vector<IpcEntry>& due);
+  // The tenant whose token the client gave (WorkerShared::tokens).
+  uint32_t tenant() const { return tenant_; }
   // The client's allocation containing [p, p + n), or nullptr.
   const Allocation* allocationFor(CUdeviceptr p, uint64_t n) const;
   bool removeAllocation(CUdeviceptr p); // only freeable bases
@@ -189,6 +205,11 @@ public:
   // argument (a host node of a graph, replayed many times) lives until the session ends.
   void* hostFunctionArg(uint64_t token, bool persistent = false);
   static void hostFunctionEntry(void* arg);
+  // The client's token of a host function argument made by hostFunctionArg.
+  static uint64_t hostFunctionToken(void* arg);
+  // Graphs embedded in child graph nodes: the client may name them, never destroy them (they
+  // go with their node).
+  std::set<uint64_t>& childGraphs() { return childGraphs_; }
   static void dropHostFunctionArg(void* arg);
   void expectHostBytes(uint64_t token, void* into, uint64_t n);
 
@@ -220,10 +241,12 @@ private:
   uint64_t bulkLeft_ = 0;
   CUcontext current_ = nullptr;
   CUresult latched_ = CUDA_SUCCESS;
+  uint32_t tenant_ = 0;
   std::set<uint64_t> handles_[static_cast<int>(HandleKind::Count)];
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
+  std::set<uint64_t> childGraphs_;
   std::map<uint64_t, std::pair<uint64_t, int>> memHandles_;
   std::map<CUdeviceptr, uint64_t> reservations_;
   std::map<CUdeviceptr, uint64_t> mappings_;

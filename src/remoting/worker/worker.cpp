@@ -17,7 +17,8 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   auto api = DriverApi::load(o.driver);
   if (!api) return api.status();
   w->shared_.driver = std::move(*api);
-  w->shared_.token = o.token;
+  w->shared_.tokens = {o.token};
+  w->shared_.tokens.insert(w->shared_.tokens.end(), o.moreTokens.begin(), o.moreTokens.end());
   w->shared_.verbose = o.verbose;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
@@ -69,10 +70,11 @@ namespace {
 void usage() {
   fprintf(stderr,
           "usage: tensor-fusion-worker --listen tcp://HOST:PORT|tls://HOST:PORT|shm://NAME\n"
-          "         --driver /path/libcuda.so.1 [--token T] [--verbose]\n"
+          "         --driver /path/libcuda.so.1 [--token T [--token T2 ...]] [--verbose]\n"
           "         [--tls-cert CERT.pem --tls-key KEY.pem]      (for tls://)\n"
           "         [--handshake-timeout-ms 5000] [--max-pending 64] [--max-pending-per-peer 8]\n"
-          "  the token may also come from TF_REMOTE_TOKEN. A connection that has not sent its\n"
+          "  the token may also come from TF_REMOTE_TOKEN; each further --token is a tenant of\n"
+          "  its own (clients of different tenants cannot open each other's IPC handles). A connection that has not sent its\n"
           "  Hello within the timeout is closed; when more are waiting than allowed (in all, or\n"
           "  from one address), the oldest waiting one is closed.\n");
 }
@@ -90,13 +92,18 @@ int runWorker(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   WorkerOptions o;
   if (const char* t = getenv("TF_REMOTE_TOKEN")) o.token = t;
+  bool tokenGiven = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
     if (a == "--listen" && (v = value())) o.listen = v;
     else if (a == "--driver" && (v = value())) o.driver = v;
-    else if (a == "--token" && (v = value())) o.token = v;
+    else if (a == "--token" && (v = value())) {
+      if (tokenGiven) o.moreTokens.push_back(v);
+      else o.token = v;
+      tokenGiven = true;
+    }
     else if (a == "--verbose") o.verbose = true;
     else if (a == "--tls-cert" && (v = value())) o.tls.certFile = v;
     else if (a == "--tls-key" && (v = value())) o.tls.keyFile = v;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "remoting/transport.h"
@@ -23,6 +24,9 @@ struct WorkerOptions {
   std::string listen = "tcp://127.0.0.1:0";
   std::string driver = "libcuda.so.1";
   std::string token;
+  // Further tenants, each with a token of its own: clients of different tenants share the
+  // worker but never each other's IPC handles (worker/ipc.h).
+  std::vector<std::string> moreTokens;
   bool verbose = false;
   TlsOptions tls;   // certificate and key for a tls:// address
   GateOptions gate; // handshake deadline, caps on unauthenticated connections
@@ -50,7 +54,7 @@ private:
 
 // `tensor-fusion worker` / `tensor-fusion-worker`:
 //   --listen tcp://127.0.0.1:0 | tls://HOST:PORT | shm://name   --driver /path/libcuda.so.1
-//   --token T   [--tls-cert F --tls-key F]   [--handshake-timeout-ms N] [--max-pending N]
+//   --token T [--token T2 ...: one tenant each]   [--tls-cert F --tls-key F]   [--handshake-timeout-ms N] [--max-pending N]
 //   [--max-pending-per-peer N]
 int runWorker(int argc, char** argv);
 
