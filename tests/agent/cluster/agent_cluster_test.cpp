@@ -166,9 +166,12 @@ protected:
       ADD_FAILURE() << "GET objects: " << r.status << " " << r.body;
       return t;
     }
-    for (auto& o : r.json()["objects"])
-      t[o["kind"].get<std::string>() + "/" + o["namespace"].get<std::string>() + "/" + o["name"].get<std::string>()] =
-          {o["resourceVersion"], o["body"]};
+    // Held in a local: `for (auto& o : r.json()["objects"])` would iterate a reference into a
+    // temporary destroyed before the loop runs (C++20 extends only the last temporary's life).
+    const json reply = r.json();
+    for (const auto& o : reply.at("objects"))
+      t[o.at("kind").get<std::string>() + "/" + o.at("namespace").get<std::string>() + "/" +
+        o.at("name").get<std::string>()] = {o.at("resourceVersion"), o.at("body")};
     return t;
   }
   // The portal holds exactly the cluster's objects, with the same versions and bodies.
