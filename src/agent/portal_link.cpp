@@ -47,6 +47,7 @@ public:
       co_await connect();
       if (!end.connected) co_return;
       if (!co_await handshake()) co_return;
+      readerRunning_ = true;
       asio::co_spawn(ioc_, readLoop(), asio::detached);
       co_await writeLoop();
     } catch (const boost::system::system_error& e) {
@@ -56,6 +57,14 @@ public:
     boost::system::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);
     deadline_.cancel();
+    // The closed socket ends the reader (it cancels timer_ when done); wait for it, then stop
+    // the context: after a failed read Beast (1.74) leaves its keep-alive timer armed, which
+    // would hold ioc.run(), and so the reconnect, for up to idleTimeout / 2.
+    while (readerRunning_ && !readerDone_) {
+      timer_.expires_at(asio::steady_timer::time_point::max());
+      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    ioc_.stop();
   }
 
   bool readerDone() const { return readerDone_; }
@@ -188,7 +197,7 @@ private:
   asio::io_context& ioc_;
   Ws ws_;
   asio::steady_timer timer_, deadline_;
-  bool stopping_ = false, readerDone_ = false;
+  bool stopping_ = false, readerRunning_ = false, readerDone_ = false;
   std::chrono::steady_clock::time_point welcomedAt_;
 };
 
