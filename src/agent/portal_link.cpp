@@ -44,12 +44,14 @@ public:
 
   asio::awaitable<void> run() {
     try {
+      // Every way out goes through the clean-up below: a pending timer (the handshake
+      // deadline, Beast's own) would otherwise hold ioc.run() until it fired.
       co_await connect();
-      if (!end.connected) co_return;
-      if (!co_await handshake()) co_return;
-      readerRunning_ = true;
-      asio::co_spawn(ioc_, readLoop(), asio::detached);
-      co_await writeLoop();
+      if (end.connected && co_await handshake()) {
+        readerRunning_ = true;
+        asio::co_spawn(ioc_, readLoop(), asio::detached);
+        co_await writeLoop();
+      }
     } catch (const boost::system::system_error& e) {
       if (end.reason.empty()) end.reason = e.code().message();
     }

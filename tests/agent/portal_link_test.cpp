@@ -99,7 +99,7 @@ protected:
   std::optional<SessionEnd> endWithin(std::chrono::milliseconds limit) {
     const auto t0 = Clock::now();
     if (session_.wait_for(limit) != std::future_status::ready) return std::nullopt;
-    std::printf("session ended %lld ms after the fault\n",
+    std::printf("session ended %lld ms after the event\n",
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
     return session_.get();
   }
@@ -132,6 +132,18 @@ TEST_F(PortalLinkTest, APortalShutdownEndsTheSessionAtOnce) {
   ASSERT_TRUE(end) << "the session outlived the portal by 10 s";
   EXPECT_TRUE(end->welcomed);
   EXPECT_FALSE(end->reason.empty());
+}
+
+// A refusal during the handshake (a bad token: 4401) ends the session when the portal closes,
+// not when the handshake timeout fires.
+TEST_F(PortalLinkTest, ARefusalDuringTheHandshakeEndsTheSessionAtOnce) {
+  config_.handshakeTimeout = 60s;
+  handler_ = std::make_unique<EnrollingHandler>("not-the-token", portal_->pin());
+  session_ = std::async(std::launch::async, [this] { return runPortalSession(config_, *handler_, stop_); });
+  auto end = endWithin(10s);
+  ASSERT_TRUE(end) << "the session outlived the portal's refusal by 10 s";
+  EXPECT_FALSE(end->welcomed);
+  EXPECT_EQ(end->closeCode, uint16_t(protocol::CloseCode::BadAuth)) << end->reason;
 }
 
 TEST_F(PortalLinkTest, StoppingTheAgentClosesNormally) {
