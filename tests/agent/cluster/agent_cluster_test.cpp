@@ -440,6 +440,36 @@ TEST_F(AgentClusterTest, CommandsChangeTheClusterOnce) {
   EXPECT_TRUE(converged("commands"));
 }
 
+// The lossy stream: the GPU's allocation (status.capacity vs available) reaches the portal's
+// time series, read back through REST.
+TEST_F(AgentClusterTest, UtilizationReachesThePortal) {
+  auto& c = *client_;
+  created(c.create(v1::Gpu::kResource, gpu("gpu-a")));
+  const json status = {{"phase", "Running"},        {"vendor", "NVIDIA"},
+                       {"uuid", "GPU-e2e-a"},       {"gpuModel", "H100"},
+                       {"message", "test"},         {"nodeSelector", {{"kubernetes.io/hostname", "none"}}},
+                       {"capacity", {{"tflops", "1000"}, {"vram", "80Gi"}}},
+                       {"available", {{"tflops", "250"}, {"vram", "60Gi"}}}};
+  created(c.patch(v1::Gpu::kResource, "", "gpu-a", k8s::PatchType::Merge, {{"status", status}},
+                  {.subresource = "status"}));
+  AgentOptions o = optionsFromInstallCommand();
+  o.metricsInterval = 200ms;
+  startAgent(o);
+  ASSERT_TRUE(converged("the initial sync"));
+  const std::string url = "/api/v1/clusters/" + std::to_string(clusterId_) + "/metrics?series=";
+  json series;
+  ASSERT_TRUE(eventually([&] {
+    series = console_.get(url + "gpu.gpu-a.tflops").json()["series"];
+    return series.is_object() && series.contains("gpu.gpu-a.tflops") && !series["gpu.gpu-a.tflops"].empty();
+  }, 10s)) << series.dump();
+  EXPECT_DOUBLE_EQ(series["gpu.gpu-a.tflops"][0][1].get<double>(), 0.75);
+  series = console_.get(url + "gpu.gpu-a.vram").json()["series"];
+  ASSERT_FALSE(series["gpu.gpu-a.vram"].empty()) << series.dump();
+  EXPECT_DOUBLE_EQ(series["gpu.gpu-a.vram"][0][1].get<double>(), 0.25);
+  EXPECT_GT(agent_->stats().metricsSent, 0u);
+  EXPECT_EQ(agent_->stats().metricsDropped, 0u);
+}
+
 TEST_F(AgentClusterTest, ARevokedAgentIsCutOffAndStaysOut) {
   startAgent(optionsFromInstallCommand());
   ASSERT_TRUE(converged("the initial sync"));
