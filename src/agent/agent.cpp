@@ -20,6 +20,8 @@ int64_t nowMs() {
 }
 
 // A random, non-zero epoch: a new one per agent process (and per outbox overflow while away).
+constexpr size_t kMetricsPerFrame = 500;
+
 uint64_t drawEpoch() {
   auto bytes = protocol::randomBytes(8);
   uint64_t e = 0;
@@ -32,7 +34,8 @@ uint64_t drawEpoch() {
 
 Agent::Agent(const AgentOptions& options, k8s::Client& client, std::unique_ptr<CredentialStore> credentials)
     : options_(options), client_(client), credentials_(std::move(credentials)),
-      log_(options.limits, drawEpoch(), drawEpoch), heartbeat_(options.heartbeatFallback),
+      log_(options.limits, drawEpoch(), drawEpoch), metrics_(options.metricsBufferPoints),
+      heartbeat_(options.heartbeatFallback),
       runner_([this](const PatchPlan& p) -> Result<json> {
         auto r = client_.patch(p.resource, p.ns, p.name, k8s::PatchType::Merge, p.patch);
         if (!r) return Status{r.error().toStatus().code(), r.error().toString()};
@@ -93,6 +96,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions& options, k8s::Cl
   }
   a->commandsThread_ = std::thread([p = a.get()] { p->commandLoop(); });
   a->connection_ = std::thread([p = a.get()] { p->connectionLoop(); });
+  a->metricsThread_ = std::thread([p = a.get()] { p->metricsLoop(); });
   return a;
 }
 
@@ -103,6 +107,7 @@ void Agent::stop() {
   if (connection_.joinable()) connection_.join();
   commandsCv_.notify_all();
   if (commandsThread_.joinable()) commandsThread_.join();
+  if (metricsThread_.joinable()) metricsThread_.join();
   for (auto& i : informers_) i->stop();
 }
 
@@ -158,6 +163,7 @@ AgentStats Agent::stats() const {
   s.pendingChanges = log_.pendingChanges();
   s.objects = log_.mirrorSize();
   s.overflows = log_.overflows();
+  s.metricsDropped = metrics_.dropped();
   s.commandsRun = runner_.executions();
   return s;
 }
@@ -210,6 +216,14 @@ void Agent::commandLoop() {
     TF_LOG(Info, "command %s %s: %s %s", c.id.c_str(), c.verb.c_str(), r.ok ? "ok" : "failed", r.detail.c_str());
     std::lock_guard<std::mutex> lock(mu_);
     results_.push_back(protocol::serialize(r));
+  }
+}
+
+// Samples on its own clock, online or not: while offline the buffer keeps the newest points.
+void Agent::metricsLoop() {
+  while (!stop_.waitFor(options_.metricsInterval)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.add(sampleGpus(log_.objects(), portalNowMs()));
   }
 }
 
@@ -275,9 +289,17 @@ std::vector<std::string> Agent::poll() {
   for (auto& f : results_) frames.push_back(std::move(f));
   results_.clear();
   const auto now = std::chrono::steady_clock::now();
+  // Utilization only while the sync has room: under a slow link the lossy stream waits (and
+  // drops its oldest points) rather than delaying the objects.
+  if (log_.outboxDepth() < options_.limits.window) {
+    const size_t before = metrics_.size();
+    for (auto& f : metrics_.takeFrames(kMetricsPerFrame)) frames.push_back(std::move(f));
+    stats_.metricsSent += before;
+  }
   if (now >= nextHeartbeat_) {
     nextHeartbeat_ = now + heartbeat_;
-    frames.push_back(protocol::serialize(protocol::Heartbeat{log_.ackedSeq(), log_.outboxDepth(), 0}));
+    frames.push_back(
+        protocol::serialize(protocol::Heartbeat{log_.ackedSeq(), log_.outboxDepth(), metrics_.dropped()}));
   }
   return frames;
 }

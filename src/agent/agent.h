@@ -27,6 +27,7 @@
 
 #include "agent/commands.h"
 #include "agent/credentials.h"
+#include "agent/metrics.h"
 #include "agent/portal_link.h"
 #include "agent/reconnect.h"
 #include "agent/sync_log.h"
@@ -53,6 +54,8 @@ struct AgentOptions {
   SyncLimits limits;
   LinkConfig link;          // endpoint and pin are filled from portalUrl/portalPin
   std::chrono::milliseconds heartbeatFallback{15000};  // until a welcome says otherwise
+  std::chrono::milliseconds metricsInterval{10000};    // GPU utilization samples (metrics.h)
+  size_t metricsBufferPoints = 8192;                   // kept while offline; the oldest go first
 };
 
 // Figures for logs and tests.
@@ -63,6 +66,7 @@ struct AgentStats {
   uint64_t epoch = 0, lastSeq = 0, ackedSeq = 0;
   size_t outboxDepth = 0, pendingChanges = 0, objects = 0;
   uint64_t overflows = 0;
+  uint64_t metricsSent = 0, metricsDropped = 0;  // points
   int commandsRun = 0;
   uint16_t lastCloseCode = 0;
   std::string lastError;
@@ -88,6 +92,7 @@ private:
   Status prepareCredential();
   void connectionLoop();
   void commandLoop();
+  void metricsLoop();
   int64_t portalNowMs() const;
 
   // SessionHandler
@@ -109,6 +114,7 @@ private:
   AgentStats stats_;
   std::deque<protocol::Command> commands_;
   std::deque<std::string> results_;  // commandResult frames to send
+  MetricsBuffer metrics_;
   std::condition_variable commandsCv_;
   bool enrolling_ = false;
   std::atomic<int64_t> portalOffsetMs_{0};
@@ -118,7 +124,7 @@ private:
   CommandRunner runner_;
   std::vector<std::unique_ptr<k8s::Informer>> informers_;
   k8s::StopSignal stop_;
-  std::thread connection_, commandsThread_;
+  std::thread connection_, commandsThread_, metricsThread_;
 };
 
 }  // namespace tf::agent

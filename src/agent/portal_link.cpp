@@ -44,11 +44,14 @@ public:
 
   asio::awaitable<void> run() {
     try {
+      // Every way out goes through the clean-up below: a pending timer (the handshake
+      // deadline, Beast's own) would otherwise hold ioc.run() until it fired.
       co_await connect();
-      if (!end.connected) co_return;
-      if (!co_await handshake()) co_return;
-      asio::co_spawn(ioc_, readLoop(), asio::detached);
-      co_await writeLoop();
+      if (end.connected && co_await handshake()) {
+        readerRunning_ = true;
+        asio::co_spawn(ioc_, readLoop(), asio::detached);
+        co_await writeLoop();
+      }
     } catch (const boost::system::system_error& e) {
       if (end.reason.empty()) end.reason = e.code().message();
     }
@@ -56,6 +59,14 @@ public:
     boost::system::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);
     deadline_.cancel();
+    // The closed socket ends the reader (it cancels timer_ when done); wait for it, then stop
+    // the context: after a failed read Beast (1.74) leaves its keep-alive timer armed, which
+    // would hold ioc.run(), and so the reconnect, for up to idleTimeout / 2.
+    while (readerRunning_ && !readerDone_) {
+      timer_.expires_at(asio::steady_timer::time_point::max());
+      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    ioc_.stop();
   }
 
   bool readerDone() const { return readerDone_; }
@@ -188,7 +199,7 @@ private:
   asio::io_context& ioc_;
   Ws ws_;
   asio::steady_timer timer_, deadline_;
-  bool stopping_ = false, readerDone_ = false;
+  bool stopping_ = false, readerRunning_ = false, readerDone_ = false;
   std::chrono::steady_clock::time_point welcomedAt_;
 };
 
