@@ -362,11 +362,12 @@ void Session::run(Role role) {
 }
 
 void Session::serveHostChannel(std::shared_ptr<HostChannel> channel) {
+  std::shared_ptr<Transport> held; // attached in handshake()
   {
     std::lock_guard<std::mutex> lock(channel->mu);
-    channel->transport = std::shared_ptr<Transport>(std::move(transport_));
+    held = channel->transport;
   }
-  Transport& t = *channel->transport;
+  Transport& t = *held;
   std::vector<uint8_t> args;
   for (;;) {
     FrameHeader h;
@@ -469,12 +470,31 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
   uint64_t v[2] = {kProtocolVersion, id_};
   encodeReply(w, v, 2, nullptr, 0);
   reply.argsLen = static_cast<uint32_t>(w.size());
+  if (s.isOk() && hello.attachTo) {
+    // The channel holds the connection before the client hears that it is attached: the
+    // client queues host functions right after, and a stream that reached one while the
+    // channel had no connection would skip it. Holding writeMu keeps a HostCall from going
+    // out ahead of this reply.
+    std::shared_ptr<Transport> t(std::move(transport_));
+    std::lock_guard<std::mutex> writeLock(attachedTo_->writeMu);
+    {
+      std::lock_guard<std::mutex> channelLock(attachedTo_->mu);
+      if (attachedTo_->transport) { // another attach won the race: one host channel per session
+        reply.result = CUDA_ERROR_INVALID_HANDLE;
+        (void)sendFrame(*t, reply, w.data(), nullptr, 0);
+        TF_LOG(Info, "worker: refused %s: the session has a host channel", peer_.c_str());
+        return Role::Refused;
+      }
+      attachedTo_->transport = t;
+    }
+    (void)sendFrame(*t, reply, w.data(), nullptr, 0);
+    return Role::HostChannel;
+  }
   (void)sendFrame(*transport_, reply, w.data(), nullptr, 0);
   if (!s.isOk()) {
     TF_LOG(Info, "worker: refused %s: %s", peer_.c_str(), s.toString().c_str());
     return Role::Refused;
   }
-  if (hello.attachTo) return Role::HostChannel;
   if (hello.role == kRoleDriver) {
     info_->pid = hello.pid;
     std::lock_guard<std::mutex> lock(shared_.sessionsMu);
