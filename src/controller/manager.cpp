@@ -291,6 +291,11 @@ int runManager(const ManagerOptions& o, k8s::StopSignal& stop) {
       httpThread.join();
       return 1;
     }
+    const webhook::Admitter& admitter = admission->admitter();
+    metrics.addCounter("tensor_fusion_webhook_admissions_total", "view=\"cache\"",
+                       [&admitter] { return static_cast<double>(admitter.cachedViews()); });
+    metrics.addCounter("tensor_fusion_webhook_admissions_total", "view=\"apiserver\"",
+                       [&admitter] { return static_cast<double>(admitter.liveViews()); });
     std::printf("tensor-fusion controller: webhook serving https on %s:%d\n", o.webhook->listenHost.c_str(),
                 admission->port());
     std::fflush(stdout);

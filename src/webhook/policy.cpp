@@ -77,11 +77,6 @@ Status pairUp(Values& v, Field request, Field limit) {
   return Status::ok();
 }
 
-std::string gpuModelOf(const v1::Gpu& g) {
-  if (!g.status) return {};
-  return g.status->gpuModel.empty() ? g.status->model.value_or("") : g.status->gpuModel;
-}
-
 std::string labelOf(const v1::ObjectMeta& m, const char* label) {
   if (!m.labels) return {};
   auto it = m.labels->find(label);
@@ -89,6 +84,22 @@ std::string labelOf(const v1::ObjectMeta& m, const char* label) {
 }
 
 }  // namespace
+
+std::string gpuModelOf(const v1::Gpu& g) {
+  if (!g.status) return {};
+  return g.status->gpuModel.empty() ? g.status->model.value_or("") : g.status->gpuModel;
+}
+
+PoolGpus summarizePoolGpus(const std::vector<v1::Gpu>& gpus, const std::string& pool) {
+  PoolGpus out;
+  std::map<std::string, int64_t> perNode;
+  for (const auto& g : gpus) {
+    if (labelOf(g.metadata, k8s::api::kLabelGpuPool) != pool) continue;
+    out.mostOnOneNode = std::max(out.mostOnOneNode, ++perNode[labelOf(g.metadata, k8s::api::kLabelManagedBy)]);
+    if (g.status) out.capacityByModel.insert_or_assign(gpuModelOf(g), g.status->capacity);
+  }
+  return out;
+}
 
 Result<std::string> choosePool(const Values& annotations, const std::optional<v1::WorkloadProfile>& profile,
                                const std::vector<v1::GpuPool>& pools) {
@@ -181,11 +192,7 @@ Result<Decision> decide(const nlohmann::json& pod, const std::string& workload, 
   }
   if (!v.has(Field::GpuCount)) v.set(Field::GpuCount, int64_t{1});
   const int64_t gpuCount = *v.integer(Field::GpuCount);
-  std::map<std::string, int64_t> perNode;
-  for (const auto& g : view.gpus)
-    if (labelOf(g.metadata, k8s::api::kLabelGpuPool) == *poolName) ++perNode[labelOf(g.metadata, k8s::api::kLabelManagedBy)];
-  int64_t most = 0;
-  for (const auto& [node, n] : perNode) most = std::max(most, n);
+  const int64_t most = view.poolGpus.mostOnOneNode;
   // A pool with no GPU yet may get nodes later; only a pool that has some is held to them.
   if (most > 0 && gpuCount > most)
     return deny(Field::GpuCount, std::to_string(gpuCount) + " GPUs, but no node of GPUPool " + q(*poolName) +
@@ -194,14 +201,13 @@ Result<Decision> decide(const nlohmann::json& pod, const std::string& workload, 
   if (v.boolean(Field::DedicatedGpu).value_or(false)) {
     auto model = v.text(Field::GpuModel);
     if (!model) return deny(Field::DedicatedGpu, "\"true\" needs " + key(Field::GpuModel) + " (the model whose whole GPU to take)");
-    const v1::Gpu* whole = nullptr;
-    for (const auto& g : view.gpus)
-      if (labelOf(g.metadata, k8s::api::kLabelGpuPool) == *poolName && gpuModelOf(g) == *model && g.status) whole = &g;
-    if (!whole) return deny(Field::GpuModel, "no GPU of model " + q(*model) + " in GPUPool " + q(*poolName) +
-                                                 " to dedicate (" + key(Field::DedicatedGpu) + ")");
+    auto whole = view.poolGpus.capacityByModel.find(*model);
+    if (whole == view.poolGpus.capacityByModel.end())
+      return deny(Field::GpuModel, "no GPU of model " + q(*model) + " in GPUPool " + q(*poolName) +
+                                       " to dedicate (" + key(Field::DedicatedGpu) + ")");
     Values full;
-    resourceLayer(full, whole->status->capacity, true);
-    resourceLayer(full, whole->status->capacity, false);
+    resourceLayer(full, whole->second, true);
+    resourceLayer(full, whole->second, false);
     overlayResources(v, full);
   }
 

@@ -15,6 +15,7 @@
 // sets one drops the other's earlier value.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,11 +31,23 @@ namespace tf::webhook {
 namespace v1 = k8s::api::v1;
 
 // What decide() reads from the cluster.
+// What decide() needs of the chosen pool's GPUs, not the GPUs themselves (a pool may hold
+// thousands): how many its best-equipped node has (gpu-count is held to it), and per model the
+// capacity of one GPU with a status (what dedicated-gpu takes whole).
+struct PoolGpus {
+  int64_t mostOnOneNode = 0;
+  std::map<std::string, v1::Resource> capacityByModel;
+};
+// The summary of `pool`'s GPUs among `gpus` (GPUs of other pools are ignored).
+PoolGpus summarizePoolGpus(const std::vector<v1::Gpu>& gpus, const std::string& pool);
+// The model a GPU reports ("" without a status).
+std::string gpuModelOf(const v1::Gpu& gpu);
+
 struct ClusterView {
   std::vector<v1::GpuPool> pools;
   std::optional<v1::WorkloadProfile> profile;  // the one the pod names, when it exists
   std::vector<v1::GpuResourceQuota> quotas;    // of the pod's namespace
-  std::vector<v1::Gpu> gpus;                   // at least those of the chosen pool
+  PoolGpus poolGpus;                           // of the pool choosePool() picks
 };
 
 struct Decision {

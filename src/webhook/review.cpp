@@ -110,35 +110,54 @@ Result<json> Admitter::admit(const ReviewRequest& r) {
 
   auto user = parseAnnotations(pod.value("/metadata/annotations"_json_pointer, json()));
   if (!user) return user.status();
+  auto view = viewFor(*user, ns);
+  if (!view) return view.status();
+
+  const json owner = topOwnerOf(pod, ns, [this](const std::string& kind, const std::string& ns, const std::string& name) -> json {
+    auto o = client_.get(kind == "ReplicaSet" ? k8s::builtin::kReplicaSets : k8s::builtin::kJobs, ns, name);
+    return o ? controllerRefOf(*o) : json(nullptr);
+  });
+  auto d = decide(withNs, workloadNameOf(pod, owner), *view);
+  if (!d) return d.status();
+  if (!d->isLocal) d->connectionName = newConnectionName(pod);
+  if (!r.dryRun)
+    if (Status s = ensureWorkload(owner, ns, *d); !s) return s;
+  return podPatch(pod, *d, options_);
+}
+
+Result<ClusterView> Admitter::viewFor(const Values& user, const std::string& ns) {
+  const auto profileName = user.text(Field::WorkloadProfile);
+  if (cache_ && cache_->synced()) {
+    ClusterView view;
+    view.pools = cache_->pools();
+    if (profileName) view.profile = cache_->profile(ns, *profileName);
+    view.quotas = cache_->quotas(ns);
+    // What the cache has not seen yet (a pool or profile created a moment ago) is read live.
+    if (auto pool = choosePool(user, view.profile, view.pools); pool && (!profileName || view.profile)) {
+      view.poolGpus = cache_->poolGpus(*pool);
+      cachedViews_.fetch_add(1, std::memory_order_relaxed);
+      return view;
+    }
+  }
+  liveViews_.fetch_add(1, std::memory_order_relaxed);
   ClusterView view;
   auto pools = k8s::typed::list<v1::GpuPool>(client_, "");
   if (!pools) return unavailable("listing GPUPools: " + pools.error().toString());
   view.pools = std::move(*pools);
-  if (auto profile = user->text(Field::WorkloadProfile)) {
-    auto p = k8s::typed::get<v1::WorkloadProfile>(client_, ns, *profile);
+  if (profileName) {
+    auto p = k8s::typed::get<v1::WorkloadProfile>(client_, ns, *profileName);
     if (p) view.profile = std::move(*p);
     else if (!p.error().isNotFound()) return unavailable("reading WorkloadProfile: " + p.error().toString());
   }
   auto quotas = k8s::typed::list<v1::GpuResourceQuota>(client_, ns);
   if (!quotas) return unavailable("listing GPUResourceQuotas: " + quotas.error().toString());
   view.quotas = std::move(*quotas);
-  auto pool = choosePool(*user, view.profile, view.pools);
-  if (pool) {
+  if (auto pool = choosePool(user, view.profile, view.pools)) {
     auto gpus = k8s::typed::list<v1::Gpu>(client_, "", {.labelSelector = std::string(wk::kLabelGpuPool) + "=" + *pool});
     if (!gpus) return unavailable("listing GPUs: " + gpus.error().toString());
-    view.gpus = std::move(*gpus);
+    view.poolGpus = summarizePoolGpus(*gpus, *pool);
   }
-
-  const json owner = topOwnerOf(pod, ns, [this](const std::string& kind, const std::string& ns, const std::string& name) -> json {
-    auto o = client_.get(kind == "ReplicaSet" ? k8s::builtin::kReplicaSets : k8s::builtin::kJobs, ns, name);
-    return o ? controllerRefOf(*o) : json(nullptr);
-  });
-  auto d = decide(withNs, workloadNameOf(pod, owner), view);
-  if (!d) return d.status();
-  if (!d->isLocal) d->connectionName = newConnectionName(pod);
-  if (!r.dryRun)
-    if (Status s = ensureWorkload(owner, ns, *d); !s) return s;
-  return podPatch(pod, *d, options_);
+  return view;
 }
 
 Status Admitter::ensureWorkload(const json& topOwner, const std::string& ns, const Decision& d) {

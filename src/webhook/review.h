@@ -6,6 +6,7 @@
 //   nlohmann::json answer = admitter.review(*req);
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "common/status.h"
 #include "k8s/client.h"
+#include "webhook/admission_cache.h"
 #include "webhook/patch.h"
 
 namespace tf::webhook {
@@ -42,17 +44,27 @@ std::string workloadNameOf(const nlohmann::json& pod, const nlohmann::json& topO
 
 class Admitter {
 public:
-  Admitter(k8s::Client& client, PatchOptions options) : client_(client), options_(std::move(options)) {}
+  // `cache` (optional, outliving the Admitter): where pools, profiles, quotas and GPUs are read
+  // once it has synced; without one, or before, each admission reads them from the apiserver.
+  Admitter(k8s::Client& client, PatchOptions options, AdmissionCache* cache = nullptr)
+      : client_(client), options_(std::move(options)), cache_(cache) {}
 
   // The AdmissionReview answer for one request (always a response, never a throw).
   nlohmann::json review(const ReviewRequest& request);
 
+  // Admissions whose cluster view came from the cache / from the apiserver.
+  uint64_t cachedViews() const { return cachedViews_.load(); }
+  uint64_t liveViews() const { return liveViews_.load(); }
+
 private:
   Result<nlohmann::json> admit(const ReviewRequest& request);  // the patch, or why not
+  Result<ClusterView> viewFor(const Values& annotations, const std::string& ns);
   Status ensureWorkload(const nlohmann::json& topOwner, const std::string& ns, const Decision& d);
 
   k8s::Client& client_;
   PatchOptions options_;
+  AdmissionCache* cache_;
+  std::atomic<uint64_t> cachedViews_{0}, liveViews_{0};
 };
 
 }  // namespace tf::webhook

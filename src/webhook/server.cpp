@@ -123,7 +123,11 @@ Result<KeyPair> CertManager::sync(SystemTime now) {
 }
 
 WebhookServer::WebhookServer(k8s::Client& client, WebhookOptions options)
-    : client_(client), o_(std::move(options)), certs_(client, o_), admitter_(client, o_.patch) {}
+    : client_(client),
+      o_(std::move(options)),
+      certs_(client, o_),
+      cache_(o_.cacheReads ? std::make_unique<AdmissionCache>(client) : nullptr),
+      admitter_(client, o_.patch, cache_.get()) {}
 
 WebhookServer::~WebhookServer() { stop(); }
 
@@ -146,6 +150,8 @@ Status WebhookServer::start() {
     s = refresh();
   }
   if (!s) return s;
+  // Admissions read the apiserver until the informers have listed (admission_cache.h).
+  if (cache_) cache_->start();
   server_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
     SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
     // Each handshake takes the credentials of the moment, so a rotation needs no restart.
@@ -195,6 +201,7 @@ void WebhookServer::stop() {
   if (server_) server_->stop();
   if (serveThread_.joinable()) serveThread_.join();
   if (rotateThread_.joinable()) rotateThread_.join();
+  if (cache_) cache_->stop();
 }
 
 std::string WebhookServer::servingCertForTest() const {

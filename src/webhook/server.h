@@ -47,6 +47,9 @@ struct WebhookOptions {
   // Fail: a labelled pod is refused while no replica answers (docs/kubernetes.md says why).
   std::string failurePolicy = "Fail";
   PatchOptions patch;
+  // Read pools, profiles, quotas and GPUs from informers (admission_cache.h) rather than from
+  // the apiserver at every admission.
+  bool cacheReads = true;
 };
 
 // The names the serving certificate carries: <svc>.<ns>.svc, .svc.cluster.local, the URL's host.
@@ -78,6 +81,7 @@ public:
   int port() const { return port_; }
   // The serving certificate in use now (PEM).
   std::string servingCertForTest() const;
+  const Admitter& admitter() const { return admitter_; }
 
 private:
   Status refresh();
@@ -85,6 +89,7 @@ private:
   k8s::Client& client_;
   WebhookOptions o_;
   CertManager certs_;
+  std::unique_ptr<AdmissionCache> cache_;  // with cacheReads
   Admitter admitter_;
   std::unique_ptr<httplib::SSLServer> server_;
   mutable std::mutex mu_;

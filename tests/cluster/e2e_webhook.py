@@ -5,6 +5,8 @@ CTest test: `e2e_webhook.py CASE`. Until the scheduler lands, local pods (schedu
 tensor-fusion-scheduler) stay Pending: the cases check the created objects, not that they run."""
 import base64
 import json
+import re
+import urllib.request
 
 from e2e import *  # noqa: F401,F403 (kubectl, get, wait_until, expect, Failure, NS, POOL, ...)
 
@@ -39,6 +41,25 @@ def webhook_answers():
 
 def env_of(container):
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def admission_views():
+    """Admissions answered from the webhook's informer cache and from apiserver reads, summed
+    over the controller replicas (their /metrics), with the replicas' names."""
+    total = {"cache": 0.0, "apiserver": 0.0}
+    pods = get("pods", selector="app.kubernetes.io/name=tensor-fusion-controller", ns=NS)["items"]
+    for p in pods:
+        ip = p["status"].get("podIP")
+        if not ip:
+            raise Failure(f"controller pod {p['metadata']['name']} has no IP yet")
+        try:
+            with urllib.request.urlopen(f"http://{ip}:8080/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError as e:
+            raise Failure(f"metrics of {p['metadata']['name']}: {e}")
+        for m in re.finditer(r'^tensor_fusion_webhook_admissions_total\{view="(\w+)"\} (\S+)$', text, re.M):
+            total[m.group(1)] += float(m.group(2))
+    return total, sorted(p["metadata"]["name"] for p in pods)
 
 
 # ---- cases --------------------------------------------------------------------------------
@@ -116,8 +137,14 @@ def case_webhook_patch():
     a high-QoS pod gets its priority class and value; a pod without the label is untouched."""
     ensure_namespace()
     try:
+        before, replicas = wait_until(60, "the controllers' metrics", admission_views)
         kubectl("apply", "-f", "-", input=pod_manifest("good", {"tensor-fusion.ai/vram-limit": "1024Mi",
                                                                 "tensor-fusion.ai/compute-percent-limit": "30"}))
+        after, replicas_after = wait_until(60, "the controllers' metrics", admission_views)
+        # The admission read the pool, quotas and GPUs from the webhook's informers, not the apiserver.
+        expect(replicas_after == replicas, f"the same controller replicas throughout: {replicas} then {replicas_after}")
+        expect(after["cache"] > before["cache"] and after["apiserver"] == before["apiserver"],
+               f"the admission was answered from the cache: before {before}, after {after}")
         pod = get("pod", "good", ns=TEST_NS)
         meta, spec = pod["metadata"], pod["spec"]
         a = meta["annotations"]

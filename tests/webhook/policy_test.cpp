@@ -37,12 +37,29 @@ v1::Gpu gpu(const std::string& name, const std::string& node, const std::string&
   return j.get<v1::Gpu>();
 }
 
+TEST(PoolGpusTest, SummarizesOnlyThePoolsGpus) {
+  const std::vector<v1::Gpu> gpus = {gpu("a", "n1", "p", "A100"), gpu("b", "n1", "p", "A100"), gpu("c", "n2", "p", "T4", "65", "15Gi"),
+                                     gpu("d", "n9", "q", "H100"), gpu("e", "n9", "q", "H100"), gpu("f", "n9", "q", "H100")};
+  PoolGpus p = summarizePoolGpus(gpus, "p");
+  EXPECT_EQ(p.mostOnOneNode, 2);  // n1; n9's three are another pool's
+  ASSERT_EQ(p.capacityByModel.size(), 2u);
+  EXPECT_EQ(p.capacityByModel.at("T4").vram.toString(), "15Gi");
+  EXPECT_EQ(p.capacityByModel.count("H100"), 0u);
+  EXPECT_EQ(summarizePoolGpus(gpus, "q").mostOnOneNode, 3);
+  PoolGpus none = summarizePoolGpus(gpus, "nothing");
+  EXPECT_EQ(none.mostOnOneNode, 0);
+  EXPECT_TRUE(none.capacityByModel.empty());
+}
+
 class Decide : public testing::Test {
 protected:
   ClusterView view;
   void SetUp() override {
     view.pools = {pool("main", true), pool("other")};
-    view.gpus = {gpu("g1", "n1", "main", "A100"), gpu("g2", "n1", "main", "A100"), gpu("g3", "n2", "main", "T4", "65", "15Gi")};
+    view.poolGpus = summarizePoolGpus({gpu("g1", "n1", "main", "A100"), gpu("g2", "n1", "main", "A100"),
+                                       gpu("g3", "n2", "main", "T4", "65", "15Gi"), gpu("g4", "n3", "other", "H100"),
+                                       gpu("g5", "n3", "other", "H100"), gpu("g6", "n3", "other", "H100")},
+                                      "main");
   }
   Result<Decision> run(json annotations, json containers = json::array({{{"name", "app"}}})) {
     return decide(podWith(std::move(annotations), std::move(containers)), "wl", view);

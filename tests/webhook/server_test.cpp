@@ -52,6 +52,9 @@ protected:
     o.url = "https://127.0.0.1";  // the certificate names the address the test dials
     o.validity = validity;
     o.patch.defaultClientImage = "img:1";
+    // Every admission reads the fake apiserver, which has no watch; the informer-backed reads
+    // run against the real apiserver in tests/cluster (e2e_webhook.py).
+    o.cacheReads = false;
     server = std::make_unique<WebhookServer>(*client, o);
     Status s = server->start();
     ASSERT_TRUE(s) << s.toString();
