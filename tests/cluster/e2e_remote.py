@@ -5,6 +5,7 @@ controller made on a GPU node, after asking the operator's connection API where 
 connection API's refusals. After the scheduling cases."""
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 
@@ -36,6 +37,44 @@ def connection_of(pod):
             if e["name"] == "TENSOR_FUSION_CONNECTION_NAME":
                 return e["value"]
     return None
+
+
+NETWORK_POLICY = os.path.join(ROOT, "deploy", "examples", "remote-workers-networkpolicy.yaml")
+
+
+def selects(selector, labels):
+    """A LabelSelector (matchLabels, matchExpressions) applied to a pod's labels."""
+    for k, v in selector.get("matchLabels", {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions", []):
+        k, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {"Exists": k in labels, "DoesNotExist": k not in labels,
+              "In": labels.get(k) in values, "NotIn": labels.get(k) not in values}[op]
+        if not ok:
+            return False
+    return True
+
+
+def check_network_policy(client, worker):
+    """deploy/examples/remote-workers-networkpolicy.yaml, made for this client's workload, is a
+    valid NetworkPolicy (the apiserver's dry run) that selects the worker and lets exactly the
+    client in on the worker's port, and not another workload's client."""
+    workload = client["metadata"]["labels"]["tensor-fusion.ai/workload"]
+    manifest = open(NETWORK_POLICY).read().replace(": llm", ": " + workload)
+    p = kubectl("create", "--dry-run=server", "-o", "json", "-n", REMOTE_NS, "-f", "-", input=manifest, check=False)
+    expect(p.returncode == 0, f"the NetworkPolicy example applies: {p.stderr.strip()}")
+    spec = json.loads(p.stdout)["spec"]
+    expect(selects(spec["podSelector"], worker["metadata"]["labels"]),
+           f"the policy selects the worker pod: {spec['podSelector']} vs {worker['metadata']['labels']}")
+    expect(not selects(spec["podSelector"], client["metadata"]["labels"]), "the policy does not select the client")
+    rule = spec["ingress"][0]
+    expect(selects(rule["from"][0]["podSelector"], client["metadata"]["labels"]),
+           f"the client may connect: {rule['from']} vs {client['metadata']['labels']}")
+    other = dict(client["metadata"]["labels"], **{"tensor-fusion.ai/workload": workload + "-other"})
+    expect(not selects(rule["from"][0]["podSelector"], other), "another workload's client may not")
+    ports = [cp["containerPort"] for c in worker["spec"]["containers"] for cp in c.get("ports", [])]
+    expect([r["port"] for r in rule["ports"]] == ports, f"the policy opens the worker's port {ports}: {rule['ports']}")
 
 
 def case_remote_vgpu_pod():
@@ -83,6 +122,7 @@ def case_remote_vgpu_pod():
         wnode = worker["spec"]["nodeName"]
         ids = worker["metadata"]["annotations"].get("tensor-fusion.ai/gpu-ids", "")
         print(f"-- connection {c['status']} ; worker on {wnode} with {ids}")
+        check_network_policy(pod, worker)
         expect(wnode in ("tf-gpu-0", "tf-gpu-1"), f"the worker runs on a GPU node: {wnode}")
         expect(ids and all(g in {x["metadata"]["name"] for x in gpus_of(wnode)} for g in ids.split(",")),
                f"the worker holds a GPU of its node: {ids}")
