@@ -96,9 +96,27 @@ std::vector<std::string> SyncLog::takeFrames() {
     pending_.clear();
     pendingBytes_ = 0;
     snapshotOwed_ = false;
-    protocol::Snapshot s{epoch_, ++lastSeq_, objects()};
-    outbox_.push_back({s.seq, true, protocol::serialize(s)});
-    frames.push_back(outbox_.back().frame);
+    // In parts of at most maxDeltaBytes / maxObjectsPerDelta, one seq for all: the portal
+    // applies the whole at the last part, and acks that seq.
+    const uint64_t seq = ++lastSeq_;
+    protocol::Snapshot s{epoch_, seq, {}, 0, false};
+    size_t bytes = 0;
+    const auto emit = [&](bool more) {
+      s.more = more;
+      outbox_.push_back({seq, true, protocol::serialize(s)});
+      frames.push_back(outbox_.back().frame);
+      s.objects.clear();
+      ++s.part;
+      bytes = 0;
+    };
+    for (const auto& [key, o] : mirror_) {
+      const size_t n = approximateBytes(o);
+      if (!s.objects.empty() && (bytes + n > limits_.maxDeltaBytes || s.objects.size() >= limits_.maxObjectsPerDelta))
+        emit(true);
+      s.objects.push_back(o);
+      bytes += n;
+    }
+    emit(false);
     return frames;
   }
   while (!pending_.empty() && outbox_.size() < limits_.window) {

@@ -36,8 +36,8 @@ struct SyncLimits {
   size_t window = 64;                         // sequenced messages in flight (unacked)
   size_t maxPendingObjects = 20000;           // changes waiting behind the window
   size_t maxPendingBytes = 16u << 20;
-  size_t maxObjectsPerDelta = 500;            // <= protocol::kMaxObjectsPerMessage
-  size_t maxDeltaBytes = 256u << 10;          // well under protocol::kMaxMessageBytes
+  size_t maxObjectsPerDelta = 500;            // <= protocol::kMaxObjectsPerMessage (also per snapshot part)
+  size_t maxDeltaBytes = 256u << 10;          // well under protocol::kMaxMessageBytes (also per snapshot part)
 };
 
 using ObjectKeyTuple = std::tuple<std::string, std::string, std::string>;  // kind, ns, name
@@ -75,7 +75,7 @@ public:
 
 private:
   struct Entry {
-    uint64_t seq;
+    uint64_t seq;   // a snapshot's parts share one
     bool snapshot;
     std::string frame;
   };

@@ -48,8 +48,8 @@ public:
     if (!std::isfinite(d)) return fail(key, "not finite"), 0;
     return d;
   }
-  bool boolean(const char* key) {
-    const json* v = find(key, true);
+  bool boolean(const char* key, bool required = true) {
+    const json* v = find(key, required);
     if (!v) return false;
     if (!v->is_boolean()) return fail(key, "expected true or false"), false;
     return v->get<bool>();
@@ -185,11 +185,19 @@ void read(Reader& r, Snapshot& m) {
   m.epoch = r.u64("epoch");
   m.seq = r.u64("seq");
   readList(r, "objects", kMaxObjectsPerMessage, m.objects, readObject);
+  // One-frame snapshots may leave both out.
+  m.part = r.u64("part", false);
+  m.more = r.boolean("more", false);
 }
 json write(const Snapshot& m) {
   json objs = json::array();
   for (const auto& o : m.objects) objs.push_back(writeObject(o));
-  return {{"epoch", m.epoch}, {"seq", m.seq}, {"objects", std::move(objs)}};
+  json out = {{"epoch", m.epoch}, {"seq", m.seq}, {"objects", std::move(objs)}};
+  if (m.part > 0 || m.more) {
+    out["part"] = m.part;
+    out["more"] = m.more;
+  }
+  return out;
 }
 void read(Reader& r, Delta& m) {
   m.epoch = r.u64("epoch");

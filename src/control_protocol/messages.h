@@ -89,9 +89,14 @@ struct SyncedObject {
 struct ObjectKey {
   std::string kind, ns, name;
 };
+// A snapshot larger than one frame goes in parts: each a Snapshot with the same epoch and seq,
+// `part` counting from 0, `more` true on every part but the last. The portal applies (and
+// acks) the whole once the last part is in; nothing else may come between the parts.
 struct Snapshot {
   uint64_t epoch = 0, seq = 0;
   std::vector<SyncedObject> objects;
+  uint64_t part = 0;
+  bool more = false;
 };
 struct Delta {
   uint64_t epoch = 0, seq = 0;

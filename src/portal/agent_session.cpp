@@ -177,13 +177,32 @@ void AgentSession::handle(const protocol::Auth& m, SessionOutput& out) {
 
 void AgentSession::handle(const protocol::Snapshot& m, SessionOutput& out) {
   if (m.epoch != epoch_) return fail(out, CloseCode::Policy, "epoch changed within a session");
-  if (Status s = ctx_.store.applySnapshot(cluster_.id, m); !s) return storeFailed(out, s);
+  if (staged_ ? m.seq != staged_->seq || m.part != staged_->nextPart : m.part != 0)
+    return fail(out, CloseCode::Policy, "snapshot part out of order");
+  const protocol::Snapshot* whole = &m;
+  protocol::Snapshot assembled;
+  if (staged_ || m.more) {
+    if (!staged_) staged_ = StagedSnapshot{m.seq, 0, {}};
+    if (staged_->objects.size() + m.objects.size() > ctx_.settings.maxSnapshotObjects) {
+      staged_.reset();
+      return fail(out, CloseCode::TooBig,
+                  "snapshot over " + std::to_string(ctx_.settings.maxSnapshotObjects) + " objects");
+    }
+    staged_->objects.insert(staged_->objects.end(), m.objects.begin(), m.objects.end());
+    ++staged_->nextPart;
+    if (m.more) return;  // acked with the last part
+    assembled = protocol::Snapshot{m.epoch, m.seq, std::move(staged_->objects), 0, false};
+    staged_.reset();
+    whole = &assembled;
+  }
+  if (Status s = ctx_.store.applySnapshot(cluster_.id, *whole); !s) return storeFailed(out, s);
   resyncAsked_ = false;
   out.frames.push_back(protocol::serialize(protocol::Ack{m.seq}));
 }
 
 void AgentSession::handle(const protocol::Delta& m, SessionOutput& out) {
   if (m.epoch != epoch_) return fail(out, CloseCode::Policy, "epoch changed within a session");
+  if (staged_) return fail(out, CloseCode::Policy, "delta between the parts of a snapshot");
   auto outcome = ctx_.store.applyDelta(cluster_.id, m);
   if (!outcome) return storeFailed(out, outcome.status());
   switch (*outcome) {

@@ -53,6 +53,12 @@ private:
   std::string nonce_;          // raw bytes of the challenge
   uint64_t epoch_ = 0;
   bool resyncAsked_ = false;   // one resync per gap, until the snapshot comes
+  // A snapshot coming in parts (protocol::Snapshot): what arrived so far, applied at its last.
+  struct StagedSnapshot {
+    uint64_t seq = 0, nextPart = 0;
+    std::vector<protocol::SyncedObject> objects;
+  };
+  std::optional<StagedSnapshot> staged_;
 };
 
 }  // namespace tf::portal

@@ -28,6 +28,7 @@ struct Settings {
   double loginFailuresBurst = 5;        // per user name; then one more try per 10 s
   double loginFailuresPerSecond = 0.1;
   double addressFailuresBurst = 20;     // per client address
+  size_t maxSnapshotObjects = 500000;   // a snapshot (all its parts) past it: close 1009
 };
 
 // One agent's live WebSocket connection, as the server gives it to others: thread-safe, both

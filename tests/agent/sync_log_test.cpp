@@ -3,6 +3,7 @@
 // src/portal/sqlite_store.cpp and agent_session.cpp) with links cut at random, which must end
 // with the portal's table equal to the agent's and every delta applied once.
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -183,6 +184,39 @@ TEST(SyncLogTest, OverflowWhileConnectedSendsASnapshotInTheSameEpoch) {
   EXPECT_EQ(s.objects.size(), 3u);
 }
 
+TEST(SyncLogTest, ALargeSnapshotGoesInPartsUnderTheFrameLimits) {
+  SyncLog log({.maxObjectsPerDelta = 500, .maxDeltaBytes = 4096}, 7);
+  for (int i = 0; i < 100; ++i) log.upsert(gpu("g" + std::to_string(i), "1"));
+  log.onWelcome(snapshotWelcome());
+  auto frames = log.takeFrames();
+  ASSERT_GT(frames.size(), 2u) << "100 objects of ~100 bytes do not fit 4 KiB parts";
+  std::set<std::string> names;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    auto s = parse<protocol::Snapshot>(frames[i]);
+    EXPECT_EQ(s.epoch, 7u);
+    EXPECT_EQ(s.seq, 1u) << "one seq for every part";
+    EXPECT_EQ(s.part, i);
+    EXPECT_EQ(s.more, i + 1 < frames.size());
+    EXPECT_LE(frames[i].size(), 4096u + 1024u) << "a part stays near the byte budget";
+    for (auto& o : s.objects) EXPECT_TRUE(names.insert(o.name).second) << o.name << " sent twice";
+  }
+  EXPECT_EQ(names.size(), 100u);
+  EXPECT_EQ(log.outboxDepth(), frames.size());
+  // Resumed before the ack, every part goes again; the ack of the seq clears them all.
+  log.onDisconnected();
+  EXPECT_EQ(log.onWelcome(resumeWelcome(1)).size(), frames.size());
+  log.onAck(1);
+  EXPECT_EQ(log.outboxDepth(), 0u);
+  // An empty cluster is still one (empty, final) snapshot.
+  SyncLog empty({}, 8);
+  empty.onWelcome(snapshotWelcome());
+  auto one = empty.takeFrames();
+  ASSERT_EQ(one.size(), 1u);
+  auto s = parse<protocol::Snapshot>(one[0]);
+  EXPECT_TRUE(s.objects.empty());
+  EXPECT_FALSE(s.more);
+}
+
 // The portal's sync rules, as src/portal/sqlite_store.cpp and agent_session.cpp apply them.
 struct ModelPortal {
   bool hasState = false;
@@ -192,9 +226,12 @@ struct ModelPortal {
   int applied = 0;
   std::map<uint64_t, int> appliedSeqs;  // seq of this epoch -> times applied
 
+  std::optional<protocol::Snapshot> staged;  // a snapshot's parts so far (per session)
+
   protocol::Welcome welcome(uint64_t agentEpoch, uint64_t agentLastSeq) {
     sessionEpoch = agentEpoch;
     resyncAsked = false;
+    staged.reset();
     protocol::Welcome w{"s", true, 0};
     w.needSnapshot = !(hasState && epoch == agentEpoch && agentLastSeq >= lastSeq);
     w.resumeFromSeq = w.needSnapshot ? 0 : lastSeq + 1;
@@ -206,6 +243,17 @@ struct ModelPortal {
     EXPECT_TRUE(m);
     if (auto* s = std::get_if<protocol::Snapshot>(&*m)) {
       EXPECT_EQ(s->epoch, sessionEpoch);
+      // Parts in order, one seq, nothing between them (the portal closes the session otherwise).
+      EXPECT_EQ(s->part, staged ? staged->part + 1 : 0);
+      if (staged) {
+        EXPECT_EQ(s->seq, staged->seq);
+        s->objects.insert(s->objects.begin(), staged->objects.begin(), staged->objects.end());
+      }
+      if (s->more) {
+        staged = *s;
+        return std::nullopt;  // acked with the last part
+      }
+      staged.reset();
       if (epoch != s->epoch) appliedSeqs.clear();
       table.clear();
       for (auto& o : s->objects) table[o.name] = o.resourceVersion;
@@ -216,6 +264,7 @@ struct ModelPortal {
       return protocol::Ack{s->seq};
     }
     auto& d = std::get<protocol::Delta>(*m);
+    EXPECT_FALSE(staged) << "a delta between a snapshot's parts";
     if (!hasState || d.epoch != epoch || d.seq > lastSeq + 1) {
       if (resyncAsked) return std::nullopt;
       resyncAsked = true;

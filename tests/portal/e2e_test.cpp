@@ -170,6 +170,63 @@ TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGaps) {
   EXPECT_EQ(objs[0]["name"], "g5");
 }
 
+TEST_F(PortalTest, ASnapshotOverOneFrameArrivesInParts) {
+  auto [id, token] = createCluster("acme:large");
+  auto a = liveAgent("acme:large", newKey(), token, 9);
+  // 3 parts of 2,000 objects with 300-byte bodies: 1.8 MB in all, over the 1 MiB frame limit.
+  const std::string pad(300, 'x');
+  for (uint64_t part = 0; part < 3; ++part) {
+    protocol::Snapshot s{9, 1, {}, part, part < 2};
+    for (int i = 0; i < 2000; ++i) {
+      auto o = gpu("g" + std::to_string(part * 2000 + i), "1", 0);
+      o.body["pad"] = pad;
+      s.objects.push_back(std::move(o));
+    }
+    ASSERT_LT(protocol::serialize(s).size(), protocol::kMaxMessageBytes);
+    if (part < 2) {
+      ASSERT_TRUE(a->send(s).isOk());
+      continue;
+    }
+    Frame f = exchange(*a, s);  // the first answer comes after the last part
+    EXPECT_EQ(f.type(), "ack") << f.text;
+    EXPECT_EQ(f.json()["body"]["seq"], 1);
+  }
+  EXPECT_EQ(objects(id, "GPU").size(), 6000u);
+  // A later one-frame snapshot replaces the whole table.
+  Frame f = exchange(*a, protocol::Snapshot{9, 2, {gpu("only", "1", 0)}});
+  EXPECT_EQ(f.type(), "ack");
+  EXPECT_EQ(objects(id, "GPU").size(), 1u);
+}
+
+TEST_F(PortalTest, SnapshotPartsOutOfOrderOrInterruptedCloseTheSession) {
+  auto [id, token] = createCluster("acme:parts");
+  auto key = newKey();
+  {
+    auto a = liveAgent("acme:parts", key, token, 3);
+    ASSERT_TRUE(a->send(protocol::Snapshot{3, 1, {gpu("a", "1", 0)}, 0, true}).isOk());
+    ASSERT_TRUE(a->send(protocol::Snapshot{3, 1, {gpu("b", "1", 0)}, 2, true}).isOk());  // part 1 skipped
+    EXPECT_EQ(a->readClose(), code(CloseCode::Policy));
+  }
+  {
+    auto a = liveAgent("acme:parts", key, std::nullopt, 3);
+    ASSERT_TRUE(a->send(protocol::Snapshot{3, 1, {gpu("a", "1", 0)}, 0, true}).isOk());
+    ASSERT_TRUE(a->send(protocol::Delta{3, 2, {gpu("c", "1", 0)}, {}}).isOk());
+    EXPECT_EQ(a->readClose(), code(CloseCode::Policy));
+  }
+  {
+    auto a = liveAgent("acme:parts", key, std::nullopt, 3);
+    ASSERT_TRUE(a->send(protocol::Snapshot{3, 1, {gpu("a", "1", 0)}, 1, false}).isOk());  // no part 0
+    EXPECT_EQ(a->readClose(), code(CloseCode::Policy));
+  }
+  EXPECT_TRUE(objects(id).empty()) << "no part of an unfinished snapshot lands";
+  // The next session sends it whole, and it lands.
+  auto a = liveAgent("acme:parts", key, std::nullopt, 3);
+  ASSERT_TRUE(a->send(protocol::Snapshot{3, 1, {gpu("a", "1", 0)}, 0, true}).isOk());
+  Frame f = exchange(*a, protocol::Snapshot{3, 1, {gpu("b", "1", 0)}, 1, false});
+  EXPECT_EQ(f.type(), "ack") << f.text;
+  EXPECT_EQ(objects(id).size(), 2u);
+}
+
 TEST_F(PortalTest, PortalRestartMidStreamLosesNothingAcked) {
   auto [id, token] = createCluster("acme:restart");
   auto key = newKey();
