@@ -4,6 +4,9 @@
 #include <random>
 
 #include "agent/synced_kinds.h"
+#include "agent/usage_scrape.h"
+#include "k8s/api/well_known.h"
+#include "k8s/builtin.h"
 #include "k8s/client.h"
 
 #define TF_LOG_COMPONENT "agent"
@@ -94,6 +97,10 @@ Result<std::unique_ptr<Agent>> Agent::start(const AgentOptions& options, k8s::Cl
     informer->start();
     a->informers_.push_back(std::move(informer));
   }
+  a->hypervisors_ = std::make_unique<k8s::Informer>(k8s::makeListerWatcher(
+      client, k8s::builtin::kPods, "",
+      {.labelSelector = std::string(k8s::api::kLabelComponent) + "=" + k8s::api::kComponentHypervisor}));
+  a->hypervisors_->start();
   a->commandsThread_ = std::thread([p = a.get()] { p->commandLoop(); });
   a->connection_ = std::thread([p = a.get()] { p->connectionLoop(); });
   a->metricsThread_ = std::thread([p = a.get()] { p->metricsLoop(); });
@@ -109,6 +116,7 @@ void Agent::stop() {
   if (commandsThread_.joinable()) commandsThread_.join();
   if (metricsThread_.joinable()) metricsThread_.join();
   for (auto& i : informers_) i->stop();
+  if (hypervisors_) hypervisors_->stop();
 }
 
 Status Agent::prepareCredential() {
@@ -220,10 +228,35 @@ void Agent::commandLoop() {
 }
 
 // Samples on its own clock, online or not: while offline the buffer keeps the newest points.
+// Allocated shares come from the GPU objects; measured utilization from each hypervisor, asked
+// outside the lock (network I/O), a failure logged when it starts or changes.
 void Agent::metricsLoop() {
+  std::map<std::string, std::string> lastError;  // per hypervisor pod
   while (!stop_.waitFor(options_.metricsInterval)) {
-    std::lock_guard<std::mutex> lock(mu_);
-    metrics_.add(sampleGpus(log_.objects(), portalNowMs()));
+    std::map<std::string, std::string> pods;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto objects = log_.objects();
+      metrics_.add(sampleGpus(objects, portalNowMs()));
+      pods = podsByVgpuName(objects);
+    }
+    std::vector<nlohmann::json> hypervisorPods;
+    for (const auto& p : hypervisors_->store().list()) hypervisorPods.push_back(*p);
+    for (const auto& target : hypervisorEndpoints(hypervisorPods)) {
+      if (stop_.stopped()) return;
+      auto points = scrapeHypervisor(target, pods, portalNowMs(), options_.hypervisorTimeout);
+      std::string& last = lastError[target.pod];
+      if (!points && points.status().message() != last)
+        TF_LOG(Warn, "utilization: %s", points.status().message().c_str());
+      last = points ? "" : points.status().message();
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.hypervisorScrapes;
+      if (!points) {
+        ++stats_.hypervisorScrapeFailures;
+        continue;
+      }
+      metrics_.add(std::move(*points));
+    }
   }
 }
 

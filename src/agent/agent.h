@@ -55,6 +55,8 @@ struct AgentOptions {
   LinkConfig link;          // endpoint and pin are filled from portalUrl/portalPin
   std::chrono::milliseconds heartbeatFallback{15000};  // until a welcome says otherwise
   std::chrono::milliseconds metricsInterval{10000};    // GPU utilization samples (metrics.h)
+  // Measured utilization: each hypervisor pod's API (usage_scrape.h), asked every interval.
+  std::chrono::milliseconds hypervisorTimeout{1000};
   size_t metricsBufferPoints = 8192;                   // kept while offline; the oldest go first
 };
 
@@ -67,6 +69,7 @@ struct AgentStats {
   size_t outboxDepth = 0, pendingChanges = 0, objects = 0;
   uint64_t overflows = 0;
   uint64_t metricsSent = 0, metricsDropped = 0;  // points
+  uint64_t hypervisorScrapes = 0, hypervisorScrapeFailures = 0;
   int commandsRun = 0;
   uint16_t lastCloseCode = 0;
   std::string lastError;
@@ -123,6 +126,7 @@ private:
 
   CommandRunner runner_;
   std::vector<std::unique_ptr<k8s::Informer>> informers_;
+  std::unique_ptr<k8s::Informer> hypervisors_;  // the hypervisor pods, for measured utilization
   k8s::StopSignal stop_;
   std::thread connection_, commandsThread_, metricsThread_;
 };

@@ -20,8 +20,6 @@ namespace api = k8s::api;
 
 namespace {
 
-constexpr const char* kPodVgpuPrefix = "pod-";
-
 const nlohmann::json* annotation(const nlohmann::json& pod, const char* key) {
   auto m = pod.find("metadata");
   if (m == pod.end()) return nullptr;
@@ -90,11 +88,7 @@ bool isPodDirectory(const std::string& podRoot, const std::string& regionPath) {
 }  // namespace
 
 std::string podVgpuName(const nlohmann::json& pod) {
-  std::string uid = pod.value("/metadata/uid"_json_pointer, std::string());
-  std::string out = kPodVgpuPrefix;
-  for (char c : uid)
-    if (c != '-') out += c;
-  return out;
+  return api::podVgpuName(pod.value("/metadata/uid"_json_pointer, std::string()));
 }
 
 Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
@@ -227,7 +221,7 @@ void PodVgpuSync::syncOnce() {
   const std::vector<GpuDevice> devices = hypervisor_.devices();
   std::map<std::string, Vgpu> existing;  // name -> vGPU, pod vGPUs only
   for (Vgpu& v : hypervisor_.vgpus())
-    if (v.request.name.rfind(kPodVgpuPrefix, 0) == 0) existing.emplace(v.request.name, std::move(v));
+    if (api::isPodVgpuName(v.request.name)) existing.emplace(v.request.name, std::move(v));
 
   std::set<std::string> wanted;
   for (const k8s::ObjectPtr& pod : pods_->store().list()) {

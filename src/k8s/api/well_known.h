@@ -43,6 +43,20 @@ inline constexpr const char* kLabelComponent = "tensor-fusion.ai/component";  //
 inline constexpr const char* kLabelWorkload = "tensor-fusion.ai/workload";
 inline constexpr const char* kComponentWorker = "worker";  // a local-GPU pod
 inline constexpr const char* kComponentClient = "client";  // a remote-vGPU pod
+inline constexpr const char* kComponentHypervisor = "hypervisor";  // a node's hypervisor pod
+// The hypervisor pod's HTTP API (docs/hypervisor-api.md): its container port of this name, else
+// this number.
+inline constexpr const char* kHypervisorPortName = "api";
+inline constexpr int kHypervisorPort = 8000;
+// The name of the vGPU a node's hypervisor makes for a pod: "pod-" and the pod's UID without
+// its dashes (what the hypervisor's API lists, and the cluster agent maps back to the pod).
+inline std::string podVgpuName(std::string_view podUid) {
+  std::string out = "pod-";
+  for (char c : podUid)
+    if (c != '-') out += c;
+  return out;
+}
+inline bool isPodVgpuName(std::string_view name) { return name.rfind("pod-", 0) == 0; }
 // The kube-scheduler profile that places local-GPU pods.
 inline constexpr const char* kSchedulerName = "tensor-fusion-scheduler";
 

@@ -9,15 +9,20 @@
 // agent's, nothing left in flight). A revoked agent is refused; a wrong pin gets nothing.
 //
 // TF_AGENT_E2E_CUT_SECONDS: how long the link stays cut (default 60, as in issue 14).
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include "agent/agent.h"
 #include "agent/synced_kinds.h"
+#include "hypervisor/hypervisor.h"
+#include "k8s/api/well_known.h"
 #include "k8s/api/v1/types.h"
 #include "fault_proxy.h"
 #include "k8s/base64.h"
@@ -468,6 +473,51 @@ TEST_F(AgentClusterTest, UtilizationReachesThePortal) {
   EXPECT_DOUBLE_EQ(series["gpu.gpu-a.vram"][0][1].get<double>(), 0.25);
   EXPECT_GT(agent_->stats().metricsSent, 0u);
   EXPECT_EQ(agent_->stats().metricsDropped, 0u);
+}
+
+// Measured utilization: the agent finds the hypervisor pods (here one pod object whose status
+// points at a real hypervisor running in this process on the soft GPU) and sends what their API
+// reports, per device and per pod vGPU, as series the portal keeps.
+TEST_F(AgentClusterTest, MeasuredUtilizationComesFromTheHypervisors) {
+  setenv("TF_SOFTGPU_DEVICES", "H100", 1);
+  setenv("TF_SOFTGPU_STATE_DIR", dir_.c_str(), 1);
+  hypervisor::HypervisorOptions ho;
+  ho.stateDir = (dir_ / "hv-state").string();
+  ho.regionDir = (dir_ / "hv-regions").string();
+  ho.tickMs = 50;
+  hypervisor::Hypervisor hv(ho);
+  ASSERT_TRUE(hv.start());
+  auto& c = *client_;
+  const json worker = created(c.create(k8s::builtin::kPods, workerPod("worker-u")));
+  const std::string uid = worker["metadata"]["uid"];
+  httplib::Client api("127.0.0.1", hv.port());
+  auto made = api.Post("/api/v1/vgpus", json{{"name", k8s::api::podVgpuName(uid)}, {"vramLimit", "1GiB"}}.dump(),
+                       "application/json");
+  ASSERT_TRUE(made && made->status == 201) << (made ? made->body : "no answer");
+  json hvPod = workerPod("hv-0");
+  hvPod["metadata"]["labels"]["tensor-fusion.ai/component"] = "hypervisor";
+  hvPod["spec"]["containers"][0]["ports"] = json::array({{{"name", "api"}, {"containerPort", hv.port()}}});
+  created(c.create(k8s::builtin::kPods, hvPod));
+  created(c.patch(k8s::builtin::kPods, kPodNs, "hv-0", k8s::PatchType::Merge,
+                  {{"status", {{"phase", "Running"}, {"podIP", "127.0.0.1"}}}}, {.subresource = "status"}));
+  auto uuid = json::parse(api.Get("/api/v1/devices")->body)["devices"][0]["uuid"].get<std::string>();
+  std::transform(uuid.begin(), uuid.end(), uuid.begin(), [](unsigned char ch) { return std::tolower(ch); });
+
+  AgentOptions o = optionsFromInstallCommand();
+  o.metricsInterval = 200ms;
+  startAgent(o);
+  ASSERT_TRUE(converged("the initial sync"));
+  const std::string url = "/api/v1/clusters/" + std::to_string(clusterId_) + "/metrics?series=";
+  for (const std::string s : {"vgpu." + std::string(kPodNs) + "/worker-u.compute", "vgpu." + std::string(kPodNs) + "/worker-u.vram",
+                              "gpu." + uuid + ".utilization", "gpu." + uuid + ".memory"}) {
+    json series;
+    EXPECT_TRUE(eventually([&] {
+      series = console_.get(url + s).json()["series"];
+      return series.is_object() && series.contains(s) && !series[s].empty();
+    }, 20s)) << s << ": " << series.dump();
+  }
+  EXPECT_GT(agent_->stats().hypervisorScrapes, 0u);
+  agent_.reset();  // before the hypervisor goes
 }
 
 TEST_F(AgentClusterTest, ARevokedAgentIsCutOffAndStaysOut) {
