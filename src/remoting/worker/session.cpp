@@ -129,7 +129,8 @@ void Session::dropHostFunctionArg(void* arg) {
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
     : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()),
-      mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu())) {
+      mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu(),
+                                           shared.driver && shared.driver->isSoftGpu())) {
   host_->mirrors = mirrors_;
 }
 
