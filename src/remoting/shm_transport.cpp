@@ -34,10 +34,6 @@ constexpr size_t kRingBytes = size_t(8) << 20; // power of two
 constexpr int64_t kPureSpinNs = 1000;
 constexpr int64_t kSpinNs = 30000;
 constexpr int kSleepMs = 10;
-// A writer that found the ring full waits until this much is free, and the reader wakes it only
-// then: one sleep and one wake-up per quarter ring, not one per frame the reader takes (a
-// burst of posted launches otherwise costs a futex call on both sides for every launch).
-constexpr uint64_t kResumeSpace = kRingBytes / 4;
 
 int64_t monoNs() {
   timespec ts;
@@ -224,7 +220,11 @@ public:
       std::memcpy(p, data(in_) + at, first);
       if (k > first) std::memcpy(p + first, data(in_), k - first);
       in_->tail.store(tail + k, std::memory_order_release);
-      wakeWriter(tail + k);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (in_->writerSleeping.load(std::memory_order_relaxed)) {
+        in_->spaceSeq.fetch_add(1);
+        futexWake(&in_->spaceSeq);
+      }
       p += k;
       n -= k;
     }
@@ -270,7 +270,14 @@ public:
       return Status::ok();
     }
   }
-  void consumeRead(size_t n) override { wakeWriter(in_->tail.fetch_add(n, std::memory_order_release) + n); }
+  void consumeRead(size_t n) override {
+    in_->tail.fetch_add(n, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (in_->writerSleeping.load(std::memory_order_relaxed)) {
+      in_->spaceSeq.fetch_add(1);
+      futexWake(&in_->spaceSeq);
+    }
+  }
   Status reserveWrite(size_t max, uint8_t** p, size_t* n) override {
     for (;;) {
       uint64_t head = out_->head.load(std::memory_order_relaxed);
@@ -356,20 +363,8 @@ private:
     }
   }
 
-  // After the reader moved the tail: a writer asleep on a full ring is woken once it has
-  // kResumeSpace to write into.
-  void wakeWriter(uint64_t tail) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!in_->writerSleeping.load(std::memory_order_relaxed)) return;
-    if (kRingBytes - (in_->head.load(std::memory_order_acquire) - tail) < kResumeSpace) return;
-    in_->spaceSeq.fetch_add(1);
-    futexWake(&in_->spaceSeq);
-  }
-
   Status waitForSpace(uint64_t head) {
-    auto full = [&] { // too full to resume writing
-      return kRingBytes - (head - out_->tail.load(std::memory_order_acquire)) < kResumeSpace;
-    };
+    auto full = [&] { return head - out_->tail.load(std::memory_order_acquire) >= kRingBytes; };
     if (spinUntil([&] { return !full(); })) return Status::ok();
     for (;;) {
       uint32_t seq = out_->spaceSeq.load();
