@@ -9,7 +9,8 @@
 
 namespace tf::remoting {
 
-Mirror::Mirror(uint8_t* mem, uint64_t size, bool trackWrites) : mem_(mem), size_(size) {
+Mirror::Mirror(uint8_t* mem, uint64_t size, bool trackWrites, bool gateOnFaults)
+    : mem_(mem), size_(size), gateOnFaults_(gateOnFaults) {
   // Untouched shadow pages stay the kernel's shared zero page: a mirror costs memory only
   // where its contents are not zero.
   void* p = mmap(nullptr, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -27,15 +28,28 @@ Mirror::~Mirror() {
 namespace {
 // Written pages a mirror leaves open between collects (compared each time: 256 KiB).
 constexpr uint64_t kOpenPages = 64;
+constexpr uint64_t kUnknownFaults = ~uint64_t(0); // what WriteTracker's counts say on failure
 } // namespace
 
 uint64_t Mirror::collect(std::vector<MirrorRun>& runs, std::vector<uint8_t>& bytes) {
   std::vector<std::pair<uint64_t, uint64_t>> written;
-  const bool protectAgain = openPages_ > kOpenPages;
+  const bool protectAgain = std::max<uint64_t>(openPages_, open_.size()) > kOpenPages;
+  const uint64_t faults = gateOnFaults_ ? WriteTracker::processFaults() : kUnknownFaults;
+  if (gateArmed_ && !protectAgain && faults != kUnknownFaults && faults - faultsAtScan_ == mergeFaults_) {
+    ++gated_; // nothing faulted but our merges: only the open pages can differ
+    return compareOpen(runs, bytes);
+  }
+  // The count is taken before the scan: a write during it shows next time.
+  faultsAtScan_ = faults;
+  mergeFaults_ = 0;
+  open_.clear();
+  gateArmed_ = false;
   if (!tracked_ || !scanned_ || !WriteTracker::get()->written(base(), size_, &written, protectAgain)) {
     scanned_ = true;
     return collectRange(0, size_, runs, bytes);
   }
+  ++scans_;
+  gateArmed_ = gateOnFaults_ && faults != kUnknownFaults;
   uint64_t total = 0, pages = 0;
   for (auto [start, end] : written) pages += (end - start + kMirrorPage - 1) / kMirrorPage;
   openPages_ = protectAgain ? 0 : pages;
@@ -43,6 +57,21 @@ uint64_t Mirror::collect(std::vector<MirrorRun>& runs, std::vector<uint8_t>& byt
     uint64_t from = std::max(start, base()) - base();
     uint64_t to = std::min(end, base() + size_) - base();
     if (from < to) total += collectRange(from, to, runs, bytes);
+    if (gateOnFaults_ && !protectAgain)
+      for (uint64_t off = from / kMirrorPage * kMirrorPage; off < to; off += kMirrorPage) open_.insert(off);
+  }
+  return total;
+}
+
+uint64_t Mirror::compareOpen(std::vector<MirrorRun>& runs, std::vector<uint8_t>& bytes) {
+  uint64_t total = 0;
+  for (auto it = open_.begin(); it != open_.end();) {
+    uint64_t from = *it, to = from;
+    while (it != open_.end() && *it == to) { // a stretch of consecutive open pages
+      to += kMirrorPage;
+      ++it;
+    }
+    total += collectRange(from, std::min(to, size_), runs, bytes);
   }
   return total;
 }
@@ -74,6 +103,22 @@ uint64_t Mirror::collectRange(uint64_t from, uint64_t to, std::vector<MirrorRun>
 }
 
 void Mirror::apply(uint64_t addr, const uint8_t* data, uint64_t len) {
+  if (gateOnFaults_ && tracked_ && len) {
+    // The pages this merge writes are open from now on, and the faults it takes (this
+    // thread's, during the merge) are accounted for.
+    const uint64_t before = WriteTracker::threadFaults();
+    merge(addr, data, len);
+    const uint64_t after = WriteTracker::threadFaults();
+    if (before == kUnknownFaults || after == kUnknownFaults) gateArmed_ = false;
+    mergeFaults_ += after - before;
+    const uint64_t first = (addr - base()) / kMirrorPage * kMirrorPage;
+    for (uint64_t off = first; off < addr - base() + len; off += kMirrorPage) open_.insert(off);
+    return;
+  }
+  merge(addr, data, len);
+}
+
+void Mirror::merge(uint64_t addr, const uint8_t* data, uint64_t len) {
   uint8_t* m = mem_ + (addr - base());
   uint8_t* sh = shadow_ + (addr - base());
   // Eight bytes at a time where nothing changed; byte by byte where something did.
@@ -108,7 +153,7 @@ bool MirrorSet::add(uint64_t addr, uint64_t size) {
     auto prev = std::prev(next);
     if (prev->first + prev->second->size() > addr) return false;
   }
-  auto m = std::make_unique<Mirror>(reinterpret_cast<uint8_t*>(addr), size, trackWrites_);
+  auto m = std::make_unique<Mirror>(reinterpret_cast<uint8_t*>(addr), size, trackWrites_, gateOnFaults_);
   if (!m->valid()) return false;
   mirrors_[addr] = std::move(m);
   count_.store(mirrors_.size(), std::memory_order_release);

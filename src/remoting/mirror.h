@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "common/status.h"
@@ -38,7 +39,10 @@ public:
   // `mem` is the live memory (owned by the caller); the shadow starts all zero. With
   // `trackWrites` (memory only the CPU writes) and a kernel that can (write_tracker.h), only
   // the pages written since the last collect are compared; otherwise every page is.
-  Mirror(uint8_t* mem, uint64_t size, bool trackWrites = false);
+  // With gateOnFaults as well (memory no other process writes: the worker's), a collect
+  // skips the kernel's scan while the process has taken no page fault beyond those of this
+  // mirror's own merges (apply), and compares only the pages known open.
+  Mirror(uint8_t* mem, uint64_t size, bool trackWrites = false, bool gateOnFaults = false);
   ~Mirror();
   Mirror(const Mirror&) = delete;
   Mirror& operator=(const Mirror&) = delete;
@@ -51,6 +55,9 @@ public:
   void apply(uint64_t addr, const uint8_t* data, uint64_t len);
 
   bool tracked() const { return tracked_; }
+  // How many collects scanned with the kernel, and how many were spared by the fault gate.
+  uint64_t scans() const { return scans_; }
+  uint64_t gatedLooks() const { return gated_; }
 
 private:
   uint64_t collectRange(uint64_t from, uint64_t to, std::vector<MirrorRun>& runs,
@@ -64,13 +71,26 @@ private:
   // (and compared) at every collect until there are more than kOpenPages, when one collect
   // protects them all again (one TLB flush for many rounds instead of one per round).
   uint64_t openPages_ = 0;
+  // The fault gate: the page offsets known written and not protected again (from the last scan
+  // and from merges since), the process's fault count before that scan, and the faults this
+  // mirror's merges took since.
+  bool gateOnFaults_ = false;
+  bool gateArmed_ = false; // a scan succeeded and the counts since are known
+  std::set<uint64_t> open_;
+  uint64_t faultsAtScan_ = 0;
+  uint64_t mergeFaults_ = 0;
+  uint64_t scans_ = 0, gated_ = 0;
+  uint64_t compareOpen(std::vector<MirrorRun>& runs, std::vector<uint8_t>& bytes);
+  void merge(uint64_t addr, const uint8_t* data, uint64_t len);
 };
 
 class MirrorSet {
 public:
   // trackWrites: see Mirror. The stub's mirrors are written by its CPU only; the worker's are
   // too when its driver is the soft GPU, but not when a GPU writes them by DMA.
-  explicit MirrorSet(bool trackWrites = false) : trackWrites_(trackWrites) {}
+  // gateOnFaults: see Mirror.
+  explicit MirrorSet(bool trackWrites = false, bool gateOnFaults = false)
+      : trackWrites_(trackWrites), gateOnFaults_(gateOnFaults) {}
   // False when the shadow cannot be allocated or the range overlaps a mirror.
   bool add(uint64_t addr, uint64_t size);
   bool remove(uint64_t addr);
@@ -88,6 +108,7 @@ public:
 private:
   mutable std::mutex mu_;
   const bool trackWrites_;
+  const bool gateOnFaults_;
   std::map<uint64_t, std::unique_ptr<Mirror>> mirrors_;
   std::atomic<size_t> count_{0};
   const Mirror* findLocked(uint64_t addr, uint64_t n) const;

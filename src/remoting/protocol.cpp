@@ -21,7 +21,7 @@ void encodeHeader(const FrameHeader& h, uint8_t out[kHeaderSize]) {
 Status decodeHeader(const uint8_t in[kHeaderSize], FrameHeader* h) {
   std::memcpy(h, in, kHeaderSize);
   if (!kindName(static_cast<Kind>(h->kind))) return dataLoss("unknown frame kind");
-  if (h->flags & ~kFlagNoReply) return dataLoss("unknown frame flags");
+  if (h->flags & ~kKnownFlags) return dataLoss("unknown frame flags");
   if (h->argsLen > kMaxArgs) return dataLoss("frame args over the limit");
   if (h->bulkLen > kMaxBulk) return dataLoss("frame bulk over the limit");
   return Status::ok();

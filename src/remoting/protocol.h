@@ -34,7 +34,7 @@ namespace tf::remoting {
 class Transport;
 
 inline constexpr uint32_t kHelloMagic = 0x45524654; // "TFRE"
-inline constexpr uint16_t kProtocolVersion = 2;
+inline constexpr uint16_t kProtocolVersion = 3;
 inline constexpr uint32_t kMaxArgs = 1u << 20;            // args of one frame
 inline constexpr uint64_t kMaxBulk = uint64_t(1) << 40;   // streamed payload of one frame
 inline constexpr uint64_t kMaxImage = uint64_t(512) << 20; // a module image held in memory
@@ -62,6 +62,13 @@ const char* kindName(Kind kind); // nullptr for an unknown value
 // Frame flags.
 inline constexpr uint16_t kFlagNone = 0;
 inline constexpr uint16_t kFlagNoReply = 1; // fire-and-forget: errors are latched by the worker
+// A call that waits for device work: if it succeeds and its reply carries nothing else, the
+// reply also brings what the device changed in mirrored memory (MirrorPull's runs and bytes).
+inline constexpr uint16_t kFlagPullMirrors = 2;
+// A reply that does: its blob is mirror runs, its bulk their bytes. Without it (the call
+// failed, or its reply has other content) the client pulls separately.
+inline constexpr uint16_t kFlagMirrorRuns = 4;
+inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagMirrorRuns;
 
 // Operations beyond the catalog (Call.fn >= kOpBase).
 #define TF_REMOTE_OPS(X)                                                                          \

@@ -7,6 +7,7 @@
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -127,5 +128,16 @@ bool WriteTracker::written(uint64_t base, uint64_t size,
   }
   return true;
 }
+
+namespace {
+uint64_t faults(int who) {
+  rusage u{};
+  if (getrusage(who, &u) != 0) return ~uint64_t(0); // unknown (the callers then scan)
+  return static_cast<uint64_t>(u.ru_minflt) + static_cast<uint64_t>(u.ru_majflt);
+}
+} // namespace
+
+uint64_t WriteTracker::processFaults() { return faults(RUSAGE_SELF); }
+uint64_t WriteTracker::threadFaults() { return faults(RUSAGE_THREAD); }
 
 } // namespace tf::remoting

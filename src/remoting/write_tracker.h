@@ -32,6 +32,15 @@ public:
   bool written(uint64_t base, uint64_t size, std::vector<std::pair<uint64_t, uint64_t>>* out,
                bool protectAgain = true);
 
+  // Page faults (minor + major) of the whole process, and of the calling thread. The first
+  // write to a protected page faults, and the fault counts for the thread that wrote, also a
+  // system call's write. So while the process's count has not moved, no tracked page was newly
+  // written by any of its threads: a look can skip the scan. A write into this process made by
+  // another one (process_vm_writev, a debugger) counts there, not here: only memory no other
+  // process writes may rely on it (the worker's).
+  static uint64_t processFaults();
+  static uint64_t threadFaults();
+
 private:
   WriteTracker(int uffd, int pagemap) : uffd_(uffd), pagemap_(pagemap) {}
   static WriteTracker* open();

@@ -156,11 +156,13 @@ public:
 
   CUresult call(uint32_t fn, std::vector<uint64_t> in, uint64_t ctx, uint64_t* outs = nullptr,
                 std::vector<uint8_t>* bulkIn = nullptr, const std::vector<uint8_t>* bulkOut = nullptr,
-                const std::string& blob = "") {
+                const std::string& blob = "", uint16_t flags = kFlagNone, FrameHeader* reply = nullptr,
+                std::string* replyBlob = nullptr) {
     Writer w;
     encodeCall(w, in.data(), static_cast<uint32_t>(in.size()), blob.data(), blob.size());
     FrameHeader f;
     f.kind = static_cast<uint16_t>(Kind::Call);
+    f.flags = flags;
     f.fn = fn;
     f.ctx = ctx;
     f.argsLen = static_cast<uint32_t>(w.size());
@@ -179,6 +181,8 @@ public:
     CallArgs a;
     if (!decodeReply(args.data(), args.size(), &a).isOk()) return CUDA_ERROR_UNKNOWN;
     for (uint32_t i = 0; outs && i < a.count; ++i) outs[i] = a.s[i];
+    if (reply) *reply = r;
+    if (replyBlob) replyBlob->assign(a.blob);
     std::vector<uint8_t> bulk(r.bulkLen);
     if (r.bulkLen && !t_->readExact(bulk.data(), bulk.size()).isOk())
       return CUDA_ERROR_DEVICE_UNAVAILABLE;

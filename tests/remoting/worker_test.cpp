@@ -349,6 +349,61 @@ TEST_P(WorkerTest, MirrorMisuseIsRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// A synchronisation asked to (kFlagPullMirrors) brings what the device changed in mirrored
+// memory in its own reply, as a MirrorPull would; a failed call, or one whose reply carries
+// other content, does not (the client then pulls separately), and a pull afterwards finds
+// nothing left.
+TEST_P(WorkerTest, SynchronisationBringsMirrorChanges) {
+  RawClient a;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = a.context(), m = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAllocManaged, {3 * 4096, CU_MEM_ATTACH_GLOBAL}, ctx, &m), CUDA_SUCCESS);
+  const auto sync = static_cast<uint32_t>(FnId::cuCtxSynchronize);
+  FrameHeader reply;
+  std::string blob;
+  std::vector<uint8_t> bytes;
+  // The device writes 100 bytes in the middle page.
+  ASSERT_EQ(a.call(FnId::cuMemsetD8_v2, {m + 4096 + 10, 0x42, 100}, ctx), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(sync, {}, ctx, nullptr, &bytes, nullptr, "", kFlagPullMirrors, &reply, &blob), CUDA_SUCCESS);
+  EXPECT_EQ(reply.flags, kFlagMirrorRuns);
+  std::vector<MirrorRun> runs;
+  ASSERT_TRUE(decodeMirrorRuns(blob, reply.bulkLen, &runs).isOk());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].addr, m + 4096);
+  ASSERT_EQ(bytes.size(), 4096u);
+  EXPECT_EQ(bytes[9], 0);
+  EXPECT_EQ(bytes[10], 0x42);
+  EXPECT_EQ(bytes[109], 0x42);
+  EXPECT_EQ(bytes[110], 0);
+  // Nothing changed since: the next synchronisation brings an empty list, a pull nothing.
+  ASSERT_EQ(a.call(sync, {}, ctx, nullptr, &bytes, nullptr, "", kFlagPullMirrors, &reply, &blob), CUDA_SUCCESS);
+  EXPECT_EQ(reply.flags, kFlagMirrorRuns);
+  EXPECT_TRUE(bytes.empty());
+  ASSERT_TRUE(decodeMirrorRuns(blob, 0, &runs).isOk());
+  EXPECT_TRUE(runs.empty());
+  // A call that fails, and one whose reply has bulk of its own, bring no runs; the device's
+  // change stays for the pull.
+  ASSERT_EQ(a.call(FnId::cuMemsetD8_v2, {m, 0x17, 4}, ctx), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuStreamSynchronize), {0xbad0}, ctx, nullptr, &bytes, nullptr, "",
+                   kFlagPullMirrors, &reply),
+            CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(reply.flags, 0);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuMemcpyDtoH_v2), {m, 8}, ctx, nullptr, &bytes, nullptr, "",
+                   kFlagPullMirrors, &reply),
+            CUDA_SUCCESS);
+  EXPECT_EQ(reply.flags, 0);
+  EXPECT_EQ(bytes, (std::vector<uint8_t>{0x17, 0x17, 0x17, 0x17, 0, 0, 0, 0}));
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorPull), {}, ctx, nullptr, &bytes, nullptr, "", kFlagNone,
+                   &reply, &blob),
+            CUDA_SUCCESS);
+  ASSERT_TRUE(decodeMirrorRuns(blob, reply.bulkLen, &runs).isOk());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].addr, m);
+  EXPECT_EQ(bytes[3], 0x17);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {m}, ctx), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 // Shared pinned memory (shm only): the worker maps the client's memfd at the client's address.
 // Without a descriptor, at a misaligned or taken address, or over TCP, it refuses; a shared
 // range then works for copies by reference, and another client cannot use it.

@@ -191,16 +191,25 @@ CUresult Client::connectLocked() {
 }
 
 CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
-                           std::string* replyBlob) {
+                           std::string* replyBlob, bool* pulled) {
   FrameHeader h;
   Status s = readHeader(*transport_, &h);
   if (s.isOk() && (h.kind != static_cast<uint16_t>(Kind::Reply) || h.fn != fn))
     s = dataLoss("reply out of step");
+  if (s.isOk() && (h.flags & kFlagMirrorRuns) && !pulled) s = dataLoss("mirror runs nobody asked for");
   if (s.isOk()) s = readArgs(*transport_, h, &args_);
   CallArgs a;
   if (s.isOk()) s = decodeReply(args_.data(), args_.size(), &a);
   if (!s.isOk()) return fail(s);
   for (uint32_t i = 0; i < nOuts; ++i) outs[i] = i < a.count ? a.s[i] : 0;
+  if (h.flags & kFlagMirrorRuns) {
+    pulled_.resize(h.bulkLen);
+    s = transport_->readExact(pulled_.data(), pulled_.size());
+    if (s.isOk()) s = applyPulled(a.blob, pulled_);
+    if (!s.isOk()) return fail(s);
+    *pulled = true;
+    return static_cast<CUresult>(h.result);
+  }
   if (replyBlob) replyBlob->assign(a.blob);
   if (h.bulkLen) {
     if (sink && sink->dst && h.bulkLen == sink->expected) {
@@ -280,8 +289,14 @@ CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t*
     CUresult pr = pushMirrors();
     if (pr != CUDA_SUCCESS) return pr;
   }
-  CUresult r = exchange(fn, in, outs, nOuts, blob, blobSize, bulk, bulkCount, sink, replyBlob);
-  if ((traits & kSyncs) && r == CUDA_SUCCESS) {
+  // A synchronisation whose reply carries nothing else brings the device's changes with it.
+  bool pulled = false;
+  const bool fuse = (traits & kSyncs) && !sink && !replyBlob &&
+                    deviceWorkSincePull_.exchange(false, std::memory_order_acq_rel);
+  CUresult r = exchange(fn, in, outs, nOuts, blob, blobSize, bulk, bulkCount, sink, replyBlob,
+                        fuse ? &pulled : nullptr);
+  if (fuse && !pulled) deviceWorkSincePull_.store(true, std::memory_order_release);
+  if ((traits & kSyncs) && r == CUDA_SUCCESS && !pulled) {
     CUresult pr = pullMirrors();
     if (pr != CUDA_SUCCESS) return pr;
   }
@@ -290,13 +305,14 @@ CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t*
 
 CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
                           uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
-                          int bulkCount, ReplySink* sink, std::string* replyBlob) {
+                          int bulkCount, ReplySink* sink, std::string* replyBlob, bool* pulled) {
   std::lock_guard<std::mutex> lock(mu_);
   if (dead() || !transport_) return CUDA_ERROR_DEVICE_UNAVAILABLE;
   w_.clear();
   encodeCall(w_, in.begin(), static_cast<uint32_t>(in.size()), blob, blobSize);
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Call);
+  h.flags = pulled ? kFlagPullMirrors : kFlagNone;
   h.fn = fn;
   h.argsLen = static_cast<uint32_t>(w_.size());
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
@@ -304,7 +320,7 @@ CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint6
   Status s = flushLocked();
   if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
   if (!s.isOk()) return fail(s);
-  return readReply(fn, outs, nOuts, sink, replyBlob);
+  return readReply(fn, outs, nOuts, sink, replyBlob, pulled);
 }
 
 CUresult Client::post(uint32_t fn, std::initializer_list<uint64_t> in, const void* blob,

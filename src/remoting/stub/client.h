@@ -207,11 +207,16 @@ private:
   // when 64 KiB have gathered, or by the flusher thread ~100 us after the first was posted.
   Status flushLocked();
   void flusher();
+  // pulled (with kFlagPullMirrors asked): set when the reply brought the device's changes to
+  // mirrored memory, which are then merged.
   CUresult readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySink* sink,
-                     std::string* replyBlob);
+                     std::string* replyBlob, bool* pulled = nullptr);
   CUresult exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
                     uint32_t nOuts, const void* blob, size_t blobSize, const iovec* bulk,
-                    int bulkCount, ReplySink* sink, std::string* replyBlob);
+                    int bulkCount, ReplySink* sink, std::string* replyBlob,
+                    bool* pulled = nullptr);
+  // Merges the device's changes a MirrorPull (or a synchronisation's) reply brought.
+  Status applyPulled(std::string_view runsBlob, const std::vector<uint8_t>& bytes);
   // Host channel: merges the mirror runs a HostCall brings; collects this side's for HostDone.
   Status applyIncomingRuns(Transport& t, std::string_view blob, uint64_t bulkLen);
 
@@ -228,6 +233,7 @@ private:
   std::vector<DeviceInfo> devices_;
   int driverVersion_ = CUDA_VERSION;
   std::vector<uint8_t> args_;
+  std::vector<uint8_t> pulled_; // the bytes of mirror runs a reply brought
   std::string address_;
   uint32_t role_ = kRoleDriver;
   uint64_t sessionId_ = 0;

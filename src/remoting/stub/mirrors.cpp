@@ -42,18 +42,21 @@ CUresult Client::pullMirrors() {
   if (dead()) return CUDA_ERROR_DEVICE_UNAVAILABLE;
   // The reply may carry an earlier asynchronous error instead of success; its runs are
   // still what the device changed.
+  Status s = applyPulled(blob, bytes);
+  return s.isOk() ? r : fail(s);
+}
+
+Status Client::applyPulled(std::string_view runsBlob, const std::vector<uint8_t>& bytes) {
+  if (runsBlob.empty()) return bytes.empty() ? Status::ok() : dataLoss("mirror bytes without runs");
   std::vector<MirrorRun> runs;
-  if (!blob.empty()) {
-    Status s = decodeMirrorRuns(blob, bytes.size(), &runs);
-    if (s.isOk()) s = mirrors_.check(runs);
-    if (!s.isOk()) return fail(s);
-  }
+  TF_RETURN_IF_ERROR(decodeMirrorRuns(runsBlob, bytes.size(), &runs));
+  TF_RETURN_IF_ERROR(mirrors_.check(runs));
   uint64_t at = 0;
   for (const MirrorRun& run : runs) {
     mirrors_.apply(run, bytes.data() + at);
     at += run.len;
   }
-  return r;
+  return Status::ok();
 }
 
 CUresult Client::shareHost(void* p, size_t size, int fd) {

@@ -43,15 +43,6 @@ CUresult push(Session& s, const CallIn& in) {
   return CUDA_SUCCESS;
 }
 
-CUresult pull(Session& s, CallOut& out) {
-  std::vector<MirrorRun> runs;
-  s.mirrors().collect(runs, out.bulk);
-  Writer w;
-  encodeMirrorRuns(w, runs);
-  out.blob.assign(reinterpret_cast<const char*>(w.data()), w.size());
-  return CUDA_SUCCESS;
-}
-
 // CopyHostByRef (dst, src, n, stream): one side is host memory of this client that the
 // device reaches by address (a mirror or shared pinned memory), the other its device memory
 // or another such range; the driver reads or writes the host side when the stream gets there
@@ -117,7 +108,7 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out) {
   case Op::ShareHost: NEED(2); return s.mapSharedHost(A(0), A(1));
   case Op::MirrorRelease: NEED(1); return s.releaseHostMirror(A(0));
   case Op::MirrorPush: return push(s, in);
-  case Op::MirrorPull: return pull(s, out);
+  case Op::MirrorPull: s.collectMirrors(out); return CUDA_SUCCESS;
   case Op::CopyHostByRef: return copyByRef(s, in);
   default: return CUDA_ERROR_NOT_SUPPORTED;
   }

@@ -129,7 +129,8 @@ void Session::dropHostFunctionArg(void* arg) {
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
     : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()),
-      mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu())) {
+      mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu(),
+                                           shared.driver && shared.driver->isSoftGpu())) {
   host_->mirrors = mirrors_;
 }
 
@@ -552,18 +553,35 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
     r = latched_; // an earlier asynchronous call failed: report it now, once
     latched_ = CUDA_SUCCESS;
   }
+  // A synchronisation brings the device's changes back in its own reply (one exchange, not two).
+  if ((h.flags & kFlagPullMirrors) && r == CUDA_SUCCESS && out.blob.empty() && out.bulk.empty() &&
+      !out.dtohLen) {
+    collectMirrors(out);
+    return sendReply(h, r, out, kFlagMirrorRuns);
+  }
   return sendReply(h, r, out);
 }
 
-Status Session::sendReply(const FrameHeader& req, CUresult r, CallOut& out) {
+void Session::collectMirrors(CallOut& out) {
+  std::vector<MirrorRun> runs;
+  mirrors().collect(runs, out.bulk);
+  Writer w;
+  encodeMirrorRuns(w, runs);
+  out.blob.assign(reinterpret_cast<const char*>(w.data()), w.size());
+}
+
+Status Session::sendReply(const FrameHeader& req, CUresult r, CallOut& out, uint16_t flags) {
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Reply);
+  h.flags = flags;
   h.fn = req.fn;
   h.result = r;
   Writer w;
   encodeReply(w, out.v, out.n, out.blob.data(), out.blob.size());
   h.argsLen = static_cast<uint32_t>(w.size());
-  if (r != CUDA_SUCCESS) {
+  // A failed call sends no bulk, except a pull: an earlier asynchronous error reported by it
+  // does not undo what the device changed, and its runs need their bytes.
+  if (r != CUDA_SUCCESS && req.fn != static_cast<uint32_t>(Op::MirrorPull)) {
     out.dtohLen = 0;
     out.bulk.clear();
   }

@@ -216,6 +216,9 @@ public:
   // Mirrored host memory (mirror.h): managed allocations, and host memory mapped at the
   // client's addresses (MirrorHost) and registered with the driver.
   MirrorSet& mirrors() { return *mirrors_; }
+  // What the device changed in mirrored memory since the last look, as a MirrorPull reply:
+  // runs in out.blob, their bytes in out.bulk.
+  void collectMirrors(CallOut& out);
   CUresult mapHostMirror(uint64_t addr, uint64_t size);
   // ShareHost: maps the memfd the client passed over the transport at addr (MAP_SHARED).
   CUresult mapSharedHost(uint64_t addr, uint64_t size);
@@ -232,7 +235,7 @@ private:
   void untrack(CUdeviceptr p);
   void serveHostChannel(std::shared_ptr<HostChannel> channel);
   Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
-  Status sendReply(const FrameHeader& h, CUresult r, CallOut& out);
+  Status sendReply(const FrameHeader& h, CUresult r, CallOut& out, uint16_t flags = 0);
   void releaseAll();
 
   WorkerShared& shared_;
