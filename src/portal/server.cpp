@@ -8,6 +8,7 @@
 #define TF_LOG_COMPONENT "portal"
 #include "common/log.h"
 #include "portal/agent_session.h"
+#include "portal/console.h"
 #include "portal/rest.h"
 
 namespace tf::portal {
@@ -16,9 +17,6 @@ namespace {
 using net::use_awaitable;
 
 constexpr size_t kMaxRequestBody = 64 * 1024;
-constexpr const char* kPlaceholderPage =
-    "<!doctype html><title>TensorFusion portal</title><h1>TensorFusion portal</h1>"
-    "<p>The console is not built yet; the REST API is under <code>/api/v1/</code>.</p>";
 
 HttpRequest toRequest(const http::request<http::string_body>& req, const std::string& peer) {
   HttpRequest r;
@@ -273,10 +271,13 @@ private:
           co_await conn->run(std::move(req));
           co_return;
         }
-        HttpResponse r;
-        if (req.target().starts_with("/api/")) r = rest_.handle(toRequest(req, peer));
-        else if (req.target() == "/" && req.method() == http::verb::get) r = {200, kPlaceholderPage, "text/html; charset=utf-8"};
-        else r = {404, R"({"error":"not found"})"};
+        HttpResponse r{404, R"({"error":"not found"})"};
+        const std::string target(req.target());
+        if (target.starts_with("/api/")) r = rest_.handle(toRequest(req, peer));
+        else if (auto page = req.method() == http::verb::get ? consoleResponse(target.substr(0, target.find('?')))
+                                                             : std::nullopt) {
+          r = std::move(*page);
+        }
         const bool keepAlive = req.keep_alive();
         co_await http::async_write(stream, toResponse(r, req.version(), keepAlive), use_awaitable);
         if (!keepAlive) break;

@@ -428,6 +428,21 @@ TEST_F(PortalTest, MalformedFramesHarmNoOtherAgent) {
   EXPECT_EQ(exchange(*good, protocol::Delta{3, seq, {}, {}}).type(), "ack");  // still up afterwards
 }
 
+TEST_F(PortalTest, ServesTheConsoleWithItsSecurityHeaders) {
+  auto page = testing::httpsRequest(port(), "GET", "/?from=bookmark");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.headers["x-content-type-options"], "nosniff");
+  EXPECT_NE(page.body.find("/console/app.js"), std::string::npos);
+  auto script = testing::httpsRequest(port(), "GET", "/console/app.js");
+  EXPECT_EQ(script.status, 200);
+  EXPECT_EQ(script.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(testing::httpsRequest(port(), "GET", "/console/missing.js").status, 404);
+  EXPECT_EQ(testing::httpsRequest(port(), "POST", "/", "{}").status, 404);
+  EXPECT_EQ(testing::httpsRequest(port(), "GET", "/elsewhere").status, 404);
+}
+
 TEST_F(PortalTest, RestNeedsASessionAndCsrf) {
   EXPECT_EQ(testing::httpsRequest(port(), "GET", "/api/v1/clusters").status, 401);
   EXPECT_EQ(testing::httpsRequest(port(), "GET", "/api/v1/clusters", "", {{"Cookie", "tf_session=forged"}}).status, 401);
