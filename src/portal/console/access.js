@@ -58,7 +58,10 @@ export function Access({ cluster, onChanged }) {
             <td>${dateTime(t.createdAt)}</td><td>${dateTime(t.expiresAt)}</td><td>${t.usedAt ? ago(t.usedAt) : '—'}</td>
             <td class="right">${t.state === 'active'
               ? html`<${ConfirmButton} test="token-revoke" className="danger small" label="Revoke" confirmLabel="Confirm revoke"
-                  onConfirm=${() => act(() => del(`/clusters/${id}/tokens/${t.id}`))} />` : ''}</td></tr>`)}</tbody></table>`}
+                  onConfirm=${() => act(async () => {
+                    await del(`/clusters/${id}/tokens/${t.id}`);
+                    if (issued && issued.token.id === t.id) setIssued(null);  // its install command no longer works
+                  })} />` : ''}</td></tr>`)}</tbody></table>`}
     </section>
   </div>`;
 }

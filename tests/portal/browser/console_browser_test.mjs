@@ -1,7 +1,7 @@
 // The console in a real (headless) Chromium against a portal with a fixture cluster
 // (console_fixture): log in (a wrong password first), see the cluster online and its GPUs with
 // their vGPUs, cordon a GPU through a command, see the utilization charts with data, create an
-// enrollment token (its install command shown) and revoke it, sign out. Any browser error
+// enrollment token (its install command shown) and revoke it, revoke the agent, sign out. Any browser error
 // (a script error, a Content-Security-Policy violation) fails the test. Screenshots go to OUT_DIR.
 //
 //   node console_browser_test.mjs CONSOLE_FIXTURE OUT_DIR
@@ -106,7 +106,14 @@ async function run() {
     await b.click('[data-test=token-row][data-state=active] [data-test=token-revoke]');  // confirm
     await waitFor('the token revoked', async () =>
       (await b.count('[data-test=token-row][data-state=revoked]')) === 1 && (await b.count('[data-test=token-row][data-state=active]')) === 0);
+    if (await b.count('[data-test=install]')) throw new Error('the revoked token\'s install command is still shown');
     await shot(b, 'token-revoked');
+
+    // Revoking the agent cuts it off: the cluster shows revoked (no key, offline).
+    await b.click('[data-test=agent-revoke]');
+    await b.click('[data-test=agent-revoke]');  // confirm
+    await waitFor('the cluster shown revoked', async () => (await b.text('[data-test=cluster-state]')) === 'revoked');
+    await shot(b, 'agent-revoked');
 
     // Nothing went wrong in the page: no script error, no policy violation. The two 401s this
     // test caused (asking who is signed in before logging in, the wrong password) are expected.
