@@ -43,6 +43,7 @@ protected:
     o.adminPassword = kAdminPassword;
     o.settings = settings_;
     o.server.authSeconds = authSeconds_;
+    o.server.groupCommit = groupCommit_;
     o.clock = [this] { return systemNowMs() + skewMs_.load(); };
     auto p = Portal::start(o);
     ASSERT_TRUE(p.isOk()) << p.status().toString();
@@ -96,10 +97,12 @@ protected:
     return r.json()["objects"];
   }
   static Ed25519Key newKey() { return *Ed25519Key::generate(); }
+  void checkSnapshotDeltas();
 
   std::filesystem::path dir_;
   Settings settings_;
   int authSeconds_ = 10;
+  bool groupCommit_ = true;
   std::atomic<int64_t> skewMs_{0};
   std::unique_ptr<Portal> portal_;
   ConsoleClient console_{0};
@@ -141,7 +144,16 @@ TEST_F(PortalTest, CreateClusterGivesAWorkingInstallCommand) {
   auto retry = liveAgent("acme:prod", key, token);
 }
 
-TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGaps) {
+// With group commit (the default) and with one transaction per delta.
+TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGaps) { checkSnapshotDeltas(); }
+
+TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGapsOneTransactionPerDelta) {
+  groupCommit_ = false;
+  restartPortal();
+  checkSnapshotDeltas();
+}
+
+void PortalTest::checkSnapshotDeltas() {
   auto [id, token] = createCluster("acme:dev");
   auto key = newKey();
   auto a = liveAgent("acme:dev", key, token, 42);
