@@ -8,6 +8,8 @@ PKGS=(cmake ninja-build g++ pkg-config python3
       libcurl4-openssl-dev libyaml-cpp-dev
       # the portal: Beast + Asio (header-only) for HTTPS and WebSocket, SQLite for storage
       libboost-dev libsqlite3-dev
+      # the console's browser tests: headless Chromium over WebDriver, driven by node
+      chromium chromium-driver nodejs
       # the local Kubernetes cluster (scripts/cluster.sh); its binaries come from k8s-build.sh
       etcd-server containerd runc containernetworking-plugins umoci iptables busybox-static
       file curl openssl iproute2)

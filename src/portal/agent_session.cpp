@@ -46,8 +46,9 @@ bool AgentRegistry::online(int64_t clusterId) { return find(clusterId) != nullpt
 
 // --- AgentSession ----------------------------------------------------------------------------
 
-AgentSession::AgentSession(PortalContext& ctx, std::string peerAddress, std::weak_ptr<LiveAgent> self)
-    : ctx_(ctx), peer_(std::move(peerAddress)), self_(std::move(self)),
+AgentSession::AgentSession(PortalContext& ctx, std::string peerAddress, std::weak_ptr<LiveAgent> self,
+                           bool groupCommit)
+    : ctx_(ctx), peer_(std::move(peerAddress)), self_(std::move(self)), groupCommit_(groupCommit),
       rate_(ctx.settings.agentMessageBurst, ctx.settings.agentMessagesPerSecond) {}
 
 void AgentSession::fail(SessionOutput& out, CloseCode code, std::string reason, const std::string& auditDetail) {
@@ -203,12 +204,25 @@ void AgentSession::handle(const protocol::Snapshot& m, SessionOutput& out) {
 void AgentSession::handle(const protocol::Delta& m, SessionOutput& out) {
   if (m.epoch != epoch_) return fail(out, CloseCode::Policy, "epoch changed within a session");
   if (staged_) return fail(out, CloseCode::Policy, "delta between the parts of a snapshot");
-  auto outcome = ctx_.store.applyDelta(cluster_.id, m);
+  if (groupCommit_) {
+    out.deltaToCommit = m;
+    return;
+  }
+  answerDelta(m.seq, ctx_.store.applyDelta(cluster_.id, m), out);
+}
+
+SessionOutput AgentSession::deltaCommitted(uint64_t seq, const Result<DeltaOutcome>& outcome) {
+  SessionOutput out;
+  if (state_ == State::Live) answerDelta(seq, outcome, out);
+  return out;
+}
+
+void AgentSession::answerDelta(uint64_t seq, const Result<DeltaOutcome>& outcome, SessionOutput& out) {
   if (!outcome) return storeFailed(out, outcome.status());
   switch (*outcome) {
   case DeltaOutcome::Applied:
   case DeltaOutcome::Duplicate:  // already committed: ack again, apply nothing
-    out.frames.push_back(protocol::serialize(protocol::Ack{m.seq}));
+    out.frames.push_back(protocol::serialize(protocol::Ack{seq}));
     return;
   case DeltaOutcome::Gap:
   case DeltaOutcome::WrongEpoch:

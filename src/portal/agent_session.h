@@ -19,13 +19,20 @@ namespace tf::portal {
 struct SessionOutput {
   std::vector<std::string> frames;                // to send, in order
   std::optional<protocol::ProtocolError> close;   // then close with this
+  // Group commit only: a delta for the caller to commit (DeltaCommitter) and to hand the outcome
+  // to deltaCommitted() before it feeds the session the next frame.
+  std::optional<protocol::Delta> deltaToCommit;
 };
 
 class AgentSession {
 public:
   // `self` is the connection this session runs on (registered once authenticated).
-  AgentSession(PortalContext& ctx, std::string peerAddress, std::weak_ptr<LiveAgent> self);
+  // `groupCommit`: deltas come back in SessionOutput::deltaToCommit instead of being committed
+  // here, one transaction each.
+  AgentSession(PortalContext& ctx, std::string peerAddress, std::weak_ptr<LiveAgent> self, bool groupCommit = false);
   SessionOutput onText(std::string_view text);
+  // The outcome of committing the delta `seq` handed out in deltaToCommit: its ack (or resync).
+  SessionOutput deltaCommitted(uint64_t seq, const Result<DeltaOutcome>& outcome);
   // The connection ended (any reason): leave the registry.
   void onClosed();
   bool authenticated() const { return state_ == State::Live; }
@@ -42,10 +49,12 @@ private:
   void handle(const protocol::CommandResult& m, SessionOutput& out);
   void fail(SessionOutput& out, protocol::CloseCode code, std::string reason, const std::string& auditDetail = {});
   void storeFailed(SessionOutput& out, const Status& s);
+  void answerDelta(uint64_t seq, const Result<DeltaOutcome>& outcome, SessionOutput& out);
 
   PortalContext& ctx_;
   std::string peer_;
   std::weak_ptr<LiveAgent> self_;
+  bool groupCommit_ = false;
   State state_ = State::AwaitHello;
   TokenBucket rate_;
   protocol::Hello hello_;

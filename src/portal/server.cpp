@@ -8,6 +8,8 @@
 #define TF_LOG_COMPONENT "portal"
 #include "common/log.h"
 #include "portal/agent_session.h"
+#include "portal/console.h"
+#include "portal/delta_committer.h"
 #include "portal/rest.h"
 
 namespace tf::portal {
@@ -16,9 +18,6 @@ namespace {
 using net::use_awaitable;
 
 constexpr size_t kMaxRequestBody = 64 * 1024;
-constexpr const char* kPlaceholderPage =
-    "<!doctype html><title>TensorFusion portal</title><h1>TensorFusion portal</h1>"
-    "<p>The console is not built yet; the REST API is under <code>/api/v1/</code>.</p>";
 
 HttpRequest toRequest(const http::request<http::string_body>& req, const std::string& peer) {
   HttpRequest r;
@@ -55,17 +54,19 @@ public:
   using AnyStream = std::variant<websocket::stream<beast::tcp_stream>,
                                  websocket::stream<beast::ssl_stream<beast::tcp_stream>>>;
 
+  // `committer`: where deltas go for group commit (null: the session commits each itself).
   template <typename Stream>
-  WsConnection(PortalContext& ctx, const ServerOptions& opts, Stream&& stream, std::string peer)
-      : ctx_(ctx), opts_(opts), ws_(std::in_place_type<websocket::stream<std::decay_t<Stream>>>, std::move(stream)),
-        peer_(std::move(peer)), timer_(executor()) {}
+  WsConnection(PortalContext& ctx, const ServerOptions& opts, DeltaCommitter* committer, Stream&& stream, std::string peer)
+      : ctx_(ctx), opts_(opts), committer_(committer),
+        ws_(std::in_place_type<websocket::stream<std::decay_t<Stream>>>, std::move(stream)), peer_(std::move(peer)),
+        timer_(executor()) {}
 
   net::any_io_executor executor() {
     return std::visit([](auto& ws) -> net::any_io_executor { return ws.get_executor(); }, ws_);
   }
 
   net::awaitable<void> run(http::request<http::string_body> req) {
-    session_.emplace(ctx_, peer_, weak_from_this());
+    session_.emplace(ctx_, peer_, weak_from_this(), committer_ != nullptr);
     try {
       co_await std::visit(
           [&](auto& ws) -> net::awaitable<void> {
@@ -125,10 +126,35 @@ private:
         continue;
       }
       SessionOutput out = session_->onText(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()));
+      if (out.deltaToCommit) {
+        // The next frame waits for this commit: acks stay in order, and the agent's window
+        // (not this loop) bounds what is in flight.
+        const uint64_t seq = out.deltaToCommit->seq;
+        auto outcome = co_await commit(std::move(*out.deltaToCommit));
+        if (closeRequested_) continue;
+        out = session_->deltaCommitted(seq, outcome);
+      }
       for (auto& f : out.frames) outbox_.push_back(std::move(f));
       if (out.close) requestClose(out.close->code, out.close->reason);
       else kick();
     }
+  }
+
+  // Hands the delta to the committer; resumes on this connection's strand with the outcome.
+  net::awaitable<Result<DeltaOutcome>> commit(protocol::Delta delta) {
+    auto signal = std::make_shared<net::steady_timer>(executor(), net::steady_timer::time_point::max());
+    auto outcome = std::make_shared<std::optional<Result<DeltaOutcome>>>();
+    committer_->submit(session_->clusterId(), std::move(delta), [signal, outcome](Result<DeltaOutcome> r) {
+      net::post(signal->get_executor(), [signal, outcome, r = std::move(r)]() mutable {
+        outcome->emplace(std::move(r));
+        signal->cancel();
+      });
+    });
+    while (!*outcome) {
+      boost::system::error_code ec;
+      co_await signal->async_wait(net::redirect_error(use_awaitable, ec));
+    }
+    co_return std::move(**outcome);
   }
 
   void requestClose(protocol::CloseCode code, std::string reason) {
@@ -178,6 +204,7 @@ private:
 
   PortalContext& ctx_;
   const ServerOptions opts_;
+  DeltaCommitter* committer_;
   AnyStream ws_;
   std::string peer_;
   net::steady_timer timer_;
@@ -193,7 +220,8 @@ private:
 class Server::Impl {
 public:
   Impl(PortalContext& ctx, const ServerOptions& opts)
-      : ctx_(ctx), opts_(opts), rest_(ctx), sslCtx_(ssl::context::tls_server), acceptor_(ioc_) {}
+      : ctx_(ctx), opts_(opts), rest_(ctx), sslCtx_(ssl::context::tls_server), acceptor_(ioc_),
+        committer_(opts.groupCommit ? std::make_unique<DeltaCommitter>(ctx.store) : nullptr) {}
 
   Status listen(const TlsIdentity& tls) {
     if (!opts_.insecureHttp) {
@@ -269,14 +297,17 @@ private:
             break;
           }
           beast::get_lowest_layer(stream).expires_never();
-          auto conn = std::make_shared<WsConnection>(ctx_, opts_, std::move(stream), peer);
+          auto conn = std::make_shared<WsConnection>(ctx_, opts_, committer_.get(), std::move(stream), peer);
           co_await conn->run(std::move(req));
           co_return;
         }
-        HttpResponse r;
-        if (req.target().starts_with("/api/")) r = rest_.handle(toRequest(req, peer));
-        else if (req.target() == "/" && req.method() == http::verb::get) r = {200, kPlaceholderPage, "text/html; charset=utf-8"};
-        else r = {404, R"({"error":"not found"})"};
+        HttpResponse r{404, R"({"error":"not found"})"};
+        const std::string target(req.target());
+        if (target.starts_with("/api/")) r = rest_.handle(toRequest(req, peer));
+        else if (auto page = req.method() == http::verb::get ? consoleResponse(target.substr(0, target.find('?')))
+                                                             : std::nullopt) {
+          r = std::move(*page);
+        }
         const bool keepAlive = req.keep_alive();
         co_await http::async_write(stream, toResponse(r, req.version(), keepAlive), use_awaitable);
         if (!keepAlive) break;
@@ -300,6 +331,9 @@ private:
   net::io_context ioc_;
   ssl::context sslCtx_;
   tcp::acceptor acceptor_;
+  // After ioc_: destroyed first, once the server threads are joined (answers still owed are
+  // posted to the stopped io_context and dropped with it).
+  std::unique_ptr<DeltaCommitter> committer_;
   std::vector<std::thread> threads_;
   int port_ = 0;
 };

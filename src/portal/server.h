@@ -20,6 +20,7 @@ struct ServerOptions {
   int authSeconds = 10;       // an agent's hello + auth must be done this long after the upgrade
   int idleSeconds = 60;       // WebSocket idle timeout (pings at half of it)
   bool insecureHttp = false;  // plain HTTP/WS, tests only
+  bool groupCommit = true;    // agents' deltas committed together (DeltaCommitter); false: one transaction each
 };
 
 class Server {

@@ -333,24 +333,46 @@ Status SqliteStore::applySnapshot(int64_t clusterId, const protocol::Snapshot& s
   return tx.commit();
 }
 
-Result<DeltaOutcome> SqliteStore::applyDelta(int64_t clusterId, const protocol::Delta& delta) {
-  LOCK;
-  Tx tx(impl_->db);
-  TF_CHECK_TX(tx);
-  Stmt q(impl_->db, "SELECT epoch, last_seq, has_state FROM clusters WHERE id=?", clusterId);
+namespace {
+
+// One delta's checks and writes, inside the caller's transaction.
+Result<DeltaOutcome> applyDeltaIn(sqlite3* db, int64_t clusterId, const protocol::Delta& delta) {
+  Stmt q(db, "SELECT epoch, last_seq, has_state FROM clusters WHERE id=?", clusterId);
   if (!q.step()) return q.status() ? notFound("no such cluster") : q.status();
   const auto epoch = static_cast<uint64_t>(q.i64(0)), last = static_cast<uint64_t>(q.i64(1));
   if (q.i64(2) == 0 || epoch != delta.epoch) return DeltaOutcome::WrongEpoch;
   if (delta.seq <= last) return DeltaOutcome::Duplicate;
   if (delta.seq != last + 1) return DeltaOutcome::Gap;
-  for (const auto& o : delta.upserts) TF_RETURN_IF_ERROR(upsertObject(impl_->db, clusterId, o));
+  for (const auto& o : delta.upserts) TF_RETURN_IF_ERROR(upsertObject(db, clusterId, o));
   for (const auto& k : delta.deletes)
-    TF_RETURN_IF_ERROR(Stmt(impl_->db, "DELETE FROM objects WHERE cluster_id=? AND kind=? AND namespace=? AND name=?",
+    TF_RETURN_IF_ERROR(Stmt(db, "DELETE FROM objects WHERE cluster_id=? AND kind=? AND namespace=? AND name=?",
                             clusterId, k.kind, k.ns, k.name)
                            .run());
-  TF_RETURN_IF_ERROR(Stmt(impl_->db, "UPDATE clusters SET last_seq=? WHERE id=?", delta.seq, clusterId).run());
-  TF_RETURN_IF_ERROR(tx.commit());
+  TF_RETURN_IF_ERROR(Stmt(db, "UPDATE clusters SET last_seq=? WHERE id=?", delta.seq, clusterId).run());
   return DeltaOutcome::Applied;
+}
+
+}  // namespace
+
+Result<DeltaOutcome> SqliteStore::applyDelta(int64_t clusterId, const protocol::Delta& delta) {
+  return applyDeltas({{clusterId, &delta}}).front();
+}
+
+std::vector<Result<DeltaOutcome>> SqliteStore::applyDeltas(const std::vector<ClusterDelta>& deltas) {
+  LOCK;
+  std::vector<Result<DeltaOutcome>> out;
+  out.reserve(deltas.size());
+  Tx tx(impl_->db);
+  if (!tx.status()) return std::vector<Result<DeltaOutcome>>(deltas.size(), tx.status());
+  for (const auto& d : deltas) {
+    if (Status s = exec(impl_->db, "SAVEPOINT delta"); !s) return std::vector<Result<DeltaOutcome>>(deltas.size(), s);
+    out.push_back(applyDeltaIn(impl_->db, d.clusterId, *d.delta));
+    // A failed delta leaves nothing behind; the others stay.
+    if (!out.back()) (void)exec(impl_->db, "ROLLBACK TO delta");
+    if (Status s = exec(impl_->db, "RELEASE delta"); !s) return std::vector<Result<DeltaOutcome>>(deltas.size(), s);
+  }
+  if (Status s = tx.commit(); !s) return std::vector<Result<DeltaOutcome>>(deltas.size(), s);
+  return out;
 }
 
 Result<std::vector<SyncedObject>> SqliteStore::listObjects(int64_t clusterId, const std::string& kind) {

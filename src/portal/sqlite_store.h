@@ -37,6 +37,7 @@ public:
                            int64_t now) override;
   Status applySnapshot(int64_t clusterId, const protocol::Snapshot& snapshot) override;
   Result<DeltaOutcome> applyDelta(int64_t clusterId, const protocol::Delta& delta) override;
+  std::vector<Result<DeltaOutcome>> applyDeltas(const std::vector<ClusterDelta>& deltas) override;
   Result<std::vector<protocol::SyncedObject>> listObjects(int64_t clusterId, const std::string& kind) override;
   Status addMetrics(int64_t clusterId, const std::vector<protocol::MetricPoint>& points, int64_t now,
                     int64_t retentionMs) override;

@@ -87,6 +87,13 @@ public:
   // the synced object table
   virtual Status applySnapshot(int64_t clusterId, const protocol::Snapshot& snapshot) = 0;
   virtual Result<DeltaOutcome> applyDelta(int64_t clusterId, const protocol::Delta& delta) = 0;
+  // Group commit: many agents' deltas in one transaction (one fsync), each checked and applied
+  // as applyDelta would, in order; one delta's failure undoes only that delta. Answers in order.
+  struct ClusterDelta {
+    int64_t clusterId = 0;
+    const protocol::Delta* delta = nullptr;
+  };
+  virtual std::vector<Result<DeltaOutcome>> applyDeltas(const std::vector<ClusterDelta>& deltas) = 0;
   virtual Result<std::vector<protocol::SyncedObject>> listObjects(int64_t clusterId, const std::string& kind) = 0;
 
   // metrics: points older than now - retentionMs are dropped on insert

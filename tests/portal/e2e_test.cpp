@@ -43,6 +43,7 @@ protected:
     o.adminPassword = kAdminPassword;
     o.settings = settings_;
     o.server.authSeconds = authSeconds_;
+    o.server.groupCommit = groupCommit_;
     o.clock = [this] { return systemNowMs() + skewMs_.load(); };
     auto p = Portal::start(o);
     ASSERT_TRUE(p.isOk()) << p.status().toString();
@@ -96,10 +97,12 @@ protected:
     return r.json()["objects"];
   }
   static Ed25519Key newKey() { return *Ed25519Key::generate(); }
+  void checkSnapshotDeltas();
 
   std::filesystem::path dir_;
   Settings settings_;
   int authSeconds_ = 10;
+  bool groupCommit_ = true;
   std::atomic<int64_t> skewMs_{0};
   std::unique_ptr<Portal> portal_;
   ConsoleClient console_{0};
@@ -141,7 +144,16 @@ TEST_F(PortalTest, CreateClusterGivesAWorkingInstallCommand) {
   auto retry = liveAgent("acme:prod", key, token);
 }
 
-TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGaps) {
+// With group commit (the default) and with one transaction per delta.
+TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGaps) { checkSnapshotDeltas(); }
+
+TEST_F(PortalTest, SnapshotDeltasAcksDuplicatesAndGapsOneTransactionPerDelta) {
+  groupCommit_ = false;
+  restartPortal();
+  checkSnapshotDeltas();
+}
+
+void PortalTest::checkSnapshotDeltas() {
   auto [id, token] = createCluster("acme:dev");
   auto key = newKey();
   auto a = liveAgent("acme:dev", key, token, 42);
@@ -483,6 +495,21 @@ TEST_F(PortalTest, MalformedFramesHarmNoOtherAgent) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(served, 0);
   EXPECT_EQ(exchange(*good, protocol::Delta{3, seq, {}, {}}).type(), "ack");  // still up afterwards
+}
+
+TEST_F(PortalTest, ServesTheConsoleWithItsSecurityHeaders) {
+  auto page = testing::httpsRequest(port(), "GET", "/?from=bookmark");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.headers["x-content-type-options"], "nosniff");
+  EXPECT_NE(page.body.find("/console/app.js"), std::string::npos);
+  auto script = testing::httpsRequest(port(), "GET", "/console/app.js");
+  EXPECT_EQ(script.status, 200);
+  EXPECT_EQ(script.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_EQ(testing::httpsRequest(port(), "GET", "/console/missing.js").status, 404);
+  EXPECT_EQ(testing::httpsRequest(port(), "POST", "/", "{}").status, 404);
+  EXPECT_EQ(testing::httpsRequest(port(), "GET", "/elsewhere").status, 404);
 }
 
 TEST_F(PortalTest, RestNeedsASessionAndCsrf) {

@@ -88,6 +88,32 @@ TEST_F(StoreTest, SyncStateSurvivesReopen) {
   EXPECT_EQ(s->clusterById(id)->epoch, UINT64_MAX);
 }
 
+TEST_F(StoreTest, GroupCommitChecksEachDeltaAsIfAlone) {
+  auto s = open();
+  const int64_t a = s->createCluster("a:a", "a", 1)->id, b = s->createCluster("b:b", "b", 1)->id;
+  ASSERT_TRUE(s->applySnapshot(a, protocol::Snapshot{7, 1, {}}).isOk());
+  ASSERT_TRUE(s->applySnapshot(b, protocol::Snapshot{8, 1, {}}).isOk());
+  auto delta = [](uint64_t epoch, uint64_t seq, const std::string& name) {
+    return protocol::Delta{epoch, seq, {SyncedObject{"GPU", "", name, std::to_string(seq), {{"seq", seq}}}}, {}};
+  };
+  const protocol::Delta a2 = delta(7, 2, "ga"), bGap = delta(8, 5, "gb"), a3 = delta(7, 3, "ga"),
+                        lost = delta(7, 2, "nowhere"), b2 = delta(8, 2, "gb");
+  auto out = s->applyDeltas({{a, &a2}, {b, &bGap}, {a, &a3}, {999, &lost}, {b, &b2}, {a, &a3}});
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_EQ(*out[0], DeltaOutcome::Applied);
+  EXPECT_EQ(*out[1], DeltaOutcome::Gap);
+  EXPECT_EQ(*out[2], DeltaOutcome::Applied);  // sees a2, committed in the same transaction
+  EXPECT_EQ(out[3].status().code(), Code::NotFound);  // fails alone
+  EXPECT_EQ(*out[4], DeltaOutcome::Applied);
+  EXPECT_EQ(*out[5], DeltaOutcome::Duplicate);
+  s.reset();
+  s = open();
+  EXPECT_EQ(s->clusterById(a)->lastSeq, 3u);
+  EXPECT_EQ(s->clusterById(b)->lastSeq, 2u);
+  EXPECT_EQ((*s->listObjects(a, "GPU"))[0].body["seq"], 3);
+  EXPECT_EQ((*s->listObjects(b, "GPU"))[0].body["seq"], 2);
+}
+
 TEST_F(StoreTest, ATokenIsRedeemedOnceEvenUnderARace) {
   auto s = open();
   const int64_t id = s->createCluster("a:b", "x", 1)->id;
