@@ -67,6 +67,7 @@ CUresult tf_rs_cuIpcOpenEventHandle(CUevent* e, CUipcEventHandle handle) {
   if (r != CUDA_SUCCESS) return r;
   *e = h<CUevent>(out);
   client().addHandle(Client::Handle::Event, *e);
+  client().addHandle(Client::Handle::SharedEvent, *e);
   return CUDA_SUCCESS;
 }
 

@@ -78,6 +78,14 @@ CUresult streamCopyAttributes(FnId fn, CUstream dst, CUstream src) {
   return client().call(fn, {u(dst), u(src)});
 }
 
+// A record is posted, but one another process may wait on is a call: on a GPU the record is
+// queued when cuEventRecord returns, and the process that waits on it next (told so through a
+// pipe, say) must find it queued, not still in this connection's ring.
+CUresult recordEvent(FnId fn, CUevent e, std::initializer_list<uint64_t> args) {
+  if (client().hasHandle(Client::Handle::SharedEvent, e)) return client().call(fn, args);
+  return client().post(fn, args);
+}
+
 } // namespace
 
 namespace tf::remoting::stub {
@@ -203,12 +211,16 @@ CUresult tf_rs_cuEventCreate(CUevent* e, unsigned flags) {
   CUresult r = handleOut(FnId::cuEventCreate, {flags}, &out);
   *e = h<CUevent>(out);
   if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Event, *e);
+  if (r == CUDA_SUCCESS && (flags & CU_EVENT_INTERPROCESS)) client().addHandle(Client::Handle::SharedEvent, *e);
   return r;
 }
 CUresult tf_rs_cuEventDestroy_v2(CUevent e) {
   TF_READY();
   CUresult r = client().call(FnId::cuEventDestroy_v2, {u(e)});
-  if (r == CUDA_SUCCESS) client().removeHandle(Client::Handle::Event, e);
+  if (r == CUDA_SUCCESS) {
+    client().removeHandle(Client::Handle::Event, e);
+    client().removeHandle(Client::Handle::SharedEvent, e);
+  }
   return r;
 }
 CUresult tf_rs_cuEventRecord(CUevent e, CUstream s) {
@@ -216,28 +228,28 @@ CUresult tf_rs_cuEventRecord(CUevent e, CUstream s) {
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   FnId fn = FnId::cuEventRecord;
   perThreadCall(fn, s);
-  return client().post(fn, {u(e), u(s)});
+  return recordEvent(fn, e, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecord_ptsz(CUevent e, CUstream s) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   FnId fn = FnId::cuEventRecord_ptsz;
   perThreadCall(fn, s);
-  return client().post(fn, {u(e), u(s)});
+  return recordEvent(fn, e, {u(e), u(s)});
 }
 CUresult tf_rs_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   FnId fn = FnId::cuEventRecordWithFlags;
   perThreadCall(fn, s);
-  return client().post(fn, {u(e), u(s), flags});
+  return recordEvent(fn, e, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventRecordWithFlags_ptsz(CUevent e, CUstream s, unsigned flags) {
   TF_READY();
   if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
   FnId fn = FnId::cuEventRecordWithFlags_ptsz;
   perThreadCall(fn, s);
-  return client().post(fn, {u(e), u(s), flags});
+  return recordEvent(fn, e, {u(e), u(s), flags});
 }
 CUresult tf_rs_cuEventSynchronize(CUevent e) {
   TF_READY();

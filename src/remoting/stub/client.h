@@ -190,7 +190,9 @@ public:
 
   // Streams and events this client created: posted calls are checked here, so a bad handle
   // is reported by the call itself, as the driver does, not by a later one.
-  enum class Handle { Stream, Event };
+  // SharedEvent: an event other processes can wait on (made interprocess, or opened from an
+  // IPC handle), so recording it must reach the worker before the call returns.
+  enum class Handle { Stream, Event, SharedEvent };
   void addHandle(Handle k, const void* h);
   void removeHandle(Handle k, const void* h);
   bool hasHandle(Handle k, const void* h) const;
@@ -278,7 +280,7 @@ private:
   std::unordered_set<uint64_t> images_;
   std::unordered_set<CUfunction> launched_;
   mutable std::shared_mutex handleMu_;
-  std::unordered_set<const void*> handles_[2];
+  std::unordered_set<const void*> handles_[3];
 };
 
 Client& client();
