@@ -95,6 +95,14 @@ protocol::Metrics sample(int64_t tMs) {
     m.points.push_back({p + "tflops", tMs, load(i, tMs)});
     m.points.push_back({p + "vram", tMs, std::min(1.0, load(i, tMs) * 0.8 + 0.1)});
     m.points.push_back({p + "apps", tMs, double(i % 2 + 1)});
+    m.points.push_back({p + "utilization", tMs, std::min(1.0, load(i, tMs) * 0.9)});  // measured
+  }
+  // Measured per vGPU pod (the hypervisors' figures, as the agent names them).
+  const std::pair<const char*, int> pods[] = {{"llm-serve-0", 0}, {"llm-serve-1", 1}, {"trainer-0", 2}};
+  for (const auto& [name, i] : pods) {
+    const std::string p = std::string("vgpu.ml/") + name + ".";
+    m.points.push_back({p + "compute", tMs, load(i, tMs) * 0.3});
+    m.points.push_back({p + "vram", tMs, std::min(1.0, load(i, tMs) + 0.2)});
   }
   return m;
 }

@@ -1,25 +1,34 @@
-// Utilization over time (GET .../metrics): one uPlot chart per measure (the series name's last
-// dotted part, e.g. gpu.<name>.vram), one line per subject (the part before it).
+// Utilization over time (GET .../metrics): one uPlot chart per measure of a kind of subject (a
+// series name is <kind>.<subject>.<measure>, e.g. gpu.<name>.vram, vgpu.<ns>/<pod>.compute), one
+// line per subject.
 import uPlot from './vendor/uPlot.esm.js';
 import { useEffect, useRef } from './vendor/hooks.module.js';
 import { html, usePoll, Empty, ErrorNote } from './ui.js';
 import { get } from './api.js';
 
 const kPalette = ['#4f46e5', '#0891b2', '#16a34a', '#ea580c', '#db2777', '#7c3aed', '#ca8a04', '#dc2626'];
+// What the agent sends (src/agent/README.md): allocation from the GPU objects, and what the
+// nodes' hypervisors measure.
 const kMeasures = {
-  tflops: { title: 'Compute allocated (TFLOPs)', fraction: true },
-  vram: { title: 'VRAM allocated', fraction: true },
-  apps: { title: 'Running apps', fraction: false },
+  'gpu.tflops': { title: 'Compute allocated (TFLOPs)', fraction: true },
+  'gpu.vram': { title: 'VRAM allocated', fraction: true },
+  'gpu.utilization': { title: 'GPU busy (measured)', fraction: true },
+  'gpu.memory': { title: 'GPU memory used (measured)', fraction: true },
+  'vgpu.compute': { title: 'vGPU compute share of its GPU (measured)', fraction: true },
+  'vgpu.vram': { title: 'vGPU VRAM used of its limit (measured)', fraction: true },
+  'gpu.apps': { title: 'Running apps', fraction: false },
 };
 const kWindowMs = 30 * 60 * 1000;
 
-// {series: {name: [[ts, v]]}} -> [{measure, lines: [{label, points}]}]
+// {series: {name: [[ts, v]]}} -> [{measure, lines: [{label, points}]}], measure being
+// "<kind>.<measure>" ("gpu.vram") or, for a name without dots, the name.
 export function groupSeries(series) {
   const groups = new Map();
   for (const [name, points] of Object.entries(series || {})) {
-    const dot = name.lastIndexOf('.');
-    const measure = dot > 0 ? name.slice(dot + 1) : name;
-    const subject = dot > 0 ? name.slice(0, dot).replace(/^gpu\./, '') : name;
+    const first = name.indexOf('.'), last = name.lastIndexOf('.');
+    const twoParts = first > 0 && last > first;
+    const measure = twoParts ? name.slice(0, first) + name.slice(last) : name;
+    const subject = twoParts ? name.slice(first + 1, last) : name;
     if (!groups.has(measure)) groups.set(measure, []);
     groups.get(measure).push({ label: subject, points });
   }

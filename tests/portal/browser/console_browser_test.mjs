@@ -90,9 +90,12 @@ async function run() {
 
     // Charts with data: uPlot drew a canvas for each measure, fed by the back-filled points.
     await b.click('[data-test=tab-utilization]');
-    await waitFor('three charts with data', () => b.exec(`
+    // Four GPU measures (4 GPUs) and two per vGPU pod (3 pods), 50 back-filled samples each.
+    await waitFor('six charts with data', () => b.exec(`
       const charts = [...document.querySelectorAll('[data-test=chart]')];
-      return charts.length === 3 && charts.every((c) => Number(c.dataset.points) >= 4 * 50 && c.querySelector('canvas'));`));
+      const pods = charts.filter((c) => c.dataset.measure.startsWith('vgpu.'));
+      return charts.length === 6 && pods.length === 2 &&
+        charts.every((c) => Number(c.dataset.points) >= (c.dataset.measure.startsWith('vgpu.') ? 3 : 4) * 50 && c.querySelector('canvas'));`));
     await shot(b, 'utilization');
 
     // Tokens: the used one; create one (the install command shows it), then revoke it.

@@ -51,9 +51,14 @@ test('inventory: vGPUs on their GPUs, workloads where their pods run', () => {
   assert.deepEqual(inv.workloads.find((w) => w.name === 'idle').workers, []);
 });
 
-test('metric series grouped per measure, one line per subject', () => {
-  const groups = groupSeries({ 'gpu.b.vram': [[1, 0.5]], 'gpu.a.vram': [[1, 0.2]], 'gpu.a.apps': [[1, 2]], plain: [[2, 1]] });
-  assert.deepEqual(groups.map((g) => g.measure), ['vram', 'apps', 'plain']);
+test('metric series grouped per kind and measure, one line per subject', () => {
+  const groups = groupSeries({
+    'gpu.b.vram': [[1, 0.5]], 'gpu.a.vram': [[1, 0.2]], 'gpu.a.apps': [[1, 2]], plain: [[2, 1]],
+    'vgpu.ml/train.v2.vram': [[1, 0.1]], 'vgpu.ml/infer.compute': [[1, 0.3]], 'gpu.a.utilization': [[1, 0.9]],
+  });
+  assert.deepEqual(groups.map((g) => g.measure), ['gpu.vram', 'gpu.utilization', 'vgpu.compute', 'vgpu.vram', 'gpu.apps', 'plain']);
   assert.deepEqual(groups[0].lines.map((l) => l.label), ['b', 'a']);
+  // A pod name with dots stays whole; a vGPU's VRAM is not charted with the GPUs' allocation.
+  assert.deepEqual(groups[3].lines.map((l) => l.label), ['ml/train.v2']);
   assert.deepEqual(groupSeries(undefined), []);
 });
