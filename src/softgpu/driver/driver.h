@@ -84,7 +84,9 @@ struct Completion {
   bool done = false;
   CUresult result = CUDA_SUCCESS;
   uint64_t timestampNs = 0; // CLOCK_MONOTONIC when it finished
-  void complete(CUresult r);
+  int waiters = 0;          // threads in wait()
+  // True when a thread was waiting for it.
+  bool complete(CUresult r);
   void wait();
   bool isDone();
 };
