@@ -1,11 +1,11 @@
 // Synchronous copies between pageable memory and the device through the stub, on whichever
-// path the stub takes (docs/remoting.md, "Pageable copies"): over shared memory it copies
-// through a mapping of the device memory that the worker hands it; over TCP, and where the
-// worker does not share device memory (TF_WORKER_SHARE_DEVICE=0: as on NVIDIA's driver), the
-// bytes go through the transport. Every large copy is checked against bytes that crossed by
-// small copies (always through the transport), at unaligned offsets and sizes around the
-// threshold; a copy past its allocation is refused; a copy waits for earlier work on the
-// legacy stream; memory freed and allocated again is not reached through a stale mapping.
+// path it takes (docs/remoting.md, "Pageable copies with one CPU copy"): over shared memory
+// it copies through a mapping of the device memory that the worker hands it; over TCP, and
+// where the worker does not share device memory (TF_WORKER_SHARE_DEVICE=0: as on NVIDIA's
+// driver), the bytes go through the transport. Every large copy is checked against bytes that
+// crossed by small copies (always through the transport), at unaligned offsets and sizes
+// around the threshold; a copy past its allocation is refused; a copy waits for earlier work
+// on the legacy stream; memory freed and allocated again, and pool memory, get their bytes.
 // The stub's counts then say which path the large copies took: TF_TEST_EXPECT_COPIES=mapped
 // or sent.
 #include <algorithm>

@@ -949,8 +949,8 @@ TEST_P(WorkerTest, KillWorkerDuringAsyncStream) {
 }
 
 // Synchronous 256 MiB copies, one way, until one fails or 15 s pass; "R" first, then the
-// failing call's result. Over shared memory the worker moves these bytes between the client's
-// pages and the device itself (docs/remoting.md, "Pageable copies").
+// failing call's result. Over shared memory the stub copies these bytes through its mapping
+// of the device memory (docs/remoting.md, "Pageable copies with one CPU copy").
 void bigCopies(Stub& s, int fd, bool toHost) {
   auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
   auto htod = s.get<CUresult (*)(CUdeviceptr, const void*, size_t)>("cuMemcpyHtoD_v2");

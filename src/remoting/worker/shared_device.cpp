@@ -1,7 +1,7 @@
 // Device memory a client maps, for synchronous copies between it and pageable memory with one
-// CPU copy instead of two (docs/remoting.md, "Pageable copies"). Over shared memory and on a
-// driver that keeps device memory in host pages it can hand out (the soft GPU:
-// cuda/softgpu_extensions.h), ShareDevice passes the client a descriptor of one of its
+// CPU copy instead of two (docs/remoting.md, "Pageable copies with one CPU copy"). Over shared
+// memory and on a driver that keeps device memory in host pages it can hand out (the soft
+// GPU: cuda/softgpu_extensions.h), ShareDevice passes the client a descriptor of one of its
 // allocations; for each copy, AwaitHostCopy waits as a synchronous copy on the legacy stream
 // would wait for earlier work, and the client then copies through its mapping, the worker
 // idle. Elsewhere ShareDevice answers NOT_SUPPORTED and the bytes travel in the transport.
