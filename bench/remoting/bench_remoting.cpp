@@ -137,6 +137,39 @@ int client(const char* libPath, const char* label) {
   printf("%s.sync_p50_us %.3f\n", label, t[t.size() / 2] * 1e6);
   printf("%s.sync_p99_us %.3f\n", label, t[t.size() * 99 / 100] * 1e6);
 
+  // Pageable copies, 64 MiB and small (256 KiB), best of several; only these with
+  // TF_BENCH_COPIES_ONLY (the runs that compare copy paths, quiet and beside a busy core).
+  CUdeviceptr d;
+  auto pageableCopies = [&] {
+    const size_t n = size_t(64) << 20, small = size_t(256) << 10;
+    std::vector<uint8_t> host(n, 7), back(n);
+    CK(alloc(&d, n));
+    CK(htod(d, host.data(), n));
+    CK(dtoh(back.data(), d, n));
+    auto best = [&](size_t bytes, int rounds, bool toDevice) {
+      double b = 1e9;
+      for (int i = 0; i < rounds; ++i) {
+        double s = now();
+        if (toDevice) CK(htod(d, host.data(), bytes));
+        else CK(dtoh(back.data(), d, bytes));
+        b = std::min(b, now() - s);
+      }
+      return bytes / b / 1e9;
+    };
+    printf("%s.htod_gbps %.3f\n", label, best(n, 5, true));
+    printf("%s.dtoh_gbps %.3f\n", label, best(n, 5, false));
+    if (memcmp(host.data(), back.data(), n) != 0) {
+      fprintf(stderr, "copy mismatch\n");
+      exit(4);
+    }
+    printf("%s.htod_small_gbps %.3f\n", label, best(small, 200, true));
+    printf("%s.dtoh_small_gbps %.3f\n", label, best(small, 200, false));
+  };
+  if (getenv("TF_BENCH_COPIES_ONLY")) {
+    pageableCopies();
+    return 0;
+  }
+
   // Asynchronous null launches.
   CUmodule m;
   CUfunction f;
@@ -153,28 +186,10 @@ int client(const char* libPath, const char* label) {
   printf("%s.launch_issue_per_s %.0f\n", label, launches / issued);
   printf("%s.launch_complete_per_s %.0f\n", label, launches / total);
 
-  // 64 MiB copies.
+  pageableCopies();
   const size_t n = size_t(64) << 20;
-  std::vector<uint8_t> host(n, 7), back(n);
-  CUdeviceptr d;
-  CK(alloc(&d, n));
-  CK(htod(d, host.data(), n));
-  CK(dtoh(back.data(), d, n));
-  double best = 1e9, bestBack = 1e9;
-  for (int i = 0; i < 5; ++i) {
-    s = now();
-    CK(htod(d, host.data(), n));
-    best = std::min(best, now() - s);
-    s = now();
-    CK(dtoh(back.data(), d, n));
-    bestBack = std::min(bestBack, now() - s);
-  }
-  if (memcmp(host.data(), back.data(), n) != 0) {
-    fprintf(stderr, "copy mismatch\n");
-    return 4;
-  }
-  printf("%s.htod_gbps %.3f\n", label, n / best / 1e9);
-  printf("%s.dtoh_gbps %.3f\n", label, n / bestBack / 1e9);
+  std::vector<uint8_t> back(n);
+  double best, bestBack;
 
   // The same from pinned memory (over shm the stub shares pinned pages with the worker).
   auto allocHost = a.get<CUresult (*)(void**, size_t)>("cuMemAllocHost_v2");
@@ -441,9 +456,13 @@ const char* const kFigures[] = {"sync_p50_us",      "sync_p99_us",       "launch
                                 "htod_gbps",        "dtoh_gbps",         "pinned_htod_gbps",   "pinned_dtoh_gbps",
                                 "startup_lazy_ms",  "startup_eager_ms",  "round_us",           "managed_round_us"};
 
+const char* const kCopyFigures[] = {"htod_gbps", "dtoh_gbps", "htod_small_gbps", "dtoh_small_gbps"};
+
+// copiesOnly: the client measures pageable copies only; env: more of its environment.
 std::map<std::string, double> runClient(const char* self, const char* lib, const char* label,
                                         const std::string& worker, const std::string& stateDir,
-                                        const std::string& tlsCa = "") {
+                                        const std::string& tlsCa = "", bool copiesOnly = false,
+                                        const std::vector<std::pair<std::string, std::string>>& env = {}) {
   int out[2];
   if (pipe(out) != 0) exit(2);
   pid_t pid = fork();
@@ -453,6 +472,8 @@ std::map<std::string, double> runClient(const char* self, const char* lib, const
     setenv("TF_REMOTE_TOKEN", "bench", 1);
     if (!tlsCa.empty()) setenv("TF_REMOTE_TLS_CA", tlsCa.c_str(), 1);
     setenv("TF_SOFTGPU_STATE_DIR", stateDir.c_str(), 1);
+    if (copiesOnly) setenv("TF_BENCH_COPIES_ONLY", "1", 1);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     execl(self, self, "--client", lib, label, static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -476,11 +497,14 @@ std::map<std::string, double> runClient(const char* self, const char* lib, const
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail(std::string("client ") + label + " exited with status " + std::to_string(status));
-  for (const char* key : kFigures) {
+  auto check = [&](const char* key) {
     auto it = r.find(std::string(label) + "." + key);
     if (it == r.end() || !std::isfinite(it->second) || it->second <= 0)
       fail(std::string("client ") + label + " gave no figure for " + key);
-  }
+  };
+  if (!copiesOnly)
+    for (const char* key : kFigures) check(key);
+  for (const char* key : kCopyFigures) check(key);
   return r;
 }
 
@@ -515,6 +539,22 @@ int main(int argc, char** argv) {
   SocketGbps plainTcp = plainSocketGbps();
   auto local = runClient(argv[0], softgpu, "local", "", state);
   auto viaShm = runClient(argv[0], stub, "shm", shm.address, state);
+  // Pageable copies over shm through the stub's mapping of device memory (one copy) against
+  // the same through the ring (two copies, TF_REMOTE_PAGEABLE_DIRECT=0), quiet and then beside
+  // a process that keeps one core busy; memcpy measured beside it too.
+  const std::vector<std::pair<std::string, std::string>> viaRing = {{"TF_REMOTE_PAGEABLE_DIRECT", "0"}};
+  auto ringShm = runClient(argv[0], stub, "ring", shm.address, state, "", true, viaRing);
+  pid_t spinner = fork();
+  if (spinner == 0)
+    for (;;) __asm__ volatile("");
+  gWorkers.push_back(spinner);
+  double memcpyBusy = plainMemcpyGbps();
+  auto busyShm = runClient(argv[0], stub, "busy", shm.address, state, "", true);
+  auto busyRing = runClient(argv[0], stub, "busyring", shm.address, state, "", true, viaRing);
+  memcpyBusy = std::max(memcpyBusy, plainMemcpyGbps());
+  kill(spinner, SIGKILL);
+  waitpid(spinner, nullptr, 0);
+  gWorkers.pop_back();
   auto viaTcp = runClient(argv[0], stub, "tcp", tcp.address, state);
   auto viaTls = runClient(argv[0], stub, "tls", tls.address, state, cert);
   stopWorkers();
@@ -566,6 +606,19 @@ int main(int argc, char** argv) {
          "%.2f GB/s server to client\n",
          memcpyGbps, plainTcp.up, plainTcp.down);
   copies("64 MiB copies", "");
+  printf("pageable copies over shm: the stub copying through its mapping of the device memory\n"
+         "(one copy) / through the ring (two copies: TF_REMOTE_PAGEABLE_DIRECT=0), same run, GB/s\n"
+         "and %% of memcpy (%.2f GB/s quiet, %.2f GB/s beside a busy core):\n", memcpyGbps, memcpyBusy);
+  for (auto [what, key] : {std::pair{"64 MiB H2D", "htod_gbps"}, std::pair{"64 MiB D2H", "dtoh_gbps"},
+                           std::pair{"256 KiB H2D", "htod_small_gbps"},
+                           std::pair{"256 KiB D2H", "dtoh_small_gbps"}}) {
+    double one = viaShm[std::string("shm.") + key], two = ringShm[std::string("ring.") + key];
+    double oneBusy = busyShm[std::string("busy.") + key], twoBusy = busyRing[std::string("busyring.") + key];
+    printf("  %-12s quiet %6.2f / %6.2f (%3.0f%% / %3.0f%%)   busy core %6.2f / %6.2f (%3.0f%% / %3.0f%%)\n",
+           what, one, two, 100 * one / memcpyGbps, 100 * two / memcpyGbps, oneBusy, twoBusy,
+           100 * oneBusy / memcpyBusy, 100 * twoBusy / memcpyBusy);
+  }
+  printf("\n");
   copies("64 MiB copies from and to pinned memory", "pinned_");
   // Rows of two figures per run (local, shm, tcp) and their ratio.
   auto pairs = [&](const char* first, const char* second, const char* unit) {

@@ -93,7 +93,14 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
                             /* captured from it) reaches it; stream ~0: synchronous          */  \
   X(ShareHost, 0x1000E) /* (addr, size): the memfd passed just before over the transport     */  \
                         /* (shared memory only) is mapped at addr and registered: pinned     */  \
-                        /* memory both processes use, with nothing to exchange               */
+                        /* memory both processes use, with nothing to exchange               */  \
+  X(ShareDevice, 0x1000F) /* (base, size) -> (bytes, buffer id), then a descriptor over the   */ \
+                         /* transport: the device allocation's memory, which the client maps */  \
+                         /* (shared memory, a driver that can: the soft GPU); NOT_SUPPORTED   */ \
+                         /* where it cannot                                                   */ \
+  X(AwaitHostCopy, 0x10010) /* (ptr, n, buffer id): waits as a synchronous copy waits for     */ \
+                            /* earlier work; then the client copies through its mapping.      */ \
+                            /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {

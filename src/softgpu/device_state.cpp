@@ -1,6 +1,7 @@
 #include "softgpu/device_state.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -18,6 +19,22 @@
 
 namespace tf::softgpu {
 namespace {
+
+// This process's pid without a system call per kernel (glibc no longer caches getpid()): read
+// once, and again in a child after fork().
+std::atomic<pid_t> gSelfPid{0};
+pid_t selfPid() {
+  pid_t p = gSelfPid.load(std::memory_order_relaxed);
+  if (p != 0) return p;
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { gSelfPid.store(0, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  p = getpid();
+  gSelfPid.store(p, std::memory_order_relaxed);
+  return p;
+}
 
 // The file layout. Everything a process changes is guarded by stateMutex; memory in use is the
 // sum of the slots (never a separate counter), so a process killed half-way through an update
@@ -190,7 +207,7 @@ public:
     Guard g(&l_->stateMutex);
     if (!g.locked()) return internalError("device state " + path_ + " cannot be locked");
     uint64_t start = selfStartTime();
-    pid_t me = getpid();
+    pid_t me = selfPid();
     for (int i = 0; i < kMaxProcesses; ++i)
       if (l_->slots[i].pid == me && l_->slots[i].startTime == start) return i;
     for (int pass = 0; pass < 2; ++pass) {
@@ -330,14 +347,14 @@ private:
   static bool validSlot(int slot) { return slot >= 0 && slot < kMaxProcesses; }
 
   bool ownedLocked(int slot) {
-    return validSlot(slot) && l_->slots[slot].pid == getpid() && l_->slots[slot].startTime == selfStartTime();
+    return validSlot(slot) && l_->slots[slot].pid == selfPid() && l_->slots[slot].startTime == selfStartTime();
   }
 
   // Ours, or another process still holds the slot's lock.
   bool slotAliveLocked(int i) {
     const Slot& s = l_->slots[i];
     if (s.pid <= 0) return false;
-    if (s.pid == getpid() && s.startTime == selfStartTime()) return true;
+    if (s.pid == selfPid() && s.startTime == selfStartTime()) return true;
     return slotLock(fd_, i, F_WRLCK, F_OFD_GETLK);
   }
 
@@ -394,7 +411,7 @@ private:
   }
 
   uint64_t selfStartTime() {
-    pid_t me = getpid();
+    pid_t me = selfPid();
     if (me != selfPid_) {
       selfPid_ = me;
       selfStart_ = readProcState(me).startTime;

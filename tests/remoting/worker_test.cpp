@@ -948,27 +948,36 @@ TEST_P(WorkerTest, KillWorkerDuringAsyncStream) {
       << "the dead worker was noticed by the heartbeat, not by its closed connection: " << why;
 }
 
-TEST_P(WorkerTest, KillWorkerDuringBigCopy) {
+// Synchronous 256 MiB copies, one way, until one fails or 15 s pass; "R" first, then the
+// failing call's result. Over shared memory the stub copies these bytes through its mapping
+// of the device memory (docs/remoting.md, "Pageable copies with one CPU copy").
+void bigCopies(Stub& s, int fd, bool toHost) {
+  auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
+  auto htod = s.get<CUresult (*)(CUdeviceptr, const void*, size_t)>("cuMemcpyHtoD_v2");
+  auto dtoh = s.get<CUresult (*)(void*, CUdeviceptr, size_t)>("cuMemcpyDtoH_v2");
+  const size_t n = size_t(256) << 20;
+  CUdeviceptr d;
+  if (alloc(&d, n) != CUDA_SUCCESS) _exit(7);
+  std::vector<uint8_t> buf(n, 1);
+  (void)!write(fd, "R", 1);
+  auto start = Clock::now();
+  CUresult r = CUDA_SUCCESS;
+  while (r == CUDA_SUCCESS && secondsSince(start) < 15)
+    r = toHost ? dtoh(buf.data(), d, n) : htod(d, buf.data(), n);
+  report(fd, r);
+  laterCall(s, fd);
+}
+
+void killWorkerDuringBigCopies(WorkerProcess& w, const std::string& token, bool toHost) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   ChildLog log;
-  pid_t child = spawnStubClient(worker_->address(), token_, fds[1], [&log](Stub& s, int fd) {
+  pid_t child = spawnStubClient(w.address(), token, fds[1], [&log, toHost](Stub& s, int fd) {
     log.redirect();
-    auto alloc = s.get<CUresult (*)(CUdeviceptr*, size_t)>("cuMemAlloc_v2");
-    auto htod = s.get<CUresult (*)(CUdeviceptr, const void*, size_t)>("cuMemcpyHtoD_v2");
-    const size_t n = size_t(256) << 20;
-    CUdeviceptr d;
-    if (alloc(&d, n) != CUDA_SUCCESS) _exit(7);
-    std::vector<uint8_t> buf(n, 1);
-    (void)!write(fd, "R", 1);
-    auto start = Clock::now();
-    CUresult r = CUDA_SUCCESS;
-    while (r == CUDA_SUCCESS && secondsSince(start) < 15) r = htod(d, buf.data(), n);
-    report(fd, r);
-    laterCall(s, fd);
+    bigCopies(s, fd, toHost);
   });
   close(fds[1]);
-  FaultResult r = killWorkerDuring(*worker_, fds[0], 300);
+  FaultResult r = killWorkerDuring(w, fds[0], 300);
   finishChild(child);
   close(fds[0]);
   EXPECT_EQ(r.first, CUDA_ERROR_DEVICE_UNAVAILABLE);
@@ -980,12 +989,61 @@ TEST_P(WorkerTest, KillWorkerDuringBigCopy) {
       << "the dead worker was noticed by the heartbeat, not by its closed connection: " << why;
 }
 
+TEST_P(WorkerTest, KillWorkerDuringBigCopy) { killWorkerDuringBigCopies(*worker_, token_, false); }
+TEST_P(WorkerTest, KillWorkerDuringBigCopyToHost) { killWorkerDuringBigCopies(*worker_, token_, true); }
+
+// The device's free memory as a client of the worker sees it.
+uint64_t freeBytes(RawClient& c, uint64_t ctx) {
+  uint64_t v[2] = {};
+  EXPECT_EQ(c.call(FnId::cuMemGetInfo_v2, {}, ctx, v), CUDA_SUCCESS);
+  return v[0];
+}
+// The same once it is back to `before`, or after `seconds`.
+uint64_t freeBytesBackTo(RawClient& c, uint64_t ctx, uint64_t before, double seconds) {
+  auto start = Clock::now();
+  uint64_t now;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    now = freeBytes(c, ctx);
+  } while (now != before && secondsSince(start) < seconds);
+  return now;
+}
+// The child's "R" (it is about to block or loop).
+bool childReady(int fd) {
+  char ready = 0;
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 20000) == 1 && read(fd, &ready, 1) == 1 && ready == 'R';
+}
+
+// A client killed in the middle of its copies (over shared memory it is then copying through
+// its mapping of the device memory): the worker lives on, frees what the client held and
+// serves others.
+TEST_P(WorkerTest, KillClientDuringBigCopies) {
+  RawClient observer;
+  ASSERT_EQ(observer.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = observer.context();
+  const uint64_t before = freeBytes(observer, ctx);
+  for (bool toHost : {false, true}) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t child = spawnStubClient(worker_->address(), token_, fds[1],
+                                  [toHost](Stub& s, int fd) { bigCopies(s, fd, toHost); });
+    close(fds[1]);
+    ASSERT_TRUE(childReady(fds[0]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    close(fds[0]);
+  }
+  EXPECT_EQ(freeBytesBackTo(observer, ctx, before, 10), before)
+      << "the killed clients' allocations were not freed";
+}
+
 TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
   RawClient observer;
   ASSERT_EQ(observer.open(worker_->address(), token_), CUDA_SUCCESS);
   uint64_t ctx = observer.context();
-  uint64_t before[2] = {};
-  ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, before), CUDA_SUCCESS);
+  const uint64_t before = freeBytes(observer, ctx);
 
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -998,23 +1056,12 @@ TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
     for (;;) pause();
   });
   close(fds[1]);
-  char ready = 0;
-  pollfd p{fds[0], POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 20000), 1);
-  ASSERT_EQ(read(fds[0], &ready, 1), 1);
-  uint64_t during[2] = {};
-  ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, during), CUDA_SUCCESS);
-  EXPECT_LE(during[0] + 2 * n, before[0]) << "the client's allocations are not visible";
+  ASSERT_TRUE(childReady(fds[0]));
+  EXPECT_LE(freeBytes(observer, ctx) + 2 * n, before) << "the client's allocations are not visible";
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   close(fds[0]);
-  uint64_t after[2] = {};
-  auto start = Clock::now();
-  do {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    ASSERT_EQ(observer.call(FnId::cuMemGetInfo_v2, {}, ctx, after), CUDA_SUCCESS);
-  } while (after[0] != before[0] && secondsSince(start) < 5);
-  EXPECT_EQ(after[0], before[0]);
+  EXPECT_EQ(freeBytesBackTo(observer, ctx, before, 5), before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, WorkerTest, ::testing::Values("tcp", "shm"));

@@ -118,6 +118,33 @@ TEST_F(DeviceStateTest, ReserveAndRelease) {
   EXPECT_EQ(state->reserveMemory(*slot, 1).code(), Code::FailedPrecondition); // slot given back
 }
 
+// The state keeps this process's pid without asking the kernel each time; a child forked
+// with the state open is another process all the same: a slot of its own, its own pid there.
+TEST_F(DeviceStateTest, AForkedChildIsAnotherProcess) {
+  auto state = openState(device_);
+  ASSERT_TRUE(state);
+  auto slot = state->attach();
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(state->reserveMemory(*slot, 100 * KiB));
+  pid_t child = fork();
+  if (child == 0) {
+    auto own = state->attach();
+    if (!own) _exit(2);
+    if (*own == *slot) _exit(3); // took its parent's slot
+    if (!state->reserveMemory(*own, 200 * KiB)) _exit(4);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  // The parent's own slot kept its memory; the child's, gone with it, is reclaimed.
+  state->reapDeadProcesses();
+  auto procs = state->processes();
+  ASSERT_EQ(procs.size(), 1u);
+  EXPECT_EQ(procs[0].pid, getpid());
+  EXPECT_EQ(procs[0].memoryBytes, 100 * KiB);
+}
+
 TEST_F(DeviceStateTest, ConcurrentReservationsNeverExceedTheTotal) {
   constexpr int kChildren = 3, kRounds = 3000;
   std::vector<pid_t> children;

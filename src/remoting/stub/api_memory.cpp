@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "remoting/stub/api.h"
+#include "remoting/stub/pageable_copy.h"
 
 using namespace tf::remoting::stub;
 
@@ -74,6 +75,8 @@ CUresult htod(FnId fn, CUdeviceptr dst, const void* src, size_t n) {
   if (!src && n) return CUDA_ERROR_INVALID_VALUE;
   if (isSharedHost(src, n))
     return client().call(static_cast<uint32_t>(tf::remoting::Op::CopyHostByRef), {dst, u(src), n, kSynchronous});
+  CUresult direct;
+  if (copyThroughMapping(true, dst, const_cast<void*>(src), n, &direct)) return direct;
   iovec v{const_cast<void*>(src), n};
   return client().call(fn, {dst, n}, nullptr, 0, nullptr, 0, &v, 1);
 }
@@ -106,6 +109,8 @@ CUresult dtoh(FnId fn, void* dst, CUdeviceptr src, size_t n) {
   if (!dst && n) return CUDA_ERROR_INVALID_VALUE;
   if (isSharedHost(dst, n))
     return client().call(static_cast<uint32_t>(tf::remoting::Op::CopyHostByRef), {u(dst), src, n, kSynchronous});
+  CUresult direct;
+  if (copyThroughMapping(false, src, dst, n, &direct)) return direct;
   ReplySink sink{dst, n, nullptr};
   return client().call(fn, {src, n}, nullptr, 0, nullptr, 0, nullptr, 0, &sink);
 }
@@ -324,6 +329,7 @@ CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
     return CUDA_ERROR_INVALID_VALUE; // pinned memory is freed with cuMemFreeHost
   CUresult r = client().call(FnId::cuMemFree_v2, {p});
   if (r == CUDA_SUCCESS) {
+    forgetMapping(p);
     client().removeDeviceAllocation(p);
     if (managed) {
       client().mirrors().remove(p);
@@ -389,6 +395,7 @@ CUresult freeAsync(FnId fn, CUdeviceptr p, CUstream s) {
   TF_READY();
   if (!isDevice(p)) return CUDA_ERROR_INVALID_VALUE;
   perThreadCall(fn, s);
+  forgetMapping(p);
   client().removeDeviceAllocation(p);
   return client().post(fn, {p, u(s)});
 }

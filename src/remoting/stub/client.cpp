@@ -273,6 +273,7 @@ uint8_t traitsOf(uint32_t fn) {
   switch (static_cast<Op>(fn)) {
   case Op::CopyHostByRef:
   case Op::HostToDeviceAtStreamTime: return kTouches;
+  case Op::AwaitHostCopy: return kTouches | kSyncs; // as cuMemcpyHtoD / cuMemcpyDtoH
   case Op::WaitStream:
   case Op::WaitEvent: return kSyncs;
   default: return 0;
@@ -301,6 +302,17 @@ CUresult Client::call(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t*
     if (pr != CUDA_SUCCESS) return pr;
   }
   return r;
+}
+
+CUresult Client::callForFd(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
+                           uint32_t nOuts, int* fd) {
+  std::lock_guard<std::mutex> lock(fdMu_);
+  CUresult r = call(fn, in, outs, nOuts);
+  if (r != CUDA_SUCCESS) return r;
+  auto got = transport_->receiveFd(1000);
+  if (!got) return fail(got.status());
+  *fd = *got;
+  return CUDA_SUCCESS;
 }
 
 CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,

@@ -103,6 +103,10 @@ public:
   // address (nothing to exchange, copies by reference). shareHost passes the descriptor and
   // asks the worker to map it.
   bool sharesMemory() const { return address_.rfind("shm://", 0) == 0; }
+  // A call whose successful reply comes with a descriptor over the transport (ShareDevice):
+  // *fd gets it (the caller's to close). Such calls are made one at a time, so each takes its own.
+  CUresult callForFd(uint32_t fn, std::initializer_list<uint64_t> in, uint64_t* outs,
+                     uint32_t nOuts, int* fd);
   CUresult shareHost(void* p, size_t size, int fd);
   // Stream captures begun and not ended: while any is, async copies of pinned memory go by
   // reference (a graph reads and writes the host buffer each time it runs).
@@ -227,6 +231,7 @@ private:
   void heartbeat();
 
   std::mutex mu_; // one request/reply exchange at a time
+  std::mutex fdMu_; // one callForFd at a time
   TransportPtr transport_;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> dead_{false};

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "cuda/catalog.h"
+#include "cuda/softgpu_extensions.h"
 
 namespace tf::remoting {
 
@@ -31,11 +32,15 @@ public:
   // Whether the driver is the soft GPU (it exports tfSoftGpuProcessStats): its device writes
   // host-visible memory with the CPU, so the kernel's write tracking sees them.
   bool isSoftGpu() const { return softGpu_; }
+  // The soft GPU's device memory as a descriptor a client maps (cuda/softgpu_extensions.h);
+  // null on other drivers.
+  cuda::ShareDeviceMemory shareDeviceMemory() const { return shareDevice_; }
 
 private:
   DriverApi() = default;
   void* handle_ = nullptr;
   bool softGpu_ = false;
+  cuda::ShareDeviceMemory shareDevice_ = nullptr;
   void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
 };
 

@@ -443,6 +443,8 @@ CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
     case Op::MirrorPull:
     case Op::CopyHostByRef:
     case Op::ShareHost: return dispatchMirror(s, in, out);
+    case Op::ShareDevice:
+    case Op::AwaitHostCopy: return dispatchSharedDevice(s, in, out);
     }
     return CUDA_ERROR_NOT_SUPPORTED;
   }

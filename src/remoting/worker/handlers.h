@@ -18,6 +18,9 @@ CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
 // cuEventDestroy's worker side (an opened event is closed, a held exported one kept).
 CUresult dispatchIpc(Session& s, const CallIn& in, CallOut& out);
 CUresult destroyEvent(Session& s, uint64_t event);
+// shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
+// synchronous copies from and to pageable memory.
+CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out);
 // handlers_array.cpp: arrays, mipmapped arrays, texture and surface objects;
 // CUDA_ERROR_NOT_SUPPORTED for anything else.
 CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);

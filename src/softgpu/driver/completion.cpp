@@ -11,17 +11,20 @@ uint64_t monotonicNs() {
 }
 } // namespace
 
-void Completion::complete(CUresult r) {
+bool Completion::complete(CUresult r) {
   std::lock_guard<std::mutex> lock(mu);
   result = r;
   timestampNs = monotonicNs();
   done = true;
   cv.notify_all();
+  return waiters > 0;
 }
 
 void Completion::wait() {
   std::unique_lock<std::mutex> lock(mu);
+  ++waiters;
   cv.wait(lock, [&] { return done; });
+  --waiters;
 }
 
 bool Completion::isDone() {

@@ -84,7 +84,9 @@ struct Completion {
   bool done = false;
   CUresult result = CUDA_SUCCESS;
   uint64_t timestampNs = 0; // CLOCK_MONOTONIC when it finished
-  void complete(CUresult r);
+  int waiters = 0;          // threads in wait()
+  // True when a thread was waiting for it.
+  bool complete(CUresult r);
   void wait();
   bool isDone();
 };
@@ -116,6 +118,8 @@ struct Stream {
   std::condition_variable cv;       // work queued (the worker waits on it)
   std::condition_variable drained;  // work finished (submitters of a full queue wait on it)
   std::deque<Op> queue;
+  std::atomic<size_t> queued{0}; // queue.size(), read without the lock by the spinning worker
+  bool workerAsleep = false;     // the worker waits on cv: a submitter must wake it
   CompletionPtr last;       // completion of the newest queued op (or null)
   bool stopping = false;
   std::thread worker;

@@ -1,6 +1,11 @@
 // Soft-GPU-only entry points, outside the CUDA ABI, for components that know they may run on
-// the soft GPU (the limiter finds them with dlsym and times work with CUDA events otherwise).
+// the soft GPU (the limiter finds them with dlsym and times work with CUDA events otherwise;
+// remoting's worker lets its client map device memory through them).
+#include <fcntl.h>
+
+#include "cuda/softgpu_extensions.h"
 #include "softgpu/driver/driver.h"
+#include "softgpu/driver/memory.h"
 
 using namespace tf::softgpu;
 
@@ -14,5 +19,23 @@ tfSoftGpuProcessStats(CUdevice device, uint64_t* busyNs, uint64_t* kernelsDone) 
   if (!d) return CUDA_ERROR_INVALID_DEVICE;
   *kernelsDone = d->localKernels.load(std::memory_order_acquire);
   *busyNs = d->localBusyNs.load(std::memory_order_acquire);
+  return CUDA_SUCCESS;
+}
+
+// cuda/softgpu_extensions.h: device memory another process maps (remoting's worker hands it to
+// its client, whose synchronous copies from pageable memory then take one CPU copy).
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes) {
+  if (!fd || !bytes) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
+  auto a = addressSpace().find(base);
+  if (!a || a->base != base || a->kind != AllocKind::Device || a->poolId >= 0 || a->imported)
+    return CUDA_ERROR_INVALID_VALUE;
+  auto shared = addressSpace().shareDevice(base);
+  if (!shared) return CUDA_ERROR_OUT_OF_MEMORY;
+  int copy = fcntl(*shared, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return CUDA_ERROR_OPERATING_SYSTEM;
+  *fd = copy;
+  *bytes = a->size;
   return CUDA_SUCCESS;
 }

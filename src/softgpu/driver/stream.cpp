@@ -2,17 +2,42 @@
 
 #include "softgpu/driver/graph.h"
 
+#include <chrono>
+
 namespace tf::softgpu {
 namespace {
 
 std::atomic<unsigned long long> nextStreamId{1};
 
+// How long an idle worker looks for the next op before it sleeps, when nobody waited for the
+// last one: back-to-back launches then reach it without a futex wake and a context switch
+// each. After an op someone waited for (a synchronisation), more work is not coming at once:
+// it sleeps straight away and leaves the CPU to the thread it woke.
+constexpr auto kIdleSpin = std::chrono::microseconds(20);
+
+void spinForWork(Stream* s) {
+  auto until = std::chrono::steady_clock::now() + kIdleSpin;
+  for (unsigned i = 1; s->queued.load(std::memory_order_acquire) == 0; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= until) return;
+      std::this_thread::yield(); // a busy machine: whoever is runnable goes first
+    }
+  }
+}
+
 void workerLoop(Stream* s) {
+  bool spin = false;
   for (;;) {
     Op op;
+    if (spin) spinForWork(s);
     {
       std::unique_lock<std::mutex> lock(s->mu);
+      s->workerAsleep = true;
       s->cv.wait(lock, [&] { return s->stopping || !s->queue.empty(); });
+      s->workerAsleep = false;
       if (s->queue.empty()) return; // stopping and drained
       op = std::move(s->queue.front());
     }
@@ -28,9 +53,10 @@ void workerLoop(Stream* s) {
     {
       std::lock_guard<std::mutex> lock(s->mu);
       s->queue.pop_front();
+      s->queued.store(s->queue.size(), std::memory_order_release);
     }
     s->drained.notify_all();
-    op.done->complete(r);
+    spin = !op.done->complete(r);
   }
 }
 
@@ -154,12 +180,15 @@ CUresult submit(Stream* s, OpKind kind, std::function<CUresult()> run, Completio
     addDep(ctx->legacy);
   }
   if (done) *done = op.done;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(s->mu);
     s->last = op.done;
     s->queue.push_back(std::move(op));
+    s->queued.store(s->queue.size(), std::memory_order_release);
+    wake = s->workerAsleep;
   }
-  s->cv.notify_one();
+  if (wake) s->cv.notify_one();
   return CUDA_SUCCESS;
 }
 
