@@ -82,6 +82,55 @@ TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
 }
 
+// The handlers generated from src/remoting/wire_calls.txt check what they are given as the
+// hand-written ones did: another client's handles are refused, a frame with too few args or a
+// struct of the wrong size is INVALID_VALUE, and the session goes on.
+TEST_P(WorkerTest, GeneratedHandlersCheckWhatTheyAreGiven) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t sA = 0, sB = 0, eA = 0, eB = 0, v = 0;
+  ASSERT_EQ(a.call(FnId::cuStreamCreate, {0}, ctxA, &sA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuStreamCreateWithPriority, {0, 0}, ctxB, &sB), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuEventCreate, {0}, ctxA, &eA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuEventCreate, {0}, ctxB, &eB), CUDA_SUCCESS);
+
+  // Another client's stream, event, function or pool.
+  EXPECT_EQ(b.call(FnId::cuStreamQuery, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamGetPriority, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamGetCtx, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sB, eA, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sA, eB, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuEventQuery, {eA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuFuncGetAttribute, {0, sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuKernelGetFunction, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuMemPoolTrimTo, {sA, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuMemPoolDestroy, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  // Too few args: refused before anything runs.
+  EXPECT_EQ(b.call(FnId::cuStreamGetPriority, {}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuStreamCreateWithPriority, {0}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuCtxSetLimit, {CU_LIMIT_STACK_SIZE}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuKernelGetAttribute, {0, 0}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  // A struct of the wrong size (the call's blob).
+  EXPECT_EQ(b.call(static_cast<uint32_t>(FnId::cuStreamSetAttribute),
+                   {sB, CU_STREAM_ATTRIBUTE_PRIORITY}, ctxB, nullptr, nullptr, nullptr, "abc"),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(FnId::cuMemPoolCreate), {}, ctxB, &v, nullptr, nullptr,
+                   std::string(sizeof(CUmemPoolProps) - 1, '\0')),
+            CUDA_ERROR_INVALID_VALUE);
+
+  // Both go on: A's stream is intact, B's calls work; a destroyed stream is no longer A's.
+  uint64_t flags = 1;
+  EXPECT_EQ(a.call(FnId::cuStreamGetFlags, {sA}, ctxA, &flags), CUDA_SUCCESS);
+  EXPECT_EQ(flags, 0u);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sB, eB, 0}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuStreamQuery, {sB}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamDestroy_v2, {sA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamQuery, {sA}, ctxA), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(FnId::cuStreamDestroy_v2, {sA}, ctxA), CUDA_ERROR_INVALID_HANDLE);
+}
+
 // Arrays, texture and surface objects are per client too: another client cannot destroy,
 // query, copy from or texture another's array, nor make a texture over another's memory.
 TEST_P(WorkerTest, AnotherClientsArraysAndTexturesAreRefused) {

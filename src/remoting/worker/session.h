@@ -287,7 +287,7 @@ template <typename F> Result<bool> Session::consumeBulkInPlace(uint64_t n, F&& c
   return true;
 }
 
-// Executes one call (handlers.cpp). Returns the driver's CUresult.
+// Executes one call (call_table.cpp). Returns the driver's CUresult.
 CUresult dispatch(Session& s, const CallIn& in, CallOut& out);
 
 } // namespace tf::remoting
