@@ -2,7 +2,7 @@
 """One description of the wire: generates the stub's forwarders, the worker's handlers and the
 worker's call table from the driver-API catalog and src/remoting/wire_calls.txt.
 
-  gen_wire.py --catalog catalog.inc --calls wire_calls.txt \
+  gen_wire.py --catalog catalog.inc --calls wire_calls.txt --kinds worker/session.h \
               --worker-sources worker/calls_*.cpp --stub-sources stub/api_*.cpp --out DIR
 
 wire_calls.txt: one line per catalog symbol the stub forwards by description,
@@ -13,8 +13,9 @@ one role per parameter, in the catalog's parameter order (a symbol without param
 roles). Roles:
 
   in            a scalar by value (enums, flags, sizes, CUdevice, ints)
-  h:Kind        a handle the client must own (Session::HandleKind, or Func = Function or Kernel,
-                AnyPool = Pool or SharedPool)
+  h:Kind        a handle the client must own (a Session::HandleKind, read from worker/session.h,
+                or Func = Function or Kernel, AnyPool = Pool or SharedPool, AnyArray = Array
+                or a mipmapped array's level)
   new:Kind      an output pointer receiving a handle the call creates
   del:Kind      a handle the call destroys
   out           an output pointer to a scalar
@@ -38,19 +39,22 @@ import os
 import re
 import sys
 
-KINDS = ['Context', 'Stream', 'Event', 'Module', 'Library', 'Kernel', 'Function', 'Pool',
-         'SharedPool', 'Graph', 'GraphExec', 'GraphNode', 'Array', 'ArrayLevel',
-         'MipmappedArray', 'TexObject', 'SurfObject']
-# Ownership checks: which kinds a name may be, and the error for one that is not the client's.
-CHECKS = {k: ([k], 'CUDA_ERROR_INVALID_HANDLE') for k in KINDS}
-CHECKS['GraphNode'] = (['GraphNode'], 'CUDA_ERROR_INVALID_VALUE')  # as the driver answers
-CHECKS['Func'] = (['Function', 'Kernel'], 'CUDA_ERROR_INVALID_HANDLE')
-CHECKS['AnyPool'] = (['Pool', 'SharedPool'], 'CUDA_ERROR_INVALID_HANDLE')
+# Ownership checks of the pseudo-kinds `h:` may name besides Session::HandleKind's own (read
+# from worker/session.h): which kinds a name may be, and the error for one that is not the
+# client's.
+PSEUDO_KINDS = {
+    'Func': (['Function', 'Kernel'], 'CUDA_ERROR_INVALID_HANDLE'),
+    'AnyPool': (['Pool', 'SharedPool'], 'CUDA_ERROR_INVALID_HANDLE'),
+    'AnyArray': (['Array', 'ArrayLevel'], 'CUDA_ERROR_INVALID_HANDLE'),
+}
+# A graph node that is not the client's is INVALID_VALUE, as the driver answers for a node that
+# does not exist; any other handle INVALID_HANDLE.
+KIND_ERRORS = {'GraphNode': 'CUDA_ERROR_INVALID_VALUE'}
 # Handles the stub also keeps (Client::Handle): posted calls are checked against them.
 STUB_HANDLES = {'Stream', 'Event'}
 SCALAR_ROLES = {'in', 'out', 'dptr', 'in_struct', 'out_struct'}
 KIND_ROLES = {'h', 'new', 'del'}
-FLAGS = {"post", "stub"}
+FLAGS = {'post', 'stub'}
 
 
 class WireError(Exception):
@@ -85,14 +89,26 @@ def parse_catalog(path):
     return entries, order
 
 
-def parse_role(text, where):
+def parse_kinds(path):
+    """Session::HandleKind's names, and the ownership check of every name `h:` may use."""
+    with open(path) as f:
+        m = re.search(r'enum class HandleKind[^{]*\{([^}]*)\}', f.read())
+    if not m:
+        raise WireError('%s: no `enum class HandleKind { ... }`' % path)
+    kinds = [k.strip() for k in m.group(1).split(',') if k.strip() and k.strip() != 'Count']
+    checks = {k: ([k], KIND_ERRORS.get(k, 'CUDA_ERROR_INVALID_HANDLE')) for k in kinds}
+    checks.update(PSEUDO_KINDS)
+    return kinds, checks
+
+
+def parse_role(text, where, kinds, checks):
     if text in SCALAR_ROLES:
         return (text, None)
     if ':' in text:
         role, kind = text.split(':', 1)
         if role not in KIND_ROLES:
             raise WireError('%s: unknown role "%s"' % (where, text))
-        known = CHECKS if role == 'h' else KINDS
+        known = checks if role == 'h' else kinds
         if kind not in known:
             raise WireError('%s: unknown handle kind "%s" in "%s" (known: %s)' %
                             (where, kind, text, ', '.join(sorted(known))))
@@ -109,7 +125,7 @@ def pointee(ctype):
     return t
 
 
-def parse_calls(path, catalog):
+def parse_calls(path, catalog, kinds, checks):
     """{symbol: {'roles': [(role, kind)], 'flags': set, 'line': n}} in file order."""
     calls = {}
     with open(path) as f:
@@ -125,7 +141,7 @@ def parse_calls(path, catalog):
                 raise WireError('%s: %s is described twice (first at line %d)' %
                                 (where, symbol, calls[symbol]['line']))
             flags = set(w for w in words if w in FLAGS)
-            roles = [parse_role(w, where) for w in words if w not in FLAGS]
+            roles = [parse_role(w, where, kinds, checks) for w in words if w not in FLAGS]
             params = catalog[symbol][1]
             if 'stub' in flags:
                 if roles:
@@ -244,7 +260,7 @@ def forwarder(symbol, params_text, params, call):
 
 # ---- the worker's handlers ------------------------------------------------------------------
 
-def handler(symbol, params_text, params, call):
+def handler(symbol, params_text, params, call, checks):
     roles = call['roles']
     body = []
     wire = 0  # the wire's scalar index of each by-value parameter
@@ -260,7 +276,7 @@ def handler(symbol, params_text, params, call):
         if role == 'h' and kind == 'Stream':
             body.append('  if (!s.ownsStream(%s)) return CUDA_ERROR_INVALID_HANDLE;' % a)
         elif role in ('h', 'del'):
-            kinds, err = CHECKS[kind]
+            kinds, err = checks[kind]
             owned = ' && '.join('!s.owns(K::%s, %s)' % (k, a) for k in kinds)
             body.append('  if (%s) return %s;' % (owned, err))
         elif role == 'dptr':
@@ -301,7 +317,8 @@ def handler(symbol, params_text, params, call):
 
 def generate(args):
     catalog, order = parse_catalog(args.catalog)
-    calls = parse_calls(args.calls, catalog)
+    kinds, checks = parse_kinds(args.kinds)
+    calls = parse_calls(args.calls, catalog, kinds, checks)
     worker_hand = scan_hand_written(args.worker_sources, catalog, WORKER_HANDLER)
     stub_hand = scan_hand_written(args.stub_sources, catalog, STUB_FUNCTION)
     for symbol, call in calls.items():
@@ -328,7 +345,7 @@ def generate(args):
         call = calls.get(symbol)
         if call and 'stub' not in call['flags']:
             forwarders.append(forwarder(symbol, params_text, params, call))
-            handlers.append(handler(symbol, params_text, params, call))
+            handlers.append(handler(symbol, params_text, params, call, checks))
             decls.append('CUresult wire_%s(Session& s, const CallIn& in, CallOut& out);\n' % symbol)
             table.append('TF_WIRE_ENTRY(%s, Generated, wire_%s)\n' % (symbol, symbol))
         elif call:
@@ -361,6 +378,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--catalog', required=True)
     p.add_argument('--calls', required=True)
+    p.add_argument('--kinds', required=True, help='worker/session.h (Session::HandleKind)')
     p.add_argument('--worker-sources', nargs='*', default=[])
     p.add_argument('--stub-sources', nargs='*', default=[])
     p.add_argument('--out', required=True)

@@ -21,6 +21,13 @@ TF_CU_FN(cuCtxSynchronize, cuCtxSynchronize, 2000, 0, cuCtxSynchronize, (void), 
 TF_CU_FN(cuMemFree_v2, cuMemFree, 3020, 0, cuMemFree_v2, (CUdeviceptr dptr), (dptr))
 TF_CU_FN(cuEventQuery, cuEventQuery, 2000, 0, cuEventQuery, (CUevent hEvent), (hEvent))
 """
+SESSION = """class Session {
+  enum class HandleKind : uint8_t {
+    Context, Stream, Event, Function, Kernel,
+    Count
+  };
+};
+"""
 GOOD_CALLS = """# a comment
 cuStreamCreate    new:Stream in
 cuStreamQuery     h:Stream          # and a comment after
@@ -37,10 +44,10 @@ CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) { return CUDA_SUCCESS; }
 
 
 class GenWire(unittest.TestCase):
-    def run_gen(self, calls, worker=WORKER, stub=STUB, extra_worker=None):
+    def run_gen(self, calls, worker=WORKER, stub=STUB, extra_worker=None, session=SESSION):
         d = tempfile.mkdtemp(prefix='gen-wire-test-')
         files = {'catalog.inc': CATALOG, 'wire_calls.txt': calls, 'calls_a.cpp': worker,
-                 'api_a.cpp': stub}
+                 'api_a.cpp': stub, 'session.h': session}
         if extra_worker is not None:
             files['calls_b.cpp'] = extra_worker
         for name, text in files.items():
@@ -52,6 +59,7 @@ class GenWire(unittest.TestCase):
         out = os.path.join(d, 'out')
         p = subprocess.run([sys.executable, GEN, '--catalog', os.path.join(d, 'catalog.inc'),
                             '--calls', os.path.join(d, 'wire_calls.txt'),
+                            '--kinds', os.path.join(d, 'session.h'),
                             '--worker-sources'] + workers +
                            ['--stub-sources', os.path.join(d, 'api_a.cpp'), '--out', out],
                            capture_output=True, text=True)
@@ -103,7 +111,13 @@ class GenWire(unittest.TestCase):
 
     def test_unknown_kind(self):
         self.fails('cuStreamQuery h:Strem\n', 'unknown handle kind "Strem" in "h:Strem"')
+        # Pseudo-kinds only check ownership: nothing can be created or destroyed as one.
         self.fails('cuStreamCreate new:Func in\n', 'unknown handle kind "Func" in "new:Func"')
+        # Kinds are Session's own: one it does not have is unknown.
+        self.fails('cuStreamCreate new:Graph in\n', 'unknown handle kind "Graph" in "new:Graph"')
+
+    def test_kinds_need_the_session(self):
+        self.fails(GOOD_CALLS, 'no `enum class HandleKind { ... }`', session='class Session {};\n')
 
     def test_described_and_hand_written_on_the_worker(self):
         self.fails('cuMemFree_v2 dptr\n', 'cuMemFree_v2 is described here and hand-written at')

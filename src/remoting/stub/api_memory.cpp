@@ -16,7 +16,6 @@
 
 using namespace tf::remoting::stub;
 
-
 namespace {
 
 // Memory the device reaches by this address (device, managed, mirrored or shared pinned).
@@ -535,14 +534,6 @@ CUresult tf_rs_cuMemSetAccess(CUdeviceptr va, size_t size, const CUmemAccessDesc
   if (!desc || !count || count > 64) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   return client().call(FnId::cuMemSetAccess, {va, size}, nullptr, 0, desc, count * sizeof(*desc));
-}
-CUresult tf_rs_cuMemGetAccess(unsigned long long* flags, const CUmemLocation* loc, CUdeviceptr va) {
-  if (!flags || !loc) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuMemGetAccess, {va}, &out, 1, loc, sizeof(*loc));
-  *flags = out;
-  return r;
 }
 CUresult tf_rs_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* hdl, void* addr) {
   if (!hdl) return CUDA_ERROR_INVALID_VALUE;

@@ -16,10 +16,6 @@ template <typename T> bool readBlob(const CallIn& in, size_t offset, T* out) {
   return true;
 }
 
-template <typename T> void putBlob(CallOut& out, const T& v) {
-  out.blob.assign(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
 // A texture's or surface's resource: the client's array, mipmapped array or device memory.
 CUresult checkResource(Session& s, const CUDA_RESOURCE_DESC& r) {
   switch (r.resType) {
@@ -37,19 +33,6 @@ CUresult checkResource(Session& s, const CUDA_RESOURCE_DESC& r) {
   }
 }
 
-// A descriptor query: the handle is checked by `owns`, the answer goes back as the blob.
-template <typename Fn, typename Desc, typename Handle>
-CUresult query(Session& s, const CallIn& in, CallOut& out, bool (*owns)(Session&, uint64_t)) {
-  NEED(1);
-  if (!owns(s, A(0))) return CUDA_ERROR_INVALID_HANDLE;
-  auto f = s.d().fn<Fn>(in.fn);
-  if (!f) return CUDA_ERROR_NOT_SUPPORTED;
-  Desc d{};
-  CUresult r = f(&d, (Handle)(A(0)));
-  if (r == CUDA_SUCCESS) putBlob(out, d);
-  return r;
-}
-
 // A destroy: the client's handle of `kind`, forgotten once the driver has destroyed it.
 template <typename Fn, typename Handle> CUresult destroy(Session& s, const CallIn& in, K kind, bool anyArray = false) {
   NEED(1);
@@ -61,10 +44,6 @@ template <typename Fn, typename Handle> CUresult destroy(Session& s, const CallI
   if (r == CUDA_SUCCESS) s.remove(kind, A(0));
   return r;
 }
-
-bool ownsArray(Session& s, uint64_t h) { return s.owns(K::Array, h) || s.owns(K::ArrayLevel, h); }
-bool ownsTexture(Session& s, uint64_t h) { return s.owns(K::TexObject, h); }
-bool ownsSurface(Session& s, uint64_t h) { return s.owns(K::SurfObject, h); }
 
 } // namespace
 
@@ -87,13 +66,6 @@ TF_CALL(cuArray3DCreate_v2) {
   if (r == CUDA_SUCCESS) s.add(K::Array, H(uint64_t)(a));
   out.put(H(uint64_t)(a));
   return r;
-}
-TF_CALL(cuArrayGetDescriptor_v2) {
-  return query<decltype(&::cuArrayGetDescriptor_v2), CUDA_ARRAY_DESCRIPTOR, CUarray>(s, in, out, ownsArray);
-}
-
-TF_CALL(cuArray3DGetDescriptor_v2) {
-  return query<decltype(&::cuArray3DGetDescriptor_v2), CUDA_ARRAY3D_DESCRIPTOR, CUarray>(s, in, out, ownsArray);
 }
 
 TF_CALL(cuArrayDestroy) { // a mipmap level too: the driver itself refuses to free it alone
@@ -122,9 +94,6 @@ TF_CALL(cuMipmappedArrayGetLevel) {
   out.put(H(uint64_t)(level));
   return r;
 }
-TF_CALL(cuMipmappedArrayDestroy) {
-  return destroy<decltype(&::cuMipmappedArrayDestroy), CUmipmappedArray>(s, in, K::MipmappedArray);
-}
 
 TF_CALL(cuTexObjectCreate) {
   CUDA_RESOURCE_DESC res;
@@ -140,22 +109,6 @@ TF_CALL(cuTexObjectCreate) {
   out.put(t);
   return r;
 }
-TF_CALL(cuTexObjectDestroy) {
-  return destroy<decltype(&::cuTexObjectDestroy), CUtexObject>(s, in, K::TexObject);
-}
-
-TF_CALL(cuTexObjectGetResourceDesc) {
-  return query<decltype(&::cuTexObjectGetResourceDesc), CUDA_RESOURCE_DESC, CUtexObject>(s, in, out, ownsTexture);
-}
-
-TF_CALL(cuTexObjectGetTextureDesc) {
-  return query<decltype(&::cuTexObjectGetTextureDesc), CUDA_TEXTURE_DESC, CUtexObject>(s, in, out, ownsTexture);
-}
-
-TF_CALL(cuTexObjectGetResourceViewDesc) {
-  return query<decltype(&::cuTexObjectGetResourceViewDesc), CUDA_RESOURCE_VIEW_DESC, CUtexObject>(s, in, out,
-                                                                                               ownsTexture);
-}
 
 TF_CALL(cuSurfObjectCreate) {
   CUDA_RESOURCE_DESC res;
@@ -168,13 +121,5 @@ TF_CALL(cuSurfObjectCreate) {
   out.put(o);
   return r;
 }
-TF_CALL(cuSurfObjectDestroy) {
-  return destroy<decltype(&::cuSurfObjectDestroy), CUsurfObject>(s, in, K::SurfObject);
-}
-
-TF_CALL(cuSurfObjectGetResourceDesc) {
-  return query<decltype(&::cuSurfObjectGetResourceDesc), CUDA_RESOURCE_DESC, CUsurfObject>(s, in, out, ownsSurface);
-}
-
 
 } // namespace tf::remoting

@@ -107,18 +107,6 @@ TF_CALL(cuMemSetAccess) {
   DRV(cuMemSetAccess);
   return f(A(0), A(1), desc.data(), desc.size());
 }
-TF_CALL(cuMemGetAccess) {
-  NEED(1);
-  DPTR(A(0), 1);
-  if (in.a.blob.size() != sizeof(CUmemLocation)) return CUDA_ERROR_INVALID_VALUE;
-  CUmemLocation loc;
-  std::memcpy(&loc, in.a.blob.data(), sizeof(loc));
-  DRV(cuMemGetAccess);
-  unsigned long long flags = 0;
-  CUresult r = f(&flags, &loc, A(0));
-  out.put(flags);
-  return r;
-}
 TF_CALL(cuMemRetainAllocationHandle) {
   NEED(1);
   DPTR(A(0), 1);
