@@ -42,14 +42,6 @@ CUresult tf_rs_cuArrayDestroy(CUarray a) { return destroy(FnId::cuArrayDestroy, 
 CUresult tf_rs_cuMipmappedArrayCreate(CUmipmappedArray* m, const CUDA_ARRAY3D_DESCRIPTOR* d, unsigned levels) {
   return create(FnId::cuMipmappedArrayCreate, m, d, {levels});
 }
-CUresult tf_rs_cuMipmappedArrayGetLevel(CUarray* level, CUmipmappedArray m, unsigned index) {
-  if (!level) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t v = 0;
-  CUresult r = client().call(FnId::cuMipmappedArrayGetLevel, {u(m), index}, &v, 1);
-  *level = h<CUarray>(v);
-  return r;
-}
 
 // The blob: the resource descriptor, the texture descriptor and, when given, the view.
 CUresult tf_rs_cuTexObjectCreate(CUtexObject* t, const CUDA_RESOURCE_DESC* res, const CUDA_TEXTURE_DESC* tex,

@@ -254,10 +254,6 @@ CUresult tf_rs_cuGraphHostNodeGetParams(CUgraphNode node, CUDA_HOST_NODE_PARAMS*
   *p = it->second;
   return CUDA_SUCCESS;
 }
-CUresult tf_rs_cuGraphNodeSetEnabled(CUgraphExec e, CUgraphNode node, unsigned enabled) {
-  TF_READY();
-  return client().call(FnId::cuGraphNodeSetEnabled, {u(e), u(node), enabled});
-}
 CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* enabled) {
   if (!enabled) return CUDA_ERROR_INVALID_VALUE;
   uint64_t out = 0;

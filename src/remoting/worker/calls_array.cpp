@@ -83,17 +83,6 @@ TF_CALL(cuMipmappedArrayCreate) {
   out.put(H(uint64_t)(m));
   return r;
 }
-TF_CALL(cuMipmappedArrayGetLevel) {
-  NEED(2);
-  OWN(MipmappedArray, A(0));
-  DRV(cuMipmappedArrayGetLevel);
-  CUarray level = nullptr;
-  CUresult r = f(&level, H(CUmipmappedArray)(A(0)), static_cast<unsigned>(A(1)));
-  // The level belongs to its mipmapped array: usable as the client's array, freed with it.
-  if (r == CUDA_SUCCESS) s.add(K::ArrayLevel, H(uint64_t)(level));
-  out.put(H(uint64_t)(level));
-  return r;
-}
 
 TF_CALL(cuTexObjectCreate) {
   CUDA_RESOURCE_DESC res;

@@ -212,13 +212,6 @@ TF_CALL(cuGraphHostNodeGetParams) { // out: the client's token of the host funct
   out.put(Session::hostFunctionToken(p.userData));
   return r;
 }
-TF_CALL(cuGraphNodeSetEnabled) {
-  NEED(3);
-  OWN(GraphExec, A(0));
-  OWN_NODE(A(1));
-  DRV(cuGraphNodeSetEnabled);
-  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), static_cast<unsigned>(A(2)));
-}
 TF_CALL(cuGraphNodeGetEnabled) {
   NEED(2);
   OWN(GraphExec, A(0));
