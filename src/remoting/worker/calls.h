@@ -3,7 +3,7 @@
 // the call table), and what one family's file offers the others.
 //
 //   TF_CALL(cuMemFree_v2) { NEED(1); ...; return r; }        // calls_memory.cpp
-//   TF_CALL(cuStreamQuery, cuStreamQuery_ptsz) { ... }      // one handler for both symbols
+//   TF_CALL(cuStreamSynchronize, cuStreamSynchronize_ptsz) { ... }  // one handler, two symbols
 #pragma once
 
 #include "cuda/catalog.h"
