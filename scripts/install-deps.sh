@@ -5,7 +5,7 @@ PKGS=(cmake ninja-build g++ pkg-config python3
       libgtest-dev libgmock-dev libbenchmark-dev
       libzstd-dev liblz4-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       libcpp-httplib-dev libssl-dev rsync ccache python3-yaml
-      libcurl4-openssl-dev libyaml-cpp-dev
+      libcurl4-openssl-dev libyaml-cpp-dev libsimdjson-dev
       # the portal: Beast + Asio (header-only) for HTTPS and WebSocket, SQLite for storage
       libboost-dev libsqlite3-dev
       # the console's browser tests: headless Chromium over WebDriver, driven by node

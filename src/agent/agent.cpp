@@ -242,9 +242,12 @@ void Agent::metricsLoop() {
     }
     std::vector<nlohmann::json> hypervisorPods;
     for (const auto& p : hypervisors_->store().list()) hypervisorPods.push_back(*p);
-    for (const auto& target : hypervisorEndpoints(hypervisorPods)) {
-      if (stop_.stopped()) return;
-      auto points = scrapeHypervisor(target, pods, portalNowMs(), options_.hypervisorTimeout);
+    const auto targets = hypervisorEndpoints(hypervisorPods);
+    auto answers = scrapeHypervisors(targets, pods, portalNowMs(), options_.hypervisorTimeout, options_.hypervisorParallel);
+    if (stop_.stopped()) return;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const auto& target = targets[i];
+      auto& points = answers[i];
       std::string& last = lastError[target.pod];
       if (!points && points.status().message() != last)
         TF_LOG(Warn, "utilization: %s", points.status().message().c_str());

@@ -57,6 +57,7 @@ struct AgentOptions {
   std::chrono::milliseconds metricsInterval{10000};    // GPU utilization samples (metrics.h)
   // Measured utilization: each hypervisor pod's API (usage_scrape.h), asked every interval.
   std::chrono::milliseconds hypervisorTimeout{1000};
+  size_t hypervisorParallel = 16;                      // hypervisors asked at once
   size_t metricsBufferPoints = 8192;                   // kept while offline; the oldest go first
 };
 

@@ -1,7 +1,9 @@
 #include "agent/usage_scrape.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <thread>
 
 #include <httplib.h>
 
@@ -117,6 +119,23 @@ Result<std::vector<protocol::MetricPoint>> scrapeHypervisor(const HypervisorEndp
     if (!answers[i].is_object()) return dataLoss("hypervisor " + target.pod + " " + paths[i] + ": not a JSON object");
   }
   return usagePoints(answers[0], answers[1], podsByVgpu, tsMs);
+}
+
+std::vector<Result<std::vector<protocol::MetricPoint>>> scrapeHypervisors(
+    const std::vector<HypervisorEndpoint>& targets, const std::map<std::string, std::string>& podsByVgpu,
+    int64_t tsMs, std::chrono::milliseconds timeout, size_t parallel) {
+  std::vector<Result<std::vector<protocol::MetricPoint>>> out(targets.size(), unavailable("not asked"));
+  std::atomic<size_t> next{0};
+  const auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < targets.size();)
+      out[i] = scrapeHypervisor(targets[i], podsByVgpu, tsMs, timeout);
+  };
+  std::vector<std::thread> threads;
+  const size_t n = std::min(std::max<size_t>(parallel, 1), targets.size());
+  for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
+  work();  // this thread is one of them
+  for (auto& t : threads) t.join();
+  return out;
 }
 
 }  // namespace tf::agent

@@ -10,7 +10,7 @@
 //
 //   auto targets = hypervisorEndpoints(hypervisorPods);        // Running, with an IP
 //   auto pods = podsByVgpuName(log.objects());                 // "pod-<uid>" -> "ns/name"
-//   for (auto& t : targets) if (auto p = scrapeHypervisor(t, pods, now, 2s)) buffer.add(*p);
+//   for (auto& p : scrapeHypervisors(targets, pods, now, 2s, 16)) if (p) buffer.add(*p);
 #pragma once
 
 #include <chrono>
@@ -48,5 +48,11 @@ std::vector<protocol::MetricPoint> usagePoints(const nlohmann::json& devices, co
 Result<std::vector<protocol::MetricPoint>> scrapeHypervisor(const HypervisorEndpoint& target,
                                                             const std::map<std::string, std::string>& podsByVgpu,
                                                             int64_t tsMs, std::chrono::milliseconds timeout);
+
+// Asks every target, at most `parallel` at once (a cluster's hypervisors answer side by side:
+// one that does not answer costs its own timeout, not everyone's). Results in targets' order.
+std::vector<Result<std::vector<protocol::MetricPoint>>> scrapeHypervisors(
+    const std::vector<HypervisorEndpoint>& targets, const std::map<std::string, std::string>& podsByVgpu,
+    int64_t tsMs, std::chrono::milliseconds timeout, size_t parallel);
 
 }  // namespace tf::agent

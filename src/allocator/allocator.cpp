@@ -47,7 +47,7 @@ Allocator::Usage Allocator::usageOf(const Request& r) {
 }
 
 void Allocator::indexGpuLocked(GpuState& g, bool add) {
-  NodeGpus& node = nodeGpus_[g.info.node];
+  NodeState& node = nodes_[g.info.node];
   auto& list = node.states;
   if (add) {
     list.push_back(&g);
@@ -55,8 +55,8 @@ void Allocator::indexGpuLocked(GpuState& g, bool add) {
   } else {
     std::erase(list, &g);
     g.home = nullptr;
-    if (list.empty()) {
-      nodeGpus_.erase(g.info.node);
+    if (list.empty() && node.workers <= 0) {
+      nodes_.erase(g.info.node);
       return;
     }
   }
@@ -69,7 +69,11 @@ void Allocator::indexGpuLocked(GpuState& g, bool add) {
 }
 
 void Allocator::refreshHotLocked(const GpuState& g) {
-  if (g.home) g.home->hot[g.slot] = {g.key, g.info.index, g.info.capacity, g.used};
+  if (!g.home) return;
+  const Amount avail = g.available();
+  g.home->hot[g.slot] = {g.key, g.info.index, g.info.capacity, g.used,
+                         gpuScore(Placement::CompactFirst, g.info.capacity, avail, true),
+                         gpuScore(Placement::LowLoadFirst, g.info.capacity, avail, true)};
 }
 
 uint32_t Allocator::internLocked(const std::string& s) {
@@ -194,7 +198,7 @@ void Allocator::book(Allocation a) {
     it->second.limitsMilliTflops += a.request.limit.on(it->second.info.capacity).milliTflops;
     it->second.pods.insert(uid);
   }
-  ++nodeWorkers_[a.node];
+  ++nodes_[a.node].workers;
   Usage u = usageOf(a.request);
   Usage& ns = nsUsage_[a.request.ns];
   ns.requests += u.requests;
@@ -223,7 +227,8 @@ void Allocator::unbook(const std::string& uid) {
     g->second.limitsMilliTflops -= a.request.limit.on(g->second.info.capacity).milliTflops;
     g->second.pods.erase(uid);
   }
-  if (--nodeWorkers_[a.node] <= 0) nodeWorkers_.erase(a.node);
+  if (auto n = nodes_.find(a.node); n != nodes_.end() && --n->second.workers <= 0 && n->second.states.empty())
+    nodes_.erase(n);
   Usage u = usageOf(a.request);
   Usage& ns = nsUsage_[a.request.ns];
   ns.requests -= u.requests;
@@ -238,10 +243,9 @@ void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>
   ++generation_;
   for (auto& [name, g] : gpus_) dirty_.insert(name);
   gpus_.clear();
-  nodeGpus_.clear();
+  nodes_.clear();
   allocations_.clear();
   reservations_.clear();  // not in the cluster's record: a preemptor plans again if it must
-  nodeWorkers_.clear();
   nsUsage_.clear();
   pending_.clear();
   for (auto& [key, gang] : gangs_) gang.members = 0;
@@ -346,9 +350,15 @@ enum Stage : int { kPool, kPhase, kCordoned, kIsolation, kIndex, kModel, kVendor
 
 Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, const std::string& node,
                                         const std::unordered_set<std::string>* released, bool wantSurvivors) const {
+  auto it = nodes_.find(node);
+  return evalNode(r, c, it == nodes_.end() ? nullptr : &it->second, node, released, wantSurvivors);
+}
+
+Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, const NodeState* node,
+                                        const std::string& nodeName, const std::unordered_set<std::string>* released,
+                                        bool wantSurvivors) const {
   NodeEval e;
-  auto it = nodeGpus_.find(node);
-  if (it == nodeGpus_.end()) {
+  if (!node || node->states.empty()) {
     e.reason = "node has no TensorFusion GPU";
     return e;
   }
@@ -374,7 +384,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
   int counts[kStages] = {};
   int64_t scoreSum = 0;
   int scored = 0;
-  const NodeGpus& here = it->second;
+  const NodeState& here = *node;
   for (size_t i = 0; i < here.hot.size(); ++i) {
     const HotGpu& h = here.hot[i];
     const GpuKey& k = h.key;
@@ -385,7 +395,9 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
     else if (!(k.modes & c.mode)) st = kIsolation;
     if (st == kPassed) {
       const Amount avail = released ? h.available() + freed(*here.states[i]) : h.available();
-      scoreSum += gpuScore(mode, h.capacity, avail, true);
+      scoreSum += released                         ? gpuScore(mode, h.capacity, avail, true)
+                  : mode == Placement::LowLoadFirst ? h.nodeScoreSpread
+                                                    : h.nodeScoreCompact;
       ++scored;
       if (!r.indices.empty() && std::find(r.indices.begin(), r.indices.end(), h.index) == r.indices.end())
         st = kIndex;
@@ -430,11 +442,10 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
     e.survivors.clear();
     return e;
   }
-  int workers = 0;
-  if (auto w = nodeWorkers_.find(node); w != nodeWorkers_.end()) workers = w->second;
+  int workers = here.workers;
   if (released)
     for (const auto& uid : *released)
-      if (allocations_.at(uid).node == node) --workers;
+      if (allocations_.at(uid).node == nodeName) --workers;
   if (workers >= kMaxWorkersPerNode) {
     e.reason = "node has " + std::to_string(kMaxWorkersPerNode) + " TensorFusion workers, the most per node";
     e.survivors.clear();
@@ -462,9 +473,21 @@ Result<std::vector<NodeFit>> Allocator::filter(const Request& r, const std::vect
   }
   if (Status s = checkQuotaLocked(r); !s) return s;
   const Criteria c = criteriaLocked(r);
-  for (const auto& n : nodes) {
-    NodeEval e = evalNode(r, c, n, nullptr, false);
-    out.push_back({n, e.fits, std::move(e.reason), e.fits ? e.score : 0});
+  // A decision over thousands of nodes waits on memory, not arithmetic: look every node up
+  // first (independent lookups overlap), then evaluate each with the GPUs of the nodes a few
+  // places ahead already on their way into the cache.
+  std::vector<const NodeState*> states(nodes.size(), nullptr);
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (auto it = nodes_.find(nodes[i]); it != nodes_.end()) states[i] = &it->second;
+  constexpr size_t kAhead = 4;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (i + kAhead < nodes.size() && states[i + kAhead]) {
+      const auto& hot = states[i + kAhead]->hot;
+      for (size_t b = 0; b < hot.size() * sizeof(HotGpu); b += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(hot.data()) + b);
+    }
+    NodeEval e = evalNode(r, c, states[i], nodes[i], nullptr, false);
+    out.push_back({nodes[i], e.fits, std::move(e.reason), e.fits ? e.score : 0});
   }
   return out;
 }
@@ -578,8 +601,8 @@ std::optional<PreemptionPlan> Allocator::planPreemption(const Request& r, const 
   Qos bestWorst = Qos::Critical;
   const Criteria c = criteriaLocked(r);
   for (const auto& node : nodes) {
-    auto gi = nodeGpus_.find(node);
-    if (gi == nodeGpus_.end()) continue;
+    auto gi = nodes_.find(node);
+    if (gi == nodes_.end()) continue;
     // Candidates: lowest QoS first, the youngest first among equals (least work lost).
     std::vector<const Allocation*> candidates;
     std::set<std::string> seen;

@@ -149,14 +149,14 @@ private:
     uint8_t mode = 0;  // the request's isolation bit
     Placement placement = Placement::NodeCompactGpuLowLoad;  // its pool's
   };
-  struct NodeGpus;
+  struct NodeState;
   struct GpuState {
     Gpu info;
     GpuKey key;
     Amount used;            // Σ requests booked
     int64_t limitsMilliTflops = 0;  // Σ limits booked (virtual capacity)
     std::set<std::string> pods;
-    NodeGpus* home = nullptr;  // its node's entry, and its place there
+    NodeState* home = nullptr;  // its node's entry, and its place there
     size_t slot = 0;
     Amount available() const { return info.capacity - used; }
   };
@@ -166,11 +166,17 @@ private:
     GpuKey key;
     int index = -1;
     Amount capacity, used;
+    // Its share of a node's score as it stands (nothing released), per kind of placement:
+    // compacting (CompactFirst, NodeCompactGPULowLoad's node level) and spreading (LowLoadFirst).
+    int nodeScoreCompact = 0, nodeScoreSpread = 0;
     Amount available() const { return capacity - used; }
   };
-  struct NodeGpus {
+  // One node: its GPUs and its workers, found with one lookup per decision. It exists while
+  // it has a GPU or a worker.
+  struct NodeState {
     std::vector<GpuState*> states;  // by GPU name
     std::vector<HotGpu> hot;        // the same order
+    int workers = 0;                // allocations placed on the node
   };
   struct Usage {
     Amount requests, limits;
@@ -189,6 +195,9 @@ private:
   };
 
   NodeEval evalNode(const Request& r, const Criteria& c, const std::string& node,
+                    const std::unordered_set<std::string>* released, bool wantSurvivors) const;
+  // The same for a node already looked up (`here`: its entry, null if it has none).
+  NodeEval evalNode(const Request& r, const Criteria& c, const NodeState* here, const std::string& node,
                     const std::unordered_set<std::string>* released, bool wantSurvivors) const;
   Criteria criteriaLocked(const Request& r) const;
   uint32_t internLocked(const std::string& s);
@@ -209,10 +218,9 @@ private:
   mutable std::mutex mu_;
   std::condition_variable gangCv_;
   std::unordered_map<std::string, GpuState> gpus_;
-  std::unordered_map<std::string, NodeGpus> nodeGpus_;
+  std::unordered_map<std::string, NodeState> nodes_;
   std::unordered_map<std::string, Allocation> allocations_;
   std::unordered_map<std::string, Clock::time_point> reservations_;  // uncommitted reservations by uid
-  std::unordered_map<std::string, int> nodeWorkers_;
   std::unordered_map<std::string, Usage> nsUsage_;
   std::map<std::pair<std::string, std::string>, Quota> quotas_;  // (ns, name)
   std::unordered_map<std::string, PoolConfig> pools_;

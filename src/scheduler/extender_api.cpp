@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include <simdjson.h>
+
 namespace tf::scheduler {
 namespace {
 
@@ -25,130 +27,34 @@ Result<std::string> stringField(const json& j, const char* what, const char* key
   return it->get<std::string>();
 }
 
-// ExtenderArgs' top level, event by event: the Pod and Nodes values go to documents of their
-// own, NodeNames' strings straight into the list, anything else is skipped.
-class ArgsReader : public nlohmann::json_sax<json> {
-public:
-  explicit ArgsReader(ExtenderArgs& out) : out_(out) {}
-
-  // What was seen of each field, and the first thing wrong with the arguments ("" if none).
-  bool sawPod = false, podIsObject = false, sawNames = false, namesAreNull = false, sawNodes = false,
-       nodesAreNull = false;
-  // The Nodes NodeList (only when kube-scheduler is not nodeCacheCapable).
-  json nodes;
-  std::string wrong;
-
-  bool null() override { return scalar([&](auto& d) { return d.null(); }, Kind::Null); }
-  bool boolean(bool v) override { return scalar([&](auto& d) { return d.boolean(v); }, Kind::Other); }
-  bool number_integer(number_integer_t v) override {
-    return scalar([&](auto& d) { return d.number_integer(v); }, Kind::Other);
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    return scalar([&](auto& d) { return d.number_unsigned(v); }, Kind::Other);
-  }
-  bool number_float(number_float_t v, const string_t& s) override {
-    return scalar([&](auto& d) { return d.number_float(v, s); }, Kind::Other);
-  }
-  bool string(string_t& v) override {
-    if (field_ == Field::Names && depth_ == 2) {
-      out_.nodeNames.push_back(std::move(v));
-      return true;
+// A simdjson value as a document (numbers as nlohmann's own parser would store them).
+json toDocument(simdjson::dom::element e) {
+  using simdjson::dom::element_type;
+  switch (e.type()) {
+    case element_type::ARRAY: {
+      const simdjson::dom::array items(e);
+      json a = json::array();
+      for (simdjson::dom::element v : items) a.push_back(toDocument(v));
+      return a;
     }
-    return scalar([&](auto& d) { return d.string(v); }, Kind::String);
-  }
-  bool binary(binary_t& v) override { return scalar([&](auto& d) { return d.binary(v); }, Kind::Other); }
-
-  bool start_object(std::size_t n) override {
-    if (depth_ == 0) {
-      ++depth_;
-      return true;
+    case element_type::OBJECT: {
+      const simdjson::dom::object fields(e);
+      json o = json::object();
+      for (auto field : fields) o[std::string(field.key)] = toDocument(field.value);
+      return o;
     }
-    if (!open(Kind::Object)) return false;
-    return dom_ ? dom_->start_object(n) : true;
-  }
-  bool end_object() override { return close([&] { return dom_->end_object(); }); }
-  bool start_array(std::size_t n) override {
-    if (depth_ == 0) return fail("the body is not a JSON object");
-    if (!open(Kind::Array)) return false;
-    return dom_ ? dom_->start_array(n) : true;
-  }
-  bool end_array() override { return close([&] { return dom_->end_array(); }); }
-  bool key(string_t& k) override {
-    if (depth_ == 1) {
-      field_ = k == "Pod" ? Field::Pod : k == "NodeNames" ? Field::Names : k == "Nodes" ? Field::Nodes : Field::Other;
-      return true;
+    case element_type::INT64: {
+      const int64_t v = e.get_int64().value_unsafe();
+      return v >= 0 ? json(static_cast<uint64_t>(v)) : json(v);
     }
-    return dom_ ? dom_->key(k) : true;
+    case element_type::UINT64: return e.get_uint64().value_unsafe();
+    case element_type::DOUBLE: return e.get_double().value_unsafe();
+    case element_type::STRING: return std::string(e.get_string().value_unsafe());
+    case element_type::BOOL: return e.get_bool().value_unsafe();
+    case element_type::NULL_VALUE: break;
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    if (wrong.empty()) wrong = "the body is not JSON";
-    return false;
-  }
-
-private:
-  enum class Field { Other, Pod, Names, Nodes };
-  enum class Kind { Null, String, Other, Object, Array };
-  using Dom = nlohmann::detail::json_sax_dom_parser<json>;
-
-  bool fail(const char* why) {
-    wrong = why;
-    return false;
-  }
-  // A value starting at depth 1 is the value of `field_`.
-  void noteTopValue(Kind kind) {
-    switch (field_) {
-      case Field::Pod:
-        sawPod = true;
-        podIsObject = kind == Kind::Object;
-        break;
-      case Field::Names:
-        sawNames = true;
-        namesAreNull = kind == Kind::Null;
-        break;
-      case Field::Nodes:
-        sawNodes = true;
-        nodesAreNull = kind == Kind::Null;
-        break;
-      case Field::Other: break;
-    }
-  }
-  template <typename F> bool scalar(F&& toDom, Kind kind) {
-    if (depth_ == 0) return fail("the body is not a JSON object");
-    if (depth_ == 1) {
-      noteTopValue(kind);
-      if (field_ == Field::Names && kind != Kind::Null) return fail("NodeNames is not an array");
-      if (field_ == Field::Nodes && kind != Kind::Null) return fail("Nodes is not a NodeList");
-      return true;
-    }
-    if (field_ == Field::Names && depth_ == 2) return fail("NodeNames holds a non-string");
-    return dom_ ? toDom(*dom_) : true;
-  }
-  bool open(Kind kind) {
-    if (depth_ == 1) {
-      noteTopValue(kind);
-      if (field_ == Field::Names && kind != Kind::Array) return fail("NodeNames is not an array");
-      if (field_ == Field::Nodes && kind != Kind::Object) return fail("Nodes is not a NodeList");
-      if (field_ == Field::Pod) dom_.emplace(out_.pod, false);
-      if (field_ == Field::Nodes) dom_.emplace(nodes, false);
-    } else if (field_ == Field::Names && depth_ == 2) {
-      return fail("NodeNames holds a non-string");
-    }
-    ++depth_;
-    return true;
-  }
-  template <typename F> bool close(F&& toDom) {
-    --depth_;
-    if (depth_ == 0) return true;  // the top-level object
-    const bool ok = dom_ ? toDom() : true;
-    if (depth_ == 1) dom_.reset();
-    return ok;
-  }
-
-  ExtenderArgs& out_;
-  int depth_ = 0;
-  Field field_ = Field::Other;
-  std::optional<Dom> dom_;
-};
+  return nullptr;
+}
 
 // A JSON string literal of `s`.
 void appendQuoted(std::string& out, std::string_view s) {
@@ -178,26 +84,50 @@ void appendQuoted(std::string& out, std::string_view s) {
 
 Result<ExtenderArgs> parseExtenderArgs(const std::string& body) {
   const auto bad = [](const std::string& why) { return invalidArgument("ExtenderArgs: " + why); };
-  ExtenderArgs args;
-  ArgsReader reader(args);
-  const bool parsed = json::sax_parse(body, &reader, json::input_format_t::json, /*strict=*/true);
-  if (!parsed || !reader.wrong.empty()) return bad(reader.wrong.empty() ? "the body is not JSON" : reader.wrong);
-  if (!reader.sawPod || !reader.podIsObject) return bad("Pod is missing or not an object");
-  const bool haveNames = reader.sawNames && !reader.namesAreNull;
-  const bool haveNodes = reader.sawNodes && !reader.nodesAreNull;
+  // The whole body is validated (simdjson's DOM, not its lazy On Demand); a parser per thread
+  // keeps its buffers between requests.
+  thread_local simdjson::dom::parser parser;
+  const simdjson::padded_string padded(body);
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) return bad("the body is not JSON");
+  simdjson::dom::object top;
+  if (root.get_object().get(top) != simdjson::SUCCESS) return bad("the body is not a JSON object");
+  // Each field's last value wins, as in a document.
+  std::optional<simdjson::dom::element> pod, names, nodes;
+  for (auto field : top) {
+    if (field.key == "Pod") pod = field.value;
+    else if (field.key == "NodeNames") names = field.value;
+    else if (field.key == "Nodes") nodes = field.value;
+  }
+  if (names && !names->is_null() && !names->is_array()) return bad("NodeNames is not an array");
+  if (nodes && !nodes->is_null() && !nodes->is_object()) return bad("Nodes is not a NodeList");
+  if (!pod || !pod->is_object()) return bad("Pod is missing or not an object");
+  const bool haveNames = names && !names->is_null();
+  const bool haveNodes = nodes && !nodes->is_null();
   if (!haveNames && !haveNodes) return bad("neither NodeNames nor Nodes is given");
-  if (haveNames) return args;  // NodeNames wins (nodeCacheCapable)
-  args.nodeNames.clear();
-  json& nodes = reader.nodes;
-  auto items = nodes.find("items");
-  if (items != nodes.end() && !items->is_array() && !items->is_null()) return bad("Nodes is not a NodeList");
-  if (items != nodes.end() && items->is_array())
+  ExtenderArgs args;
+  if (haveNames) {  // NodeNames wins (nodeCacheCapable)
+    const simdjson::dom::array list(*names);
+    args.nodeNames.reserve(list.size());
+    for (simdjson::dom::element n : list) {
+      std::string_view name;
+      if (n.get_string().get(name) != simdjson::SUCCESS) return bad("NodeNames holds a non-string");
+      args.nodeNames.emplace_back(name);
+    }
+    args.pod = toDocument(*pod);
+    return args;
+  }
+  json list = toDocument(*nodes);
+  auto items = list.find("items");
+  if (items != list.end() && !items->is_array() && !items->is_null()) return bad("Nodes is not a NodeList");
+  if (items != list.end() && items->is_array())
     for (const auto& n : *items) {
       const auto name = n.is_object() ? n.value("/metadata/name"_json_pointer, std::string()) : std::string();
       if (name.empty()) return bad("a node in Nodes has no metadata.name");
       args.nodeNames.push_back(name);
     }
-  args.nodes = std::move(nodes);
+  args.pod = toDocument(*pod);
+  args.nodes = std::move(list);
   return args;
 }
 

@@ -3,8 +3,13 @@
 // pods it would ask.
 #include "agent/usage_scrape.h"
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -100,6 +105,69 @@ TEST_F(HypervisorScrape, AHypervisorThatDoesNotAnswerIsAnError) {
   auto refused = scrapeHypervisor({"ns/hv", "127.0.0.1", port}, {}, 0, 500ms);  // nobody listens now
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.status().message().find("hypervisor ns/hv"), std::string::npos) << refused.status().message();
+}
+
+// Four hypervisors that answer /devices only once all four have been asked: asked one at a
+// time, the first would wait for the others until its timeout. A dead one in the middle costs
+// only its own answer.
+TEST(UsageScrapeTest, HypervisorsAreAskedSideBySide) {
+  constexpr int kAnswering = 4;
+  std::mutex mu;
+  std::condition_variable cv;
+  int asked = 0;
+  bool done = false;
+  std::vector<std::unique_ptr<httplib::Server>> servers;
+  std::vector<std::thread> threads;
+  std::vector<HypervisorEndpoint> targets;
+  for (int i = 0; i < kAnswering; ++i) {
+    auto srv = std::make_unique<httplib::Server>();
+    srv->Get("/api/v1/devices", [&](const httplib::Request&, httplib::Response& res) {
+      std::unique_lock lock(mu);
+      ++asked;
+      cv.notify_all();
+      cv.wait(lock, [&] { return asked >= kAnswering || done; });
+      res.set_content(R"({"devices":[]})", "application/json");
+    });
+    srv->Get("/api/v1/vgpus", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"vgpus":[]})", "application/json");
+    });
+    const int port = srv->bind_to_any_port("127.0.0.1");
+    threads.emplace_back([s = srv.get()] { s->listen_after_bind(); });
+    targets.push_back({"ns/hv-" + std::to_string(i), "127.0.0.1", port});
+    servers.push_back(std::move(srv));
+  }
+  // A port nobody listens on, between them: bound, never listened on, so connecting is refused.
+  const int dead = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(dead, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(dead, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int deadPort = ntohs(addr.sin_port);
+  targets.insert(targets.begin() + 2, HypervisorEndpoint{"ns/dead", "127.0.0.1", deadPort});
+  for (auto& srv : servers)
+    while (!srv->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  auto answers = scrapeHypervisors(targets, {}, 0, 20s, 8);
+  {
+    std::lock_guard lock(mu);
+    done = true;  // release any handler still waiting, whatever happened
+  }
+  cv.notify_all();
+  for (auto& srv : servers) srv->stop();
+  for (auto& t : threads) t.join();
+  close(dead);
+  ASSERT_EQ(answers.size(), targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i].pod == "ns/dead") {
+      ASSERT_FALSE(answers[i]);
+      EXPECT_NE(answers[i].status().message().find("hypervisor ns/dead"), std::string::npos);
+    } else {
+      EXPECT_TRUE(answers[i]) << targets[i].pod << ": " << answers[i].status().toString();
+    }
+  }
+  EXPECT_TRUE(scrapeHypervisors({}, {}, 0, 1s, 8).empty());
 }
 
 TEST(UsageScrapeTest, AsksRunningHypervisorPodsOnTheirApiPort) {

@@ -186,6 +186,16 @@ TEST(Allocator, MaxWorkersPerNode) {
   for (int i = 0; i < kMaxWorkersPerNode; ++i) booked(a, "p" + std::to_string(i), {{"tflops-request", "1"}}, "n1");
   EXPECT_EQ(fitOf(filterOk(a, request("last", {{"tflops-request", "1"}}), {"n1"}), "n1").reason,
             "node has 256 TensorFusion workers, the most per node");
+  // The node's workers outlive its GPUs' records: a GPU that goes and comes back (re-registered
+  // by its hypervisor) finds the node as full as it was.
+  a.removeGpu("g1");
+  EXPECT_EQ(fitOf(filterOk(a, request("last", {{"tflops-request", "1"}}), {"n1"}), "n1").reason,
+            "node has no TensorFusion GPU");
+  a.upsertGpu(gpu("g1", "n1", 100000, 1000));
+  EXPECT_EQ(fitOf(filterOk(a, request("last", {{"tflops-request", "1"}}), {"n1"}), "n1").reason,
+            "node has 256 TensorFusion workers, the most per node");
+  ASSERT_TRUE(a.release("uid-p0"));
+  EXPECT_TRUE(fitOf(filterOk(a, request("last", {{"tflops-request", "1"}}), {"n1"}), "n1").fits);
 }
 
 TEST(Allocator, ExactNodeScoresAndGpuPickPerMode) {

@@ -88,7 +88,10 @@ TEST(ExtenderApi, ArgsReaderSkipsOtherFieldsAndKeepsThePodWhole) {
   EXPECT_EQ(both->nodeNames, std::vector<std::string>{"n"});
   EXPECT_FALSE(both->nodes);
   for (const char* bad : {R"({"Pod":{},"NodeNames":[["n"]]})", R"({"Pod":{},"NodeNames":{}})", R"({"Pod":"p","NodeNames":[]})",
-                          R"({"Pod":{},"NodeNames":["n"])", "null", "\"s\"", ""})
+                          R"({"Pod":{},"NodeNames":["n"])", "null", "\"s\"", "",
+                          // broken inside a field the reader does not keep: still not JSON
+                          R"({"Extra":[1,,2],"Pod":{},"NodeNames":["n"]})", R"({"Pod":{},"NodeNames":["n"],"x":tru})",
+                          R"({"Pod":{"a":"\x"},"NodeNames":["n"]})", R"({"Pod":{},"NodeNames":["n"]} trailing)"})
     EXPECT_FALSE(parseExtenderArgs(bad)) << bad;
 }
 

@@ -1,0 +1,118 @@
+// VRAM tiers for one client's device memory: hot (on the device), warm (host memory), cold (a
+// file on local disk). Every allocation is its own allocation of the driver's virtual memory
+// management: an address range reserved for the allocation's whole life, and device memory
+// mapped into it while it is hot. Freezing copies the contents out and gives the device memory
+// back (to other vGPUs); thawing maps new device memory at the same addresses and copies the
+// contents in, so pointers the program holds (in host variables, in device structures, in
+// captured graphs) stay valid without it knowing.
+//
+//   VramTiers tiers(api, device, {.coldDir = "/var/lib/tensor-fusion/cold"});
+//   auto p = tiers.allocate(1 << 30);          // a CUdeviceptr, usable like cuMemAlloc's
+//   tiers.freeze(VramTiers::Tier::Warm);        // the device memory is free for others now
+//   tiers.thaw();                               // back, same address, same bytes
+//
+// The caller serialises calls and makes sure the device is not using the memory while it
+// moves (the client's context synchronised, no call of the client in flight). A freeze or
+// thaw that fails part way leaves every allocation whole in one tier or the other: nothing is
+// lost, and a thaw refused for want of device memory can be tried again later.
+//
+// Sizes are rounded up to the driver's allocation granularity (2 MiB on current GPUs).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cuda.h>
+
+#include "common/status.h"
+#include "remoting/worker/driver_api.h"
+
+namespace tf::remoting {
+
+class VramTiers {
+public:
+  enum class Tier { Hot, Warm, Cold };
+  struct Options {
+    std::string coldDir = "/var/tmp";  // where cold contents go (an unlinked file, gone with us)
+    size_t stagingBytes = 8u << 20;    // host buffer for cold <-> device copies
+  };
+  struct Usage {
+    uint64_t hotBytes = 0, warmBytes = 0, coldBytes = 0;
+    uint64_t freezes = 0, thaws = 0;  // allocations moved off / back onto the device
+    std::chrono::nanoseconds freezeTime{0}, thawTime{0};  // summed over those moves
+  };
+
+  VramTiers(const DriverApi& api, int device, Options options);
+  ~VramTiers();  // frees every allocation, whatever its tier
+  VramTiers(const VramTiers&) = delete;
+  VramTiers& operator=(const VramTiers&) = delete;
+
+  // A new hot allocation of at least `size` bytes (CUDA_ERROR_OUT_OF_MEMORY if the device has
+  // no room). The current context must be on `device`.
+  Result<CUdeviceptr> allocate(size_t size);
+  // Frees the allocation that starts at `p` (CUDA_ERROR_INVALID_VALUE if none does).
+  Status free(CUdeviceptr p);
+  // The allocation holding `p`: its start and (rounded) size, and tier.
+  struct Range {
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    Tier tier = Tier::Hot;
+  };
+  std::optional<Range> find(CUdeviceptr p) const;
+
+  // Moves every allocation in a hotter tier than `to` down to it (Warm or Cold).
+  Status freeze(Tier to);
+  // Brings every warm or cold allocation back onto the device at its address.
+  Status thaw();
+  bool frozen() const;  // any allocation not hot
+  Usage usage() const;
+
+private:
+  // Anonymous host memory for a warm allocation: mapped populated in one go (no zero-fill by
+  // hand, no fault per page), unmapped when it goes back.
+  class HostPages {
+  public:
+    HostPages() = default;
+    HostPages(HostPages&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    HostPages& operator=(HostPages&& o) noexcept;
+    ~HostPages() { reset(); }
+    bool allocate(size_t n);
+    void reset();
+    char* data() const { return static_cast<char*>(p_); }
+
+  private:
+    void* p_ = nullptr;
+    size_t n_ = 0;
+  };
+  struct Allocation {
+    size_t size = 0;
+    Tier tier = Tier::Hot;
+    CUmemGenericAllocationHandle handle = 0;  // while hot
+    HostPages warm;                           // while warm
+    int64_t coldOffset = -1;                  // while cold: where in the cold file
+  };
+  CUresult mapNew(CUdeviceptr base, Allocation& a);
+  void unmap(CUdeviceptr base, Allocation& a);
+  Status toHost(CUdeviceptr base, Allocation& a, Tier to);
+  Status toDevice(CUdeviceptr base, Allocation& a);
+  Status warmToCold(Allocation& a);
+  Result<int64_t> coldSlot(size_t size);
+  Status driverError(const char* what, CUresult r) const;
+
+  const DriverApi& api_;
+  int device_;
+  Options options_;
+  size_t granularity_ = 0;
+  std::map<CUdeviceptr, Allocation> allocations_;  // by start
+  int coldFd_ = -1;
+  int64_t coldEnd_ = 0;
+  std::multimap<size_t, int64_t> coldFree_;  // freed cold slots by size
+  Usage counts_;
+};
+
+}  // namespace tf::remoting

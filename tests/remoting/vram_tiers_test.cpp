@@ -1,0 +1,174 @@
+// VRAM tiers against the soft GPU's driver (dlopen()ed as the worker does): frozen memory is
+// free for others and comes back at the same addresses with the same bytes, from host memory
+// or from disk; a thaw with no room, or a cold tier that cannot be written, loses nothing.
+#include "remoting/worker/vram_tiers.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <numeric>
+
+#include <gtest/gtest.h>
+
+namespace tf::remoting {
+namespace {
+
+namespace fs = std::filesystem;
+using cuda::FnId;
+using Tier = VramTiers::Tier;
+constexpr size_t kMiB = 1u << 20;
+
+class VramTiersTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    // One 64 MiB device, this process's own (tests run as processes side by side).
+    state_ = fs::temp_directory_path() / ("tf-vram-tiers-" + std::to_string(getpid()));
+    fs::create_directories(state_ / "cold");
+    fs::create_directories(state_ / "softgpu");
+    setenv("TF_SOFTGPU_DEVICES", "H100:64MiB", 1);
+    setenv("TF_SOFTGPU_STATE_DIR", (state_ / "softgpu").c_str(), 1);
+    auto api = DriverApi::load(TF_SOFTGPU_LIB);
+    ASSERT_TRUE(api) << api.status().toString();
+    api_ = api->release();
+    ASSERT_EQ(fn<decltype(&::cuInit)>(FnId::cuInit)(0), CUDA_SUCCESS);
+    CUcontext ctx = nullptr;
+    ASSERT_EQ(fn<decltype(&::cuDevicePrimaryCtxRetain)>(FnId::cuDevicePrimaryCtxRetain)(&ctx, 0), CUDA_SUCCESS);
+    ASSERT_EQ(fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent)(ctx), CUDA_SUCCESS);
+    ready_ = true;
+  }
+  // gtest turns a failed SetUpTestSuite into skipped tests; a test that did not run must fail.
+  void SetUp() override { ASSERT_TRUE(ready_) << "the soft GPU did not start (see above)"; }
+  static void TearDownTestSuite() { fs::remove_all(state_); }
+
+  template <typename F> static F fn(FnId id) { return api_->fn<F>(id); }
+  static size_t freeBytes() {
+    size_t free = 0, total = 0;
+    EXPECT_EQ(fn<decltype(&::cuMemGetInfo_v2)>(FnId::cuMemGetInfo_v2)(&free, &total), CUDA_SUCCESS);
+    return free;
+  }
+  static std::vector<uint32_t> pattern(size_t bytes, uint32_t seed) {
+    std::vector<uint32_t> v(bytes / 4);
+    std::iota(v.begin(), v.end(), seed);
+    return v;
+  }
+  static void put(CUdeviceptr p, const std::vector<uint32_t>& v) {
+    ASSERT_EQ(fn<decltype(&::cuMemcpyHtoD_v2)>(FnId::cuMemcpyHtoD_v2)(p, v.data(), v.size() * 4), CUDA_SUCCESS);
+  }
+  static std::vector<uint32_t> get(CUdeviceptr p, size_t bytes) {
+    std::vector<uint32_t> v(bytes / 4);
+    EXPECT_EQ(fn<decltype(&::cuMemcpyDtoH_v2)>(FnId::cuMemcpyDtoH_v2)(v.data(), p, bytes), CUDA_SUCCESS);
+    return v;
+  }
+  VramTiers::Options options() const { return {(state_ / "cold").string(), 3 * kMiB}; }
+
+  static inline DriverApi* api_ = nullptr;
+  static inline bool ready_ = false;
+  static inline fs::path state_;
+};
+
+TEST_F(VramTiersTest, FrozenMemoryIsFreeForOthersAndComesBackAtTheSameAddress) {
+  const size_t before = freeBytes();
+  VramTiers tiers(*api_, 0, options());
+  auto p = tiers.allocate(40 * kMiB);
+  ASSERT_TRUE(p) << p.status().toString();
+  const auto bytes = pattern(40 * kMiB, 7);
+  put(*p, bytes);
+  EXPECT_EQ(freeBytes(), before - 40 * kMiB);
+
+  ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  EXPECT_EQ(tiers.find(*p)->tier, Tier::Warm);
+  EXPECT_EQ(tiers.usage().warmBytes, 40 * kMiB);
+  EXPECT_EQ(tiers.usage().hotBytes, 0u);
+  EXPECT_EQ(freeBytes(), before) << "the device memory went back";
+
+  // Another vGPU takes it (40 + 40 MiB would not fit in 64): the thaw must wait, losing nothing.
+  CUdeviceptr other = 0;
+  ASSERT_EQ(fn<decltype(&::cuMemAlloc_v2)>(FnId::cuMemAlloc_v2)(&other, 40 * kMiB), CUDA_SUCCESS);
+  Status refused = tiers.thaw();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.code(), Code::ResourceExhausted) << refused.toString();
+  EXPECT_EQ(tiers.find(*p)->tier, Tier::Warm);
+  ASSERT_EQ(fn<decltype(&::cuMemFree_v2)>(FnId::cuMemFree_v2)(other), CUDA_SUCCESS);
+
+  ASSERT_TRUE(tiers.thaw());
+  EXPECT_FALSE(tiers.frozen());
+  EXPECT_EQ(get(*p, 40 * kMiB), bytes) << "same address, same bytes";
+  const auto u = tiers.usage();
+  EXPECT_EQ(u.hotBytes, 40 * kMiB);
+  EXPECT_EQ(u.warmBytes, 0u);
+  EXPECT_EQ(u.freezes, 1u);
+  EXPECT_EQ(u.thaws, 1u);
+  ASSERT_TRUE(tiers.free(*p));
+  EXPECT_EQ(freeBytes(), before);
+}
+
+TEST_F(VramTiersTest, ColdContentsComeBackFromDisk) {
+  VramTiers tiers(*api_, 0, options());
+  auto a = tiers.allocate(10 * kMiB);  // straight to cold, in 3 MiB pieces
+  auto b = tiers.allocate(6 * kMiB);   // warm first, then spilled
+  ASSERT_TRUE(a && b);
+  const auto bytesA = pattern(10 * kMiB, 1), bytesB = pattern(6 * kMiB, 99);
+  put(*a, bytesA);
+  put(*b, bytesB);
+  ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  ASSERT_TRUE(tiers.freeze(Tier::Cold));
+  EXPECT_EQ(tiers.usage().coldBytes, 16 * kMiB);
+  EXPECT_EQ(tiers.usage().warmBytes, 0u);
+  ASSERT_TRUE(tiers.thaw());
+  EXPECT_EQ(get(*a, 10 * kMiB), bytesA);
+  EXPECT_EQ(get(*b, 6 * kMiB), bytesB);
+  // Freed cold space is used again: a second round does not grow the file past both.
+  ASSERT_TRUE(tiers.freeze(Tier::Cold));
+  ASSERT_TRUE(tiers.thaw());
+  EXPECT_EQ(get(*a, 10 * kMiB), bytesA);
+  EXPECT_EQ(tiers.usage().freezes, 4u);
+  EXPECT_EQ(tiers.usage().thaws, 4u);
+}
+
+TEST_F(VramTiersTest, SizesRoundToTheGranularityAndAddressesInsideAreFound) {
+  VramTiers tiers(*api_, 0, options());
+  auto p = tiers.allocate(1);
+  ASSERT_TRUE(p);
+  auto r = tiers.find(*p + 100);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->base, *p);
+  EXPECT_EQ(r->size, 2 * kMiB);
+  EXPECT_FALSE(tiers.find(*p + 2 * kMiB));
+  EXPECT_FALSE(tiers.find(*p - 1));
+}
+
+TEST_F(VramTiersTest, BadRequestsAreRefusedAndLoseNothing) {
+  const size_t before = freeBytes();
+  {
+    VramTiers tiers(*api_, 0, options());
+    EXPECT_EQ(tiers.allocate(0).status().code(), Code::InvalidArgument);
+    EXPECT_EQ(tiers.allocate(1ull << 40).status().code(), Code::ResourceExhausted);
+    auto p = tiers.allocate(4 * kMiB);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(tiers.free(*p + 4096).code(), Code::InvalidArgument) << "not the start of an allocation";
+    EXPECT_EQ(tiers.freeze(Tier::Hot).code(), Code::InvalidArgument);
+    const auto bytes = pattern(4 * kMiB, 5);
+    put(*p, bytes);
+    // Frozen and left frozen: the destructor gives everything back.
+    ASSERT_TRUE(tiers.freeze(Tier::Cold));
+    auto q = tiers.allocate(2 * kMiB);
+    ASSERT_TRUE(q);
+    ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  }
+  EXPECT_EQ(freeBytes(), before);
+  // A cold tier that cannot be written: the freeze fails and the memory stays hot and whole.
+  VramTiers tiers(*api_, 0, {(state_ / "no-such-dir").string(), kMiB});
+  auto p = tiers.allocate(2 * kMiB);
+  ASSERT_TRUE(p);
+  const auto bytes = pattern(2 * kMiB, 3);
+  put(*p, bytes);
+  Status s = tiers.freeze(Tier::Cold);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("no-such-dir"), std::string::npos) << s.toString();
+  EXPECT_EQ(tiers.find(*p)->tier, Tier::Hot);
+  EXPECT_EQ(get(*p, 2 * kMiB), bytes);
+}
+
+}  // namespace
+}  // namespace tf::remoting
