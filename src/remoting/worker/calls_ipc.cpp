@@ -34,6 +34,8 @@ TF_CALL(cuIpcGetMemHandle) {
   NEED(1);
   const Session::Allocation* a = s.allocationAt(A(0));
   if (!a || !a->freeable) return CUDA_ERROR_INVALID_VALUE; // the base of the client's own
+  // Tiered memory leaves the device while its owner idles, under any importer's feet.
+  if (a->tiered) return CUDA_ERROR_NOT_SUPPORTED;
   ipc.exportObject(IpcKind::Memory, &s, s.tenant(), A(0), a->size, a->ctx, h);
   out.blob.assign(reinterpret_cast<const char*>(h), kIpcHandleSize);
   return CUDA_SUCCESS;

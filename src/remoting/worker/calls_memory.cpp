@@ -8,6 +8,13 @@ namespace tf::remoting {
 // ---- memory ----------------------------------------------------------------------------
 TF_CALL(cuMemAlloc_v2) {
   NEED(1);
+  if (s.tiersOn()) {  // memory that can leave the device while the client idles
+    if (A(0) == 0) return CUDA_ERROR_INVALID_VALUE;
+    auto p = s.tierAllocate(A(0));
+    if (!p) return p.status().code() == Code::ResourceExhausted ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_NOT_SUPPORTED;
+    out.put(*p);
+    return CUDA_SUCCESS;
+  }
   DRV(cuMemAlloc_v2);
   CUdeviceptr p = 0;
   CUresult r = f(&p, A(0));
@@ -40,6 +47,7 @@ TF_CALL(cuMemFree_v2) {
   NEED(1);
   DRV(cuMemFree_v2);
   if (A(0) == 0) return f(0);
+  if (auto r = s.tierFree(A(0))) return *r;
   if (!s.removeAllocation(A(0))) return CUDA_ERROR_INVALID_VALUE;
   // Memory importers hold is freed when the last of them closes it.
   if (!s.shared().ipc.ownerReleases(IpcKind::Memory, &s, A(0))) return CUDA_SUCCESS;
