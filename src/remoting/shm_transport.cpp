@@ -7,6 +7,7 @@
 // timeout, checking the socket between sleeps.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -301,14 +302,25 @@ public:
     }
   }
 
+  // As waitForData (spin, then sleep on the futex the writer wakes), with a deadline: a
+  // reader that waits here sees a frame as soon as a blocking read would.
   bool waitReadable(int timeoutMs) override {
-    for (int waited = 0;; waited += 1) {
-      if (in_->head.load(std::memory_order_acquire) != in_->tail.load(std::memory_order_relaxed))
-        return true;
-      if (peerGone()) return true;
-      if (waited >= timeoutMs) return false;
-      timespec ts{0, 1000000L};
-      nanosleep(&ts, nullptr);
+    const uint64_t tail = in_->tail.load(std::memory_order_relaxed);
+    const auto ready = [&] { return in_->head.load(std::memory_order_acquire) != tail; };
+    if (spinUntil(ready)) return true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+      uint32_t seq = in_->dataSeq.load();
+      in_->readerSleeping.store(1);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (ready() || peerGone() || left.count() <= 0) {
+        in_->readerSleeping.store(0);
+        return left.count() > 0 || ready() || peerGone();
+      }
+      futexWait(&in_->dataSeq, seq, static_cast<int>(std::min<int64_t>(left.count(), kSleepMs)));
+      in_->readerSleeping.store(0);
+      if (ready()) return true;
     }
   }
 

@@ -82,6 +82,55 @@ TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
 }
 
+// The handlers generated from src/remoting/wire_calls.txt check what they are given as the
+// hand-written ones did: another client's handles are refused, a frame with too few args or a
+// struct of the wrong size is INVALID_VALUE, and the session goes on.
+TEST_P(WorkerTest, GeneratedHandlersCheckWhatTheyAreGiven) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t sA = 0, sB = 0, eA = 0, eB = 0, v = 0;
+  ASSERT_EQ(a.call(FnId::cuStreamCreate, {0}, ctxA, &sA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuStreamCreateWithPriority, {0, 0}, ctxB, &sB), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuEventCreate, {0}, ctxA, &eA), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuEventCreate, {0}, ctxB, &eB), CUDA_SUCCESS);
+
+  // Another client's stream, event, function or pool.
+  EXPECT_EQ(b.call(FnId::cuStreamQuery, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamGetPriority, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamGetCtx, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sB, eA, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sA, eB, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuEventQuery, {eA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuFuncGetAttribute, {0, sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuKernelGetFunction, {sA}, ctxB, &v), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuMemPoolTrimTo, {sA, 0}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(b.call(FnId::cuMemPoolDestroy, {sA}, ctxB), CUDA_ERROR_INVALID_HANDLE);
+  // Too few args: refused before anything runs.
+  EXPECT_EQ(b.call(FnId::cuStreamGetPriority, {}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuStreamCreateWithPriority, {0}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuCtxSetLimit, {CU_LIMIT_STACK_SIZE}, ctxB), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(FnId::cuKernelGetAttribute, {0, 0}, ctxB, &v), CUDA_ERROR_INVALID_VALUE);
+  // A struct of the wrong size (the call's blob).
+  EXPECT_EQ(b.call(static_cast<uint32_t>(FnId::cuStreamSetAttribute),
+                   {sB, CU_STREAM_ATTRIBUTE_PRIORITY}, ctxB, nullptr, nullptr, nullptr, "abc"),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(b.call(static_cast<uint32_t>(FnId::cuMemPoolCreate), {}, ctxB, &v, nullptr, nullptr,
+                   std::string(sizeof(CUmemPoolProps) - 1, '\0')),
+            CUDA_ERROR_INVALID_VALUE);
+
+  // Both go on: A's stream is intact, B's calls work; a destroyed stream is no longer A's.
+  uint64_t flags = 1;
+  EXPECT_EQ(a.call(FnId::cuStreamGetFlags, {sA}, ctxA, &flags), CUDA_SUCCESS);
+  EXPECT_EQ(flags, 0u);
+  EXPECT_EQ(b.call(FnId::cuStreamWaitEvent, {sB, eB, 0}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuStreamQuery, {sB}, ctxB), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamDestroy_v2, {sA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamQuery, {sA}, ctxA), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(a.call(FnId::cuStreamDestroy_v2, {sA}, ctxA), CUDA_ERROR_INVALID_HANDLE);
+}
+
 // Arrays, texture and surface objects are per client too: another client cannot destroy,
 // query, copy from or texture another's array, nor make a texture over another's memory.
 TEST_P(WorkerTest, AnotherClientsArraysAndTexturesAreRefused) {
@@ -1065,6 +1114,61 @@ TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, WorkerTest, ::testing::Values("tcp", "shm"));
+
+// VRAM tiers: a worker whose idle clients' memory leaves the device. On a 100 MiB device two
+// clients of 64 MiB each fit only one at a time: the second gets its memory once the first has
+// idled, the first's next call waits for room, and its bytes come back at the same address
+// (over shm the memory also goes to disk before it comes back).
+class TieredWorkerTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    setenv("TF_SOFTGPU_DEVICES", "H100:100MiB", 1);
+    std::vector<std::string> extra = {"--freeze-idle-ms", "1500", "--thaw-wait-ms", "200"};
+    if (GetParam() == "shm") extra.insert(extra.end(), {"--cold-after-ms", "200", "--cold-dir", "/tmp"});
+    worker_ = std::make_unique<WorkerProcess>(GetParam(), token_, extra);
+    ASSERT_FALSE(worker_->address().empty()) << "worker did not start";
+  }
+  std::string token_ = "test-token-" + std::to_string(getpid());
+  std::unique_ptr<WorkerProcess> worker_;
+};
+
+TEST_P(TieredWorkerTest, IdleMemoryIsFreeForOthersAndComesBackAtTheSameAddress) {
+  constexpr uint64_t kSize = 64ull << 20;
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  const uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t pA = 0, pB = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {kSize}, ctxA, &pA), CUDA_SUCCESS);
+  std::vector<uint8_t> bytes(kSize);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + (i >> 20));
+  ASSERT_EQ(a.call(FnId::cuMemcpyHtoD_v2, {pA, kSize}, ctxA, nullptr, nullptr, &bytes), CUDA_SUCCESS);
+
+  // B asks until A's idle freeze has made room (it cannot before: 64 + 64 > 100 MiB).
+  CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((r = b.call(FnId::cuMemAlloc_v2, {kSize}, ctxB, &pB)) == CUDA_ERROR_OUT_OF_MEMORY &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(r, CUDA_SUCCESS) << "A's idle memory never left the device";
+  if (GetParam() == "shm") std::this_thread::sleep_for(std::chrono::milliseconds(600));  // A's goes to disk
+
+  // A's next call needs its memory back while B holds the room: refused after the wait, nothing lost.
+  std::vector<uint8_t> got;
+  EXPECT_EQ(a.call(FnId::cuMemcpyDtoH_v2, {pA, 16}, ctxA, nullptr, &got), CUDA_ERROR_OUT_OF_MEMORY);
+  ASSERT_EQ(b.call(FnId::cuMemFree_v2, {pB}, ctxB), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemcpyDtoH_v2, {pA, kSize}, ctxA, nullptr, &got), CUDA_SUCCESS);
+  EXPECT_TRUE(got == bytes) << "the bytes came back changed";
+
+  // Tiered memory is not exported by IPC handle (it would leave the device under the importer).
+  EXPECT_EQ(a.call(FnId::cuIpcGetMemHandle, {pA}, ctxA), CUDA_ERROR_NOT_SUPPORTED);
+  // Freed through the tiers: the room is B's again.
+  ASSERT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {pA}, ctxA), CUDA_ERROR_INVALID_VALUE) << "freed twice";
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {kSize}, ctxB, &pB), CUDA_SUCCESS);
+}
+
+INSTANTIATE_TEST_SUITE_P(Both, TieredWorkerTest, ::testing::Values("tcp", "shm"));
 
 } // namespace
 } // namespace tf::remoting

@@ -22,18 +22,6 @@ CUresult create(FnId fn, Handle* out, const Desc* desc, std::initializer_list<ui
   return r;
 }
 
-// A descriptor the worker returns as the reply's blob.
-template <typename Desc> CUresult query(FnId fn, Desc* out, uint64_t handle) {
-  if (!out) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  std::string blob;
-  CUresult r = client().call(fn, {handle}, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, &blob);
-  if (r != CUDA_SUCCESS) return r;
-  if (blob.size() != sizeof(Desc)) return CUDA_ERROR_UNKNOWN;
-  std::memcpy(out, blob.data(), sizeof(Desc));
-  return CUDA_SUCCESS;
-}
-
 CUresult destroy(FnId fn, uint64_t handle) {
   TF_READY();
   return client().call(fn, {handle});
@@ -49,26 +37,11 @@ CUresult tf_rs_cuArrayCreate_v2(CUarray* a, const CUDA_ARRAY_DESCRIPTOR* d) {
 CUresult tf_rs_cuArray3DCreate_v2(CUarray* a, const CUDA_ARRAY3D_DESCRIPTOR* d) {
   return create(FnId::cuArray3DCreate_v2, a, d);
 }
-CUresult tf_rs_cuArrayGetDescriptor_v2(CUDA_ARRAY_DESCRIPTOR* d, CUarray a) {
-  return query(FnId::cuArrayGetDescriptor_v2, d, u(a));
-}
-CUresult tf_rs_cuArray3DGetDescriptor_v2(CUDA_ARRAY3D_DESCRIPTOR* d, CUarray a) {
-  return query(FnId::cuArray3DGetDescriptor_v2, d, u(a));
-}
 CUresult tf_rs_cuArrayDestroy(CUarray a) { return destroy(FnId::cuArrayDestroy, u(a)); }
 
 CUresult tf_rs_cuMipmappedArrayCreate(CUmipmappedArray* m, const CUDA_ARRAY3D_DESCRIPTOR* d, unsigned levels) {
   return create(FnId::cuMipmappedArrayCreate, m, d, {levels});
 }
-CUresult tf_rs_cuMipmappedArrayGetLevel(CUarray* level, CUmipmappedArray m, unsigned index) {
-  if (!level) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t v = 0;
-  CUresult r = client().call(FnId::cuMipmappedArrayGetLevel, {u(m), index}, &v, 1);
-  *level = h<CUarray>(v);
-  return r;
-}
-CUresult tf_rs_cuMipmappedArrayDestroy(CUmipmappedArray m) { return destroy(FnId::cuMipmappedArrayDestroy, u(m)); }
 
 // The blob: the resource descriptor, the texture descriptor and, when given, the view.
 CUresult tf_rs_cuTexObjectCreate(CUtexObject* t, const CUDA_RESOURCE_DESC* res, const CUDA_TEXTURE_DESC* tex,
@@ -83,16 +56,6 @@ CUresult tf_rs_cuTexObjectCreate(CUtexObject* t, const CUDA_RESOURCE_DESC* res, 
   *t = static_cast<CUtexObject>(v);
   return r;
 }
-CUresult tf_rs_cuTexObjectDestroy(CUtexObject t) { return destroy(FnId::cuTexObjectDestroy, t); }
-CUresult tf_rs_cuTexObjectGetResourceDesc(CUDA_RESOURCE_DESC* d, CUtexObject t) {
-  return query(FnId::cuTexObjectGetResourceDesc, d, t);
-}
-CUresult tf_rs_cuTexObjectGetTextureDesc(CUDA_TEXTURE_DESC* d, CUtexObject t) {
-  return query(FnId::cuTexObjectGetTextureDesc, d, t);
-}
-CUresult tf_rs_cuTexObjectGetResourceViewDesc(CUDA_RESOURCE_VIEW_DESC* d, CUtexObject t) {
-  return query(FnId::cuTexObjectGetResourceViewDesc, d, t);
-}
 
 CUresult tf_rs_cuSurfObjectCreate(CUsurfObject* s, const CUDA_RESOURCE_DESC* res) {
   if (!s || !res) return CUDA_ERROR_INVALID_VALUE;
@@ -101,10 +64,6 @@ CUresult tf_rs_cuSurfObjectCreate(CUsurfObject* s, const CUDA_RESOURCE_DESC* res
   CUresult r = client().call(FnId::cuSurfObjectCreate, {}, &v, 1, res, sizeof *res);
   *s = static_cast<CUsurfObject>(v);
   return r;
-}
-CUresult tf_rs_cuSurfObjectDestroy(CUsurfObject s) { return destroy(FnId::cuSurfObjectDestroy, s); }
-CUresult tf_rs_cuSurfObjectGetResourceDesc(CUDA_RESOURCE_DESC* d, CUsurfObject s) {
-  return query(FnId::cuSurfObjectGetResourceDesc, d, s);
 }
 
 } // extern "C"

@@ -141,14 +141,6 @@ CUresult tf_rs_cuCtxSynchronize() {
 
 // Profiler control runs on the worker, where the GPU (and any profiler attached to the worker,
 // such as Nsight Systems) is; the driver needs a current context for it.
-CUresult tf_rs_cuProfilerStart() {
-  TF_READY();
-  return client().call(FnId::cuProfilerStart, {});
-}
-CUresult tf_rs_cuProfilerStop() {
-  TF_READY();
-  return client().call(FnId::cuProfilerStop, {});
-}
 // The deprecated initializer names files on the client's machine, which the worker cannot
 // read: checked and accepted here, as the driver of CUDA 12 accepts it.
 CUresult tf_rs_cuProfilerInitialize(const char*, const char*, CUoutput_mode mode) {
@@ -158,21 +150,6 @@ CUresult tf_rs_cuProfilerInitialize(const char*, const char*, CUoutput_mode mode
 }
 
 // Configuration the worker's driver keeps (or, on the soft GPU, checks and accepts).
-CUresult tf_rs_cuCtxResetPersistingL2Cache() {
-  TF_READY();
-  return client().call(FnId::cuCtxResetPersistingL2Cache, {});
-}
-CUresult tf_rs_cuCtxSetSharedMemConfig(CUsharedconfig config) {
-  TF_READY();
-  return client().call(FnId::cuCtxSetSharedMemConfig, {static_cast<uint64_t>(config)});
-}
-CUresult tf_rs_cuCtxGetSharedMemConfig(CUsharedconfig* config) {
-  if (!config) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = scalarOut(FnId::cuCtxGetSharedMemConfig, {}, &out, 1);
-  *config = static_cast<CUsharedconfig>(out);
-  return r;
-}
 // Graph memory: every attribute is a cuuint64_t.
 CUresult tf_rs_cuDeviceGetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute attr, void* value) {
   if (!value) return CUDA_ERROR_INVALID_VALUE;
@@ -189,33 +166,7 @@ CUresult tf_rs_cuDeviceSetGraphMemAttribute(CUdevice dev, CUgraphMem_attribute a
                        {static_cast<uint64_t>(dev), static_cast<uint64_t>(attr),
                         *static_cast<const cuuint64_t*>(value)});
 }
-CUresult tf_rs_cuDeviceGraphMemTrim(CUdevice dev) {
-  TF_READY();
-  return client().call(FnId::cuDeviceGraphMemTrim, {static_cast<uint64_t>(dev)});
-}
 
-CUresult tf_rs_cuCtxGetLimit(size_t* v, CUlimit limit) {
-  if (!v) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = scalarOut(FnId::cuCtxGetLimit, {static_cast<uint64_t>(limit)}, &out, 1);
-  *v = out;
-  return r;
-}
-CUresult tf_rs_cuCtxSetLimit(CUlimit limit, size_t v) {
-  TF_READY();
-  return client().call(FnId::cuCtxSetLimit, {static_cast<uint64_t>(limit), v});
-}
-CUresult tf_rs_cuCtxGetCacheConfig(CUfunc_cache* c) {
-  if (!c) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = scalarOut(FnId::cuCtxGetCacheConfig, {}, &out, 1);
-  *c = static_cast<CUfunc_cache>(out);
-  return r;
-}
-CUresult tf_rs_cuCtxSetCacheConfig(CUfunc_cache c) {
-  TF_READY();
-  return client().call(FnId::cuCtxSetCacheConfig, {static_cast<uint64_t>(c)});
-}
 CUresult tf_rs_cuCtxGetStreamPriorityRange(int* least, int* greatest) {
   uint64_t out[2] = {};
   CUresult r = scalarOut(FnId::cuCtxGetStreamPriorityRange, {}, out, 2);
@@ -223,25 +174,6 @@ CUresult tf_rs_cuCtxGetStreamPriorityRange(int* least, int* greatest) {
   if (greatest) *greatest = static_cast<int>(out[1]);
   return r;
 }
-CUresult tf_rs_cuCtxGetFlags(unsigned* flags) {
-  if (!flags) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = scalarOut(FnId::cuCtxGetFlags, {}, &out, 1);
-  *flags = static_cast<unsigned>(out);
-  return r;
-}
-CUresult tf_rs_cuCtxSetFlags(unsigned flags) {
-  TF_READY();
-  return client().call(FnId::cuCtxSetFlags, {flags});
-}
 
-CUresult tf_rs_cuMemGetInfo_v2(size_t* fr, size_t* total) {
-  if (!fr || !total) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out[2] = {};
-  CUresult r = scalarOut(FnId::cuMemGetInfo_v2, {}, out, 2);
-  *fr = out[0];
-  *total = out[1];
-  return r;
-}
 
 } // extern "C"

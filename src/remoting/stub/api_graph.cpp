@@ -213,31 +213,11 @@ CUresult tf_rs_cuStreamGetCaptureInfo_v3_ptsz(CUstream s, CUstreamCaptureStatus*
   return captureInfo(true, s, st, id, g, deps, e, n);
 }
 
-CUresult tf_rs_cuGraphCreate(CUgraph* g, unsigned flags) {
-  if (!g) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuGraphCreate, {flags}, &out, 1);
-  *g = h<CUgraph>(out);
-  return r;
-}
 CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   TF_READY();
   CUresult r = client().call(FnId::cuGraphDestroy, {u(g)});
   if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
   return r;
-}
-CUresult tf_rs_cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType* t) {
-  if (!t) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuGraphNodeGetType, {u(node)}, &out, 1);
-  *t = static_cast<CUgraphNodeType>(out);
-  return r;
-}
-CUresult tf_rs_cuGraphDestroyNode(CUgraphNode node) {
-  TF_READY();
-  return client().call(FnId::cuGraphDestroyNode, {u(node)});
 }
 CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
   if (!e) return CUDA_ERROR_INVALID_VALUE;

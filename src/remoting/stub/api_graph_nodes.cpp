@@ -1,5 +1,5 @@
 // Graph and node introspection, node parameters, clones, child graphs and executable graph
-// updates, forwarded (worker: handlers_graph_nodes.cpp). Node lists come as the reply's blob;
+// updates, forwarded (worker: calls_graph_nodes.cpp). Node lists come as the reply's blob;
 // a kernel node's parameter values come packed by the kernel's layout and are kept here per
 // node, so the kernelParams pointers handed out stay valid as the driver's do (until the
 // node's parameters are read again). A host node's function is the one this process gave.
@@ -179,20 +179,6 @@ CUresult tf_rs_cuGraphGetEdges_v2(CUgraph g, CUgraphNode* from, CUgraphNode* to,
   return edgesOf(g, from, to, e, n);
 }
 
-CUresult tf_rs_cuGraphClone(CUgraph* clone, CUgraph g) {
-  if (!clone) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = handleOut(FnId::cuGraphClone, {u(g)}, &out);
-  *clone = h<CUgraph>(out);
-  return r;
-}
-CUresult tf_rs_cuGraphNodeFindInClone(CUgraphNode* node, CUgraphNode original, CUgraph clone) {
-  if (!node) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = handleOut(FnId::cuGraphNodeFindInClone, {u(original), u(clone)}, &out);
-  *node = h<CUgraphNode>(out);
-  return r;
-}
 CUresult tf_rs_cuGraphAddChildGraphNode(CUgraphNode* node, CUgraph g, const CUgraphNode* deps,
                                         size_t n, CUgraph child) {
   if (!node || (n && !deps)) return CUDA_ERROR_INVALID_VALUE;
@@ -210,10 +196,6 @@ CUresult tf_rs_cuGraphChildGraphNodeGetGraph(CUgraphNode node, CUgraph* g) {
   CUresult r = handleOut(FnId::cuGraphChildGraphNodeGetGraph, {u(node)}, &out);
   if (r == CUDA_SUCCESS) *g = h<CUgraph>(out);
   return r;
-}
-CUresult tf_rs_cuGraphExecChildGraphNodeSetParams(CUgraphExec e, CUgraphNode node, CUgraph child) {
-  TF_READY();
-  return client().call(FnId::cuGraphExecChildGraphNodeSetParams, {u(e), u(node), u(child)});
 }
 
 CUresult tf_rs_cuGraphKernelNodeGetParams_v2(CUgraphNode node, CUDA_KERNEL_NODE_PARAMS_v2* p) {
@@ -251,9 +233,6 @@ CUresult tf_rs_cuGraphExecKernelNodeSetParams(CUgraphExec e, CUgraphNode node,
   CUDA_KERNEL_NODE_PARAMS_v2 v2 = kernelParamsV2(*p);
   return kernelSet(e, node, &v2);
 }
-CUresult tf_rs_cuGraphMemsetNodeGetParams(CUgraphNode node, CUDA_MEMSET_NODE_PARAMS* p) {
-  return structGet(FnId::cuGraphMemsetNodeGetParams, node, p);
-}
 CUresult tf_rs_cuGraphExecMemsetNodeSetParams(CUgraphExec e, CUgraphNode node,
                                               const CUDA_MEMSET_NODE_PARAMS* p, CUcontext ctx) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
@@ -274,10 +253,6 @@ CUresult tf_rs_cuGraphHostNodeGetParams(CUgraphNode node, CUDA_HOST_NODE_PARAMS*
   if (it == nodes().hosts.end()) return CUDA_ERROR_NOT_SUPPORTED; // a captured host function
   *p = it->second;
   return CUDA_SUCCESS;
-}
-CUresult tf_rs_cuGraphNodeSetEnabled(CUgraphExec e, CUgraphNode node, unsigned enabled) {
-  TF_READY();
-  return client().call(FnId::cuGraphNodeSetEnabled, {u(e), u(node), enabled});
 }
 CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* enabled) {
   if (!enabled) return CUDA_ERROR_INVALID_VALUE;

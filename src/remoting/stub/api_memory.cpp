@@ -17,7 +17,6 @@
 
 using namespace tf::remoting::stub;
 
-
 namespace {
 
 // Memory the device reaches by this address (device, managed, mirrored or shared pinned).
@@ -427,18 +426,6 @@ CUresult tf_rs_cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice dev) {
 CUresult tf_rs_cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice dev) {
   return tf_rs_cuDeviceGetDefaultMemPool(pool, dev); // the stub never changes the device's pool
 }
-CUresult tf_rs_cuMemPoolCreate(CUmemoryPool* pool, const CUmemPoolProps* props) {
-  if (!pool || !props) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuMemPoolCreate, {}, &out, 1, props, sizeof(*props));
-  *pool = h<CUmemoryPool>(out);
-  return r;
-}
-CUresult tf_rs_cuMemPoolDestroy(CUmemoryPool pool) {
-  TF_READY();
-  return client().call(FnId::cuMemPoolDestroy, {u(pool)});
-}
 } // extern "C"
 
 namespace {
@@ -466,10 +453,6 @@ CUresult tf_rs_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr
   uint64_t v = intPoolAttr(attr) ? static_cast<uint64_t>(*static_cast<int*>(value))
                                  : *static_cast<cuuint64_t*>(value);
   return client().call(FnId::cuMemPoolSetAttribute, {u(pool), static_cast<uint64_t>(attr), v});
-}
-CUresult tf_rs_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep) {
-  TF_READY();
-  return client().call(FnId::cuMemPoolTrimTo, {u(pool), keep});
 }
 } // extern "C"
 
@@ -558,14 +541,6 @@ CUresult tf_rs_cuMemSetAccess(CUdeviceptr va, size_t size, const CUmemAccessDesc
   if (!desc || !count || count > 64) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   return client().call(FnId::cuMemSetAccess, {va, size}, nullptr, 0, desc, count * sizeof(*desc));
-}
-CUresult tf_rs_cuMemGetAccess(unsigned long long* flags, const CUmemLocation* loc, CUdeviceptr va) {
-  if (!flags || !loc) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuMemGetAccess, {va}, &out, 1, loc, sizeof(*loc));
-  *flags = out;
-  return r;
 }
 CUresult tf_rs_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle* hdl, void* addr) {
   if (!hdl) return CUDA_ERROR_INVALID_VALUE;

@@ -348,14 +348,6 @@ CUresult tf_rs_cuModuleGetFunction(CUfunction* f, CUmodule m, const char* name) 
   *f = h<CUfunction>(out);
   return r;
 }
-CUresult tf_rs_cuKernelGetFunction(CUfunction* f, CUkernel k) {
-  if (!f) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuKernelGetFunction, {u(k)}, &out, 1);
-  *f = h<CUfunction>(out);
-  return r;
-}
 
 } // extern "C"
 
@@ -381,14 +373,6 @@ CUresult tf_rs_cuLibraryGetGlobal(CUdeviceptr* p, size_t* size, CUlibrary lib, c
   return global(FnId::cuLibraryGetGlobal, p, size, remote, name);
 }
 
-CUresult tf_rs_cuFuncGetAttribute(int* v, CUfunction_attribute attr, CUfunction f) {
-  if (!v) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuFuncGetAttribute, {static_cast<uint64_t>(attr), u(f)}, &out, 1);
-  *v = static_cast<int>(out);
-  return r;
-}
 CUresult tf_rs_cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v) {
   TF_READY();
   CUresult r =
@@ -396,42 +380,11 @@ CUresult tf_rs_cuFuncSetAttribute(CUfunction f, CUfunction_attribute attr, int v
   client().forgetOccupancy(); // after the change, so no launch caches the old bound
   return r;
 }
-CUresult tf_rs_cuFuncSetCacheConfig(CUfunction f, CUfunc_cache c) {
-  TF_READY();
-  return client().call(FnId::cuFuncSetCacheConfig, {u(f), static_cast<uint64_t>(c)});
-}
-CUresult tf_rs_cuFuncSetSharedMemConfig(CUfunction f, CUsharedconfig config) {
-  TF_READY();
-  return client().call(FnId::cuFuncSetSharedMemConfig, {u(f), static_cast<uint64_t>(config)});
-}
-CUresult tf_rs_cuKernelGetAttribute(int* v, CUfunction_attribute attr, CUkernel k, CUdevice dev) {
-  if (!v) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuKernelGetAttribute,
-                             {static_cast<uint64_t>(attr), u(k), static_cast<uint64_t>(dev)}, &out, 1);
-  *v = static_cast<int>(out);
-  return r;
-}
 CUresult tf_rs_cuKernelSetAttribute(CUfunction_attribute attr, int v, CUkernel k, CUdevice dev) {
   TF_READY();
   CUresult r = client().call(FnId::cuKernelSetAttribute, {static_cast<uint64_t>(attr), static_cast<uint64_t>(v),
                                                            u(k), static_cast<uint64_t>(dev)});
   client().forgetOccupancy();
-  return r;
-}
-CUresult tf_rs_cuKernelSetCacheConfig(CUkernel k, CUfunc_cache c, CUdevice dev) {
-  TF_READY();
-  return client().call(FnId::cuKernelSetCacheConfig, {u(k), static_cast<uint64_t>(c), static_cast<uint64_t>(dev)});
-}
-CUresult tf_rs_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int* n, CUfunction f, int bs,
-                                                                    size_t smem, unsigned flags) {
-  if (!n) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  uint64_t out = 0;
-  CUresult r = client().call(FnId::cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
-                             {u(f), static_cast<uint64_t>(bs), smem, flags}, &out, 1);
-  *n = static_cast<int>(out);
   return r;
 }
 CUresult tf_rs_cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, CUfunction f, int bs, size_t smem) {

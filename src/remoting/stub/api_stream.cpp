@@ -35,40 +35,11 @@ CUresult streamSync(FnId fn, CUstream s) {
     betweenSlices();
   }
 }
-CUresult streamQuery(FnId fn, CUstream s) {
-  TF_READY();
-  perThreadCall(fn, s);
-  return client().call(fn, {u(s)});
-}
-CUresult streamWaitEvent(FnId fn, CUstream s, CUevent e, unsigned flags) {
-  TF_READY();
-  if (!client().hasHandle(Client::Handle::Event, e) || !client().streamOk(s)) return CUDA_ERROR_INVALID_HANDLE;
-  perThreadCall(fn, s);
-  return client().post(fn, {u(s), u(e), flags});
-}
-// Attaching managed memory and stream attributes (access policy windows, priorities): hints
-// the worker's driver keeps; the values travel as the driver's own union.
+// Attaching managed memory and copying stream attributes: hints the worker's driver keeps.
 CUresult streamAttachMem(FnId fn, CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
   TF_READY();
   perThreadCall(fn, s);
   return client().call(fn, {u(s), p, length, flags});
-}
-CUresult streamSetAttribute(FnId fn, CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
-  if (!v) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  perThreadCall(fn, s);
-  return client().call(fn, {u(s), static_cast<uint64_t>(attr)}, nullptr, 0, v, sizeof(*v));
-}
-CUresult streamGetAttribute(FnId fn, CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
-  if (!v) return CUDA_ERROR_INVALID_VALUE;
-  TF_READY();
-  perThreadCall(fn, s);
-  std::string reply;
-  CUresult r = client().call(fn, {u(s), static_cast<uint64_t>(attr)}, nullptr, 0, nullptr, 0,
-                             nullptr, 0, nullptr, &reply);
-  if (r == CUDA_SUCCESS && reply.size() != sizeof(*v)) return CUDA_ERROR_UNKNOWN;
-  if (r == CUDA_SUCCESS) std::memcpy(v, reply.data(), sizeof(*v));
-  return r;
 }
 CUresult streamCopyAttributes(FnId fn, CUstream dst, CUstream src) {
   TF_READY();
@@ -107,70 +78,14 @@ CUstream threadStream() {
 
 extern "C" {
 
-CUresult tf_rs_cuStreamCreate(CUstream* s, unsigned flags) {
-  if (!s) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = handleOut(FnId::cuStreamCreate, {flags}, &out);
-  *s = h<CUstream>(out);
-  if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Stream, *s);
-  return r;
-}
-CUresult tf_rs_cuStreamCreateWithPriority(CUstream* s, unsigned flags, int prio) {
-  if (!s) return CUDA_ERROR_INVALID_VALUE;
-  uint64_t out = 0;
-  CUresult r = handleOut(FnId::cuStreamCreateWithPriority, {flags, static_cast<uint64_t>(prio)}, &out);
-  *s = h<CUstream>(out);
-  if (r == CUDA_SUCCESS) client().addHandle(Client::Handle::Stream, *s);
-  return r;
-}
-CUresult tf_rs_cuStreamDestroy_v2(CUstream s) {
-  TF_READY();
-  CUresult r = client().call(FnId::cuStreamDestroy_v2, {u(s)});
-  if (r == CUDA_SUCCESS) client().removeHandle(Client::Handle::Stream, s);
-  return r;
-}
-
 CUresult tf_rs_cuStreamSynchronize(CUstream s) { return streamSync(FnId::cuStreamSynchronize, s); }
 CUresult tf_rs_cuStreamSynchronize_ptsz(CUstream s) { return streamSync(FnId::cuStreamSynchronize_ptsz, s); }
 
-CUresult tf_rs_cuStreamQuery(CUstream s) { return streamQuery(FnId::cuStreamQuery, s); }
-CUresult tf_rs_cuStreamQuery_ptsz(CUstream s) { return streamQuery(FnId::cuStreamQuery_ptsz, s); }
-
-CUresult tf_rs_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags) {
-  return streamWaitEvent(FnId::cuStreamWaitEvent, s, e, flags);
-}
-CUresult tf_rs_cuStreamWaitEvent_ptsz(CUstream s, CUevent e, unsigned flags) {
-  return streamWaitEvent(FnId::cuStreamWaitEvent_ptsz, s, e, flags);
-}
-
-#define TF_STREAM_GET(sym, T)                                                                     \
-  CUresult tf_rs_##sym(CUstream s, T* v) {                                                        \
-    if (!v) return CUDA_ERROR_INVALID_VALUE;                                                      \
-    TF_READY();                                                                                   \
-    FnId fn = FnId::sym;                                                                          \
-    perThreadCall(fn, s);                                                                         \
-    uint64_t out = 0;                                                                             \
-    CUresult r = handleOut(fn, {u(s)}, &out);                                                     \
-    *v = (T)(out);                                                                                \
-    return r;                                                                                     \
-  }
 CUresult tf_rs_cuStreamAttachMemAsync(CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
   return streamAttachMem(FnId::cuStreamAttachMemAsync, s, p, length, flags);
 }
 CUresult tf_rs_cuStreamAttachMemAsync_ptsz(CUstream s, CUdeviceptr p, size_t length, unsigned flags) {
   return streamAttachMem(FnId::cuStreamAttachMemAsync_ptsz, s, p, length, flags);
-}
-CUresult tf_rs_cuStreamSetAttribute(CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
-  return streamSetAttribute(FnId::cuStreamSetAttribute, s, attr, v);
-}
-CUresult tf_rs_cuStreamSetAttribute_ptsz(CUstream s, CUstreamAttrID attr, const CUstreamAttrValue* v) {
-  return streamSetAttribute(FnId::cuStreamSetAttribute_ptsz, s, attr, v);
-}
-CUresult tf_rs_cuStreamGetAttribute(CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
-  return streamGetAttribute(FnId::cuStreamGetAttribute, s, attr, v);
-}
-CUresult tf_rs_cuStreamGetAttribute_ptsz(CUstream s, CUstreamAttrID attr, CUstreamAttrValue* v) {
-  return streamGetAttribute(FnId::cuStreamGetAttribute_ptsz, s, attr, v);
 }
 CUresult tf_rs_cuStreamCopyAttributes(CUstream dst, CUstream src) {
   return streamCopyAttributes(FnId::cuStreamCopyAttributes, dst, src);
@@ -178,15 +93,6 @@ CUresult tf_rs_cuStreamCopyAttributes(CUstream dst, CUstream src) {
 CUresult tf_rs_cuStreamCopyAttributes_ptsz(CUstream dst, CUstream src) {
   return streamCopyAttributes(FnId::cuStreamCopyAttributes_ptsz, dst, src);
 }
-
-TF_STREAM_GET(cuStreamGetPriority, int)
-TF_STREAM_GET(cuStreamGetPriority_ptsz, int)
-TF_STREAM_GET(cuStreamGetFlags, unsigned)
-TF_STREAM_GET(cuStreamGetFlags_ptsz, unsigned)
-TF_STREAM_GET(cuStreamGetId, unsigned long long)
-TF_STREAM_GET(cuStreamGetId_ptsz, unsigned long long)
-TF_STREAM_GET(cuStreamGetCtx, CUcontext)
-TF_STREAM_GET(cuStreamGetCtx_ptsz, CUcontext)
 
 CUresult tf_rs_cuLaunchHostFunc(CUstream s, CUhostFn fn, void* data) {
   if (!fn) return CUDA_ERROR_INVALID_VALUE;
@@ -258,10 +164,6 @@ CUresult tf_rs_cuEventSynchronize(CUevent e) {
     if (r != CUDA_ERROR_NOT_READY) return r;
     betweenSlices();
   }
-}
-CUresult tf_rs_cuEventQuery(CUevent e) {
-  TF_READY();
-  return client().call(FnId::cuEventQuery, {u(e)});
 }
 CUresult tf_rs_cuEventElapsedTime_v2(float* ms, CUevent a, CUevent b) {
   if (!ms) return CUDA_ERROR_INVALID_VALUE;

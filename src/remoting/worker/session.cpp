@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "common/log.h"
 #include "cuda/catalog.h"
@@ -310,6 +312,115 @@ void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {
   if (freeable) info_->bytes.fetch_add(size);
 }
 
+// ---- VRAM tiers -----------------------------------------------------------------------------
+
+Result<CUdeviceptr> Session::tierAllocate(uint64_t size) {
+  CUdevice dev = 0;
+  if (CUresult r = d().fn<decltype(&::cuCtxGetDevice)>(FnId::cuCtxGetDevice)(&dev); r != CUDA_SUCCESS)
+    return failedPrecondition("no current context");
+  DeviceTiers& t = tiers_[dev];
+  if (!t.tiers) {
+    VramTiers::Options o;
+    o.coldDir = shared_.tiers.coldDir;
+    t.tiers = std::make_unique<VramTiers>(d(), dev, o);
+    t.ctx = current_;
+  }
+  auto p = t.tiers->allocate(size);
+  if (!p) return p.status();
+  track(*p, Allocation{size, current_, true, true});
+  info_->bytes.fetch_add(size);
+  return *p;
+}
+
+std::optional<CUresult> Session::tierFree(CUdeviceptr p) {
+  auto a = allocations_.find(p);
+  if (a == allocations_.end() || !a->second.tiered) return std::nullopt;
+  for (auto& [dev, t] : tiers_) {
+    if (!t.tiers->find(p)) continue;
+    removeAllocation(p);
+    return t.tiers->free(p) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+VramTiers::Usage Session::tierUsage() const {
+  VramTiers::Usage sum;
+  for (const auto& [dev, t] : tiers_) {
+    const VramTiers::Usage u = t.tiers->usage();
+    sum.hotBytes += u.hotBytes;
+    sum.warmBytes += u.warmBytes;
+    sum.coldBytes += u.coldBytes;
+    sum.freezes += u.freezes;
+    sum.thaws += u.thaws;
+    sum.freezeTime += u.freezeTime;
+    sum.thawTime += u.thawTime;
+  }
+  return sum;
+}
+
+// The client's work finishes first (its memory must not move under a kernel); then each
+// device's memory moves with one of the client's contexts of that device current.
+Status Session::freezeTiers(VramTiers::Tier to) {
+  auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
+  auto sync = d().fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
+  Status result = Status::ok();
+  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)])
+    if (setCurrent(reinterpret_cast<CUcontext>(c)) == CUDA_SUCCESS) sync();
+  for (auto& [dev, t] : tiers_) {
+    CUcontext ctx = primaries_.count(dev) ? primaries_[dev] : t.ctx;
+    if (setCurrent(ctx) != CUDA_SUCCESS) continue;
+    if (Status s = t.tiers->freeze(to); !s && result.isOk()) result = s;
+  }
+  setCurrent(current_);
+  return result;
+}
+
+CUresult Session::thawTiers() {
+  auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(shared_.tiers.thawWaitMs);
+  for (int attempt = 0;; ++attempt) {
+    Status failed = Status::ok();
+    for (auto& [dev, t] : tiers_) {
+      CUcontext ctx = primaries_.count(dev) ? primaries_[dev] : t.ctx;
+      if (!t.tiers->frozen() || setCurrent(ctx) != CUDA_SUCCESS) continue;
+      if (Status s = t.tiers->thaw(); !s && failed.isOk()) failed = s;
+    }
+    setCurrent(current_);
+    if (failed.isOk()) {
+      frozen_.reset();
+      return CUDA_SUCCESS;
+    }
+    // No room on the device (another vGPU holds it): wait for it, within the bound.
+    if (failed.code() != Code::ResourceExhausted || std::chrono::steady_clock::now() >= deadline) {
+      TF_LOG(Warn, "worker: %s: thawing its memory: %s", peer_.c_str(), failed.toString().c_str());
+      return failed.code() == Code::ResourceExhausted ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_UNKNOWN;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 5 << std::min(attempt, 4))));
+  }
+}
+
+void Session::waitFreezingIdle() {
+  const TierOptions& o = shared_.tiers;
+  if (tiers_.empty()) return;
+  if (!frozen_) {
+    if (transport_->waitReadable(o.freezeIdleMs)) return;
+    if (Status s = freezeTiers(VramTiers::Tier::Warm); !s) {
+      TF_LOG(Warn, "worker: %s: freezing its idle memory: %s", peer_.c_str(), s.toString().c_str());
+      return;
+    }
+    frozen_ = VramTiers::Tier::Warm;
+    if (shared_.verbose) TF_LOG(Info, "worker: %s idle: its device memory is in host memory", peer_.c_str());
+  }
+  if (*frozen_ == VramTiers::Tier::Warm && o.coldAfterMs > 0) {
+    if (transport_->waitReadable(o.coldAfterMs)) return;
+    if (Status s = freezeTiers(VramTiers::Tier::Cold); !s) {
+      TF_LOG(Warn, "worker: %s: moving its memory to disk: %s", peer_.c_str(), s.toString().c_str());
+      return;
+    }
+    frozen_ = VramTiers::Tier::Cold;
+  }
+}
+
 const Session::Allocation* Session::allocationFor(CUdeviceptr p, uint64_t n) const {
   auto it = allocations_.upper_bound(p);
   if (it == allocations_.begin()) return nullptr;
@@ -508,6 +619,7 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
 void Session::serve() {
   std::vector<uint8_t> args;
   for (;;) {
+    if (tiersOn()) waitFreezingIdle();
     FrameHeader h;
     Status s = readHeader(*transport_, &h);
     if (s.isOk() && h.kind == static_cast<uint16_t>(Kind::Bye)) break;
@@ -542,6 +654,7 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
     r = setCurrent(want);
     if (r == CUDA_SUCCESS) current_ = want;
   }
+  if (r == CUDA_SUCCESS && frozen_) r = thawTiers();  // the memory comes back before any call runs
   if (r == CUDA_SUCCESS) r = dispatch(*this, in, out);
   if (bulkLeft_) TF_RETURN_IF_ERROR(skipBulk(*transport_, bulkLeft_));
   bulkLeft_ = 0;
@@ -673,10 +786,11 @@ void Session::releaseAll() {
     if (setCurrent(reinterpret_cast<CUcontext>(c)) != CUDA_SUCCESS) continue;
     ctxSync(); // let queued work finish before its memory goes
     for (auto& [p, a] : allocations_)
-      if (a.freeable && a.ctx == reinterpret_cast<CUcontext>(c) &&
+      if (a.freeable && !a.tiered && a.ctx == reinterpret_cast<CUcontext>(c) &&
           shared_.ipc.ownerReleases(IpcKind::Memory, this, p) && memFree(p) == CUDA_SUCCESS)
         ++freed;
   }
+  tiers_.clear();  // every tiered allocation, whatever its tier
   // Virtual memory: unmap, release every reference, free the reservations.
   if (!mappings_.empty() || !memHandles_.empty() || !reservations_.empty()) {
     auto unmap = api.fn<decltype(&::cuMemUnmap)>(FnId::cuMemUnmap);

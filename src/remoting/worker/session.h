@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -27,6 +28,7 @@
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 #include "remoting/worker/driver_api.h"
+#include "remoting/worker/vram_tiers.h"
 #include "remoting/worker/ipc.h"
 
 namespace tf::remoting {
@@ -81,11 +83,21 @@ private:
 
 // What all sessions of one worker share: the driver, the image cache, the tokens (one per
 // tenant: tokens[i] is tenant i), IPC handles.
+// VRAM tiers (worker/vram_tiers.h) for every client of the worker: its cuMemAlloc memory can
+// leave the device while it idles. Off when freezeIdleMs is 0.
+struct TierOptions {
+  int freezeIdleMs = 0;  // a client idle this long: its memory goes to host memory
+  int coldAfterMs = 0;   // idle this much longer: to the cold directory (0: never)
+  int thawWaitMs = 5000; // a thaw that finds no room retries this long, then the call fails
+  std::string coldDir = "/var/tmp";
+};
+
 struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
   std::vector<std::string> tokens;
   IpcRegistry ipc;
   bool verbose = false;
+  TierOptions tiers;
   // Module images by FNV-1a hash, kept while the worker runs (capped in total).
   std::mutex imagesMu;
   std::unordered_map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images;
@@ -160,6 +172,7 @@ public:
     uint64_t size;
     CUcontext ctx;
     bool freeable; // false for module globals
+    bool tiered = false; // the tiers' (freed through them)
   };
   void addAllocation(CUdeviceptr p, uint64_t size, bool freeable);
   // The client's allocation starting exactly at p, or nullptr.
@@ -191,6 +204,14 @@ public:
     mappings_.erase(va);
     untrack(va);
   }
+  // VRAM tiers (WorkerShared::tiers): cuMemAlloc's memory is the tiers', frozen once the
+  // client has been idle long enough and thawed before its next call runs.
+  bool tiersOn() const { return shared_.tiers.freezeIdleMs > 0; }
+  Result<CUdeviceptr> tierAllocate(uint64_t size);
+  // Frees the tiered allocation starting at p; nullopt if p is not one.
+  std::optional<CUresult> tierFree(CUdeviceptr p);
+  // Bytes per tier over the client's devices.
+  VramTiers::Usage tierUsage() const;
   // Whether any 8-byte word of a kernel's parameters points into another client's memory.
   bool foreignPointerIn(std::string_view params) const;
   // Parameter layouts of launched functions (a launch must match its kernel exactly).
@@ -237,6 +258,10 @@ private:
   Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
   Status sendReply(const FrameHeader& h, CUresult r, CallOut& out, uint16_t flags = 0);
   void releaseAll();
+  // Tiers: waits for the next frame, freezing the client's memory when none comes in time.
+  void waitFreezingIdle();
+  Status freezeTiers(VramTiers::Tier to);
+  CUresult thawTiers();
 
   WorkerShared& shared_;
   TransportPtr transport_;
@@ -267,6 +292,12 @@ private:
   std::map<uint64_t, HostRange> hostMirrors_;
   std::map<uint64_t, int> hostPages_;        // pages mapped for them -> ranges using each
   std::vector<void*> persistentArgs_;
+  struct DeviceTiers {
+    std::unique_ptr<VramTiers> tiers;
+    CUcontext ctx = nullptr;  // a context of the device, current while memory moves
+  };
+  std::map<int, DeviceTiers> tiers_;
+  std::optional<VramTiers::Tier> frozen_;  // where the memory went, while it is off the device
   void unmapHostPages(uint64_t addr, uint64_t size);
 };
 
@@ -287,7 +318,7 @@ template <typename F> Result<bool> Session::consumeBulkInPlace(uint64_t n, F&& c
   return true;
 }
 
-// Executes one call (handlers.cpp). Returns the driver's CUresult.
+// Executes one call (call_table.cpp). Returns the driver's CUresult.
 CUresult dispatch(Session& s, const CallIn& in, CallOut& out);
 
 } // namespace tf::remoting

@@ -7,7 +7,7 @@
 // idle. Elsewhere ShareDevice answers NOT_SUPPORTED and the bytes travel in the transport.
 #include <unistd.h>
 
-#include "remoting/worker/handlers.h"
+#include "remoting/worker/calls.h"
 
 namespace tf::remoting {
 

@@ -20,6 +20,7 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   w->shared_.tokens = {o.token};
   w->shared_.tokens.insert(w->shared_.tokens.end(), o.moreTokens.begin(), o.moreTokens.end());
   w->shared_.verbose = o.verbose;
+  w->shared_.tiers = o.tiers;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
   if (r != CUDA_SUCCESS) return unavailable("cuInit failed on " + o.driver + ": " + std::to_string(r));
@@ -76,7 +77,12 @@ void usage() {
           "  the token may also come from TF_REMOTE_TOKEN; each further --token is a tenant of\n"
           "  its own (clients of different tenants cannot open each other's IPC handles). A connection that has not sent its\n"
           "  Hello within the timeout is closed; when more are waiting than allowed (in all, or\n"
-          "  from one address), the oldest waiting one is closed.\n");
+          "  from one address), the oldest waiting one is closed.\n"
+          "         [--freeze-idle-ms N [--cold-after-ms N] [--cold-dir /var/tmp] [--thaw-wait-ms 5000]]\n"
+          "  VRAM tiers: a client idle for N ms has its cuMemAlloc memory moved to host memory (and\n"
+          "  after --cold-after-ms more to an unlinked file in --cold-dir), giving the device memory\n"
+          "  back; its next call brings it back at the same addresses. Its memory cannot be exported\n"
+          "  by IPC handle then.\n");
 }
 
 // A positive integer option, or -1.
@@ -113,6 +119,14 @@ int runWorker(int argc, char** argv) {
       o.gate.maxPending = static_cast<size_t>(positive(v));
     else if (a == "--max-pending-per-peer" && (v = value()) && positive(v) > 0)
       o.gate.maxPendingPerPeer = static_cast<size_t>(positive(v));
+    else if (a == "--freeze-idle-ms" && (v = value()) && positive(v) > 0)
+      o.tiers.freezeIdleMs = static_cast<int>(std::min(positive(v), 86400000L));
+    else if (a == "--cold-after-ms" && (v = value()) && positive(v) > 0)
+      o.tiers.coldAfterMs = static_cast<int>(std::min(positive(v), 86400000L));
+    else if (a == "--thaw-wait-ms" && (v = value()) && positive(v) > 0)
+      o.tiers.thawWaitMs = static_cast<int>(std::min(positive(v), 3600000L));
+    else if (a == "--cold-dir" && (v = value()) && *v)
+      o.tiers.coldDir = v;
     else {
       usage();
       return 2;

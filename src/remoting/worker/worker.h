@@ -30,6 +30,7 @@ struct WorkerOptions {
   bool verbose = false;
   TlsOptions tls;   // certificate and key for a tls:// address
   GateOptions gate; // handshake deadline, caps on unauthenticated connections
+  TierOptions tiers; // VRAM tiers (off unless freezeIdleMs > 0)
 };
 
 class Worker {
@@ -55,7 +56,7 @@ private:
 // `tensor-fusion worker` / `tensor-fusion-worker`:
 //   --listen tcp://127.0.0.1:0 | tls://HOST:PORT | shm://name   --driver /path/libcuda.so.1
 //   --token T [--token T2 ...: one tenant each]   [--tls-cert F --tls-key F]   [--handshake-timeout-ms N] [--max-pending N]
-//   [--max-pending-per-peer N]
+//   [--max-pending-per-peer N]   [--freeze-idle-ms N [--cold-after-ms N] [--cold-dir D] [--thaw-wait-ms N]]
 int runWorker(int argc, char** argv);
 
 } // namespace tf::remoting

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "remoting/worker/handlers.h"
+#include "remoting/worker/calls.h"
 
 namespace tf::remoting {
 
@@ -100,9 +100,12 @@ CUresult managedRange(Session& s, const CallIn& in, CallOut& out) {
 
 } // namespace
 
+TF_CALL(cuMemAllocManaged) { return allocManaged(s, in, out); }
+TF_CALL(cuMemPrefetchAsync_v2, cuMemPrefetchAsync_v2_ptsz, cuMemAdvise_v2, cuMemRangeGetAttribute) {
+  return managedRange(s, in, out);
+}
+
 CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out) {
-  if (in.fn == static_cast<uint32_t>(FnId::cuMemAllocManaged)) return allocManaged(s, in, out);
-  if (in.fn < kOpBase) return managedRange(s, in, out);
   switch (static_cast<Op>(in.fn)) {
   case Op::MirrorHost: NEED(2); return s.mapHostMirror(A(0), A(1));
   case Op::ShareHost: NEED(2); return s.mapSharedHost(A(0), A(1));

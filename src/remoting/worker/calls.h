@@ -1,8 +1,13 @@
-// What the worker's handler files share: the dispatchers of each family of calls, and the
-// shorthands every handler uses to read its args and check what the client names.
+// What the worker's call files share: the shorthands every handler uses to read its args and
+// check what the client names, TF_CALL (a hand-written handler, found by gen_wire.py and put in
+// the call table), and what one family's file offers the others.
+//
+//   TF_CALL(cuMemFree_v2) { NEED(1); ...; return r; }        // calls_memory.cpp
+//   TF_CALL(cuStreamSynchronize, cuStreamSynchronize_ptsz) { ... }  // one handler, two symbols
 #pragma once
 
 #include "cuda/catalog.h"
+#include "remoting/worker/call_table.h"
 #include "remoting/worker/session.h"
 
 namespace tf::remoting {
@@ -10,20 +15,24 @@ namespace tf::remoting {
 using cuda::FnId;
 using K = Session::HandleKind;
 
-// handlers_mirror.cpp: managed memory, mirrored host memory, copies by reference.
+// The extra ops (protocol.h Op), dispatched by call_table.cpp.
+CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out);       // calls_context.cpp
+CUresult deviceMemory(Session& s, const CallIn& in, CallOut& out);     // calls_context.cpp
+CUresult deviceProcesses(Session& s, const CallIn& in, CallOut& out);  // calls_context.cpp
+CUresult errorString(Session& s, const CallIn& in, CallOut& out);      // calls_context.cpp
+CUresult paramLayout(Session& s, const CallIn& in, CallOut& out);      // calls_launch.cpp
+CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in);       // calls_memcpy.cpp
+CUresult waitStream(Session& s, const CallIn& in);                     // calls_stream.cpp
+CUresult waitEvent(Session& s, const CallIn& in);                      // calls_stream.cpp
+// calls_mirror.cpp: mirrored host memory, shared pinned memory, copies by reference.
 CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
-// handlers_graph.cpp: stream capture and graphs.
-CUresult dispatchGraph(Session& s, const CallIn& in, CallOut& out);
-// handlers_ipc.cpp: IPC memory and event handles (worker/ipc.h); destroyEvent is
-// cuEventDestroy's worker side (an opened event is closed, a held exported one kept).
-CUresult dispatchIpc(Session& s, const CallIn& in, CallOut& out);
+
+// cuEventDestroy's worker side (calls_ipc.cpp): an opened event is closed, a held exported one
+// kept.
 CUresult destroyEvent(Session& s, uint64_t event);
 // shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
 // synchronous copies from and to pageable memory.
 CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out);
-// handlers_array.cpp: arrays, mipmapped arrays, texture and surface objects;
-// CUDA_ERROR_NOT_SUPPORTED for anything else.
-CUresult dispatchArray(Session& s, const CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
 // hostByAddress, inside host memory of the client the device reaches by address (a mirror or
@@ -35,9 +44,6 @@ CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr addr, size_t x, si
 // The parameter layout of a function or kernel the client owns, from the driver, cached.
 CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** out);
 
-// handlers_graph_nodes.cpp: graph and node introspection, node parameters, clones, child
-// graphs, executable graph updates.
-CUresult dispatchGraphNodes(Session& s, const CallIn& in, CallOut& out);
 // A memset node's parameters checked against the client's memory.
 CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
 
@@ -73,3 +79,7 @@ CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBl
   if (!s.allocationFor((p), (n))) return CUDA_ERROR_INVALID_VALUE
 #define H(x) reinterpret_cast<x>
 #define CASE2(a, b) case FnId::a: case FnId::b:
+// A hand-written handler of one or more catalog symbols (named after the first).
+#define TF_CALL(first, ...)                                                                       \
+  CUresult call_##first([[maybe_unused]] Session& s, [[maybe_unused]] const CallIn& in,         \
+                        [[maybe_unused]] CallOut& out)

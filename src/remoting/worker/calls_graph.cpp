@@ -1,0 +1,261 @@
+// Stream capture and graphs on the worker. Graphs, executable graphs and nodes are handles of
+// the client that created (or, for captured nodes, listed) them; dependencies must be its own
+// nodes. Host nodes run the client's function over the host channel on every launch of the
+// graph, so their arguments live as long as the session.
+#include <cstring>
+#include <vector>
+
+#include "remoting/worker/calls.h"
+
+namespace tf::remoting {
+
+namespace {
+
+// Blob: u32 count, count x u64 node handles, then the call's parameter struct (if any).
+struct NodeBlob {
+  std::vector<CUgraphNode> deps;
+  std::string_view rest;
+};
+CUresult decodeNodes(Session& s, std::string_view blob, NodeBlob* out) {
+  Reader r(blob.data(), blob.size());
+  uint32_t n = r.u32();
+  if (!r.ok() || n > kMaxParams || uint64_t(n) * 8 > r.remaining()) return CUDA_ERROR_INVALID_VALUE;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t h = r.u64();
+    if (!s.owns(K::GraphNode, h)) return CUDA_ERROR_INVALID_HANDLE;
+    out->deps.push_back(H(CUgraphNode)(h));
+  }
+  out->rest = blob.substr(blob.size() - r.remaining());
+  return CUDA_SUCCESS;
+}
+
+template <typename T> bool structArg(std::string_view rest, T* v) {
+  if (rest.size() != sizeof(T)) return false;
+  std::memcpy(v, rest.data(), sizeof(T));
+  return true;
+}
+
+// Records the node a call created (passed by address: it is only set once the call has run).
+CUresult addedNode(Session& s, CUresult r, const CUgraphNode* created, CallOut& out) {
+  CUgraphNode node = *created;
+  if (r == CUDA_SUCCESS) s.add(K::GraphNode, H(uint64_t)(node));
+  out.put(H(uint64_t)(node));
+  return r;
+}
+
+} // namespace
+
+// ---- stream capture --------------------------------------------------------------------
+TF_CALL(cuStreamBeginCapture_v2, cuStreamBeginCapture_v2_ptsz) {
+  NEED(2);
+  OWN_STREAM(A(0));
+  DRV(cuStreamBeginCapture_v2);
+  return f(H(CUstream)(A(0)), static_cast<CUstreamCaptureMode>(A(1)));
+}
+TF_CALL(cuStreamEndCapture, cuStreamEndCapture_ptsz) {
+  NEED(1);
+  OWN_STREAM(A(0));
+  DRV(cuStreamEndCapture);
+  CUgraph g = nullptr;
+  CUresult r = f(H(CUstream)(A(0)), &g);
+  if (r == CUDA_SUCCESS && g) s.add(K::Graph, H(uint64_t)(g));
+  out.put(H(uint64_t)(g));
+  return r;
+}
+TF_CALL(cuStreamIsCapturing, cuStreamIsCapturing_ptsz) {
+  NEED(1);
+  OWN_STREAM(A(0));
+  DRV(cuStreamIsCapturing);
+  CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+  CUresult r = f(H(CUstream)(A(0)), &st);
+  out.put(st);
+  return r;
+}
+TF_CALL(cuStreamGetCaptureInfo_v3, cuStreamGetCaptureInfo_v3_ptsz) {
+  NEED(1);
+  OWN_STREAM(A(0));
+  DRV(cuStreamGetCaptureInfo_v3);
+  CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+  cuuint64_t id = 0;
+  CUgraph g = nullptr;
+  const CUgraphNode* deps = nullptr;
+  size_t n = 0;
+  CUresult r = f(H(CUstream)(A(0)), &st, &id, &g, &deps, nullptr, &n);
+  if (r != CUDA_SUCCESS) return r;
+  out.put(st);
+  out.put(id);
+  out.put(H(uint64_t)(g));
+  if (g) s.add(K::Graph, H(uint64_t)(g));
+  for (size_t i = 0; deps && i < n && i < kMaxParams; ++i) {
+    uint64_t h = H(uint64_t)(deps[i]);
+    s.add(K::GraphNode, h);
+    out.blob.append(reinterpret_cast<const char*>(&h), 8);
+  }
+  return r;
+}
+// ---- graphs ----------------------------------------------------------------------------
+TF_CALL(cuGraphDestroy) {
+  NEED(1);
+  OWN(Graph, A(0));
+  if (s.childGraphs().count(A(0))) return CUDA_ERROR_INVALID_VALUE; // its node's
+  DRV(cuGraphDestroy);
+  CUresult r = f(H(CUgraph)(A(0)));
+  if (r == CUDA_SUCCESS) s.remove(K::Graph, A(0));
+  return r;
+}
+TF_CALL(cuGraphGetNodes) {
+  NEED(2); // graph, capacity (0: count only)
+  OWN(Graph, A(0));
+  DRV(cuGraphGetNodes);
+  size_t n = 0;
+  CUresult r = f(H(CUgraph)(A(0)), nullptr, &n);
+  if (r != CUDA_SUCCESS) return r;
+  out.put(n);
+  if (A(1) == 0 || n == 0) return r;
+  std::vector<CUgraphNode> nodes(n);
+  r = f(H(CUgraph)(A(0)), nodes.data(), &n);
+  for (size_t i = 0; r == CUDA_SUCCESS && i < n && i < A(1); ++i) {
+    uint64_t h = H(uint64_t)(nodes[i]);
+    s.add(K::GraphNode, h); // captured nodes become nameable once listed
+    out.blob.append(reinterpret_cast<const char*>(&h), 8);
+  }
+  return r;
+}
+TF_CALL(cuGraphInstantiateWithFlags) {
+  NEED(2);
+  OWN(Graph, A(0));
+  DRV(cuGraphInstantiateWithFlags);
+  CUgraphExec e = nullptr;
+  CUresult r = f(&e, H(CUgraph)(A(0)), A(1));
+  if (r == CUDA_SUCCESS) s.add(K::GraphExec, H(uint64_t)(e));
+  out.put(H(uint64_t)(e));
+  return r;
+}
+TF_CALL(cuGraphExecDestroy) {
+  NEED(1);
+  OWN(GraphExec, A(0));
+  DRV(cuGraphExecDestroy);
+  CUresult r = f(H(CUgraphExec)(A(0)));
+  if (r == CUDA_SUCCESS) s.remove(K::GraphExec, A(0));
+  return r;
+}
+TF_CALL(cuGraphLaunch, cuGraphLaunch_ptsz, cuGraphUpload, cuGraphUpload_ptsz) {
+  NEED(2);
+  OWN(GraphExec, A(0));
+  OWN_STREAM(A(1));
+  DRV(cuGraphLaunch);
+  return f(H(CUgraphExec)(A(0)), H(CUstream)(A(1)));
+}
+// ---- nodes: blob = dependencies, then the parameters -------------------------------------
+TF_CALL(cuGraphAddEmptyNode) {
+  NEED(1);
+  OWN(Graph, A(0));
+  NodeBlob b;
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphAddEmptyNode);
+  CUgraphNode node = nullptr;
+  return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size()), &node, out);
+}
+TF_CALL(cuGraphAddMemsetNode) {
+  NEED(2);
+  OWN(Graph, A(0));
+  OWN(Context, A(1));
+  NodeBlob b;
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  CUDA_MEMSET_NODE_PARAMS p{};
+  if (!structArg(b.rest, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphAddMemsetNode);
+  CUgraphNode node = nullptr;
+  return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p, H(CUcontext)(A(1))),
+                   &node, out);
+}
+TF_CALL(cuGraphAddHostNode) {
+  NEED(2); // graph, token
+  OWN(Graph, A(0));
+  NodeBlob b;
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphAddHostNode);
+  CUDA_HOST_NODE_PARAMS p{};
+  p.fn = &Session::hostFunctionEntry;
+  p.userData = s.hostFunctionArg(A(1), true);
+  CUgraphNode node = nullptr;
+  return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
+}
+TF_CALL(cuGraphAddKernelNode_v2) {
+  NEED(9); // graph, function, grid xyz, block xyz, shared bytes; blob: deps, launch blob
+  OWN(Graph, A(0));
+  OWN_FUNC(A(1));
+  NodeBlob b;
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  LaunchBlob lb;
+  std::vector<void*> ptrs;
+  if (CUresult r = kernelParams(s, A(1), b.rest, &lb, &ptrs); r != CUDA_SUCCESS) return r;
+  CUDA_KERNEL_NODE_PARAMS_v2 p{};
+  p.func = H(CUfunction)(A(1));
+  p.gridDimX = static_cast<unsigned>(A(2));
+  p.gridDimY = static_cast<unsigned>(A(3));
+  p.gridDimZ = static_cast<unsigned>(A(4));
+  p.blockDimX = static_cast<unsigned>(A(5));
+  p.blockDimY = static_cast<unsigned>(A(6));
+  p.blockDimZ = static_cast<unsigned>(A(7));
+  p.sharedMemBytes = static_cast<unsigned>(A(8));
+  p.kernelParams = ptrs.empty() ? nullptr : ptrs.data(); // the driver copies the values
+  if (in.a.count > 9 && A(9)) { // the kernel named besides the function (cudart's)
+    OWN_FUNC(A(9));
+    p.kern = H(CUkernel)(A(9));
+  }
+  DRV(cuGraphAddKernelNode_v2);
+  CUgraphNode node = nullptr;
+  return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &p), &node, out);
+}
+TF_CALL(cuGraphAddMemcpyNode) {
+  NEED(2); // graph, context; blob: deps, CUDA_MEMCPY3D (host sides by address)
+  OWN(Graph, A(0));
+  OWN(Context, A(1));
+  NodeBlob b;
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  CUDA_MEMCPY3D c{};
+  if (!structArg(b.rest, &c)) return CUDA_ERROR_INVALID_VALUE;
+  // The node runs whenever the graph does: a host side must be memory the worker holds at
+  // the client's address (mirrored or shared pinned memory), never staging.
+  for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
+    if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_NOT_SUPPORTED;
+  uint64_t src = c.srcMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.srcHost) : c.srcDevice;
+  uint64_t dst = c.dstMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.dstHost) : c.dstDevice;
+  if (checkSpan(s, c.srcMemoryType, src, c.srcXInBytes, c.srcY, c.srcZ, c.srcPitch, c.srcHeight,
+                c.WidthInBytes, c.Height, c.Depth, true) ||
+      checkSpan(s, c.dstMemoryType, dst, c.dstXInBytes, c.dstY, c.dstZ, c.dstPitch, c.dstHeight,
+                c.WidthInBytes, c.Height, c.Depth, true))
+    return CUDA_ERROR_INVALID_VALUE;
+  c.srcArray = c.dstArray = nullptr;
+  DRV(cuGraphAddMemcpyNode);
+  CUgraphNode node = nullptr;
+  return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &c, H(CUcontext)(A(1))),
+                   &node, out);
+}
+TF_CALL(cuGraphAddDependencies, cuGraphAddDependencies_v2) {
+  NEED(1);
+  OWN(Graph, A(0));
+  NodeBlob b; // from..., to... in one list
+  if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
+  if (b.deps.size() % 2 || !b.rest.empty()) return CUDA_ERROR_INVALID_VALUE;
+  size_t n = b.deps.size() / 2;
+  DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
+  return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
+}
+
+CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p) {
+  if (p.elementSize != 1 && p.elementSize != 2 && p.elementSize != 4) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t rowBytes = uint64_t(p.width) * p.elementSize;
+  if (p.height == 0 || p.width == 0) return CUDA_ERROR_INVALID_VALUE;
+  if (p.height > 1 && p.pitch < rowBytes) return CUDA_ERROR_INVALID_VALUE;
+  uint64_t span = 0;
+  if (__builtin_mul_overflow(uint64_t(p.height - 1), uint64_t(p.pitch), &span) ||
+      __builtin_add_overflow(span, rowBytes, &span))
+    return CUDA_ERROR_INVALID_VALUE;
+  DPTR(p.dst, span);
+  return CUDA_SUCCESS;
+}
+
+} // namespace tf::remoting

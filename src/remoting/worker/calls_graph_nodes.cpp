@@ -1,0 +1,240 @@
+// Graph and node introspection on the worker (node lists, edges, dependencies, types), node
+// parameters (kernel, memset, memcpy, host) read and changed in graphs and executable graphs,
+// clones, child graphs and executable graph updates. Every node, graph or executable graph
+// named must be the client's; nodes and graphs the driver hands out (a clone's nodes, a child
+// node's graph, an update's error node) become the client's. Node lists come back as the
+// blob (u64 handles), with the full count as the first out value; the call's second scalar
+// is the caller's capacity (0: the count only).
+#include <cstring>
+#include <vector>
+
+#include "remoting/worker/calls.h"
+
+namespace tf::remoting {
+
+namespace {
+
+void putNodes(Session& s, const CUgraphNode* nodes, size_t n, size_t cap, CallOut& out) {
+  for (size_t i = 0; i < n && i < cap && i < kMaxParams * 64; ++i) {
+    uint64_t h = H(uint64_t)(nodes[i]);
+    if (h) s.add(K::GraphNode, h);
+    out.blob.append(reinterpret_cast<const char*>(&h), 8);
+  }
+}
+
+// A node list from f(handle, nodes, &n): count, then (if asked) the nodes.
+template <typename F> CUresult listNodes(Session& s, F f, uint64_t cap, CallOut& out) {
+  size_t n = 0;
+  CUresult r = f(nullptr, &n);
+  if (r != CUDA_SUCCESS) return r;
+  out.put(n);
+  if (!cap || !n) return r;
+  std::vector<CUgraphNode> nodes(n);
+  r = f(nodes.data(), &n);
+  if (r == CUDA_SUCCESS) putNodes(s, nodes.data(), n, cap, out);
+  return r;
+}
+
+// Kernel node parameters from the wire: function, grid, block, shared bytes; blob: the
+// launch blob (checked as a launch's).
+CUresult kernelNodeParams(Session& s, const CallIn& in, int at, CUDA_KERNEL_NODE_PARAMS_v2* p,
+                          LaunchBlob* lb, std::vector<void*>* ptrs) {
+  NEED(static_cast<uint32_t>(at) + 8);
+  OWN_FUNC(A(at));
+  if (CUresult r = kernelParams(s, A(at), in.a.blob, lb, ptrs); r != CUDA_SUCCESS) return r;
+  *p = {};
+  p->func = H(CUfunction)(A(at));
+  p->gridDimX = static_cast<unsigned>(A(at + 1));
+  p->gridDimY = static_cast<unsigned>(A(at + 2));
+  p->gridDimZ = static_cast<unsigned>(A(at + 3));
+  p->blockDimX = static_cast<unsigned>(A(at + 4));
+  p->blockDimY = static_cast<unsigned>(A(at + 5));
+  p->blockDimZ = static_cast<unsigned>(A(at + 6));
+  p->sharedMemBytes = static_cast<unsigned>(A(at + 7));
+  p->kernelParams = ptrs->empty() ? nullptr : ptrs->data();
+  // The kernel the program named besides its function (cudart finds its host stub by it).
+  if (in.a.count > uint32_t(at + 8) && A(at + 8)) {
+    OWN_FUNC(A(at + 8));
+    p->kern = H(CUkernel)(A(at + 8));
+  }
+  return CUDA_SUCCESS;
+}
+
+template <typename T> bool blobStruct(const CallIn& in, T* v) {
+  if (in.a.blob.size() != sizeof(T)) return false;
+  std::memcpy(v, in.a.blob.data(), sizeof(T));
+  return true;
+}
+
+} // namespace
+
+// ---- lists -------------------------------------------------------------------------------
+TF_CALL(cuGraphGetRootNodes) {
+  NEED(2);
+  OWN(Graph, A(0));
+  DRV(cuGraphGetRootNodes);
+  return listNodes(s, [&](CUgraphNode* n, size_t* k) { return f(H(CUgraph)(A(0)), n, k); }, A(1), out);
+}
+TF_CALL(cuGraphNodeGetDependencies) {
+  NEED(2);
+  OWN_NODE(A(0));
+  DRV(cuGraphNodeGetDependencies);
+  return listNodes(s, [&](CUgraphNode* n, size_t* k) { return f(H(CUgraphNode)(A(0)), n, k); }, A(1), out);
+}
+TF_CALL(cuGraphNodeGetDependentNodes) {
+  NEED(2);
+  OWN_NODE(A(0));
+  DRV(cuGraphNodeGetDependentNodes);
+  return listNodes(s, [&](CUgraphNode* n, size_t* k) { return f(H(CUgraphNode)(A(0)), n, k); }, A(1), out);
+}
+TF_CALL(cuGraphGetEdges) { // blob: the `from` nodes, then the `to` nodes
+  NEED(2);
+  OWN(Graph, A(0));
+  DRV(cuGraphGetEdges);
+  size_t n = 0;
+  CUresult r = f(H(CUgraph)(A(0)), nullptr, nullptr, &n);
+  if (r != CUDA_SUCCESS) return r;
+  out.put(n);
+  if (!A(1) || !n) return r;
+  std::vector<CUgraphNode> from(n), to(n);
+  r = f(H(CUgraph)(A(0)), from.data(), to.data(), &n);
+  if (r != CUDA_SUCCESS) return r;
+  size_t k = std::min<size_t>(n, A(1));
+  putNodes(s, from.data(), k, k, out);
+  putNodes(s, to.data(), k, k, out);
+  return r;
+}
+// ---- clones and child graphs -------------------------------------------------------------
+TF_CALL(cuGraphAddChildGraphNode) {
+  NEED(2); // graph, child; blob: deps
+  OWN(Graph, A(0));
+  OWN(Graph, A(1));
+  Reader rd(in.a.blob.data(), in.a.blob.size());
+  uint32_t n = rd.u32();
+  if (!rd.ok() || n > kMaxParams || rd.remaining() != uint64_t(n) * 8) return CUDA_ERROR_INVALID_VALUE;
+  std::vector<CUgraphNode> deps;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t h = rd.u64();
+    OWN(GraphNode, h);
+    deps.push_back(H(CUgraphNode)(h));
+  }
+  DRV(cuGraphAddChildGraphNode);
+  CUgraphNode node = nullptr;
+  CUresult r = f(&node, H(CUgraph)(A(0)), deps.data(), deps.size(), H(CUgraph)(A(1)));
+  if (r == CUDA_SUCCESS) s.add(K::GraphNode, H(uint64_t)(node));
+  out.put(H(uint64_t)(node));
+  return r;
+}
+TF_CALL(cuGraphChildGraphNodeGetGraph) {
+  NEED(1);
+  OWN_NODE(A(0));
+  DRV(cuGraphChildGraphNodeGetGraph);
+  CUgraph g = nullptr;
+  CUresult r = f(H(CUgraphNode)(A(0)), &g);
+  if (r == CUDA_SUCCESS && g) {
+    s.add(K::Graph, H(uint64_t)(g));
+    s.childGraphs().insert(H(uint64_t)(g));
+  }
+  out.put(H(uint64_t)(g));
+  return r;
+}
+// ---- node parameters ---------------------------------------------------------------------
+TF_CALL(cuGraphKernelNodeGetParams_v2) { // outs: function, grid, block, shared, kernel; blob: values
+  NEED(1);
+  OWN_NODE(A(0));
+  DRV(cuGraphKernelNodeGetParams_v2);
+  CUDA_KERNEL_NODE_PARAMS_v2 p{};
+  CUresult r = f(H(CUgraphNode)(A(0)), &p);
+  if (r != CUDA_SUCCESS) return r;
+  uint64_t fn = p.func ? H(uint64_t)(p.func) : H(uint64_t)(p.kern);
+  const std::vector<ParamSlot>* layout = nullptr;
+  if ((r = layoutOf(s, fn, &layout)) != CUDA_SUCCESS) return r;
+  size_t total = 0;
+  for (auto& slot : *layout) total = std::max<size_t>(total, size_t(slot.offset) + slot.size);
+  out.blob.assign(total, '\0');
+  for (size_t i = 0; p.kernelParams && i < layout->size(); ++i)
+    std::memcpy(out.blob.data() + (*layout)[i].offset, p.kernelParams[i], (*layout)[i].size);
+  for (uint64_t v : {H(uint64_t)(p.func), uint64_t(p.gridDimX), uint64_t(p.gridDimY), uint64_t(p.gridDimZ),
+                     uint64_t(p.blockDimX), uint64_t(p.blockDimY), uint64_t(p.blockDimZ),
+                     uint64_t(p.sharedMemBytes), H(uint64_t)(p.kern)})
+    out.put(v);
+  return r;
+}
+TF_CALL(cuGraphKernelNodeSetParams_v2) {
+  NEED(1);
+  OWN_NODE(A(0));
+  CUDA_KERNEL_NODE_PARAMS_v2 p;
+  LaunchBlob lb;
+  std::vector<void*> ptrs;
+  if (CUresult r = kernelNodeParams(s, in, 1, &p, &lb, &ptrs); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphKernelNodeSetParams_v2);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphExecKernelNodeSetParams_v2) {
+  NEED(2);
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  CUDA_KERNEL_NODE_PARAMS_v2 p;
+  LaunchBlob lb;
+  std::vector<void*> ptrs;
+  if (CUresult r = kernelNodeParams(s, in, 2, &p, &lb, &ptrs); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphExecKernelNodeSetParams_v2);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p);
+}
+TF_CALL(cuGraphExecMemsetNodeSetParams) {
+  NEED(3); // exec, node, context; blob: the parameters
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  OWN(Context, A(2));
+  CUDA_MEMSET_NODE_PARAMS p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphExecMemsetNodeSetParams);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+}
+TF_CALL(cuGraphMemcpyNodeGetParams) {
+  NEED(1);
+  OWN_NODE(A(0));
+  DRV(cuGraphMemcpyNodeGetParams);
+  CUDA_MEMCPY3D p{};
+  CUresult r = f(H(CUgraphNode)(A(0)), &p);
+  if (r == CUDA_SUCCESS) out.blob.assign(reinterpret_cast<const char*>(&p), sizeof p);
+  return r;
+}
+TF_CALL(cuGraphHostNodeGetParams) { // out: the client's token of the host function
+  NEED(1);
+  OWN_NODE(A(0));
+  DRV(cuGraphHostNodeGetParams);
+  CUDA_HOST_NODE_PARAMS p{};
+  CUresult r = f(H(CUgraphNode)(A(0)), &p);
+  if (r != CUDA_SUCCESS) return r;
+  if (p.fn != &Session::hostFunctionEntry) return CUDA_ERROR_NOT_SUPPORTED;
+  out.put(Session::hostFunctionToken(p.userData));
+  return r;
+}
+TF_CALL(cuGraphNodeGetEnabled) {
+  NEED(2);
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  DRV(cuGraphNodeGetEnabled);
+  unsigned enabled = 0;
+  CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &enabled);
+  out.put(enabled);
+  return r;
+}
+TF_CALL(cuGraphExecUpdate_v2) { // outs: result, error node, error-from node
+  NEED(2);
+  OWN(GraphExec, A(0));
+  OWN(Graph, A(1));
+  DRV(cuGraphExecUpdate_v2);
+  CUgraphExecUpdateResultInfo info{};
+  CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraph)(A(1)), &info);
+  for (CUgraphNode n : {info.errorNode, info.errorFromNode})
+    if (n) s.add(K::GraphNode, H(uint64_t)(n));
+  out.put(info.result);
+  out.put(H(uint64_t)(info.errorNode));
+  out.put(H(uint64_t)(info.errorFromNode));
+  return r;
+}
+
+} // namespace tf::remoting
