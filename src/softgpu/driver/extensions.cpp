@@ -6,6 +6,7 @@
 #include "cuda/softgpu_extensions.h"
 #include "softgpu/driver/driver.h"
 #include "softgpu/driver/memory.h"
+#include "softgpu/driver/stream.h"
 
 using namespace tf::softgpu;
 
@@ -31,6 +32,11 @@ tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes) {
   auto a = addressSpace().find(base);
   if (!a || a->base != base || a->kind != AllocKind::Device || a->poolId >= 0 || a->imported)
     return CUDA_ERROR_INVALID_VALUE;
+  // Work queued on the memory finishes before its pages move into the memfd (as an IPC export
+  // does): a kernel still writing the private pages would lose what it writes after the copy.
+  Context* c = nullptr;
+  if (CUresult r = requireContext(&c); r != CUDA_SUCCESS) return r;
+  synchronizeContext(c);
   auto shared = addressSpace().shareDevice(base);
   if (!shared) return CUDA_ERROR_OUT_OF_MEMORY;
   int copy = fcntl(*shared, F_DUPFD_CLOEXEC, 0);

@@ -508,7 +508,7 @@ TEST_F(AgentClusterTest, MeasuredUtilizationComesFromTheHypervisors) {
   startAgent(o);
   ASSERT_TRUE(converged("the initial sync"));
   const std::string url = "/api/v1/clusters/" + std::to_string(clusterId_) + "/metrics?series=";
-  for (const std::string s : {"vgpu." + std::string(kPodNs) + "/worker-u.compute", "vgpu." + std::string(kPodNs) + "/worker-u.vram",
+  for (const std::string& s : {"vgpu." + std::string(kPodNs) + "/worker-u.compute", "vgpu." + std::string(kPodNs) + "/worker-u.vram",
                               "gpu." + uuid + ".utilization", "gpu." + uuid + ".memory"}) {
     json series;
     EXPECT_TRUE(eventually([&] {
