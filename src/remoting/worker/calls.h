@@ -33,6 +33,9 @@ CUresult destroyEvent(Session& s, uint64_t event);
 // shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
 // synchronous copies from and to pageable memory.
 CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out);
+// calls_tiers.cpp: the admin's TierStatus and TierControl.
+CUresult tierStatus(Session& s, const CallIn& in, CallOut& out);
+CUresult tierControl(Session& s, const CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
 // hostByAddress, inside host memory of the client the device reaches by address (a mirror or
