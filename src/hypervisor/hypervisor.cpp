@@ -73,7 +73,7 @@ Status Hypervisor::start() {
   if (!inv) return inv.status().withContext("discovering devices");
   inventory_ = std::move(*inv);
   TF_RETURN_IF_ERROR(loadState());
-  if (options_.tiers.enabled) {
+  {
     // One admin token for this node's workers, kept across restarts (workers outlive us).
     const fs::path tokenPath = fs::path(options_.stateDir) / "admin-token";
     std::ifstream in(tokenPath);
@@ -105,8 +105,7 @@ Status Hypervisor::start() {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  if (options_.tiers.enabled)
-    tierThread_ = std::thread([this] {
+  tierThread_ = std::thread([this] {  // idle while no vGPU has tiers
       while (!stopping_.load()) {
         tierTick();
         for (unsigned waited = 0; waited < options_.tickMs && !stopping_.load(); waited += 20)
@@ -326,7 +325,9 @@ WorkerSpec Hypervisor::workerSpecLocked(const Vgpu& v, const std::string& listen
     spec.coldDir = p.coldDir;
     spec.adminToken = adminToken_;
     // TensorFusion's TTLs count from the last use; the worker's cold timer from the freeze.
-    const uint64_t mem = p.freezeToMemMs[q], disk = p.freezeToDiskMs[q];
+    const bool own = v.request.tiers.enabled;  // the pool's policy, over the node's
+    const uint64_t mem = own ? v.request.tiers.freezeToMemMs : p.freezeToMemMs[q];
+    const uint64_t disk = own ? v.request.tiers.freezeToDiskMs : p.freezeToDiskMs[q];
     spec.freezeIdleMs = mem ? mem : disk;
     spec.coldAfterMs = disk > spec.freezeIdleMs ? disk - spec.freezeIdleMs : (disk && !mem ? 1 : 0);
   }
@@ -341,8 +342,9 @@ Result<int> Hypervisor::moveTiers(const std::string& id, remoting::TierAction ac
     if (v == vgpus_.end()) return notFound("no vGPU " + id);
     if (!tieredLocked(*v))
       return failedPrecondition("vGPU " + id + " has no VRAM tiers (" +
-                                (options_.tiers.enabled ? "soft isolation: its memory is in its own process"
-                                                        : "the hypervisor runs without --vram-tiers") + ")");
+                                (v->request.isolation == Isolation::Soft
+                                     ? "soft isolation: its memory is in its own process"
+                                     : "neither the hypervisor (--vram-tiers) nor its pool turned them on") + ")");
     address = v->workerAddress;
   }
   auto admin = remoting::WorkerAdmin::connect(address, adminToken_);

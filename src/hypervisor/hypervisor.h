@@ -104,7 +104,7 @@ private:
   // Restarts the worker of any hard/remote vGPU whose worker is gone.
   void superviseWorkersLocked();
   bool tieredLocked(const Vgpu& v) const {
-    return options_.tiers.enabled && v.request.isolation != Isolation::Soft;
+    return (options_.tiers.enabled || v.request.tiers.enabled) && v.request.isolation != Isolation::Soft;
   }
 
   HypervisorOptions options_;

@@ -45,6 +45,16 @@ Status applySchedulingConfig(const nlohmann::json& config, TierPolicy* policy) {
   return Status::ok();
 }
 
+Result<VgpuTiers> vgpuTiersFor(const nlohmann::json& templateSpec, Qos qos) {
+  TierPolicy p;
+  TF_RETURN_IF_ERROR(applySchedulingConfig(templateSpec, &p));
+  VgpuTiers t;
+  t.freezeToMemMs = p.freezeToMemMs[static_cast<int>(qos)];
+  t.freezeToDiskMs = p.freezeToDiskMs[static_cast<int>(qos)];
+  t.enabled = t.freezeToMemMs || t.freezeToDiskMs;
+  return t;
+}
+
 TierView summarize(const std::vector<remoting::TierRecord>& records) {
   TierView v;
   bool anyBusy = false;

@@ -33,6 +33,10 @@ struct TierPolicy {
 // its QoS. Any autoFreeze entry enabled turns tiers on. Errors name the field.
 Status applySchedulingConfig(const nlohmann::json& config, TierPolicy* policy);
 
+// The tiers a vGPU of QoS `qos` gets from a SchedulingConfigTemplate's spec (its pool's): on
+// when an enabled autoFreeze entry gives its QoS a TTL.
+Result<VgpuTiers> vgpuTiersFor(const nlohmann::json& templateSpec, Qos qos);
+
 // A vGPU's tiers, summed over its worker's clients.
 struct TierView {
   remoting::TierState state = remoting::TierState::Hot;  // the coldest of its clients'

@@ -91,3 +91,38 @@ TEST(TierPolicy, SummarisesAWorkersClients) {
 
 }  // namespace
 }  // namespace tf::hypervisor
+
+namespace tf::hypervisor {
+namespace {
+TEST(TierPolicy, APodsTiersComeFromItsPoolsTemplateForItsQos) {
+  auto spec = nlohmann::json::parse(R"({"hypervisor": {"autoFreezeAndResume": {"autoFreeze": [
+      {"qos": "low", "freezeToMemTTL": "30s", "freezeToDiskTTL": "5m", "enable": true},
+      {"qos": "high", "freezeToMemTTL": "1m", "enable": false}]}}})");
+  auto low = vgpuTiersFor(spec, Qos::Low);
+  ASSERT_TRUE(low.isOk());
+  EXPECT_TRUE(low->enabled);
+  EXPECT_EQ(low->freezeToMemMs, 30000u);
+  EXPECT_EQ(low->freezeToDiskMs, 300000u);
+  EXPECT_FALSE(vgpuTiersFor(spec, Qos::Medium)->enabled) << "no entry for its QoS";
+  EXPECT_FALSE(vgpuTiersFor(spec, Qos::High)->enabled) << "its entry is disabled";
+  EXPECT_FALSE(vgpuTiersFor(nlohmann::json::object(), Qos::Low)->enabled);
+  EXPECT_FALSE(vgpuTiersFor(nlohmann::json::parse(R"({"autoFreeze": [{"freezeToMemTTL": "soon"}]})"), Qos::Low).isOk());
+}
+
+TEST(TierPolicy, AVgpusOwnTiersSurviveItsRecord) {
+  Vgpu v;
+  v.id = "pod-1";
+  v.request.vramLimit = v.request.vramRequest = 1 << 30;
+  v.request.percentLimit = v.request.percentRequest = 50;
+  v.request.isolation = Isolation::Hard;
+  v.request.tiers = {true, 30000, 300000};
+  v.devices.push_back({0, "GPU-a", 5000, 5000});
+  v.regionPath = "/dev/shm/x";
+  auto back = vgpuFromJson(nlohmann::json::parse(toJson(v).dump()));
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  EXPECT_TRUE(back->request.tiers.enabled);
+  EXPECT_EQ(back->request.tiers.freezeToMemMs, 30000u);
+  EXPECT_EQ(back->request.tiers.freezeToDiskMs, 300000u);
+}
+}  // namespace
+}  // namespace tf::hypervisor
