@@ -100,7 +100,10 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
                          /* where it cannot                                                   */ \
   X(AwaitHostCopy, 0x10010) /* (ptr, n, buffer id): waits as a synchronous copy waits for     */ \
                             /* earlier work; then the client copies through its mapping.      */ \
-                            /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */
+                            /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */ \
+  X(ShareManaged, 0x10011) /* (base) -> (bytes), then a descriptor: the client's managed      */ \
+                           /* allocation's memory, which it maps at base; the worker stops    */ \
+                           /* mirroring it (shared memory, the soft GPU); else NOT_SUPPORTED  */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {

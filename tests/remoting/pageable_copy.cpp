@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "check.h"
+#include "stub_counts.h"
 
 namespace {
 
@@ -37,12 +38,8 @@ struct Counts {
   uint64_t mapped = 0, sent = 0;
 };
 Counts counts() {
-  using Fn = void (*)(uint64_t*, uint64_t*);
-  static auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "tfRemotePageableCopies"));
-  REQUIRE(fn != nullptr); // only the stub has it: this program runs through the worker
-  Counts c;
-  fn(&c.mapped, &c.sent);
-  return c;
+  auto [mapped, sent] = stubCounts("tfRemotePageableCopies");
+  return Counts{mapped, sent};
 }
 
 // Large copies both ways at unaligned offsets, each checked against small copies; how many

@@ -505,6 +505,52 @@ TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// Managed memory handed to its client (ShareManaged, shared memory only): only the base of the
+// caller's own managed allocation, once; then the client's descriptor maps the very pages the
+// device writes, and the allocation is no longer a mirror.
+TEST_P(WorkerTest, ShareManagedMisuseIsRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t mA = 0, pA = 0, bytes = 0;
+  const uint64_t size = 3 * 4096 + 100;
+  ASSERT_EQ(a.call(FnId::cuMemAllocManaged, {size, CU_MEM_ATTACH_GLOBAL}, ctxA, &mA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &pA), CUDA_SUCCESS);
+  const uint32_t share = static_cast<uint32_t>(Op::ShareManaged);
+  if (GetParam() == "tcp") {
+    EXPECT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_ERROR_NOT_SUPPORTED); // no descriptors there
+    EXPECT_TRUE(worker_->alive());
+    return;
+  }
+  EXPECT_EQ(b.call(share, {mA}, ctxB, &bytes), CUDA_ERROR_INVALID_VALUE);        // A's
+  EXPECT_EQ(a.call(share, {mA + 4096}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE); // not the base
+  EXPECT_EQ(a.call(share, {pA}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);        // device memory
+  EXPECT_EQ(a.call(share, {}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);          // no address
+  ASSERT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_SUCCESS);
+  EXPECT_EQ(bytes, 4 * 4096u);
+  auto fd = a.transport().receiveFd(1000);
+  ASSERT_TRUE(fd.isOk());
+  // The device's write is in the descriptor's pages, with no exchange.
+  std::vector<uint8_t> data(64, 0x5d);
+  ASSERT_EQ(a.call(FnId::cuMemcpyHtoD_v2, {mA + 3 * 4096, 64}, ctxA, nullptr, nullptr, &data), CUDA_SUCCESS);
+  void* view = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, *fd, 0);
+  close(*fd);
+  ASSERT_NE(view, MAP_FAILED);
+  EXPECT_EQ(memcmp(static_cast<uint8_t*>(view) + 3 * 4096, data.data(), 64), 0);
+  munmap(view, bytes);
+  // No longer mirrored: asked again, or pushed to, it is refused.
+  EXPECT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);
+  Writer w;
+  encodeMirrorRuns(w, {{mA, 16}});
+  std::vector<uint8_t> bulk(16, 1);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(Op::MirrorPush), {}, ctxA, nullptr, nullptr, &bulk,
+                   std::string(reinterpret_cast<const char*>(w.data()), w.size())),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {mA}, ctxA), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 // While a stream is captured, copies the worker would stage in its own buffers are refused:
 // a graph replayed later would read staging long since freed.
 TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {

@@ -31,7 +31,7 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // kept.
 CUresult destroyEvent(Session& s, uint64_t event);
 // shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
-// synchronous copies from and to pageable memory.
+// synchronous copies from and to pageable memory; ShareManaged, managed memory it maps.
 CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
