@@ -573,7 +573,8 @@ TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
-// Graph nodes name only the client's own graphs, nodes and memory: a memcpy node whose host
+// Graph nodes name only the client's own graphs, nodes and memory: a memcpy node (added, or its
+// parameters set again in a graph or an executable graph) whose host
 // side is not memory the worker holds at that address (it would be read at every launch),
 // or whose device side is another client's, and dependencies on another client's nodes are
 // refused.
@@ -597,7 +598,7 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   ASSERT_EQ(b.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxB, &nodeB, nullptr,
                    nullptr, blob({}, nullptr, 0)),
             CUDA_SUCCESS);
-  auto memcpyNode = [&](CUmemorytype srcType, uint64_t src, uint64_t dst, std::vector<uint64_t> deps) {
+  auto copyParams = [](CUmemorytype srcType, uint64_t src, uint64_t dst) {
     CUDA_MEMCPY3D c{};
     c.srcMemoryType = srcType;
     if (srcType == CU_MEMORYTYPE_HOST) c.srcHost = reinterpret_cast<const void*>(src);
@@ -607,8 +608,12 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
     c.WidthInBytes = 64;
     c.Height = 1;
     c.Depth = 1;
-    uint64_t node = 0;
-    return a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {gA, ctxA}, ctxA, &node,
+    return c;
+  };
+  uint64_t nodeA = 0;
+  auto memcpyNode = [&](CUmemorytype srcType, uint64_t src, uint64_t dst, std::vector<uint64_t> deps) {
+    CUDA_MEMCPY3D c = copyParams(srcType, src, dst);
+    return a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {gA, ctxA}, ctxA, &nodeA,
                   nullptr, nullptr, blob(deps, &c, sizeof(c)));
   };
   std::vector<uint8_t> local(64);
@@ -617,6 +622,22 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dB, dA, {}), CUDA_ERROR_INVALID_VALUE); // B's memory
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {nodeB}), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {}), CUDA_SUCCESS);
+  // Its parameters set again are checked as a new node's are; B's node is no node to A.
+  auto setCopy = [&](uint64_t node, CUDA_MEMCPY3D c, size_t size = sizeof(CUDA_MEMCPY3D)) {
+    return a.call(static_cast<uint32_t>(FnId::cuGraphMemcpyNodeSetParams), {node}, ctxA, nullptr,
+                  nullptr, nullptr, std::string(reinterpret_cast<const char*>(&c), size));
+  };
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_HOST, reinterpret_cast<uint64_t>(local.data()), dA)),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dB, dA)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA), 40), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeB, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA)), CUDA_SUCCESS);
+  CUDA_MEMSET_NODE_PARAMS ms{dA, 0, 1, 1, 64, 1};
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphMemsetNodeSetParams), {nodeB}, ctxA, nullptr,
+                   nullptr, nullptr, std::string(reinterpret_cast<const char*>(&ms), sizeof ms)),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphHostNodeSetParams, {nodeB, 1}, ctxA), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxA, nullptr, nullptr,
                    nullptr, blob({}, nullptr, 0)),
             CUDA_ERROR_INVALID_HANDLE);                                        // B's graph
@@ -639,6 +660,15 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   ASSERT_EQ(a.call(FnId::cuGraphInstantiateWithFlags, {gA, 0}, ctxA, &execA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuGraphExecUpdate_v2, {execA, gB}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(a.call(FnId::cuGraphNodeSetEnabled, {execA, nodeB, 0}, ctxA), CUDA_ERROR_INVALID_VALUE);
+  CUDA_MEMCPY3D own = copyParams(CU_MEMORYTYPE_DEVICE, dA + 256, dA);
+  std::string ownBlob(reinterpret_cast<const char*>(&own), sizeof own);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphExecMemcpyNodeSetParams), {execA, nodeB, ctxA},
+                   ctxA, nullptr, nullptr, nullptr, ownBlob),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphExecMemcpyNodeSetParams), {execA, nodeA, ctxA},
+                   ctxA, nullptr, nullptr, nullptr, ownBlob),
+            CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuGraphExecHostNodeSetParams, {execA, nodeB, 1}, ctxA), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(b.call(FnId::cuGraphNodeGetType, {nodeB}, ctxB, out), CUDA_SUCCESS); // B's still
   EXPECT_EQ(a.call(FnId::cuGraphExecDestroy, {execA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuGraphDestroy, {gA}, ctxA), CUDA_SUCCESS);

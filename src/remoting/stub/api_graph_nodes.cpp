@@ -122,6 +122,18 @@ CUresult kernelSet(CUgraphExec exec, CUgraphNode node, const CUDA_KERNEL_NODE_PA
                        nullptr, 0, params.data(), params.size());
 }
 
+// A host node's new function: a token of its own, run here when the graph gets there.
+// exec: 0 for the graph's node itself.
+CUresult hostSet(CUgraphExec exec, CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  if (!p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t token = 0;
+  CUresult r = hostNodeToken(*p, &token);
+  if (r != CUDA_SUCCESS) return r;
+  if (!exec) return client().call(FnId::cuGraphHostNodeSetParams, {u(node), token});
+  return client().call(FnId::cuGraphExecHostNodeSetParams, {u(exec), u(node), token});
+}
+
 template <typename T> CUresult structGet(FnId fn, CUgraphNode node, T* p) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -136,9 +148,14 @@ template <typename T> CUresult structGet(FnId fn, CUgraphNode node, T* p) {
 } // namespace
 
 namespace tf::remoting::stub {
-void rememberHostNode(uint64_t token, const CUDA_HOST_NODE_PARAMS& p) {
+CUresult hostNodeToken(const CUDA_HOST_NODE_PARAMS& p, uint64_t* token) {
+  CUhostFn fn = p.fn;
+  void* data = p.userData;
+  CUresult r = client().hostToken([fn, data] { fn(data); }, true, token);
+  if (r != CUDA_SUCCESS) return r;
   std::lock_guard<std::mutex> lock(nodes().mu);
-  nodes().hosts[token] = p;
+  nodes().hosts[*token] = p;
+  return CUDA_SUCCESS;
 }
 CUDA_KERNEL_NODE_PARAMS_v2 kernelParamsV2(const CUDA_KERNEL_NODE_PARAMS_v1& p) {
   CUDA_KERNEL_NODE_PARAMS_v2 v2{};
@@ -253,6 +270,13 @@ CUresult tf_rs_cuGraphHostNodeGetParams(CUgraphNode node, CUDA_HOST_NODE_PARAMS*
   if (it == nodes().hosts.end()) return CUDA_ERROR_NOT_SUPPORTED; // a captured host function
   *p = it->second;
   return CUDA_SUCCESS;
+}
+CUresult tf_rs_cuGraphHostNodeSetParams(CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  return hostSet(nullptr, node, p);
+}
+CUresult tf_rs_cuGraphExecHostNodeSetParams(CUgraphExec e, CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  if (!e) return CUDA_ERROR_INVALID_VALUE;
+  return hostSet(e, node, p);
 }
 CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* enabled) {
   if (!enabled) return CUDA_ERROR_INVALID_VALUE;

@@ -46,6 +46,9 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
 
 // A memset node's parameters checked against the client's memory.
 CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
+// A memcpy node's parameters: each side the client's device memory or host memory the worker
+// holds at its address (no arrays); clears the array fields. calls_graph.cpp.
+CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c);
 
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.

@@ -192,6 +192,54 @@ TF_CALL(cuGraphExecMemsetNodeSetParams) {
   DRV(cuGraphExecMemsetNodeSetParams);
   return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
 }
+TF_CALL(cuGraphMemsetNodeSetParams) {
+  NEED(1); // node; blob: the parameters
+  OWN_NODE(A(0));
+  CUDA_MEMSET_NODE_PARAMS p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphMemsetNodeSetParams);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphMemcpyNodeSetParams) {
+  NEED(1); // node; blob: CUDA_MEMCPY3D (host sides by address)
+  OWN_NODE(A(0));
+  CUDA_MEMCPY3D p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemcpyNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphMemcpyNodeSetParams);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphExecMemcpyNodeSetParams) {
+  NEED(3); // exec, node, context; blob: CUDA_MEMCPY3D (host sides by address)
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  OWN(Context, A(2));
+  CUDA_MEMCPY3D p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemcpyNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphExecMemcpyNodeSetParams);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+}
+TF_CALL(cuGraphHostNodeSetParams) {
+  NEED(2); // node, the client's token of the host function
+  OWN_NODE(A(0));
+  DRV(cuGraphHostNodeSetParams);
+  CUDA_HOST_NODE_PARAMS p{};
+  p.fn = &Session::hostFunctionEntry;
+  p.userData = s.hostFunctionArg(A(1), true);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphExecHostNodeSetParams) {
+  NEED(3); // exec, node, the client's token of the host function
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  DRV(cuGraphExecHostNodeSetParams);
+  CUDA_HOST_NODE_PARAMS p{};
+  p.fn = &Session::hostFunctionEntry;
+  p.userData = s.hostFunctionArg(A(2), true);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p);
+}
 TF_CALL(cuGraphMemcpyNodeGetParams) {
   NEED(1);
   OWN_NODE(A(0));
