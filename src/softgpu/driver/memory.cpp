@@ -1,5 +1,6 @@
 #include "softgpu/driver/memory.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -283,11 +284,19 @@ Result<int> AddressSpace::moveIntoMemfd(Allocation& a, uint64_t bytes) {
   int fd = memfd_create("tf-softgpu-ipc", MFD_CLOEXEC);
   if (fd < 0) return resourceExhausted(std::string("memfd_create: ") + strerror(errno));
   // The contents so far, then the memfd in place of the private pages, at the same addresses.
+  // Stretches that are all zero are left as the memfd's holes (they read zero and cost nothing
+  // until written): fresh memory, as a managed allocation is when shared, copies nothing.
+  constexpr uint64_t kStretch = 1 << 20;
+  auto zero = [](const uint8_t* p, uint64_t n) { return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0; };
   bool copied = ftruncate(fd, static_cast<off_t>(bytes)) == 0;
-  for (uint64_t done = 0; copied && done < bytes;) {
-    ssize_t n = pwrite(fd, a.host + done, bytes - done, static_cast<off_t>(done));
-    if (n <= 0) copied = false;
-    else done += static_cast<uint64_t>(n);
+  for (uint64_t at = 0; copied && at < bytes; at += kStretch) {
+    const uint64_t end = std::min(bytes, at + kStretch);
+    if (zero(a.host + at, end - at)) continue;
+    for (uint64_t done = at; copied && done < end;) {
+      ssize_t n = pwrite(fd, a.host + done, end - done, static_cast<off_t>(done));
+      if (n <= 0) copied = false;
+      else done += static_cast<uint64_t>(n);
+    }
   }
   if (!copied ||
       mmap(a.host, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
