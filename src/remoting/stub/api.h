@@ -63,6 +63,9 @@ CUresult packLaunch(CUfunction f, void** params, void** extra, const CUlaunchAtt
 // does), and what the program gave remembered by it (for cuGraphHostNodeGetParams;
 // api_graph_nodes.cpp).
 CUresult hostNodeToken(const CUDA_HOST_NODE_PARAMS& p, uint64_t* token);
+// `user` (a graph or an executable graph) now uses what `graph` does: the pageable memory its
+// memcpy nodes read and write stays mirrored while either lives (api_graph.cpp).
+void holdsGraphMemory(uint64_t user, uint64_t graph);
 CUDA_KERNEL_NODE_PARAMS_v2 kernelParamsV2(const CUDA_KERNEL_NODE_PARAMS_v1& p);
 
 } // namespace tf::remoting::stub

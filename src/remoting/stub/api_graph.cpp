@@ -47,14 +47,16 @@ public:
     for (uint64_t b : bases)
       if (b) users_[user].push_back(b);
   }
-  // An executable graph uses what its graph uses.
-  void inherit(uint64_t graph, uint64_t exec) {
+  // `user` uses what `graph` uses too: an executable graph instantiated or updated from it, a
+  // clone of it, a graph it became a child node of (which embeds a copy).
+  void inherit(uint64_t graph, uint64_t user) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = users_.find(graph);
     if (it == users_.end()) return;
     std::vector<uint64_t> bases = it->second;
     for (uint64_t b : bases) refs_[b]++;
-    users_[exec] = std::move(bases);
+    auto& held = users_[user];
+    held.insert(held.end(), bases.begin(), bases.end());
   }
   void drop(uint64_t user) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -252,6 +254,10 @@ CUresult addNode(FnId fn, CUgraphNode* node, std::initializer_list<uint64_t> in,
 
 } // namespace
 
+namespace tf::remoting::stub {
+void holdsGraphMemory(uint64_t user, uint64_t graph) { pageableMirrors().inherit(graph, user); }
+} // namespace tf::remoting::stub
+
 extern "C" {
 
 CUresult tf_rs_cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode m) { return beginCapture(FnId::cuStreamBeginCapture_v2, s, m); }
@@ -281,6 +287,15 @@ CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   TF_READY();
   CUresult r = client().call(FnId::cuGraphDestroy, {u(g)});
   if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
+  return r;
+}
+CUresult tf_rs_cuGraphClone(CUgraph* clone, CUgraph g) {
+  if (!clone) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuGraphClone, {u(g)}, &out, 1);
+  *clone = h<CUgraph>(out);
+  if (r == CUDA_SUCCESS) pageableMirrors().inherit(u(g), out);
   return r;
 }
 CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {

@@ -205,6 +205,7 @@ CUresult tf_rs_cuGraphAddChildGraphNode(CUgraphNode* node, CUgraph g, const CUgr
   uint64_t out = 0;
   CUresult r = handleOut(FnId::cuGraphAddChildGraphNode, {u(g), u(child)}, &out, &w);
   *node = h<CUgraphNode>(out);
+  if (r == CUDA_SUCCESS) holdsGraphMemory(u(g), u(child));
   return r;
 }
 CUresult tf_rs_cuGraphChildGraphNodeGetGraph(CUgraphNode node, CUgraph* g) {
@@ -290,6 +291,7 @@ CUresult tf_rs_cuGraphExecUpdate_v2(CUgraphExec e, CUgraph g, CUgraphExecUpdateR
   TF_READY();
   uint64_t o[3] = {};
   CUresult r = client().call(FnId::cuGraphExecUpdate_v2, {u(e), u(g)}, o, 3);
+  if (r == CUDA_SUCCESS) holdsGraphMemory(u(e), u(g));
   info->result = static_cast<CUgraphExecUpdateResult>(o[0]);
   info->errorNode = h<CUgraphNode>(o[1]);
   info->errorFromNode = h<CUgraphNode>(o[2]);

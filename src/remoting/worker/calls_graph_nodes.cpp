@@ -105,6 +105,16 @@ TF_CALL(cuGraphGetEdges) { // blob: the `from` nodes, then the `to` nodes
   return r;
 }
 // ---- clones and child graphs -------------------------------------------------------------
+TF_CALL(cuGraphClone) { // hand-written in the stub, which carries the graph's mirrors over
+  NEED(1);
+  OWN(Graph, A(0));
+  DRV(cuGraphClone);
+  CUgraph clone = nullptr;
+  CUresult r = f(&clone, H(CUgraph)(A(0)));
+  if (r == CUDA_SUCCESS) s.add(K::Graph, H(uint64_t)(clone));
+  out.put(H(uint64_t)(clone));
+  return r;
+}
 TF_CALL(cuGraphAddChildGraphNode) {
   NEED(2); // graph, child; blob: deps
   OWN(Graph, A(0));
