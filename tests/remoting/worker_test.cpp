@@ -676,6 +676,46 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// A graph whose memcpy node reads host memory the client released since (a mirror it let go,
+// as a clone of a destroyed graph once made the stub do) fails with an illegal address when it
+// runs; the worker lives on and serves the other client.
+TEST_P(WorkerTest, GraphReadingReleasedMemoryFailsAndTheWorkerLives) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t g = 0, d = 0, node = 0, exec = 0, dB = 0;
+  const uint64_t host = 0x5d0000000000;
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorHost), {host, 4096}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &d), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphCreate, {0}, ctxA, &g), CUDA_SUCCESS);
+  CUDA_MEMCPY3D c{};
+  c.srcMemoryType = CU_MEMORYTYPE_HOST;
+  c.srcHost = reinterpret_cast<const void*>(host);
+  c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  c.dstDevice = d;
+  c.WidthInBytes = 4096;
+  c.Height = 1;
+  c.Depth = 1;
+  Writer w;
+  w.u32(0);
+  w.bytes(&c, sizeof c);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {g, ctxA}, ctxA, &node, nullptr,
+                   nullptr, std::string(reinterpret_cast<const char*>(w.data()), w.size())),
+            CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphInstantiateWithFlags, {g, 0}, ctxA, &exec), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphLaunch, {exec, 0}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuCtxSynchronize, {}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorRelease), {host}, ctxA), CUDA_SUCCESS);
+  CUresult launched = a.call(FnId::cuGraphLaunch, {exec, 0}, ctxA);
+  CUresult synced = a.call(FnId::cuCtxSynchronize, {}, ctxA);
+  EXPECT_TRUE(launched == CUDA_ERROR_ILLEGAL_ADDRESS || synced == CUDA_ERROR_ILLEGAL_ADDRESS)
+      << launched << " " << synced;
+  EXPECT_TRUE(worker_->alive());
+  EXPECT_EQ(b.call(FnId::cuMemAlloc_v2, {64}, ctxB, &dB), CUDA_SUCCESS);
+  EXPECT_EQ(b.call(FnId::cuMemFree_v2, {dB}, ctxB), CUDA_SUCCESS);
+}
+
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
   RawClient good;
   ASSERT_EQ(good.open(worker_->address(), token_), CUDA_SUCCESS);
