@@ -677,8 +677,9 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
 }
 
 // A graph whose memcpy node reads host memory the client released since (a mirror it let go,
-// as a clone of a destroyed graph once made the stub do) fails with an illegal address when it
-// runs; the worker lives on and serves the other client.
+// as a clone of a destroyed graph once made the stub do), or whose memset node writes device
+// memory freed since, fails with an illegal address when it runs; the worker lives on and
+// serves another client.
 TEST_P(WorkerTest, GraphReadingReleasedMemoryFailsAndTheWorkerLives) {
   RawClient a, b;
   ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
@@ -712,8 +713,29 @@ TEST_P(WorkerTest, GraphReadingReleasedMemoryFailsAndTheWorkerLives) {
   EXPECT_TRUE(launched == CUDA_ERROR_ILLEGAL_ADDRESS || synced == CUDA_ERROR_ILLEGAL_ADDRESS)
       << launched << " " << synced;
   EXPECT_TRUE(worker_->alive());
-  EXPECT_EQ(b.call(FnId::cuMemAlloc_v2, {64}, ctxB, &dB), CUDA_SUCCESS);
-  EXPECT_EQ(b.call(FnId::cuMemFree_v2, {dB}, ctxB), CUDA_SUCCESS);
+  // A memset node on device memory freed since: the same.
+  uint64_t gB = 0, nodeB = 0, execB = 0;
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {1 << 16}, ctxB, &dB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuGraphCreate, {0}, ctxB, &gB), CUDA_SUCCESS);
+  CUDA_MEMSET_NODE_PARAMS ms{dB, 0, 7, 1, 1 << 16, 1};
+  Writer wm;
+  wm.u32(0);
+  wm.bytes(&ms, sizeof ms);
+  ASSERT_EQ(b.call(static_cast<uint32_t>(FnId::cuGraphAddMemsetNode), {gB, ctxB}, ctxB, &nodeB, nullptr,
+                   nullptr, std::string(reinterpret_cast<const char*>(wm.data()), wm.size())),
+            CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuGraphInstantiateWithFlags, {gB, 0}, ctxB, &execB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemFree_v2, {dB}, ctxB), CUDA_SUCCESS);
+  launched = b.call(FnId::cuGraphLaunch, {execB, 0}, ctxB);
+  synced = b.call(FnId::cuCtxSynchronize, {}, ctxB);
+  EXPECT_TRUE(launched == CUDA_ERROR_ILLEGAL_ADDRESS || synced == CUDA_ERROR_ILLEGAL_ADDRESS)
+      << launched << " " << synced;
+  EXPECT_TRUE(worker_->alive());
+  RawClient third;
+  ASSERT_EQ(third.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxC = third.context(), dC = 0;
+  EXPECT_EQ(third.call(FnId::cuMemAlloc_v2, {64}, ctxC, &dC), CUDA_SUCCESS);
+  EXPECT_EQ(third.call(FnId::cuMemFree_v2, {dC}, ctxC), CUDA_SUCCESS);
 }
 
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {
