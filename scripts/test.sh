@@ -32,11 +32,17 @@ for attacks in remoting_worker_test remoting_worker_network_test remoting_worker
   TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
     "build/default/tests/remoting/$attacks"
 done
-for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable; do
+for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable graph_node_params; do
   for transport in shm tcp tls; do
     bash tests/remoting/run_remote.sh "$transport" build/asan/bin/tensor-fusion-worker build/asan/lib \
       build/default/lib/remote "build/asan/remote-state/$prog-$transport" "" \
       "build/default/tests/cuda/${prog}_static"
   done
+done
+# Managed memory the worker shares with its client (shm) and mirrors (tcp).
+for run in shm:shared tcp:mirrored; do
+  TF_TEST_EXPECT_MANAGED="${run#*:}" bash tests/remoting/run_remote.sh "${run%%:*}" \
+    build/asan/bin/tensor-fusion-worker build/asan/lib build/default/lib/remote \
+    "build/asan/remote-state/managed_memory-${run%%:*}" "" build/default/tests/remoting/remoting_managed_memory
 done
 echo "test.sh: all tests passed"

@@ -101,8 +101,11 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
   X(AwaitHostCopy, 0x10010) /* (ptr, n, buffer id): waits as a synchronous copy waits for     */ \
                             /* earlier work; then the client copies through its mapping.      */ \
                             /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */ \
-  X(TierStatus, 0x10011) /* admin: () -> blob: TierRecord* (tier_control.h), one per client    */ \
-  X(TierControl, 0x10012) /* admin: (TierAction, min idle ms, wait ms) -> (clients it moved):  */ \
+  X(ShareManaged, 0x10011) /* (base) -> (bytes), then a descriptor: the client's managed      */ \
+                           /* allocation's memory, which it maps at base; the worker stops    */ \
+                           /* mirroring it (shared memory, the soft GPU); else NOT_SUPPORTED  */ \
+  X(TierStatus, 0x10012) /* admin: () -> blob: TierRecord* (tier_control.h), one per client    */ \
+  X(TierControl, 0x10013) /* admin: (TierAction, min idle ms, wait ms) -> (clients it moved):  */ \
                           /* freeze or thaw the clients idle at least that long, now          */
 
 inline constexpr uint32_t kOpBase = 0x10000;

@@ -91,6 +91,7 @@ TIERS_TEMPLATE = """apiVersion: tensor-fusion.ai/v1
 kind: SchedulingConfigTemplate
 metadata: {name: e2e-vram-tiers}
 spec:
+  placement: {mode: NodeCompactGPULowLoad}
   hypervisor:
     autoFreezeAndResume:
       autoFreeze:

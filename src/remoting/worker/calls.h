@@ -31,7 +31,7 @@ CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out);
 // kept.
 CUresult destroyEvent(Session& s, uint64_t event);
 // shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
-// synchronous copies from and to pageable memory.
+// synchronous copies from and to pageable memory; ShareManaged, managed memory it maps.
 CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out);
 // calls_tiers.cpp: the admin's TierStatus and TierControl.
 CUresult tierStatus(Session& s, const CallIn& in, CallOut& out);
@@ -49,6 +49,9 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
 
 // A memset node's parameters checked against the client's memory.
 CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
+// A memcpy node's parameters: each side the client's device memory or host memory the worker
+// holds at its address (no arrays); clears the array fields. calls_graph.cpp.
+CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c);
 
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.
