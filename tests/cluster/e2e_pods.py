@@ -95,7 +95,7 @@ spec:
   hypervisor:
     autoFreezeAndResume:
       autoFreeze:
-      - {qos: medium, freezeToMemTTL: 30s, freezeToDiskTTL: 5m, enable: true}
+      - {freezeToMemTTL: 30s, freezeToDiskTTL: 5m, enable: true}
 """
 
 
@@ -104,15 +104,20 @@ def case_local_hard_pod():
     no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
     in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
     the worker and removes the directory. Its pool's SchedulingConfigTemplate asks for VRAM
-    tiers (autoFreeze for its QoS): the hypervisor gives its vGPU those TTLs and says so."""
+    tiers (autoFreeze, every QoS): the hypervisor gives its vGPU those TTLs and says so."""
     kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
-    old = json.loads(kubectl("get", "gpupool", POOL, "-o", "json").stdout)["spec"].get("schedulingConfigTemplate")
-    kubectl("patch", "gpupool", POOL, "--type=merge", "-p", json.dumps({"spec": {"schedulingConfigTemplate": "e2e-vram-tiers"}}))
+    ensure_cluster_applied()
+    # The pool's spec is the TensorFusionCluster's to write (the controller puts it back).
+    kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+        [{"op": "add", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate", "value": "e2e-vram-tiers"}]))
+    wait_until(60, f"GPUPool {POOL} uses the template", lambda: json.loads(
+        kubectl("get", "gpupool", POOL, "-o", "json", check=False).stdout or "{}").get("spec", {}).get(
+        "schedulingConfigTemplate") == "e2e-vram-tiers")
 
     def check(pod, logs):
-        ready = [m for r, m in pod_events(pod["metadata"]["name"]) if r == "VgpuReady"]
-        expect(any("VRAM tiers from its pool: idle 30s to host memory, 300s to disk" in m for m in ready),
-               f"the vGPU has its pool's tiers: {ready}")
+        events = pod_events(pod["metadata"]["name"])
+        expect(any(r == "VgpuReady" and "VRAM tiers from its pool: idle 30s to host memory, 300s to disk" in m
+                   for r, m in events), f"the vGPU has its pool's tiers: {events}")
         expect_gpus_of_its_node(pod)
         expect("softgpu" not in logs, f"no GPU library in the pod's image: {logs}")
         expect_vgpu_probe(logs, 2**30)
@@ -125,7 +130,11 @@ def case_local_hard_pod():
     try:
         run_and_delete("hard-vgpu-demo", HARD, check)
     finally:
-        kubectl("patch", "gpupool", POOL, "--type=merge", "-p", json.dumps({"spec": {"schedulingConfigTemplate": old}}))
+        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample names no template
+        kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate"}]), check=False)
+        kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/spec/schedulingConfigTemplate"}]), check=False)
         kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
 
 
