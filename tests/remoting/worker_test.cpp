@@ -33,15 +33,59 @@
 namespace tf::remoting {
 namespace {
 
+// The parameter: the transport, "+remap" for a worker with --remap-handles (every handle the
+// client gets is a value of its own, not the driver's: the same attacks, and a handler that
+// forgot to translate fails them).
 class WorkerTest : public ::testing::TestWithParam<std::string> {
 protected:
   void SetUp() override {
-    worker_ = std::make_unique<WorkerProcess>(GetParam(), token_);
+    transport_ = GetParam();
+    std::vector<std::string> extra;
+    if (auto plus = transport_.find("+remap"); plus != std::string::npos) {
+      transport_.erase(plus);
+      extra.push_back("--remap-handles");
+      remapped_ = true;
+    }
+    worker_ = std::make_unique<WorkerProcess>(transport_, token_, extra);
     ASSERT_FALSE(worker_->address().empty()) << "worker did not start";
   }
   std::string token_ = "test-token-" + std::to_string(getpid());
   std::unique_ptr<WorkerProcess> worker_;
+  std::string transport_; // "tcp" or "shm"
+  bool remapped_ = false;
 };
+
+// Handles the worker gives back name the client's own values: a stream's context is the
+// context the client was given, a listed node the node it added. Remapped, no handle is the
+// driver's (those never have the top bit set).
+TEST_P(WorkerTest, HandlesComeBackAsTheClientKnowsThem) {
+  RawClient a;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = a.context(), stream = 0, event = 0, streamCtx = 0, graph = 0, node = 0;
+  ASSERT_EQ(a.call(FnId::cuStreamCreate, {0}, ctx, &stream), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuEventCreate, {0}, ctx, &event), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphCreate, {0}, ctx, &graph), CUDA_SUCCESS);
+  std::string deps(4, '\0'); // no dependencies
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {graph}, ctx, &node, nullptr,
+                   nullptr, deps),
+            CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuStreamGetCtx, {stream}, ctx, &streamCtx), CUDA_SUCCESS);
+  EXPECT_EQ(streamCtx, ctx);
+  uint64_t listed[2] = {};
+  std::string blob;
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphGetNodes), {graph, 4}, ctx, listed, nullptr,
+                   nullptr, "", kFlagNone, nullptr, &blob),
+            CUDA_SUCCESS);
+  ASSERT_EQ(blob.size(), 8u);
+  uint64_t first = 0;
+  std::memcpy(&first, blob.data(), 8);
+  EXPECT_EQ(first, node) << "a listed node is named as the client knows it";
+  EXPECT_EQ(a.call(FnId::cuEventRecord, {event, stream}, ctx), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamSynchronize, {stream}, ctx), CUDA_SUCCESS);
+  if (remapped_)
+    for (uint64_t h : {ctx, stream, event, graph, node})
+      EXPECT_NE(h >> 63, 0u) << std::hex << h << " looks like a driver's handle";
+}
 
 TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   RawClient a, b;
@@ -469,14 +513,14 @@ TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
     EXPECT_EQ(ftruncate(fd, 4 * 4096), 0);
     if (withFd) {
       // Descriptors pass only over shared memory's socket; TCP says it cannot.
-      EXPECT_EQ(c.transport().sendFd(fd).isOk(), GetParam() == std::string("shm"));
+      EXPECT_EQ(c.transport().sendFd(fd).isOk(), transport_ == "shm");
     }
     CUresult r = c.call(static_cast<uint32_t>(Op::ShareHost), {at, n}, ctx);
     if (r == CUDA_SUCCESS && keep < 0) keep = fd;
     else close(fd);
     return r;
   };
-  if (GetParam() == "tcp") {
+  if (transport_ == "tcp") {
     EXPECT_EQ(share(a, ctxA, addr, size, true), CUDA_ERROR_NOT_SUPPORTED);
     EXPECT_TRUE(worker_->alive());
     return;
@@ -1114,6 +1158,8 @@ TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, WorkerTest, ::testing::Values("tcp", "shm"));
+INSTANTIATE_TEST_SUITE_P(Remapped, WorkerTest, ::testing::Values("tcp+remap", "shm+remap"),
+                         [](const auto& info) { return info.param.substr(0, 3) + "_remap"; });
 
 // VRAM tiers: a worker whose idle clients' memory leaves the device. On a 100 MiB device two
 // clients of 64 MiB each fit only one at a time: the second gets its memory once the first has

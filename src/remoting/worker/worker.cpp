@@ -21,6 +21,7 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   w->shared_.tokens.insert(w->shared_.tokens.end(), o.moreTokens.begin(), o.moreTokens.end());
   w->shared_.verbose = o.verbose;
   w->shared_.tiers = o.tiers;
+  w->shared_.remapHandles = o.remapHandles;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
   if (r != CUDA_SUCCESS) return unavailable("cuInit failed on " + o.driver + ": " + std::to_string(r));
@@ -82,7 +83,11 @@ void usage() {
           "  VRAM tiers: a client idle for N ms has its cuMemAlloc memory moved to host memory (and\n"
           "  after --cold-after-ms more to an unlinked file in --cold-dir), giving the device memory\n"
           "  back; its next call brings it back at the same addresses. Its memory cannot be exported\n"
-          "  by IPC handle then.\n");
+          "  by IPC handle then.\n"
+          "         [--remap-handles]\n"
+          "  every handle a client gets (context, stream, event, module, function, graph, node, array...)\n"
+          "  has a value of its own, not the driver's, translated by the worker: how a session moved\n"
+          "  from another worker runs (texture and surface objects keep the driver's values).\n");
 }
 
 // A positive integer option, or -1.
@@ -111,6 +116,7 @@ int runWorker(int argc, char** argv) {
       tokenGiven = true;
     }
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--remap-handles") o.remapHandles = true;
     else if (a == "--tls-cert" && (v = value())) o.tls.certFile = v;
     else if (a == "--tls-key" && (v = value())) o.tls.keyFile = v;
     else if (a == "--handshake-timeout-ms" && (v = value()) && positive(v) > 0)
