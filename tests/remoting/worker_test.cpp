@@ -82,6 +82,23 @@ TEST_P(WorkerTest, HandlesComeBackAsTheClientKnowsThem) {
   EXPECT_EQ(first, node) << "a listed node is named as the client knows it";
   EXPECT_EQ(a.call(FnId::cuEventRecord, {event, stream}, ctx), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuStreamSynchronize, {stream}, ctx), CUDA_SUCCESS);
+  // A capture's graph and its current dependencies, named as the client can use them.
+  uint64_t mem = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctx, &mem), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuStreamBeginCapture_v2, {stream, CU_STREAM_CAPTURE_MODE_RELAXED}, ctx), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemsetD8Async, {mem, 1, 16, stream}, ctx), CUDA_SUCCESS);
+  uint64_t info[3] = {};
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuStreamGetCaptureInfo_v3), {stream}, ctx, info, nullptr,
+                   nullptr, "", kFlagNone, nullptr, &blob),
+            CUDA_SUCCESS);
+  ASSERT_EQ(blob.size(), 8u) << "one dependency: the memset";
+  uint64_t dep = 0, type = 0, captured = 0;
+  std::memcpy(&dep, blob.data(), 8);
+  EXPECT_EQ(a.call(FnId::cuGraphNodeGetType, {dep}, ctx, &type), CUDA_SUCCESS);
+  EXPECT_EQ(type, uint64_t(CU_GRAPH_NODE_TYPE_MEMSET));
+  ASSERT_EQ(a.call(FnId::cuStreamEndCapture, {stream}, ctx, &captured), CUDA_SUCCESS);
+  EXPECT_EQ(captured, info[2]) << "the capture's graph, as named while capturing";
+  EXPECT_EQ(a.call(FnId::cuGraphDestroy, {captured}, ctx), CUDA_SUCCESS);
   if (remapped_)
     for (uint64_t h : {ctx, stream, event, graph, node})
       EXPECT_NE(h >> 63, 0u) << std::hex << h << " looks like a driver's handle";
@@ -230,9 +247,32 @@ TEST_P(WorkerTest, AnotherClientsArraysAndTexturesAreRefused) {
   EXPECT_EQ(b.call(uint32_t(FnId::cuMemcpy3D_v2), {0}, ctxB, nullptr, nullptr, nullptr, blobOf(copy)),
             CUDA_ERROR_INVALID_HANDLE);
 
-  // Both go on with their own.
+  // Both go on with their own; a texture's resource comes back as the client knows it.
   uint64_t outs[1] = {};
-  EXPECT_EQ(a.call(FnId::cuTexObjectGetResourceDesc, {texA}, ctxA, outs), CUDA_SUCCESS);
+  std::string got;
+  EXPECT_EQ(a.call(uint32_t(FnId::cuTexObjectGetResourceDesc), {texA}, ctxA, outs, nullptr, nullptr, "",
+                   kFlagNone, nullptr, &got),
+            CUDA_SUCCESS);
+  ASSERT_EQ(got.size(), sizeof(CUDA_RESOURCE_DESC));
+  CUDA_RESOURCE_DESC back{};
+  std::memcpy(&back, got.data(), sizeof back);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(back.res.array.hArray), arrA);
+  uint64_t mip = 0, texMip = 0;
+  ASSERT_EQ(a.call(uint32_t(FnId::cuMipmappedArrayCreate), {2}, ctxA, &mip, nullptr, nullptr, blobOf(desc)),
+            CUDA_SUCCESS);
+  CUDA_RESOURCE_DESC mipRes{};
+  mipRes.resType = CU_RESOURCE_TYPE_MIPMAPPED_ARRAY;
+  mipRes.res.mipmap.hMipmappedArray = reinterpret_cast<CUmipmappedArray>(mip);
+  ASSERT_EQ(a.call(uint32_t(FnId::cuTexObjectCreate), {}, ctxA, &texMip, nullptr, nullptr, blobOf(mipRes) + blobOf(tex)),
+            CUDA_SUCCESS);
+  EXPECT_EQ(a.call(uint32_t(FnId::cuTexObjectGetResourceDesc), {texMip}, ctxA, outs, nullptr, nullptr, "",
+                   kFlagNone, nullptr, &got),
+            CUDA_SUCCESS);
+  ASSERT_EQ(got.size(), sizeof(CUDA_RESOURCE_DESC));
+  std::memcpy(&back, got.data(), sizeof back);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(back.res.mipmap.hMipmappedArray), mip);
+  EXPECT_EQ(a.call(FnId::cuTexObjectDestroy, {texMip}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuMipmappedArrayDestroy, {mip}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuTexObjectDestroy, {texA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuArrayDestroy, {arrA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(b.call(FnId::cuArrayDestroy, {arrB}, ctxB), CUDA_SUCCESS);
@@ -277,6 +317,25 @@ TEST_P(WorkerTest, LaunchWithWrongParametersIsRefused) {
   uint32_t v = 0;
   memcpy(&v, got.data(), 4);
   EXPECT_EQ(v, 10u); // the kernel ran with the right parameters
+
+  // An event inside a launch attribute is a handle too: the client's own is resolved, any
+  // other value refused before the driver sees it.
+  uint64_t event = 0;
+  ASSERT_EQ(c.call(FnId::cuEventCreate, {0}, ctx, &event), CUDA_SUCCESS);
+  auto launchEx = [&](uint64_t e) {
+    CUlaunchAttribute attr{};
+    attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT;
+    attr.value.programmaticEvent.event = reinterpret_cast<CUevent>(e);
+    ParamSlot slots[2] = {{0, 8}, {8, 4}};
+    Writer w;
+    encodeLaunch(w, slots, 2, good.data(), good.size(), &attr, 1, sizeof(CUlaunchAttribute));
+    std::string blob(reinterpret_cast<const char*>(w.data()), w.size());
+    return c.call(static_cast<uint32_t>(FnId::cuLaunchKernelEx), {fn, 1, 1, 1, 1, 1, 1, 0, 0}, ctx,
+                  nullptr, nullptr, nullptr, blob);
+  };
+  EXPECT_EQ(launchEx(event), CUDA_SUCCESS);
+  EXPECT_EQ(launchEx(event + 16), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(c.call(FnId::cuCtxSynchronize, {}, ctx), CUDA_SUCCESS);
   EXPECT_TRUE(worker_->alive());
 }
 
