@@ -28,7 +28,9 @@ namespace tf::remoting {
 // Every kind of handle a client can own (read by gen_wire.py for `h:Kind` roles).
 enum class HandleKind : uint8_t {
   Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool,
-  Graph, GraphExec, GraphNode, Array, ArrayLevel, MipmappedArray, TexObject, SurfObject, Count
+  Graph, GraphExec, GraphNode, Array, ArrayLevel, MipmappedArray, TexObject, SurfObject,
+  MemHandle, // virtual memory management's physical allocations (CUmemGenericAllocationHandle)
+  Count
 };
 
 class HandleTable {

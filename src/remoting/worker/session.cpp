@@ -642,14 +642,16 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
   CUresult r = CUDA_SUCCESS;
   Status decoded = decodeCall(args.data(), args.size(), &in.a);
   if (!decoded.isOk()) return decoded; // a malformed call: the stream cannot be trusted
-  // Every call runs in the caller's current context, which must be one of its own.
-  CUcontext want = reinterpret_cast<CUcontext>(h.ctx); // the client's value, then the driver's
-  if (want && !resolveIn(want, HandleKind::Context)) {
-    r = CUDA_ERROR_INVALID_CONTEXT;
-  } else if (want != current_) {
-    auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
-    r = setCurrent(want);
-    if (r == CUDA_SUCCESS) current_ = want;
+  // Every call runs in the caller's current context, which must be one of its own. The last
+  // call's context needs no lookup (a current context cannot be destroyed).
+  if (h.ctx != currentClientValue_) {
+    CUcontext want = reinterpret_cast<CUcontext>(h.ctx); // the client's value, then the driver's
+    if (want && !resolveIn(want, HandleKind::Context)) {
+      r = CUDA_ERROR_INVALID_CONTEXT;
+    } else {
+      if (want != current_) r = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent)(want);
+      if (r == CUDA_SUCCESS) current_ = want, currentClientValue_ = h.ctx;
+    }
   }
   if (r == CUDA_SUCCESS && frozen_) r = thawTiers();  // the memory comes back before any call runs
   if (r == CUDA_SUCCESS) r = dispatch(*this, in, out);

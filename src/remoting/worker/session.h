@@ -296,6 +296,7 @@ private:
   std::string peer_;
   uint64_t bulkLeft_ = 0;
   CUcontext current_ = nullptr;
+  uint64_t currentClientValue_ = 0; // the client's value of current_
   CUresult latched_ = CUDA_SUCCESS;
   uint32_t tenant_ = 0;
   HandleTable handles_;
