@@ -27,12 +27,12 @@ ctest --preset asan -j"$jobs"
 # build of the worker and of the soft GPU beneath it (the programs and the stub stay the
 # default build's: nvcc-built programs cannot load sanitizer-built libraries). run_remote.sh
 # stops the worker with SIGTERM and fails on any sanitizer report in its log.
-for attacks in remoting_worker_test remoting_worker_network_test; do
+for attacks in remoting_worker_test remoting_worker_network_test remoting_worker_tier_admin_test; do
   TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
   TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
     "build/default/tests/remoting/$attacks"
 done
-for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable; do
+for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable graph_node_params; do
   for transport in shm tcp tls; do
     for remap in "" --remap-handles; do  # and through a worker that remaps every handle
       TF_TEST_WORKER_ARGS=$remap bash tests/remoting/run_remote.sh "$transport" \
@@ -40,5 +40,11 @@ for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable; do
         "build/asan/remote-state/$prog-$transport$remap" "" "build/default/tests/cuda/${prog}_static"
     done
   done
+done
+# Managed memory the worker shares with its client (shm) and mirrors (tcp).
+for run in shm:shared tcp:mirrored; do
+  TF_TEST_EXPECT_MANAGED="${run#*:}" bash tests/remoting/run_remote.sh "${run%%:*}" \
+    build/asan/bin/tensor-fusion-worker build/asan/lib build/default/lib/remote \
+    "build/asan/remote-state/managed_memory-${run%%:*}" "" build/default/tests/remoting/remoting_managed_memory
 done
 echo "test.sh: all tests passed"

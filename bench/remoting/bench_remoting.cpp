@@ -254,8 +254,9 @@ int client(const char* libPath, const char* label) {
   }
 
   // Launch + synchronise rounds: first with no managed memory, then with 64 MiB of it (fully
-  // written once), the host changing one page of it per round. Through the stub every round
-  // compares the mirror with its shadow on both sides.
+  // written once), the host changing one page of it per round. Through the stub over shm the
+  // memory is the worker's own pages; elsewhere every round compares the mirror with its
+  // shadow on both sides (the written pages only, where the kernel tracks writes).
   auto allocManaged = a.get<CUresult (*)(CUdeviceptr*, size_t, unsigned)>("cuMemAllocManaged");
   auto rounds = [&](int count, uint8_t* touch, size_t span) {
     std::vector<double> r(count);
@@ -277,6 +278,17 @@ int client(const char* libPath, const char* label) {
   memset(managed, 3, n);
   (void)rounds(5, managed, n);
   printf("%s.managed_round_us %.3f\n", label, rounds(100, managed, n) * 1e6);
+  // The same with the allocation mirrored even where the stub could share it (over shm): the
+  // baseline of the shared managed memory.
+  auto memFree = a.get<CUresult (*)(CUdeviceptr)>("cuMemFree_v2");
+  CK(memFree(mm));
+  setenv("TF_REMOTE_SHARE_MANAGED", "0", 1);
+  CUdeviceptr mirrored;
+  CK(allocManaged(&mirrored, n, CU_MEM_ATTACH_GLOBAL));
+  managed = reinterpret_cast<uint8_t*>(mirrored);
+  memset(managed, 3, n);
+  (void)rounds(5, managed, n);
+  printf("%s.managed_mirrored_round_us %.3f\n", label, rounds(100, managed, n) * 1e6);
   return 0;
 }
 
@@ -454,7 +466,8 @@ Worker startWorker(const char* bin, const char* driver, const std::string& liste
 // Every figure a client prints; runClient fails the benchmark if one is missing or not positive.
 const char* const kFigures[] = {"sync_p50_us",      "sync_p99_us",       "launch_issue_per_s", "launch_complete_per_s",
                                 "htod_gbps",        "dtoh_gbps",         "pinned_htod_gbps",   "pinned_dtoh_gbps",
-                                "startup_lazy_ms",  "startup_eager_ms",  "round_us",           "managed_round_us"};
+                                "startup_lazy_ms",  "startup_eager_ms",  "round_us",           "managed_round_us",
+                                "managed_mirrored_round_us"};
 
 const char* const kCopyFigures[] = {"htod_gbps", "dtoh_gbps", "htod_small_gbps", "dtoh_small_gbps"};
 
@@ -635,8 +648,10 @@ int main(int argc, char** argv) {
   pairs("startup_lazy_ms", "startup_eager_ms", "ms");
   printf("\n");
   printf("launch + synchronise round, p50: with 64 MiB of managed memory (one page changed per\n"
-         "round; mirrored through the stub) / without:\n");
+         "round; over shm the worker's pages mapped by the stub, over tcp mirrored) / without:\n");
   pairs("managed_round_us", "round_us", "us");
+  printf("the same with the managed memory mirrored over shm too (TF_REMOTE_SHARE_MANAGED=0) / without:\n");
+  pairs("managed_mirrored_round_us", "round_us", "us");
   printf("\n");
   struct stat st {};
   printf("the cost of TLS (tls:// / tcp://, both through the stub; kernel TLS module %s):\n",

@@ -34,6 +34,9 @@ struct HypervisorFlags {
   int port = 0;
   unsigned tickMs = 200;
   double tflopsOversell = 1.0, vramExpand = 0.0;
+  // VRAM tiers: idle TTLs for every QoS (TF_HYPERVISOR_SCHEDULING_CONFIG sets them per QoS).
+  bool vramTiers = false;
+  std::string freezeToMem, freezeToDisk, coldDir;
   // Cluster mode: register this node's GPUs with Kubernetes.
   bool cluster = false;
   std::string nodeName, kubeconfig, podRoot = k8s::api::kPodVgpuHostDir;
@@ -65,6 +68,24 @@ std::unique_ptr<hypervisor::NodeRegistrar> startRegistrar(const HypervisorFlags&
   return r;
 }
 
+// VRAM tiers from TensorFusion's scheduling config (env), then the command line over it.
+Status tierPolicy(const HypervisorFlags& f, hypervisor::TierPolicy* p) {
+  if (const char* config = getenv("TF_HYPERVISOR_SCHEDULING_CONFIG"); config && *config) {
+    auto j = nlohmann::json::parse(config, nullptr, false);
+    if (j.is_discarded()) return invalidArgument("TF_HYPERVISOR_SCHEDULING_CONFIG is not JSON");
+    TF_RETURN_IF_ERROR(hypervisor::applySchedulingConfig(j, p).withContext("TF_HYPERVISOR_SCHEDULING_CONFIG"));
+  }
+  p->enabled = p->enabled || f.vramTiers || !f.freezeToMem.empty() || !f.freezeToDisk.empty();
+  for (auto [text, ttl] : {std::pair{&f.freezeToMem, &p->freezeToMemMs}, std::pair{&f.freezeToDisk, &p->freezeToDiskMs}}) {
+    if (text->empty()) continue;
+    auto ms = units::parseDurationMs(*text);
+    if (!ms) return ms.status().withContext(text == &f.freezeToMem ? "--freeze-to-mem" : "--freeze-to-disk");
+    ttl->fill(*ms);
+  }
+  p->coldDir = f.coldDir;
+  return Status::ok();
+}
+
 int runHypervisor(const HypervisorFlags& f) {
   hypervisor::HypervisorOptions o;
   o.stateDir = f.stateDir;
@@ -75,6 +96,10 @@ int runHypervisor(const HypervisorFlags& f) {
   o.influxLog = f.influx;
   o.oversubscription.tflopsOversell = f.tflopsOversell;
   o.oversubscription.vramExpandToHost = f.vramExpand;
+  if (Status s = tierPolicy(f, &o.tiers); !s) {
+    fprintf(stderr, "tensor-fusion hypervisor: %s\n", s.message().c_str());
+    return 2;
+  }
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -160,6 +185,10 @@ int runUp(const HypervisorFlags& f) {
       args.push_back("--influx-log");
       args.push_back(f.influx);
     }
+    if (f.vramTiers) args.push_back("--vram-tiers");
+    for (auto [flag, value] : {std::pair{"--freeze-to-mem", &f.freezeToMem}, std::pair{"--freeze-to-disk", &f.freezeToDisk},
+                               std::pair{"--cold-dir", &f.coldDir}})
+      if (!value->empty()) args.insert(args.end(), {flag, *value});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -350,8 +379,8 @@ int runPs(const std::string& stateDir, bool json) {
            mem.c_str(), d["utilization"].get<unsigned>(), d["uuid"].get<std::string>().c_str(),
            d["present"].get<bool>() ? "" : "  (gone)");
   }
-  printf("\n%-16s %-4s %-22s %-22s %-9s %-9s %s\n", "VGPU", "GPU", "COMPUTE LIMIT/NOW/USED",
-         "VRAM USED / LIMIT", "QOS", "ISOLATION", "PIDS");
+  printf("\n%-16s %-4s %-22s %-22s %-9s %-9s %-30s %s\n", "VGPU", "GPU", "COMPUTE LIMIT/NOW/USED",
+         "VRAM USED / LIMIT", "QOS", "ISOLATION", "TIER (BYTES PER TIER)", "PIDS");
   if (vgpus->body["vgpus"].empty()) printf("(none)\n");
   for (const auto& v : vgpus->body["vgpus"]) {
     const auto& u = v["usage"];
@@ -363,10 +392,23 @@ int runPs(const std::string& stateDir, bool json) {
     std::string pids, gpus;
     for (const auto& p : u["pids"]) pids += (pids.empty() ? "" : ",") + std::to_string(p.get<int>());
     for (const auto& g : v["devices"]) gpus += (gpus.empty() ? "" : ",") + std::to_string(g["index"].get<int>());
-    printf("%-16s %-4s %-22s %-22s %-9s %-9s %s\n", v["id"].get<std::string>().c_str(), gpus.c_str(), compute,
-           vram.c_str(),
-           v["request"]["qos"].get<std::string>().c_str(),
-           v["request"]["isolation"].get<std::string>().c_str(), pids.empty() ? "-" : pids.c_str());
+    // Where a tiered vGPU's memory is: "warm (hot 0 B, warm 2 GiB)".
+    std::string tier = "-";
+    if (u.contains("tiers")) {
+      const auto& t = u["tiers"];
+      tier = t["state"].get<std::string>() + " (";
+      bool first = true;
+      for (const char* k : {"hot", "warm", "cold"}) {
+        const uint64_t b = t[std::string(k) + "Bytes"].get<uint64_t>();
+        if (b == 0 && std::string(k) != "hot") continue;
+        tier += std::string(first ? "" : ", ") + k + " " + units::formatBytes(b);
+        first = false;
+      }
+      tier += ")";
+    }
+    printf("%-16s %-4s %-22s %-22s %-9s %-9s %-30s %s\n", v["id"].get<std::string>().c_str(), gpus.c_str(), compute,
+           vram.c_str(), v["request"]["qos"].get<std::string>().c_str(),
+           v["request"]["isolation"].get<std::string>().c_str(), tier.c_str(), pids.empty() ? "-" : pids.c_str());
   }
   return 0;
 }
@@ -384,6 +426,12 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
     c->add_option("--tflops-oversell", hv.tflopsOversell, "Compute requests may add up to this many devices");
     c->add_option("--vram-expand", hv.vramExpand, "VRAM requests may add up to (1 + this) x device memory");
     c->add_option("--influx-log", hv.influx, "Append Influx line-protocol metrics to this file");
+    c->add_flag("--vram-tiers", hv.vramTiers,
+                "Hard/remote vGPUs' memory can leave the device (to host memory, then disk): idle ones are "
+                "frozen to make room for others (with --vram-expand, their VRAM may add up past the device's)");
+    c->add_option("--freeze-to-mem", hv.freezeToMem, "Idle this long (e.g. 5m), a vGPU's memory goes to host memory");
+    c->add_option("--freeze-to-disk", hv.freezeToDisk, "Idle this long, to disk");
+    c->add_option("--cold-dir", hv.coldDir, "Where frozen memory goes on disk (default: <state dir>/cold)");
   };
   auto* hyper = app.add_subcommand("hypervisor", "Run this node's hypervisor in the foreground");
   addHypervisorFlags(hyper);

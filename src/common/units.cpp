@@ -36,6 +36,32 @@ Result<uint64_t> parseBytes(std::string_view text) {
   return static_cast<uint64_t>(std::llround(bytes));
 }
 
+Result<uint64_t> parseDurationMs(std::string_view text) {
+  const std::string all(text);
+  if (all == "0") return uint64_t{0};
+  if (all.empty()) return invalidArgument("empty duration");
+  struct Unit { const char* name; double ms; };
+  static const Unit kUnits[] = {{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}};
+  double total = 0;
+  size_t i = 0;
+  while (i < all.size()) {
+    const size_t start = i;
+    while (i < all.size() && (isdigit(static_cast<unsigned char>(all[i])) || all[i] == '.')) ++i;
+    if (i == start) return invalidArgument("duration '" + all + "': expected a number at '" + all.substr(start) + "'");
+    const double num = std::strtod(all.substr(start, i - start).c_str(), nullptr);
+    const size_t unitStart = i;
+    while (i < all.size() && !isdigit(static_cast<unsigned char>(all[i])) && all[i] != '.') ++i;
+    const std::string unit = all.substr(unitStart, i - unitStart);
+    double ms = -1;
+    for (const auto& u : kUnits)
+      if (unit == u.name) ms = u.ms;
+    if (ms < 0) return invalidArgument("duration '" + all + "' has " + (unit.empty() ? "a number without a unit" : "an unknown unit '" + unit + "'"));
+    total += num * ms;
+  }
+  if (!std::isfinite(total) || total >= 9.2e18) return invalidArgument("duration '" + all + "' is too long");
+  return static_cast<uint64_t>(std::llround(total));
+}
+
 std::string formatBytes(uint64_t bytes) {
   static const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);

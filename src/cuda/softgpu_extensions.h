@@ -16,4 +16,11 @@ namespace tf::cuda {
 using ShareDeviceMemory = CUresult (*)(CUdeviceptr base, int* fd, size_t* bytes);
 inline constexpr char kShareDeviceMemory[] = "tfSoftGpuShareDeviceMemory";
 
+// The same for managed memory (cuMemAllocManaged, whose device address is its host address),
+// for a process that maps it at that address: both then use one memory. *bytes: the allocation's
+// size rounded up to whole pages (what to map). CUDA_ERROR_INVALID_VALUE for anything but the
+// base of managed memory.
+using ShareManagedMemory = CUresult (*)(CUdeviceptr base, int* fd, size_t* bytes);
+inline constexpr char kShareManagedMemory[] = "tfSoftGpuShareManagedMemory";
+
 } // namespace tf::cuda

@@ -54,12 +54,13 @@ Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<G
       reasons += "\n  " + d.uuid + ": " + shares.status().message();
       continue;
     }
-    uint64_t vramUsed = 0;
+    uint64_t vramUsed = 0, softVramUsed = 0;
     uint64_t computeUsed = 0;
     for (const auto& v : existing)
       for (const auto& g : v.devices)
         if (g.deviceUuid == d.uuid) {
           vramUsed += v.request.vramRequest;
+          if (v.request.isolation == Isolation::Soft) softVramUsed += v.request.vramRequest;
           computeUsed += g.requestBp;
         }
     const double vramCap = static_cast<double>(d.memoryTotal) * (1.0 + o.vramExpandToHost);
@@ -70,6 +71,15 @@ Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<G
     if (!r.scheduled && static_cast<double>(r.vramRequest) > vramFree) {
       snprintf(why, sizeof why, "%s VRAM requested, %s free", units::formatBytes(r.vramRequest).c_str(),
                units::formatBytes(vramFree > 0 ? static_cast<uint64_t>(vramFree) : 0).c_str());
+      reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
+      continue;
+    }
+    // Soft vGPUs' memory lives in their own processes and cannot leave the device: only hard
+    // and remote vGPUs (whose workers can move idle memory off it) use the expansion.
+    if (!r.scheduled && r.isolation == Isolation::Soft && softVramUsed + r.vramRequest > d.memoryTotal) {
+      snprintf(why, sizeof why, "%s VRAM requested by a soft vGPU, %s of device memory left to soft vGPUs",
+               units::formatBytes(r.vramRequest).c_str(),
+               units::formatBytes(d.memoryTotal > softVramUsed ? d.memoryTotal - softVramUsed : 0).c_str());
       reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
       continue;
     }

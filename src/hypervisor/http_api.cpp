@@ -3,9 +3,11 @@
 //   GET  /api/v1/devices
 //   GET  /api/v1/vgpus            POST /api/v1/vgpus
 //   GET  /api/v1/vgpus/{id}       DELETE /api/v1/vgpus/{id}
+//   POST /api/v1/vgpus/{id}/snapshot[?to=disk]   POST /api/v1/vgpus/{id}/resume
 //   (/api/v1/workers is the same collection, under TensorFusion's name)
 //   GET  /metrics                 Prometheus text format
-// Errors are JSON {"error": "..."} with 400 (bad request), 404 (unknown), 409 (does not fit).
+// Errors are JSON {"error": "..."} with 400 (bad request), 404 (unknown), 409 (does not fit,
+// or a vGPU without tiers snapshotted).
 #include <httplib.h>
 
 #include "hypervisor/hypervisor.h"
@@ -28,7 +30,8 @@ int httpStatus(const Status& s) {
   case Code::OutOfRange: return 400;
   case Code::NotFound: return 404;
   case Code::ResourceExhausted:
-  case Code::AlreadyExists: return 409;
+  case Code::AlreadyExists:
+  case Code::FailedPrecondition: return 409;
   case Code::Unavailable: return 503;
   default: return 500;
   }
@@ -53,6 +56,7 @@ nlohmann::json vgpuWithUsage(Hypervisor& h, const Vgpu& v) {
                      {"launches", d.launches}});
     j["usage"]["devices"] = std::move(per);
   }
+  if (u.tiers) j["usage"]["tiers"] = toJson(*u.tiers);
   return j;
 }
 
@@ -92,6 +96,22 @@ void installRoutes(httplib::Server& server, Hypervisor& h) {
       if (!v) return error(res, 404, "no vGPU " + std::string(req.matches[1]));
       json(res, 200, vgpuWithUsage(h, *v));
     });
+    // TensorFusion's snapshot and resume: every client's memory off the device (?to=disk: to
+    // disk), or back onto it ahead of its next call.
+    server.Post(base + R"(/([A-Za-z0-9_-]+)/(snapshot|resume))", [&h](const httplib::Request& req, httplib::Response& res) {
+      const bool snapshot = req.matches[2] == "snapshot";
+      const std::string to = req.has_param("to") ? req.get_param_value("to") : "memory";
+      if (snapshot && to != "memory" && to != "disk") return error(res, 400, "to: memory or disk, not " + to);
+      auto moved = h.moveTiers(req.matches[1], !snapshot      ? remoting::TierAction::Thaw
+                                              : to == "disk" ? remoting::TierAction::FreezeCold
+                                                             : remoting::TierAction::Freeze);
+      if (!moved) return error(res, httpStatus(moved.status()), moved.status().message());
+      auto v = h.vgpu(req.matches[1]);
+      if (!v) return error(res, 404, "no vGPU " + std::string(req.matches[1]));
+      nlohmann::json out = vgpuWithUsage(h, *v);
+      out["moved"] = *moved;
+      json(res, 200, out);
+    });
     server.Delete(base + R"(/([A-Za-z0-9_-]+))", [&h](const httplib::Request& req, httplib::Response& res) {
       Status s = h.deleteVgpu(req.matches[1]);
       if (!s) return error(res, httpStatus(s), s.message());
@@ -102,7 +122,11 @@ void installRoutes(httplib::Server& server, Hypervisor& h) {
     res.set_content(h.prometheusMetrics(), "text/plain; version=0.0.4");
   });
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) error(res, res.status, res.status == 404 ? "no such endpoint" : "request failed");
+    if (res.body.empty())
+      error(res, res.status,
+            res.status == 404   ? "no such endpoint"
+            : res.status == 400 ? "bad request (a POST needs a Content-Length header, 0 with no body)"
+                                : "request failed");
   });
 }
 

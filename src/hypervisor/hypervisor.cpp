@@ -10,6 +10,7 @@
 #include <httplib.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "hypervisor/quota_controller.h"
 #include "hypervisor/worker_process.h"
 
@@ -72,6 +73,20 @@ Status Hypervisor::start() {
   if (!inv) return inv.status().withContext("discovering devices");
   inventory_ = std::move(*inv);
   TF_RETURN_IF_ERROR(loadState());
+  {
+    // One admin token for this node's workers, kept across restarts (workers outlive us).
+    const fs::path tokenPath = fs::path(options_.stateDir) / "admin-token";
+    std::ifstream in(tokenPath);
+    std::getline(in, adminToken_);
+    if (adminToken_.empty()) {
+      adminToken_ = newToken();
+      TF_RETURN_IF_ERROR(writeFileAtomically(tokenPath, adminToken_ + "\n"));
+      fs::permissions(tokenPath, fs::perms::owner_read | fs::perms::owner_write, ec);
+    }
+    if (options_.tiers.coldDir.empty()) options_.tiers.coldDir = (fs::path(options_.stateDir) / "cold").string();
+    fs::create_directories(options_.tiers.coldDir, ec);
+    if (ec) return internalError("cannot create " + options_.tiers.coldDir + ": " + ec.message());
+  }
 
   server_ = std::make_unique<httplib::Server>();
   server_->set_tcp_nodelay(true);  // answers are more than one write: no delayed-ACK waits
@@ -90,6 +105,13 @@ Status Hypervisor::start() {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
+  tierThread_ = std::thread([this] {  // idle while no vGPU has tiers
+      while (!stopping_.load()) {
+        tierTick();
+        for (unsigned waited = 0; waited < options_.tickMs && !stopping_.load(); waited += 20)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
   nlohmann::json info = {{"pid", getpid()}, {"address", address()}, {"softGpu", softGpu()},
                          {"regionDir", options_.regionDir}};
   TF_RETURN_IF_ERROR(writeFileAtomically(fs::path(options_.stateDir) / "hypervisor.json", info.dump()));
@@ -102,6 +124,7 @@ void Hypervisor::stop() {
   if (server_) server_->stop();
   if (serverThread_.joinable()) serverThread_.join();
   if (controllerThread_.joinable()) controllerThread_.join();
+  if (tierThread_.joinable()) tierThread_.join();
 }
 
 Status Hypervisor::loadState() {
@@ -282,6 +305,7 @@ VgpuUsage Hypervisor::usageLocked(const std::string& id) {
     u.devices.push_back(std::move(du));
   }
   for (const auto& p : r.processes()) u.pids.push_back(p.pid);
+  if (auto t = tierViews_.find(id); t != tierViews_.end()) u.tiers = t->second;
   return u;
 }
 
@@ -293,7 +317,96 @@ WorkerSpec Hypervisor::workerSpecLocked(const Vgpu& v, const std::string& listen
   spec.token = v.workerToken;
   spec.softGpu = inventory_->isSoftGpu();
   spec.logPath = (fs::path(options_.stateDir) / ("worker-" + v.id + ".log")).string();
+  if (tieredLocked(v)) {
+    const TierPolicy& p = options_.tiers;
+    const int q = static_cast<int>(v.request.qos);
+    spec.tiers = true;
+    spec.waitMs = p.waitMs;
+    spec.coldDir = p.coldDir;
+    spec.adminToken = adminToken_;
+    // TensorFusion's TTLs count from the last use; the worker's cold timer from the freeze.
+    const bool own = v.request.tiers.enabled;  // the pool's policy, over the node's
+    const uint64_t mem = own ? v.request.tiers.freezeToMemMs : p.freezeToMemMs[q];
+    const uint64_t disk = own ? v.request.tiers.freezeToDiskMs : p.freezeToDiskMs[q];
+    spec.freezeIdleMs = mem ? mem : disk;
+    spec.coldAfterMs = disk > spec.freezeIdleMs ? disk - spec.freezeIdleMs : (disk && !mem ? 1 : 0);
+  }
   return spec;
+}
+
+Result<int> Hypervisor::moveTiers(const std::string& id, remoting::TierAction action) {
+  std::string address;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
+    if (v == vgpus_.end()) return notFound("no vGPU " + id);
+    if (!tieredLocked(*v))
+      return failedPrecondition("vGPU " + id + " has no VRAM tiers (" +
+                                (v->request.isolation == Isolation::Soft
+                                     ? "soft isolation: its memory is in its own process"
+                                     : "neither the hypervisor (--vram-tiers) nor its pool turned them on") + ")");
+    address = v->workerAddress;
+  }
+  auto admin = remoting::WorkerAdmin::connect(address, adminToken_);
+  if (!admin) return admin.status();
+  return (*admin)->control(action, 0, static_cast<uint64_t>(options_.tiers.waitMs) * 3);
+}
+
+void Hypervisor::tierTick() {
+  struct Target {
+    std::string id, address, device;
+    Qos qos;
+  };
+  std::vector<Target> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& v : vgpus_)
+      if (tieredLocked(v) && !v.workerAddress.empty() && !v.devices.empty())
+        targets.push_back({v.id, v.workerAddress, v.devices[0].deviceUuid, v.request.qos});
+  }
+  // Read: each worker's clients (a worker that does not answer is asked again next round).
+  std::map<std::string, TierView> views;
+  for (const auto& t : targets) {
+    auto& admin = admins_[t.id];
+    if (!admin) {
+      auto a = remoting::WorkerAdmin::connect(t.address, adminToken_, 1000);
+      if (!a) continue;
+      admin = std::move(*a);
+    }
+    auto records = admin->status();
+    if (!records) {
+      admin.reset();
+      continue;
+    }
+    views[t.id] = summarize(*records);
+  }
+  std::erase_if(admins_, [&](const auto& a) {
+    return std::none_of(targets.begin(), targets.end(), [&](const Target& t) { return t.id == a.first; });
+  });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tierViews_ = views;
+  }
+  // Decide: on each device, room for the vGPUs that wait, from the idle ones.
+  std::map<std::string, uint64_t> needed;
+  for (const auto& t : targets)
+    if (views.count(t.id)) needed[t.device] += views[t.id].waitingBytes;
+  for (const auto& [device, bytes] : needed) {
+    if (bytes == 0) continue;
+    std::vector<FreezeCandidate> candidates;
+    for (const auto& t : targets)
+      if (t.device == device && views.count(t.id) && views[t.id].waitingBytes == 0)
+        candidates.push_back({t.id, t.qos, views[t.id].hotBytes, views[t.id].idleMs});
+    for (const auto& id : chooseFreezes(candidates, bytes, options_.tiers.minIdleMs)) {
+      auto moved = admins_[id]->control(remoting::TierAction::Freeze, options_.tiers.minIdleMs,
+                                        static_cast<uint64_t>(options_.tiers.waitMs));
+      if (moved)
+        TF_LOG(Info, "hypervisor: froze %s (%d client(s)) for %s waited for on %s", id.c_str(), *moved,
+               units::formatBytes(bytes).c_str(), device.c_str());
+      else
+        admins_[id].reset();
+    }
+  }
 }
 
 void Hypervisor::superviseWorkersLocked() {
@@ -379,7 +492,10 @@ std::string Hypervisor::prometheusMetrics() {
          "# HELP tf_vgpu_throttled_seconds_total Time launches were held back.\n# TYPE tf_vgpu_throttled_seconds_total counter\n"
          "# HELP tf_vgpu_launches_total Kernel and graph launches.\n# TYPE tf_vgpu_launches_total counter\n"
          "# HELP tf_vgpu_gpu_seconds_total GPU time used.\n# TYPE tf_vgpu_gpu_seconds_total counter\n"
-         "# HELP tf_worker_restarts_total Worker restarts (hard and remote isolation).\n# TYPE tf_worker_restarts_total counter\n";
+         "# HELP tf_worker_restarts_total Worker restarts (hard and remote isolation).\n# TYPE tf_worker_restarts_total counter\n"
+         "# HELP tf_vgpu_tier_bytes vGPU memory by VRAM tier (hot: on the device, warm: host memory, cold: disk), and waited for.\n# TYPE tf_vgpu_tier_bytes gauge\n"
+         "# HELP tf_vgpu_tier_moves_total Allocations moved off (freeze) and back onto (thaw) the device.\n# TYPE tf_vgpu_tier_moves_total counter\n"
+         "# HELP tf_vgpu_tier_seconds_total Time those moves took.\n# TYPE tf_vgpu_tier_seconds_total counter\n";
   // One series per device of each vGPU (the uuid label), so a vGPU of several devices shows each.
   for (const auto& v : vgpus()) {
     VgpuUsage u = usage(v.id);
@@ -395,6 +511,18 @@ std::string Hypervisor::prometheusMetrics() {
       line("tf_vgpu_launches_total", l, static_cast<double>(d.launches));
       line("tf_vgpu_gpu_seconds_total", l, d.busyNs / 1e9);
       line("tf_worker_restarts_total", l, v.workerRestarts);
+    }
+    if (u.tiers) {  // the worker's, over all its devices
+      const TierView& t = *u.tiers;
+      std::string l = "node=\"" + options_.node + "\",vgpu=\"" + v.id + "\"";
+      line("tf_vgpu_tier_bytes", l + ",tier=\"hot\"", static_cast<double>(t.hotBytes));
+      line("tf_vgpu_tier_bytes", l + ",tier=\"warm\"", static_cast<double>(t.warmBytes));
+      line("tf_vgpu_tier_bytes", l + ",tier=\"cold\"", static_cast<double>(t.coldBytes));
+      line("tf_vgpu_tier_bytes", l + ",tier=\"waiting\"", static_cast<double>(t.waitingBytes));
+      line("tf_vgpu_tier_moves_total", l + ",kind=\"freeze\"", static_cast<double>(t.freezes));
+      line("tf_vgpu_tier_moves_total", l + ",kind=\"thaw\"", static_cast<double>(t.thaws));
+      line("tf_vgpu_tier_seconds_total", l + ",kind=\"freeze\"", t.freezeNs / 1e9);
+      line("tf_vgpu_tier_seconds_total", l + ",kind=\"thaw\"", t.thawNs / 1e9);
     }
   }
   return out;
@@ -419,6 +547,13 @@ std::string Hypervisor::influxLines() {
              std::to_string(it->second.devices[i].share) + ",throttled_ns=" + std::to_string(u.throttledNs) +
              "i,launches=" + std::to_string(u.launches) + "i " + std::to_string(ts) + "\n";
     }
+    if (auto t = tierViews_.find(v.id); t != tierViews_.end())
+      out += "tf_worker_tiers,node=" + options_.node + ",worker=" + v.id + ",tier=" +
+             remoting::tierStateName(t->second.state) + " hot_bytes=" + std::to_string(t->second.hotBytes) +
+             "i,warm_bytes=" + std::to_string(t->second.warmBytes) + "i,cold_bytes=" +
+             std::to_string(t->second.coldBytes) + "i,freezes=" + std::to_string(t->second.freezes) +
+             "i,thaws=" + std::to_string(t->second.thaws) + "i,freeze_ns=" + std::to_string(t->second.freezeNs) +
+             "i,thaw_ns=" + std::to_string(t->second.thawNs) + "i " + std::to_string(ts) + "\n";
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "common/status.h"
 #include "hypervisor/allocator.h"
 #include "hypervisor/device_inventory.h"
+#include "hypervisor/tier_policy.h"
 #include "hypervisor/vgpu.h"
 #include "hypervisor/worker_process.h"
 #include "limiter/quota_region.h"
@@ -37,6 +39,7 @@ struct HypervisorOptions {
   Oversubscription oversubscription;
   std::string influxLog;         // append Influx line protocol here every tick (optional)
   std::string node;              // node name in metrics (default: host name)
+  TierPolicy tiers;              // VRAM tiers of hard/remote vGPUs (off by default)
 };
 
 // One device of a vGPU as its quota region counts it.
@@ -57,6 +60,7 @@ struct VgpuUsage {
   uint64_t busyNs = 0, throttledNs = 0, launches = 0;
   std::vector<int> pids;
   std::vector<VgpuDeviceUsage> devices;
+  std::optional<TierView> tiers;  // hard/remote vGPUs with tiers, once their worker answered
 };
 
 class Hypervisor {
@@ -78,6 +82,13 @@ public:
   std::optional<Vgpu> vgpu(const std::string& id);
   VgpuUsage usage(const std::string& id);
 
+  // Freezes (or thaws) every client of a tiered vGPU now: TensorFusion's snapshot and resume.
+  // Returns how many clients moved; FailedPrecondition for a vGPU without tiers.
+  Result<int> moveTiers(const std::string& id, remoting::TierAction action);
+  // One round of the tier manager (public for tests): reads every tiered worker's clients,
+  // then freezes idle vGPUs where another waits for device memory.
+  void tierTick();
+
   std::string prometheusMetrics();
   std::string influxLines();
   // One controller tick (public for tests): refresh devices, set compute shares.
@@ -92,6 +103,9 @@ private:
   WorkerSpec workerSpecLocked(const Vgpu& v, const std::string& listen);
   // Restarts the worker of any hard/remote vGPU whose worker is gone.
   void superviseWorkersLocked();
+  bool tieredLocked(const Vgpu& v) const {
+    return (options_.tiers.enabled || v.request.tiers.enabled) && v.request.isolation != Isolation::Soft;
+  }
 
   HypervisorOptions options_;
   std::unique_ptr<DeviceInventory> inventory_;
@@ -109,7 +123,11 @@ private:
   };
   std::map<std::string, Live> live_;
   std::unique_ptr<httplib::Server> server_;
-  std::thread serverThread_, controllerThread_;
+  std::thread serverThread_, controllerThread_, tierThread_;
+  std::string adminToken_;                        // the workers' admin token (stateDir/admin-token)
+  std::map<std::string, TierView> tierViews_;     // by vGPU, under mu_
+  // The tier thread's own connections to the workers, by vGPU (only it uses them).
+  std::map<std::string, std::unique_ptr<remoting::WorkerAdmin>> admins_;
   std::atomic<bool> stopping_{false}, ready_{false};
   int port_ = 0;
 };

@@ -200,7 +200,10 @@ nlohmann::json toJson(const Vgpu& v) {
           {"computeLimitPercent", first.limitBp / 100.0},
           {"createdAt", v.createdAt},
           {"worker", {{"address", v.workerAddress}, {"token", v.workerToken}, {"pid", v.workerPid},
-                      {"restarts", v.workerRestarts}}}};
+                      {"restarts", v.workerRestarts}}},
+          {"tierPolicy", {{"enabled", v.request.tiers.enabled},
+                          {"freezeToMemMs", v.request.tiers.freezeToMemMs},
+                          {"freezeToDiskMs", v.request.tiers.freezeToDiskMs}}}};
 }
 
 namespace {
@@ -236,6 +239,12 @@ Result<Vgpu> vgpuFromJson(const nlohmann::json& j) {
       v.workerToken = w.value("token", "");
       v.workerPid = w.value("pid", 0);
       v.workerRestarts = w.value("restarts", 0);
+    }
+    if (j.contains("tierPolicy")) {
+      const auto& t = j["tierPolicy"];
+      v.request.tiers.enabled = t.value("enabled", false);
+      v.request.tiers.freezeToMemMs = t.value("freezeToMemMs", uint64_t{0});
+      v.request.tiers.freezeToDiskMs = t.value("freezeToDiskMs", uint64_t{0});
     }
     return v;
   } catch (const std::exception& e) {

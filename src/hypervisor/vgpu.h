@@ -27,6 +27,13 @@ Result<Qos> parseQos(const std::string& s);
 Result<Isolation> parseIsolation(const std::string& s);
 int qosWeight(Qos q); // share of idle compute a busy vGPU may borrow: low 1 ... critical 8
 
+// A vGPU's own VRAM tier policy (cluster mode: its pod's pool's SchedulingConfigTemplate
+// autoFreeze for its QoS), over the hypervisor's.
+struct VgpuTiers {
+  bool enabled = false;
+  uint64_t freezeToMemMs = 0, freezeToDiskMs = 0;  // 0: never by idling
+};
+
 struct VgpuRequest {
   std::string name;             // optional; the id is derived from it
   double tflopsRequest = 0, tflopsLimit = 0;   // exclusive with percent
@@ -47,6 +54,8 @@ struct VgpuRequest {
   // In-process callers only: the cluster's scheduler placed it (its ledger, with the pool's
   // oversubscription, is the state of record), so only the device's own bounds are checked.
   bool scheduled = false;
+  // In-process callers only (kept in the record): tiers asked for by the vGPU's pool.
+  VgpuTiers tiers;
 };
 
 // Parses and validates a request: sizes as "4GiB" or bytes, compute as numbers; a missing

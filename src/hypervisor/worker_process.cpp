@@ -69,6 +69,19 @@ std::vector<std::string> workerEnvironment(const WorkerSpec& spec, const std::st
   return env;
 }
 
+std::vector<std::string> workerArguments(const WorkerSpec& spec, const std::string& driver) {
+  std::vector<std::string> args = {"worker", "--listen", spec.listen, "--driver", driver, "--token", spec.token};
+  if (spec.tiers) {
+    args.insert(args.end(), {"--tiers", "--thaw-wait-ms", std::to_string(spec.waitMs), "--alloc-wait-ms",
+                             std::to_string(spec.waitMs)});
+    if (!spec.coldDir.empty()) args.insert(args.end(), {"--cold-dir", spec.coldDir});
+    if (spec.freezeIdleMs) args.insert(args.end(), {"--freeze-idle-ms", std::to_string(spec.freezeIdleMs)});
+    if (spec.freezeIdleMs && spec.coldAfterMs)
+      args.insert(args.end(), {"--cold-after-ms", std::to_string(spec.coldAfterMs)});
+  }
+  return args;
+}
+
 Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
   const std::string bin = selfDir() + "/tensor-fusion";
   const std::string lib = selfDir() + "/../lib";
@@ -77,6 +90,7 @@ Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
   if (pipe2(out, O_CLOEXEC) != 0) return internalError(std::string("pipe: ") + strerror(errno));
   const std::string driver = spec.softGpu ? lib + "/libcuda.so.1" : "libcuda.so.1";
   std::vector<std::string> env = workerEnvironment(spec, lib, environ);
+  if (!spec.adminToken.empty()) env.push_back("TF_WORKER_ADMIN_TOKEN=" + spec.adminToken);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -87,8 +101,8 @@ Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
     dup2(out[1], 1);
     int log = open(spec.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (log >= 0) dup2(log, 2);
-    std::vector<std::string> args = {bin, "worker", "--listen", spec.listen, "--driver", driver,
-                                     "--token", spec.token};
+    std::vector<std::string> args = workerArguments(spec, driver);
+    args.insert(args.begin(), bin);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

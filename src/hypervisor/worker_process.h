@@ -18,7 +18,14 @@ struct WorkerSpec {
   std::string token;
   bool softGpu = false;
   std::string logPath;
+  // VRAM tiers (tier_policy.h): off unless `tiers`; the admin token goes in the environment.
+  bool tiers = false;
+  uint64_t freezeIdleMs = 0, coldAfterMs = 0;
+  int waitMs = 10000;
+  std::string coldDir, adminToken;
 };
+// The worker's command line after the binary (`worker --listen ...`).
+std::vector<std::string> workerArguments(const WorkerSpec& spec, const std::string& driver);
 
 struct WorkerHandle {
   pid_t pid = 0;

@@ -145,7 +145,7 @@ Status decodeHello(const void* args, size_t size, Hello* out) {
   if (r.ok() && r.remaining()) r.fail("trailing bytes");
   TF_RETURN_IF_ERROR(r.status());
   if (out->magic != kHelloMagic) return dataLoss("not a TensorFusion remoting client");
-  if (out->role > kRoleMonitor) return dataLoss("unknown client role");
+  if (out->role > kRoleAdmin) return dataLoss("unknown client role");
   if (version > 0xffff) return dataLoss("bad protocol version");
   out->version = static_cast<uint16_t>(version);
   return Status::ok();

@@ -100,7 +100,13 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
                          /* where it cannot                                                   */ \
   X(AwaitHostCopy, 0x10010) /* (ptr, n, buffer id): waits as a synchronous copy waits for     */ \
                             /* earlier work; then the client copies through its mapping.      */ \
-                            /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */
+                            /* NOT_SUPPORTED when [ptr, ptr + n) is no longer in that buffer  */ \
+  X(ShareManaged, 0x10011) /* (base) -> (bytes), then a descriptor: the client's managed      */ \
+                           /* allocation's memory, which it maps at base; the worker stops    */ \
+                           /* mirroring it (shared memory, the soft GPU); else NOT_SUPPORTED  */ \
+  X(TierStatus, 0x10012) /* admin: () -> blob: TierRecord* (tier_control.h), one per client    */ \
+  X(TierControl, 0x10013) /* admin: (TierAction, min idle ms, wait ms) -> (clients it moved):  */ \
+                          /* freeze or thaw the clients idle at least that long, now          */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -250,12 +256,16 @@ struct Hello {
   // session's host channel, on which the worker asks for host functions (cuLaunchHostFunc)
   // and the client says when they have returned.
   uint64_t attachTo = 0;
-  // What the session is for: kRoleDriver (a libcuda stub) or kRoleMonitor (the NVML stub:
-  // reads device facts and who uses the device; never listed as a process itself).
+  // What the session is for: kRoleDriver (a libcuda stub), kRoleMonitor (the NVML stub:
+  // reads device facts and who uses the device; never listed as a process itself) or
+  // kRoleAdmin.
   uint32_t role = 0;
 };
 inline constexpr uint32_t kRoleDriver = 0;
 inline constexpr uint32_t kRoleMonitor = 1;
+// The node's hypervisor: TierStatus and TierControl only, with the worker's admin token (never
+// a tenant's); tenants' sessions cannot make those calls.
+inline constexpr uint32_t kRoleAdmin = 2;
 void encodeHello(Writer& w, const Hello& h);
 Status decodeHello(const void* args, size_t size, Hello* out);
 

@@ -49,8 +49,11 @@ grep -q '^tf_gpu_usage,node=[^,]*,uuid=GPU-[0-9a-f-]* memory_used=[0-9]*i,' "$wo
   fail "the influx log has no tf_gpu_usage line: $(head -3 "$work/influx.log")"
 
 # ---- oversubscription flags --------------------------------------------------------------
-"$TF" run --vram 120GiB -- true || fail "120 GiB refused although --vram-expand 1 allows 160 GiB"
-out=$("$TF" run --vram 200GiB -- true 2>&1) && fail "200 GiB granted on an 80 GiB device with --vram-expand 1"
+# (for hard vGPUs, whose worker can move idle memory off the device; a soft vGPU's cannot leave it)
+"$TF" run --isolation hard --vram 120GiB -- true || fail "120 GiB refused although --vram-expand 1 allows 160 GiB"
+out=$("$TF" run --vram 120GiB -- true 2>&1) && fail "a soft vGPU of 120 GiB granted on an 80 GiB device"
+echo "$out" | grep -q "requested by a soft vGPU" || fail "the soft 120 GiB refused without the reason: $out"
+out=$("$TF" run --isolation hard --vram 200GiB -- true 2>&1) && fail "200 GiB granted on an 80 GiB device with --vram-expand 1"
 echo "$out" | grep -q "does not fit" || fail "200 GiB refused without the reason: $out"
 # Nested runs hold their vGPUs at once: two of 100% fit with --tflops-oversell 2, three do not.
 "$TF" run --compute 100% -- "$TF" run --compute 100% -- true || fail "two 100% vGPUs refused with --tflops-oversell 2"

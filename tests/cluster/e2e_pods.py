@@ -87,12 +87,32 @@ def run_and_delete(name, manifest, check):
     wait_until(60, f"the pod's directory {pod_dir} removed", lambda: not os.path.exists(pod_dir))
 
 
+TIERS_TEMPLATE = """apiVersion: tensor-fusion.ai/v1
+kind: SchedulingConfigTemplate
+metadata: {name: e2e-vram-tiers}
+spec:
+  placement: {mode: NodeCompactGPULowLoad}
+  hypervisor:
+    autoFreezeAndResume:
+      autoFreeze:
+      - {qos: medium, freezeToMemTTL: 30s, freezeToDiskTTL: 5m, enable: true}
+"""
+
+
 def case_local_hard_pod():
     """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
     no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
     in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
-    the worker and removes the directory."""
+    the worker and removes the directory. Its pool's SchedulingConfigTemplate asks for VRAM
+    tiers (autoFreeze for its QoS): the hypervisor gives its vGPU those TTLs and says so."""
+    kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
+    old = json.loads(kubectl("get", "gpupool", POOL, "-o", "json").stdout)["spec"].get("schedulingConfigTemplate")
+    kubectl("patch", "gpupool", POOL, "--type=merge", "-p", json.dumps({"spec": {"schedulingConfigTemplate": "e2e-vram-tiers"}}))
+
     def check(pod, logs):
+        ready = [m for r, m in pod_events(pod["metadata"]["name"]) if r == "VgpuReady"]
+        expect(any("VRAM tiers from its pool: idle 30s to host memory, 300s to disk" in m for m in ready),
+               f"the vGPU has its pool's tiers: {ready}")
         expect_gpus_of_its_node(pod)
         expect("softgpu" not in logs, f"no GPU library in the pod's image: {logs}")
         expect_vgpu_probe(logs, 2**30)
@@ -102,7 +122,11 @@ def case_local_hard_pod():
         expect("LD_PRELOAD" not in env, f"no limiter in a hard-isolated pod: {env}")
         expect(any(r == "VgpuReady" for r, _ in pod_events(pod["metadata"]["name"])),
                "the hypervisor said the vGPU is ready")
-    run_and_delete("hard-vgpu-demo", HARD, check)
+    try:
+        run_and_delete("hard-vgpu-demo", HARD, check)
+    finally:
+        kubectl("patch", "gpupool", POOL, "--type=merge", "-p", json.dumps({"spec": {"schedulingConfigTemplate": old}}))
+        kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
 
 
 def case_local_multi_gpu_pod():

@@ -30,3 +30,17 @@ TEST(UnitsTest, FormatsForPeople) {
 
 } // namespace
 } // namespace tf::units
+
+namespace tf::units {
+TEST(Units, ParsesDurationsAsGoWritesThem) {
+  EXPECT_EQ(*parseDurationMs("0"), 0u);
+  EXPECT_EQ(*parseDurationMs("90s"), 90000u);
+  EXPECT_EQ(*parseDurationMs("5m"), 300000u);
+  EXPECT_EQ(*parseDurationMs("1h30m"), 5400000u);
+  EXPECT_EQ(*parseDurationMs("1.5h"), 5400000u);
+  EXPECT_EQ(*parseDurationMs("250ms"), 250u);
+  EXPECT_EQ(*parseDurationMs("1500us"), 2u);
+  for (const char* bad : {"", "5", "m", "5x", "-5s", "5s3", "1e400h", "s5"})
+    EXPECT_FALSE(parseDurationMs(bad).isOk()) << bad;
+}
+}  // namespace tf::units

@@ -2,7 +2,8 @@
 // stack array), as the driver allows: each launch reads the host buffer as it is then and
 // writes the result back; an executable graph keeps working after its graph is destroyed; a
 // 2D node with an offset and a pitch touches only its rectangle (host bytes beside it, written
-// between launches, survive); one buffer both read and written by nodes of one graph.
+// between launches, survive); one buffer both read and written by nodes of one graph; a clone,
+// and a graph holding it as a child node, outliving the graphs they came from.
 #include <vector>
 
 #include "check.h"
@@ -144,6 +145,38 @@ static void sameBuffer(cudaStream_t s) {
   CHECK(cudaFree(d));
 }
 
+// A clone of a graph whose memcpy nodes use pageable memory, and a graph holding the clone as
+// a child node, keep working after the graphs they came from are destroyed.
+static void clonesAndChildren(cudaStream_t s) {
+  const int N = 5000;
+  std::vector<unsigned char> in(N), out(N, 0);
+  unsigned char* d;
+  CHECK(cudaMalloc(&d, N));
+  cudaGraph_t g, clone, parent;
+  CHECK(cudaGraphCreate(&g, 0));
+  cudaGraphNode_t up, down, child;
+  CHECK(cudaGraphAddMemcpyNode1D(&up, g, nullptr, 0, d, in.data(), N, cudaMemcpyHostToDevice));
+  CHECK(cudaGraphAddMemcpyNode1D(&down, g, &up, 1, out.data(), d, N, cudaMemcpyDeviceToHost));
+  CHECK(cudaGraphClone(&clone, g));
+  CHECK(cudaGraphDestroy(g));
+  CHECK(cudaGraphCreate(&parent, 0));
+  CHECK(cudaGraphAddChildGraphNode(&child, parent, nullptr, 0, clone));
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) CHECK(cudaGraphDestroy(clone)); // the parent holds a copy of it
+    cudaGraphExec_t e;
+    CHECK(cudaGraphInstantiate(&e, round == 0 ? clone : parent, 0));
+    for (int i = 0; i < N; ++i) in[i] = static_cast<unsigned char>(i * 3 + round);
+    CHECK(cudaGraphLaunch(e, s));
+    CHECK(cudaStreamSynchronize(s));
+    int bad = 0;
+    for (int i = 0; i < N; ++i) bad += out[i] != in[i];
+    EXPECT_EQ_INT(bad, 0);
+    CHECK(cudaGraphExecDestroy(e));
+  }
+  CHECK(cudaGraphDestroy(parent));
+  CHECK(cudaFree(d));
+}
+
 int main() {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
@@ -151,6 +184,7 @@ int main() {
   oneDimensional(s);
   twoDimensional(s);
   sameBuffer(s);
+  clonesAndChildren(s);
   oneDimensional(s); // again: the first round's mirrors were released with its graphs
   CHECK(cudaStreamDestroy(s));
   return tf_test::summary("graph_pageable");

@@ -101,7 +101,15 @@ TEST(AllocatorTest, OversubscriptionRatiosWidenCapacity) {
   Oversubscription o;
   o.tflopsOversell = 2.0;
   o.vramExpandToHost = 0.5; // up to 24 GiB of requests
-  EXPECT_TRUE(place(request(8 * GiB, 50), devs, existing, o));
+  // ...for vGPUs whose memory can leave the device (a worker's tiers); a soft vGPU's cannot.
+  auto soft = place(request(8 * GiB, 50), devs, existing, o);
+  ASSERT_FALSE(soft);
+  EXPECT_NE(soft.status().message().find("8 GiB VRAM requested by a soft vGPU, 4 GiB of device memory left to soft vGPUs"),
+            std::string::npos) << soft.status().message();
+  VgpuRequest hard = request(8 * GiB, 50);
+  hard.isolation = Isolation::Hard;
+  EXPECT_TRUE(place(hard, devs, existing, o));
+  EXPECT_TRUE(place(request(4 * GiB, 50), devs, existing, o)) << "soft ones up to the device's memory";
 }
 
 // The cluster's scheduler placed it with the pool's ratios: the node's own capacity view does

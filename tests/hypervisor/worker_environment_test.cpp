@@ -67,3 +67,33 @@ TEST(WorkerEnvironment, RealDriverKeepsTheLibraryPath) {
 
 } // namespace
 } // namespace tf::hypervisor
+
+namespace tf::hypervisor {
+namespace {
+TEST(WorkerArguments, TiersOnlyWhenAskedAndTheAdminTokenNeverOnTheCommandLine) {
+  WorkerSpec spec;
+  spec.listen = "shm://tf-x";
+  spec.token = "t";
+  auto plain = workerArguments(spec, "/lib/libcuda.so.1");
+  EXPECT_EQ(plain, (std::vector<std::string>{"worker", "--listen", "shm://tf-x", "--driver", "/lib/libcuda.so.1", "--token", "t"}));
+  spec.tiers = true;
+  spec.waitMs = 7000;
+  spec.coldDir = "/var/cold";
+  spec.adminToken = "secret";
+  spec.freezeIdleMs = 300000;
+  spec.coldAfterMs = 3300000;
+  auto tiered = workerArguments(spec, "/lib/libcuda.so.1");
+  auto at = [&](const std::string& flag) {
+    auto it = std::find(tiered.begin(), tiered.end(), flag);
+    return it == tiered.end() || it + 1 == tiered.end() ? std::string("<none>") : *(it + 1);
+  };
+  EXPECT_NE(std::find(tiered.begin(), tiered.end(), "--tiers"), tiered.end());
+  EXPECT_EQ(at("--thaw-wait-ms"), "7000");
+  EXPECT_EQ(at("--alloc-wait-ms"), "7000");
+  EXPECT_EQ(at("--cold-dir"), "/var/cold");
+  EXPECT_EQ(at("--freeze-idle-ms"), "300000");
+  EXPECT_EQ(at("--cold-after-ms"), "3300000");
+  EXPECT_EQ(std::find(tiered.begin(), tiered.end(), "secret"), tiered.end());
+}
+}  // namespace
+}  // namespace tf::hypervisor

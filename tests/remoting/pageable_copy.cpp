@@ -5,7 +5,8 @@
 // driver), the bytes go through the transport. Every large copy is checked against bytes that
 // crossed by small copies (always through the transport), at unaligned offsets and sizes
 // around the threshold; a copy past its allocation is refused; a copy waits for earlier work
-// on the legacy stream; memory freed and allocated again, and pool memory, get their bytes.
+// on the legacy stream; memory freed and allocated again, and pool memory, get their bytes;
+// what was written before the first large copy (when the allocation is shared) stays.
 // The stub's counts then say which path the large copies took: TF_TEST_EXPECT_COPIES=mapped
 // or sent.
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "check.h"
+#include "stub_counts.h"
 
 namespace {
 
@@ -37,12 +39,8 @@ struct Counts {
   uint64_t mapped = 0, sent = 0;
 };
 Counts counts() {
-  using Fn = void (*)(uint64_t*, uint64_t*);
-  static auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "tfRemotePageableCopies"));
-  REQUIRE(fn != nullptr); // only the stub has it: this program runs through the worker
-  Counts c;
-  fn(&c.mapped, &c.sent);
-  return c;
+  auto [mapped, sent] = stubCounts("tfRemotePageableCopies");
+  return Counts{mapped, sent};
 }
 
 // Large copies both ways at unaligned offsets, each checked against small copies; how many
@@ -84,7 +82,19 @@ int main() {
   CUdeviceptr d;
   CU_CHECK(cuMemAlloc(&d, kAlloc));
   unsigned seed = 1;
-  int large = roundTrips(d, &seed);
+  // Contents written before the first large copy (which shares the allocation: its bytes move
+  // into the memfd, all-zero stretches left as holes) stay, and the zero stretches read zero.
+  std::vector<unsigned char> before((1 << 20) + 77), got(before.size());
+  fillPattern(before, 99);
+  writeSmall(d + (5 << 20) + 3, before.data(), before.size());
+  std::vector<unsigned char> ones(1 << 20, 0x33);
+  CU_CHECK(cuMemcpyHtoD(d, ones.data(), ones.size()));
+  readSmall(d + (5 << 20) + 3, got.data(), got.size());
+  EXPECT_EQ_BYTES(got.data(), before.data(), before.size(), "contents from before the first large copy");
+  std::vector<unsigned char> zeros(1 << 20, 0);
+  readSmall(d + (8 << 20), got.data(), zeros.size());
+  EXPECT_EQ_BYTES(got.data(), zeros.data(), zeros.size(), "never written");
+  int large = 1 + roundTrips(d, &seed);
 
   // Past the end of the allocation: refused, nothing written.
   std::vector<unsigned char> big(1 << 20, 0xEE), tail(4096);

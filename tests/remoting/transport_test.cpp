@@ -1,4 +1,5 @@
-// Both transports carry the same byte stream: frames and a large bulk in order, both ways,
+// Both transports carry the same byte stream: frames and a large bulk in order, both ways; many
+// small writes through a full ring and to a sleeping reader,
 // and a peer that goes away is reported as Unavailable instead of a hang.
 #include <gtest/gtest.h>
 
@@ -89,6 +90,47 @@ TEST_P(TransportTest, FramesAndBulkBothWays) {
     ASSERT_EQ(back.size(), n);
     ASSERT_TRUE((*c)->readExact(back.data(), n).isOk());
     EXPECT_EQ(0, memcmp(back.data(), payload.data(), n));
+  }
+  server.join();
+}
+
+// A stream of small writes of several pieces each, against a reader that first lets the ring
+// fill (the writer waits for space in the middle of a write) and later waits for every write
+// (it sleeps and must be woken): every byte arrives once, in order.
+TEST_P(TransportTest, ManySmallWritesThroughAFullRingAndASleepingReader) {
+  auto l = listen(address());
+  ASSERT_TRUE(l.isOk());
+  std::string where = (*l)->address();
+  const int writes = 200000, slowWrites = 20;
+  auto byteAt = [](uint64_t i) { return static_cast<uint8_t>(i * 7 + (i >> 9)); };
+  auto sizeOf = [](int w) { return size_t(1 + (w * 37) % 150); };
+  uint64_t total = 0;
+  for (int w = 0; w < writes + slowWrites; ++w) total += 3 * sizeOf(w);
+  std::thread server([&] {
+    auto t = (*l)->accept();
+    ASSERT_TRUE(t.isOk());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the writer fills the ring
+    std::vector<uint8_t> buf(4096);
+    uint64_t at = 0, bad = 0;
+    while (at < total) {
+      size_t n = std::min<uint64_t>(buf.size(), total - at);
+      ASSERT_TRUE((*t)->readExact(buf.data(), n).isOk());
+      for (size_t i = 0; i < n; ++i) bad += buf[i] != byteAt(at + i);
+      at += n;
+    }
+    EXPECT_EQ(bad, 0u);
+  });
+  auto c = connect(where, 2000);
+  ASSERT_TRUE(c.isOk());
+  std::vector<uint8_t> piece(3 * 150);
+  uint64_t at = 0;
+  for (int w = 0; w < writes + slowWrites; ++w) {
+    if (w >= writes) std::this_thread::sleep_for(std::chrono::milliseconds(20)); // reader sleeps
+    size_t n = sizeOf(w);
+    for (size_t i = 0; i < 3 * n; ++i) piece[i] = byteAt(at + i);
+    iovec v[3] = {{piece.data(), n}, {piece.data() + n, n}, {piece.data() + 2 * n, n}};
+    ASSERT_TRUE((*c)->writeV(v, 3).isOk());
+    at += 3 * n;
   }
   server.join();
 }

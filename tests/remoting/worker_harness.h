@@ -132,7 +132,7 @@ private:
 class RawClient {
 public:
   CUresult open(const std::string& address, const std::string& token,
-                const TlsOptions& tls = {}) {
+                const TlsOptions& tls = {}, uint32_t role = kRoleDriver) {
     auto t = connect(address, 2000, tls);
     if (!t) return CUDA_ERROR_DEVICE_UNAVAILABLE;
     t_ = std::move(*t);
@@ -141,6 +141,7 @@ public:
     h.pid = static_cast<uint32_t>(getpid());
     h.host = "test";
     h.token = token;
+    h.role = role;
     Writer w;
     encodeHello(w, h);
     FrameHeader f;

@@ -608,6 +608,52 @@ TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
+// Managed memory handed to its client (ShareManaged, shared memory only): only the base of the
+// caller's own managed allocation, once; then the client's descriptor maps the very pages the
+// device writes, and the allocation is no longer a mirror.
+TEST_P(WorkerTest, ShareManagedMisuseIsRefused) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t mA = 0, pA = 0, bytes = 0;
+  const uint64_t size = 3 * 4096 + 100;
+  ASSERT_EQ(a.call(FnId::cuMemAllocManaged, {size, CU_MEM_ATTACH_GLOBAL}, ctxA, &mA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &pA), CUDA_SUCCESS);
+  const uint32_t share = static_cast<uint32_t>(Op::ShareManaged);
+  if (transport_ == "tcp") {
+    EXPECT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_ERROR_NOT_SUPPORTED); // no descriptors there
+    EXPECT_TRUE(worker_->alive());
+    return;
+  }
+  EXPECT_EQ(b.call(share, {mA}, ctxB, &bytes), CUDA_ERROR_INVALID_VALUE);        // A's
+  EXPECT_EQ(a.call(share, {mA + 4096}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE); // not the base
+  EXPECT_EQ(a.call(share, {pA}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);        // device memory
+  EXPECT_EQ(a.call(share, {}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);          // no address
+  ASSERT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_SUCCESS);
+  EXPECT_EQ(bytes, 4 * 4096u);
+  auto fd = a.transport().receiveFd(1000);
+  ASSERT_TRUE(fd.isOk());
+  // The device's write is in the descriptor's pages, with no exchange.
+  std::vector<uint8_t> data(64, 0x5d);
+  ASSERT_EQ(a.call(FnId::cuMemcpyHtoD_v2, {mA + 3 * 4096, 64}, ctxA, nullptr, nullptr, &data), CUDA_SUCCESS);
+  void* view = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, *fd, 0);
+  close(*fd);
+  ASSERT_NE(view, MAP_FAILED);
+  EXPECT_EQ(memcmp(static_cast<uint8_t*>(view) + 3 * 4096, data.data(), 64), 0);
+  munmap(view, bytes);
+  // No longer mirrored: asked again, or pushed to, it is refused.
+  EXPECT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_ERROR_INVALID_VALUE);
+  Writer w;
+  encodeMirrorRuns(w, {{mA, 16}});
+  std::vector<uint8_t> bulk(16, 1);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(Op::MirrorPush), {}, ctxA, nullptr, nullptr, &bulk,
+                   std::string(reinterpret_cast<const char*>(w.data()), w.size())),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuMemFree_v2, {mA}, ctxA), CUDA_SUCCESS);
+  EXPECT_TRUE(worker_->alive());
+}
+
 // While a stream is captured, copies the worker would stage in its own buffers are refused:
 // a graph replayed later would read staging long since freed.
 TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {
@@ -630,7 +676,8 @@ TEST_P(WorkerTest, CapturedStagedCopiesAreRefused) {
   EXPECT_TRUE(worker_->alive());
 }
 
-// Graph nodes name only the client's own graphs, nodes and memory: a memcpy node whose host
+// Graph nodes name only the client's own graphs, nodes and memory: a memcpy node (added, or its
+// parameters set again in a graph or an executable graph) whose host
 // side is not memory the worker holds at that address (it would be read at every launch),
 // or whose device side is another client's, and dependencies on another client's nodes are
 // refused.
@@ -654,7 +701,7 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   ASSERT_EQ(b.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxB, &nodeB, nullptr,
                    nullptr, blob({}, nullptr, 0)),
             CUDA_SUCCESS);
-  auto memcpyNode = [&](CUmemorytype srcType, uint64_t src, uint64_t dst, std::vector<uint64_t> deps) {
+  auto copyParams = [](CUmemorytype srcType, uint64_t src, uint64_t dst) {
     CUDA_MEMCPY3D c{};
     c.srcMemoryType = srcType;
     if (srcType == CU_MEMORYTYPE_HOST) c.srcHost = reinterpret_cast<const void*>(src);
@@ -664,8 +711,12 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
     c.WidthInBytes = 64;
     c.Height = 1;
     c.Depth = 1;
-    uint64_t node = 0;
-    return a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {gA, ctxA}, ctxA, &node,
+    return c;
+  };
+  uint64_t nodeA = 0;
+  auto memcpyNode = [&](CUmemorytype srcType, uint64_t src, uint64_t dst, std::vector<uint64_t> deps) {
+    CUDA_MEMCPY3D c = copyParams(srcType, src, dst);
+    return a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {gA, ctxA}, ctxA, &nodeA,
                   nullptr, nullptr, blob(deps, &c, sizeof(c)));
   };
   std::vector<uint8_t> local(64);
@@ -674,6 +725,22 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dB, dA, {}), CUDA_ERROR_INVALID_VALUE); // B's memory
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {nodeB}), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(memcpyNode(CU_MEMORYTYPE_DEVICE, dA + 64, dA, {}), CUDA_SUCCESS);
+  // Its parameters set again are checked as a new node's are; B's node is no node to A.
+  auto setCopy = [&](uint64_t node, CUDA_MEMCPY3D c, size_t size = sizeof(CUDA_MEMCPY3D)) {
+    return a.call(static_cast<uint32_t>(FnId::cuGraphMemcpyNodeSetParams), {node}, ctxA, nullptr,
+                  nullptr, nullptr, std::string(reinterpret_cast<const char*>(&c), size));
+  };
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_HOST, reinterpret_cast<uint64_t>(local.data()), dA)),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dB, dA)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA), 40), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeB, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA)), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(setCopy(nodeA, copyParams(CU_MEMORYTYPE_DEVICE, dA + 128, dA)), CUDA_SUCCESS);
+  CUDA_MEMSET_NODE_PARAMS ms{dA, 0, 1, 1, 64, 1};
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphMemsetNodeSetParams), {nodeB}, ctxA, nullptr,
+                   nullptr, nullptr, std::string(reinterpret_cast<const char*>(&ms), sizeof ms)),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(FnId::cuGraphHostNodeSetParams, {nodeB, 1}, ctxA), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {gB}, ctxA, nullptr, nullptr,
                    nullptr, blob({}, nullptr, 0)),
             CUDA_ERROR_INVALID_HANDLE);                                        // B's graph
@@ -696,11 +763,82 @@ TEST_P(WorkerTest, GraphNodesAreChecked) {
   ASSERT_EQ(a.call(FnId::cuGraphInstantiateWithFlags, {gA, 0}, ctxA, &execA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuGraphExecUpdate_v2, {execA, gB}, ctxA, out), CUDA_ERROR_INVALID_HANDLE);
   EXPECT_EQ(a.call(FnId::cuGraphNodeSetEnabled, {execA, nodeB, 0}, ctxA), CUDA_ERROR_INVALID_VALUE);
+  CUDA_MEMCPY3D own = copyParams(CU_MEMORYTYPE_DEVICE, dA + 256, dA);
+  std::string ownBlob(reinterpret_cast<const char*>(&own), sizeof own);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphExecMemcpyNodeSetParams), {execA, nodeB, ctxA},
+                   ctxA, nullptr, nullptr, nullptr, ownBlob),
+            CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphExecMemcpyNodeSetParams), {execA, nodeA, ctxA},
+                   ctxA, nullptr, nullptr, nullptr, ownBlob),
+            CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuGraphExecHostNodeSetParams, {execA, nodeB, 1}, ctxA), CUDA_ERROR_INVALID_VALUE);
   EXPECT_EQ(b.call(FnId::cuGraphNodeGetType, {nodeB}, ctxB, out), CUDA_SUCCESS); // B's still
   EXPECT_EQ(a.call(FnId::cuGraphExecDestroy, {execA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuGraphDestroy, {gA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(b.call(FnId::cuGraphDestroy, {gB}, ctxB), CUDA_SUCCESS);
   EXPECT_TRUE(worker_->alive());
+}
+
+// A graph whose memcpy node reads host memory the client released since (a mirror it let go,
+// as a clone of a destroyed graph once made the stub do), or whose memset node writes device
+// memory freed since, fails with an illegal address when it runs; the worker lives on and
+// serves another client.
+TEST_P(WorkerTest, GraphReadingReleasedMemoryFailsAndTheWorkerLives) {
+  RawClient a, b;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  ASSERT_EQ(b.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxA = a.context(), ctxB = b.context();
+  uint64_t g = 0, d = 0, node = 0, exec = 0, dB = 0;
+  const uint64_t host = 0x5d0000000000;
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorHost), {host, 4096}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &d), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphCreate, {0}, ctxA, &g), CUDA_SUCCESS);
+  CUDA_MEMCPY3D c{};
+  c.srcMemoryType = CU_MEMORYTYPE_HOST;
+  c.srcHost = reinterpret_cast<const void*>(host);
+  c.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  c.dstDevice = d;
+  c.WidthInBytes = 4096;
+  c.Height = 1;
+  c.Depth = 1;
+  Writer w;
+  w.u32(0);
+  w.bytes(&c, sizeof c);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddMemcpyNode), {g, ctxA}, ctxA, &node, nullptr,
+                   nullptr, std::string(reinterpret_cast<const char*>(w.data()), w.size())),
+            CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphInstantiateWithFlags, {g, 0}, ctxA, &exec), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphLaunch, {exec, 0}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuCtxSynchronize, {}, ctxA), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(static_cast<uint32_t>(Op::MirrorRelease), {host}, ctxA), CUDA_SUCCESS);
+  CUresult launched = a.call(FnId::cuGraphLaunch, {exec, 0}, ctxA);
+  CUresult synced = a.call(FnId::cuCtxSynchronize, {}, ctxA);
+  EXPECT_TRUE(launched == CUDA_ERROR_ILLEGAL_ADDRESS || synced == CUDA_ERROR_ILLEGAL_ADDRESS)
+      << launched << " " << synced;
+  EXPECT_TRUE(worker_->alive());
+  // A memset node on device memory freed since: the same.
+  uint64_t gB = 0, nodeB = 0, execB = 0;
+  ASSERT_EQ(b.call(FnId::cuMemAlloc_v2, {1 << 16}, ctxB, &dB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuGraphCreate, {0}, ctxB, &gB), CUDA_SUCCESS);
+  CUDA_MEMSET_NODE_PARAMS ms{dB, 0, 7, 1, 1 << 16, 1};
+  Writer wm;
+  wm.u32(0);
+  wm.bytes(&ms, sizeof ms);
+  ASSERT_EQ(b.call(static_cast<uint32_t>(FnId::cuGraphAddMemsetNode), {gB, ctxB}, ctxB, &nodeB, nullptr,
+                   nullptr, std::string(reinterpret_cast<const char*>(wm.data()), wm.size())),
+            CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuGraphInstantiateWithFlags, {gB, 0}, ctxB, &execB), CUDA_SUCCESS);
+  ASSERT_EQ(b.call(FnId::cuMemFree_v2, {dB}, ctxB), CUDA_SUCCESS);
+  launched = b.call(FnId::cuGraphLaunch, {execB, 0}, ctxB);
+  synced = b.call(FnId::cuCtxSynchronize, {}, ctxB);
+  EXPECT_TRUE(launched == CUDA_ERROR_ILLEGAL_ADDRESS || synced == CUDA_ERROR_ILLEGAL_ADDRESS)
+      << launched << " " << synced;
+  EXPECT_TRUE(worker_->alive());
+  RawClient third;
+  ASSERT_EQ(third.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctxC = third.context(), dC = 0;
+  EXPECT_EQ(third.call(FnId::cuMemAlloc_v2, {64}, ctxC, &dC), CUDA_SUCCESS);
+  EXPECT_EQ(third.call(FnId::cuMemFree_v2, {dC}, ctxC), CUDA_SUCCESS);
 }
 
 TEST_P(WorkerTest, MalformedFramesDropOnlyTheirConnection) {

@@ -1,7 +1,14 @@
 #include <cstring>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "driver_test.h"
+
+// cuda/softgpu_extensions.h: outside the CUDA ABI, exported by the soft GPU alone.
+extern "C" CUresult tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes);
+extern "C" CUresult tfSoftGpuShareManagedMemory(CUdeviceptr base, int* fd, size_t* bytes);
 
 namespace {
 
@@ -173,6 +180,51 @@ TEST_F(DriverTest, PinnedManagedAndRegisteredMemory) {
   void* data[] = {&t};
   ASSERT_CU(cuPointerGetAttributes(1, attrs, data, reinterpret_cast<CUdeviceptr>(user.data())));
   EXPECT_EQ(t, 0u);
+}
+
+// Device and managed memory handed to another mapping (remoting's client): the descriptor maps
+// the very bytes the allocation holds, written before (in a stretch of it; the rest reads zero)
+// and after, either way; only the base of the right kind of allocation is shared; the mapping
+// outlives the free.
+TEST_F(DriverTest, SharedMemoryIsTheAllocationsOwnBytes) {
+  const size_t size = (3 << 20) + 100, span = (size + 4095) & ~size_t(4095);
+  CUdeviceptr managed, device;
+  ASSERT_CU(cuMemAllocManaged(&managed, size, CU_MEM_ATTACH_GLOBAL));
+  ASSERT_CU(cuMemAlloc(&device, size));
+  ASSERT_CU(cuMemsetD8(managed + (1 << 20) + 5, 0x5a, 1 << 20));
+  ASSERT_CU(cuMemsetD8(device, 0, size));
+  ASSERT_CU(cuMemsetD8(device + (2 << 20), 0x6b, 4096));
+  int fd = -1;
+  size_t bytes = 0;
+  EXPECT_EQ(tfSoftGpuShareManagedMemory(managed + 4096, &fd, &bytes), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(tfSoftGpuShareManagedMemory(device, &fd, &bytes), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(tfSoftGpuShareDeviceMemory(managed, &fd, &bytes), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(tfSoftGpuShareManagedMemory(managed, nullptr, &bytes), CUDA_ERROR_INVALID_VALUE);
+  for (CUdeviceptr p : {managed, device}) {
+    const bool isManaged = p == managed;
+    ASSERT_CU(isManaged ? tfSoftGpuShareManagedMemory(p, &fd, &bytes) : tfSoftGpuShareDeviceMemory(p, &fd, &bytes));
+    EXPECT_EQ(bytes, isManaged ? span : size);
+    auto* view = static_cast<uint8_t*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    close(fd);
+    ASSERT_NE(view, MAP_FAILED);
+    std::vector<uint8_t> got(size);
+    ASSERT_CU(cuMemcpyDtoH(got.data(), p, size));
+    EXPECT_EQ(std::memcmp(view, got.data(), size), 0);
+    const size_t marked = isManaged ? (1 << 20) + 5 : 2 << 20;
+    EXPECT_EQ(view[marked], isManaged ? 0x5a : 0x6b);
+    EXPECT_EQ(view[0], 0);
+    EXPECT_EQ(view[size - 1], 0);
+    view[7] = 0x21; // through the other mapping, seen by the device
+    uint8_t b = 0;
+    ASSERT_CU(cuMemcpyDtoH(&b, p + 7, 1));
+    EXPECT_EQ(b, 0x21);
+    ASSERT_CU(cuMemsetD8(p + 9, 0x43, 1)); // by the device, seen through the other mapping
+    ASSERT_CU(cuCtxSynchronize());
+    EXPECT_EQ(view[9], 0x43);
+    ASSERT_CU(cuMemFree(p));
+    EXPECT_EQ(view[marked], isManaged ? 0x5a : 0x6b); // the pages live while mapped
+    munmap(view, bytes);
+  }
 }
 
 } // namespace

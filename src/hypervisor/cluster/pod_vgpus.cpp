@@ -7,6 +7,8 @@
 #include "common/log.h"
 #include "hypervisor/cluster/node_registrar.h"
 #include "hypervisor/hypervisor.h"
+#include "hypervisor/tier_policy.h"
+#include "k8s/api/v1/types.h"
 #include "k8s/api/quantity.h"
 #include "k8s/api/well_known.h"
 #include "k8s/builtin.h"
@@ -14,6 +16,8 @@
 #include "k8s/informer.h"
 
 namespace tf::hypervisor {
+
+namespace v1 = k8s::api::v1;
 
 namespace fs = std::filesystem;
 namespace api = k8s::api;
@@ -217,6 +221,26 @@ void PodVgpuSync::warnOnce(const nlohmann::json& pod, const std::string& reason,
   if (!e) TF_LOG(Warn, "cannot post an Event for %s: %s", podKey(pod).c_str(), e.error().message.c_str());
 }
 
+VgpuTiers PodVgpuSync::poolTiers(const nlohmann::json& pod, Qos qos) {
+  const std::string pool = annotationText(pod, api::kAnnotationGpuPool);
+  if (pool.empty()) return {};
+  // Read when a vGPU is made, not watched: a template's change applies to the next pods.
+  Result<VgpuTiers> tiers = VgpuTiers{};
+  auto p = client_.get(v1::GpuPool::kResource, "", pool);
+  if (!p) {
+    tiers = p.error().toStatus().withContext("GPUPool " + pool);
+  } else if (std::string tpl = p->value("/spec/schedulingConfigTemplate"_json_pointer, std::string()); !tpl.empty()) {
+    auto t = client_.get(v1::SchedulingConfigTemplate::kResource, "", tpl);
+    if (!t) tiers = t.error().toStatus().withContext("SchedulingConfigTemplate " + tpl);
+    else if (t->contains("spec")) tiers = vgpuTiersFor((*t)["spec"], qos);
+  }
+  if (!tiers) {
+    warnOnce(pod, "VramTiersIgnored", "the pool's VRAM tier policy cannot be read: " + tiers.status().message());
+    return {};
+  }
+  return *tiers;
+}
+
 void PodVgpuSync::syncOnce() {
   const std::vector<GpuDevice> devices = hypervisor_.devices();
   std::map<std::string, Vgpu> existing;  // name -> vGPU, pod vGPUs only
@@ -235,9 +259,10 @@ void PodVgpuSync::syncOnce() {
       continue;
     }
     if (!*want) continue;
-    const VgpuRequest& r = **want;
+    VgpuRequest& r = **want;
     wanted.insert(r.name);
     if (existing.count(r.name)) continue;
+    if (r.isolation != Isolation::Soft) r.tiers = poolTiers(*pod, r.qos);
     auto made = hypervisor_.createVgpu(r);
     if (!made) {
       warnOnce(*pod, "VgpuNotCreated", "cannot make the pod's vGPU: " + made.status().message());
@@ -248,8 +273,13 @@ void PodVgpuSync::syncOnce() {
     for (const DeviceGrant& g : made->devices) on += (on.empty() ? "" : ",") + g.deviceUuid;
     TF_LOG(Info, "vGPU %s for pod %s on %s (%s)", made->id.c_str(), podKey(*pod).c_str(), on.c_str(),
            made->regionPath.c_str());
+    std::string tiers;
+    if (const VgpuTiers& t = made->request.tiers; t.enabled)
+      tiers = "; VRAM tiers from its pool: idle " +
+              (t.freezeToMemMs ? std::to_string(t.freezeToMemMs / 1000) + "s to host memory" : std::string("-")) +
+              ", " + (t.freezeToDiskMs ? std::to_string(t.freezeToDiskMs / 1000) + "s to disk" : std::string("-"));
     auto e = events_->event(*pod, k8s::EventType::Normal, "VgpuReady",
-                            "vGPU " + made->id + " on " + on + " at " + made->regionPath);
+                            "vGPU " + made->id + " on " + on + " at " + made->regionPath + tiers);
     if (!e) TF_LOG(Warn, "cannot post an Event: %s", e.error().message.c_str());
   }
   for (const auto& [name, v] : existing) {

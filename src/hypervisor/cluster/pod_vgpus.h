@@ -74,6 +74,9 @@ public:
 private:
   void loop();
   void warnOnce(const nlohmann::json& pod, const std::string& reason, const std::string& message);
+  // Hard vGPUs: the VRAM tiers of the pod's pool's SchedulingConfigTemplate for its QoS
+  // (autoFreeze); none, with a warning Event, when they cannot be read.
+  VgpuTiers poolTiers(const nlohmann::json& pod, Qos qos);
 
   k8s::Client& client_;
   Hypervisor& hypervisor_;

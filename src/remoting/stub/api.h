@@ -59,9 +59,13 @@ template <typename T> inline T h(uint64_t v) { return reinterpret_cast<T>(v); }
 CUresult packLaunch(CUfunction f, void** params, void** extra, const CUlaunchAttribute* attrs,
                     unsigned nAttrs, Writer& w);
 
-// Graph host nodes: what the program gave, by the host function's token (for
-// cuGraphHostNodeGetParams; api_graph_nodes.cpp).
-void rememberHostNode(uint64_t token, const CUDA_HOST_NODE_PARAMS& p);
+// A graph host node's function as a token of the host channel (run here whenever the node
+// does), and what the program gave remembered by it (for cuGraphHostNodeGetParams;
+// api_graph_nodes.cpp).
+CUresult hostNodeToken(const CUDA_HOST_NODE_PARAMS& p, uint64_t* token);
+// `user` (a graph or an executable graph) now uses what `graph` does: the pageable memory its
+// memcpy nodes read and write stays mirrored while either lives (api_graph.cpp).
+void holdsGraphMemory(uint64_t user, uint64_t graph);
 CUDA_KERNEL_NODE_PARAMS_v2 kernelParamsV2(const CUDA_KERNEL_NODE_PARAMS_v1& p);
 
 } // namespace tf::remoting::stub

@@ -2,7 +2,8 @@
 // no capture is on, capture queries are answered locally (cudart asks often). Host nodes and
 // host functions captured into a graph run here at every launch (host channel); host memory
 // (pinned or pageable) a graph copies to or from is mirrored on the worker and used there by
-// address.
+// address: memcpy nodes are added, and their parameters set again (in a graph or an executable
+// graph), here.
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -46,21 +47,35 @@ public:
     for (uint64_t b : bases)
       if (b) users_[user].push_back(b);
   }
-  // An executable graph uses what its graph uses.
-  void inherit(uint64_t graph, uint64_t exec) {
+  // `user` uses what `graph` uses too: an executable graph instantiated or updated from it, a
+  // clone of it, a graph it became a child node of (which embeds a copy).
+  void inherit(uint64_t graph, uint64_t user) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = users_.find(graph);
     if (it == users_.end()) return;
     std::vector<uint64_t> bases = it->second;
     for (uint64_t b : bases) refs_[b]++;
-    users_[exec] = std::move(bases);
+    auto& held = users_[user];
+    held.insert(held.end(), bases.begin(), bases.end());
   }
   void drop(uint64_t user) {
     std::lock_guard<std::mutex> lock(mu_);
+    for (auto n = graphOfNode_.begin(); n != graphOfNode_.end();)
+      n = n->second == user ? graphOfNode_.erase(n) : std::next(n);
     auto it = users_.find(user);
     if (it == users_.end()) return;
     for (uint64_t b : it->second) releaseLocked(b);
     users_.erase(it);
+  }
+  // Nodes added here, and their graph: a memcpy node's new parameters are held by its graph.
+  void addedNode(uint64_t node, uint64_t graph) {
+    std::lock_guard<std::mutex> lock(mu_);
+    graphOfNode_[node] = graph;
+  }
+  uint64_t graphOf(uint64_t node) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = graphOfNode_.find(node);
+    return it == graphOfNode_.end() ? 0 : it->second;
   }
 
 private:
@@ -75,6 +90,7 @@ private:
   std::mutex mu_;
   std::map<uint64_t, int> refs_;
   std::map<uint64_t, std::vector<uint64_t>> users_;
+  std::map<uint64_t, uint64_t> graphOfNode_;
 };
 PageableMirrors& pageableMirrors() {
   static auto* p = new PageableMirrors(); // outlives every static destructor that may free graphs
@@ -177,16 +193,70 @@ CUresult graphLaunch(FnId fn, CUgraphExec e, CUstream s) {
   return client().post(fn, {u(e), u(s)});
 }
 
+// The host sides of a memcpy node, by address: device memory, or host memory mirrored (or
+// shared) on the worker, since the node reads and writes it every time the graph runs. Pinned
+// memory is mirrored whole; of pageable memory, the bytes the node touches (*pageable: the
+// mirrors acquired, to be held by a graph or executable graph, or released: heldBy).
+CUresult memcpyNodeSides(CUDA_MEMCPY3D& copy, std::vector<uint64_t>* pageable) {
+  Client& c = client();
+  auto side = [&](CUmemorytype& type, const void*& host, CUdeviceptr& dev, size_t x, size_t y,
+                  size_t z, size_t pitch, size_t height) -> CUresult {
+    if (type == CU_MEMORYTYPE_UNIFIED) {
+      Client::Allocation a{};
+      bool device = c.findDevice(dev, nullptr, &a) &&
+                    (a.kind == Client::Memory::Device || a.kind == Client::Memory::Managed);
+      type = device ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+      if (!device) host = h<const void*>(dev);
+    }
+    if (type == CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
+    if (type != CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
+    if (!host) return CUDA_ERROR_INVALID_VALUE;
+    if (c.findHost(host, nullptr, nullptr, nullptr)) return c.mirrorHost(host);
+    uint64_t addr = 0, bytes = 0, base = 0;
+    copyExtent(host, x, y, z, pitch, height, copy, &addr, &bytes);
+    CUresult r = pageableMirrors().acquire(addr, bytes, &base);
+    if (r == CUDA_SUCCESS) pageable->push_back(base);
+    return r;
+  };
+  const void* srcHost = copy.srcHost;
+  const void* dstHost = copy.dstHost;
+  CUresult r = side(copy.srcMemoryType, srcHost, copy.srcDevice, copy.srcXInBytes, copy.srcY,
+                    copy.srcZ, copy.srcPitch, copy.srcHeight);
+  if (r == CUDA_SUCCESS)
+    r = side(copy.dstMemoryType, dstHost, copy.dstDevice, copy.dstXInBytes, copy.dstY, copy.dstZ,
+             copy.dstPitch, copy.dstHeight);
+  copy.srcHost = srcHost;
+  copy.dstHost = const_cast<void*>(dstHost);
+  return r;
+}
+
+// After the call that gave a memcpy node its sides (result r): on success `user` (a graph or
+// an executable graph) holds the pageable mirrors; otherwise they are released. Returns r.
+CUresult heldBy(CUresult r, uint64_t user, const std::vector<uint64_t>& pageable) {
+  if (r == CUDA_SUCCESS) {
+    pageableMirrors().attach(user, pageable);
+  } else {
+    for (uint64_t b : pageable)
+      if (b) pageableMirrors().release(b);
+  }
+  return r;
+}
+
 CUresult addNode(FnId fn, CUgraphNode* node, std::initializer_list<uint64_t> in, Writer& blob) {
   if (!node) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   uint64_t out = 0;
   CUresult r = client().call(fn, in, &out, 1, blob.data(), blob.size());
   *node = h<CUgraphNode>(out);
+  if (r == CUDA_SUCCESS) pageableMirrors().addedNode(out, *in.begin()); // in: graph first
   return r;
 }
 
 } // namespace
+
+namespace tf::remoting::stub {
+void holdsGraphMemory(uint64_t user, uint64_t graph) { pageableMirrors().inherit(graph, user); }
+} // namespace tf::remoting::stub
 
 extern "C" {
 
@@ -217,6 +287,15 @@ CUresult tf_rs_cuGraphDestroy(CUgraph g) {
   TF_READY();
   CUresult r = client().call(FnId::cuGraphDestroy, {u(g)});
   if (r == CUDA_SUCCESS) pageableMirrors().drop(u(g));
+  return r;
+}
+CUresult tf_rs_cuGraphClone(CUgraph* clone, CUgraph g) {
+  if (!clone) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t out = 0;
+  CUresult r = client().call(FnId::cuGraphClone, {u(g)}, &out, 1);
+  *clone = h<CUgraph>(out);
+  if (r == CUDA_SUCCESS) pageableMirrors().inherit(u(g), out);
   return r;
 }
 CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned long long flags) {
@@ -256,11 +335,8 @@ CUresult tf_rs_cuGraphAddHostNode(CUgraphNode* node, CUgraph g, const CUgraphNod
   if ((n && !deps) || !p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
   uint64_t token = 0;
-  CUhostFn fn = p->fn;
-  void* data = p->userData;
-  CUresult r = client().hostToken([fn, data] { fn(data); }, true, &token);
+  CUresult r = hostNodeToken(*p, &token);
   if (r != CUDA_SUCCESS) return r;
-  rememberHostNode(token, *p);
   Writer w = nodeBlob(deps, n);
   return addNode(FnId::cuGraphAddHostNode, node, {u(g), token}, w);
 }
@@ -290,52 +366,46 @@ CUresult tf_rs_cuGraphAddMemcpyNode(CUgraphNode* node, CUgraph g, const CUgraphN
                                     const CUDA_MEMCPY3D* p, CUcontext ctx) {
   if ((n && !deps) || !p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
-  Client& c = client();
   CUDA_MEMCPY3D copy = *p;
-  // Each side by address: device memory, or host memory mirrored (or shared) on the worker,
-  // since the node reads and writes it every time the graph runs. Pinned memory is mirrored
-  // whole; of pageable memory, the bytes the node touches, while the graph needs them.
   std::vector<uint64_t> pageable;
-  auto side = [&](CUmemorytype& type, const void*& host, CUdeviceptr& dev, size_t x, size_t y,
-                  size_t z, size_t pitch, size_t height) -> CUresult {
-    if (type == CU_MEMORYTYPE_UNIFIED) {
-      Client::Allocation a{};
-      bool device = c.findDevice(dev, nullptr, &a) &&
-                    (a.kind == Client::Memory::Device || a.kind == Client::Memory::Managed);
-      type = device ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
-      if (!device) host = h<const void*>(dev);
-    }
-    if (type == CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
-    if (type != CU_MEMORYTYPE_HOST) return CUDA_SUCCESS;
-    if (!host) return CUDA_ERROR_INVALID_VALUE;
-    if (c.findHost(host, nullptr, nullptr, nullptr)) return c.mirrorHost(host);
-    uint64_t addr = 0, bytes = 0, base = 0;
-    copyExtent(host, x, y, z, pitch, height, copy, &addr, &bytes);
-    CUresult r = pageableMirrors().acquire(addr, bytes, &base);
-    if (r == CUDA_SUCCESS) pageable.push_back(base);
-    return r;
-  };
-  const void* srcHost = copy.srcHost;
-  const void* dstHost = copy.dstHost;
-  CUresult r = side(copy.srcMemoryType, srcHost, copy.srcDevice, copy.srcXInBytes, copy.srcY,
-                    copy.srcZ, copy.srcPitch, copy.srcHeight);
-  if (r == CUDA_SUCCESS)
-    r = side(copy.dstMemoryType, dstHost, copy.dstDevice, copy.dstXInBytes, copy.dstY, copy.dstZ,
-             copy.dstPitch, copy.dstHeight);
+  CUresult r = memcpyNodeSides(copy, &pageable);
   if (r == CUDA_SUCCESS) {
-    copy.srcHost = srcHost;
-    copy.dstHost = const_cast<void*>(dstHost);
     Writer w = nodeBlob(deps, n);
     w.bytes(&copy, sizeof(copy));
     r = addNode(FnId::cuGraphAddMemcpyNode, node, {u(g), u(ctx ? ctx : currentContext())}, w);
   }
-  if (r == CUDA_SUCCESS) {
-    pageableMirrors().attach(u(g), pageable);
-  } else {
-    for (uint64_t b : pageable)
-      if (b) pageableMirrors().release(b);
-  }
-  return r;
+  return heldBy(r, u(g), pageable);
+}
+CUresult tf_rs_cuGraphMemcpyNodeSetParams(CUgraphNode node, const CUDA_MEMCPY3D* p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  CUDA_MEMCPY3D copy = *p;
+  std::vector<uint64_t> pageable;
+  CUresult r = memcpyNodeSides(copy, &pageable);
+  // Pageable memory is held by the node's graph, known for the nodes added here (not for
+  // captured or cloned ones: NOT_SUPPORTED).
+  const uint64_t graph = pageableMirrors().graphOf(u(node));
+  if (r == CUDA_SUCCESS && !pageable.empty() && !graph) r = CUDA_ERROR_NOT_SUPPORTED;
+  if (r == CUDA_SUCCESS)
+    r = client().call(FnId::cuGraphMemcpyNodeSetParams, {u(node)}, nullptr, 0, &copy, sizeof(copy));
+  return heldBy(r, graph, pageable);
+}
+CUresult tf_rs_cuGraphExecMemcpyNodeSetParams(CUgraphExec e, CUgraphNode node, const CUDA_MEMCPY3D* p,
+                                              CUcontext ctx) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  CUDA_MEMCPY3D copy = *p;
+  std::vector<uint64_t> pageable;
+  CUresult r = memcpyNodeSides(copy, &pageable);
+  if (r == CUDA_SUCCESS)
+    r = client().call(FnId::cuGraphExecMemcpyNodeSetParams, {u(e), u(node), u(ctx ? ctx : currentContext())},
+                      nullptr, 0, &copy, sizeof(copy));
+  return heldBy(r, u(e), pageable);
+}
+CUresult tf_rs_cuGraphMemsetNodeSetParams(CUgraphNode node, const CUDA_MEMSET_NODE_PARAMS* p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return client().call(FnId::cuGraphMemsetNodeSetParams, {u(node)}, nullptr, 0, p, sizeof(*p));
 }
 CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
                                          const CUgraphEdgeData* edges, size_t n) {

@@ -122,6 +122,18 @@ CUresult kernelSet(CUgraphExec exec, CUgraphNode node, const CUDA_KERNEL_NODE_PA
                        nullptr, 0, params.data(), params.size());
 }
 
+// A host node's new function: a token of its own, run here when the graph gets there.
+// exec: 0 for the graph's node itself.
+CUresult hostSet(CUgraphExec exec, CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  if (!p || !p->fn) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  uint64_t token = 0;
+  CUresult r = hostNodeToken(*p, &token);
+  if (r != CUDA_SUCCESS) return r;
+  if (!exec) return client().call(FnId::cuGraphHostNodeSetParams, {u(node), token});
+  return client().call(FnId::cuGraphExecHostNodeSetParams, {u(exec), u(node), token});
+}
+
 template <typename T> CUresult structGet(FnId fn, CUgraphNode node, T* p) {
   if (!p) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -136,9 +148,14 @@ template <typename T> CUresult structGet(FnId fn, CUgraphNode node, T* p) {
 } // namespace
 
 namespace tf::remoting::stub {
-void rememberHostNode(uint64_t token, const CUDA_HOST_NODE_PARAMS& p) {
+CUresult hostNodeToken(const CUDA_HOST_NODE_PARAMS& p, uint64_t* token) {
+  CUhostFn fn = p.fn;
+  void* data = p.userData;
+  CUresult r = client().hostToken([fn, data] { fn(data); }, true, token);
+  if (r != CUDA_SUCCESS) return r;
   std::lock_guard<std::mutex> lock(nodes().mu);
-  nodes().hosts[token] = p;
+  nodes().hosts[*token] = p;
+  return CUDA_SUCCESS;
 }
 CUDA_KERNEL_NODE_PARAMS_v2 kernelParamsV2(const CUDA_KERNEL_NODE_PARAMS_v1& p) {
   CUDA_KERNEL_NODE_PARAMS_v2 v2{};
@@ -188,6 +205,7 @@ CUresult tf_rs_cuGraphAddChildGraphNode(CUgraphNode* node, CUgraph g, const CUgr
   uint64_t out = 0;
   CUresult r = handleOut(FnId::cuGraphAddChildGraphNode, {u(g), u(child)}, &out, &w);
   *node = h<CUgraphNode>(out);
+  if (r == CUDA_SUCCESS) holdsGraphMemory(u(g), u(child));
   return r;
 }
 CUresult tf_rs_cuGraphChildGraphNodeGetGraph(CUgraphNode node, CUgraph* g) {
@@ -254,6 +272,13 @@ CUresult tf_rs_cuGraphHostNodeGetParams(CUgraphNode node, CUDA_HOST_NODE_PARAMS*
   *p = it->second;
   return CUDA_SUCCESS;
 }
+CUresult tf_rs_cuGraphHostNodeSetParams(CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  return hostSet(nullptr, node, p);
+}
+CUresult tf_rs_cuGraphExecHostNodeSetParams(CUgraphExec e, CUgraphNode node, const CUDA_HOST_NODE_PARAMS* p) {
+  if (!e) return CUDA_ERROR_INVALID_VALUE;
+  return hostSet(e, node, p);
+}
 CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* enabled) {
   if (!enabled) return CUDA_ERROR_INVALID_VALUE;
   uint64_t out = 0;
@@ -266,6 +291,7 @@ CUresult tf_rs_cuGraphExecUpdate_v2(CUgraphExec e, CUgraph g, CUgraphExecUpdateR
   TF_READY();
   uint64_t o[3] = {};
   CUresult r = client().call(FnId::cuGraphExecUpdate_v2, {u(e), u(g)}, o, 3);
+  if (r == CUDA_SUCCESS) holdsGraphMemory(u(e), u(g));
   info->result = static_cast<CUgraphExecUpdateResult>(o[0]);
   info->errorNode = h<CUgraphNode>(o[1]);
   info->errorFromNode = h<CUgraphNode>(o[2]);

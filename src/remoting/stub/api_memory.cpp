@@ -14,6 +14,7 @@
 
 #include "remoting/stub/api.h"
 #include "remoting/stub/pageable_copy.h"
+#include "remoting/stub/shared_managed.h"
 
 using namespace tf::remoting::stub;
 
@@ -339,7 +340,8 @@ CUresult tf_rs_cuMemFree_v2(CUdeviceptr p) {
 }
 
 // Managed memory: the worker allocates it (its address is the driver's); the stub maps host
-// memory at the same address and the two are kept coherent as mirrors.
+// memory at the same address: the worker's own pages where it can share them
+// (shared_managed.h), else its own, and the two are kept coherent as mirrors.
 CUresult tf_rs_cuMemAllocManaged(CUdeviceptr* p, size_t size, unsigned flags) {
   if (!p || !size) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();
@@ -353,13 +355,16 @@ CUresult tf_rs_cuMemAllocManaged(CUdeviceptr* p, size_t size, unsigned flags) {
     if (r != CUDA_SUCCESS) break;
     void* m = mmap(h<void*>(out), pageRound(size), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (m == h<void*>(out) && c.mirrors().add(out, size)) {
+    ManagedSharing sharing = m == h<void*>(out) ? shareManaged(out, size) : ManagedSharing::Mirror;
+    if (m == h<void*>(out) && (sharing == ManagedSharing::Shared ||
+                               (sharing == ManagedSharing::Mirror && c.mirrors().add(out, size)))) {
       got = out;
       break;
     }
     if (m != MAP_FAILED) munmap(m, pageRound(size));
     taken.push_back(out);
     r = CUDA_ERROR_OUT_OF_MEMORY;
+    if (sharing == ManagedSharing::Failed) break; // out of mappings: another try fails the same way
   }
   for (CUdeviceptr t : taken) c.call(FnId::cuMemFree_v2, {t});
   if (r != CUDA_SUCCESS) return r;

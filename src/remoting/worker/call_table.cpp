@@ -40,7 +40,10 @@ CUresult dispatchOp(Session& s, CallIn& in, CallOut& out) {
   case Op::CopyHostByRef:
   case Op::ShareHost: return dispatchMirror(s, in, out);
   case Op::ShareDevice:
-  case Op::AwaitHostCopy: return dispatchSharedDevice(s, in, out);
+  case Op::AwaitHostCopy:
+  case Op::ShareManaged: return dispatchSharedDevice(s, in, out);
+  case Op::TierStatus: return tierStatus(s, in, out);
+  case Op::TierControl: return tierControl(s, in, out);
   }
   return CUDA_ERROR_NOT_SUPPORTED;
 }

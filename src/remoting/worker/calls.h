@@ -33,8 +33,11 @@ CUresult dispatchMirror(Session& s, CallIn& in, CallOut& out);
 // kept.
 CUresult destroyEvent(Session& s, uint64_t event);
 // shared_device.cpp: ShareDevice and AwaitHostCopy, device memory the client maps for its
-// synchronous copies from and to pageable memory.
+// synchronous copies from and to pageable memory; ShareManaged, managed memory it maps.
 CUresult dispatchSharedDevice(Session& s, CallIn& in, CallOut& out);
+// calls_tiers.cpp: the admin's TierStatus and TierControl.
+CUresult tierStatus(Session& s, CallIn& in, CallOut& out);
+CUresult tierControl(Session& s, CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
 // hostByAddress, inside host memory of the client the device reaches by address (a mirror or
@@ -48,6 +51,9 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
 
 // A memset node's parameters checked against the client's memory.
 CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
+// A memcpy node's parameters: each side the client's device memory or host memory the worker
+// holds at its address (no arrays); clears the array fields. calls_graph.cpp.
+CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c);
 
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.

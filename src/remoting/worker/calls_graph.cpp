@@ -210,18 +210,7 @@ TF_CALL(cuGraphAddMemcpyNode) {
   if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
   CUDA_MEMCPY3D c{};
   if (!structArg(b.rest, &c)) return CUDA_ERROR_INVALID_VALUE;
-  // The node runs whenever the graph does: a host side must be memory the worker holds at
-  // the client's address (mirrored or shared pinned memory), never staging.
-  for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
-    if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_NOT_SUPPORTED;
-  uint64_t src = c.srcMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.srcHost) : c.srcDevice;
-  uint64_t dst = c.dstMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.dstHost) : c.dstDevice;
-  if (checkSpan(s, c.srcMemoryType, src, c.srcXInBytes, c.srcY, c.srcZ, c.srcPitch, c.srcHeight,
-                c.WidthInBytes, c.Height, c.Depth, true) ||
-      checkSpan(s, c.dstMemoryType, dst, c.dstXInBytes, c.dstY, c.dstZ, c.dstPitch, c.dstHeight,
-                c.WidthInBytes, c.Height, c.Depth, true))
-    return CUDA_ERROR_INVALID_VALUE;
-  c.srcArray = c.dstArray = nullptr;
+  if (CUresult r = checkMemcpyNode(s, c); r != CUDA_SUCCESS) return r;
   DRV(cuGraphAddMemcpyNode);
   CUgraphNode node = nullptr;
   return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &c, H(CUcontext)(A(1))),
@@ -236,6 +225,22 @@ TF_CALL(cuGraphAddDependencies, cuGraphAddDependencies_v2) {
   size_t n = b.deps.size() / 2;
   DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
   return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
+}
+
+CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c) {
+  // The node runs whenever the graph does: a host side must be memory the worker holds at
+  // the client's address (mirrored or shared pinned memory), never staging.
+  for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
+    if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE) return CUDA_ERROR_NOT_SUPPORTED;
+  uint64_t src = c.srcMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.srcHost) : c.srcDevice;
+  uint64_t dst = c.dstMemoryType == CU_MEMORYTYPE_HOST ? H(uint64_t)(c.dstHost) : c.dstDevice;
+  if (checkSpan(s, c.srcMemoryType, src, c.srcXInBytes, c.srcY, c.srcZ, c.srcPitch, c.srcHeight,
+                c.WidthInBytes, c.Height, c.Depth, true) ||
+      checkSpan(s, c.dstMemoryType, dst, c.dstXInBytes, c.dstY, c.dstZ, c.dstPitch, c.dstHeight,
+                c.WidthInBytes, c.Height, c.Depth, true))
+    return CUDA_ERROR_INVALID_VALUE;
+  c.srcArray = c.dstArray = nullptr;
+  return CUDA_SUCCESS;
 }
 
 CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p) {

@@ -114,6 +114,15 @@ TF_CALL(cuGraphGetEdges) { // blob: the `from` nodes, then the `to` nodes
   return r;
 }
 // ---- clones and child graphs -------------------------------------------------------------
+TF_CALL(cuGraphClone) { // hand-written in the stub, which carries the graph's mirrors over
+  NEED(1);
+  OWN(Graph, A(0));
+  DRV(cuGraphClone);
+  CUgraph clone = nullptr;
+  CUresult r = f(&clone, H(CUgraph)(A(0)));
+  putNew(s, out, r, K::Graph, clone);
+  return r;
+}
 TF_CALL(cuGraphAddChildGraphNode) {
   NEED(2); // graph, child; blob: deps
   OWN(Graph, A(0));
@@ -196,6 +205,54 @@ TF_CALL(cuGraphExecMemsetNodeSetParams) {
   if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
   DRV(cuGraphExecMemsetNodeSetParams);
   return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+}
+TF_CALL(cuGraphMemsetNodeSetParams) {
+  NEED(1); // node; blob: the parameters
+  OWN_NODE(A(0));
+  CUDA_MEMSET_NODE_PARAMS p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphMemsetNodeSetParams);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphMemcpyNodeSetParams) {
+  NEED(1); // node; blob: CUDA_MEMCPY3D (host sides by address)
+  OWN_NODE(A(0));
+  CUDA_MEMCPY3D p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemcpyNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphMemcpyNodeSetParams);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphExecMemcpyNodeSetParams) {
+  NEED(3); // exec, node, context; blob: CUDA_MEMCPY3D (host sides by address)
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  OWN(Context, A(2));
+  CUDA_MEMCPY3D p{};
+  if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkMemcpyNode(s, p); r != CUDA_SUCCESS) return r;
+  DRV(cuGraphExecMemcpyNodeSetParams);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+}
+TF_CALL(cuGraphHostNodeSetParams) {
+  NEED(2); // node, the client's token of the host function
+  OWN_NODE(A(0));
+  DRV(cuGraphHostNodeSetParams);
+  CUDA_HOST_NODE_PARAMS p{};
+  p.fn = &Session::hostFunctionEntry;
+  p.userData = s.hostFunctionArg(A(1), true);
+  return f(H(CUgraphNode)(A(0)), &p);
+}
+TF_CALL(cuGraphExecHostNodeSetParams) {
+  NEED(3); // exec, node, the client's token of the host function
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  DRV(cuGraphExecHostNodeSetParams);
+  CUDA_HOST_NODE_PARAMS p{};
+  p.fn = &Session::hostFunctionEntry;
+  p.userData = s.hostFunctionArg(A(2), true);
+  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p);
 }
 TF_CALL(cuGraphMemcpyNodeGetParams) {
   NEED(1);

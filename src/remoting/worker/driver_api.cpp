@@ -15,10 +15,12 @@ Result<std::unique_ptr<DriverApi>> DriverApi::load(const std::string& path) {
   if (!api->fns_[static_cast<int>(cuda::FnId::cuInit)])
     return invalidArgument(path + " is not a CUDA driver (no cuInit)");
   api->softGpu_ = dlsym(h, "tfSoftGpuProcessStats") != nullptr;
-  // TF_WORKER_SHARE_DEVICE=0: as on a driver without it (the stub's fallback, tested).
+  // TF_WORKER_SHARE_DEVICE=0: as on a driver without them (the stub's fallbacks, tested).
   const char* share = getenv("TF_WORKER_SHARE_DEVICE");
-  if (!share || std::string(share) != "0")
+  if (!share || std::string(share) != "0") {
     api->shareDevice_ = reinterpret_cast<cuda::ShareDeviceMemory>(dlsym(h, cuda::kShareDeviceMemory));
+    api->shareManaged_ = reinterpret_cast<cuda::ShareManagedMemory>(dlsym(h, cuda::kShareManagedMemory));
+  }
   return api;
 }
 

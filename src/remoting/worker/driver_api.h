@@ -35,12 +35,15 @@ public:
   // The soft GPU's device memory as a descriptor a client maps (cuda/softgpu_extensions.h);
   // null on other drivers.
   cuda::ShareDeviceMemory shareDeviceMemory() const { return shareDevice_; }
+  // Likewise its managed memory, which a client over shared memory maps at the same address.
+  cuda::ShareManagedMemory shareManagedMemory() const { return shareManaged_; }
 
 private:
   DriverApi() = default;
   void* handle_ = nullptr;
   bool softGpu_ = false;
   cuda::ShareDeviceMemory shareDevice_ = nullptr;
+  cuda::ShareManagedMemory shareManaged_ = nullptr;
   void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
 };
 

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "cuda/catalog.h"
+#include "remoting/tier_control.h"
 #include "remoting/tls.h"
 
 namespace tf::remoting {
@@ -323,6 +324,17 @@ Result<CUdeviceptr> Session::tierAllocate(uint64_t size) {
     t.ctx = current_;
   }
   auto p = t.tiers->allocate(size);
+  // No room: with an admin that may free some (by freezing idle clients), wait for it within
+  // the bound, saying how much is wanted.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(shared_.tiers.allocWaitMs);
+  for (int attempt = 0; !p && p.status().code() == Code::ResourceExhausted && shared_.tiers.allocWaitMs > 0 &&
+                        std::chrono::steady_clock::now() < deadline;
+       ++attempt) {
+    info_->waitingBytes.store(size);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 5 << std::min(attempt, 4))));
+    p = t.tiers->allocate(size);
+  }
+  info_->waitingBytes.store(0);
   if (!p) return p.status();
   track(*p, Allocation{size, current_, true, true});
   info_->bytes.fetch_add(size);
@@ -369,6 +381,7 @@ Status Session::freezeTiers(VramTiers::Tier to) {
     if (Status s = t.tiers->freeze(to); !s && result.isOk()) result = s;
   }
   setCurrent(current_);
+  publishTiers();
   return result;
 }
 
@@ -385,10 +398,17 @@ CUresult Session::thawTiers() {
     setCurrent(current_);
     if (failed.isOk()) {
       frozen_.reset();
+      info_->waitingBytes.store(0);
+      publishTiers();
       return CUDA_SUCCESS;
     }
-    // No room on the device (another vGPU holds it): wait for it, within the bound.
+    // No room on the device (another vGPU holds it): wait for it, within the bound, saying
+    // how much is wanted (the hypervisor frees room by freezing idle clients).
+    const VramTiers::Usage u = tierUsage();
+    info_->waitingBytes.store(u.warmBytes + u.coldBytes);
+    publishTiers();
     if (failed.code() != Code::ResourceExhausted || std::chrono::steady_clock::now() >= deadline) {
+      info_->waitingBytes.store(0);
       TF_LOG(Warn, "worker: %s: thawing its memory: %s", peer_.c_str(), failed.toString().c_str());
       return failed.code() == Code::ResourceExhausted ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_UNKNOWN;
     }
@@ -396,25 +416,84 @@ CUresult Session::thawTiers() {
   }
 }
 
-void Session::waitFreezingIdle() {
-  const TierOptions& o = shared_.tiers;
-  if (tiers_.empty()) return;
-  if (!frozen_) {
-    if (transport_->waitReadable(o.freezeIdleMs)) return;
-    if (Status s = freezeTiers(VramTiers::Tier::Warm); !s) {
-      TF_LOG(Warn, "worker: %s: freezing its idle memory: %s", peer_.c_str(), s.toString().c_str());
-      return;
-    }
-    frozen_ = VramTiers::Tier::Warm;
-    if (shared_.verbose) TF_LOG(Info, "worker: %s idle: its device memory is in host memory", peer_.c_str());
+void Session::publishTiers() {
+  const VramTiers::Usage u = tierUsage();
+  info_->warmBytes.store(u.warmBytes);
+  info_->coldBytes.store(u.coldBytes);
+  info_->freezes.store(u.freezes);
+  info_->thaws.store(u.thaws);
+  info_->freezeNs.store(static_cast<uint64_t>(u.freezeTime.count()));
+  info_->thawNs.store(static_cast<uint64_t>(u.thawTime.count()));
+  const TierState state = u.coldBytes ? TierState::Cold : u.warmBytes ? TierState::Warm : TierState::Hot;
+  info_->tierState.store(static_cast<uint32_t>(state));
+}
+
+bool Session::freezeTo(VramTiers::Tier to) {
+  const VramTiers::Usage before = tierUsage();
+  const uint64_t movable = to == VramTiers::Tier::Warm ? before.hotBytes : before.hotBytes + before.warmBytes;
+  if (movable == 0) return false;
+  if (Status s = freezeTiers(to); !s) {
+    TF_LOG(Warn, "worker: %s: freezing its memory to %s: %s", peer_.c_str(),
+           to == VramTiers::Tier::Cold ? "disk" : "host memory", s.toString().c_str());
+    if (tierUsage().hotBytes == before.hotBytes) return false;
   }
-  if (*frozen_ == VramTiers::Tier::Warm && o.coldAfterMs > 0) {
-    if (transport_->waitReadable(o.coldAfterMs)) return;
-    if (Status s = freezeTiers(VramTiers::Tier::Cold); !s) {
-      TF_LOG(Warn, "worker: %s: moving its memory to disk: %s", peer_.c_str(), s.toString().c_str());
-      return;
+  frozen_ = tierUsage().coldBytes ? VramTiers::Tier::Cold : VramTiers::Tier::Warm;
+  if (shared_.verbose)
+    TF_LOG(Info, "worker: %s: its device memory is in %s", peer_.c_str(),
+           *frozen_ == VramTiers::Tier::Cold ? "the cold tier" : "host memory");
+  return true;
+}
+
+bool Session::carryOut(uint32_t order) {
+  switch (static_cast<TierAction>(order - 1)) {
+  case TierAction::Freeze: return freezeTo(VramTiers::Tier::Warm);
+  case TierAction::FreezeCold: return freezeTo(VramTiers::Tier::Cold);
+  case TierAction::Thaw: return frozen_ && thawTiers() == CUDA_SUCCESS;
+  }
+  return false;
+}
+
+void Session::waitFreezingIdle() {
+  using Clock = std::chrono::steady_clock;
+  const TierOptions& o = shared_.tiers;
+  const auto idleStart = Clock::now();
+  info_->idleSinceNs.store(idleStart.time_since_epoch().count());
+  // With an admin, orders may come at any time: look for them this often while idle.
+  constexpr std::chrono::milliseconds kOrderPoll{20};
+  const bool ordersPossible = !shared_.adminToken.empty();
+  auto frozenAt = idleStart;
+  bool warmTried = false, coldTried = false;
+  for (;;) {
+    if (uint32_t order = info_->order.exchange(0)) {
+      info_->lastMoved.store(carryOut(order));
+      info_->ordersDone.fetch_add(1);
+      frozenAt = Clock::now();
+      continue;
     }
-    frozen_ = VramTiers::Tier::Cold;
+    // The next automatic move: warm after freezeIdleMs idle, cold coldAfterMs after that.
+    std::optional<Clock::time_point> due;
+    if (!tiers_.empty() && !frozen_ && !warmTried && o.freezeIdleMs > 0)
+      due = idleStart + std::chrono::milliseconds(o.freezeIdleMs);
+    else if (!tiers_.empty() && frozen_ == VramTiers::Tier::Warm && !coldTried && o.coldAfterMs > 0)
+      due = frozenAt + std::chrono::milliseconds(o.coldAfterMs);
+    const auto now = Clock::now();
+    if (due && now >= *due) {
+      if (!frozen_) warmTried = true;
+      else coldTried = true;
+      freezeTo(frozen_ ? VramTiers::Tier::Cold : VramTiers::Tier::Warm);
+      frozenAt = Clock::now();
+      continue;
+    }
+    if (!due && !ordersPossible) break;  // nothing to do until the client calls
+    auto wait = ordersPossible ? kOrderPoll : std::chrono::milliseconds(86400000);
+    if (due)
+      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(*due - now));
+    if (transport_->waitReadable(static_cast<int>(wait.count()))) break;
+  }
+  info_->idleSinceNs.store(0);
+  if (info_->order.exchange(0)) {  // came as the client called again: not carried out
+    info_->lastMoved.store(false);
+    info_->ordersDone.fetch_add(1);
   }
 }
 
@@ -547,6 +626,14 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
   } else if (hello.catalogSize != static_cast<uint32_t>(cuda::catalogSize())) {
     r = CUDA_ERROR_NOT_SUPPORTED;
     s = failedPrecondition("client built against another driver-API catalog");
+  } else if (hello.role == kRoleAdmin) {
+    // The hypervisor: its own token, no host channel, no tenant.
+    admin_ = !shared_.adminToken.empty() && !hello.attachTo &&
+             constantTimeEquals(hello.token, shared_.adminToken);
+    if (!admin_) {
+      r = CUDA_ERROR_NOT_PERMITTED;
+      s = Status(Code::PermissionDenied, "bad admin token");
+    }
   } else if (!tenantOf(hello.token, shared_.tokens, &tenant_)) {
     r = CUDA_ERROR_NOT_PERMITTED;
     s = Status(Code::PermissionDenied, "bad token");
@@ -644,7 +731,10 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
   if (!decoded.isOk()) return decoded; // a malformed call: the stream cannot be trusted
   // Every call runs in the caller's current context, which must be one of its own. The last
   // call's context needs no lookup (a current context cannot be destroyed).
-  if (h.ctx != currentClientValue_) {
+  const bool adminOp = in.fn == static_cast<uint32_t>(Op::TierStatus) || in.fn == static_cast<uint32_t>(Op::TierControl);
+  if (admin_ != adminOp && in.fn != static_cast<uint32_t>(Op::Ping)) {
+    r = CUDA_ERROR_NOT_PERMITTED;  // the admin makes only its calls, and only it makes them
+  } else if (h.ctx != currentClientValue_) {
     CUcontext want = reinterpret_cast<CUcontext>(h.ctx); // the client's value, then the driver's
     if (want && !resolveIn(want, HandleKind::Context)) {
       r = CUDA_ERROR_INVALID_CONTEXT;

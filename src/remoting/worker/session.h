@@ -64,6 +64,17 @@ struct SessionInfo {
   uint32_t pid = 0;
   std::atomic<uint64_t> bytes{0};   // device memory it holds
   std::atomic<uint64_t> devices{0}; // bit d: it has a context on device d
+  // VRAM tiers, published by the session's thread for TierStatus (tier_control.h).
+  std::atomic<uint32_t> tierState{0}; // TierState
+  std::atomic<uint64_t> warmBytes{0}, coldBytes{0}, freezes{0}, thaws{0}, freezeNs{0}, thawNs{0};
+  std::atomic<uint64_t> waitingBytes{0};
+  std::atomic<int64_t> idleSinceNs{0}; // steady clock at the end of its last call; 0 in a call
+  // TierControl's orders to the session's thread, carried out while it waits for a call:
+  // TierAction + 1 (0: none); `ordersDone` counts the orders it has handled, `lastMoved`
+  // whether the last one moved any memory.
+  std::atomic<uint32_t> order{0};
+  std::atomic<uint64_t> ordersDone{0};
+  std::atomic<bool> lastMoved{false};
 };
 
 // Every client's device-reachable ranges and whose they are: a kernel argument pointing into
@@ -88,15 +99,18 @@ private:
 // VRAM tiers (worker/vram_tiers.h) for every client of the worker: its cuMemAlloc memory can
 // leave the device while it idles. Off when freezeIdleMs is 0.
 struct TierOptions {
-  int freezeIdleMs = 0;  // a client idle this long: its memory goes to host memory
+  bool enabled = false;  // cuMemAlloc memory is tiered (on by itself with freezeIdleMs)
+  int freezeIdleMs = 0;  // a client idle this long: its memory goes to host memory (0: never)
   int coldAfterMs = 0;   // idle this much longer: to the cold directory (0: never)
   int thawWaitMs = 5000; // a thaw that finds no room retries this long, then the call fails
+  int allocWaitMs = 0;   // likewise a tiered allocation (an admin may free room meanwhile)
   std::string coldDir = "/var/tmp";
 };
 
 struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
   std::vector<std::string> tokens;
+  std::string adminToken; // the hypervisor's (kRoleAdmin); empty: no admin sessions
   IpcRegistry ipc;
   bool verbose = false;
   TierOptions tiers;
@@ -215,6 +229,7 @@ public:
   void releaseIpc(const std::vector<IpcEntry>& due);
   // The tenant whose token the client gave (WorkerShared::tokens).
   uint32_t tenant() const { return tenant_; }
+  bool admin() const { return admin_; }
   // The client's allocation containing [p, p + n), or nullptr.
   const Allocation* allocationFor(CUdeviceptr p, uint64_t n) const;
   bool removeAllocation(CUdeviceptr p); // only freeable bases
@@ -234,7 +249,7 @@ public:
   }
   // VRAM tiers (WorkerShared::tiers): cuMemAlloc's memory is the tiers', frozen once the
   // client has been idle long enough and thawed before its next call runs.
-  bool tiersOn() const { return shared_.tiers.freezeIdleMs > 0; }
+  bool tiersOn() const { return shared_.tiers.enabled; }
   Result<CUdeviceptr> tierAllocate(uint64_t size);
   // Frees the tiered allocation starting at p; nullopt if p is not one.
   std::optional<CUresult> tierFree(CUdeviceptr p);
@@ -286,10 +301,17 @@ private:
   Status execute(const FrameHeader& h, std::vector<uint8_t>& args);
   Status sendReply(const FrameHeader& h, CUresult r, CallOut& out, uint16_t flags = 0);
   void releaseAll();
-  // Tiers: waits for the next frame, freezing the client's memory when none comes in time.
+  // Tiers: waits for the next frame, freezing the client's memory when none comes in time
+  // and carrying out the admin's orders meanwhile.
   void waitFreezingIdle();
+  // Carries out one TierControl order (TierAction + 1); whether memory moved.
+  bool carryOut(uint32_t order);
+  // Moves the client's memory down to `to`; whether any moved.
+  bool freezeTo(VramTiers::Tier to);
   Status freezeTiers(VramTiers::Tier to);
   CUresult thawTiers();
+  // Copies tierUsage() into info_ for TierStatus.
+  void publishTiers();
 
   WorkerShared& shared_;
   TransportPtr transport_;
@@ -299,6 +321,7 @@ private:
   uint64_t currentClientValue_ = 0; // the client's value of current_
   CUresult latched_ = CUDA_SUCCESS;
   uint32_t tenant_ = 0;
+  bool admin_ = false; // the hypervisor's admin session (kRoleAdmin)
   HandleTable handles_;
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base

@@ -5,6 +5,8 @@
 // allocations; for each copy, AwaitHostCopy waits as a synchronous copy on the legacy stream
 // would wait for earlier work, and the client then copies through its mapping, the worker
 // idle. Elsewhere ShareDevice answers NOT_SUPPORTED and the bytes travel in the transport.
+// ShareManaged does the same for a managed allocation, which the client then maps at its
+// address in place of its mirror: one memory for both, nothing to exchange.
 #include <unistd.h>
 
 #include "remoting/worker/calls.h"
@@ -53,12 +55,34 @@ CUresult awaitHostCopy(Session& s, CallIn& in) {
   return copy(&byte, A(0), 1);
 }
 
+// (base) -> (bytes), the descriptor sent just before the reply. Asked right after the
+// allocation, before the client has written it or launched work on it, so the mirror being
+// dropped holds nothing the client lacks (both all zero).
+CUresult shareManaged(Session& s, const CallIn& in, CallOut& out) {
+  NEED(1);
+  uint64_t base = 0, size = 0;
+  if (!s.mirrors().base(A(0), &base, &size) || base != A(0)) return CUDA_ERROR_INVALID_VALUE;
+  DPTR(base, size); // the driver refuses anything but managed memory (a host mirror)
+  auto share = s.d().shareManagedMemory();
+  if (!share || !s.transport().supportsViews()) return CUDA_ERROR_NOT_SUPPORTED;
+  int fd = -1;
+  size_t bytes = 0;
+  if (share(base, &fd, &bytes) != CUDA_SUCCESS) return CUDA_ERROR_NOT_SUPPORTED;
+  bool sent = bytes >= size && s.transport().sendFd(fd).isOk();
+  close(fd);
+  if (!sent) return CUDA_ERROR_NOT_SUPPORTED; // still mirrored: the memfd is only its backing
+  s.mirrors().remove(base);
+  out.put(bytes);
+  return CUDA_SUCCESS;
+}
+
 } // namespace
 
 CUresult dispatchSharedDevice(Session& s, CallIn& in, CallOut& out) {
   switch (static_cast<Op>(in.fn)) {
   case Op::ShareDevice: return shareDevice(s, in, out);
   case Op::AwaitHostCopy: return awaitHostCopy(s, in);
+  case Op::ShareManaged: return shareManaged(s, in, out);
   default: return CUDA_ERROR_NOT_SUPPORTED;
   }
 }

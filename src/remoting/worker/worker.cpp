@@ -14,6 +14,10 @@ namespace tf::remoting {
 
 Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   std::unique_ptr<Worker> w(new Worker());
+  if (!o.adminToken.empty() &&
+      (o.adminToken == o.token ||
+       std::find(o.moreTokens.begin(), o.moreTokens.end(), o.adminToken) != o.moreTokens.end()))
+    return invalidArgument("the admin token must not be a tenant's token");
   auto api = DriverApi::load(o.driver);
   if (!api) return api.status();
   w->shared_.driver = std::move(*api);
@@ -21,6 +25,8 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   w->shared_.tokens.insert(w->shared_.tokens.end(), o.moreTokens.begin(), o.moreTokens.end());
   w->shared_.verbose = o.verbose;
   w->shared_.tiers = o.tiers;
+  w->shared_.tiers.enabled = o.tiers.enabled || o.tiers.freezeIdleMs > 0;
+  w->shared_.adminToken = o.adminToken;
   w->shared_.remapHandles = o.remapHandles;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
@@ -84,6 +90,10 @@ void usage() {
           "  after --cold-after-ms more to an unlinked file in --cold-dir), giving the device memory\n"
           "  back; its next call brings it back at the same addresses. Its memory cannot be exported\n"
           "  by IPC handle then.\n"
+          "         [--tiers] [--alloc-wait-ms N] [--admin-token T]\n"
+          "  --tiers makes cuMemAlloc memory tiered without idle freezes; the admin (the node's\n"
+          "  hypervisor, token also from TF_WORKER_ADMIN_TOKEN) reads each client's tiers and\n"
+          "  orders freezes and thaws; an allocation finding no room waits up to --alloc-wait-ms.\n"
           "         [--remap-handles]\n"
           "  every handle a client gets (context, stream, event, module, function, graph, node, array...)\n"
           "  has a value of its own, not the driver's, translated by the worker: how a session moved\n"
@@ -103,6 +113,7 @@ int runWorker(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   WorkerOptions o;
   if (const char* t = getenv("TF_REMOTE_TOKEN")) o.token = t;
+  if (const char* t = getenv("TF_WORKER_ADMIN_TOKEN")) o.adminToken = t;
   bool tokenGiven = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -133,6 +144,12 @@ int runWorker(int argc, char** argv) {
       o.tiers.thawWaitMs = static_cast<int>(std::min(positive(v), 3600000L));
     else if (a == "--cold-dir" && (v = value()) && *v)
       o.tiers.coldDir = v;
+    else if (a == "--tiers")
+      o.tiers.enabled = true;
+    else if (a == "--alloc-wait-ms" && (v = value()) && positive(v) > 0)
+      o.tiers.allocWaitMs = static_cast<int>(std::min(positive(v), 3600000L));
+    else if (a == "--admin-token" && (v = value()) && *v)
+      o.adminToken = v;
     else {
       usage();
       return 2;

@@ -122,9 +122,12 @@ CUresult buildWork(CUgraphNodeType type, const NodeParams& p, std::function<CUre
     const size_t row = q.width * q.elementSize;
     const size_t pitch = q.height > 1 ? q.pitch : row;
     if (pitch < row || q.dst % q.elementSize) return CUDA_ERROR_INVALID_VALUE;
-    uint8_t* host = addressSpace().hostOf(q.dst, (q.height - 1) * pitch + row);
-    if (!host) return CUDA_ERROR_INVALID_VALUE;
-    *work = [q, host, pitch] {
+    const uint64_t span = (q.height - 1) * pitch + row;
+    if (!addressSpace().hostOf(q.dst, span)) return CUDA_ERROR_INVALID_VALUE;
+    *work = [q, span, pitch] {
+      // Looked up again when it runs, as a copy is (memcpy3DWork): freed since is illegal.
+      uint8_t* host = addressSpace().hostOf(q.dst, span);
+      if (!host) return CUDA_ERROR_ILLEGAL_ADDRESS;
       for (size_t y = 0; y < q.height; ++y) {
         uint8_t* r = host + y * pitch;
         for (size_t x = 0; x < q.width; ++x) {

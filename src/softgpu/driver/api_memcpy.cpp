@@ -148,10 +148,18 @@ CUresult copy3DWork(Endpoint3D dstE, Endpoint3D srcE, size_t width, size_t heigh
   TF_TRY(resolve3D(srcE, width, height, depth, &s, &s0));
   const size_t dp = dstE.pitch ? dstE.pitch : width, sp = srcE.pitch ? srcE.pitch : width;
   const size_t dh = dstE.height ? dstE.height : height, sh = srcE.height ? srcE.height : height;
+  const uint64_t dSpan = ((depth - 1) * dh + (height - 1)) * dp + width;
+  const uint64_t sSpan = ((depth - 1) * sh + (height - 1)) * sp + width;
   *work = [=] {
+    // Memory the driver knows is looked up again when the copy runs (a graph's node runs long
+    // after it was made): freed since, it is an illegal address, as on a GPU, not a fault in
+    // this process.
+    uint8_t* dh0 = d.pageable ? d.host : addressSpace().hostOf(d0, dSpan);
+    uint8_t* sh0 = s.pageable ? s.host : addressSpace().hostOf(s0, sSpan);
+    if (!dh0 || !sh0) return CUDA_ERROR_ILLEGAL_ADDRESS;
     for (size_t z = 0; z < depth; ++z)
       for (size_t y = 0; y < height; ++y)
-        memmove(d.host + (z * dh + y) * dp, s.host + (z * sh + y) * sp, width);
+        memmove(dh0 + (z * dh + y) * dp, sh0 + (z * sh + y) * sp, width);
     return CUDA_SUCCESS;
   };
   *pageable = s.pageable || d.pageable;

@@ -23,25 +23,38 @@ tfSoftGpuProcessStats(CUdevice device, uint64_t* busyNs, uint64_t* kernelsDone) 
   return CUDA_SUCCESS;
 }
 
-// cuda/softgpu_extensions.h: device memory another process maps (remoting's worker hands it to
-// its client, whose synchronous copies from pageable memory then take one CPU copy).
-extern "C" __attribute__((visibility("default"))) CUresult
-tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes) {
+namespace {
+// Work queued on the memory finishes before its pages move into the memfd (as an IPC export
+// does): a kernel still writing the private pages would lose what it writes after the copy.
+CUresult shareMemory(CUdeviceptr base, int* fd, size_t* bytes, AllocKind kind) {
   if (!fd || !bytes) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
   auto a = addressSpace().find(base);
-  if (!a || a->base != base || a->kind != AllocKind::Device || a->poolId >= 0 || a->imported)
+  if (!a || a->base != base || a->kind != kind || a->poolId >= 0 || a->imported)
     return CUDA_ERROR_INVALID_VALUE;
-  // Work queued on the memory finishes before its pages move into the memfd (as an IPC export
-  // does): a kernel still writing the private pages would lose what it writes after the copy.
   Context* c = nullptr;
   if (CUresult r = requireContext(&c); r != CUDA_SUCCESS) return r;
   synchronizeContext(c);
-  auto shared = addressSpace().shareDevice(base);
+  auto shared = kind == AllocKind::Managed ? addressSpace().shareManaged(base) : addressSpace().shareDevice(base);
   if (!shared) return CUDA_ERROR_OUT_OF_MEMORY;
   int copy = fcntl(*shared, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return CUDA_ERROR_OPERATING_SYSTEM;
   *fd = copy;
-  *bytes = a->size;
+  *bytes = kind == AllocKind::Managed ? a->span : a->size;
   return CUDA_SUCCESS;
+}
+} // namespace
+
+// cuda/softgpu_extensions.h: device memory another process maps (remoting's worker hands it to
+// its client, whose synchronous copies from pageable memory then take one CPU copy).
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes) {
+  return shareMemory(base, fd, bytes, AllocKind::Device);
+}
+
+// cuda/softgpu_extensions.h: managed memory another process maps at the same address
+// (remoting's client over shared memory, which then has nothing to mirror).
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuShareManagedMemory(CUdeviceptr base, int* fd, size_t* bytes) {
+  return shareMemory(base, fd, bytes, AllocKind::Managed);
 }

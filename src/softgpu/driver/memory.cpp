@@ -1,5 +1,6 @@
 #include "softgpu/driver/memory.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -267,20 +268,38 @@ Result<int> AddressSpace::shareDevice(uint64_t base) {
   auto it = allocations_.find(base);
   if (it == allocations_.end() || it->second.kind != AllocKind::Device || it->second.imported)
     return invalidArgument("not the base of device memory allocated in this process");
-  Allocation& a = it->second;
+  return moveIntoMemfd(it->second, it->second.span - kGuard);
+}
+
+Result<int> AddressSpace::shareManaged(uint64_t base) {
+  std::unique_lock lock(mu_);
+  auto it = allocations_.find(base);
+  if (it == allocations_.end() || it->second.kind != AllocKind::Managed)
+    return invalidArgument("not the base of managed memory");
+  return moveIntoMemfd(it->second, it->second.span);
+}
+
+Result<int> AddressSpace::moveIntoMemfd(Allocation& a, uint64_t bytes) {
   if (a.shareFd >= 0) return a.shareFd;
-  const uint64_t committed = a.span - kGuard;
   int fd = memfd_create("tf-softgpu-ipc", MFD_CLOEXEC);
   if (fd < 0) return resourceExhausted(std::string("memfd_create: ") + strerror(errno));
   // The contents so far, then the memfd in place of the private pages, at the same addresses.
-  bool copied = ftruncate(fd, static_cast<off_t>(committed)) == 0;
-  for (uint64_t done = 0; copied && done < committed;) {
-    ssize_t n = pwrite(fd, a.host + done, committed - done, static_cast<off_t>(done));
-    if (n <= 0) copied = false;
-    else done += static_cast<uint64_t>(n);
+  // Stretches that are all zero are left as the memfd's holes (they read zero and cost nothing
+  // until written): fresh memory, as a managed allocation is when shared, copies nothing.
+  constexpr uint64_t kStretch = 1 << 20;
+  auto zero = [](const uint8_t* p, uint64_t n) { return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0; };
+  bool copied = ftruncate(fd, static_cast<off_t>(bytes)) == 0;
+  for (uint64_t at = 0; copied && at < bytes; at += kStretch) {
+    const uint64_t end = std::min(bytes, at + kStretch);
+    if (zero(a.host + at, end - at)) continue;
+    for (uint64_t done = at; copied && done < end;) {
+      ssize_t n = pwrite(fd, a.host + done, end - done, static_cast<off_t>(done));
+      if (n <= 0) copied = false;
+      else done += static_cast<uint64_t>(n);
+    }
   }
   if (!copied ||
-      mmap(a.host, committed, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+      mmap(a.host, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
     Status s = resourceExhausted(std::string("cannot share device memory: ") + strerror(errno));
     close(fd);
     return s;
@@ -347,6 +366,7 @@ Status AddressSpace::release(uint64_t base, std::optional<AllocKind> expected, A
   case AllocKind::Managed:
   case AllocKind::HostPinned:
     munmap(a.host, a.span);
+    if (a.shareFd >= 0) close(a.shareFd); // another process's mapping keeps its pages
     break;
   case AllocKind::HostRegistered:
   case AllocKind::VmmMapped:

@@ -43,7 +43,8 @@ struct Allocation {
   uint64_t charged = 0;     // bytes counted against the device's memory
   uint64_t bufferId = 0;    // unique id (CU_POINTER_ATTRIBUTE_BUFFER_ID)
   int poolId = -1;          // stream-ordered allocations: the pool
-  int shareFd = -1;         // Device memory exported for IPC: the memfd now behind it
+  int shareFd = -1;         // Device memory exported for IPC, or managed memory shared:
+                            // the memfd now behind it
   bool imported = false;    // Device memory of another process, opened by an IPC handle
 };
 
@@ -72,6 +73,9 @@ public:
   // its contents move into a memfd mapped at the same addresses (shared from then on), whose
   // descriptor this returns (the allocation owns it). Only the base of Device memory.
   Result<int> shareDevice(uint64_t base);
+  // The same for managed memory (at its host address), for a process that maps it at the same
+  // address (remoting's client over shared memory): only the base of Managed memory.
+  Result<int> shareManaged(uint64_t base);
   // Maps another process's exported memory (a descriptor of its memfd, which this takes) at
   // fresh device addresses of `device`: Device memory marked imported, charged to nobody here.
   Result<uint64_t> importShared(int device, int fd, uint64_t size, Context* ctx);
@@ -104,6 +108,8 @@ private:
   uint64_t addDeviceAllocation(uint64_t base, uint64_t size, uint64_t span, AllocKind kind,
                                int device, Context* ctx, bool imported);
   uint8_t* heapOf(uint64_t addr) const { return heapBase_ + (addr - windowBase_); }
+  // Moves the allocation's first `bytes` into a memfd mapped in their place; under mu_.
+  Result<int> moveIntoMemfd(Allocation& a, uint64_t bytes);
 
   mutable std::shared_mutex mu_;
   uint64_t windowBase_ = 0, windowSize_ = 0, perDevice_ = 0;

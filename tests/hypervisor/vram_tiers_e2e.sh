@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# VRAM tiers end to end: two hard vGPUs of 1.1 GiB on a 1.5 GiB soft GPU (the hypervisor
+# started with --vram-tiers and room for both by --vram-expand), each program holding 1 GiB,
+# used in turns. Each turn needs the other's memory off the device: the program's allocation or
+# its first call waits, the hypervisor freezes the idle one, and the program finds every byte
+# it wrote when its turn comes back. Then the API: tiers per vGPU, snapshot and resume, a soft
+# vGPU refused, and the metrics.
+#
+#   vram_tiers_e2e.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+tf="$build/bin/tensor-fusion"
+prog="$build/tests/hypervisor/tier_program"
+export TF_HOME=$(mktemp -d /tmp/tf-tiers-XXXXXX)
+export TF_VGPU_DIR=$TF_HOME/regions TF_SOFTGPU_STATE_DIR=$TF_HOME/softgpu TF_SOFTGPU_DEVICES=H100:1536MiB
+mkdir -p "$TF_VGPU_DIR" "$TF_SOFTGPU_STATE_DIR" "$TF_HOME/rounds"
+fail=0
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  # Workers outlive their hypervisor by design: stop those of the vGPUs still listed.
+  python3 - "$TF_HOME/state.json" <<'PY' 2>/dev/null | xargs -r kill 2>/dev/null || true
+import json, sys
+for v in json.load(open(sys.argv[1]))["vgpus"]:
+    if v.get("worker", {}).get("pid"): print(v["worker"]["pid"])
+PY
+  "$tf" down >/dev/null 2>&1 || true
+  rm -rf "$TF_HOME"
+}
+trap cleanup EXIT
+
+TF_LOG_LEVEL=info "$tf" up --region-dir "$TF_VGPU_DIR" --vram-tiers --vram-expand 1.0
+api() {  # api METHOD PATH: the hypervisor's answer (JSON), and its status in $TF_HOME/status
+  local addr
+  addr=$(python3 -c "import json; print(json.load(open('$TF_HOME/hypervisor.json'))['address'])")
+  curl -s -o "$TF_HOME/answer" -w '%{http_code}' -X "$1" -H 'Content-Length: 0' "http://$addr$2" > "$TF_HOME/status"
+  cat "$TF_HOME/answer"
+}
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+gib=1073741824
+"$tf" run --name ta --isolation hard --vram 1100MiB --compute 50% --qos low -- "$prog" $gib "$TF_HOME/rounds" a 3 > "$TF_HOME/a.out" 2> "$TF_HOME/a.log" &
+pa=$!
+"$tf" run --name tb --isolation hard --vram 1100MiB --compute 50% --qos medium -- "$prog" $gib "$TF_HOME/rounds" b 3 > "$TF_HOME/b.out" 2> "$TF_HOME/b.log" &
+pb=$!
+turn() {  # turn NAME ROUND PID: lets the program run its round, waits until it has (180 s at most)
+  touch "$TF_HOME/rounds/$1.go$2"
+  for _ in $(seq 1800); do
+    [ -e "$TF_HOME/rounds/$1.done$2" ] && { echo "  $(grep "round $2 " "$TF_HOME/$1.out")"; return 0; }
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL: $1 did not finish round $2"; cat "$TF_HOME/$1.log"; fail=1; return 1
+}
+tiers() {  # tiers VGPU: its usage.tiers as "state hot warm cold freezes"
+  api GET /api/v1/vgpus/$1 | field '" ".join(str(d["usage"]["tiers"][k]) for k in ("state","hotBytes","warmBytes","coldBytes","freezes"))'
+}
+echo "== two programs of 1 GiB on a 1.5 GiB device, in turns"
+turn a 1 $pa && turn b 1 $pb && turn a 2 $pa && turn b 2 $pb && turn a 3 $pa || true
+wait $pa || { echo "FAIL: program a failed"; cat "$TF_HOME/a.log"; fail=1; }
+"$tf" ps | sed 's/^/  /'
+frozen=$(grep -c "hypervisor: froze" "$TF_HOME/hypervisor.log" || true)
+echo "  the hypervisor froze an idle vGPU $frozen time(s):"
+{ grep -h "hypervisor: froze" "$TF_HOME/hypervisor.log" || true; } | sed 's/^/    /' | head -6
+[ "$frozen" -ge 4 ] || { echo "FAIL: expected a freeze for each of the 4 turns after the first"; fail=1; }
+
+echo "== resume, snapshot, snapshot to disk (TensorFusion's API) on b, which waits for its turn"
+read -r state hot warm cold freezes <<< "$(tiers tb)"
+echo "  b now: $state, hot $hot, warm $warm, cold $cold, $freezes freeze(s)"
+[ "$state" = warm ] && [ "$warm" -ge $gib ] || { echo "FAIL: b's memory should be in host memory"; fail=1; }
+for step in "resume hot" "snapshot warm" "snapshot?to=disk cold"; do
+  set -- $step
+  api POST /api/v1/workers/tb/$1 > /dev/null
+  code=$(cat "$TF_HOME/status") moved=$(field 'd.get("moved")' < "$TF_HOME/answer")
+  sleep 0.5  # the tier manager's next look at the worker
+  read -r state hot warm cold freezes <<< "$(tiers tb)"
+  echo "  POST $1: HTTP $code, moved $moved client(s); now $state (hot $hot, warm $warm, cold $cold)"
+  [ "$code" = 200 ] && [ "$moved" = 1 ] && [ "$state" = "$2" ] || { echo "FAIL: after $1 b should be $2"; fail=1; }
+done
+echo "== metrics while b is on disk"
+addr=$(python3 -c "import json; print(json.load(open('$TF_HOME/hypervisor.json'))['address'])")
+curl -s "http://$addr/metrics" > "$TF_HOME/metrics"
+{ grep -E '^tf_vgpu_tier_[a-z_]+\{.*vgpu="tb"' "$TF_HOME/metrics" || true; } | sed 's/^/  /'
+awk '/^tf_vgpu_tier_bytes\{.*vgpu="tb",tier="cold"\}/ { ok = $2 >= 1073741824 } END { exit !ok }' "$TF_HOME/metrics" \
+  || { echo "FAIL: the metrics do not show b's 1 GiB on disk"; fail=1; }
+turn b 3 $pb || true
+wait $pb || { echo "FAIL: program b failed"; cat "$TF_HOME/b.log"; fail=1; }
+grep -h "all rounds correct" "$TF_HOME/a.out" "$TF_HOME/b.out" | sed 's/^/  /' || true
+
+echo "== bad requests"
+addr=$(python3 -c "import json; print(json.load(open('$TF_HOME/hypervisor.json'))['address'])")
+curl -s -X POST -d '{"name":"softone","vramLimit":"256MiB","computeLimit":10}' "http://$addr/api/v1/vgpus" > /dev/null
+api POST /api/v1/workers/softone/snapshot > /dev/null
+echo "  snapshot of a soft vGPU: HTTP $(cat "$TF_HOME/status"): $(field 'd["error"]' < "$TF_HOME/answer")"
+[ "$(cat "$TF_HOME/status")" = 409 ] || { echo "FAIL: a soft vGPU was not refused"; fail=1; }
+curl -s -X POST -d '{"name":"hardone","vramLimit":"256MiB","computeLimit":10,"isolation":"hard"}' "http://$addr/api/v1/vgpus" > /dev/null
+api POST "/api/v1/workers/hardone/snapshot?to=tape" > /dev/null
+[ "$(cat "$TF_HOME/status")" = 400 ] || { echo "FAIL: a bad tier was not refused"; fail=1; }
+api POST /api/v1/workers/nosuch/resume > /dev/null
+[ "$(cat "$TF_HOME/status")" = 404 ] || { echo "FAIL: an unknown vGPU was not 404"; fail=1; }
+
+[ "$fail" = 0 ] && echo "vram tiers: all checks passed"
+exit $fail
