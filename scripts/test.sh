@@ -34,9 +34,11 @@ for attacks in remoting_worker_test remoting_worker_network_test remoting_worker
 done
 for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable graph_node_params; do
   for transport in shm tcp tls; do
-    bash tests/remoting/run_remote.sh "$transport" build/asan/bin/tensor-fusion-worker build/asan/lib \
-      build/default/lib/remote "build/asan/remote-state/$prog-$transport" "" \
-      "build/default/tests/cuda/${prog}_static"
+    for remap in "" --remap-handles; do  # and through a worker that remaps every handle
+      TF_TEST_WORKER_ARGS=$remap bash tests/remoting/run_remote.sh "$transport" \
+        build/asan/bin/tensor-fusion-worker build/asan/lib build/default/lib/remote \
+        "build/asan/remote-state/$prog-$transport$remap" "" "build/default/tests/cuda/${prog}_static"
+    done
   done
 done
 # Managed memory the worker shares with its client (shm) and mirrors (tcp).

@@ -2,7 +2,7 @@
 """One description of the wire: generates the stub's forwarders, the worker's handlers and the
 worker's call table from the driver-API catalog and src/remoting/wire_calls.txt.
 
-  gen_wire.py --catalog catalog.inc --calls wire_calls.txt --kinds worker/session.h \
+  gen_wire.py --catalog catalog.inc --calls wire_calls.txt --kinds worker/handle_table.h \
               --worker-sources worker/calls_*.cpp --stub-sources stub/api_*.cpp --out DIR
 
 wire_calls.txt: one line per catalog symbol the stub forwards by description,
@@ -13,15 +13,20 @@ one role per parameter, in the catalog's parameter order (a symbol without param
 roles). Roles:
 
   in            a scalar by value (enums, flags, sizes, CUdevice, ints)
-  h:Kind        a handle the client must own (a Session::HandleKind, read from worker/session.h,
+  h:Kind        a handle the client must own (a HandleKind, read from worker/handle_table.h,
                 or Func = Function or Kernel, AnyPool = Pool or SharedPool, AnyArray = Array
-                or a mipmapped array's level)
-  new:Kind      an output pointer receiving a handle the call creates
-  del:Kind      a handle the call destroys
-  out           an output pointer to a scalar
+                or a mipmapped array's level), resolved to the driver's value
+  new:Kind      an output pointer receiving a handle the call creates (exposed: the client
+                gets its client value)
+  del:Kind      a handle the call destroys (resolved, then forgotten)
+  get:Kind      an output pointer receiving a handle of the client's (its client value)
+  out           an output pointer to a scalar (never a handle)
   dptr          a device pointer inside the client's memory
-  in_struct     a pointer to a fixed-size struct sent as the call's blob
-  out_struct    a pointer to a fixed-size struct returned as the reply's blob (on success)
+  in_struct     a pointer to a fixed-size struct sent as the call's blob; the worker's
+                structIn(s, value) (worker/calls.h) resolves the handles inside it
+  out_struct    a pointer to a fixed-size struct returned as the reply's blob (on success);
+                structOut(s, value) exposes the handles inside it. Each struct type the wire
+                carries has both (a struct without handles says so), or the worker does not build
 
 Flags: `post` (the stub does not wait for the reply; no outputs), `stub` (the stub implements
 it by hand and the worker has no handler of its own: answered locally, or through other calls'
@@ -39,8 +44,8 @@ import os
 import re
 import sys
 
-# Ownership checks of the pseudo-kinds `h:` may name besides Session::HandleKind's own (read
-# from worker/session.h): which kinds a name may be, and the error for one that is not the
+# Ownership checks of the pseudo-kinds `h:` may name besides HandleKind's own (read
+# from worker/handle_table.h): which kinds a name may be, and the error for one that is not the
 # client's.
 PSEUDO_KINDS = {
     'Func': (['Function', 'Kernel'], 'CUDA_ERROR_INVALID_HANDLE'),
@@ -53,7 +58,7 @@ KIND_ERRORS = {'GraphNode': 'CUDA_ERROR_INVALID_VALUE'}
 # Handles the stub also keeps (Client::Handle): posted calls are checked against them.
 STUB_HANDLES = {'Stream', 'Event'}
 SCALAR_ROLES = {'in', 'out', 'dptr', 'in_struct', 'out_struct'}
-KIND_ROLES = {'h', 'new', 'del'}
+KIND_ROLES = {'h', 'new', 'del', 'get'}
 FLAGS = {'post', 'stub'}
 
 
@@ -90,7 +95,7 @@ def parse_catalog(path):
 
 
 def parse_kinds(path):
-    """Session::HandleKind's names, and the ownership check of every name `h:` may use."""
+    """HandleKind's names, and the ownership check of every name `h:` may use."""
     with open(path) as f:
         m = re.search(r'enum class HandleKind[^{]*\{([^}]*)\}', f.read())
     if not m:
@@ -152,14 +157,14 @@ def parse_calls(path, catalog, kinds, checks):
                                  ', '.join(t + ' ' + p for t, p in params) or 'none', len(roles)))
             for (role, kind), (ctype, name) in zip(roles, params):
                 is_ptr = ctype.endswith('*')
-                wants_ptr = role in ('out', 'new', 'in_struct', 'out_struct')
+                wants_ptr = role in ('out', 'new', 'get', 'in_struct', 'out_struct')
                 if is_ptr != wants_ptr:
                     raise WireError('%s: %s: role "%s" does not fit parameter "%s %s"' %
                                     (where, symbol, role + (':' + kind if kind else ''), ctype, name))
                 if pointee(ctype) == 'void':
                     raise WireError('%s: %s: "%s %s" points to void: its size is unknown' %
                                     (where, symbol, ctype, name))
-            if 'post' in flags and any(r in ('out', 'new', 'out_struct') for r, _ in roles):
+            if 'post' in flags and any(r in ('out', 'new', 'get', 'out_struct') for r, _ in roles):
                 raise WireError('%s: %s is posted: it cannot have outputs' % (where, symbol))
             for single in ('in_struct', 'out_struct'):
                 if sum(1 for r, _ in roles if r == single) > 1:
@@ -204,7 +209,7 @@ def forwarder(symbol, params_text, params, call):
     roles, flags = call['roles'], call['flags']
     body = []
     for (role, kind), (ctype, name) in zip(roles, params):
-        if role in ('out', 'new', 'in_struct', 'out_struct'):
+        if role in ('out', 'new', 'get', 'in_struct', 'out_struct'):
             body.append('  if (!%s) return CUDA_ERROR_INVALID_VALUE;' % name)
     body.append('  TF_READY();')
     body.append('  FnId tf_fn = FnId::%s;' % symbol)
@@ -222,7 +227,7 @@ def forwarder(symbol, params_text, params, call):
     for (role, kind), (ctype, name) in zip(roles, params):
         if role in ('in', 'h', 'del', 'dptr'):
             args.append('wire::toWire(%s)' % name)
-        elif role in ('out', 'new'):
+        elif role in ('out', 'new', 'get'):
             outs.append((role, kind, ctype, name))
         elif role == 'in_struct':
             blob_in = name
@@ -274,11 +279,11 @@ def handler(symbol, params_text, params, call, checks):
     for i, ((role, kind), (ctype, name)) in enumerate(zip(roles, params)):
         a = 'in.a.s[%d]' % index.get(i, 0)
         if role == 'h' and kind == 'Stream':
-            body.append('  if (!s.ownsStream(%s)) return CUDA_ERROR_INVALID_HANDLE;' % a)
+            body.append('  if (!s.resolveStreamIn(%s)) return CUDA_ERROR_INVALID_HANDLE;' % a)
         elif role in ('h', 'del'):
             kinds, err = checks[kind]
-            owned = ' && '.join('!s.owns(K::%s, %s)' % (k, a) for k in kinds)
-            body.append('  if (%s) return %s;' % (owned, err))
+            body.append('  if (!s.resolveIn(%s, %s)) return %s;' %
+                        (a, ', '.join('K::%s' % k for k in kinds), err))
         elif role == 'dptr':
             body.append('  if (!s.allocationFor(%s, 1)) return CUDA_ERROR_INVALID_VALUE;' % a)
     for (role, kind), (ctype, name) in zip(roles, params):
@@ -287,6 +292,7 @@ def handler(symbol, params_text, params, call, checks):
             body.append('  if (in.a.blob.size() != sizeof(%s)) return CUDA_ERROR_INVALID_VALUE;' % t)
             body.append('  %s tf_%s;' % (t, name))
             body.append('  std::memcpy(&tf_%s, in.a.blob.data(), sizeof(tf_%s));' % (name, name))
+            body.append('  if (CUresult tf_e = structIn(s, tf_%s); tf_e != CUDA_SUCCESS) return tf_e;' % name)
     body.append('  auto tf_f = s.d().fn<CUresult (*)(%s)>(FnId::%s);' % (params_text, symbol))
     body.append('  if (!tf_f) return CUDA_ERROR_NOT_SUPPORTED;')
     args = []
@@ -299,19 +305,23 @@ def handler(symbol, params_text, params, call, checks):
             args.append('&tf_%s' % name)
     body.append('  CUresult tf_r = tf_f(%s);' % ', '.join(args))
     for i, ((role, kind), (ctype, name)) in enumerate(zip(roles, params)):
-        if role == 'new':
-            body.append('  if (tf_r == CUDA_SUCCESS) s.add(K::%s, wire::toWire(tf_%s));' % (kind, name))
-        elif role == 'del':
-            body.append('  if (tf_r == CUDA_SUCCESS) s.remove(K::%s, in.a.s[%d]);' % (kind, index[i]))
+        if role == 'del':
+            body.append('  if (tf_r == CUDA_SUCCESS) s.forget(K::%s, in.a.s[%d]);' % (kind, index[i]))
     for (role, kind), (ctype, name) in zip(roles, params):
-        if role in ('out', 'new'):
+        if role == 'out':
             body.append('  out.put(wire::toWire(tf_%s));' % name)
+        elif role == 'new':
+            body.append('  putNew(s, out, tf_r, K::%s, wire::toWire(tf_%s));' % (kind, name))
+        elif role == 'get':
+            body.append('  out.put(known(s, K::%s, wire::toWire(tf_%s)));' % (kind, name))
         elif role == 'out_struct':
-            body.append('  if (tf_r == CUDA_SUCCESS)')
+            body.append('  if (tf_r == CUDA_SUCCESS) {')
+            body.append('    structOut(s, tf_%s);' % name)
             body.append('    out.blob.assign(reinterpret_cast<const char*>(&tf_%s), sizeof(tf_%s));' %
                         (name, name))
+            body.append('  }')
     body.append('  return tf_r;')
-    return ('CUresult wire_%s(Session& s, [[maybe_unused]] const CallIn& in, '
+    return ('CUresult wire_%s(Session& s, [[maybe_unused]] CallIn& in, '
             '[[maybe_unused]] CallOut& out) {\n%s\n}\n' % (symbol, '\n'.join(body)))
 
 
@@ -346,7 +356,7 @@ def generate(args):
         if call and 'stub' not in call['flags']:
             forwarders.append(forwarder(symbol, params_text, params, call))
             handlers.append(handler(symbol, params_text, params, call, checks))
-            decls.append('CUresult wire_%s(Session& s, const CallIn& in, CallOut& out);\n' % symbol)
+            decls.append('CUresult wire_%s(Session& s, CallIn& in, CallOut& out);\n' % symbol)
             table.append('TF_WIRE_ENTRY(%s, Generated, wire_%s)\n' % (symbol, symbol))
         elif call:
             table.append('TF_WIRE_ENTRY(%s, StubOnly, nullptr)\n' % symbol)
@@ -354,7 +364,7 @@ def generate(args):
             first = worker_hand[symbol][1]
             if first not in declared:
                 declared.add(first)
-                decls.append('CUresult call_%s(Session& s, const CallIn& in, CallOut& out);\n' % first)
+                decls.append('CUresult call_%s(Session& s, CallIn& in, CallOut& out);\n' % first)
             table.append('TF_WIRE_ENTRY(%s, HandWritten, call_%s)\n' % (symbol, first))
         else:
             table.append('TF_WIRE_ENTRY(%s, Unsupported, nullptr)\n' % symbol)
@@ -378,7 +388,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--catalog', required=True)
     p.add_argument('--calls', required=True)
-    p.add_argument('--kinds', required=True, help='worker/session.h (Session::HandleKind)')
+    p.add_argument('--kinds', required=True, help='worker/handle_table.h (HandleKind)')
     p.add_argument('--worker-sources', nargs='*', default=[])
     p.add_argument('--stub-sources', nargs='*', default=[])
     p.add_argument('--out', required=True)

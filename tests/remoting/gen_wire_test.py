@@ -20,6 +20,8 @@ TF_CU_FN(cuStreamQuery_ptsz, cuStreamQuery, 7000, 1, cuStreamQuery, (CUstream hS
 TF_CU_FN(cuCtxSynchronize, cuCtxSynchronize, 2000, 0, cuCtxSynchronize, (void), ())
 TF_CU_FN(cuMemFree_v2, cuMemFree, 3020, 0, cuMemFree_v2, (CUdeviceptr dptr), (dptr))
 TF_CU_FN(cuEventQuery, cuEventQuery, 2000, 0, cuEventQuery, (CUevent hEvent), (hEvent))
+TF_CU_FN(cuStreamGetCtx, cuStreamGetCtx, 9020, 0, cuStreamGetCtx, (CUstream hStream, CUcontext *pctx), (hStream, pctx))
+TF_CU_FN(cuStreamDestroy_v2, cuStreamDestroy, 4000, 0, cuStreamDestroy_v2, (CUstream hStream), (hStream))
 """
 SESSION = """class Session {
   enum class HandleKind : uint8_t {
@@ -31,6 +33,8 @@ SESSION = """class Session {
 GOOD_CALLS = """# a comment
 cuStreamCreate    new:Stream in
 cuStreamQuery     h:Stream          # and a comment after
+cuStreamGetCtx    h:Stream get:Context
+cuStreamDestroy_v2 del:Stream
 cuCtxSynchronize
 cuInit            stub
 """
@@ -87,9 +91,15 @@ class GenWire(unittest.TestCase):
             self.assertIn(line, table)
         with open(os.path.join(out, 'wire_handlers.inc')) as f:
             handlers = f.read()
-        # The created stream is recorded as the client's; the queried one must be its own.
-        self.assertIn('s.add(K::Stream, wire::toWire(tf_phStream))', handlers)
-        self.assertIn('if (!s.ownsStream(in.a.s[0])) return CUDA_ERROR_INVALID_HANDLE;', handlers)
+        # The created stream is recorded as the client's and the client gets its client value;
+        # the queried one must be its own, and is resolved to the driver's value.
+        self.assertIn('putNew(s, out, tf_r, K::Stream, wire::toWire(tf_phStream));', handlers)
+        self.assertIn('if (!s.resolveStreamIn(in.a.s[0])) return CUDA_ERROR_INVALID_HANDLE;', handlers)
+        # A context the call names in its output goes back as the client's value.
+        self.assertIn('out.put(known(s, K::Context, wire::toWire(tf_pctx)));', handlers)
+        # A destroyed handle: resolved, then forgotten by its driver value.
+        self.assertIn('if (!s.resolveIn(in.a.s[0], K::Stream)) return CUDA_ERROR_INVALID_HANDLE;', handlers)
+        self.assertIn('if (tf_r == CUDA_SUCCESS) s.forget(K::Stream, in.a.s[0]);', handlers)
         self.assertIn('if (in.a.count < 1) return CUDA_ERROR_INVALID_VALUE;', handlers)
         with open(os.path.join(out, 'wire_forwarders.inc')) as f:
             forwarders = f.read()
@@ -141,6 +151,7 @@ class GenWire(unittest.TestCase):
         self.fails('cuStreamCreate in in\n',
                    'role "in" does not fit parameter "CUstream * phStream"')
         self.fails('cuStreamQuery out\n', 'role "out" does not fit parameter "CUstream hStream"')
+        self.fails('cuStreamQuery get:Stream\n', 'role "get:Stream" does not fit parameter "CUstream hStream"')
 
     def test_posted_call_with_outputs(self):
         self.fails('cuStreamCreate new:Stream in post\n', 'cuStreamCreate is posted: it cannot have outputs')

@@ -6,6 +6,7 @@
 # TF_REMOTE_CLIENTS=N runs N copies of the program at once against the one worker.
 # TF_TEST_SECOND_TOKEN=T gives the worker a second tenant with token T (the program gets the
 # first tenant's token).
+# TF_TEST_WORKER_ARGS="--remap-handles ..." gives the worker further arguments.
 # The worker serves the soft GPU (SOFTGPU_LIB_DIR/libcuda.so.1) on tcp://127.0.0.1:0 or a fresh
 # shm name; its address is read from its "listening on ..." line. The program sees only the
 # stub (LD_LIBRARY_PATH=STUB_DIR[EXTRA_LD]) and checks its own results. The test fails if the
@@ -36,7 +37,8 @@ case "$transport" in
 esac
 log="$state/worker.log"
 TF_SOFTGPU_STATE_DIR="$state" "$worker" --listen "$listen" --driver "$libdir/libcuda.so.1" \
-  --token "$token" ${TF_TEST_SECOND_TOKEN:+--token "$TF_TEST_SECOND_TOKEN"} "${tls[@]}" >"$log" 2>&1 &
+  --token "$token" ${TF_TEST_SECOND_TOKEN:+--token "$TF_TEST_SECOND_TOKEN"} "${tls[@]}" \
+  ${TF_TEST_WORKER_ARGS:-} >"$log" 2>&1 &
 wpid=$!
 trap 'kill -9 $wpid 2>/dev/null' EXIT
 addr=""

@@ -33,15 +33,76 @@
 namespace tf::remoting {
 namespace {
 
+// The parameter: the transport, "+remap" for a worker with --remap-handles (every handle the
+// client gets is a value of its own, not the driver's: the same attacks, and a handler that
+// forgot to translate fails them).
 class WorkerTest : public ::testing::TestWithParam<std::string> {
 protected:
   void SetUp() override {
-    worker_ = std::make_unique<WorkerProcess>(GetParam(), token_);
+    transport_ = GetParam();
+    std::vector<std::string> extra;
+    if (auto plus = transport_.find("+remap"); plus != std::string::npos) {
+      transport_.erase(plus);
+      extra.push_back("--remap-handles");
+      remapped_ = true;
+    }
+    worker_ = std::make_unique<WorkerProcess>(transport_, token_, extra);
     ASSERT_FALSE(worker_->address().empty()) << "worker did not start";
   }
   std::string token_ = "test-token-" + std::to_string(getpid());
   std::unique_ptr<WorkerProcess> worker_;
+  std::string transport_; // "tcp" or "shm"
+  bool remapped_ = false;
 };
+
+// Handles the worker gives back name the client's own values: a stream's context is the
+// context the client was given, a listed node the node it added. Remapped, no handle is the
+// driver's (those never have the top bit set).
+TEST_P(WorkerTest, HandlesComeBackAsTheClientKnowsThem) {
+  RawClient a;
+  ASSERT_EQ(a.open(worker_->address(), token_), CUDA_SUCCESS);
+  uint64_t ctx = a.context(), stream = 0, event = 0, streamCtx = 0, graph = 0, node = 0;
+  ASSERT_EQ(a.call(FnId::cuStreamCreate, {0}, ctx, &stream), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuEventCreate, {0}, ctx, &event), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuGraphCreate, {0}, ctx, &graph), CUDA_SUCCESS);
+  std::string deps(4, '\0'); // no dependencies
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphAddEmptyNode), {graph}, ctx, &node, nullptr,
+                   nullptr, deps),
+            CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuStreamGetCtx, {stream}, ctx, &streamCtx), CUDA_SUCCESS);
+  EXPECT_EQ(streamCtx, ctx);
+  uint64_t listed[2] = {};
+  std::string blob;
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuGraphGetNodes), {graph, 4}, ctx, listed, nullptr,
+                   nullptr, "", kFlagNone, nullptr, &blob),
+            CUDA_SUCCESS);
+  ASSERT_EQ(blob.size(), 8u);
+  uint64_t first = 0;
+  std::memcpy(&first, blob.data(), 8);
+  EXPECT_EQ(first, node) << "a listed node is named as the client knows it";
+  EXPECT_EQ(a.call(FnId::cuEventRecord, {event, stream}, ctx), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuStreamSynchronize, {stream}, ctx), CUDA_SUCCESS);
+  // A capture's graph and its current dependencies, named as the client can use them.
+  uint64_t mem = 0;
+  ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctx, &mem), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuStreamBeginCapture_v2, {stream, CU_STREAM_CAPTURE_MODE_RELAXED}, ctx), CUDA_SUCCESS);
+  ASSERT_EQ(a.call(FnId::cuMemsetD8Async, {mem, 1, 16, stream}, ctx), CUDA_SUCCESS);
+  uint64_t info[3] = {};
+  ASSERT_EQ(a.call(static_cast<uint32_t>(FnId::cuStreamGetCaptureInfo_v3), {stream}, ctx, info, nullptr,
+                   nullptr, "", kFlagNone, nullptr, &blob),
+            CUDA_SUCCESS);
+  ASSERT_EQ(blob.size(), 8u) << "one dependency: the memset";
+  uint64_t dep = 0, type = 0, captured = 0;
+  std::memcpy(&dep, blob.data(), 8);
+  EXPECT_EQ(a.call(FnId::cuGraphNodeGetType, {dep}, ctx, &type), CUDA_SUCCESS);
+  EXPECT_EQ(type, uint64_t(CU_GRAPH_NODE_TYPE_MEMSET));
+  ASSERT_EQ(a.call(FnId::cuStreamEndCapture, {stream}, ctx, &captured), CUDA_SUCCESS);
+  EXPECT_EQ(captured, info[2]) << "the capture's graph, as named while capturing";
+  EXPECT_EQ(a.call(FnId::cuGraphDestroy, {captured}, ctx), CUDA_SUCCESS);
+  if (remapped_)
+    for (uint64_t h : {ctx, stream, event, graph, node})
+      EXPECT_NE(h >> 63, 0u) << std::hex << h << " looks like a driver's handle";
+}
 
 TEST_P(WorkerTest, AnotherClientsPointersHandlesAndContextAreRefused) {
   RawClient a, b;
@@ -186,9 +247,32 @@ TEST_P(WorkerTest, AnotherClientsArraysAndTexturesAreRefused) {
   EXPECT_EQ(b.call(uint32_t(FnId::cuMemcpy3D_v2), {0}, ctxB, nullptr, nullptr, nullptr, blobOf(copy)),
             CUDA_ERROR_INVALID_HANDLE);
 
-  // Both go on with their own.
+  // Both go on with their own; a texture's resource comes back as the client knows it.
   uint64_t outs[1] = {};
-  EXPECT_EQ(a.call(FnId::cuTexObjectGetResourceDesc, {texA}, ctxA, outs), CUDA_SUCCESS);
+  std::string got;
+  EXPECT_EQ(a.call(uint32_t(FnId::cuTexObjectGetResourceDesc), {texA}, ctxA, outs, nullptr, nullptr, "",
+                   kFlagNone, nullptr, &got),
+            CUDA_SUCCESS);
+  ASSERT_EQ(got.size(), sizeof(CUDA_RESOURCE_DESC));
+  CUDA_RESOURCE_DESC back{};
+  std::memcpy(&back, got.data(), sizeof back);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(back.res.array.hArray), arrA);
+  uint64_t mip = 0, texMip = 0;
+  ASSERT_EQ(a.call(uint32_t(FnId::cuMipmappedArrayCreate), {2}, ctxA, &mip, nullptr, nullptr, blobOf(desc)),
+            CUDA_SUCCESS);
+  CUDA_RESOURCE_DESC mipRes{};
+  mipRes.resType = CU_RESOURCE_TYPE_MIPMAPPED_ARRAY;
+  mipRes.res.mipmap.hMipmappedArray = reinterpret_cast<CUmipmappedArray>(mip);
+  ASSERT_EQ(a.call(uint32_t(FnId::cuTexObjectCreate), {}, ctxA, &texMip, nullptr, nullptr, blobOf(mipRes) + blobOf(tex)),
+            CUDA_SUCCESS);
+  EXPECT_EQ(a.call(uint32_t(FnId::cuTexObjectGetResourceDesc), {texMip}, ctxA, outs, nullptr, nullptr, "",
+                   kFlagNone, nullptr, &got),
+            CUDA_SUCCESS);
+  ASSERT_EQ(got.size(), sizeof(CUDA_RESOURCE_DESC));
+  std::memcpy(&back, got.data(), sizeof back);
+  EXPECT_EQ(reinterpret_cast<uint64_t>(back.res.mipmap.hMipmappedArray), mip);
+  EXPECT_EQ(a.call(FnId::cuTexObjectDestroy, {texMip}, ctxA), CUDA_SUCCESS);
+  EXPECT_EQ(a.call(FnId::cuMipmappedArrayDestroy, {mip}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuTexObjectDestroy, {texA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(a.call(FnId::cuArrayDestroy, {arrA}, ctxA), CUDA_SUCCESS);
   EXPECT_EQ(b.call(FnId::cuArrayDestroy, {arrB}, ctxB), CUDA_SUCCESS);
@@ -233,6 +317,25 @@ TEST_P(WorkerTest, LaunchWithWrongParametersIsRefused) {
   uint32_t v = 0;
   memcpy(&v, got.data(), 4);
   EXPECT_EQ(v, 10u); // the kernel ran with the right parameters
+
+  // An event inside a launch attribute is a handle too: the client's own is resolved, any
+  // other value refused before the driver sees it.
+  uint64_t event = 0;
+  ASSERT_EQ(c.call(FnId::cuEventCreate, {0}, ctx, &event), CUDA_SUCCESS);
+  auto launchEx = [&](uint64_t e) {
+    CUlaunchAttribute attr{};
+    attr.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT;
+    attr.value.programmaticEvent.event = reinterpret_cast<CUevent>(e);
+    ParamSlot slots[2] = {{0, 8}, {8, 4}};
+    Writer w;
+    encodeLaunch(w, slots, 2, good.data(), good.size(), &attr, 1, sizeof(CUlaunchAttribute));
+    std::string blob(reinterpret_cast<const char*>(w.data()), w.size());
+    return c.call(static_cast<uint32_t>(FnId::cuLaunchKernelEx), {fn, 1, 1, 1, 1, 1, 1, 0, 0}, ctx,
+                  nullptr, nullptr, nullptr, blob);
+  };
+  EXPECT_EQ(launchEx(event), CUDA_SUCCESS);
+  EXPECT_EQ(launchEx(event + 16), CUDA_ERROR_INVALID_HANDLE);
+  EXPECT_EQ(c.call(FnId::cuCtxSynchronize, {}, ctx), CUDA_SUCCESS);
   EXPECT_TRUE(worker_->alive());
 }
 
@@ -469,14 +572,14 @@ TEST_P(WorkerTest, ShareHostMisuseIsRefused) {
     EXPECT_EQ(ftruncate(fd, 4 * 4096), 0);
     if (withFd) {
       // Descriptors pass only over shared memory's socket; TCP says it cannot.
-      EXPECT_EQ(c.transport().sendFd(fd).isOk(), GetParam() == std::string("shm"));
+      EXPECT_EQ(c.transport().sendFd(fd).isOk(), transport_ == "shm");
     }
     CUresult r = c.call(static_cast<uint32_t>(Op::ShareHost), {at, n}, ctx);
     if (r == CUDA_SUCCESS && keep < 0) keep = fd;
     else close(fd);
     return r;
   };
-  if (GetParam() == "tcp") {
+  if (transport_ == "tcp") {
     EXPECT_EQ(share(a, ctxA, addr, size, true), CUDA_ERROR_NOT_SUPPORTED);
     EXPECT_TRUE(worker_->alive());
     return;
@@ -518,7 +621,7 @@ TEST_P(WorkerTest, ShareManagedMisuseIsRefused) {
   ASSERT_EQ(a.call(FnId::cuMemAllocManaged, {size, CU_MEM_ATTACH_GLOBAL}, ctxA, &mA), CUDA_SUCCESS);
   ASSERT_EQ(a.call(FnId::cuMemAlloc_v2, {4096}, ctxA, &pA), CUDA_SUCCESS);
   const uint32_t share = static_cast<uint32_t>(Op::ShareManaged);
-  if (GetParam() == "tcp") {
+  if (transport_ == "tcp") {
     EXPECT_EQ(a.call(share, {mA}, ctxA, &bytes), CUDA_ERROR_NOT_SUPPORTED); // no descriptors there
     EXPECT_TRUE(worker_->alive());
     return;
@@ -1252,6 +1355,8 @@ TEST_P(WorkerTest, KilledClientsMemoryIsFreed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Both, WorkerTest, ::testing::Values("tcp", "shm"));
+INSTANTIATE_TEST_SUITE_P(Remapped, WorkerTest, ::testing::Values("tcp+remap", "shm+remap"),
+                         [](const auto& info) { return info.param.substr(0, 3) + "_remap"; });
 
 // VRAM tiers: a worker whose idle clients' memory leaves the device. On a 100 MiB device two
 // clients of 64 MiB each fit only one at a time: the second gets its memory once the first has

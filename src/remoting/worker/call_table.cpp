@@ -22,7 +22,7 @@ static_assert(sizeof(kTable) / sizeof(kTable[0]) == static_cast<size_t>(FnId::Co
               "the call table has one entry per catalog function");
 
 // The extra ops (protocol.h) the worker answers itself.
-CUresult dispatchOp(Session& s, const CallIn& in, CallOut& out) {
+CUresult dispatchOp(Session& s, CallIn& in, CallOut& out) {
   switch (static_cast<Op>(in.fn)) {
   case Op::DeviceInfo: return deviceInfo(s, in, out);
   case Op::ParamLayout: return paramLayout(s, in, out);
@@ -62,7 +62,7 @@ const char* dispositionName(Disposition d) {
 
 const CallEntry& callEntry(int index) { return kTable[index]; }
 
-CUresult dispatch(Session& s, const CallIn& in, CallOut& out) {
+CUresult dispatch(Session& s, CallIn& in, CallOut& out) {
   if (in.fn >= kOpBase) return dispatchOp(s, in, out);
   if (in.fn >= static_cast<uint32_t>(FnId::Count)) return CUDA_ERROR_NOT_SUPPORTED;
   const CallEntry& e = kTable[in.fn];

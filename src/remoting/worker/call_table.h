@@ -22,7 +22,7 @@ enum class Disposition : uint8_t {
 };
 const char* dispositionName(Disposition d);
 
-using CallHandler = CUresult (*)(Session& s, const CallIn& in, CallOut& out);
+using CallHandler = CUresult (*)(Session& s, CallIn& in, CallOut& out);
 struct CallEntry {
   const char* symbol;
   Disposition how;

@@ -16,12 +16,13 @@ template <typename T> bool readBlob(const CallIn& in, size_t offset, T* out) {
   return true;
 }
 
-// A texture's or surface's resource: the client's array, mipmapped array or device memory.
-CUresult checkResource(Session& s, const CUDA_RESOURCE_DESC& r) {
+// A texture's or surface's resource: the client's array, mipmapped array (resolved in place)
+// or device memory.
+CUresult checkResource(Session& s, CUDA_RESOURCE_DESC& r) {
   switch (r.resType) {
-  case CU_RESOURCE_TYPE_ARRAY: OWN_ARRAY(H(uint64_t)(r.res.array.hArray)); return CUDA_SUCCESS;
+  case CU_RESOURCE_TYPE_ARRAY: OWN_ARRAY(r.res.array.hArray); return CUDA_SUCCESS;
   case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
-    OWN(MipmappedArray, H(uint64_t)(r.res.mipmap.hMipmappedArray));
+    OWN(MipmappedArray, r.res.mipmap.hMipmappedArray);
     return CUDA_SUCCESS;
   case CU_RESOURCE_TYPE_LINEAR:
     DPTR(r.res.linear.devPtr, r.res.linear.sizeInBytes);
@@ -34,18 +35,28 @@ CUresult checkResource(Session& s, const CUDA_RESOURCE_DESC& r) {
 }
 
 // A destroy: the client's handle of `kind`, forgotten once the driver has destroyed it.
-template <typename Fn, typename Handle> CUresult destroy(Session& s, const CallIn& in, K kind, bool anyArray = false) {
+template <typename Fn, typename Handle> CUresult destroy(Session& s, CallIn& in, K kind, bool anyArray = false) {
   NEED(1);
-  bool owned = s.owns(kind, A(0)) || (anyArray && s.owns(K::ArrayLevel, A(0)));
+  bool owned = anyArray ? s.resolveIn(A(0), kind, K::ArrayLevel) : s.resolveIn(A(0), kind);
   if (!owned) return CUDA_ERROR_INVALID_HANDLE;
   auto f = s.d().fn<Fn>(in.fn);
   if (!f) return CUDA_ERROR_NOT_SUPPORTED;
   CUresult r = f((Handle)(A(0)));
-  if (r == CUDA_SUCCESS) s.remove(kind, A(0));
+  if (r == CUDA_SUCCESS) s.forget(anyArray && s.ownsDriver(K::ArrayLevel, A(0)) ? K::ArrayLevel : kind, A(0));
   return r;
 }
 
 } // namespace
+
+void structOut(Session& s, CUDA_RESOURCE_DESC& r) {
+  if (r.resType == CU_RESOURCE_TYPE_ARRAY) {
+    uint64_t a = H(uint64_t)(r.res.array.hArray);
+    auto c = s.clientValue(K::Array, a);
+    r.res.array.hArray = H(CUarray)(c ? *c : known(s, K::ArrayLevel, a));
+  } else if (r.resType == CU_RESOURCE_TYPE_MIPMAPPED_ARRAY) {
+    r.res.mipmap.hMipmappedArray = H(CUmipmappedArray)(known(s, K::MipmappedArray, r.res.mipmap.hMipmappedArray));
+  }
+}
 
 TF_CALL(cuArrayCreate_v2) {
   CUDA_ARRAY_DESCRIPTOR d;
@@ -53,8 +64,7 @@ TF_CALL(cuArrayCreate_v2) {
   DRV(cuArrayCreate_v2);
   CUarray a = nullptr;
   CUresult r = f(&a, &d);
-  if (r == CUDA_SUCCESS) s.add(K::Array, H(uint64_t)(a));
-  out.put(H(uint64_t)(a));
+  putNew(s, out, r, K::Array, a);
   return r;
 }
 TF_CALL(cuArray3DCreate_v2) {
@@ -63,8 +73,7 @@ TF_CALL(cuArray3DCreate_v2) {
   DRV(cuArray3DCreate_v2);
   CUarray a = nullptr;
   CUresult r = f(&a, &d);
-  if (r == CUDA_SUCCESS) s.add(K::Array, H(uint64_t)(a));
-  out.put(H(uint64_t)(a));
+  putNew(s, out, r, K::Array, a);
   return r;
 }
 
@@ -79,8 +88,7 @@ TF_CALL(cuMipmappedArrayCreate) {
   DRV(cuMipmappedArrayCreate);
   CUmipmappedArray m = nullptr;
   CUresult r = f(&m, &d, static_cast<unsigned>(A(0)));
-  if (r == CUDA_SUCCESS) s.add(K::MipmappedArray, H(uint64_t)(m));
-  out.put(H(uint64_t)(m));
+  putNew(s, out, r, K::MipmappedArray, m);
   return r;
 }
 
@@ -94,8 +102,7 @@ TF_CALL(cuTexObjectCreate) {
   DRV(cuTexObjectCreate);
   CUtexObject t = 0;
   CUresult r = f(&t, &res, &tex, hasView ? &view : nullptr);
-  if (r == CUDA_SUCCESS) s.add(K::TexObject, t);
-  out.put(t);
+  putNew(s, out, r, K::TexObject, t);
   return r;
 }
 
@@ -106,8 +113,7 @@ TF_CALL(cuSurfObjectCreate) {
   DRV(cuSurfObjectCreate);
   CUsurfObject o = 0;
   CUresult r = f(&o, &res);
-  if (r == CUDA_SUCCESS) s.add(K::SurfObject, o);
-  out.put(o);
+  putNew(s, out, r, K::SurfObject, o);
   return r;
 }
 

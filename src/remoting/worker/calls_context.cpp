@@ -19,7 +19,7 @@ CUresult sessionContext(Session& s, int dev) {
     CUcontext c = nullptr;
     CUresult r = create(&c, 0, dev);
     if (r != CUDA_SUCCESS) return r;
-    s.add(K::Context, H(uint64_t)(c));
+    s.expose(K::Context, H(uint64_t)(c));
     it = s.primaries().emplace(dev, c).first;
   }
   DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
@@ -28,7 +28,7 @@ CUresult sessionContext(Session& s, int dev) {
 
 } // namespace
 
-CUresult deviceMemory(Session& s, const CallIn& in, CallOut& out) {
+CUresult deviceMemory(Session& s, CallIn& in, CallOut& out) {
   NEED(1);
   CUresult r = sessionContext(s, static_cast<int>(A(0)));
   if (r != CUDA_SUCCESS) return r;
@@ -42,7 +42,7 @@ CUresult deviceMemory(Session& s, const CallIn& in, CallOut& out) {
   return r;
 }
 
-CUresult deviceProcesses(Session& s, const CallIn& in, CallOut& out) {
+CUresult deviceProcesses(Session& s, CallIn& in, CallOut& out) {
   NEED(1);
   if (A(0) >= 64) return CUDA_ERROR_INVALID_DEVICE;
   std::map<uint32_t, uint64_t> byPid; // one line per process, whatever its connections
@@ -59,7 +59,7 @@ CUresult deviceProcesses(Session& s, const CallIn& in, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
+CUresult deviceInfo(Session& s, CallIn& in, CallOut& out) {
   NEED(1);
   DRV_AT(count, cuDeviceGetCount, cuDeviceGetCount);
   DRV_AT(version, cuDriverGetVersion, cuDriverGetVersion);
@@ -94,7 +94,7 @@ CUresult deviceInfo(Session& s, const CallIn& in, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-CUresult errorString(Session& s, const CallIn& in, CallOut& out) {
+CUresult errorString(Session& s, CallIn& in, CallOut& out) {
   NEED(1);
   DRV_AT(name, cuGetErrorName, cuGetErrorName);
   DRV_AT(text, cuGetErrorString, cuGetErrorString);
@@ -119,11 +119,11 @@ TF_CALL(cuDevicePrimaryCtxRetain) {
     if (r != CUDA_SUCCESS) return r;
     DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
     set(s.currentCtx()); // creating pushed it; the call's context stays current
-    s.add(K::Context, H(uint64_t)(c));
+    s.expose(K::Context, H(uint64_t)(c));
     s.usesDevice(dev);
     it = s.primaries().emplace(dev, c).first;
   }
-  out.put(H(uint64_t)(it->second));
+  out.put(known(s, K::Context, it->second));
   return CUDA_SUCCESS;
 }
 TF_CALL(cuDevicePrimaryCtxRelease, cuDevicePrimaryCtxRelease_v2, cuDevicePrimaryCtxReset,
@@ -144,9 +144,8 @@ TF_CALL(cuCtxCreate_v2) {
   if (r != CUDA_SUCCESS) return r;
   DRV_AT(set, cuCtxSetCurrent, cuCtxSetCurrent);
   set(s.currentCtx());
-  s.add(K::Context, H(uint64_t)(c));
   s.usesDevice(static_cast<int>(A(1)));
-  out.put(H(uint64_t)(c));
+  putNew(s, out, r, K::Context, c);
   return CUDA_SUCCESS;
 }
 TF_CALL(cuCtxDestroy_v2) {
@@ -157,7 +156,7 @@ TF_CALL(cuCtxDestroy_v2) {
   if (H(uint64_t)(s.currentCtx()) == A(0)) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
   DRV(cuCtxDestroy_v2);
   CUresult r = f(H(CUcontext)(A(0)));
-  if (r == CUDA_SUCCESS) s.remove(K::Context, A(0));
+  if (r == CUDA_SUCCESS) s.forget(K::Context, A(0));
   return r;
 }
 TF_CALL(cuDeviceGetGraphMemAttribute) {

@@ -22,7 +22,7 @@ CUresult decodeNodes(Session& s, std::string_view blob, NodeBlob* out) {
   if (!r.ok() || n > kMaxParams || uint64_t(n) * 8 > r.remaining()) return CUDA_ERROR_INVALID_VALUE;
   for (uint32_t i = 0; i < n; ++i) {
     uint64_t h = r.u64();
-    if (!s.owns(K::GraphNode, h)) return CUDA_ERROR_INVALID_HANDLE;
+    OWN(GraphNode, h);
     out->deps.push_back(H(CUgraphNode)(h));
   }
   out->rest = blob.substr(blob.size() - r.remaining());
@@ -37,9 +37,7 @@ template <typename T> bool structArg(std::string_view rest, T* v) {
 
 // Records the node a call created (passed by address: it is only set once the call has run).
 CUresult addedNode(Session& s, CUresult r, const CUgraphNode* created, CallOut& out) {
-  CUgraphNode node = *created;
-  if (r == CUDA_SUCCESS) s.add(K::GraphNode, H(uint64_t)(node));
-  out.put(H(uint64_t)(node));
+  putNew(s, out, r, K::GraphNode, *created);
   return r;
 }
 
@@ -58,8 +56,7 @@ TF_CALL(cuStreamEndCapture, cuStreamEndCapture_ptsz) {
   DRV(cuStreamEndCapture);
   CUgraph g = nullptr;
   CUresult r = f(H(CUstream)(A(0)), &g);
-  if (r == CUDA_SUCCESS && g) s.add(K::Graph, H(uint64_t)(g));
-  out.put(H(uint64_t)(g));
+  putNew(s, out, r, K::Graph, g);
   return r;
 }
 TF_CALL(cuStreamIsCapturing, cuStreamIsCapturing_ptsz) {
@@ -84,11 +81,9 @@ TF_CALL(cuStreamGetCaptureInfo_v3, cuStreamGetCaptureInfo_v3_ptsz) {
   if (r != CUDA_SUCCESS) return r;
   out.put(st);
   out.put(id);
-  out.put(H(uint64_t)(g));
-  if (g) s.add(K::Graph, H(uint64_t)(g));
+  putNew(s, out, r, K::Graph, g);
   for (size_t i = 0; deps && i < n && i < kMaxParams; ++i) {
-    uint64_t h = H(uint64_t)(deps[i]);
-    s.add(K::GraphNode, h);
+    uint64_t h = s.expose(K::GraphNode, H(uint64_t)(deps[i]));
     out.blob.append(reinterpret_cast<const char*>(&h), 8);
   }
   return r;
@@ -100,7 +95,7 @@ TF_CALL(cuGraphDestroy) {
   if (s.childGraphs().count(A(0))) return CUDA_ERROR_INVALID_VALUE; // its node's
   DRV(cuGraphDestroy);
   CUresult r = f(H(CUgraph)(A(0)));
-  if (r == CUDA_SUCCESS) s.remove(K::Graph, A(0));
+  if (r == CUDA_SUCCESS) s.forget(K::Graph, A(0));
   return r;
 }
 TF_CALL(cuGraphGetNodes) {
@@ -115,8 +110,7 @@ TF_CALL(cuGraphGetNodes) {
   std::vector<CUgraphNode> nodes(n);
   r = f(H(CUgraph)(A(0)), nodes.data(), &n);
   for (size_t i = 0; r == CUDA_SUCCESS && i < n && i < A(1); ++i) {
-    uint64_t h = H(uint64_t)(nodes[i]);
-    s.add(K::GraphNode, h); // captured nodes become nameable once listed
+    uint64_t h = s.expose(K::GraphNode, H(uint64_t)(nodes[i])); // captured nodes: once listed
     out.blob.append(reinterpret_cast<const char*>(&h), 8);
   }
   return r;
@@ -127,8 +121,7 @@ TF_CALL(cuGraphInstantiateWithFlags) {
   DRV(cuGraphInstantiateWithFlags);
   CUgraphExec e = nullptr;
   CUresult r = f(&e, H(CUgraph)(A(0)), A(1));
-  if (r == CUDA_SUCCESS) s.add(K::GraphExec, H(uint64_t)(e));
-  out.put(H(uint64_t)(e));
+  putNew(s, out, r, K::GraphExec, e);
   return r;
 }
 TF_CALL(cuGraphExecDestroy) {
@@ -136,7 +129,7 @@ TF_CALL(cuGraphExecDestroy) {
   OWN(GraphExec, A(0));
   DRV(cuGraphExecDestroy);
   CUresult r = f(H(CUgraphExec)(A(0)));
-  if (r == CUDA_SUCCESS) s.remove(K::GraphExec, A(0));
+  if (r == CUDA_SUCCESS) s.forget(K::GraphExec, A(0));
   return r;
 }
 TF_CALL(cuGraphLaunch, cuGraphLaunch_ptsz, cuGraphUpload, cuGraphUpload_ptsz) {

@@ -16,8 +16,7 @@ namespace {
 
 void putNodes(Session& s, const CUgraphNode* nodes, size_t n, size_t cap, CallOut& out) {
   for (size_t i = 0; i < n && i < cap && i < kMaxParams * 64; ++i) {
-    uint64_t h = H(uint64_t)(nodes[i]);
-    if (h) s.add(K::GraphNode, h);
+    uint64_t h = s.expose(K::GraphNode, H(uint64_t)(nodes[i]));
     out.blob.append(reinterpret_cast<const char*>(&h), 8);
   }
 }
@@ -37,7 +36,7 @@ template <typename F> CUresult listNodes(Session& s, F f, uint64_t cap, CallOut&
 
 // Kernel node parameters from the wire: function, grid, block, shared bytes; blob: the
 // launch blob (checked as a launch's).
-CUresult kernelNodeParams(Session& s, const CallIn& in, int at, CUDA_KERNEL_NODE_PARAMS_v2* p,
+CUresult kernelNodeParams(Session& s, CallIn& in, int at, CUDA_KERNEL_NODE_PARAMS_v2* p,
                           LaunchBlob* lb, std::vector<void*>* ptrs) {
   NEED(static_cast<uint32_t>(at) + 8);
   OWN_FUNC(A(at));
@@ -58,6 +57,16 @@ CUresult kernelNodeParams(Session& s, const CallIn& in, int at, CUDA_KERNEL_NODE
     p->kern = H(CUkernel)(A(at + 8));
   }
   return CUDA_SUCCESS;
+}
+
+// The client value of a node's function (first: K::Function) or kernel (K::Kernel): the
+// client's own of that kind, else of the other (a driver may give both one value), else one
+// the driver made for the node, which becomes the client's.
+uint64_t funcValue(Session& s, K first, uint64_t driver) {
+  K other = first == K::Function ? K::Kernel : K::Function;
+  if (auto c = s.clientValue(first, driver)) return *c;
+  if (auto c = s.clientValue(other, driver)) return *c;
+  return s.expose(first, driver);
 }
 
 template <typename T> bool blobStruct(const CallIn& in, T* v) {
@@ -111,8 +120,7 @@ TF_CALL(cuGraphClone) { // hand-written in the stub, which carries the graph's m
   DRV(cuGraphClone);
   CUgraph clone = nullptr;
   CUresult r = f(&clone, H(CUgraph)(A(0)));
-  if (r == CUDA_SUCCESS) s.add(K::Graph, H(uint64_t)(clone));
-  out.put(H(uint64_t)(clone));
+  putNew(s, out, r, K::Graph, clone);
   return r;
 }
 TF_CALL(cuGraphAddChildGraphNode) {
@@ -131,8 +139,7 @@ TF_CALL(cuGraphAddChildGraphNode) {
   DRV(cuGraphAddChildGraphNode);
   CUgraphNode node = nullptr;
   CUresult r = f(&node, H(CUgraph)(A(0)), deps.data(), deps.size(), H(CUgraph)(A(1)));
-  if (r == CUDA_SUCCESS) s.add(K::GraphNode, H(uint64_t)(node));
-  out.put(H(uint64_t)(node));
+  putNew(s, out, r, K::GraphNode, node);
   return r;
 }
 TF_CALL(cuGraphChildGraphNodeGetGraph) {
@@ -141,11 +148,8 @@ TF_CALL(cuGraphChildGraphNodeGetGraph) {
   DRV(cuGraphChildGraphNodeGetGraph);
   CUgraph g = nullptr;
   CUresult r = f(H(CUgraphNode)(A(0)), &g);
-  if (r == CUDA_SUCCESS && g) {
-    s.add(K::Graph, H(uint64_t)(g));
-    s.childGraphs().insert(H(uint64_t)(g));
-  }
-  out.put(H(uint64_t)(g));
+  if (r == CUDA_SUCCESS && g) s.childGraphs().insert(H(uint64_t)(g));
+  putNew(s, out, r, K::Graph, g);
   return r;
 }
 // ---- node parameters ---------------------------------------------------------------------
@@ -164,9 +168,9 @@ TF_CALL(cuGraphKernelNodeGetParams_v2) { // outs: function, grid, block, shared,
   out.blob.assign(total, '\0');
   for (size_t i = 0; p.kernelParams && i < layout->size(); ++i)
     std::memcpy(out.blob.data() + (*layout)[i].offset, p.kernelParams[i], (*layout)[i].size);
-  for (uint64_t v : {H(uint64_t)(p.func), uint64_t(p.gridDimX), uint64_t(p.gridDimY), uint64_t(p.gridDimZ),
-                     uint64_t(p.blockDimX), uint64_t(p.blockDimY), uint64_t(p.blockDimZ),
-                     uint64_t(p.sharedMemBytes), H(uint64_t)(p.kern)})
+  for (uint64_t v : {funcValue(s, K::Function, H(uint64_t)(p.func)), uint64_t(p.gridDimX), uint64_t(p.gridDimY),
+                     uint64_t(p.gridDimZ), uint64_t(p.blockDimX), uint64_t(p.blockDimY),
+                     uint64_t(p.blockDimZ), uint64_t(p.sharedMemBytes), funcValue(s, K::Kernel, H(uint64_t)(p.kern))})
     out.put(v);
   return r;
 }
@@ -287,11 +291,8 @@ TF_CALL(cuGraphExecUpdate_v2) { // outs: result, error node, error-from node
   DRV(cuGraphExecUpdate_v2);
   CUgraphExecUpdateResultInfo info{};
   CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraph)(A(1)), &info);
-  for (CUgraphNode n : {info.errorNode, info.errorFromNode})
-    if (n) s.add(K::GraphNode, H(uint64_t)(n));
   out.put(info.result);
-  out.put(H(uint64_t)(info.errorNode));
-  out.put(H(uint64_t)(info.errorFromNode));
+  for (CUgraphNode n : {info.errorNode, info.errorFromNode}) out.put(s.expose(K::GraphNode, H(uint64_t)(n)));
   return r;
 }
 

@@ -23,7 +23,7 @@ void closeImport(Session& s, IpcKind kind, uint64_t id, uint64_t object) {
   if (kind == IpcKind::Memory)
     s.dropImport(object);
   else
-    s.remove(K::Event, object);
+    s.forget(K::Event, object);
 }
 
 } // namespace
@@ -85,8 +85,7 @@ TF_CALL(cuIpcOpenEventHandle) {
   IpcEntry e;
   CUresult r = ipc.open(IpcKind::Event, h, &s, s.tenant(), &e);
   if (r != CUDA_SUCCESS) return r;
-  s.add(K::Event, e.object);
-  out.put(e.object);
+  out.put(s.expose(K::Event, e.object));
   return CUDA_SUCCESS;
 }
 
@@ -104,7 +103,7 @@ CUresult destroyEvent(Session& s, uint64_t event) {
     if (!f) return CUDA_ERROR_NOT_SUPPORTED;
     r = f(H(CUevent)(event));
   }
-  if (r == CUDA_SUCCESS) s.remove(K::Event, event);
+  if (r == CUDA_SUCCESS) s.forget(K::Event, event);
   return r;
 }
 

@@ -32,7 +32,7 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
     *out = &it->second;
     return CUDA_SUCCESS;
   }
-  bool isKernel = s.owns(K::Kernel, handle);
+  bool isKernel = s.ownsDriver(K::Kernel, handle);
   auto kinfo = s.d().fn<decltype(&::cuKernelGetParamInfo)>(FnId::cuKernelGetParamInfo);
   auto finfo = s.d().fn<decltype(&::cuFuncGetParamInfo)>(FnId::cuFuncGetParamInfo);
   std::vector<ParamSlot> slots;
@@ -54,7 +54,7 @@ CUresult layoutOf(Session& s, uint64_t handle, const std::vector<ParamSlot>** ou
 
 namespace {
 
-CUresult launch(Session& s, const CallIn& in) {
+CUresult launch(Session& s, CallIn& in) {
   NEED(9);
   OWN_FUNC(A(0));
   OWN_STREAM(A(8));
@@ -77,6 +77,10 @@ CUresult launch(Session& s, const CallIn& in) {
     DRV(cuLaunchKernelEx);
     std::vector<CUlaunchAttribute> attrs(lb.attrCount);
     if (lb.attrCount) std::memcpy(attrs.data(), lb.attrs.data(), lb.attrs.size());
+    for (CUlaunchAttribute& a : attrs) { // events the launch records: the client's
+      if (a.id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT) OWN(Event, a.value.programmaticEvent.event);
+      if (a.id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) OWN(Event, a.value.launchCompletionEvent.event);
+    }
     CUlaunchConfig cfg{};
     cfg.gridDimX = A(1), cfg.gridDimY = A(2), cfg.gridDimZ = A(3);
     cfg.blockDimX = A(4), cfg.blockDimY = A(5), cfg.blockDimZ = A(6);
@@ -92,7 +96,7 @@ CUresult launch(Session& s, const CallIn& in) {
 
 } // namespace
 
-CUresult paramLayout(Session& s, const CallIn& in, CallOut& out) {
+CUresult paramLayout(Session& s, CallIn& in, CallOut& out) {
   NEED(1);
   OWN_FUNC(A(0));
   const std::vector<ParamSlot>* layout = nullptr;

@@ -70,14 +70,14 @@ CUresult dtohReply(Session& s, CUdeviceptr src, uint64_t n, CallOut& out) {
 }
 
 // cuMemcpy3D(_Async): host sides travel packed (pitch = width, height = height).
-CUresult memcpy3D(Session& s, const CallIn& in, CallOut& out, bool async) {
+CUresult memcpy3D(Session& s, CallIn& in, CallOut& out, bool async) {
   if (in.a.blob.size() != sizeof(CUDA_MEMCPY3D)) return CUDA_ERROR_INVALID_VALUE;
   CUDA_MEMCPY3D c;
   std::memcpy(&c, in.a.blob.data(), sizeof(c));
   for (CUmemorytype t : {c.srcMemoryType, c.dstMemoryType})
     if (t != CU_MEMORYTYPE_HOST && t != CU_MEMORYTYPE_DEVICE && t != CU_MEMORYTYPE_ARRAY) return CUDA_ERROR_NOT_SUPPORTED;
-  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(H(uint64_t)(c.srcArray));
-  if (c.dstMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(H(uint64_t)(c.dstArray));
+  if (c.srcMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(c.srcArray);
+  if (c.dstMemoryType == CU_MEMORYTYPE_ARRAY) OWN_ARRAY(c.dstArray);
   if (c.srcMemoryType == CU_MEMORYTYPE_HOST && c.dstMemoryType == CU_MEMORYTYPE_HOST)
     return CUDA_ERROR_INVALID_VALUE;
   uint64_t packed = uint64_t(c.WidthInBytes) * c.Height * c.Depth;
@@ -137,7 +137,7 @@ CUresult checkSpan(Session& s, CUmemorytype type, CUdeviceptr addr, size_t x, si
 // An async host-to-device copy from pinned memory that a host function earlier on the stream
 // may still write: a host function on the stream fetches the bytes into staging when the
 // stream gets there, then the copy runs from staging.
-CUresult hostToDeviceAtStreamTime(Session& s, const CallIn& in) {
+CUresult hostToDeviceAtStreamTime(Session& s, CallIn& in) {
   NEED(4);
   uint64_t dst = A(0), n = A(1), stream = A(2), token = A(3);
   DPTR(dst, n);

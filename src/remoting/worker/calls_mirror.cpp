@@ -11,7 +11,7 @@ namespace tf::remoting {
 
 namespace {
 
-CUresult allocManaged(Session& s, const CallIn& in, CallOut& out) {
+CUresult allocManaged(Session& s, CallIn& in, CallOut& out) {
   NEED(2);
   DRV(cuMemAllocManaged);
   CUdeviceptr p = 0;
@@ -30,7 +30,7 @@ CUresult allocManaged(Session& s, const CallIn& in, CallOut& out) {
 }
 
 // MirrorPush: runs in the blob, their bytes in the bulk.
-CUresult push(Session& s, const CallIn& in) {
+CUresult push(Session& s, CallIn& in) {
   std::vector<MirrorRun> runs;
   if (!decodeMirrorRuns(in.a.blob, in.bulkLen, &runs).isOk()) return CUDA_ERROR_INVALID_VALUE;
   if (!s.mirrors().check(runs).isOk()) return CUDA_ERROR_INVALID_VALUE;
@@ -47,7 +47,7 @@ CUresult push(Session& s, const CallIn& in) {
 // device reaches by address (a mirror or shared pinned memory), the other its device memory
 // or another such range; the driver reads or writes the host side when the stream gets there
 // (or every time a graph captured from it runs). Stream ~0: a synchronous copy.
-CUresult copyByRef(Session& s, const CallIn& in) {
+CUresult copyByRef(Session& s, CallIn& in) {
   NEED(4);
   if (!s.hostRangeFor(A(0), A(2)) && !s.hostRangeFor(A(1), A(2))) return CUDA_ERROR_INVALID_VALUE;
   DPTR(A(0), A(2));
@@ -69,7 +69,7 @@ CUmemLocation location(uint64_t type, uint64_t id) {
 }
 
 // Managed ranges: prefetch (posted), advice, attributes.
-CUresult managedRange(Session& s, const CallIn& in, CallOut& out) {
+CUresult managedRange(Session& s, CallIn& in, CallOut& out) {
   switch (static_cast<FnId>(in.fn)) {
   CASE2(cuMemPrefetchAsync_v2, cuMemPrefetchAsync_v2_ptsz) {
     NEED(6);
@@ -105,7 +105,7 @@ TF_CALL(cuMemPrefetchAsync_v2, cuMemPrefetchAsync_v2_ptsz, cuMemAdvise_v2, cuMem
   return managedRange(s, in, out);
 }
 
-CUresult dispatchMirror(Session& s, const CallIn& in, CallOut& out) {
+CUresult dispatchMirror(Session& s, CallIn& in, CallOut& out) {
   switch (static_cast<Op>(in.fn)) {
   case Op::MirrorHost: NEED(2); return s.mapHostMirror(A(0), A(1));
   case Op::ShareHost: NEED(2); return s.mapSharedHost(A(0), A(1));

@@ -9,7 +9,7 @@ namespace tf::remoting {
 
 namespace {
 
-CUresult loadImage(Session& s, const CallIn& in, std::shared_ptr<const std::vector<uint8_t>>* img) {
+CUresult loadImage(Session& s, CallIn& in, std::shared_ptr<const std::vector<uint8_t>>* img) {
   NEED(2);
   uint64_t hash = A(0), size = A(1);
   if (in.bulkLen) {
@@ -40,8 +40,7 @@ TF_CALL(cuModuleLoadData) {
   DRV(cuModuleLoadData);
   CUmodule m = nullptr;
   r = f(&m, img->data());
-  if (r == CUDA_SUCCESS) s.add(K::Module, H(uint64_t)(m));
-  out.put(H(uint64_t)(m));
+  putNew(s, out, r, K::Module, m);
   return r;
 }
 TF_CALL(cuLibraryLoadData) {
@@ -51,8 +50,7 @@ TF_CALL(cuLibraryLoadData) {
   DRV(cuLibraryLoadData);
   CUlibrary l = nullptr;
   r = f(&l, img->data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
-  if (r == CUDA_SUCCESS) s.add(K::Library, H(uint64_t)(l));
-  out.put(H(uint64_t)(l));
+  putNew(s, out, r, K::Library, l);
   return r;
 }
 TF_CALL(cuModuleUnload) {
@@ -61,7 +59,7 @@ TF_CALL(cuModuleUnload) {
   DRV(cuModuleUnload);
   CUresult r = f(H(CUmodule)(A(0)));
   if (r == CUDA_SUCCESS) {
-    s.remove(K::Module, A(0));
+    s.forget(K::Module, A(0));
     s.dropGlobalsOf(A(0));
     s.layouts().clear();
   }
@@ -73,7 +71,7 @@ TF_CALL(cuLibraryUnload) {
   DRV(cuLibraryUnload);
   CUresult r = f(H(CUlibrary)(A(0)));
   if (r == CUDA_SUCCESS) {
-    s.remove(K::Library, A(0));
+    s.forget(K::Library, A(0));
     s.dropGlobalsOf(A(0));
     s.layouts().clear();
   }
@@ -85,8 +83,7 @@ TF_CALL(cuLibraryGetKernel) {
   DRV(cuLibraryGetKernel);
   CUkernel k = nullptr;
   CUresult r = f(&k, H(CUlibrary)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.add(K::Kernel, H(uint64_t)(k));
-  out.put(H(uint64_t)(k));
+  putNew(s, out, r, K::Kernel, k);
   return r;
 }
 TF_CALL(cuModuleGetFunction) {
@@ -95,8 +92,7 @@ TF_CALL(cuModuleGetFunction) {
   DRV(cuModuleGetFunction);
   CUfunction fn = nullptr;
   CUresult r = f(&fn, H(CUmodule)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.add(K::Function, H(uint64_t)(fn));
-  out.put(H(uint64_t)(fn));
+  putNew(s, out, r, K::Function, fn);
   return r;
 }
 TF_CALL(cuModuleGetGlobal_v2) {

@@ -12,13 +12,15 @@ TF_CALL(cuDeviceGetDefaultMemPool, cuDeviceGetMemPool) {
   DRV(cuDeviceGetDefaultMemPool);
   CUmemoryPool p = nullptr;
   CUresult r = f(&p, static_cast<CUdevice>(A(0)));
-  if (r == CUDA_SUCCESS && !s.owns(K::Pool, H(uint64_t)(p))) s.add(K::SharedPool, H(uint64_t)(p));
-  out.put(H(uint64_t)(p));
+  if (r == CUDA_SUCCESS && s.ownsDriver(K::Pool, H(uint64_t)(p))) // the client made it the device's
+    out.put(known(s, K::Pool, p));
+  else
+    putNew(s, out, r, K::SharedPool, p);
   return r;
 }
 TF_CALL(cuMemPoolGetAttribute, cuMemPoolSetAttribute) {
   NEED(3);
-  if (!s.owns(K::Pool, A(0)) && !s.owns(K::SharedPool, A(0))) return CUDA_ERROR_INVALID_HANDLE;
+  if (!s.resolveIn(A(0), K::Pool, K::SharedPool)) return CUDA_ERROR_INVALID_HANDLE;
   auto attr = static_cast<CUmemPool_attribute>(A(1));
   bool isInt = attr == CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES ||
                attr == CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC ||
@@ -39,7 +41,7 @@ TF_CALL(cuMemPoolGetAttribute, cuMemPoolSetAttribute) {
 }
 TF_CALL(cuMemAllocFromPoolAsync, cuMemAllocFromPoolAsync_ptsz) {
   NEED(3);
-  if (!s.owns(K::Pool, A(1)) && !s.owns(K::SharedPool, A(1))) return CUDA_ERROR_INVALID_HANDLE;
+  if (!s.resolveIn(A(1), K::Pool, K::SharedPool)) return CUDA_ERROR_INVALID_HANDLE;
   OWN_STREAM(A(2));
   DRV(cuMemAllocFromPoolAsync);
   CUdeviceptr p = 0;

@@ -29,14 +29,14 @@ template <typename Q> CUresult boundedWait(Q&& query, uint64_t budgetUs) {
 
 } // namespace
 
-CUresult waitStream(Session& s, const CallIn& in) {
+CUresult waitStream(Session& s, CallIn& in) {
   NEED(2);
   OWN_STREAM(A(0));
   DRV_AT(query, cuStreamQuery, cuStreamQuery);
   return boundedWait([&] { return query(H(CUstream)(A(0))); }, A(1));
 }
 
-CUresult waitEvent(Session& s, const CallIn& in) {
+CUresult waitEvent(Session& s, CallIn& in) {
   NEED(2);
   OWN(Event, A(0));
   DRV_AT(query, cuEventQuery, cuEventQuery);
@@ -69,8 +69,7 @@ TF_CALL(cuEventCreate) {
   DRV(cuEventCreate);
   CUevent e = nullptr;
   CUresult r = f(&e, static_cast<unsigned>(A(0)));
-  if (r == CUDA_SUCCESS) s.add(K::Event, H(uint64_t)(e));
-  out.put(H(uint64_t)(e));
+  putNew(s, out, r, K::Event, e);
   return r;
 }
 TF_CALL(cuEventDestroy_v2) {

@@ -28,7 +28,7 @@ uint64_t idleMs(const SessionInfo& info) {
 
 }  // namespace
 
-CUresult tierStatus(Session& s, const CallIn&, CallOut& out) {
+CUresult tierStatus(Session& s, CallIn&, CallOut& out) {
   std::vector<TierRecord> records;
   for (const auto& info : clients(s)) {
     TierRecord r;
@@ -52,7 +52,7 @@ CUresult tierStatus(Session& s, const CallIn&, CallOut& out) {
   return CUDA_SUCCESS;
 }
 
-CUresult tierControl(Session& s, const CallIn& in, CallOut& out) {
+CUresult tierControl(Session& s, CallIn& in, CallOut& out) {
   NEED(3);
   if (A(0) > static_cast<uint64_t>(TierAction::Thaw)) return CUDA_ERROR_INVALID_VALUE;
   const uint32_t order = static_cast<uint32_t>(A(0)) + 1;

@@ -1,5 +1,6 @@
-// Virtual memory management on the worker: physical handles (with their references),
-// reservations and mappings are the client's; a mapping only inside its own reservations.
+// Virtual memory management on the worker: physical handles (with their references; handles of
+// kind MemHandle, named by client value), reservations and mappings are the client's; a mapping
+// only inside its own reservations.
 #include <cstring>
 #include <vector>
 
@@ -33,11 +34,12 @@ TF_CALL(cuMemCreate) {
     s.memHandles()[h] = {A(0), 1};
     s.accountBytes(static_cast<int64_t>(A(0)));
   }
-  out.put(h);
+  putNew(s, out, r, K::MemHandle, h);
   return r;
 }
 TF_CALL(cuMemRelease) {
   NEED(1);
+  if (!s.resolveIn(A(0), K::MemHandle)) return CUDA_ERROR_INVALID_VALUE;
   auto it = s.memHandles().find(A(0));
   if (it == s.memHandles().end()) return CUDA_ERROR_INVALID_VALUE;
   DRV(cuMemRelease);
@@ -45,12 +47,13 @@ TF_CALL(cuMemRelease) {
   if (r == CUDA_SUCCESS && --it->second.second == 0) {
     s.accountBytes(-static_cast<int64_t>(it->second.first));
     s.memHandles().erase(it);
+    s.forget(K::MemHandle, A(0));
   }
   return r;
 }
 TF_CALL(cuMemGetAllocationPropertiesFromHandle) {
   NEED(1);
-  if (!s.memHandles().count(A(0))) return CUDA_ERROR_INVALID_VALUE;
+  if (!s.resolveIn(A(0), K::MemHandle) || !s.memHandles().count(A(0))) return CUDA_ERROR_INVALID_VALUE;
   DRV(cuMemGetAllocationPropertiesFromHandle);
   CUmemAllocationProp prop{};
   CUresult r = f(&prop, A(0));
@@ -79,7 +82,7 @@ TF_CALL(cuMemAddressFree) {
 TF_CALL(cuMemMap) {
   NEED(5);
   uint64_t va = A(0), size = A(1);
-  if (!s.memHandles().count(A(3))) return CUDA_ERROR_INVALID_VALUE;
+  if (!s.resolveIn(A(3), K::MemHandle) || !s.memHandles().count(A(3))) return CUDA_ERROR_INVALID_VALUE;
   bool inside = false; // only inside the client's own reservations
   for (auto& [base, len] : s.reservations())
     if (va >= base && size <= len && va - base <= len - size) inside = true;
@@ -120,7 +123,7 @@ TF_CALL(cuMemRetainAllocationHandle) {
   } else {
     ++it->second.second;
   }
-  out.put(h);
+  out.put(s.expose(K::MemHandle, h));
   return CUDA_SUCCESS;
 }
 

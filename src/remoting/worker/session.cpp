@@ -132,6 +132,7 @@ void Session::dropHostFunctionArg(void* arg) {
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
     : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()),
+      handles_(shared.remapHandles ? HandleTable::Mode::Remapped : HandleTable::Mode::Identity),
       mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu(),
                                            shared.driver && shared.driver->isSoftGpu())) {
   host_->mirrors = mirrors_;
@@ -255,10 +256,6 @@ CUresult Session::releaseHostMirror(uint64_t addr) {
   return CUDA_SUCCESS;
 }
 
-bool Session::owns(HandleKind k, uint64_t handle) const {
-  return handle && handles_[static_cast<int>(k)].count(handle) != 0;
-}
-
 void OwnerMap::add(uint64_t p, uint64_t size, const void* owner) {
   std::unique_lock lock(mu_);
   auto& r = ranges_[p];
@@ -376,7 +373,7 @@ Status Session::freezeTiers(VramTiers::Tier to) {
   auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
   auto sync = d().fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
   Status result = Status::ok();
-  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)])
+  for (uint64_t c : handles_.drivers(HandleKind::Context))
     if (setCurrent(reinterpret_cast<CUcontext>(c)) == CUDA_SUCCESS) sync();
   for (auto& [dev, t] : tiers_) {
     CUcontext ctx = primaries_.count(dev) ? primaries_[dev] : t.ctx;
@@ -732,17 +729,19 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
   CUresult r = CUDA_SUCCESS;
   Status decoded = decodeCall(args.data(), args.size(), &in.a);
   if (!decoded.isOk()) return decoded; // a malformed call: the stream cannot be trusted
-  // Every call runs in the caller's current context, which must be one of its own.
-  CUcontext want = reinterpret_cast<CUcontext>(h.ctx);
+  // Every call runs in the caller's current context, which must be one of its own. The last
+  // call's context needs no lookup (a current context cannot be destroyed).
   const bool adminOp = in.fn == static_cast<uint32_t>(Op::TierStatus) || in.fn == static_cast<uint32_t>(Op::TierControl);
   if (admin_ != adminOp && in.fn != static_cast<uint32_t>(Op::Ping)) {
     r = CUDA_ERROR_NOT_PERMITTED;  // the admin makes only its calls, and only it makes them
-  } else if (h.ctx && !owns(HandleKind::Context, h.ctx)) {
-    r = CUDA_ERROR_INVALID_CONTEXT;
-  } else if (want != current_) {
-    auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
-    r = setCurrent(want);
-    if (r == CUDA_SUCCESS) current_ = want;
+  } else if (h.ctx != currentClientValue_) {
+    CUcontext want = reinterpret_cast<CUcontext>(h.ctx); // the client's value, then the driver's
+    if (want && !resolveIn(want, HandleKind::Context)) {
+      r = CUDA_ERROR_INVALID_CONTEXT;
+    } else {
+      if (want != current_) r = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent)(want);
+      if (r == CUDA_SUCCESS) current_ = want, currentClientValue_ = h.ctx;
+    }
   }
   if (r == CUDA_SUCCESS && frozen_) r = thawTiers();  // the memory comes back before any call runs
   if (r == CUDA_SUCCESS) r = dispatch(*this, in, out);
@@ -857,10 +856,9 @@ void Session::releaseAll() {
   const DriverApi& api = d();
   // IPC: what this client opened is closed (the last close releases what its exporter left);
   // what it exported and others hold stays until they close it.
-  auto& events = handles_[static_cast<int>(HandleKind::Event)];
-  for (auto it = events.begin(); it != events.end();) {
+  for (uint64_t e : handles_.drivers(HandleKind::Event)) {
     uint64_t id = 0;
-    it = shared_.ipc.opened(IpcKind::Event, this, *it, &id) ? events.erase(it) : std::next(it);
+    if (shared_.ipc.opened(IpcKind::Event, this, e, &id)) handles_.forget(HandleKind::Event, e);
   }
   releaseIpc(shared_.ipc.closeAll(this));
   auto setCurrent = api.fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
@@ -872,7 +870,7 @@ void Session::releaseAll() {
   auto ctxDestroy = api.fn<decltype(&::cuCtxDestroy_v2)>(FnId::cuCtxDestroy_v2);
   auto ctxSync = api.fn<decltype(&::cuCtxSynchronize)>(FnId::cuCtxSynchronize);
   size_t freed = 0;
-  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)]) {
+  for (uint64_t c : handles_.drivers(HandleKind::Context)) {
     if (setCurrent(reinterpret_cast<CUcontext>(c)) != CUDA_SUCCESS) continue;
     ctxSync(); // let queued work finish before its memory goes
     for (auto& [p, a] : allocations_)
@@ -898,33 +896,33 @@ void Session::releaseAll() {
     reservations_.clear();
   }
   if (auto execDestroy = api.fn<decltype(&::cuGraphExecDestroy)>(FnId::cuGraphExecDestroy))
-    for (uint64_t g : handles_[static_cast<int>(HandleKind::GraphExec)]) execDestroy(reinterpret_cast<CUgraphExec>(g));
+    for (uint64_t g : handles_.drivers(HandleKind::GraphExec)) execDestroy(reinterpret_cast<CUgraphExec>(g));
   if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
-    for (uint64_t g : handles_[static_cast<int>(HandleKind::Graph)])
+    for (uint64_t g : handles_.drivers(HandleKind::Graph))
       if (!childGraphs_.count(g)) graphDestroy(reinterpret_cast<CUgraph>(g));
   if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))
-    for (uint64_t t : handles_[static_cast<int>(HandleKind::TexObject)]) texDestroy(static_cast<CUtexObject>(t));
+    for (uint64_t t : handles_.drivers(HandleKind::TexObject)) texDestroy(static_cast<CUtexObject>(t));
   if (auto surfDestroy = api.fn<decltype(&::cuSurfObjectDestroy)>(FnId::cuSurfObjectDestroy))
-    for (uint64_t o : handles_[static_cast<int>(HandleKind::SurfObject)]) surfDestroy(static_cast<CUsurfObject>(o));
+    for (uint64_t o : handles_.drivers(HandleKind::SurfObject)) surfDestroy(static_cast<CUsurfObject>(o));
   if (auto arrayDestroy = api.fn<decltype(&::cuArrayDestroy)>(FnId::cuArrayDestroy))
-    for (uint64_t a : handles_[static_cast<int>(HandleKind::Array)]) arrayDestroy(reinterpret_cast<CUarray>(a));
+    for (uint64_t a : handles_.drivers(HandleKind::Array)) arrayDestroy(reinterpret_cast<CUarray>(a));
   if (auto mipmapDestroy = api.fn<decltype(&::cuMipmappedArrayDestroy)>(FnId::cuMipmappedArrayDestroy))
-    for (uint64_t m : handles_[static_cast<int>(HandleKind::MipmappedArray)])
+    for (uint64_t m : handles_.drivers(HandleKind::MipmappedArray))
       mipmapDestroy(reinterpret_cast<CUmipmappedArray>(m));
-  for (uint64_t s : handles_[static_cast<int>(HandleKind::Stream)]) streamDestroy(reinterpret_cast<CUstream>(s));
-  for (uint64_t e : handles_[static_cast<int>(HandleKind::Event)])
+  for (uint64_t s : handles_.drivers(HandleKind::Stream)) streamDestroy(reinterpret_cast<CUstream>(s));
+  for (uint64_t e : handles_.drivers(HandleKind::Event))
     if (shared_.ipc.ownerReleases(IpcKind::Event, this, e)) eventDestroy(reinterpret_cast<CUevent>(e));
-  for (uint64_t m : handles_[static_cast<int>(HandleKind::Module)]) moduleUnload(reinterpret_cast<CUmodule>(m));
-  for (uint64_t l : handles_[static_cast<int>(HandleKind::Library)]) libraryUnload(reinterpret_cast<CUlibrary>(l));
+  for (uint64_t m : handles_.drivers(HandleKind::Module)) moduleUnload(reinterpret_cast<CUmodule>(m));
+  for (uint64_t l : handles_.drivers(HandleKind::Library)) libraryUnload(reinterpret_cast<CUlibrary>(l));
   if (auto poolDestroy = api.fn<decltype(&::cuMemPoolDestroy)>(FnId::cuMemPoolDestroy))
-    for (uint64_t p : handles_[static_cast<int>(HandleKind::Pool)]) poolDestroy(reinterpret_cast<CUmemoryPool>(p));
+    for (uint64_t p : handles_.drivers(HandleKind::Pool)) poolDestroy(reinterpret_cast<CUmemoryPool>(p));
   setCurrent(nullptr);
-  for (uint64_t c : handles_[static_cast<int>(HandleKind::Context)])
+  for (uint64_t c : handles_.drivers(HandleKind::Context))
     if (!shared_.ipc.adoptContext(this, reinterpret_cast<CUcontext>(c))) // else its last IPC object's
       ctxDestroy(reinterpret_cast<CUcontext>(c));
   if (shared_.verbose)
     TF_LOG(Info, "worker: client %s left; freed %zu allocations, %zu contexts", peer_.c_str(),
-           freed, handles_[static_cast<int>(HandleKind::Context)].size());
+           freed, handles_.count(HandleKind::Context));
   for (auto& [addr, range] : hostMirrors_) {
     if (range.shared) {
       munmap(reinterpret_cast<void*>(addr), range.size);
@@ -937,7 +935,7 @@ void Session::releaseAll() {
   for (uint64_t b : mirrors_->bases()) mirrors_->remove(b); // managed ones
   for (auto& [p, a] : allocations_) shared_.owners.remove(p, this);
   allocations_.clear();
-  for (auto& set : handles_) set.clear();
+  handles_.clear();
   info_->bytes.store(0);
   info_->devices.store(0);
 }

@@ -19,6 +19,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "remoting/protocol.h"
 #include "remoting/transport.h"
 #include "remoting/worker/driver_api.h"
+#include "remoting/worker/handle_table.h"
 #include "remoting/worker/vram_tiers.h"
 #include "remoting/worker/ipc.h"
 
@@ -112,6 +114,8 @@ struct WorkerShared {
   IpcRegistry ipc;
   bool verbose = false;
   TierOptions tiers;
+  // Every session's handles remapped (handle_table.h): what a migrated session runs in.
+  bool remapHandles = false;
   // Module images by FNV-1a hash, kept while the worker runs (capped in total).
   std::mutex imagesMu;
   std::unordered_map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images;
@@ -172,15 +176,39 @@ public:
   uint64_t bulkLeft() const { return bulkLeft_; }
   CUcontext currentCtx() const { return current_; }
 
-  enum class HandleKind : uint8_t {
-    Context, Stream, Event, Module, Library, Kernel, Function, Pool, SharedPool,
-    Graph, GraphExec, GraphNode, Array, ArrayLevel, MipmappedArray, TexObject, SurfObject, Count
-  };
-  bool owns(HandleKind k, uint64_t handle) const;
-  void add(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].insert(handle); }
-  void remove(HandleKind k, uint64_t handle) { handles_[static_cast<int>(k)].erase(handle); }
-  // Streams may also be the special values 0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD.
-  bool ownsStream(uint64_t s) const { return s <= 2 || owns(HandleKind::Stream, s); }
+  // The client's handles (handle_table.h): handlers resolve what the client names into the
+  // driver's values and expose what the driver hands out; everything else in the session
+  // (allocations, primaries, layouts, child graphs, IPC) holds driver values.
+  using HandleKind = tf::remoting::HandleKind;
+  uint64_t expose(HandleKind k, uint64_t driver) { return handles_.expose(k, driver); }
+  std::optional<uint64_t> clientValue(HandleKind k, uint64_t driver) const {
+    return handles_.clientValue(k, driver);
+  }
+  bool ownsDriver(HandleKind k, uint64_t driver) const { return handles_.ownsDriver(k, driver); }
+  void forget(HandleKind k, uint64_t driver) { handles_.forget(k, driver); }
+  // Resolves a client value in place (a scalar arg, a local, a struct's handle field) into the
+  // driver's value of the first of `kinds` that owns it; false (h unchanged) if none does.
+  template <typename T, typename... Kinds> bool resolveIn(T& h, Kinds... kinds) const {
+    uint64_t v = handleBits(h);
+    for (HandleKind k : {kinds...})
+      if (auto d = handles_.resolve(k, v)) {
+        h = fromHandleBits<T>(*d);
+        return true;
+      }
+    return false;
+  }
+  // Streams may also be the special values 0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD (kept).
+  template <typename T> bool resolveStreamIn(T& h) const {
+    return handleBits(h) <= 2 || resolveIn(h, HandleKind::Stream);
+  }
+  template <typename T> static uint64_t handleBits(T h) {
+    if constexpr (std::is_pointer_v<T>) return reinterpret_cast<uint64_t>(h);
+    else return static_cast<uint64_t>(h);
+  }
+  template <typename T> static T fromHandleBits(uint64_t v) {
+    if constexpr (std::is_pointer_v<T>) return reinterpret_cast<T>(v);
+    else return static_cast<T>(v);
+  }
 
   struct Allocation {
     uint64_t size;
@@ -290,10 +318,11 @@ private:
   std::string peer_;
   uint64_t bulkLeft_ = 0;
   CUcontext current_ = nullptr;
+  uint64_t currentClientValue_ = 0; // the client's value of current_
   CUresult latched_ = CUDA_SUCCESS;
   uint32_t tenant_ = 0;
   bool admin_ = false; // the hypervisor's admin session (kRoleAdmin)
-  std::set<uint64_t> handles_[static_cast<int>(HandleKind::Count)];
+  HandleTable handles_;
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
@@ -342,6 +371,6 @@ template <typename F> Result<bool> Session::consumeBulkInPlace(uint64_t n, F&& c
 }
 
 // Executes one call (call_table.cpp). Returns the driver's CUresult.
-CUresult dispatch(Session& s, const CallIn& in, CallOut& out);
+CUresult dispatch(Session& s, CallIn& in, CallOut& out);
 
 } // namespace tf::remoting

@@ -23,7 +23,7 @@ uint64_t bufferIdOf(Session& s, CUdeviceptr p) {
 }
 
 // (base, size) -> (bytes, buffer id), the descriptor sent just before the reply.
-CUresult shareDevice(Session& s, const CallIn& in, CallOut& out) {
+CUresult shareDevice(Session& s, CallIn& in, CallOut& out) {
   NEED(2);
   DPTR(A(0), A(1));
   auto share = s.d().shareDeviceMemory();
@@ -44,7 +44,7 @@ CUresult shareDevice(Session& s, const CallIn& in, CallOut& out) {
 // (ptr, n, buffer id): a one-byte synchronous copy out of the range waits exactly as the
 // client's copy must (earlier work on the legacy stream, a context's sticky error), and the
 // driver may run it inline when nothing is pending.
-CUresult awaitHostCopy(Session& s, const CallIn& in) {
+CUresult awaitHostCopy(Session& s, CallIn& in) {
   NEED(3);
   if (A(1) == 0) return CUDA_ERROR_INVALID_VALUE;
   DPTR(A(0), A(1));
@@ -78,7 +78,7 @@ CUresult shareManaged(Session& s, const CallIn& in, CallOut& out) {
 
 } // namespace
 
-CUresult dispatchSharedDevice(Session& s, const CallIn& in, CallOut& out) {
+CUresult dispatchSharedDevice(Session& s, CallIn& in, CallOut& out) {
   switch (static_cast<Op>(in.fn)) {
   case Op::ShareDevice: return shareDevice(s, in, out);
   case Op::AwaitHostCopy: return awaitHostCopy(s, in);

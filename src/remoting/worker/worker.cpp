@@ -27,6 +27,7 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   w->shared_.tiers = o.tiers;
   w->shared_.tiers.enabled = o.tiers.enabled || o.tiers.freezeIdleMs > 0;
   w->shared_.adminToken = o.adminToken;
+  w->shared_.remapHandles = o.remapHandles;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
   if (r != CUDA_SUCCESS) return unavailable("cuInit failed on " + o.driver + ": " + std::to_string(r));
@@ -92,7 +93,11 @@ void usage() {
           "         [--tiers] [--alloc-wait-ms N] [--admin-token T]\n"
           "  --tiers makes cuMemAlloc memory tiered without idle freezes; the admin (the node's\n"
           "  hypervisor, token also from TF_WORKER_ADMIN_TOKEN) reads each client's tiers and\n"
-          "  orders freezes and thaws; an allocation finding no room waits up to --alloc-wait-ms.\n");
+          "  orders freezes and thaws; an allocation finding no room waits up to --alloc-wait-ms.\n"
+          "         [--remap-handles]\n"
+          "  every handle a client gets (context, stream, event, module, function, graph, node, array...)\n"
+          "  has a value of its own, not the driver's, translated by the worker: how a session moved\n"
+          "  from another worker runs (texture and surface objects keep the driver's values).\n");
 }
 
 // A positive integer option, or -1.
@@ -122,6 +127,7 @@ int runWorker(int argc, char** argv) {
       tokenGiven = true;
     }
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--remap-handles") o.remapHandles = true;
     else if (a == "--tls-cert" && (v = value())) o.tls.certFile = v;
     else if (a == "--tls-key" && (v = value())) o.tls.keyFile = v;
     else if (a == "--handshake-timeout-ms" && (v = value()) && positive(v) > 0)
