@@ -62,11 +62,14 @@ struct Sample {
 // (microseconds of CLOCK_REALTIME, as NVIDIA's).
 std::vector<Sample> processSamples(nvmlDevice_st& d, unsigned long long lastSeenTimeStamp) {
   constexpr unsigned kWindowMs = 1000;
-  uint64_t mono = clockNs(CLOCK_MONOTONIC), real = clockNs(CLOCK_REALTIME);
+  // A sample's time is its monotonic time moved to the wall clock by one offset taken once: two
+  // clock reads per call would give the same sample a time that moves by a microsecond or so
+  // from call to call, and a caller passing its last seen time back would see it again.
+  static const uint64_t kRealMinusMono = clockNs(CLOCK_REALTIME) - clockNs(CLOCK_MONOTONIC);
   std::vector<Sample> out;
   for (const ProcessUsage& p : d.state->recentProcessUsage(kWindowMs)) {
     if (p.busyNs == 0 || p.lastSeenNs == 0) continue;
-    unsigned long long seenUs = (real - std::min(real, mono - std::min(mono, p.lastSeenNs))) / 1000;
+    unsigned long long seenUs = (p.lastSeenNs + kRealMinusMono) / 1000;
     if (seenUs <= lastSeenTimeStamp) continue;
     unsigned sm = unsigned(std::min<uint64_t>(100, p.busyNs * 100 / (kWindowMs * 1'000'000ull)));
     out.push_back({static_cast<unsigned>(p.pid), seenUs, sm});
