@@ -18,10 +18,13 @@ CUresult loadImage(Session& s, CallIn& in, std::shared_ptr<const std::vector<uin
     if (!s.readBulk(bytes->data(), size).isOk()) return CUDA_ERROR_INVALID_VALUE;
     if (fnv1a64(bytes->data(), size) != hash) return CUDA_ERROR_INVALID_IMAGE;
     s.shared().addImage(hash, bytes);
+    s.keepImage(hash, bytes);  // a migration takes it along
     *img = std::move(bytes);
     return CUDA_SUCCESS;
   }
-  *img = s.shared().findImage(hash);
+  *img = s.keptImage(hash);
+  if (!*img) *img = s.shared().findImage(hash);
+  if (*img) s.keepImage(hash, *img);
   return *img ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND; // the client then sends the bytes
 }
 
@@ -102,7 +105,7 @@ TF_CALL(cuModuleGetGlobal_v2) {
   CUdeviceptr p = 0;
   size_t size = 0;
   CUresult r = f(&p, &size, H(CUmodule)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size);
+  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size, nameArg(in));
   out.put(p);
   out.put(size);
   return r;
@@ -114,7 +117,7 @@ TF_CALL(cuLibraryGetGlobal) {
   CUdeviceptr p = 0;
   size_t size = 0;
   CUresult r = f(&p, &size, H(CUlibrary)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size);
+  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size, nameArg(in));
   out.put(p);
   out.put(size);
   return r;

@@ -97,7 +97,7 @@ void VramTiers::unmap(CUdeviceptr base, Allocation& a) {
   a.handle = 0;
 }
 
-Result<CUdeviceptr> VramTiers::allocate(size_t size) {
+Result<CUdeviceptr> VramTiers::allocate(size_t size, CUdeviceptr at) {
   if (size == 0) return invalidArgument("a zero-byte allocation");
   auto reserve = TF_DRIVER(cuMemAddressReserve);
   auto freeRange = TF_DRIVER(cuMemAddressFree);
@@ -114,8 +114,13 @@ Result<CUdeviceptr> VramTiers::allocate(size_t size) {
   Allocation a;
   a.size = roundUp(size, granularity_);
   CUdeviceptr base = 0;
-  if (CUresult r = reserve(&base, a.size, granularity_, 0, 0); r != CUDA_SUCCESS)
+  if (CUresult r = reserve(&base, a.size, granularity_, at, 0); r != CUDA_SUCCESS)
     return driverError("cuMemAddressReserve", r);
+  if (at && base != at) {
+    freeRange(base, a.size);
+    return failedPrecondition("the device addresses " + std::to_string(at) + "+" + std::to_string(a.size) +
+                              " are taken here");
+  }
   if (CUresult r = mapNew(base, a); r != CUDA_SUCCESS) {
     freeRange(base, a.size);
     return driverError("cuMemCreate/cuMemMap", r);
@@ -288,6 +293,37 @@ VramTiers::Usage VramTiers::usage() const {
   for (const auto& [base, a] : allocations_)
     (a.tier == Tier::Hot ? u.hotBytes : a.tier == Tier::Warm ? u.warmBytes : u.coldBytes) += a.size;
   return u;
+}
+
+std::vector<VramTiers::Range> VramTiers::ranges() const {
+  std::vector<Range> out;
+  out.reserve(allocations_.size());
+  for (const auto& [base, a] : allocations_) out.push_back(Range{base, a.size, a.tier});
+  return out;
+}
+
+Status VramTiers::read(CUdeviceptr base, size_t offset, void* dst, size_t n) const {
+  auto it = allocations_.find(base);
+  if (it == allocations_.end() || offset > it->second.size || n > it->second.size - offset)
+    return invalidArgument("no such range of a tiered allocation");
+  const Allocation& a = it->second;
+  switch (a.tier) {
+  case Tier::Hot:
+    if (CUresult r = TF_DRIVER(cuMemcpyDtoH_v2)(dst, base + offset, n); r != CUDA_SUCCESS)
+      return driverError("cuMemcpyDtoH", r);
+    return Status::ok();
+  case Tier::Warm:
+    std::memcpy(dst, a.warm.data() + offset, n);
+    return Status::ok();
+  case Tier::Cold:
+    for (size_t done = 0; done < n;) {
+      ssize_t k = pread(coldFd_, static_cast<char*>(dst) + done, n - done, a.coldOffset + static_cast<off_t>(offset + done));
+      if (k <= 0) return unavailable(std::string("reading the cold tier: ") + (k < 0 ? strerror(errno) : "end of file"));
+      done += static_cast<size_t>(k);
+    }
+    return Status::ok();
+  }
+  return internalError("unknown tier");
 }
 
 }  // namespace tf::remoting
