@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include <cuda.h>
 
@@ -22,5 +23,20 @@ inline constexpr char kShareDeviceMemory[] = "tfSoftGpuShareDeviceMemory";
 // base of managed memory.
 using ShareManagedMemory = CUresult (*)(CUdeviceptr base, int* fd, size_t* bytes);
 inline constexpr char kShareManagedMemory[] = "tfSoftGpuShareManagedMemory";
+
+// Where the soft GPU keeps device addresses, the same in every process: device d's window is
+// [kWindowBase + d * kWindowStride, + kWindowStride), whatever the devices' models and memory
+// (a device of more than kWindowStride / 2 bytes takes whole multiples of the stride, and so
+// does every device of that process). A process where something else holds that range gets
+// its window elsewhere (with a warning); DeviceWindow tells which.
+inline constexpr uint64_t kWindowBase = 0x2000'0000'0000ull;
+inline constexpr uint64_t kWindowStride = 1ull << 40;
+
+// Device `device`'s window of device addresses in this process: *base, *bytes, and *fixed = 1
+// when it is where kWindowBase puts it (so another process's addresses can be recreated here),
+// 0 when the range was taken and the window went elsewhere. CUDA_ERROR_INVALID_DEVICE for no
+// such device.
+using DeviceWindow = CUresult (*)(CUdevice device, CUdeviceptr* base, size_t* bytes, int* fixed);
+inline constexpr char kDeviceWindow[] = "tfSoftGpuDeviceWindow";
 
 } // namespace tf::cuda

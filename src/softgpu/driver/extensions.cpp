@@ -58,3 +58,17 @@ extern "C" __attribute__((visibility("default"))) CUresult
 tfSoftGpuShareManagedMemory(CUdeviceptr base, int* fd, size_t* bytes) {
   return shareMemory(base, fd, bytes, AllocKind::Managed);
 }
+
+// cuda/softgpu_extensions.h: where device `device`'s addresses are in this process.
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuDeviceWindow(CUdevice device, CUdeviceptr* base, size_t* bytes, int* fixed) {
+  if (!base || !bytes || !fixed) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
+  uint64_t b = 0, n = 0;
+  bool f = false;
+  if (!addressSpace().window(device, &b, &n, &f)) return CUDA_ERROR_INVALID_DEVICE;
+  *base = b;
+  *bytes = n;
+  *fixed = f ? 1 : 0;
+  return CUDA_SUCCESS;
+}
