@@ -1,6 +1,7 @@
 // Device addresses as migration needs them (issue 15): each device's window where
 // cuda/softgpu_extensions.h says, reservations at a given address in any device's window,
-// and memory of one device mapped in another's window.
+// memory of one device mapped in another's window, and module globals placed at given
+// addresses (tfSoftGpuModuleLoadPlaced), with each refusal leaving nothing behind.
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -11,11 +12,39 @@
 
 namespace {
 
+using tf::cuda::GlobalPlacement;
 using tf::cuda::kWindowBase;
 using tf::cuda::kWindowStride;
 
 constexpr uint64_t kGiB = 1ull << 30;
 constexpr size_t kTwoMiB = 2u << 20;
+
+// Three globals (one written by the kernel) and sum(out): out[0] = counter + table[3] + other,
+// then counter = out[0].
+const char kGlobalsPtx[] = R"(
+.version 7.0
+.target sm_50
+.address_size 64
+.visible .global .align 4 .u32 counter = 7;
+.visible .global .align 8 .u64 table[4] = {1, 2, 3, 4};
+.visible .global .align 4 .u32 other = 9;
+.visible .entry sum(.param .u64 out)
+{
+  .reg .b32 %r<5>;
+  .reg .b64 %rd<3>;
+  ld.param.u64 %rd1, [out];
+  cvta.to.global.u64 %rd1, %rd1;
+  ld.global.u32 %r1, [counter];
+  ld.global.u64 %rd2, [table+24];
+  cvt.u32.u64 %r2, %rd2;
+  ld.global.u32 %r3, [other];
+  add.u32 %r4, %r1, %r2;
+  add.u32 %r4, %r4, %r3;
+  st.global.u32 [%rd1], %r4;
+  st.global.u32 [counter], %r4;
+  ret;
+}
+)";
 
 template <typename Fn> Fn extension(const char* name) {
   return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
@@ -26,9 +55,16 @@ protected:
   void SetUp() override {
     DriverTest::SetUp();
     window_ = extension<tf::cuda::DeviceWindow>(tf::cuda::kDeviceWindow);
-    ASSERT_TRUE(window_) << "soft GPU extensions not exported";
+    loadPlaced_ = extension<tf::cuda::ModuleLoadPlaced>(tf::cuda::kModuleLoadPlaced);
+    libraryPlaced_ = extension<tf::cuda::LibraryLoadPlaced>(tf::cuda::kLibraryLoadPlaced);
+    ASSERT_TRUE(window_ && loadPlaced_ && libraryPlaced_) << "soft GPU extensions not exported";
   }
   static uint64_t windowOf(int device) { return kWindowBase + device * kWindowStride; }
+  static size_t freeMemory() {
+    size_t free = 0, total = 0;
+    EXPECT_CU(cuMemGetInfo(&free, &total));
+    return free;
+  }
   static CUmemGenericAllocationHandle create(int device, size_t bytes) {
     CUmemAllocationProp prop{};
     prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
@@ -61,6 +97,8 @@ protected:
   }
 
   tf::cuda::DeviceWindow window_ = nullptr;
+  tf::cuda::ModuleLoadPlaced loadPlaced_ = nullptr;
+  tf::cuda::LibraryLoadPlaced libraryPlaced_ = nullptr;
 };
 
 TEST_F(AddressesTest, EachDeviceHasItsWindowAtTheFixedBase) {
@@ -148,6 +186,109 @@ TEST_F(AddressesTest, MemoryOfOneDeviceMapsInAnothersWindowAndKernelsWriteIt) {
     EXPECT_CU(cuMemAddressFree(p, kTwoMiB));
   }
   EXPECT_CU(cuModuleUnload(mod));
+}
+
+TEST_F(AddressesTest, PlacedGlobalsAreWhereAskedInitialisedAndSeenByKernels) {
+  const uint64_t counterAt = windowOf(1) + 128 * kGiB, tableAt = windowOf(0) + 200 * kGiB;
+  const GlobalPlacement placements[] = {{"counter", counterAt}, {"table", tableAt}};
+  const size_t free0 = freeMemory();
+  CUmodule mod = nullptr;
+  ASSERT_CU(loadPlaced_(&mod, kGlobalsPtx, placements, 2));
+  CUdeviceptr at = 0;
+  size_t bytes = 0;
+  ASSERT_CU(cuModuleGetGlobal(&at, &bytes, mod, "counter"));
+  EXPECT_EQ(at, counterAt);
+  EXPECT_EQ(bytes, 4u);
+  ASSERT_CU(cuModuleGetGlobal(&at, &bytes, mod, "table"));
+  EXPECT_EQ(at, tableAt);
+  EXPECT_EQ(bytes, 32u);
+  uint64_t table[4] = {};
+  ASSERT_CU(cuMemcpyDtoH(table, tableAt, sizeof table));
+  EXPECT_EQ(table[0], 1u);
+  EXPECT_EQ(table[3], 4u);
+  // The global not named goes where globals go: device 0's window, clear of the placed ones.
+  CUdeviceptr otherAt = 0;
+  ASSERT_CU(cuModuleGetGlobal(&otherAt, &bytes, mod, "other"));
+  EXPECT_GE(otherAt, windowOf(0));
+  EXPECT_LT(otherAt, windowOf(1));
+  EXPECT_NE(otherAt, tableAt);
+  EXPECT_LT(freeMemory(), free0) << "the globals are charged to the device";
+
+  CUdeviceptr out = 0;
+  ASSERT_CU(cuMemAlloc(&out, 4));
+  CUfunction sum = nullptr;
+  ASSERT_CU(cuModuleGetFunction(&sum, mod, "sum"));
+  void* params[] = {&out};
+  ASSERT_CU(cuLaunchKernel(sum, 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr));
+  ASSERT_CU(cuCtxSynchronize());
+  uint32_t got = 0, counter = 0;
+  ASSERT_CU(cuMemcpyDtoH(&got, out, 4));
+  EXPECT_EQ(got, 7u + 4u + 9u);
+  ASSERT_CU(cuMemcpyDtoH(&counter, counterAt, 4)); // the kernel wrote the placed global
+  EXPECT_EQ(counter, 20u);
+  EXPECT_CU(cuMemFree(out));
+  EXPECT_CU(cuModuleUnload(mod));
+  EXPECT_EQ(freeMemory(), free0);
+
+  // As a library: translated at once, the same addresses (free again after the unload).
+  CUlibrary lib = nullptr;
+  ASSERT_CU(libraryPlaced_(&lib, kGlobalsPtx, placements, 2));
+  ASSERT_CU(cuLibraryGetGlobal(&at, &bytes, lib, "counter"));
+  EXPECT_EQ(at, counterAt);
+  ASSERT_CU(cuMemcpyDtoH(&counter, counterAt, 4));
+  EXPECT_EQ(counter, 7u);
+  EXPECT_CU(cuLibraryUnload(lib));
+  EXPECT_EQ(freeMemory(), free0);
+}
+
+TEST_F(AddressesTest, PlacementRefusalsNameTheProblemAndLeaveNothingAllocated) {
+  const uint64_t counterAt = windowOf(1) + 160 * kGiB;
+  CUdeviceptr taken = 0;
+  ASSERT_CU(cuMemAlloc(&taken, 4096));
+  CUdeviceptr reserved = 0;
+  ASSERT_CU(cuMemAddressReserve(&reserved, kTwoMiB, 0, 0, 0));
+  const size_t free0 = freeMemory();
+  struct Case {
+    const char* what;
+    std::vector<GlobalPlacement> placements;
+    CUresult want;
+  };
+  // Each refusal after `counter` was placed, so a leak of its memory would show.
+  const Case cases[] = {
+      {"unknown name", {{"counter", counterAt}, {"nothing", windowOf(0) + kGiB}}, CUDA_ERROR_NOT_FOUND},
+      {"null name", {{"counter", counterAt}, {nullptr, windowOf(0) + kGiB}}, CUDA_ERROR_INVALID_VALUE},
+      {"named twice", {{"counter", counterAt}, {"counter", counterAt + kGiB}}, CUDA_ERROR_INVALID_VALUE},
+      {"allocated", {{"counter", counterAt}, {"table", taken}}, CUDA_ERROR_ALREADY_MAPPED},
+      {"reserved", {{"counter", counterAt}, {"table", reserved + 4096}}, CUDA_ERROR_ALREADY_MAPPED},
+      {"on a placed one", {{"counter", counterAt}, {"table", counterAt}}, CUDA_ERROR_ALREADY_MAPPED},
+      {"misaligned", {{"counter", counterAt}, {"table", windowOf(0) + kGiB + 8}}, CUDA_ERROR_INVALID_VALUE},
+      {"host address", {{"counter", counterAt}, {"table", reinterpret_cast<uint64_t>(&free0) & ~4095ull}},
+       CUDA_ERROR_INVALID_VALUE},
+      {"no device's window", {{"counter", counterAt}, {"table", windowOf(2) + kGiB}}, CUDA_ERROR_INVALID_VALUE},
+      {"window's end", {{"counter", counterAt}, {"table", windowOf(2) - 4096}}, CUDA_ERROR_INVALID_VALUE},
+  };
+  for (const Case& c : cases) {
+    CUmodule mod = nullptr;
+    EXPECT_EQ(loadPlaced_(&mod, kGlobalsPtx, c.placements.data(),
+                          static_cast<unsigned>(c.placements.size())),
+              c.want)
+        << c.what;
+    EXPECT_EQ(mod, nullptr) << c.what;
+    EXPECT_EQ(freeMemory(), free0) << c.what << ": memory left charged";
+  }
+  // The addresses of refused loads are free: a good placement takes them.
+  const GlobalPlacement good[] = {{"counter", counterAt}, {"table", windowOf(0) + kGiB}};
+  CUmodule mod = nullptr;
+  ASSERT_CU(loadPlaced_(&mod, kGlobalsPtx, good, 2));
+  CUdeviceptr at = 0;
+  size_t bytes = 0;
+  ASSERT_CU(cuModuleGetGlobal(&at, &bytes, mod, "table"));
+  EXPECT_EQ(at, windowOf(0) + kGiB);
+  EXPECT_CU(cuModuleUnload(mod));
+  EXPECT_EQ(loadPlaced_(nullptr, kGlobalsPtx, good, 2), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_EQ(loadPlaced_(&mod, kGlobalsPtx, nullptr, 2), CUDA_ERROR_INVALID_VALUE);
+  EXPECT_CU(cuMemAddressFree(reserved, kTwoMiB));
+  EXPECT_CU(cuMemFree(taken));
 }
 
 } // namespace
