@@ -42,7 +42,12 @@ TF_CALL(cuModuleLoadData) {
   if (r != CUDA_SUCCESS) return r;
   DRV(cuModuleLoadData);
   CUmodule m = nullptr;
-  r = f(&m, img->data());
+  if (!s.placements().empty()) // a migrated client's module: its globals where they were
+    r = s.d().moduleLoadPlaced()
+            ? s.d().moduleLoadPlaced()(&m, img->data(), s.placements().data(), static_cast<unsigned>(s.placements().size()))
+            : CUDA_ERROR_NOT_SUPPORTED;
+  else
+    r = f(&m, img->data());
   putNew(s, out, r, K::Module, m);
   return r;
 }
@@ -52,7 +57,12 @@ TF_CALL(cuLibraryLoadData) {
   if (r != CUDA_SUCCESS) return r;
   DRV(cuLibraryLoadData);
   CUlibrary l = nullptr;
-  r = f(&l, img->data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
+  if (!s.placements().empty())
+    r = s.d().libraryLoadPlaced()
+            ? s.d().libraryLoadPlaced()(&l, img->data(), s.placements().data(), static_cast<unsigned>(s.placements().size()))
+            : CUDA_ERROR_NOT_SUPPORTED;
+  else
+    r = f(&l, img->data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
   putNew(s, out, r, K::Library, l);
   return r;
 }

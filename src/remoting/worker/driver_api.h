@@ -37,6 +37,10 @@ public:
   cuda::ShareDeviceMemory shareDeviceMemory() const { return shareDevice_; }
   // Likewise its managed memory, which a client over shared memory maps at the same address.
   cuda::ShareManagedMemory shareManagedMemory() const { return shareManaged_; }
+  // Module and library loads with globals at given addresses (a migrated client's); null on
+  // drivers that cannot place them.
+  cuda::ModuleLoadPlaced moduleLoadPlaced() const { return moduleLoadPlaced_; }
+  cuda::LibraryLoadPlaced libraryLoadPlaced() const { return libraryLoadPlaced_; }
 
 private:
   DriverApi() = default;
@@ -44,6 +48,8 @@ private:
   bool softGpu_ = false;
   cuda::ShareDeviceMemory shareDevice_ = nullptr;
   cuda::ShareManagedMemory shareManaged_ = nullptr;
+  cuda::ModuleLoadPlaced moduleLoadPlaced_ = nullptr;
+  cuda::LibraryLoadPlaced libraryLoadPlaced_ = nullptr;
   void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
 };
 

@@ -308,6 +308,8 @@ public:
   void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size, const std::string& name);
   // A module image the client loaded (kept while it may migrate), or nullptr.
   void keepImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image) { images_[hash] = std::move(image); }
+  // While a migrated module load is replayed: where its globals must go (empty otherwise).
+  const std::vector<cuda::GlobalPlacement>& placements() const { return placements_; }
   std::shared_ptr<const std::vector<uint8_t>> keptImage(uint64_t hash) const {
     auto it = images_.find(hash);
     return it == images_.end() ? nullptr : it->second;
@@ -424,6 +426,7 @@ private:
   std::multimap<std::pair<int, uint64_t>, uint64_t> recipesOf_;
   std::vector<Recipe::Made>* recording_ = nullptr;
   std::vector<Recipe::Made> adoptQueue_;
+  std::vector<cuda::GlobalPlacement> placements_;
   std::map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images_;
   std::map<CUdeviceptr, std::string> globalNames_;
   std::shared_ptr<Session> resumed_;

@@ -367,7 +367,16 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
     shared_.addImage(i.hash, bytes);
     keepImage(i.hash, std::move(bytes));
   }
-  for (const Recipe& r : img.recipes) TF_RETURN_IF_ERROR(replay(r));
+  // Modules come back with their variables at the source's addresses (cudart keeps them).
+  for (const Recipe& r : img.recipes) {
+    placements_.clear();
+    for (const auto& g : img.globals)
+      if (!r.made.empty() && g.owner == r.made.front().client && g.ownerKind == r.made.front().kind)
+        placements_.push_back({g.name.c_str(), g.address});
+    Status st = replay(r);
+    placements_.clear();
+    TF_RETURN_IF_ERROR(st);
+  }
   staging_.resize(kChunk);
   for (const auto& m : img.memory) {
     CUcontext ctx = deviceContext(m.device);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace tf::remoting {
@@ -118,8 +119,9 @@ Result<CUdeviceptr> VramTiers::allocate(size_t size, CUdeviceptr at) {
     return driverError("cuMemAddressReserve", r);
   if (at && base != at) {
     freeRange(base, a.size);
-    return failedPrecondition("the device addresses " + std::to_string(at) + "+" + std::to_string(a.size) +
-                              " are taken here");
+    char range[64];
+    snprintf(range, sizeof range, "0x%llx+%zu", static_cast<unsigned long long>(at), a.size);
+    return failedPrecondition(std::string("the device addresses ") + range + " are taken here");
   }
   if (CUresult r = mapNew(base, a); r != CUDA_SUCCESS) {
     freeRange(base, a.size);
