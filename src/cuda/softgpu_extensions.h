@@ -27,10 +27,13 @@ inline constexpr char kShareManagedMemory[] = "tfSoftGpuShareManagedMemory";
 // Where the soft GPU keeps device addresses, the same in every process: device d's window is
 // [kWindowBase + d * kWindowStride, + kWindowStride), whatever the devices' models and memory
 // (a device of more than kWindowStride / 2 bytes takes whole multiples of the stride, and so
-// does every device of that process). A process where something else holds that range gets
-// its window elsewhere (with a warning); DeviceWindow tells which.
+// does every device of that process). Every process holds the windows of kMinWindows devices
+// at least, so one with fewer devices can still recreate another's addresses (of device 5,
+// say). A process where something else holds that range gets its window elsewhere (with a
+// warning); DeviceWindow tells which.
 inline constexpr uint64_t kWindowBase = 0x2000'0000'0000ull;
 inline constexpr uint64_t kWindowStride = 1ull << 40;
+inline constexpr int kMinWindows = 8;
 
 // Device `device`'s window of device addresses in this process: *base, *bytes, and *fixed = 1
 // when it is where kWindowBase puts it (so another process's addresses can be recreated here),

@@ -13,6 +13,7 @@
 namespace {
 
 using tf::cuda::GlobalPlacement;
+using tf::cuda::kMinWindows;
 using tf::cuda::kWindowBase;
 using tf::cuda::kWindowStride;
 
@@ -141,13 +142,20 @@ TEST_F(AddressesTest, ReserveTakesAFreeAlignedHintInAnyDevicesWindow) {
   EXPECT_EQ(got, want);
   // Hints CUDA treats as hints: taken, misaligned, outside every window. The range then goes
   // in the current device's window.
-  for (uint64_t hint : {want, want + kTwoMiB, want + 4096, uint64_t{0x10000}, windowOf(2) + kGiB}) {
+  for (uint64_t hint : {want, want + kTwoMiB, want + 4096, uint64_t{0x10000},
+                        windowOf(kMinWindows) + kGiB}) {
     CUdeviceptr other = 0;
     ASSERT_CU(cuMemAddressReserve(&other, kTwoMiB, 0, hint, 0)) << std::hex << hint;
     EXPECT_GE(other, windowOf(0)) << std::hex << hint;
     EXPECT_LT(other, windowOf(1)) << std::hex << hint;
     EXPECT_CU(cuMemAddressFree(other, kTwoMiB));
   }
+  // The window of a device this process lacks (it has 2) is there too: another process's
+  // addresses of its device 5 can be recreated here.
+  CUdeviceptr five = 0;
+  ASSERT_CU(cuMemAddressReserve(&five, kTwoMiB, 0, windowOf(5) + kGiB, 0));
+  EXPECT_EQ(five, windowOf(5) + kGiB);
+  EXPECT_CU(cuMemAddressFree(five, kTwoMiB));
   // Freed, the same address is free again.
   EXPECT_CU(cuMemAddressFree(got, 4 * kTwoMiB));
   ASSERT_CU(cuMemAddressReserve(&got, kTwoMiB, 0, want, 0));
@@ -264,8 +272,9 @@ TEST_F(AddressesTest, PlacementRefusalsNameTheProblemAndLeaveNothingAllocated) {
       {"misaligned", {{"counter", counterAt}, {"table", windowOf(0) + kGiB + 8}}, CUDA_ERROR_INVALID_VALUE},
       {"host address", {{"counter", counterAt}, {"table", reinterpret_cast<uint64_t>(&free0) & ~4095ull}},
        CUDA_ERROR_INVALID_VALUE},
-      {"no device's window", {{"counter", counterAt}, {"table", windowOf(2) + kGiB}}, CUDA_ERROR_INVALID_VALUE},
-      {"window's end", {{"counter", counterAt}, {"table", windowOf(2) - 4096}}, CUDA_ERROR_INVALID_VALUE},
+      {"past the windows", {{"counter", counterAt}, {"table", windowOf(kMinWindows) + kGiB}},
+       CUDA_ERROR_INVALID_VALUE},
+      {"across windows", {{"counter", counterAt}, {"table", windowOf(2) - 4096}}, CUDA_ERROR_INVALID_VALUE},
   };
   for (const Case& c : cases) {
     CUmodule mod = nullptr;

@@ -65,7 +65,8 @@ Status AddressSpace::init(int deviceCount, uint64_t perDevice) {
   std::unique_lock lock(mu_);
   if (windowBase_) return Status::ok();
   const uint64_t stride = roundUp(std::max<uint64_t>(perDevice, 1), cuda::kWindowStride);
-  const uint64_t window = stride * deviceCount;
+  const int windows = std::max(deviceCount, cuda::kMinWindows);
+  const uint64_t window = stride * windows;
   void* p = reserveAt(cuda::kWindowBase, window);
   const bool fixed = p != MAP_FAILED;
   if (!fixed) {
@@ -96,7 +97,7 @@ Status AddressSpace::init(int deviceCount, uint64_t perDevice) {
   // Keep address 0 of each device's range unused so no allocation is at a "round" address
   // that looks like a small integer offset. This gap also keeps free stretches from running
   // from one device's window into the next.
-  for (int d = 0; d < deviceCount; ++d)
+  for (int d = 0; d < windows; ++d)
     free_[windowBase_ + d * stride + kPage * 16] = stride - kPage * 16;
   return Status::ok();
 }

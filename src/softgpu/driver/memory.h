@@ -53,8 +53,8 @@ struct Allocation {
 
 class AddressSpace : public cuda::DeviceMemory {
 public:
-  // Reserves the windows of `deviceCount` devices, each of at least `perDevice` addresses, at
-  // kWindowBase if that range is free (elsewhere with a warning if not).
+  // Reserves the windows of `deviceCount` devices (kMinWindows at least), each of at least
+  // `perDevice` addresses, at kWindowBase if that range is free (elsewhere with a warning).
   Status init(int deviceCount, uint64_t perDevice);
 
   // Device memory: takes addresses and commits pages. Not charged here (the caller charges the
@@ -101,7 +101,8 @@ public:
   // Host pointer for a device address inside an allocation (nullptr if none).
   uint8_t* hostOf(uint64_t addr, uint64_t len = 1) const;
   bool isDeviceWindow(uint64_t addr) const { return addr - windowBase_ < windowSize_; }
-  // Whose window `addr` is in (-1: none). Not necessarily the device of the memory there.
+  // Whose window `addr` is in (-1: none; may be a device this process lacks). Not necessarily
+  // the device of the memory there.
   int deviceOfWindowAddress(uint64_t addr) const;
   // Device `device`'s window; false for no such device. `fixed`: at kWindowBase.
   bool window(int device, uint64_t* base, uint64_t* bytes, bool* fixed) const;

@@ -102,14 +102,13 @@ CUresult translate(Module* m, const GlobalPlacements* placed) {
     }
     auto addr = placeGlobal(dev, g, bytes, placed);
     if (!addr) {
-      creditMemory(dev, bytes);
-      dropGlobals();
-      if (placed && placed->count(g.name)) {
+      const bool wasPlaced = placed && placed->count(g.name);
+      if (wasPlaced)
         TF_LOG(Error, "module load: cannot place global %s: %s", g.name.c_str(),
                addr.status().message().c_str());
-        return placementError(addr.status());
-      }
-      return CUDA_ERROR_OUT_OF_MEMORY;
+      creditMemory(dev, bytes);
+      dropGlobals(); // `g` goes with the module's globals
+      return wasPlaced ? placementError(addr.status()) : CUDA_ERROR_OUT_OF_MEMORY;
     }
     uint8_t* host = addressSpace().hostOf(*addr, bytes);
     if (!g.initializer.empty())
