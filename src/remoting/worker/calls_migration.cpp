@@ -84,7 +84,7 @@ CUresult adoptSession(Session& s, CallIn& in, CallOut& out) {
     return refuse(out, CUDA_ERROR_INVALID_VALUE, st.message());
   if (in.bulkLen != img.bulkBytes())
     return refuse(out, CUDA_ERROR_INVALID_VALUE, "the contents do not match the image");
-  auto id = Session::adopt(s.shared(), img, [&](void* dst, size_t n) { return s.readBulk(dst, n); });
+  auto id = Session::adopt(s.shared(), img, s);
   if (!id) return refuse(out, codeOf(id.status()), id.status().message());
   out.put(*id);
   return CUDA_SUCCESS;

@@ -188,8 +188,11 @@ public:
   // A session moved here from another worker (Adopt, migration.h): re-created from `img`, its
   // contents read with `readBulk`, then parked until its client resumes it (kRoleResume).
   // Returns the resume id; on failure everything it made is released.
-  static Result<uint64_t> adopt(WorkerShared& shared, const MigrationImage& img,
-                                const std::function<Status(void*, size_t)>& readBulk);
+  static Result<uint64_t> adopt(WorkerShared& shared, const MigrationImage& img, Session& bulk);
+  // The current call's bulk, for an Adopt: n bytes into dst; or n bytes handed to `use` piece
+  // by piece (in place over shared memory).
+  Status read(void* dst, size_t n);
+  Status fill(uint64_t n, const std::function<Status(uint64_t, const uint8_t*, size_t)>& use);
   // After handshake() answered Resume: the parked session that now holds this connection.
   std::shared_ptr<Session> resumed() { return std::move(resumed_); }
   // The client's first frame, read whole by the gate (framing: whether its header decoded):
@@ -360,7 +363,7 @@ private:
   Status migrationRefusal() const;
   Result<MigrationImage> capture();
   Status writeContents(const MigrationImage& img, Transport& t);
-  Status adoptImage(const MigrationImage& img, const std::function<Status(void*, size_t)>& readBulk);
+  Status adoptImage(const MigrationImage& img, Session& bulk);
   Status replay(const Recipe& recipe);
   CUcontext deviceContext(int dev);
   // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.

@@ -212,6 +212,36 @@ Result<MigrationImage> Session::capture() {
   return img;
 }
 
+namespace {
+// Streams n bytes produced by read(offset, dst, k) into t: over shared memory straight into the
+// ring (one copy), else through `staging`.
+template <typename Read>
+Status streamOut(Transport& t, uint64_t n, std::vector<uint8_t>& staging, Read&& read) {
+  for (uint64_t off = 0; off < n;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, n - off));
+    uint8_t* p = nullptr;
+    size_t k = want;
+    if (t.supportsViews()) {
+      TF_RETURN_IF_ERROR(t.reserveWrite(want, &p, &k));
+    } else {
+      staging.resize(kChunk);
+      p = staging.data();
+    }
+    Status s = read(off, p, k);
+    if (t.supportsViews()) {
+      if (!s) std::memset(p, 0, k);  // the frame stays whole; the error ends the migration
+      t.commitWrite(k);
+    } else if (s) {
+      iovec v{p, k};
+      s = t.writeV(&v, 1);
+    }
+    TF_RETURN_IF_ERROR(s);
+    off += k;
+  }
+  return Status::ok();
+}
+}  // namespace
+
 Status Session::writeContents(const MigrationImage& img, Transport& t) {
   auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
   auto dtoh = d().fn<decltype(&::cuMemcpyDtoH_v2)>(FnId::cuMemcpyDtoH_v2);
@@ -221,26 +251,19 @@ Status Session::writeContents(const MigrationImage& img, Transport& t) {
     iovec v{const_cast<uint8_t*>(image->data()), i.size};
     TF_RETURN_IF_ERROR(t.writeV(&v, 1));
   }
-  staging_.resize(kChunk);
   for (const auto& m : img.memory) {
     setCurrent(deviceContext(m.device));
     const VramTiers& tiers = *tiers_.at(m.device).tiers;
-    for (uint64_t off = 0; off < m.span; off += kChunk) {
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, m.span - off));
-      TF_RETURN_IF_ERROR(tiers.read(m.base, off, staging_.data(), k));
-      iovec v{staging_.data(), k};
-      TF_RETURN_IF_ERROR(t.writeV(&v, 1));
-    }
+    TF_RETURN_IF_ERROR(streamOut(t, m.span, staging_, [&](uint64_t off, uint8_t* p, size_t k) {
+      return tiers.read(m.base, off, p, k);
+    }));
   }
   for (const auto& g : img.globals) {
     setCurrent(reinterpret_cast<CUcontext>(g.sourceCtx));
-    for (uint64_t off = 0; off < g.size; off += kChunk) {
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, g.size - off));
-      if (CUresult r = dtoh(staging_.data(), g.address + off, k); r != CUDA_SUCCESS)
-        return unavailable("reading global " + g.name + ": CUresult " + std::to_string(r));
-      iovec v{staging_.data(), k};
-      TF_RETURN_IF_ERROR(t.writeV(&v, 1));
-    }
+    TF_RETURN_IF_ERROR(streamOut(t, g.size, staging_, [&](uint64_t off, uint8_t* p, size_t k) {
+      CUresult r = dtoh(p, g.address + off, k);
+      return r == CUDA_SUCCESS ? Status::ok() : unavailable("reading global " + g.name + ": CUresult " + std::to_string(r));
+    }));
   }
   setCurrent(current_);
   return Status::ok();
@@ -310,6 +333,26 @@ bool Session::migrateIfOrdered(const FrameHeader& h) {
 
 // ---- the target --------------------------------------------------------------------------------
 
+Status Session::read(void* dst, size_t n) { return readBulk(dst, n); }
+
+Status Session::fill(uint64_t n, const std::function<Status(uint64_t, const uint8_t*, size_t)>& use) {
+  Status failed = Status::ok();
+  auto inPlace = consumeBulkInPlace(n, [&](uint64_t off, const uint8_t* p, size_t k) {
+    failed = use(off, p, k);
+    return failed ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+  });
+  if (!inPlace) return failed ? inPlace.status() : failed;
+  if (*inPlace) return Status::ok();
+  staging_.resize(kChunk);
+  for (uint64_t off = 0; off < n;) {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, n - off));
+    TF_RETURN_IF_ERROR(readBulk(staging_.data(), k));
+    TF_RETURN_IF_ERROR(use(off, staging_.data(), k));
+    off += k;
+  }
+  return Status::ok();
+}
+
 Status Session::replay(const Recipe& rc) {
   auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
   CUcontext ctx = reinterpret_cast<CUcontext>(rc.ctx);
@@ -337,7 +380,7 @@ Status Session::replay(const Recipe& rc) {
   return Status::ok();
 }
 
-Status Session::adoptImage(const MigrationImage& img, const std::function<Status(void*, size_t)>& readBulk) {
+Status Session::adoptImage(const MigrationImage& img, Session& bulk) {
   const DriverApi& api = d();
   auto setCurrent = api.fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
   auto create = api.fn<decltype(&::cuCtxCreate_v2)>(FnId::cuCtxCreate_v2);
@@ -346,6 +389,7 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
   auto libraryGlobal = api.fn<decltype(&::cuLibraryGetGlobal)>(FnId::cuLibraryGetGlobal);
   info_->pid = img.pid;
   latched_ = static_cast<CUresult>(img.latched);
+  std::map<int, CUcontext> firstOnDevice;  // where memory of a device without a primary goes
   for (const auto& c : img.contexts) {
     CUcontext ctx = nullptr;
     if (CUresult r = create(&ctx, c.flags, c.device); r != CUDA_SUCCESS)
@@ -357,12 +401,13 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
       return dataLoss("a context appears twice in the image");
     }
     if (c.primary) primaries_.emplace(c.device, ctx);
+    firstOnDevice.emplace(c.device, ctx);
     usesDevice(c.device);
   }
   // The bulk: images, then memory, then globals.
   for (const auto& i : img.images) {
     auto bytes = std::make_shared<std::vector<uint8_t>>(i.size + 1, 0);  // NUL after PTX text
-    TF_RETURN_IF_ERROR(readBulk(bytes->data(), i.size));
+    TF_RETURN_IF_ERROR(bulk.read(bytes->data(), i.size));
     if (fnv1a64(bytes->data(), i.size) != i.hash) return dataLoss("a module image does not match its hash");
     shared_.addImage(i.hash, bytes);
     keepImage(i.hash, std::move(bytes));
@@ -377,9 +422,9 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
     placements_.clear();
     TF_RETURN_IF_ERROR(st);
   }
-  staging_.resize(kChunk);
   for (const auto& m : img.memory) {
     CUcontext ctx = deviceContext(m.device);
+    if (!ctx && firstOnDevice.count(m.device)) ctx = firstOnDevice[m.device];
     if (!ctx) return dataLoss("memory on a device the client has no context on");
     setCurrent(ctx);
     current_ = ctx;
@@ -387,12 +432,10 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
     if (!p) return p.status().withContext("re-creating the client's memory");
     if (tiers_.at(m.device).tiers->find(m.base)->size != m.span)
       return failedPrecondition("the device's allocation granularity differs here");
-    for (uint64_t off = 0; off < m.span; off += kChunk) {
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, m.span - off));
-      TF_RETURN_IF_ERROR(readBulk(staging_.data(), k));
-      if (CUresult r = htod(m.base + off, staging_.data(), k); r != CUDA_SUCCESS)
-        return unavailable("filling the client's memory: CUresult " + std::to_string(r));
-    }
+    TF_RETURN_IF_ERROR(bulk.fill(m.span, [&](uint64_t off, const uint8_t* p, size_t k) {
+      CUresult r = htod(m.base + off, p, k);
+      return r == CUDA_SUCCESS ? Status::ok() : unavailable("filling the client's memory: CUresult " + std::to_string(r));
+    }));
   }
   for (const auto& g : img.globals) {
     uint64_t owner = g.owner;
@@ -407,12 +450,10 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
     if (p != g.address || size != g.size)
       return failedPrecondition("global " + g.name + " is at another address here (the driver cannot place it)");
     addGlobal(owner, p, size, g.name);
-    for (uint64_t off = 0; off < g.size; off += kChunk) {
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(kChunk, g.size - off));
-      TF_RETURN_IF_ERROR(readBulk(staging_.data(), k));
-      if (CUresult hr = htod(g.address + off, staging_.data(), k); hr != CUDA_SUCCESS)
-        return unavailable("filling global " + g.name + ": CUresult " + std::to_string(hr));
-    }
+    TF_RETURN_IF_ERROR(bulk.fill(g.size, [&](uint64_t off, const uint8_t* p, size_t k) {
+      CUresult hr = htod(g.address + off, p, k);
+      return hr == CUDA_SUCCESS ? Status::ok() : unavailable("filling global " + g.name + ": CUresult " + std::to_string(hr));
+    }));
   }
   setCurrent(nullptr);
   current_ = nullptr;
@@ -421,10 +462,9 @@ Status Session::adoptImage(const MigrationImage& img, const std::function<Status
   return Status::ok();
 }
 
-Result<uint64_t> Session::adopt(WorkerShared& shared, const MigrationImage& img,
-                                const std::function<Status(void*, size_t)>& readBulk) {
+Result<uint64_t> Session::adopt(WorkerShared& shared, const MigrationImage& img, Session& bulk) {
   std::shared_ptr<Session> s(new Session(shared, nullptr, /*remapped=*/true));
-  if (Status st = s->adoptImage(img, readBulk); !st) {
+  if (Status st = s->adoptImage(img, bulk); !st) {
     s->run(Role::Refused);  // releases what it made
     return st;
   }
