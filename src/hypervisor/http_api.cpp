@@ -4,7 +4,8 @@
 //   GET  /api/v1/vgpus            POST /api/v1/vgpus
 //   GET  /api/v1/vgpus/{id}       DELETE /api/v1/vgpus/{id}
 //   POST /api/v1/vgpus/{id}/snapshot[?to=disk]   POST /api/v1/vgpus/{id}/resume
-//   POST /api/v1/vgpus/{id}/migrate {"device": UUID or index}
+//   POST /api/v1/vgpus/{id}/migrate {"device": UUID, index or another node's host:port}
+//   POST /api/v1/vgpus/incoming {"request": {...}, "token": "..."}   (from another node's hypervisor)
 //   (/api/v1/workers is the same collection, under TensorFusion's name)
 //   GET  /metrics                 Prometheus text format
 // Errors are JSON {"error": "..."} with 400 (bad request), 404 (unknown), 409 (does not fit,
@@ -94,6 +95,8 @@ void installRoutes(httplib::Server& server, Hypervisor& h) {
     });
     server.Get(base + R"(/([A-Za-z0-9_-]+))", [&h](const httplib::Request& req, httplib::Response& res) {
       auto v = h.vgpu(req.matches[1]);
+      if (!v && h.movedAway(req.matches[1]))
+        return error(res, 404, "vGPU " + std::string(req.matches[1]) + " moved to " + *h.movedAway(req.matches[1]));
       if (!v) return error(res, 404, "no vGPU " + std::string(req.matches[1]));
       json(res, 200, vgpuWithUsage(h, *v));
     });
@@ -113,7 +116,23 @@ void installRoutes(httplib::Server& server, Hypervisor& h) {
       out["moved"] = *moved;
       json(res, 200, out);
     });
-    // Migration: the vGPU and its running clients to another device of this node.
+    // A vGPU moving here from another node (that node's hypervisor asks): made as a remote
+    // vGPU; the answer names its worker and the token that node's worker adopts clients with.
+    server.Post(base + "/incoming", [&h](const httplib::Request& req, httplib::Response& res) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("request") || !body["request"].is_object())
+        return error(res, 400, "request: the vGPU's request, as its node has it");
+      if (!body.contains("token") || !body["token"].is_string()) return error(res, 400, "token: the clients' token");
+      auto request = parseVgpuRequest(body["request"]);
+      if (!request) return error(res, 400, request.status().message());
+      auto in = h.acceptIncoming(*request, body["token"].get<std::string>());
+      if (!in) return error(res, httpStatus(in.status()), in.status().message());
+      nlohmann::json out = vgpuWithUsage(h, in->vgpu);
+      out["migration"] = {{"address", in->vgpu.workerAddress}, {"token", in->migrationToken}};
+      json(res, 201, out);
+    });
+    // Migration: the vGPU and its running clients to another device of this node, or to
+    // another node's hypervisor (host:port).
     server.Post(base + R"(/([A-Za-z0-9_-]+)/migrate)", [&h](const httplib::Request& req, httplib::Response& res) {
       nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object()) return error(res, 400, "request body is not a JSON object");

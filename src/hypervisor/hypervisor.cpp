@@ -140,6 +140,10 @@ Status Hypervisor::loadState() {
     TF_RETURN_IF_ERROR(ensureRegionLocked(*v));
     vgpus_.push_back(*v);
   }
+  if (j.contains("movedAway") && j["movedAway"].is_object())
+    for (const auto& [id, to] : j["movedAway"].items())
+      if (to.is_object() && to.value("node", "") != "" && to.value("id", "") != "")
+        movedAway_[id] = {to["node"].get<std::string>(), to["id"].get<std::string>()};
   TF_LOG(Info, "hypervisor: restored %zu vGPU(s) from %s", vgpus_.size(), path.c_str());
   return Status::ok();
 }
@@ -147,6 +151,10 @@ Status Hypervisor::loadState() {
 Status Hypervisor::saveStateLocked() {
   nlohmann::json j = {{"version", 1}, {"vgpus", nlohmann::json::array()}};
   for (const auto& v : vgpus_) j["vgpus"].push_back(toJson(v));
+  if (!movedAway_.empty()) {
+    j["movedAway"] = nlohmann::json::object();
+    for (const auto& [id, to] : movedAway_) j["movedAway"][id] = {{"node", to.first}, {"id", to.second}};
+  }
   return writeFileAtomically(fs::path(options_.stateDir) / "state.json", j.dump(2));
 }
 
@@ -229,7 +237,7 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
   v.createdAt = static_cast<int64_t>(time(nullptr));
   TF_RETURN_IF_ERROR(ensureRegionLocked(v));
   if (request.isolation != Isolation::Soft) {
-    v.workerToken = newToken();
+    v.workerToken = request.workerToken.empty() ? newToken() : request.workerToken;
     std::string listen = request.isolation == Isolation::Hard ? "shm://tf-" + v.id : "tcp://" + options_.host + ":0";
     if (request.isolation == Isolation::Hard && !request.workerListen.empty()) listen = request.workerListen;
     Status token = request.workerTokenFile.empty() ? Status::ok()
@@ -255,7 +263,19 @@ Result<Vgpu> Hypervisor::createVgpu(const VgpuRequest& request) {
 }
 
 Status Hypervisor::deleteVgpu(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (auto moved = movedAway_.find(id); moved != movedAway_.end()) {
+    // It lives on the node it moved to: returned there.
+    const auto [node, remoteId] = moved->second;
+    lock.unlock();
+    Status s = returnRemoteVgpu(node, remoteId);
+    lock.lock();
+    if (s || s.code() == Code::NotFound) {
+      movedAway_.erase(id);
+      (void)saveStateLocked();
+    }
+    return s;
+  }
   auto it = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& v) { return v.id == id; });
   if (it == vgpus_.end()) return notFound("no vGPU " + id);
   std::string region = it->regionPath;
@@ -324,6 +344,7 @@ WorkerSpec Hypervisor::workerSpecLocked(const Vgpu& v, const std::string& listen
   spec.token = v.workerToken;
   spec.softGpu = inventory_->isSoftGpu();
   spec.logPath = (fs::path(options_.stateDir) / ("worker-" + v.id + ".log")).string();
+  spec.migrationToken = v.request.migrationToken;
   if (tieredLocked(v)) {
     const TierPolicy& p = options_.tiers;
     const int q = static_cast<int>(v.request.qos);

@@ -101,7 +101,19 @@ public:
     uint64_t bytes = 0, maxPauseNs = 0;
     std::vector<std::string> failures;  // one line per client that stayed
   };
+  // `device` may also be another node's hypervisor (host:port): the vGPU is made there as a
+  // remote vGPU (acceptIncoming) and the clients move over TCP; this node keeps only a note of
+  // where it went, so that returning it (DELETE) reaches that node.
   Result<Migration> migrateVgpu(const std::string& id, const std::string& device);
+  // A vGPU moving here from another node: made as a remote vGPU with VRAM tiers, its clients'
+  // token kept, its worker open to that node's Adopt with the migration token returned.
+  struct Incoming {
+    Vgpu vgpu;
+    std::string migrationToken;
+  };
+  Result<Incoming> acceptIncoming(VgpuRequest request, const std::string& clientToken);
+  // Where a vGPU that moved to another node went ("host:port id"), if it did.
+  std::optional<std::string> movedAway(const std::string& id);
 
   std::string prometheusMetrics();
   std::string influxLines();
@@ -158,6 +170,13 @@ private:
     uint64_t done = 0, failed = 0, bytes = 0, lastPauseNs = 0, pauseNsTotal = 0;
   };
   std::map<std::string, MigrationStats> migrationStats_;  // under mu_
+  // vGPUs moved to another node: id -> {that hypervisor's host:port, the id there}; kept in
+  // the state file.
+  std::map<std::string, std::pair<std::string, std::string>> movedAway_;  // under mu_
+  Result<Migration> migrateToNode(const std::string& id, const std::string& node);
+  Status movableLocked(const Vgpu& v) const;
+  // Moves every client of the worker at `from` to the worker at `to` (opened with `token`).
+  void moveClients(const std::string& from, const std::string& to, const std::string& token, Migration* out);
   std::atomic<bool> stopping_{false}, ready_{false};
   int port_ = 0;
 };
@@ -166,5 +185,7 @@ private:
 void installRoutes(httplib::Server& server, Hypervisor& h);
 // Removes a quota region file; a failure is logged (a stale file left behind), not returned.
 void removeRegion(const std::string& path);
+// DELETE /api/v1/vgpus/{id} on another node's hypervisor (host:port).
+Status returnRemoteVgpu(const std::string& node, const std::string& id);
 
 } // namespace tf::hypervisor

@@ -5,6 +5,8 @@
 #include <ctime>
 #include <filesystem>
 
+#include <httplib.h>
+
 #include "common/log.h"
 #include "common/units.h"
 #include "hypervisor/hypervisor.h"
@@ -21,7 +23,156 @@ constexpr uint64_t kClientWaitMs = 30000;
 constexpr int64_t kDrainSeconds = 24 * 3600;
 }  // namespace
 
+namespace {
+// host:port of another node's hypervisor (a device's UUID or index has no colon).
+bool isNode(const std::string& target) { return target.find(':') != std::string::npos && target.rfind("GPU-", 0) != 0; }
+
+Result<std::pair<std::string, int>> hostPort(const std::string& node) {
+  const auto colon = node.rfind(':');
+  char* end = nullptr;
+  const long port = strtol(node.c_str() + colon + 1, &end, 10);
+  if (colon == 0 || !end || *end || port <= 0 || port > 65535) return invalidArgument("not host:port: " + node);
+  return std::make_pair(node.substr(0, colon), static_cast<int>(port));
+}
+
+// One call to another node's hypervisor: its JSON answer, or the error it gave.
+Result<nlohmann::json> callNode(const std::string& node, const std::string& method, const std::string& path,
+                                const nlohmann::json* body, int want) {
+  auto hp = hostPort(node);
+  if (!hp) return hp.status();
+  httplib::Client client(hp->first, hp->second);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(120);
+  auto res = method == "POST" ? client.Post(path, body ? body->dump() : std::string("{}"), "application/json")
+                              : client.Delete(path);
+  if (!res) return unavailable("hypervisor " + node + ": " + httplib::to_string(res.error()));
+  nlohmann::json j = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status != want) {
+    const std::string why = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : res->body;
+    return Status(res->status == 404 ? Code::NotFound : res->status == 409 ? Code::FailedPrecondition : Code::Unavailable,
+                  "hypervisor " + node + " answered " + std::to_string(res->status) + ": " + why);
+  }
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+}  // namespace
+
+Status returnRemoteVgpu(const std::string& node, const std::string& id) {
+  auto r = callNode(node, "DELETE", "/api/v1/vgpus/" + id, nullptr, 204);
+  return r ? Status::ok() : r.status();
+}
+
+std::optional<std::string> Hypervisor::movedAway(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = movedAway_.find(id);
+  if (it == movedAway_.end()) return std::nullopt;
+  return it->second.first + " " + it->second.second;
+}
+
+Result<Hypervisor::Incoming> Hypervisor::acceptIncoming(VgpuRequest request, const std::string& clientToken) {
+  if (clientToken.size() < 16) return invalidArgument("token: the clients' token (16 characters at least)");
+  request.isolation = Isolation::Remote;  // its clients are on another node
+  request.tiers.enabled = true;           // memory comes back at its addresses only through them
+  request.devices.clear();
+  request.count = 1;
+  request.workerToken = clientToken;
+  request.migrationToken = newToken();
+  auto v = createVgpu(request);
+  if (!v) return v.status();
+  return Incoming{*v, request.migrationToken};
+}
+
+Result<Hypervisor::Migration> Hypervisor::migrateToNode(const std::string& id, const std::string& node) {
+  VgpuRequest request;
+  std::string token, oldAddress, from;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
+    if (v == vgpus_.end()) return notFound("no vGPU " + id);
+    TF_RETURN_IF_ERROR(movableLocked(*v));
+    request = v->request;
+    token = v->workerToken;
+    oldAddress = v->workerAddress;
+    from = v->devices[0].deviceUuid;
+  }
+  if (request.name.empty()) request.name = id;
+  nlohmann::json body = {{"request", toJson(request)}, {"token", token}};
+  auto made = callNode(node, "POST", "/api/v1/vgpus/incoming", &body, 201);
+  if (!made) return made.status();
+  const auto& j = *made;
+  if (!j.contains("id") || !j.contains("migration") || !j["migration"].contains("address") ||
+      !j["migration"].contains("token"))
+    return dataLoss("hypervisor " + node + " answered without the vGPU's worker");
+  const std::string remoteId = j["id"].get<std::string>();
+  Migration out;
+  out.vgpu = id;
+  out.from = from;
+  out.to = node + " " + remoteId;
+  moveClients(oldAddress, j["migration"]["address"].get<std::string>(), j["migration"]["token"].get<std::string>(), &out);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (out.clients > 0 && out.moved == 0) {
+    ++migrationStats_[id].failed;
+    (void)returnRemoteVgpu(node, remoteId);
+    return failedPrecondition(out.failures.front());
+  }
+  auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
+  if (v == vgpus_.end()) {
+    (void)returnRemoteVgpu(node, remoteId);
+    return notFound("vGPU " + id + " was deleted while it moved");
+  }
+  // It lives there now: this node keeps the old worker for whoever stayed, and where it went.
+  draining_.push_back({id, v->workerAddress, v->regionPath, v->workerPid, static_cast<int64_t>(time(nullptr))});
+  vgpus_.erase(v);
+  live_.erase(id);
+  movedAway_[id] = {node, remoteId};
+  MigrationStats& st = migrationStats_[id];
+  ++st.done;
+  st.bytes += out.bytes;
+  st.lastPauseNs = out.maxPauseNs;
+  st.pauseNsTotal += out.maxPauseNs;
+  if (Status s = saveStateLocked(); !s) TF_LOG(Error, "hypervisor: saving the state: %s", s.toString().c_str());
+  TF_LOG(Info, "hypervisor: moved %s to %s as %s: %d of %d client(s), %s, longest pause %.1f ms", id.c_str(),
+         node.c_str(), remoteId.c_str(), out.moved, out.clients, units::formatBytes(out.bytes).c_str(),
+         out.maxPauseNs / 1e6);
+  return out;
+}
+
+Status Hypervisor::movableLocked(const Vgpu& v) const {
+  if (v.request.isolation == Isolation::Soft)
+    return failedPrecondition("vGPU " + v.id + " is soft-isolated: its memory is in its own processes; only hard "
+                              "and remote vGPUs, whose clients a worker serves, can move");
+  if (!tieredLocked(v))
+    return failedPrecondition("vGPU " + v.id + " has no VRAM tiers (start the hypervisor with --vram-tiers): a "
+                              "client's memory moves at its addresses only through them");
+  if (v.devices.size() != 1) return failedPrecondition("vGPU " + v.id + " spans several devices: not movable yet");
+  if (!v.request.regionPath.empty())
+    return failedPrecondition("vGPU " + v.id + " belongs to a pod (its region is the pod's): not movable yet");
+  return Status::ok();
+}
+
+void Hypervisor::moveClients(const std::string& from, const std::string& to, const std::string& token,
+                             Migration* out) {
+  auto admin = remoting::WorkerAdmin::connect(from, adminToken_);
+  auto clients = admin ? (*admin)->status() : Result<std::vector<remoting::TierRecord>>(admin.status());
+  if (!clients) {
+    out->clients = 1;  // unknown: counted as one that stayed
+    out->failures.push_back(clients.status().message());
+    return;
+  }
+  out->clients = static_cast<int>(clients->size());
+  for (const auto& c : *clients) {
+    auto m = (*admin)->migrateOut(c.pid, to, token, kClientWaitMs);
+    if (!m) {
+      out->failures.push_back("pid " + std::to_string(c.pid) + ": " + m.status().message());
+      continue;
+    }
+    ++out->moved;
+    out->bytes += m->bytes;
+    out->maxPauseNs = std::max(out->maxPauseNs, m->pauseNs);
+  }
+}
+
 Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, const std::string& device) {
+  if (isNode(device)) return migrateToNode(id, device);
   Vgpu moved;
   std::unique_ptr<limiter::QuotaRegion> region;
   WorkerHandle worker;
@@ -30,15 +181,7 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
     std::lock_guard<std::mutex> lock(mu_);
     auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
     if (v == vgpus_.end()) return notFound("no vGPU " + id);
-    if (v->request.isolation == Isolation::Soft)
-      return failedPrecondition("vGPU " + id + " is soft-isolated: its memory is in its own processes; only hard "
-                                "and remote vGPUs, whose clients a worker serves, can move");
-    if (!tieredLocked(*v))
-      return failedPrecondition("vGPU " + id + " has no VRAM tiers (start the hypervisor with --vram-tiers): a "
-                                "client's memory moves at its addresses only through them");
-    if (v->devices.size() != 1) return failedPrecondition("vGPU " + id + " spans several devices: not movable yet");
-    if (!v->request.regionPath.empty())
-      return failedPrecondition("vGPU " + id + " belongs to a pod (its region is the pod's): not movable yet");
+    TF_RETURN_IF_ERROR(movableLocked(*v));
     const auto devs = inventory_->devices();
     const GpuDevice* target = inventory_->find(device);
     char* end = nullptr;
@@ -88,21 +231,7 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
     ++migrationStats_[id].failed;
     return why;
   };
-  auto admin = remoting::WorkerAdmin::connect(oldAddress, adminToken_);
-  if (!admin) return abandon(admin.status());
-  auto clients = (*admin)->status();
-  if (!clients) return abandon(clients.status());
-  out.clients = static_cast<int>(clients->size());
-  for (const auto& c : *clients) {
-    auto m = (*admin)->migrateOut(c.pid, worker.address, adminToken_, kClientWaitMs);
-    if (!m) {
-      out.failures.push_back("pid " + std::to_string(c.pid) + ": " + m.status().message());
-      continue;
-    }
-    ++out.moved;
-    out.bytes += m->bytes;
-    out.maxPauseNs = std::max(out.maxPauseNs, m->pauseNs);
-  }
+  moveClients(oldAddress, worker.address, adminToken_, &out);
   if (out.clients > 0 && out.moved == 0) return abandon(failedPrecondition(out.failures.front()));
   // The vGPU is on the new device from now on; the old worker serves whoever stayed.
   std::lock_guard<std::mutex> lock(mu_);

@@ -56,6 +56,9 @@ struct VgpuRequest {
   bool scheduled = false;
   // In-process callers only (kept in the record): tiers asked for by the vGPU's pool.
   VgpuTiers tiers;
+  // In-process callers only, not kept: a vGPU moving here from another node keeps its clients'
+  // token, and its worker takes that node's Adopt with `migrationToken`.
+  std::string workerToken, migrationToken;
 };
 
 // Parses and validates a request: sizes as "4GiB" or bytes, compute as numbers; a missing

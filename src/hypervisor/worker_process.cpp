@@ -93,6 +93,7 @@ Result<WorkerHandle> startWorker(const WorkerSpec& spec) {
   const std::string driver = spec.softGpu ? lib + "/libcuda.so.1" : "libcuda.so.1";
   std::vector<std::string> env = workerEnvironment(spec, lib, environ);
   if (!spec.adminToken.empty()) env.push_back("TF_WORKER_ADMIN_TOKEN=" + spec.adminToken);
+  if (!spec.migrationToken.empty()) env.push_back("TF_WORKER_MIGRATION_TOKEN=" + spec.migrationToken);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

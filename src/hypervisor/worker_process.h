@@ -23,6 +23,7 @@ struct WorkerSpec {
   uint64_t freezeIdleMs = 0, coldAfterMs = 0;
   int waitMs = 10000;
   std::string coldDir, adminToken;
+  std::string migrationToken;  // another node's, to move a client here (Adopt only)
 };
 // The worker's command line after the binary (`worker --listen ...`).
 std::vector<std::string> workerArguments(const WorkerSpec& spec, const std::string& driver);

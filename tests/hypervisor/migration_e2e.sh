@@ -3,7 +3,9 @@
 # running in it (tests/remoting/migrate_program.cu: two streams, an event, kernels each round,
 # module variables, 256 MiB), moved to GPU 1 with `tensor-fusion migrate` mid-run. The program
 # finishes with every byte as its CPU computes it; the vGPU is on GPU 1; the old worker goes
-# once its client has left; the metrics count the move and its pause. Then what is refused.
+# once its client has left; the metrics count the move and its pause. Then the same to another
+# node: a second hypervisor on this machine, the program moved there over TCP and the vGPU
+# returned through the first. Then what is refused.
 #
 #   migration_e2e.sh BUILD_DIR
 set -euo pipefail
@@ -14,15 +16,20 @@ export TF_HOME=$(mktemp -d /tmp/tf-migrate-XXXXXX)
 export TF_VGPU_DIR=$TF_HOME/regions TF_SOFTGPU_STATE_DIR=$TF_HOME/softgpu TF_SOFTGPU_DEVICES=H100:2GiB,H100:2GiB
 mkdir -p "$TF_VGPU_DIR" "$TF_SOFTGPU_STATE_DIR"
 fail=0
+nodeb=$TF_HOME/nodeb
+mkdir -p "$nodeb/regions" "$nodeb/softgpu"
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true
-  python3 - "$TF_HOME/state.json" <<'PY' 2>/dev/null | xargs -r kill 2>/dev/null || true
+  for home in "$TF_HOME" "$nodeb"; do
+    python3 - "$home/state.json" <<'PY' 2>/dev/null | xargs -r kill 2>/dev/null || true
 import json, sys
 for v in json.load(open(sys.argv[1]))["vgpus"]:
     if v.get("worker", {}).get("pid"): print(v["worker"]["pid"])
 PY
+    TF_HOME=$home "$tf" down >/dev/null 2>&1 || true
+  done
   [ -n "${oldpid:-}" ] && kill "$oldpid" 2>/dev/null || true
-  "$tf" down >/dev/null 2>&1 || true
+  [ -n "${oldpid2:-}" ] && kill "$oldpid2" 2>/dev/null || true
   rm -rf "$TF_HOME"
 }
 trap cleanup EXIT
@@ -73,6 +80,42 @@ if kill -0 "$oldpid" 2>/dev/null; then
   tail -20 "$TF_HOME"/worker-mv.log; grep -i "migr\|moved\|drain" "$TF_HOME/hypervisor.log" | tail
 else echo "  the old worker ($oldpid) has stopped"; fi
 
+echo "== to another node: a second hypervisor on this machine, reached over TCP"
+TF_HOME=$nodeb TF_VGPU_DIR=$nodeb/regions TF_SOFTGPU_STATE_DIR=$nodeb/softgpu TF_SOFTGPU_NODE=nodeb TF_LOG_LEVEL=info \
+  "$tf" up --region-dir "$nodeb/regions" | sed 's/^/  /'
+baddr=$(python3 -c "import json; print(json.load(open('$nodeb/hypervisor.json'))['address'])")
+"$tf" run --name far --isolation hard --vram 512MiB --compute 50% -- "$prog" 128 10 300 > "$TF_HOME/far.out" 2> "$TF_HOME/far.log" &
+pf=$!
+for _ in $(seq 1200); do
+  grep -q "^round 2$" "$TF_HOME/far.out" 2>/dev/null && break
+  kill -0 $pf 2>/dev/null || break
+  sleep 0.1
+done
+oldpid2=$(api GET /api/v1/vgpus/far | field 'd["worker"]["pid"]')
+"$tf" migrate far --to "$baddr" | tee "$TF_HOME/migrate2.out" | sed 's/^/  /'
+grep -q "1 of 1 client(s)" "$TF_HOME/migrate2.out" || { echo "FAIL: the client did not move to the other node"; fail=1; }
+api GET /api/v1/vgpus/far > /dev/null
+echo "  node A now: HTTP $(cat "$TF_HOME/status"): $(field 'd.get("error", "")' < "$TF_HOME/answer")"
+[ "$(cat "$TF_HOME/status")" = 404 ] && grep -q "moved to $baddr" "$TF_HOME/answer" || { echo "FAIL: node A does not say where it went"; fail=1; }
+remote=$(curl -s "http://$baddr/api/v1/vgpus" | field '[(v["id"], v["request"]["isolation"]) for v in d["vgpus"]]')
+echo "  node B's vGPUs: $remote"
+[[ "$remote" == *"'far', 'remote'"* ]] || { echo "FAIL: node B does not have it"; fail=1; }
+wait $pf || { echo "FAIL: the program failed after moving to the other node"; fail=1; }
+grep -h "^OK\|FAIL" "$TF_HOME/far.out" | sed 's/^/  /'
+grep -q "^OK 128 MiB, 10 rounds" "$TF_HOME/far.out" || { echo "FAIL: wrong results after the move"; cat "$TF_HOME/far.log"; fail=1; }
+# `run` returned the vGPU to node A, which handed it on to node B.
+for _ in $(seq 50); do
+  [ "$(curl -s "http://$baddr/api/v1/vgpus" | field 'len(d["vgpus"])')" = 0 ] && break
+  sleep 0.1
+done
+[ "$(curl -s "http://$baddr/api/v1/vgpus" | field 'len(d["vgpus"])')" = 0 ] && echo "  returned on node B too" \
+  || { echo "FAIL: node B still holds the vGPU"; fail=1; }
+for _ in $(seq 100); do kill -0 "$oldpid2" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$oldpid2" 2>/dev/null && { echo "FAIL: node A's old worker is still running"; fail=1; }
+api POST /api/v1/vgpus/incoming '{"request":{"vramLimit":"256MiB","computeLimit":10},"token":"short"}' > /dev/null
+echo "  an incoming vGPU with a short token: HTTP $(cat "$TF_HOME/status")"
+[ "$(cat "$TF_HOME/status")" = 400 ] || { echo "FAIL: a short clients' token was taken"; fail=1; }
+
 echo "== refused"
 api POST /api/v1/vgpus '{"name":"softone","vramLimit":"256MiB","computeLimit":10}' > /dev/null
 api POST /api/v1/vgpus '{"name":"hardone","vramLimit":"256MiB","computeLimit":10,"isolation":"hard"}' > /dev/null
@@ -88,6 +131,7 @@ check "to the GPU it is on" 400 "already" hardone "{\"device\":\"$(api GET /api/
 check "to no such GPU" 404 "no device" hardone '{"device":"7"}'
 check "no device named" 400 "device:" hardone '{}'
 check "an unknown vGPU" 404 "no vGPU" nosuch '{"device":"1"}'
+check "to a node nobody listens on" 503 "127.0.0.1:9" hardone '{"device":"127.0.0.1:9"}'
 "$tf" migrate nosuch --to 1 > /dev/null 2> "$TF_HOME/cli.err" && { echo "FAIL: the CLI did not fail"; fail=1; }
 echo "  tensor-fusion migrate nosuch: $(cat "$TF_HOME/cli.err")"
 

@@ -638,6 +638,9 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
     // The hypervisor: its own token, no host channel, no tenant.
     admin_ = !shared_.adminToken.empty() && !hello.attachTo &&
              constantTimeEquals(hello.token, shared_.adminToken);
+    adoptOnly_ = !admin_ && !shared_.migrationToken.empty() && !hello.attachTo &&
+                 constantTimeEquals(hello.token, shared_.migrationToken);
+    admin_ = admin_ || adoptOnly_;
     if (!admin_) {
       r = CUDA_ERROR_NOT_PERMITTED;
       s = Status(Code::PermissionDenied, "bad admin token");
@@ -782,7 +785,8 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
   // call's context needs no lookup (a current context cannot be destroyed).
   const bool adminOp = in.fn == static_cast<uint32_t>(Op::TierStatus) || in.fn == static_cast<uint32_t>(Op::TierControl) ||
                        in.fn == static_cast<uint32_t>(Op::MigrateOut) || in.fn == static_cast<uint32_t>(Op::Adopt);
-  if (admin_ != adminOp && in.fn != static_cast<uint32_t>(Op::Ping)) {
+  if ((admin_ != adminOp && in.fn != static_cast<uint32_t>(Op::Ping)) ||
+      (adoptOnly_ && in.fn != static_cast<uint32_t>(Op::Adopt))) {
     r = CUDA_ERROR_NOT_PERMITTED;  // the admin makes only its calls, and only it makes them
   } else if (h.ctx != currentClientValue_) {
     CUcontext want = reinterpret_cast<CUcontext>(h.ctx); // the client's value, then the driver's

@@ -138,6 +138,8 @@ struct WorkerShared {
   std::unique_ptr<DriverApi> driver;
   std::vector<std::string> tokens;
   std::string adminToken; // the hypervisor's (kRoleAdmin); empty: no admin sessions
+  // Another node's hypervisor's, for one thing only: Adopt (a client moving here); empty: none.
+  std::string migrationToken;
   IpcRegistry ipc;
   bool verbose = false;
   TierOptions tiers;
@@ -394,6 +396,7 @@ private:
   CUresult latched_ = CUDA_SUCCESS;
   uint32_t tenant_ = 0;
   bool admin_ = false; // the hypervisor's admin session (kRoleAdmin)
+  bool adoptOnly_ = false; // opened with the migration token: Adopt, nothing else
   HandleTable handles_;
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base

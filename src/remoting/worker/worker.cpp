@@ -14,10 +14,12 @@ namespace tf::remoting {
 
 Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   std::unique_ptr<Worker> w(new Worker());
-  if (!o.adminToken.empty() &&
-      (o.adminToken == o.token ||
-       std::find(o.moreTokens.begin(), o.moreTokens.end(), o.adminToken) != o.moreTokens.end()))
-    return invalidArgument("the admin token must not be a tenant's token");
+  for (const std::string* admin : {&o.adminToken, &o.migrationToken})
+    if (!admin->empty() &&
+        (*admin == o.token || std::find(o.moreTokens.begin(), o.moreTokens.end(), *admin) != o.moreTokens.end()))
+      return invalidArgument("an admin or migration token must not be a tenant's token");
+  if (!o.migrationToken.empty() && o.migrationToken == o.adminToken)
+    return invalidArgument("the migration token must not be the admin token");
   auto api = DriverApi::load(o.driver);
   if (!api) return api.status();
   w->shared_.driver = std::move(*api);
@@ -27,6 +29,7 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
   w->shared_.tiers = o.tiers;
   w->shared_.tiers.enabled = o.tiers.enabled || o.tiers.freezeIdleMs > 0;
   w->shared_.adminToken = o.adminToken;
+  w->shared_.migrationToken = o.migrationToken;
   w->shared_.remapHandles = o.remapHandles;
   auto init = w->shared_.driver->fn<decltype(&::cuInit)>(cuda::FnId::cuInit);
   CUresult r = init(0);
@@ -98,6 +101,9 @@ void usage() {
           "  --tiers makes cuMemAlloc memory tiered without idle freezes; the admin (the node's\n"
           "  hypervisor, token also from TF_WORKER_ADMIN_TOKEN) reads each client's tiers and\n"
           "  orders freezes and thaws; an allocation finding no room waits up to --alloc-wait-ms.\n"
+          "         [--migration-token T]\n"
+          "  (also TF_WORKER_MIGRATION_TOKEN) lets another node's hypervisor move a client here (Adopt\n"
+          "  only: it cannot read or order the worker's clients).\n"
           "         [--remap-handles]\n"
           "  every handle a client gets (context, stream, event, module, function, graph, node, array...)\n"
           "  has a value of its own, not the driver's, translated by the worker: how a session moved\n"
@@ -118,6 +124,7 @@ int runWorker(int argc, char** argv) {
   WorkerOptions o;
   if (const char* t = getenv("TF_REMOTE_TOKEN")) o.token = t;
   if (const char* t = getenv("TF_WORKER_ADMIN_TOKEN")) o.adminToken = t;
+  if (const char* t = getenv("TF_WORKER_MIGRATION_TOKEN")) o.migrationToken = t;
   bool tokenGiven = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -154,6 +161,8 @@ int runWorker(int argc, char** argv) {
       o.tiers.allocWaitMs = static_cast<int>(std::min(positive(v), 3600000L));
     else if (a == "--admin-token" && (v = value()) && *v)
       o.adminToken = v;
+    else if (a == "--migration-token" && (v = value()) && *v)
+      o.migrationToken = v;
     else {
       usage();
       return 2;

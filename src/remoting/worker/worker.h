@@ -32,6 +32,8 @@ struct WorkerOptions {
   GateOptions gate; // handshake deadline, caps on unauthenticated connections
   TierOptions tiers; // VRAM tiers (off unless enabled or freezeIdleMs > 0)
   std::string adminToken; // the node hypervisor's (tier_control.h); empty: no admin
+  // Another node's hypervisor's, to move a client here (Adopt only); empty: none.
+  std::string migrationToken;
   // Client handle values differ from the driver's (worker/handle_table.h): a migrated
   // session's mode, and a test that every handler translates.
   bool remapHandles = false;
@@ -61,7 +63,7 @@ private:
 //   --listen tcp://127.0.0.1:0 | tls://HOST:PORT | shm://name   --driver /path/libcuda.so.1
 //   --token T [--token T2 ...: one tenant each]   [--tls-cert F --tls-key F]   [--handshake-timeout-ms N] [--max-pending N]
 //   [--max-pending-per-peer N]   [--freeze-idle-ms N [--cold-after-ms N] [--cold-dir D] [--thaw-wait-ms N]]
-//   [--tiers] [--alloc-wait-ms N] [--admin-token T]   [--remap-handles]
+//   [--tiers] [--alloc-wait-ms N] [--admin-token T] [--migration-token T]   [--remap-handles]
 int runWorker(int argc, char** argv);
 
 } // namespace tf::remoting
