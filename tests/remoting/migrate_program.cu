@@ -63,8 +63,11 @@ int main(int argc, char** argv) {
   cudaStream_t s1, s2;
   CHECK(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking));
   CHECK(cudaStreamCreateWithPriority(&s2, cudaStreamNonBlocking, 0));
-  cudaEvent_t e;
+  cudaEvent_t e, start, stop;
   CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  CHECK(cudaEventRecord(start, s1));  // timed across the move (when there is one)
   if (graph) {
     cudaGraph_t g;
     cudaGraphExec_t x;
@@ -88,6 +91,14 @@ int main(int argc, char** argv) {
     cpuStep(b, touched, uint32_t(r + 7), t);
     printf("round %d\n", r + 1);
     usleep(pauseMs * 1000);
+  }
+  CHECK(cudaEventRecord(stop, s1));
+  CHECK(cudaEventSynchronize(stop));
+  float elapsed = -1;
+  CHECK(cudaEventElapsedTime(&elapsed, start, stop));
+  if (elapsed < 0) {
+    printf("FAIL a negative time between events\n");
+    return 1;
   }
   CHECK(cudaDeviceSynchronize());
   std::vector<uint32_t> ga(words), gb(words);
@@ -113,6 +124,8 @@ int main(int argc, char** argv) {
   CHECK(cudaStreamDestroy(s1));
   CHECK(cudaStreamDestroy(s2));
   CHECK(cudaEventDestroy(e));
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
   CHECK(cudaFree(da));
   CHECK(cudaFree(db));
   if (bad) return 1;

@@ -35,6 +35,8 @@ const ReplayRule* replayRule(uint32_t fn) {
     changes(FnId::cuFuncSetSharedMemConfig, HandleKind::Function, 0);
     changes(FnId::cuKernelSetAttribute, HandleKind::Kernel, 2);
     changes(FnId::cuKernelSetCacheConfig, HandleKind::Kernel, 0);
+    changes(FnId::cuStreamSetAttribute, HandleKind::Stream, 0);
+    changes(FnId::cuStreamSetAttribute_ptsz, HandleKind::Stream, 0);
     changes(FnId::cuCtxSetLimit, HandleKind::Context, -1);
     changes(FnId::cuCtxSetCacheConfig, HandleKind::Context, -1);
     changes(FnId::cuCtxSetSharedMemConfig, HandleKind::Context, -1);

@@ -455,6 +455,19 @@ Status Session::adoptImage(const MigrationImage& img, Session& bulk) {
       return hr == CUDA_SUCCESS ? Status::ok() : unavailable("filling global " + g.name + ": CUresult " + std::to_string(hr));
     }));
   }
+  // Events come back recorded (the client's work before the move is done), so waiting on one
+  // or timing from one recorded before the move works; the time measured across it is not the
+  // source's.
+  auto record = api.fn<decltype(&::cuEventRecord)>(FnId::cuEventRecord);
+  for (const Recipe& r : img.recipes) {
+    if (r.fn != static_cast<uint32_t>(FnId::cuEventCreate) || r.made.empty()) continue;
+    CUcontext ctx = reinterpret_cast<CUcontext>(r.ctx);
+    auto event = handles_.resolve(HandleKind::Event, r.made.front().client);
+    if (!event || (r.ctx && !resolveIn(ctx, HandleKind::Context))) continue;
+    setCurrent(ctx);
+    if (CUresult er = record(reinterpret_cast<CUevent>(*event), nullptr); er != CUDA_SUCCESS)
+      return unavailable("recording an event here: CUresult " + std::to_string(er));
+  }
   setCurrent(nullptr);
   current_ = nullptr;
   currentClientValue_ = 0;
