@@ -140,6 +140,12 @@ Status Hypervisor::loadState() {
     TF_RETURN_IF_ERROR(ensureRegionLocked(*v));
     vgpus_.push_back(*v);
   }
+  // Old workers of moved vGPUs still serving clients that could not move: stopped once empty.
+  if (j.contains("draining") && j["draining"].is_array())
+    for (const auto& d : j["draining"])
+      if (d.is_object() && d.value("pid", 0) > 0 && workerAlive(d.value("pid", 0)))
+        draining_.push_back({d.value("vgpu", ""), d.value("address", ""), d.value("region", ""), d.value("pid", 0),
+                             d.value("since", int64_t(0))});
   if (j.contains("movedAway") && j["movedAway"].is_object())
     for (const auto& [id, to] : j["movedAway"].items())
       if (to.is_object() && to.value("node", "") != "" && to.value("id", "") != "")
@@ -151,6 +157,11 @@ Status Hypervisor::loadState() {
 Status Hypervisor::saveStateLocked() {
   nlohmann::json j = {{"version", 1}, {"vgpus", nlohmann::json::array()}};
   for (const auto& v : vgpus_) j["vgpus"].push_back(toJson(v));
+  for (const auto& d : draining_) {
+    if (!j.contains("draining")) j["draining"] = nlohmann::json::array();
+    j["draining"].push_back({{"vgpu", d.vgpu}, {"address", d.address}, {"region", d.regionPath}, {"pid", d.pid},
+                             {"since", d.since}});
+  }
   if (!movedAway_.empty()) {
     j["movedAway"] = nlohmann::json::object();
     for (const auto& [id, to] : movedAway_) j["movedAway"][id] = {{"node", to.first}, {"id", to.second}};

@@ -278,6 +278,7 @@ void Hypervisor::retireDrainedWorkers() {
     removeRegion(d.regionPath);
     std::lock_guard<std::mutex> lock(mu_);
     std::erase_if(draining_, [&](const Draining& x) { return x.pid == d.pid; });
+    (void)saveStateLocked();
   }
 }
 
