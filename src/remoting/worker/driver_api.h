@@ -37,6 +37,8 @@ public:
   cuda::ShareDeviceMemory shareDeviceMemory() const { return shareDevice_; }
   // Likewise its managed memory, which a client over shared memory maps at the same address.
   cuda::ShareManagedMemory shareManagedMemory() const { return shareManaged_; }
+  // Replaces one function: tests make the driver behave as another would.
+  void setForTest(cuda::FnId id, void* f) { fns_[static_cast<uint32_t>(id)] = f; }
 
 private:
   DriverApi() = default;

@@ -359,6 +359,8 @@ VramTiers::Usage Session::tierUsage() const {
     sum.hotBytes += u.hotBytes;
     sum.warmBytes += u.warmBytes;
     sum.coldBytes += u.coldBytes;
+    sum.warmStoredBytes += u.warmStoredBytes;
+    sum.coldStoredBytes += u.coldStoredBytes;
     sum.freezes += u.freezes;
     sum.thaws += u.thaws;
     sum.freezeTime += u.freezeTime;
@@ -437,10 +439,13 @@ bool Session::freezeTo(VramTiers::Tier to) {
            to == VramTiers::Tier::Cold ? "disk" : "host memory", s.toString().c_str());
     if (tierUsage().hotBytes == before.hotBytes) return false;
   }
-  frozen_ = tierUsage().coldBytes ? VramTiers::Tier::Cold : VramTiers::Tier::Warm;
+  const VramTiers::Usage after = tierUsage();
+  frozen_ = after.coldBytes ? VramTiers::Tier::Cold : VramTiers::Tier::Warm;
   if (shared_.verbose)
-    TF_LOG(Info, "worker: %s: its device memory is in %s", peer_.c_str(),
-           *frozen_ == VramTiers::Tier::Cold ? "the cold tier" : "host memory");
+    TF_LOG(Info, "worker: %s: its device memory is in %s (%llu bytes, %llu of them not all zero and stored)",
+           peer_.c_str(), *frozen_ == VramTiers::Tier::Cold ? "the cold tier" : "host memory",
+           static_cast<unsigned long long>(after.warmBytes + after.coldBytes),
+           static_cast<unsigned long long>(after.warmStoredBytes + after.coldStoredBytes));
   return true;
 }
 

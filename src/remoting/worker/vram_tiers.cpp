@@ -19,6 +19,8 @@ template <typename F> F driverFn(const DriverApi& api, FnId id) { return api.fn<
 
 size_t roundUp(size_t v, size_t g) { return (v + g - 1) / g * g; }
 
+bool allZero(const char* p, size_t n) { return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0; }
+
 }  // namespace
 
 VramTiers::HostPages& VramTiers::HostPages::operator=(HostPages&& o) noexcept {
@@ -30,9 +32,9 @@ VramTiers::HostPages& VramTiers::HostPages::operator=(HostPages&& o) noexcept {
   return *this;
 }
 
-bool VramTiers::HostPages::allocate(size_t n) {
+bool VramTiers::HostPages::reserve(size_t n) {
   reset();
-  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return false;
   p_ = p;
   n_ = n;
@@ -47,7 +49,10 @@ void VramTiers::HostPages::reset() {
 
 VramTiers::VramTiers(const DriverApi& api, int device, Options options)
     : api_(api), device_(device), options_(std::move(options)) {
-  options_.stagingBytes = std::max<size_t>(options_.stagingBytes, 1u << 20);
+  size_t chunk = 4096;
+  while (chunk < options_.chunkBytes && chunk < (2u << 20)) chunk *= 2;
+  options_.chunkBytes = chunk;  // divides every granularity (2 MiB on current GPUs)
+  options_.stagingBytes = roundUp(std::max<size_t>(options_.stagingBytes, 1u << 20), chunk);
 }
 
 VramTiers::~VramTiers() {
@@ -129,7 +134,7 @@ Status VramTiers::free(CUdeviceptr p) {
   if (it == allocations_.end()) return invalidArgument("no allocation starts at this address");
   Allocation& a = it->second;
   if (a.tier == Tier::Hot) unmap(p, a);
-  if (a.tier == Tier::Cold) coldFree_.emplace(a.size, a.coldOffset);
+  if (a.tier == Tier::Cold) releaseColdSlot(a.coldOffset, a.size);
   TF_DRIVER(cuMemAddressFree)(p, a.size);
   allocations_.erase(it);
   return Status::ok();
@@ -163,6 +168,13 @@ Result<int64_t> VramTiers::coldSlot(size_t size) {
   return at;
 }
 
+void VramTiers::releaseColdSlot(int64_t at, size_t size) {
+  // Only stored extents are ever read back, so what the slot holds does not matter; the hole
+  // gives the disk space back where the file system can.
+  (void)fallocate(coldFd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(size));
+  coldFree_.emplace(size, at);
+}
+
 namespace {
 
 // All `n` bytes through pread/pwrite, whatever short transfers and signals do.
@@ -182,31 +194,98 @@ bool readAll(int fd, char* p, size_t n, int64_t at) { return transferAll(::pread
 
 }  // namespace
 
-Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
+std::vector<VramTiers::Extent> VramTiers::mayHoldData(const Allocation& a) const {
+  const std::vector<Extent> all{{0, a.size}};
+  auto exportFd = TF_DRIVER(cuMemExportToShareableHandle);
+  int fd = -1;
+  if (!api_.isSoftGpu() || !exportFd ||
+      exportFd(&fd, a.handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0) != CUDA_SUCCESS)
+    return all;
+  const size_t chunk = options_.chunkBytes;
+  std::vector<Extent> out;
+  for (off_t pos = 0; pos < static_cast<off_t>(a.size);) {
+    const off_t data = lseek(fd, pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // holes to the end
+    const off_t hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) {  // a descriptor that is no file with holes after all
+      close(fd);
+      return all;
+    }
+    const size_t from = static_cast<size_t>(data) / chunk * chunk;
+    const size_t to = std::min(a.size, roundUp(static_cast<size_t>(hole), chunk));
+    if (!out.empty() && out.back().offset + out.back().size >= from) out.back().size = to - out.back().offset;
+    else if (from < to) out.push_back({from, to - from});
+    pos = hole;
+  }
+  close(fd);
+  return out;
+}
+
+template <typename Keep>
+Status VramTiers::copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, Keep keep,
+                                std::vector<Extent>* stored) {
   auto dtoh = TF_DRIVER(cuMemcpyDtoH_v2);
+  const size_t chunk = options_.chunkBytes;
+  std::vector<char> staging(std::min(options_.stagingBytes, a.size));
+  stored->clear();
+  // One piece [off, off + n) in staging: each run of chunks that are not all zero is kept.
+  const auto scan = [&](size_t off, size_t n) {
+    const auto zero = [&](size_t at) { return allZero(staging.data() + at, std::min(chunk, n - at)); };
+    for (size_t at = 0; at < n;) {
+      while (at < n && zero(at)) at += chunk;
+      size_t end = at;
+      while (end < n && !zero(end)) end += chunk;
+      at = std::min(at, n), end = std::min(end, n);
+      if (at == end) break;
+      if (!keep(off + at, staging.data() + at, end - at)) return false;
+      if (!stored->empty() && stored->back().offset + stored->back().size == off + at) stored->back().size += end - at;
+      else stored->push_back({off + at, end - at});
+      at = end;
+    }
+    return true;
+  };
+  for (const Extent& range : mayHoldData(a)) {
+    for (size_t off = range.offset; off < range.offset + range.size; off += staging.size()) {
+      const size_t n = std::min(staging.size(), range.offset + range.size - off);
+      if (CUresult r = dtoh(staging.data(), base + off, n); r != CUDA_SUCCESS)
+        return driverError((std::string("copying to ") + where).c_str(), r);
+      if (!scan(off, n)) return unavailable(std::string("writing ") + where + ": " + strerror(errno));
+    }
+  }
+  return Status::ok();
+}
+
+Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
+  std::vector<Extent> stored;
   if (to == Tier::Warm) {
-    if (!a.warm.allocate(a.size))
+    if (!a.warm.reserve(a.size))
       return resourceExhausted("no host memory for the warm tier (" + std::to_string(a.size) + " bytes): " +
                                strerror(errno));
-    if (CUresult r = dtoh(a.warm.data(), base, a.size); r != CUDA_SUCCESS) {
+    char* warm = a.warm.data();
+    Status s = copyOutSparse(base, a, "the warm tier", [warm](size_t off, const char* p, size_t n) {
+      (void)madvise(warm + off, n, MADV_POPULATE_WRITE);  // in one go, not a fault per page
+      std::memcpy(warm + off, p, n);
+      return true;
+    }, &stored);
+    if (!s) {
       a.warm.reset();
-      return driverError("copying to the warm tier", r);
+      return s;
     }
   } else {
     auto slot = coldSlot(a.size);
     if (!slot) return slot.status();
-    std::vector<char> staging(std::min(options_.stagingBytes, a.size));
-    for (size_t off = 0; off < a.size; off += staging.size()) {
-      const size_t n = std::min(staging.size(), a.size - off);
-      CUresult r = dtoh(staging.data(), base + off, n);
-      if (r != CUDA_SUCCESS || !writeAll(coldFd_, staging.data(), n, *slot + static_cast<int64_t>(off))) {
-        coldFree_.emplace(a.size, *slot);
-        return r != CUDA_SUCCESS ? driverError("copying to the cold tier", r)
-                                 : unavailable(std::string("writing the cold tier: ") + strerror(errno));
-      }
+    const int fd = coldFd_;
+    const int64_t at = *slot;
+    Status s = copyOutSparse(base, a, "the cold tier", [fd, at](size_t off, const char* p, size_t n) {
+      return writeAll(fd, p, n, at + static_cast<int64_t>(off));
+    }, &stored);
+    if (!s) {
+      releaseColdSlot(*slot, a.size);
+      return s;
     }
     a.coldOffset = *slot;
   }
+  a.stored = std::move(stored);
   unmap(base, a);
   a.tier = to;
   return Status::ok();
@@ -215,10 +294,12 @@ Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
 Status VramTiers::warmToCold(Allocation& a) {
   auto slot = coldSlot(a.size);
   if (!slot) return slot.status();
-  if (!writeAll(coldFd_, a.warm.data(), a.size, *slot)) {
-    coldFree_.emplace(a.size, *slot);
-    return unavailable(std::string("writing the cold tier: ") + strerror(errno));
-  }
+  for (const Extent& e : a.stored)
+    if (!writeAll(coldFd_, a.warm.data() + e.offset, e.size, *slot + static_cast<int64_t>(e.offset))) {
+      const int err = errno;
+      releaseColdSlot(*slot, a.size);
+      return unavailable(std::string("writing the cold tier: ") + strerror(err));
+    }
   a.warm.reset();
   a.coldOffset = *slot;
   a.tier = Tier::Cold;
@@ -228,26 +309,41 @@ Status VramTiers::warmToCold(Allocation& a) {
 Status VramTiers::toDevice(CUdeviceptr base, Allocation& a) {
   if (CUresult r = mapNew(base, a); r != CUDA_SUCCESS) return driverError("thawing: cuMemCreate/cuMemMap", r);
   auto htod = TF_DRIVER(cuMemcpyHtoD_v2);
-  CUresult r = CUDA_SUCCESS;
-  bool readFailed = false;
-  if (a.tier == Tier::Warm) {
-    r = htod(base, a.warm.data(), a.size);
-  } else {
-    std::vector<char> staging(std::min(options_.stagingBytes, a.size));
-    for (size_t off = 0; off < a.size && r == CUDA_SUCCESS && !readFailed; off += staging.size()) {
-      const size_t n = std::min(staging.size(), a.size - off);
-      readFailed = !readAll(coldFd_, staging.data(), n, a.coldOffset + static_cast<int64_t>(off));
-      if (!readFailed) r = htod(base + off, staging.data(), n);
+  auto clear = TF_DRIVER(cuMemsetD8_v2);
+  std::vector<char> staging;
+  if (a.tier == Tier::Cold) staging.resize(std::min(options_.stagingBytes, a.size));
+  int readError = 0;
+  const auto copyBack = [&](const Extent& e) -> CUresult {
+    if (a.tier == Tier::Warm) return htod(base + e.offset, a.warm.data() + e.offset, e.size);
+    for (size_t off = e.offset; off < e.offset + e.size; off += staging.size()) {
+      const size_t n = std::min(staging.size(), e.offset + e.size - off);
+      errno = 0;
+      if (!readAll(coldFd_, staging.data(), n, a.coldOffset + static_cast<int64_t>(off))) {
+        readError = errno ? errno : EIO;
+        return CUDA_ERROR_UNKNOWN;
+      }
+      if (CUresult r = htod(base + off, staging.data(), n); r != CUDA_SUCCESS) return r;
     }
+    return CUDA_SUCCESS;
+  };
+  // The stored extents back, and the stretches between them (never stored: zero) cleared.
+  CUresult r = CUDA_SUCCESS;
+  size_t done = 0;
+  for (size_t i = 0; i <= a.stored.size() && r == CUDA_SUCCESS; ++i) {
+    const Extent e = i < a.stored.size() ? a.stored[i] : Extent{a.size, 0};
+    if (e.offset > done) r = clear(base + done, 0, e.offset - done);
+    if (r == CUDA_SUCCESS && e.size) r = copyBack(e);
+    done = e.offset + e.size;
   }
-  if (r != CUDA_SUCCESS || readFailed) {
+  if (r != CUDA_SUCCESS) {
     unmap(base, a);  // the contents stay where they were
-    return readFailed ? unavailable(std::string("reading the cold tier: ") + strerror(errno))
-                      : driverError("thawing: copying back", r);
+    return readError ? unavailable(std::string("reading the cold tier: ") + strerror(readError))
+                     : driverError("thawing: copying back", r);
   }
   if (a.tier == Tier::Warm) a.warm.reset();
-  else coldFree_.emplace(a.size, a.coldOffset);
+  else releaseColdSlot(a.coldOffset, a.size);
   a.coldOffset = -1;
+  a.stored.clear();
   a.tier = Tier::Hot;
   return Status::ok();
 }
@@ -285,8 +381,13 @@ bool VramTiers::frozen() const {
 
 VramTiers::Usage VramTiers::usage() const {
   Usage u = counts_;
-  for (const auto& [base, a] : allocations_)
+  for (const auto& [base, a] : allocations_) {
     (a.tier == Tier::Hot ? u.hotBytes : a.tier == Tier::Warm ? u.warmBytes : u.coldBytes) += a.size;
+    if (a.tier == Tier::Hot) continue;
+    uint64_t stored = 0;
+    for (const Extent& e : a.stored) stored += e.size;
+    (a.tier == Tier::Warm ? u.warmStoredBytes : u.coldStoredBytes) += stored;
+  }
   return u;
 }
 
