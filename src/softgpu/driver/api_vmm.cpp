@@ -98,24 +98,50 @@ std::optional<CUresult> tf::softgpu::copyFromVmm(uint8_t* dst, uint64_t src, uin
     dropBacking(*b);
     return std::nullopt;
   }
-  // Holes are zeros written to dst; the data between them is copied through the mapping (as
-  // fast as memcpy, where pread is three times slower). A page that turns into a hole meanwhile
-  // (another stream clears it) is still read right, as zeros.
+  // Holes are zeros written to dst (SEEK_DATA skips a stretch of them at once). From the data
+  // on, window by window, pages in the page cache are copied through the mapping (as fast as
+  // memcpy; pread is three times slower), the others read with pread: a hole comes as zeros
+  // without being committed, a swapped-out page as its data. (SEEK_HOLE would find the end of
+  // the data, but walks all of it, however little is copied: quadratic over a big copy.)
+  constexpr off_t kPage = 4096, kWindow = 2 << 20;
   const int fd = b->owner->fd;
   const off_t first = b->offset, end = first + static_cast<off_t>(n);
-  for (off_t pos = first; pos < end;) {
+  auto at = [&](off_t offset) { return offset - first; }; // offset in the memfd -> index in dst
+  auto preadAll = [&](off_t from, off_t to) {
+    while (from < to) {
+      ssize_t got = pread(fd, dst + at(from), static_cast<size_t>(to - from), from);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      from += got;
+    }
+    return true;
+  };
+  CUresult result = CUDA_SUCCESS;
+  unsigned char resident[kWindow / kPage];
+  for (off_t pos = first; pos < end && result == CUDA_SUCCESS;) {
     off_t data = lseek(fd, pos, SEEK_DATA);
-    if (data < 0 && errno != ENXIO) data = pos; // cannot tell: copy the rest
+    if (data < 0 && errno != ENXIO) data = pos; // cannot tell: read on
     data = data < 0 ? end : std::min(data, end);
-    std::memset(dst + (pos - first), 0, static_cast<size_t>(data - pos));
+    std::memset(dst + at(pos), 0, static_cast<size_t>(data - pos));
     if (data == end) break;
-    off_t hole = lseek(fd, data, SEEK_HOLE);
-    hole = hole < 0 ? end : std::min(hole, end);
-    std::memcpy(dst + (data - first), b->host + (data - first), static_cast<size_t>(hole - data));
-    pos = hole;
+    const off_t page = data / kPage * kPage, stop = std::min(end, page + kWindow);
+    if (mincore(b->host + at(page), static_cast<size_t>(stop - page), resident) != 0) {
+      if (!preadAll(data, stop)) result = CUDA_ERROR_INVALID_VALUE; // EFAULT: dst unwritable
+    } else {
+      for (off_t from = data; from < stop;) { // runs of pages in or out of the page cache
+        const bool in = resident[(from - page) / kPage] & 1;
+        off_t to = (from / kPage + 1) * kPage;
+        while (to < stop && (resident[(to - page) / kPage] & 1) == in) to += kPage;
+        to = std::min(to, stop);
+        if (in) std::memcpy(dst + at(from), b->host + at(from), static_cast<size_t>(to - from));
+        else if (!preadAll(from, to)) result = CUDA_ERROR_INVALID_VALUE;
+        from = to;
+      }
+    }
+    pos = stop;
   }
   dropBacking(*b);
-  return CUDA_SUCCESS;
+  return result;
 }
 
 std::optional<CUresult> tf::softgpu::zeroVmm(uint64_t dst, uint64_t n) {
