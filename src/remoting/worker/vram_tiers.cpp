@@ -222,34 +222,41 @@ std::vector<VramTiers::Extent> VramTiers::mayHoldData(const Allocation& a) const
 }
 
 template <typename Keep>
-Status VramTiers::copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, Keep keep,
+Status VramTiers::copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, char* inPlace, Keep keep,
                                 std::vector<Extent>* stored) {
   auto dtoh = TF_DRIVER(cuMemcpyDtoH_v2);
   const size_t chunk = options_.chunkBytes;
   std::vector<char> staging(std::min(options_.stagingBytes, a.size));
   stored->clear();
-  // One piece [off, off + n) in staging: each run of chunks that are not all zero is kept.
-  const auto scan = [&](size_t off, size_t n) {
-    const auto zero = [&](size_t at) { return allZero(staging.data() + at, std::min(chunk, n - at)); };
-    for (size_t at = 0; at < n;) {
-      while (at < n && zero(at)) at += chunk;
-      size_t end = at;
-      while (end < n && !zero(end)) end += chunk;
-      at = std::min(at, n), end = std::min(end, n);
-      if (at == end) break;
-      if (!keep(off + at, staging.data() + at, end - at)) return false;
-      if (!stored->empty() && stored->back().offset + stored->back().size == off + at) stored->back().size += end - at;
-      else stored->push_back({off + at, end - at});
-      at = end;
-    }
-    return true;
-  };
+  bool dense = true;  // the last piece had no chunk all zero: the next goes straight in place
   for (const Extent& range : mayHoldData(a)) {
     for (size_t off = range.offset; off < range.offset + range.size; off += staging.size()) {
       const size_t n = std::min(staging.size(), range.offset + range.size - off);
-      if (CUresult r = dtoh(staging.data(), base + off, n); r != CUDA_SUCCESS)
+      const bool direct = inPlace && dense;
+      char* piece = direct ? inPlace + off : staging.data();
+      if (direct) (void)madvise(piece, n, MADV_POPULATE_WRITE);  // in one go, not a fault per page
+      if (CUresult r = dtoh(piece, base + off, n); r != CUDA_SUCCESS)
         return driverError((std::string("copying to ") + where).c_str(), r);
-      if (!scan(off, n)) return unavailable(std::string("writing ") + where + ": " + strerror(errno));
+      dense = true;
+      const auto zero = [&](size_t at) { return allZero(piece + at, std::min(chunk, n - at)); };
+      for (size_t at = 0; at < n;) {  // a run of chunks all zero, then one of chunks with data
+        size_t end = at;
+        while (end < n && zero(end)) end += chunk;
+        end = std::min(end, n);
+        if (end > at) {
+          dense = false;
+          if (direct) (void)madvise(piece + at, end - at, MADV_DONTNEED);  // back to no memory
+        }
+        at = end;
+        while (end < n && !zero(end)) end += chunk;
+        end = std::min(end, n);
+        if (end == at) continue;
+        if (!direct && !keep(off + at, piece + at, end - at))
+          return unavailable(std::string("writing ") + where + ": " + strerror(errno));
+        if (!stored->empty() && stored->back().offset + stored->back().size == off + at) stored->back().size += end - at;
+        else stored->push_back({off + at, end - at});
+        at = end;
+      }
     }
   }
   return Status::ok();
@@ -262,8 +269,8 @@ Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
       return resourceExhausted("no host memory for the warm tier (" + std::to_string(a.size) + " bytes): " +
                                strerror(errno));
     char* warm = a.warm.data();
-    Status s = copyOutSparse(base, a, "the warm tier", [warm](size_t off, const char* p, size_t n) {
-      (void)madvise(warm + off, n, MADV_POPULATE_WRITE);  // in one go, not a fault per page
+    Status s = copyOutSparse(base, a, "the warm tier", warm, [warm](size_t off, const char* p, size_t n) {
+      (void)madvise(warm + off, n, MADV_POPULATE_WRITE);
       std::memcpy(warm + off, p, n);
       return true;
     }, &stored);
@@ -276,7 +283,7 @@ Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
     if (!slot) return slot.status();
     const int fd = coldFd_;
     const int64_t at = *slot;
-    Status s = copyOutSparse(base, a, "the cold tier", [fd, at](size_t off, const char* p, size_t n) {
+    Status s = copyOutSparse(base, a, "the cold tier", nullptr, [fd, at](size_t off, const char* p, size_t n) {
       return writeAll(fd, p, n, at + static_cast<int64_t>(off));
     }, &stored);
     if (!s) {

@@ -113,10 +113,13 @@ private:
   CUresult mapNew(CUdeviceptr base, Allocation& a);
   void unmap(CUdeviceptr base, Allocation& a);
   Status toHost(CUdeviceptr base, Allocation& a, Tier to);
-  // Copies the hot allocation out through the staging buffer, handing each run of non-zero
-  // chunks to `keep` (false: stop, failed) and recording them in `stored`.
+  // Copies the hot allocation out piece by piece, recording each run of chunks that are not all
+  // zero in `stored`. A piece goes through the staging buffer, each such run handed to `keep`
+  // (false: stop, failed), or, after a piece with no zero chunk and given `inPlace` (the warm
+  // tier's memory, at the allocation's offsets), straight there, its zero chunks given back
+  // after: dense memory is copied once, sparse memory is never committed.
   template <typename Keep>
-  Status copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, Keep keep,
+  Status copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, char* inPlace, Keep keep,
                        std::vector<Extent>* stored);
   // The chunks of a hot allocation that may hold data: all of them, except on the soft GPU,
   // whose device memory is a file whose holes (never written, or cleared) need not be read.
