@@ -90,8 +90,10 @@ if [ "$size" = 60GiB ]; then
   echo "== two programs of 60 GiB on an 80 GiB device, in turns (a page written every 256 MiB)"
   turn a 1 $pa && turn b 1 $pb && turn a 2 $pa && turn b 2 $pb || true
   read -r state hot warm cold freezes <<< "$(tiers ta)"
-  echo "  a while b runs: $state, hot $hot, warm $warm, cold $cold, $freezes freeze(s)"
+  stored=$(api GET /api/v1/vgpus/ta | field 'd["usage"]["tiers"]["warmStoredBytes"] + d["usage"]["tiers"]["coldStoredBytes"]')
+  echo "  a while b runs: $state, hot $hot, warm $warm, cold $cold (of which stored: $stored), $freezes freeze(s)"
   [ "$state" != hot ] && [ $((warm + cold)) -ge "$bytes" ] || { echo "FAIL: a's 60 GiB should be off the device"; fail=1; }
+  [ "$stored" -gt 0 ] && [ "$stored" -lt $((64 << 20)) ] || { echo "FAIL: a's frozen pages should take a few MiB"; fail=1; }
   turn a 3 $pa && turn b 3 $pb || true  # a has exited when b's last turn comes: nothing to freeze
   wait $pa || { echo "FAIL: program a failed"; cat "$TF_HOME/a.log"; fail=1; }
   wait $pb || { echo "FAIL: program b failed"; cat "$TF_HOME/b.log"; fail=1; }

@@ -422,6 +422,8 @@ void Session::publishTiers() {
   const VramTiers::Usage u = tierUsage();
   info_->warmBytes.store(u.warmBytes);
   info_->coldBytes.store(u.coldBytes);
+  info_->warmStoredBytes.store(u.warmStoredBytes);
+  info_->coldStoredBytes.store(u.coldStoredBytes);
   info_->freezes.store(u.freezes);
   info_->thaws.store(u.thaws);
   info_->freezeNs.store(static_cast<uint64_t>(u.freezeTime.count()));
