@@ -137,6 +137,8 @@ curl -s "http://$addr/metrics" > "$TF_HOME/metrics"
 { grep -E '^tf_vgpu_tier_[a-z_]+\{.*vgpu="tb"' "$TF_HOME/metrics" || true; } | sed 's/^/  /'
 awk '/^tf_vgpu_tier_bytes\{.*vgpu="tb",tier="cold"\}/ { ok = $2 >= 1073741824 } END { exit !ok }' "$TF_HOME/metrics" \
   || { echo "FAIL: the metrics do not show b's 1 GiB on disk"; fail=1; }
+awk '/^tf_vgpu_tier_stored_bytes\{.*vgpu="tb",tier="cold"\}/ { ok = $2 >= 1073741824 } END { exit !ok }' "$TF_HOME/metrics" \
+  || { echo "FAIL: the metrics do not show b's dense 1 GiB stored on disk"; fail=1; }
 turn b 3 $pb || true
 wait $pb || { echo "FAIL: program b failed"; cat "$TF_HOME/b.log"; fail=1; }
 grep -h "all rounds correct" "$TF_HOME/a.out" "$TF_HOME/b.out" | sed 's/^/  /' || true
