@@ -141,6 +141,27 @@ TEST_F(VmmSparseTest, ZeroMemsetGivesWholePagesBackAndReadsAsZeros) {
   ASSERT_CU(cuMemcpyDtoH(host.data(), va_, kFilled));
   EXPECT_EQ(host, std::vector<uint8_t>(kFilled, 0));
 
+  // A graph's memset node clears the same way.
+  ASSERT_CU(cuMemsetD8(va_, 0xff, kFilled));
+  CUgraph g;
+  ASSERT_CU(cuGraphCreate(&g, 0));
+  CUDA_MEMSET_NODE_PARAMS clear{};
+  clear.dst = va_;
+  clear.elementSize = 4;
+  clear.width = kFilled / 4;
+  clear.height = 1;
+  CUgraphNode node;
+  ASSERT_CU(cuGraphAddMemsetNode(&node, g, nullptr, 0, &clear, ctx_));
+  CUgraphExec exec;
+  ASSERT_CU(cuGraphInstantiate(&exec, g, 0));
+  ASSERT_CU(cuGraphLaunch(exec, s));
+  ASSERT_CU(cuStreamSynchronize(s));
+  EXPECT_EQ(committed(), 0u);
+  ASSERT_CU(cuMemcpyDtoH(host.data(), va_, kFilled));
+  EXPECT_EQ(host, std::vector<uint8_t>(kFilled, 0));
+  ASSERT_CU(cuGraphExecDestroy(exec));
+  ASSERT_CU(cuGraphDestroy(g));
+
   // A strided clear is written as before; a non-zero one is never a hole.
   ASSERT_CU(cuMemsetD8(va_, 1, 3 * kPage));
   ASSERT_CU(cuMemsetD2D8(va_, 2 * kPage, 0, kPage, 2));
