@@ -1,8 +1,9 @@
 // VMM-mapped memory (cuMemCreate's memfd behind cuMemMap) read and cleared knowing its file, so
 // that memory a program never wrote costs nothing however often it is copied out or cleared:
-// a copy out of it finds the memfd's holes (lseek SEEK_DATA/SEEK_HOLE) and writes zeros for
-// them instead of reading them through the mapping (which would commit them), and a zero
-// memset over whole pages punches holes (the mappings then read zeros, as a kernel sees them). Both run as the copy or memset they replace (inside its stream
+// a copy out of it skips the memfd's holes (SEEK_DATA) and reads pages not in the page cache
+// with pread, writing zeros for holes instead of reading them through the mapping (which would
+// commit them), and a zero memset over whole pages punches holes (the mappings then read
+// zeros, as a kernel sees them). Both run as the copy or memset they replace (inside its stream
 // work), so they are ordered like it.
 //
 //   if (auto r = copyFromVmm(dst, srcDeviceAddress, n)) return *r;  // else copy as usual
