@@ -27,7 +27,8 @@ ctest --preset asan -j"$jobs"
 # build of the worker and of the soft GPU beneath it (the programs and the stub stay the
 # default build's: nvcc-built programs cannot load sanitizer-built libraries). run_remote.sh
 # stops the worker with SIGTERM and fails on any sanitizer report in its log.
-for attacks in remoting_worker_test remoting_worker_network_test remoting_worker_tier_admin_test; do
+for attacks in remoting_worker_test remoting_worker_network_test remoting_worker_tier_admin_test \
+               remoting_migration_test; do
   TF_TEST_WORKER_BIN=build/asan/bin/tensor-fusion-worker \
   TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
     "build/default/tests/remoting/$attacks"

@@ -353,6 +353,33 @@ int runRun(const RunFlags& f) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// ---- migrate --------------------------------------------------------------------------------
+
+int runMigrate(const std::string& stateDir, const std::string& vgpu, const std::string& to) {
+  auto h = findHypervisor(stateDir);
+  if (!h) {
+    fprintf(stderr, "tensor-fusion migrate: %s\n", h.status().message().c_str());
+    return 1;
+  }
+  nlohmann::json body = {{"device", to}};
+  auto r = http(*h, "POST", "/api/v1/vgpus/" + vgpu + "/migrate", &body);
+  if (!r) {
+    fprintf(stderr, "tensor-fusion migrate: %s\n", r.status().message().c_str());
+    return 1;
+  }
+  if (r->status != 200) {
+    fprintf(stderr, "tensor-fusion migrate: %s\n", r->body.value("error", std::string("failed")).c_str());
+    return 1;
+  }
+  const auto& m = r->body;
+  printf("%s moved from %s to %s: %d of %d client(s), %s, longest pause %.1f ms\n",
+         m["vgpu"].get<std::string>().c_str(), m["from"].get<std::string>().c_str(), m["to"].get<std::string>().c_str(),
+         m["moved"].get<int>(), m["clients"].get<int>(), units::formatBytes(m["bytes"].get<uint64_t>()).c_str(),
+         m["maxPauseMs"].get<double>());
+  for (const auto& f : m["failures"]) printf("  stayed: %s\n", f.get<std::string>().c_str());
+  return 0;
+}
+
 // ---- ps -------------------------------------------------------------------------------------
 
 int runPs(const std::string& stateDir, bool json) {
@@ -482,6 +509,13 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   r->add_option("command", run.command, "The command, after --")->required();
   r->get_option("--tflops")->excludes(r->get_option("--compute"));
   r->callback([&exitCode] { exitCode = runRun(run); });
+
+  static std::string migrateDir = defaultStateDir(), migrateVgpu, migrateTo;
+  auto* mig = app.add_subcommand("migrate", "Move a vGPU and its running programs to another GPU of the node");
+  mig->add_option("vgpu", migrateVgpu, "The vGPU (its id, as tensor-fusion ps shows)")->required();
+  mig->add_option("--to", migrateTo, "The GPU to move to: its index or UUID")->required();
+  mig->add_option("--state-dir", migrateDir, "State directory (TF_HOME)");
+  mig->callback([&exitCode] { exitCode = runMigrate(migrateDir, migrateVgpu, migrateTo); });
 
   static std::string psDir = defaultStateDir();
   static bool psJson = false;

@@ -4,6 +4,7 @@
 //   GET  /api/v1/vgpus            POST /api/v1/vgpus
 //   GET  /api/v1/vgpus/{id}       DELETE /api/v1/vgpus/{id}
 //   POST /api/v1/vgpus/{id}/snapshot[?to=disk]   POST /api/v1/vgpus/{id}/resume
+//   POST /api/v1/vgpus/{id}/migrate {"device": UUID or index}
 //   (/api/v1/workers is the same collection, under TensorFusion's name)
 //   GET  /metrics                 Prometheus text format
 // Errors are JSON {"error": "..."} with 400 (bad request), 404 (unknown), 409 (does not fit,
@@ -111,6 +112,18 @@ void installRoutes(httplib::Server& server, Hypervisor& h) {
       nlohmann::json out = vgpuWithUsage(h, *v);
       out["moved"] = *moved;
       json(res, 200, out);
+    });
+    // Migration: the vGPU and its running clients to another device of this node.
+    server.Post(base + R"(/([A-Za-z0-9_-]+)/migrate)", [&h](const httplib::Request& req, httplib::Response& res) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) return error(res, 400, "request body is not a JSON object");
+      if (!body.contains("device") || !body["device"].is_string() || body["device"].get<std::string>().empty())
+        return error(res, 400, "device: the UUID or index of the device to move to");
+      auto m = h.migrateVgpu(req.matches[1], body["device"].get<std::string>());
+      if (!m) return error(res, httpStatus(m.status()), m.status().message());
+      json(res, 200, {{"vgpu", m->vgpu}, {"from", m->from}, {"to", m->to}, {"clients", m->clients},
+                      {"moved", m->moved}, {"bytes", m->bytes}, {"maxPauseMs", m->maxPauseNs / 1e6},
+                      {"failures", m->failures}});
     });
     server.Delete(base + R"(/([A-Za-z0-9_-]+))", [&h](const httplib::Request& req, httplib::Response& res) {
       Status s = h.deleteVgpu(req.matches[1]);

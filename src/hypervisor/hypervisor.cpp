@@ -16,13 +16,10 @@
 
 namespace tf::hypervisor {
 
-namespace {
-// Cleanup of a region file: a failure leaves a stale file behind, worth a warning, not an error.
 void removeRegion(const std::string& path) {
   if (Status s = limiter::QuotaRegion::remove(path); !s)
     TF_LOG(Warn, "hypervisor: cannot remove %s: %s", path.c_str(), s.toString().c_str());
 }
-} // namespace
 
 namespace fs = std::filesystem;
 
@@ -154,6 +151,25 @@ Status Hypervisor::saveStateLocked() {
 }
 
 Status Hypervisor::ensureRegionLocked(const Vgpu& v) {
+  auto region = openRegionLocked(v);
+  if (!region) return region.status();
+  adoptRegionLocked(v, std::move(*region));
+  return Status::ok();
+}
+
+void Hypervisor::adoptRegionLocked(const Vgpu& v, std::unique_ptr<limiter::QuotaRegion> region) {
+  Live& l = live_[v.id];
+  l.region = std::move(region);
+  l.devices.assign(v.devices.size(), {});
+  for (size_t i = 0; i < l.devices.size(); ++i) {
+    auto u = l.region->usage(static_cast<int>(i));
+    l.devices[i].lastBusyNs = u.busyNs;
+    l.devices[i].lastLaunches = u.launches;
+  }
+  l.lastTickNs = monotonicNs();
+}
+
+Result<std::unique_ptr<limiter::QuotaRegion>> Hypervisor::openRegionLocked(const Vgpu& v) {
   auto region = limiter::QuotaRegion::open(v.regionPath);
   if (!region) {
     if (region.status().code() != Code::NotFound) return region.status();
@@ -176,16 +192,7 @@ Status Hypervisor::ensureRegionLocked(const Vgpu& v) {
     return failedPrecondition("the region " + v.regionPath + " has " + std::to_string((*region)->deviceCount()) +
                               " devices but vGPU " + v.id + " " + std::to_string(v.devices.size()) +
                               " (move it away to make it again)");
-  Live& l = live_[v.id];
-  l.region = std::move(*region);
-  l.devices.assign(v.devices.size(), {});
-  for (size_t i = 0; i < l.devices.size(); ++i) {
-    auto u = l.region->usage(static_cast<int>(i));
-    l.devices[i].lastBusyNs = u.busyNs;
-    l.devices[i].lastLaunches = u.launches;
-  }
-  l.lastTickNs = monotonicNs();
-  return Status::ok();
+  return region;
 }
 
 std::string Hypervisor::newIdLocked(const std::string& name) {
@@ -357,6 +364,7 @@ void Hypervisor::tierTick() {
     std::string id, address, device;
     Qos qos;
   };
+  retireDrainedWorkers();
   std::vector<Target> targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -368,6 +376,8 @@ void Hypervisor::tierTick() {
   std::map<std::string, TierView> views;
   for (const auto& t : targets) {
     auto& admin = admins_[t.id];
+    if (admin && adminAddresses_[t.id] != t.address) admin.reset();  // the vGPU moved
+    adminAddresses_[t.id] = t.address;
     if (!admin) {
       auto a = remoting::WorkerAdmin::connect(t.address, adminToken_, 1000);
       if (!a) continue;
@@ -380,9 +390,11 @@ void Hypervisor::tierTick() {
     }
     views[t.id] = summarize(*records);
   }
-  std::erase_if(admins_, [&](const auto& a) {
+  auto gone = [&](const auto& a) {
     return std::none_of(targets.begin(), targets.end(), [&](const Target& t) { return t.id == a.first; });
-  });
+  };
+  std::erase_if(admins_, gone);
+  std::erase_if(adminAddresses_, gone);
   {
     std::lock_guard<std::mutex> lock(mu_);
     tierViews_ = views;
@@ -496,7 +508,15 @@ std::string Hypervisor::prometheusMetrics() {
          "# HELP tf_vgpu_tier_bytes vGPU memory by VRAM tier (hot: on the device, warm: host memory, cold: disk), and waited for.\n# TYPE tf_vgpu_tier_bytes gauge\n"
          "# HELP tf_vgpu_tier_stored_bytes What the warm and cold tiers take for the vGPU (chunks all zero are stored nowhere).\n# TYPE tf_vgpu_tier_stored_bytes gauge\n"
          "# HELP tf_vgpu_tier_moves_total Allocations moved off (freeze) and back onto (thaw) the device.\n# TYPE tf_vgpu_tier_moves_total counter\n"
-         "# HELP tf_vgpu_tier_seconds_total Time those moves took.\n# TYPE tf_vgpu_tier_seconds_total counter\n";
+         "# HELP tf_vgpu_tier_seconds_total Time those moves took.\n# TYPE tf_vgpu_tier_seconds_total counter\n"
+         "# HELP tf_vgpu_migrations_total Moves of the vGPU to another device (done: some client moved).\n# TYPE tf_vgpu_migrations_total counter\n"
+         "# HELP tf_vgpu_migration_pause_seconds The longest client pause of the vGPU's last move.\n# TYPE tf_vgpu_migration_pause_seconds gauge\n"
+         "# HELP tf_vgpu_migrated_bytes_total Memory, module variables and images its moves sent.\n# TYPE tf_vgpu_migrated_bytes_total counter\n";
+  std::map<std::string, MigrationStats> migrations;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    migrations = migrationStats_;
+  }
   // One series per device of each vGPU (the uuid label), so a vGPU of several devices shows each.
   for (const auto& v : vgpus()) {
     VgpuUsage u = usage(v.id);
@@ -526,6 +546,13 @@ std::string Hypervisor::prometheusMetrics() {
       line("tf_vgpu_tier_moves_total", l + ",kind=\"thaw\"", static_cast<double>(t.thaws));
       line("tf_vgpu_tier_seconds_total", l + ",kind=\"freeze\"", t.freezeNs / 1e9);
       line("tf_vgpu_tier_seconds_total", l + ",kind=\"thaw\"", t.thawNs / 1e9);
+    }
+    if (auto m = migrations.find(v.id); m != migrations.end()) {
+      std::string l = "node=\"" + options_.node + "\",vgpu=\"" + v.id + "\"";
+      line("tf_vgpu_migrations_total", l + ",result=\"done\"", static_cast<double>(m->second.done));
+      line("tf_vgpu_migrations_total", l + ",result=\"failed\"", static_cast<double>(m->second.failed));
+      line("tf_vgpu_migration_pause_seconds", l, m->second.lastPauseNs / 1e9);
+      line("tf_vgpu_migrated_bytes_total", l, static_cast<double>(m->second.bytes));
     }
   }
   return out;

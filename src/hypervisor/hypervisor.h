@@ -86,8 +86,22 @@ public:
   // Returns how many clients moved; FailedPrecondition for a vGPU without tiers.
   Result<int> moveTiers(const std::string& id, remoting::TierAction action);
   // One round of the tier manager (public for tests): reads every tiered worker's clients,
-  // then freezes idle vGPUs where another waits for device memory.
+  // then freezes idle vGPUs where another waits for device memory; stops the workers
+  // migrations left behind once their clients are gone.
   void tierTick();
+
+  // Moves a hard or remote vGPU with VRAM tiers, running clients and all, to another device of
+  // this node (a UUID or an index): it is granted there, a worker starts on it, every client
+  // moves at its next synchronous call (remoting/worker/migration.h) and the old worker stops
+  // once its clients have left. A client that cannot move stays on the old worker, which then
+  // keeps serving it; the outcome says who moved and the longest pause.
+  struct Migration {
+    std::string vgpu, from, to;    // device UUIDs
+    int clients = 0, moved = 0;
+    uint64_t bytes = 0, maxPauseNs = 0;
+    std::vector<std::string> failures;  // one line per client that stayed
+  };
+  Result<Migration> migrateVgpu(const std::string& id, const std::string& device);
 
   std::string prometheusMetrics();
   std::string influxLines();
@@ -98,6 +112,10 @@ private:
   Status loadState();
   Status saveStateLocked();
   Status ensureRegionLocked(const Vgpu& v);
+  Result<std::unique_ptr<limiter::QuotaRegion>> openRegionLocked(const Vgpu& v);
+  void adoptRegionLocked(const Vgpu& v, std::unique_ptr<limiter::QuotaRegion> region);
+  // The old workers of migrated vGPUs, kept until their clients have left (tierTick).
+  void retireDrainedWorkers();
   VgpuUsage usageLocked(const std::string& id);
   std::string newIdLocked(const std::string& name);
   WorkerSpec workerSpecLocked(const Vgpu& v, const std::string& listen);
@@ -128,11 +146,25 @@ private:
   std::map<std::string, TierView> tierViews_;     // by vGPU, under mu_
   // The tier thread's own connections to the workers, by vGPU (only it uses them).
   std::map<std::string, std::unique_ptr<remoting::WorkerAdmin>> admins_;
+  std::map<std::string, std::string> adminAddresses_;  // the worker each is connected to
+  // Migrations (migration.cpp): old workers still serving clients, and the figures per vGPU.
+  struct Draining {
+    std::string vgpu, address, regionPath;
+    int pid = 0;
+    int64_t since = 0;  // unix seconds
+  };
+  std::vector<Draining> draining_;  // under mu_
+  struct MigrationStats {
+    uint64_t done = 0, failed = 0, bytes = 0, lastPauseNs = 0, pauseNsTotal = 0;
+  };
+  std::map<std::string, MigrationStats> migrationStats_;  // under mu_
   std::atomic<bool> stopping_{false}, ready_{false};
   int port_ = 0;
 };
 
 // HTTP routes (http_api.cpp).
 void installRoutes(httplib::Server& server, Hypervisor& h);
+// Removes a quota region file; a failure is logged (a stale file left behind), not returned.
+void removeRegion(const std::string& path);
 
 } // namespace tf::hypervisor

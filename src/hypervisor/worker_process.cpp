@@ -39,8 +39,10 @@ void stopWorker(pid_t pid) {
   kill(pid, SIGTERM);
   for (int i = 0; i < 100 && workerAlive(pid); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (workerAlive(pid)) kill(pid, SIGKILL);
-  waitpid(pid, nullptr, WNOHANG);
+  if (!workerAlive(pid)) return;
+  kill(pid, SIGKILL);
+  // Reaped, not left a zombie (workerAlive reaps our child once it has died).
+  for (int i = 0; i < 200 && workerAlive(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
 std::vector<std::string> workerEnvironment(const WorkerSpec& spec, const std::string& libDir,

@@ -1,5 +1,9 @@
 #include "remoting/protocol.h"
 
+#include <unistd.h>
+
+#include "cuda/catalog.h"
+
 #include "remoting/transport.h"
 
 namespace tf::remoting {
@@ -121,6 +125,18 @@ Status decodeLaunch(std::string_view blob, size_t attrSize, LaunchBlob* out) {
   return Status::ok();
 }
 
+Hello localHello(const std::string& token, uint32_t role) {
+  Hello hello;
+  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
+  hello.pid = static_cast<uint32_t>(getpid());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  hello.host = host;
+  hello.token = token;
+  hello.role = role;
+  return hello;
+}
+
 void encodeHello(Writer& w, const Hello& h) {
   w.u32(h.magic);
   w.u32(h.version);
@@ -145,7 +161,7 @@ Status decodeHello(const void* args, size_t size, Hello* out) {
   if (r.ok() && r.remaining()) r.fail("trailing bytes");
   TF_RETURN_IF_ERROR(r.status());
   if (out->magic != kHelloMagic) return dataLoss("not a TensorFusion remoting client");
-  if (out->role > kRoleAdmin) return dataLoss("unknown client role");
+  if (out->role > kRoleResume) return dataLoss("unknown client role");
   if (version > 0xffff) return dataLoss("bad protocol version");
   out->version = static_cast<uint16_t>(version);
   return Status::ok();

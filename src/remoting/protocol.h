@@ -68,7 +68,11 @@ inline constexpr uint16_t kFlagPullMirrors = 2;
 // A reply that does: its blob is mirror runs, its bulk their bytes. Without it (the call
 // failed, or its reply has other content) the client pulls separately.
 inline constexpr uint16_t kFlagMirrorRuns = 4;
-inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagMirrorRuns;
+// A reply saying the session has moved to another worker (migration): args (resume id), blob:
+// the worker's address. The call was not run: the client reconnects there (Hello with
+// kRoleResume) and sends it again.
+inline constexpr uint16_t kFlagMoved = 8;
+inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagMirrorRuns | kFlagMoved;
 
 // Operations beyond the catalog (Call.fn >= kOpBase).
 #define TF_REMOTE_OPS(X)                                                                          \
@@ -106,7 +110,12 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
                            /* mirroring it (shared memory, the soft GPU); else NOT_SUPPORTED  */ \
   X(TierStatus, 0x10012) /* admin: () -> blob: TierRecord* (tier_control.h), one per client    */ \
   X(TierControl, 0x10013) /* admin: (TierAction, min idle ms, wait ms) -> (clients it moved):  */ \
-                          /* freeze or thaw the clients idle at least that long, now          */
+                          /* freeze or thaw the clients idle at least that long, now          */ \
+  X(MigrateOut, 0x10014) /* admin: (pid, wait ms), blob: MigrateOrder (migration.h) ->        */ \
+                         /* (pause ns, bytes moved, resume id): the client moves to the target */\
+                         /* at its next synchronous call; it stays here if anything fails     */ \
+  X(Adopt, 0x10015) /* admin, worker -> worker: blob: MigrationImage, bulk: memory contents    */ \
+                    /* -> (resume id): the session re-created here, parked until it resumes */
 
 inline constexpr uint32_t kOpBase = 0x10000;
 enum class Op : uint32_t {
@@ -266,7 +275,12 @@ inline constexpr uint32_t kRoleMonitor = 1;
 // The node's hypervisor: TierStatus and TierControl only, with the worker's admin token (never
 // a tenant's); tenants' sessions cannot make those calls.
 inline constexpr uint32_t kRoleAdmin = 2;
+// A client whose session moved here (kFlagMoved): attachTo is the resume id, the token its
+// tenant's; the parked session becomes this connection's.
+inline constexpr uint32_t kRoleResume = 3;
 void encodeHello(Writer& w, const Hello& h);
+// This process's Hello: its pid, host name and catalog size, with `token` and `role`.
+Hello localHello(const std::string& token, uint32_t role);
 Status decodeHello(const void* args, size_t size, Hello* out);
 
 // Device facts the stub answers locally (one DeviceInfo op per device at cuInit).

@@ -66,21 +66,28 @@ Status decodeTierRecords(std::string_view blob, std::vector<TierRecord>* out) {
   return r.status();
 }
 
+void encodeMigrateOrder(Writer& w, const MigrateOrder& o) {
+  w.str(o.address);
+  w.str(o.adminToken);
+}
+
+Status decodeMigrateOrder(std::string_view blob, MigrateOrder* out) {
+  Reader r(blob.data(), blob.size());
+  out->address = std::string(r.blob(4096));
+  out->adminToken = std::string(r.blob(kMaxToken));
+  if (r.ok() && r.remaining()) r.fail("trailing bytes");
+  if (r.ok() && out->address.empty()) r.fail("no target address");
+  if (r.ok() && out->adminToken.empty()) r.fail("no admin token for the target");
+  return r.status();
+}
+
 Result<std::unique_ptr<WorkerAdmin>> WorkerAdmin::connect(const std::string& address,
                                                           const std::string& adminToken,
                                                           int timeoutMs) {
   auto t = remoting::connect(address, timeoutMs, tlsOptionsFromEnvironment());
   if (!t) return t.status().withContext("worker " + address);
-  Hello hello;
-  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
-  hello.pid = static_cast<uint32_t>(getpid());
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  hello.host = host;
-  hello.token = adminToken;
-  hello.role = kRoleAdmin;
   Writer w;
-  encodeHello(w, hello);
+  encodeHello(w, localHello(adminToken, kRoleAdmin));
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Hello);
   h.argsLen = static_cast<uint32_t>(w.size());
@@ -97,14 +104,17 @@ Result<std::unique_ptr<WorkerAdmin>> WorkerAdmin::connect(const std::string& add
 }
 
 Status WorkerAdmin::call(uint32_t fn, const std::vector<uint64_t>& scalars, CallArgs* reply,
-                         std::vector<uint8_t>* replyArgs) {
+                         std::vector<uint8_t>* replyArgs, std::string_view blob, uint64_t bulkLen,
+                         const std::function<Status(Transport&)>* writeBulk) {
   Writer w;
-  encodeCall(w, scalars.data(), static_cast<uint32_t>(scalars.size()), nullptr, 0);
+  encodeCall(w, scalars.data(), static_cast<uint32_t>(scalars.size()), blob.data(), blob.size());
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Call);
   h.fn = fn;
   h.argsLen = static_cast<uint32_t>(w.size());
+  h.bulkLen = bulkLen;
   TF_RETURN_IF_ERROR(sendFrame(*t_, h, w.data(), nullptr, 0));
+  if (bulkLen) TF_RETURN_IF_ERROR((*writeBulk)(*t_));
   FrameHeader r;
   TF_RETURN_IF_ERROR(readHeader(*t_, &r));
   if (r.kind != static_cast<uint16_t>(Kind::Reply) || r.fn != fn) return dataLoss("unexpected reply");
@@ -112,9 +122,35 @@ Status WorkerAdmin::call(uint32_t fn, const std::vector<uint64_t>& scalars, Call
   if (r.bulkLen) return dataLoss("an admin reply carries no bulk");
   TF_RETURN_IF_ERROR(decodeReply(replyArgs->data(), replyArgs->size(), reply));
   if (r.result != CUDA_SUCCESS)
-    return Status(r.result == CUDA_ERROR_NOT_PERMITTED ? Code::PermissionDenied : Code::Internal,
-                  "worker answered " + std::to_string(r.result));
+    return Status(r.result == CUDA_ERROR_NOT_PERMITTED ? Code::PermissionDenied
+                  : r.result == CUDA_ERROR_NOT_SUPPORTED ? Code::FailedPrecondition
+                  : r.result == CUDA_ERROR_TIMEOUT        ? Code::Unavailable
+                                                          : Code::Internal,
+                  reply->blob.empty() ? "worker answered " + std::to_string(r.result) : std::string(reply->blob));
   return Status::ok();
+}
+
+Result<WorkerAdmin::Migrated> WorkerAdmin::migrateOut(uint32_t pid, const std::string& targetAddress,
+                                                      const std::string& targetAdminToken, uint64_t waitMs) {
+  Writer order;
+  encodeMigrateOrder(order, MigrateOrder{targetAddress, targetAdminToken});
+  CallArgs reply;
+  std::vector<uint8_t> args;
+  TF_RETURN_IF_ERROR(call(static_cast<uint32_t>(Op::MigrateOut), {pid, waitMs}, &reply, &args,
+                          std::string_view(reinterpret_cast<const char*>(order.data()), order.size())));
+  if (reply.count < 3) return dataLoss("MigrateOut reply without its figures");
+  return Migrated{reply.s[0], reply.s[1], reply.s[2]};
+}
+
+Result<uint64_t> WorkerAdmin::adopt(const Writer& image, uint64_t bulkLen,
+                                    const std::function<Status(Transport&)>& writeBulk) {
+  CallArgs reply;
+  std::vector<uint8_t> args;
+  TF_RETURN_IF_ERROR(call(static_cast<uint32_t>(Op::Adopt), {}, &reply, &args,
+                          std::string_view(reinterpret_cast<const char*>(image.data()), image.size()),
+                          bulkLen, &writeBulk));
+  if (reply.count < 1 || !reply.s[0]) return dataLoss("Adopt reply without a resume id");
+  return reply.s[0];
 }
 
 Result<std::vector<TierRecord>> WorkerAdmin::status() {

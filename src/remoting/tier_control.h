@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,16 @@ void encodeTierRecords(Writer& w, const std::vector<TierRecord>& records);
 // A count that does not match the bytes, or an unknown state, is DataLoss.
 Status decodeTierRecords(std::string_view blob, std::vector<TierRecord>* out);
 
+// What the admin gives a worker whose client is to move (MigrateOut): where the target worker
+// is and how to open an admin session there.
+struct MigrateOrder {
+  std::string address;     // the target worker (tcp://, tls://, shm://): the client goes there too
+  std::string adminToken;  // the target's admin token
+};
+void encodeMigrateOrder(Writer& w, const MigrateOrder& o);
+// No address or no token, or trailing bytes: DataLoss.
+Status decodeMigrateOrder(std::string_view blob, MigrateOrder* out);
+
 // An admin connection to one worker (the hypervisor's). Not thread-safe: one caller at a time.
 class WorkerAdmin {
 public:
@@ -56,11 +67,28 @@ public:
   // have done it. Returns how many clients moved.
   Result<int> control(TierAction action, uint64_t minIdleMs, uint64_t waitMs);
 
+  // Migration (worker/migration.h). Orders the client `pid` (0: the worker's only client) to
+  // move to the worker at `targetAddress` at its next synchronous call, waiting up to `waitMs`
+  // for that call. The client stays where it is if anything fails (the error says why).
+  struct Migrated {
+    uint64_t pauseNs = 0;  // the client's call held while it was captured, sent and re-created
+    uint64_t bytes = 0;    // memory, globals and images sent
+    uint64_t resumeId = 0;
+  };
+  Result<Migrated> migrateOut(uint32_t pid, const std::string& targetAddress,
+                              const std::string& targetAdminToken, uint64_t waitMs);
+  // The worker-to-worker half: sends an encoded MigrationImage and its contents (`bulkLen`
+  // bytes, written by `writeBulk`); returns the resume id of the re-created session.
+  Result<uint64_t> adopt(const Writer& image, uint64_t bulkLen,
+                         const std::function<Status(Transport&)>& writeBulk);
+
 private:
   explicit WorkerAdmin(TransportPtr t) : t_(std::move(t)) {}
-  // One call: sends (fn, scalars), reads the reply.
+  // One call: sends (fn, scalars, blob, bulk), reads the reply. A refusal's reason comes back
+  // as the reply's blob, in the error.
   Status call(uint32_t fn, const std::vector<uint64_t>& scalars, CallArgs* reply,
-              std::vector<uint8_t>* replyArgs);
+              std::vector<uint8_t>* replyArgs, std::string_view blob = {}, uint64_t bulkLen = 0,
+              const std::function<Status(Transport&)>* writeBulk = nullptr);
   TransportPtr t_;
 };
 

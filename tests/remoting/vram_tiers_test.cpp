@@ -235,6 +235,9 @@ TEST_P(SparseFreezeTest, FreezesStoreOnlyChunksThatAreNotAllZeroAndThawsClearThe
   write(3 * kMiB - 8, {1, 2, 3, 4});
   write(kSize - 4, {0xa2});
   const auto thawAndCheck = [&](const char* from) {
+    std::vector<uint32_t> read(kSize / 4, 0xEEEEEEEE);  // what a migration reads, frozen
+    ASSERT_TRUE(tiers.read(*p, 0, read.data(), kSize));
+    EXPECT_TRUE(read == expected) << "read from " << from;
     GarbageInNewMemory garbage(api_);
     ASSERT_TRUE(tiers.thaw()) << from;
     EXPECT_TRUE(get(*p, kSize) == expected) << "back from " << from << ": the written bytes, zero elsewhere";

@@ -10,31 +10,6 @@
 
 namespace {
 
-// fill(out, v, pad): out[i] = v + i for the global thread index i. `pad` only gives the
-// signature a third parameter at an aligned offset (0, 8, 16: sizes 8, 4, 8).
-const char kFillPtx[] = R"(
-.version 7.0
-.target sm_50
-.address_size 64
-.visible .entry fill(.param .u64 out, .param .u32 v, .param .u64 pad)
-{
-  .reg .b32 %r<6>;
-  .reg .b64 %rd<4>;
-  ld.param.u64 %rd1, [out];
-  ld.param.u32 %r1, [v];
-  mov.u32 %r2, %ctaid.x;
-  mov.u32 %r3, %ntid.x;
-  mov.u32 %r4, %tid.x;
-  mad.lo.s32 %r2, %r2, %r3, %r4;
-  cvta.to.global.u64 %rd1, %rd1;
-  mul.wide.u32 %rd2, %r2, 4;
-  add.s64 %rd3, %rd1, %rd2;
-  add.u32 %r5, %r1, %r2;
-  st.global.u32 [%rd3], %r5;
-  ret;
-}
-)";
-
 class LaunchTest : public DriverTest {
 protected:
   void SetUp() override {

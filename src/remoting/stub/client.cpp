@@ -127,17 +127,12 @@ CUresult Client::connectLocked() {
   transport_ = std::move(*t);
   address_ = where;
   batching_ = transport_->prefersBatching();
-  if (batching_) std::thread([this] { flusher(); }).detach();
-  Hello hello;
-  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
-  hello.pid = static_cast<uint32_t>(getpid());
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  hello.host = host;
-  hello.token = workerToken();
-  hello.role = role_;
+  if (batching_) {
+    flusherStarted_ = true;
+    std::thread([this] { flusher(); }).detach();
+  }
   Writer w;
-  encodeHello(w, hello);
+  encodeHello(w, localHello(workerToken(), role_));
   FrameHeader h;
   h.kind = static_cast<uint16_t>(Kind::Hello);
   h.argsLen = static_cast<uint32_t>(w.size());
@@ -200,6 +195,14 @@ CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySin
   if (s.isOk()) s = readArgs(*transport_, h, &args_);
   CallArgs a;
   if (s.isOk()) s = decodeReply(args_.data(), args_.size(), &a);
+  if (s.isOk() && (h.flags & kFlagMoved)) {
+    // The session moved to another worker; the call was not run (exchange() sends it there).
+    if (a.count < 1 || !a.s[0] || a.blob.empty() || h.bulkLen) s = dataLoss("malformed Moved reply");
+    if (s.isOk()) {
+      move_ = Move{std::string(a.blob), a.s[0]};
+      return CUDA_SUCCESS;
+    }
+  }
   if (!s.isOk()) return fail(s);
   for (uint32_t i = 0; i < nOuts; ++i) outs[i] = i < a.count ? a.s[i] : 0;
   if (h.flags & kFlagMirrorRuns) {
@@ -330,9 +333,73 @@ CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint6
   for (int i = 0; i < bulkCount; ++i) h.bulkLen += bulk[i].iov_len;
   h.ctx = reinterpret_cast<uint64_t>(callContext());
   Status s = flushLocked();
-  if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
-  if (!s.isOk()) return fail(s);
-  return readReply(fn, outs, nOuts, sink, replyBlob, pulled);
+  for (;;) {
+    if (s.isOk()) s = sendFrame(*transport_, h, w_.data(), bulk, bulkCount);
+    if (!s.isOk()) return fail(s);
+    CUresult r = readReply(fn, outs, nOuts, sink, replyBlob, pulled);
+    if (!move_) return r;
+    // Moved: the call goes again, to the new worker (or, if it cannot be reached, to the old
+    // one, which kept everything).
+    Move m = std::move(*move_);
+    move_.reset();
+    if (Status moved = resumeAt(m.address, m.resumeId); !moved)
+      TF_LOG(Warn, "the session could not move to %s, it stays at %s: %s", m.address.c_str(),
+             address_.c_str(), moved.toString().c_str());
+  }
+}
+
+Status Client::resumeAt(const std::string& address, uint64_t resumeId) {
+  auto t = connect(address, 2000, tlsOptionsFromEnvironment());
+  if (!t) return t.status();
+  Hello hello = localHello(workerToken(), kRoleResume);
+  hello.attachTo = resumeId;
+  Writer w;
+  encodeHello(w, hello);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Hello);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  TF_RETURN_IF_ERROR(sendFrame(**t, h, w.data(), nullptr, 0));
+  FrameHeader r;
+  std::vector<uint8_t> args;
+  TF_RETURN_IF_ERROR(readHeader(**t, &r));
+  if (r.kind != static_cast<uint16_t>(Kind::HelloReply)) return dataLoss("no HelloReply");
+  TF_RETURN_IF_ERROR(readArgs(**t, r, &args));
+  CallArgs ids;
+  TF_RETURN_IF_ERROR(decodeReply(args.data(), args.size(), &ids));
+  if (r.result != CUDA_SUCCESS) return Status(Code::PermissionDenied, "refused (" + std::to_string(r.result) + ")");
+  if (ids.count < 2 || !ids.s[1]) return dataLoss("HelloReply without a session id");
+  // The new worker's session is ours now: the calls and the host channel go there.
+  TransportPtr old = std::move(transport_);
+  const std::string oldAddress = address_;
+  const uint64_t oldSession = sessionId_;
+  transport_ = std::move(*t);
+  address_ = address;
+  sessionId_ = ids.s[1];
+  std::shared_ptr<Transport> oldChannel;
+  {
+    std::lock_guard<std::mutex> hostLock(hostMu_);
+    oldChannel = std::move(hostChannel_);
+    hostChannel_.reset();
+    CUresult hr = oldChannel ? openHostChannel() : CUDA_SUCCESS;
+    if (hr != CUDA_SUCCESS || dead()) {  // back to the old worker; the new session goes with its connection
+      transport_->shutdown();
+      transport_ = std::move(old);
+      address_ = oldAddress;
+      sessionId_ = oldSession;
+      hostChannel_ = std::move(oldChannel);
+      return unavailable("cannot open the host channel there (" + std::to_string(hr) + ")");
+    }
+  }
+  batching_ = transport_->prefersBatching();
+  if (batching_ && !flusherStarted_) {
+    flusherStarted_ = true;
+    std::thread([this] { flusher(); }).detach();
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (oldChannel) oldChannel->shutdown();
+  old->shutdown();  // the old worker releases the session once this closes
+  TF_LOG(Info, "the session moved from %s to %s", oldAddress.c_str(), address_.c_str());
+  return Status::ok();
 }
 
 CUresult Client::post(uint32_t fn, std::initializer_list<uint64_t> in, const void* blob,
@@ -382,11 +449,8 @@ CUresult Client::openHostChannel() {
   if (!sessionId_) return CUDA_ERROR_NOT_SUPPORTED;
   auto t = connect(address_, 2000, tlsOptionsFromEnvironment());
   if (!t) return fail(t.status());
-  Hello hello;
-  hello.catalogSize = static_cast<uint32_t>(cuda::catalogSize());
-  hello.pid = static_cast<uint32_t>(getpid());
+  Hello hello = localHello(workerToken(), kRoleDriver);
   hello.host = "host-channel";
-  hello.token = workerToken();
   hello.attachTo = sessionId_;
   Writer w;
   encodeHello(w, hello);
@@ -402,18 +466,18 @@ CUresult Client::openHostChannel() {
   if (r.result != CUDA_SUCCESS) return static_cast<CUresult>(r.result);
   hostChannel_ = std::shared_ptr<Transport>(std::move(*t));
   lastPongMs_.store(nowMs());
-  std::thread([this] { hostChannelLoop(); }).detach();
-  std::thread([this] { heartbeat(); }).detach();
+  std::thread([this, t = hostChannel_] { hostChannelLoop(t); }).detach();
+  std::thread([this, t = hostChannel_] { heartbeat(t); }).detach();
   return CUDA_SUCCESS;
 }
 
-void Client::heartbeat() {
+bool Client::retired(const std::shared_ptr<Transport>& t) {
+  std::lock_guard<std::mutex> lock(hostMu_);
+  return hostChannel_ != t;
+}
+
+void Client::heartbeat(std::shared_ptr<Transport> t) {
   constexpr int64_t kPeriodMs = 200, kDeadAfterMs = 1500;
-  std::shared_ptr<Transport> t;
-  {
-    std::lock_guard<std::mutex> lock(hostMu_);
-    t = hostChannel_;
-  }
   Writer w;
   encodeCall(w, nullptr, 0, nullptr, 0);
   FrameHeader h;
@@ -422,6 +486,7 @@ void Client::heartbeat() {
   h.argsLen = static_cast<uint32_t>(w.size());
   while (!dead()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kPeriodMs));
+    if (retired(t)) return;
     if (nowMs() - lastPongMs_.load() > kDeadAfterMs) {
       fail(unavailable("the worker stopped answering its heartbeat"));
       return;
@@ -432,18 +497,13 @@ void Client::heartbeat() {
       s = sendFrame(*t, h, w.data(), nullptr, 0);
     }
     if (!s.isOk()) {
-      fail(s);
+      if (!retired(t)) fail(s);
       return;
     }
   }
 }
 
-void Client::hostChannelLoop() {
-  std::shared_ptr<Transport> t;
-  {
-    std::lock_guard<std::mutex> lock(hostMu_);
-    t = hostChannel_;
-  }
+void Client::hostChannelLoop(std::shared_ptr<Transport> t) {
   std::vector<uint8_t> args;
   for (;;) {
     FrameHeader h;
@@ -452,7 +512,7 @@ void Client::hostChannelLoop() {
         h.fn == static_cast<uint32_t>(Op::Ping) && !h.bulkLen) {
       s = readArgs(*t, h, &args);
       if (!s.isOk()) {
-        fail(s);
+        if (!retired(t)) fail(s);
         return;
       }
       lastPongMs_.store(nowMs());
@@ -467,7 +527,7 @@ void Client::hostChannelLoop() {
     // What the device changed in mirrored memory comes first: the function may read it.
     if (s.isOk()) s = applyIncomingRuns(*t, a.blob, h.bulkLen);
     if (!s.isOk()) {
-      fail(s);
+      if (!retired(t)) fail(s);  // a channel a migration replaced ends quietly
       return;
     }
     HostEntry e;

@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <tuple>
@@ -205,6 +206,9 @@ public:
   }
 
   bool dead() const { return dead_.load(std::memory_order_acquire); }
+  // How many times the session has moved to another worker (migration): what the stub holds
+  // of the old worker (mappings of its memory) is stale once this changes.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
 private:
   CUresult connectLocked();
@@ -227,8 +231,21 @@ private:
   Status applyIncomingRuns(Transport& t, std::string_view blob, uint64_t bulkLen);
 
   CUresult openHostChannel();
-  void hostChannelLoop();
-  void heartbeat();
+  void hostChannelLoop(std::shared_ptr<Transport> t);
+  void heartbeat(std::shared_ptr<Transport> t);
+  // A host channel replaced by a migration: its threads end quietly.
+  bool retired(const std::shared_ptr<Transport>& t);
+  // A reply said the session moved (kFlagMoved): reconnects to `address` and resumes session
+  // `resumeId` there, host channel included. Under mu_. On failure the client stays with the
+  // old worker, which still holds everything.
+  Status resumeAt(const std::string& address, uint64_t resumeId);
+  struct Move {
+    std::string address;
+    uint64_t resumeId = 0;
+  };
+  std::optional<Move> move_; // set by readReply
+  std::atomic<uint64_t> generation_{0};
+  bool flusherStarted_ = false;
 
   std::mutex mu_; // one request/reply exchange at a time
   std::mutex fdMu_; // one callForFd at a time

@@ -19,6 +19,7 @@ struct Mapping {
   uint8_t* host = nullptr; // null: the worker cannot share this allocation
   size_t size = 0;
   uint64_t bufferId = 0;
+  uint64_t generation = 0; // the client's when mapped: a session that moved maps again
 };
 
 std::mutex gMu; // the mappings, and each copy through one (a free waits for it)
@@ -41,9 +42,10 @@ void unmap(Mapping& m) {
 // The mapping of the allocation at base (asked of the worker once), or one with host null.
 Mapping& mappingOf(CUdeviceptr base, size_t size) {
   Mapping& m = gMappings[base];
-  if (m.size == size) return m;
+  const uint64_t generation = client().generation();
+  if (m.size == size && m.generation == generation) return m;
   unmap(m);
-  m = Mapping{nullptr, size, 0};
+  m = Mapping{nullptr, size, 0, generation};
   uint64_t out[2] = {};
   int fd = -1;
   if (client().callForFd(static_cast<uint32_t>(Op::ShareDevice), {base, size}, out, 2, &fd) !=
@@ -75,6 +77,7 @@ bool copyThroughMapping(bool toDevice, CUdeviceptr device, void* host, size_t n,
     return false;
   }
   CUresult r = client().call(static_cast<uint32_t>(Op::AwaitHostCopy), {device, n, m.bufferId});
+  if (m.generation != client().generation()) r = CUDA_ERROR_NOT_SUPPORTED; // moved meanwhile: stale
   if (r == CUDA_ERROR_NOT_SUPPORTED) { // freed and allocated again behind our back: ask again
     unmap(m);
     gMappings.erase(base);

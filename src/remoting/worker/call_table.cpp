@@ -44,6 +44,8 @@ CUresult dispatchOp(Session& s, CallIn& in, CallOut& out) {
   case Op::ShareManaged: return dispatchSharedDevice(s, in, out);
   case Op::TierStatus: return tierStatus(s, in, out);
   case Op::TierControl: return tierControl(s, in, out);
+  case Op::MigrateOut: return migrateOut(s, in, out);
+  case Op::Adopt: return adoptSession(s, in, out);
   }
   return CUDA_ERROR_NOT_SUPPORTED;
 }

@@ -38,6 +38,9 @@ CUresult dispatchSharedDevice(Session& s, CallIn& in, CallOut& out);
 // calls_tiers.cpp: the admin's TierStatus and TierControl.
 CUresult tierStatus(Session& s, CallIn& in, CallOut& out);
 CUresult tierControl(Session& s, CallIn& in, CallOut& out);
+// calls_migration.cpp: the admin's MigrateOut (source) and Adopt (target).
+CUresult migrateOut(Session& s, CallIn& in, CallOut& out);
+CUresult adoptSession(Session& s, CallIn& in, CallOut& out);
 
 // One side of a 2D/3D copy lies inside the client's device memory (type DEVICE), or, with
 // hostByAddress, inside host memory of the client the device reaches by address (a mirror or

@@ -18,10 +18,13 @@ CUresult loadImage(Session& s, CallIn& in, std::shared_ptr<const std::vector<uin
     if (!s.readBulk(bytes->data(), size).isOk()) return CUDA_ERROR_INVALID_VALUE;
     if (fnv1a64(bytes->data(), size) != hash) return CUDA_ERROR_INVALID_IMAGE;
     s.shared().addImage(hash, bytes);
+    s.keepImage(hash, bytes);  // a migration takes it along
     *img = std::move(bytes);
     return CUDA_SUCCESS;
   }
-  *img = s.shared().findImage(hash);
+  *img = s.keptImage(hash);
+  if (!*img) *img = s.shared().findImage(hash);
+  if (*img) s.keepImage(hash, *img);
   return *img ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND; // the client then sends the bytes
 }
 
@@ -39,7 +42,12 @@ TF_CALL(cuModuleLoadData) {
   if (r != CUDA_SUCCESS) return r;
   DRV(cuModuleLoadData);
   CUmodule m = nullptr;
-  r = f(&m, img->data());
+  if (!s.placements().empty()) // a migrated client's module: its globals where they were
+    r = s.d().moduleLoadPlaced()
+            ? s.d().moduleLoadPlaced()(&m, img->data(), s.placements().data(), static_cast<unsigned>(s.placements().size()))
+            : CUDA_ERROR_NOT_SUPPORTED;
+  else
+    r = f(&m, img->data());
   putNew(s, out, r, K::Module, m);
   return r;
 }
@@ -49,7 +57,12 @@ TF_CALL(cuLibraryLoadData) {
   if (r != CUDA_SUCCESS) return r;
   DRV(cuLibraryLoadData);
   CUlibrary l = nullptr;
-  r = f(&l, img->data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
+  if (!s.placements().empty())
+    r = s.d().libraryLoadPlaced()
+            ? s.d().libraryLoadPlaced()(&l, img->data(), s.placements().data(), static_cast<unsigned>(s.placements().size()))
+            : CUDA_ERROR_NOT_SUPPORTED;
+  else
+    r = f(&l, img->data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
   putNew(s, out, r, K::Library, l);
   return r;
 }
@@ -102,7 +115,7 @@ TF_CALL(cuModuleGetGlobal_v2) {
   CUdeviceptr p = 0;
   size_t size = 0;
   CUresult r = f(&p, &size, H(CUmodule)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size);
+  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size, nameArg(in));
   out.put(p);
   out.put(size);
   return r;
@@ -114,7 +127,7 @@ TF_CALL(cuLibraryGetGlobal) {
   CUdeviceptr p = 0;
   size_t size = 0;
   CUresult r = f(&p, &size, H(CUlibrary)(A(0)), nameArg(in).c_str());
-  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size);
+  if (r == CUDA_SUCCESS) s.addGlobal(A(0), p, size, nameArg(in));
   out.put(p);
   out.put(size);
   return r;

@@ -19,6 +19,8 @@ Result<std::unique_ptr<DriverApi>> DriverApi::load(const std::string& path) {
   const char* share = getenv("TF_WORKER_SHARE_DEVICE");
   if (!share || std::string(share) != "0") {
     api->shareDevice_ = reinterpret_cast<cuda::ShareDeviceMemory>(dlsym(h, cuda::kShareDeviceMemory));
+    api->moduleLoadPlaced_ = reinterpret_cast<cuda::ModuleLoadPlaced>(dlsym(h, cuda::kModuleLoadPlaced));
+    api->libraryLoadPlaced_ = reinterpret_cast<cuda::LibraryLoadPlaced>(dlsym(h, cuda::kLibraryLoadPlaced));
     api->shareManaged_ = reinterpret_cast<cuda::ShareManagedMemory>(dlsym(h, cuda::kShareManagedMemory));
   }
   return api;

@@ -37,6 +37,10 @@ public:
   cuda::ShareDeviceMemory shareDeviceMemory() const { return shareDevice_; }
   // Likewise its managed memory, which a client over shared memory maps at the same address.
   cuda::ShareManagedMemory shareManagedMemory() const { return shareManaged_; }
+  // Module and library loads with globals at given addresses (a migrated client's); null on
+  // drivers that cannot place them.
+  cuda::ModuleLoadPlaced moduleLoadPlaced() const { return moduleLoadPlaced_; }
+  cuda::LibraryLoadPlaced libraryLoadPlaced() const { return libraryLoadPlaced_; }
   // Replaces one function: tests make the driver behave as another would.
   void setForTest(cuda::FnId id, void* f) { fns_[static_cast<uint32_t>(id)] = f; }
 
@@ -46,6 +50,8 @@ private:
   bool softGpu_ = false;
   cuda::ShareDeviceMemory shareDevice_ = nullptr;
   cuda::ShareManagedMemory shareManaged_ = nullptr;
+  cuda::ModuleLoadPlaced moduleLoadPlaced_ = nullptr;
+  cuda::LibraryLoadPlaced libraryLoadPlaced_ = nullptr;
   void* fns_[static_cast<int>(cuda::FnId::Count)] = {};
 };
 

@@ -131,8 +131,12 @@ void Session::dropHostFunctionArg(void* arg) {
 }
 
 Session::Session(WorkerShared& shared, TransportPtr transport)
-    : shared_(shared), transport_(std::move(transport)), peer_(transport_->describe()),
-      handles_(shared.remapHandles ? HandleTable::Mode::Remapped : HandleTable::Mode::Identity),
+    : Session(shared, std::move(transport), shared.remapHandles) {}
+
+Session::Session(WorkerShared& shared, TransportPtr transport, bool remapped)
+    : shared_(shared), transport_(std::move(transport)),
+      peer_(transport_ ? transport_->describe() : std::string("moved here")),
+      handles_(remapped ? HandleTable::Mode::Remapped : HandleTable::Mode::Identity),
       mirrors_(std::make_shared<MirrorSet>(shared.driver && shared.driver->isSoftGpu(),
                                            shared.driver && shared.driver->isSoftGpu())) {
   host_->mirrors = mirrors_;
@@ -312,7 +316,7 @@ void Session::addAllocation(CUdeviceptr p, uint64_t size, bool freeable) {
 
 // ---- VRAM tiers -----------------------------------------------------------------------------
 
-Result<CUdeviceptr> Session::tierAllocate(uint64_t size) {
+Result<CUdeviceptr> Session::tierAllocate(uint64_t size, CUdeviceptr at) {
   CUdevice dev = 0;
   if (CUresult r = d().fn<decltype(&::cuCtxGetDevice)>(FnId::cuCtxGetDevice)(&dev); r != CUDA_SUCCESS)
     return failedPrecondition("no current context");
@@ -323,7 +327,7 @@ Result<CUdeviceptr> Session::tierAllocate(uint64_t size) {
     t.tiers = std::make_unique<VramTiers>(d(), dev, o);
     t.ctx = current_;
   }
-  auto p = t.tiers->allocate(size);
+  auto p = t.tiers->allocate(size, at);
   // No room: with an admin that may free some (by freezing idle clients), wait for it within
   // the bound, saying how much is wanted.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(shared_.tiers.allocWaitMs);
@@ -332,7 +336,7 @@ Result<CUdeviceptr> Session::tierAllocate(uint64_t size) {
        ++attempt) {
     info_->waitingBytes.store(size);
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 5 << std::min(attempt, 4))));
-    p = t.tiers->allocate(size);
+    p = t.tiers->allocate(size, at);
   }
   info_->waitingBytes.store(0);
   if (!p) return p.status();
@@ -522,15 +526,19 @@ bool Session::removeAllocation(CUdeviceptr p) {
   return true;
 }
 
-void Session::addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size) {
+void Session::addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size, const std::string& name) {
   if (allocations_.count(p)) return;
   track(p, Allocation{size, current_, false});
   globals_.emplace(owner, p);
+  globalNames_[p] = name;
 }
 
 void Session::dropGlobalsOf(uint64_t owner) {
   auto range = globals_.equal_range(owner);
-  for (auto it = range.first; it != range.second; ++it) untrack(it->second);
+  for (auto it = range.first; it != range.second; ++it) {
+    untrack(it->second);
+    globalNames_.erase(it->second);
+  }
   globals_.erase(range.first, range.second);
 }
 
@@ -644,6 +652,17 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
   } else if (!tenantOf(hello.token, shared_.tokens, &tenant_)) {
     r = CUDA_ERROR_NOT_PERMITTED;
     s = Status(Code::PermissionDenied, "bad token");
+  } else if (hello.role == kRoleResume) {
+    // A client whose session moved here: the parked session takes this connection.
+    std::lock_guard<std::mutex> lock(shared_.parkedMu);
+    auto it = shared_.parked.find(hello.attachTo);
+    if (it == shared_.parked.end()) {
+      r = CUDA_ERROR_INVALID_HANDLE;
+      s = notFound("no session moved here under that resume id");
+    } else {
+      resumed_ = std::move(it->second);
+      shared_.parked.erase(it);
+    }
   } else if (hello.attachTo) {
     std::lock_guard<std::mutex> lock(shared_.channelsMu);
     auto it = shared_.channels.find(hello.attachTo);
@@ -658,6 +677,33 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
     }
   }
   if (s.isOk()) peer_ = hello.host + ":" + std::to_string(hello.pid) + " (" + peer_ + ")";
+  if (s.isOk() && resumed_) {
+    Session& p = *resumed_;
+    p.transport_ = std::move(transport_);
+    p.peer_ = hello.host + ":" + std::to_string(hello.pid) + " (" + p.transport_->describe() + ", moved here)";
+    p.tenant_ = tenant_;
+    p.info_->pid = hello.pid;
+    {
+      std::lock_guard<std::mutex> lock(shared_.channelsMu);
+      shared_.channels[p.id_] = p.host_;
+    }
+    {
+      std::lock_guard<std::mutex> lock(shared_.sessionsMu);
+      shared_.sessions[&p] = p.info_;
+    }
+    FrameHeader reply;
+    reply.kind = static_cast<uint16_t>(Kind::HelloReply);
+    Writer w;
+    uint64_t v[2] = {kProtocolVersion, p.id_};
+    encodeReply(w, v, 2, nullptr, 0);
+    reply.argsLen = static_cast<uint32_t>(w.size());
+    if (!sendFrame(*p.transport_, reply, w.data(), nullptr, 0).isOk()) {
+      resumed_.reset();  // the client went away: the session goes with it
+      return Role::Refused;
+    }
+    if (shared_.verbose) TF_LOG(Info, "worker: client %s resumed its session", p.peer_.c_str());
+    return Role::Resume;
+  }
   if (s.isOk() && !hello.attachTo) {
     std::random_device rd;
     std::lock_guard<std::mutex> lock(shared_.channelsMu);
@@ -717,6 +763,9 @@ void Session::serve() {
     if (s.isOk() && h.kind != static_cast<uint16_t>(Kind::Call))
       s = dataLoss("unexpected frame kind");
     if (s.isOk()) s = readArgs(*transport_, h, &args);
+    if (s.isOk() && !(h.flags & kFlagNoReply) && info_->migrationPending.load(std::memory_order_relaxed) &&
+        migrateIfOrdered(h))
+      continue;  // the client was told where it went; it leaves, or comes back if it cannot go
     if (s.isOk()) s = execute(h, args);
     if (!s.isOk()) {
       if (s.code() != Code::Unavailable)
@@ -738,7 +787,8 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
   if (!decoded.isOk()) return decoded; // a malformed call: the stream cannot be trusted
   // Every call runs in the caller's current context, which must be one of its own. The last
   // call's context needs no lookup (a current context cannot be destroyed).
-  const bool adminOp = in.fn == static_cast<uint32_t>(Op::TierStatus) || in.fn == static_cast<uint32_t>(Op::TierControl);
+  const bool adminOp = in.fn == static_cast<uint32_t>(Op::TierStatus) || in.fn == static_cast<uint32_t>(Op::TierControl) ||
+                       in.fn == static_cast<uint32_t>(Op::MigrateOut) || in.fn == static_cast<uint32_t>(Op::Adopt);
   if (admin_ != adminOp && in.fn != static_cast<uint32_t>(Op::Ping)) {
     r = CUDA_ERROR_NOT_PERMITTED;  // the admin makes only its calls, and only it makes them
   } else if (h.ctx != currentClientValue_) {
@@ -751,7 +801,22 @@ Status Session::execute(const FrameHeader& h, std::vector<uint8_t>& args) {
     }
   }
   if (r == CUDA_SUCCESS && frozen_) r = thawTiers();  // the memory comes back before any call runs
+  // A call that makes handles (or changes one) another worker could make again is kept in the
+  // replay log, as the client sent it (migration.h).
+  const ReplayRule* rule = r == CUDA_SUCCESS ? replayRule(in.fn) : nullptr;
+  Recipe recipe;
+  if (rule) {
+    recipe.fn = in.fn;
+    recipe.ctx = h.ctx;
+    recipe.args.assign(in.a.s, in.a.s + in.a.count);
+    recipe.blob.assign(in.a.blob);
+    recording_ = &recipe.made;
+  }
   if (r == CUDA_SUCCESS) r = dispatch(*this, in, out);
+  if (rule) {
+    recording_ = nullptr;
+    if (r == CUDA_SUCCESS) keepRecipe(*rule, std::move(recipe));
+  }
   if (bulkLeft_) TF_RETURN_IF_ERROR(skipBulk(*transport_, bulkLeft_));
   bulkLeft_ = 0;
   if (h.flags & kFlagNoReply) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,7 @@
 #include "remoting/worker/handle_table.h"
 #include "remoting/worker/vram_tiers.h"
 #include "remoting/worker/ipc.h"
+#include "remoting/worker/migration.h"
 
 namespace tf::remoting {
 
@@ -59,6 +61,25 @@ struct HostChannel {
   std::shared_ptr<MirrorSet> mirrors;
 };
 
+// MigrateOut's order to a client's session, carried out by its own thread at the client's next
+// synchronous call (migration.h); the admin waits for `done`.
+struct MigrationTicket {
+  MigrateOrder order;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status result = Status::ok();
+  uint64_t pauseNs = 0, bytes = 0, resumeId = 0;
+  void finish(Status s) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      result = std::move(s);
+      done = true;
+    }
+    cv.notify_all();
+  }
+};
+
 // What other sessions may read about a session (for NVML's process list).
 struct SessionInfo {
   uint32_t pid = 0;
@@ -76,6 +97,10 @@ struct SessionInfo {
   std::atomic<uint32_t> order{0};
   std::atomic<uint64_t> ordersDone{0};
   std::atomic<bool> lastMoved{false};
+  // A migration ordered and not yet taken by the session's thread.
+  std::mutex migrationMu;
+  std::shared_ptr<MigrationTicket> migration;
+  std::atomic<bool> migrationPending{false};
 };
 
 // Every client's device-reachable ranges and whose they are: a kernel argument pointing into
@@ -94,6 +119,8 @@ private:
   mutable std::shared_mutex mu_;
   std::map<uint64_t, std::pair<uint64_t, std::vector<const void*>>> ranges_;
 };
+
+class Session;
 
 // What all sessions of one worker share: the driver, the image cache, the tokens (one per
 // tenant: tokens[i] is tenant i), IPC handles.
@@ -130,6 +157,9 @@ struct WorkerShared {
   OwnerMap owners;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
+  // Sessions moved here (Adopt) and not yet resumed by their client, by resume id.
+  std::mutex parkedMu;
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> parked;
 };
 
 // One call being executed: its decoded args and what goes back.
@@ -155,7 +185,14 @@ class Session {
 public:
   Session(WorkerShared& shared, TransportPtr transport);
   ~Session();
-  enum class Role { Refused, Calls, HostChannel };
+  enum class Role { Refused, Calls, HostChannel, Resume };
+  // A session moved here from another worker (Adopt, migration.h): re-created from `img`, its
+  // contents read with `readBulk`, then parked until its client resumes it (kRoleResume).
+  // Returns the resume id; on failure everything it made is released.
+  static Result<uint64_t> adopt(WorkerShared& shared, const MigrationImage& img,
+                                const std::function<Status(void*, size_t)>& readBulk);
+  // After handshake() answered Resume: the parked session that now holds this connection.
+  std::shared_ptr<Session> resumed() { return std::move(resumed_); }
   // The client's first frame, read whole by the gate (framing: whether its header decoded):
   // checks version, catalog and token and answers HelloReply. Cheap, no driver calls: it runs
   // on the gate thread.
@@ -181,12 +218,20 @@ public:
   // driver's values and expose what the driver hands out; everything else in the session
   // (allocations, primaries, layouts, child graphs, IPC) holds driver values.
   using HandleKind = tf::remoting::HandleKind;
-  uint64_t expose(HandleKind k, uint64_t driver) { return handles_.expose(k, driver); }
+  // While a replayable call runs (migration.h), what it makes is recorded; while a replayed
+  // one runs on the target, what it makes gets the client's old values.
+  uint64_t expose(HandleKind k, uint64_t driver) {
+    if (!recording_ && adoptQueue_.empty()) return handles_.expose(k, driver);
+    return exposeForMigration(k, driver);
+  }
   std::optional<uint64_t> clientValue(HandleKind k, uint64_t driver) const {
     return handles_.clientValue(k, driver);
   }
   bool ownsDriver(HandleKind k, uint64_t driver) const { return handles_.ownsDriver(k, driver); }
-  void forget(HandleKind k, uint64_t driver) { handles_.forget(k, driver); }
+  void forget(HandleKind k, uint64_t driver) {
+    if (!recipesOf_.empty()) dropRecipesOf(k, driver);
+    handles_.forget(k, driver);
+  }
   // Resolves a client value in place (a scalar arg, a local, a struct's handle field) into the
   // driver's value of the first of `kinds` that owns it; false (h unchanged) if none does.
   template <typename T, typename... Kinds> bool resolveIn(T& h, Kinds... kinds) const {
@@ -251,7 +296,7 @@ public:
   // VRAM tiers (WorkerShared::tiers): cuMemAlloc's memory is the tiers', frozen once the
   // client has been idle long enough and thawed before its next call runs.
   bool tiersOn() const { return shared_.tiers.enabled; }
-  Result<CUdeviceptr> tierAllocate(uint64_t size);
+  Result<CUdeviceptr> tierAllocate(uint64_t size, CUdeviceptr at = 0);
   // Frees the tiered allocation starting at p; nullopt if p is not one.
   std::optional<CUresult> tierFree(CUdeviceptr p);
   // Bytes per tier over the client's devices.
@@ -261,7 +306,15 @@ public:
   // Parameter layouts of launched functions (a launch must match its kernel exactly).
   std::unordered_map<uint64_t, std::vector<ParamSlot>>& layouts() { return layouts_; }
   void accountBytes(int64_t delta) { info_->bytes.fetch_add(static_cast<uint64_t>(delta)); }
-  void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size);
+  void addGlobal(uint64_t owner, CUdeviceptr p, uint64_t size, const std::string& name);
+  // A module image the client loaded (kept while it may migrate), or nullptr.
+  void keepImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image) { images_[hash] = std::move(image); }
+  // While a migrated module load is replayed: where its globals must go (empty otherwise).
+  const std::vector<cuda::GlobalPlacement>& placements() const { return placements_; }
+  std::shared_ptr<const std::vector<uint8_t>> keptImage(uint64_t hash) const {
+    auto it = images_.find(hash);
+    return it == images_.end() ? nullptr : it->second;
+  }
   std::map<int, CUcontext>& primaries() { return primaries_; }
   void usesDevice(int dev) {
     if (dev >= 0 && dev < 64) info_->devices.fetch_or(uint64_t(1) << dev);
@@ -294,7 +347,23 @@ public:
   bool hostRangeFor(uint64_t addr, uint64_t n) const;
 
 private:
+  Session(WorkerShared& shared, TransportPtr transport, bool remapped);
   void serve();
+  // ---- migration (session_migration.cpp) ----
+  uint64_t exposeForMigration(HandleKind k, uint64_t driver);
+  void dropRecipesOf(HandleKind k, uint64_t driver);
+  // Keeps the recipe of a replayable call that succeeded.
+  void keepRecipe(const ReplayRule& rule, Recipe recipe);
+  // At a synchronous call (h, not yet run, its bulk unread): carries out a pending MigrateOut.
+  // True if the client has been told it moved (the call is not run here then).
+  bool migrateIfOrdered(const FrameHeader& h);
+  Result<uint64_t> migrateOut(MigrationTicket& t, uint64_t* bytes);
+  Status migrationRefusal() const;
+  Result<MigrationImage> capture();
+  Status writeContents(const MigrationImage& img, Transport& t);
+  Status adoptImage(const MigrationImage& img, const std::function<Status(void*, size_t)>& readBulk);
+  Status replay(const Recipe& recipe);
+  CUcontext deviceContext(int dev);
   // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.
   void track(CUdeviceptr p, const Allocation& a);
   void untrack(CUdeviceptr p);
@@ -351,6 +420,17 @@ private:
   };
   std::map<int, DeviceTiers> tiers_;
   std::optional<VramTiers::Tier> frozen_;  // where the memory went, while it is off the device
+  // Migration: the replay log (by sequence), which recipes each handle (kind, client value)
+  // appears in, what the call running now makes, the values replayed calls must give out.
+  std::map<uint64_t, Recipe> recipes_;
+  uint64_t nextRecipe_ = 0;
+  std::multimap<std::pair<int, uint64_t>, uint64_t> recipesOf_;
+  std::vector<Recipe::Made>* recording_ = nullptr;
+  std::vector<Recipe::Made> adoptQueue_;
+  std::vector<cuda::GlobalPlacement> placements_;
+  std::map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> images_;
+  std::map<CUdeviceptr, std::string> globalNames_;
+  std::shared_ptr<Session> resumed_;
   void unmapHostPages(uint64_t addr, uint64_t size);
 };
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace tf::remoting {
@@ -102,7 +103,7 @@ void VramTiers::unmap(CUdeviceptr base, Allocation& a) {
   a.handle = 0;
 }
 
-Result<CUdeviceptr> VramTiers::allocate(size_t size) {
+Result<CUdeviceptr> VramTiers::allocate(size_t size, CUdeviceptr at) {
   if (size == 0) return invalidArgument("a zero-byte allocation");
   auto reserve = TF_DRIVER(cuMemAddressReserve);
   auto freeRange = TF_DRIVER(cuMemAddressFree);
@@ -119,8 +120,14 @@ Result<CUdeviceptr> VramTiers::allocate(size_t size) {
   Allocation a;
   a.size = roundUp(size, granularity_);
   CUdeviceptr base = 0;
-  if (CUresult r = reserve(&base, a.size, granularity_, 0, 0); r != CUDA_SUCCESS)
+  if (CUresult r = reserve(&base, a.size, granularity_, at, 0); r != CUDA_SUCCESS)
     return driverError("cuMemAddressReserve", r);
+  if (at && base != at) {
+    freeRange(base, a.size);
+    char range[64];
+    snprintf(range, sizeof range, "0x%llx+%zu", static_cast<unsigned long long>(at), a.size);
+    return failedPrecondition(std::string("the device addresses ") + range + " are taken here");
+  }
   if (CUresult r = mapNew(base, a); r != CUDA_SUCCESS) {
     freeRange(base, a.size);
     return driverError("cuMemCreate/cuMemMap", r);
@@ -396,6 +403,45 @@ VramTiers::Usage VramTiers::usage() const {
     (a.tier == Tier::Warm ? u.warmStoredBytes : u.coldStoredBytes) += stored;
   }
   return u;
+}
+
+std::vector<VramTiers::Range> VramTiers::ranges() const {
+  std::vector<Range> out;
+  out.reserve(allocations_.size());
+  for (const auto& [base, a] : allocations_) out.push_back(Range{base, a.size, a.tier});
+  return out;
+}
+
+Status VramTiers::read(CUdeviceptr base, size_t offset, void* dst, size_t n) const {
+  auto it = allocations_.find(base);
+  if (it == allocations_.end() || offset > it->second.size || n > it->second.size - offset)
+    return invalidArgument("no such range of a tiered allocation");
+  const Allocation& a = it->second;
+  switch (a.tier) {
+  case Tier::Hot:
+    if (CUresult r = TF_DRIVER(cuMemcpyDtoH_v2)(dst, base + offset, n); r != CUDA_SUCCESS)
+      return driverError("cuMemcpyDtoH", r);
+    return Status::ok();
+  case Tier::Warm:
+  case Tier::Cold:
+    // Only the stored extents hold anything (the cold slot may hold a former tenant's bytes
+    // elsewhere, or end before the allocation does); the rest is zero.
+    std::memset(dst, 0, n);
+    for (const Extent& e : a.stored) {
+      const size_t from = std::max(offset, e.offset), to = std::min(offset + n, e.offset + e.size);
+      if (from >= to) continue;
+      char* out = static_cast<char*>(dst) + (from - offset);
+      if (a.tier == Tier::Warm) {
+        std::memcpy(out, a.warm.data() + from, to - from);
+      } else {
+        errno = 0;
+        if (!readAll(coldFd_, out, to - from, a.coldOffset + static_cast<int64_t>(from)))
+          return unavailable(std::string("reading the cold tier: ") + (errno ? strerror(errno) : "end of file"));
+      }
+    }
+    return Status::ok();
+  }
+  return internalError("unknown tier");
 }
 
 }  // namespace tf::remoting

@@ -62,8 +62,9 @@ public:
   VramTiers& operator=(const VramTiers&) = delete;
 
   // A new hot allocation of at least `size` bytes (CUDA_ERROR_OUT_OF_MEMORY if the device has
-  // no room). The current context must be on `device`.
-  Result<CUdeviceptr> allocate(size_t size);
+  // no room). The current context must be on `device`. With `at`, exactly there (a migrated
+  // client's memory keeps its addresses): FailedPrecondition if the driver puts it elsewhere.
+  Result<CUdeviceptr> allocate(size_t size, CUdeviceptr at = 0);
   // Frees the allocation that starts at `p` (CUDA_ERROR_INVALID_VALUE if none does).
   Status free(CUdeviceptr p);
   // The allocation holding `p`: its start and (rounded) size, and tier.
@@ -80,6 +81,11 @@ public:
   Status thaw();
   bool frozen() const;  // any allocation not hot
   Usage usage() const;
+  // Every allocation, by address (migration captures them).
+  std::vector<Range> ranges() const;
+  // Copies n bytes at `offset` of the allocation starting at `base` out of whichever tier holds
+  // them (the device must not be writing them).
+  Status read(CUdeviceptr base, size_t offset, void* dst, size_t n) const;
 
 private:
   // Anonymous host memory for a warm allocation: reserved, not committed (only the chunks

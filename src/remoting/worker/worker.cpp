@@ -44,9 +44,13 @@ Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& o) {
 
 void Worker::onFirstFrame(TransportPtr t, Status framing, const FrameHeader& h,
                           std::vector<uint8_t>& args) {
-  auto s = std::make_unique<Session>(shared_, std::move(t));
+  std::shared_ptr<Session> s = std::make_shared<Session>(shared_, std::move(t));
   Session::Role role = s->handshake(std::move(framing), h, args);
   if (role == Session::Role::Refused) return; // answered; the connection closes here
+  if (role == Session::Role::Resume) { // a session moved here: it takes over the connection
+    s = s->resumed();
+    role = Session::Role::Calls;
+  }
   active_.fetch_add(1);
   std::thread([this, s = std::move(s), role] {
     s->run(role);

@@ -3,9 +3,11 @@
 // remoting's worker lets its client map device memory through them).
 #include <fcntl.h>
 
+#include "common/log.h"
 #include "cuda/softgpu_extensions.h"
 #include "softgpu/driver/driver.h"
 #include "softgpu/driver/memory.h"
+#include "softgpu/driver/module.h"
 #include "softgpu/driver/stream.h"
 
 using namespace tf::softgpu;
@@ -57,4 +59,57 @@ tfSoftGpuShareDeviceMemory(CUdeviceptr base, int* fd, size_t* bytes) {
 extern "C" __attribute__((visibility("default"))) CUresult
 tfSoftGpuShareManagedMemory(CUdeviceptr base, int* fd, size_t* bytes) {
   return shareMemory(base, fd, bytes, AllocKind::Managed);
+}
+
+// cuda/softgpu_extensions.h: where device `device`'s addresses are in this process.
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuDeviceWindow(CUdevice device, CUdeviceptr* base, size_t* bytes, int* fixed) {
+  if (!base || !bytes || !fixed) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
+  uint64_t b = 0, n = 0;
+  bool f = false;
+  if (!addressSpace().window(device, &b, &n, &f)) return CUDA_ERROR_INVALID_DEVICE;
+  *base = b;
+  *bytes = n;
+  *fixed = f ? 1 : 0;
+  return CUDA_SUCCESS;
+}
+
+namespace {
+CUresult loadPlaced(void** out, const void* image, const tf::cuda::GlobalPlacement* placements,
+                    unsigned count, bool library) {
+  if (!out || !image || (count && !placements)) return CUDA_ERROR_INVALID_VALUE;
+  if (CUresult r = checkInitialized(); r != CUDA_SUCCESS) return r;
+  Context* c = nullptr;
+  if (CUresult r = requireContext(&c); r != CUDA_SUCCESS) return r;
+  GlobalPlacements placed;
+  for (unsigned i = 0; i < count; ++i) {
+    if (!placements[i].name) {
+      TF_LOG(Error, "module load: placement %u has no global name", i);
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (!placed.emplace(placements[i].name, placements[i].address).second) {
+      TF_LOG(Error, "module load: global %s is placed twice", placements[i].name);
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+  }
+  Module* m = nullptr;
+  if (CUresult r = loadModule(image, 0, library, &m, &placed); r != CUDA_SUCCESS) return r;
+  *out = m;
+  return CUDA_SUCCESS;
+}
+} // namespace
+
+// cuda/softgpu_extensions.h: a module (or library) whose named globals are at given addresses
+// (a migrated program's, where its cudart cached them).
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuModuleLoadPlaced(CUmodule* out, const void* image,
+                          const tf::cuda::GlobalPlacement* placements, unsigned count) {
+  return loadPlaced(reinterpret_cast<void**>(out), image, placements, count, false);
+}
+
+extern "C" __attribute__((visibility("default"))) CUresult
+tfSoftGpuLibraryLoadPlaced(CUlibrary* out, const void* image,
+                           const tf::cuda::GlobalPlacement* placements, unsigned count) {
+  return loadPlaced(reinterpret_cast<void**>(out), image, placements, count, true);
 }

@@ -7,13 +7,52 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/log.h"
+#include "cuda/softgpu_extensions.h"
+
 namespace tf::softgpu {
 namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kGuard = kPage; // uncommitted gap after each allocation: overruns fault
 
+constexpr int kReserve = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
 uint64_t roundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// The PTX engine gives shared, local, parameter and function addresses the range
+// [0x1'0000'0000'0000, 0x6'0000'0000'0000) (src/ptx/ir.h): device memory must stay out of it.
+constexpr uint64_t kEngineLo = 0x1'0000'0000'0000ull, kEngineHi = 0x6'0000'0000'0000ull;
+bool clearOfEngine(uint64_t at, uint64_t bytes) { return at >= kEngineHi || at + bytes <= kEngineLo; }
+
+// Addresses [at, at+bytes) reserved exactly there, or MAP_FAILED (errno set) if any is taken.
+void* reserveAt(uint64_t at, uint64_t bytes) {
+  if (!clearOfEngine(at, bytes)) {
+    errno = ERANGE;
+    return MAP_FAILED;
+  }
+  void* p = mmap(reinterpret_cast<void*>(at), bytes, PROT_NONE, kReserve | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) != at) {
+    munmap(p, bytes); // a kernel without MAP_FIXED_NOREPLACE took the address as a hint
+    errno = EEXIST;
+    return MAP_FAILED;
+  }
+  return p;
+}
+
+// Addresses reserved wherever the kernel puts them, out of the engine's range.
+void* reserveAnywhere(uint64_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_NONE, kReserve, -1, 0);
+  if (p == MAP_FAILED || clearOfEngine(reinterpret_cast<uint64_t>(p), bytes)) return p;
+  munmap(p, bytes);
+  p = mmap(reinterpret_cast<void*>(kEngineHi), bytes, PROT_NONE, kReserve, -1, 0);
+  if (p != MAP_FAILED && !clearOfEngine(reinterpret_cast<uint64_t>(p), bytes)) {
+    munmap(p, bytes);
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  return p;
+}
 
 } // namespace
 
@@ -25,71 +64,80 @@ AddressSpace& addressSpace() {
 Status AddressSpace::init(int deviceCount, uint64_t perDevice) {
   std::unique_lock lock(mu_);
   if (windowBase_) return Status::ok();
-  perDevice = roundUp(perDevice, 1ull << 30);
-  uint64_t window = perDevice * deviceCount;
-  // One reservation: [window of device addresses | host pages behind them].
-  // The PTX engine gives shared, local, parameter and function addresses the range
-  // [0x1'0000'0000'0000, 0x6'0000'0000'0000) (src/ptx/ir.h): device memory must stay out of it.
-  constexpr uint64_t kEngineLo = 0x1'0000'0000'0000ull, kEngineHi = 0x6'0000'0000'0000ull;
-  void* p = mmap(nullptr, window * 2, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
-                 0);
-  if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) < kEngineHi &&
-      reinterpret_cast<uint64_t>(p) + window * 2 > kEngineLo) {
-    munmap(p, window * 2);
-    p = mmap(reinterpret_cast<void*>(kEngineHi), window * 2, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) < kEngineHi) {
-      munmap(p, window * 2);
-      p = MAP_FAILED;
-      errno = ENOMEM;
-    }
+  const uint64_t stride = roundUp(std::max<uint64_t>(perDevice, 1), cuda::kWindowStride);
+  const int windows = std::max(deviceCount, cuda::kMinWindows);
+  const uint64_t window = stride * windows;
+  void* p = reserveAt(cuda::kWindowBase, window);
+  const bool fixed = p != MAP_FAILED;
+  if (!fixed) {
+    TF_LOG(Warn, "soft GPU: the device address range [0x%llx, 0x%llx) is not free (%s); device "
+                 "addresses go elsewhere, where no other process can recreate them (migration "
+                 "to or from this process will refuse)",
+           static_cast<unsigned long long>(cuda::kWindowBase),
+           static_cast<unsigned long long>(cuda::kWindowBase + window), strerror(errno));
+    p = reserveAnywhere(window);
   }
   if (p == MAP_FAILED)
     return resourceExhausted(std::string("cannot reserve the device address space: ") +
                              strerror(errno));
+  // The host pages behind the window, addresses one to one, wherever they fit.
+  void* heap = mmap(nullptr, window, PROT_NONE, kReserve, -1, 0);
+  if (heap == MAP_FAILED) {
+    Status s = resourceExhausted(std::string("cannot reserve the device memory's host pages: ") +
+                                 strerror(errno));
+    munmap(p, window);
+    return s;
+  }
   windowBase_ = reinterpret_cast<uint64_t>(p);
   windowSize_ = window;
-  heapBase_ = static_cast<uint8_t*>(p) + window;
-  perDevice_ = perDevice;
+  heapBase_ = static_cast<uint8_t*>(heap);
+  stride_ = stride;
+  fixed_ = fixed;
   deviceCount_ = deviceCount;
   // Keep address 0 of each device's range unused so no allocation is at a "round" address
-  // that looks like a small integer offset.
-  for (int d = 0; d < deviceCount; ++d)
-    free_[windowBase_ + d * perDevice + kPage * 16] = perDevice - kPage * 16;
+  // that looks like a small integer offset. This gap also keeps free stretches from running
+  // from one device's window into the next.
+  for (int d = 0; d < windows; ++d)
+    free_[windowBase_ + d * stride + kPage * 16] = stride - kPage * 16;
   return Status::ok();
 }
 
 int AddressSpace::deviceOfWindowAddress(uint64_t addr) const {
-  if (!isDeviceWindow(addr) || perDevice_ == 0) return -1;
-  return static_cast<int>((addr - windowBase_) / perDevice_);
+  if (!isDeviceWindow(addr) || stride_ == 0) return -1;
+  return static_cast<int>((addr - windowBase_) / stride_);
+}
+
+bool AddressSpace::window(int device, uint64_t* base, uint64_t* bytes, bool* fixed) const {
+  std::shared_lock lock(mu_);
+  if (device < 0 || device >= deviceCount_) return false;
+  *base = windowBase_ + device * stride_;
+  *bytes = stride_;
+  *fixed = fixed_;
+  return true;
+}
+
+bool AddressSpace::takeExact(uint64_t start, uint64_t span) {
+  auto it = free_.upper_bound(start);
+  if (it == free_.begin()) return false;
+  --it;
+  const uint64_t fStart = it->first, fLen = it->second;
+  if (start + span > fStart + fLen) return false;
+  free_.erase(it);
+  if (start > fStart) free_[fStart] = start - fStart;
+  if (start + span < fStart + fLen) free_[start + span] = fStart + fLen - (start + span);
+  return true;
 }
 
 Result<uint64_t> AddressSpace::takeRange(int device, uint64_t span, uint64_t alignment,
                                          uint64_t hint) {
   if (device < 0 || device >= deviceCount_) return invalidArgument("no such device");
-  const uint64_t lo = windowBase_ + device * perDevice_, hi = lo + perDevice_;
   alignment = std::max<uint64_t>(alignment, kPage);
-  auto tryAt = [&](std::map<uint64_t, uint64_t>::iterator it, uint64_t start) -> bool {
-    uint64_t end = it->first + it->second;
-    if (start < it->first || start + span > end) return false;
-    uint64_t fStart = it->first, fLen = it->second;
-    free_.erase(it);
-    if (start > fStart) free_[fStart] = start - fStart;
-    if (start + span < fStart + fLen) free_[start + span] = fStart + fLen - (start + span);
-    return true;
-  };
-  if (hint) {
-    auto it = free_.upper_bound(hint);
-    if (it != free_.begin()) {
-      --it;
-      uint64_t start = roundUp(hint, alignment);
-      if (start == hint && start >= lo && start + span <= hi && tryAt(it, start)) return start;
-    }
-  }
+  // A hint is taken anywhere in the window (one address space for all devices).
+  if (hint && isDeviceWindow(hint) && hint % alignment == 0 && takeExact(hint, span)) return hint;
+  const uint64_t lo = windowBase_ + device * stride_, hi = lo + stride_;
   for (auto it = free_.lower_bound(lo); it != free_.end() && it->first < hi; ++it) {
     uint64_t start = roundUp(it->first, alignment);
-    if (start + span <= it->first + it->second && start + span <= hi && tryAt(it, start))
-      return start;
+    if (start + span <= it->first + it->second && takeExact(start, span)) return start;
   }
   return resourceExhausted("device address space exhausted");
 }
@@ -115,15 +163,40 @@ Result<uint64_t> AddressSpace::allocate(int device, uint64_t size, AllocKind kin
                                         uint64_t alignment) {
   if (size == 0) return invalidArgument("zero-byte allocation");
   std::unique_lock lock(mu_);
-  const uint64_t committed = roundUp(size, kPage);
-  auto start = takeRange(device, committed + kGuard, alignment, 0);
+  auto start = takeRange(device, roundUp(size, kPage) + kGuard, alignment, 0);
   if (!start) return start.status();
-  uint8_t* host = heapOf(*start);
-  if (mprotect(host, committed, PROT_READ | PROT_WRITE) != 0) {
-    giveRange(*start, committed + kGuard);
+  return commitDevice(*start, size, kind, device, ctx);
+}
+
+Result<uint64_t> AddressSpace::allocateAt(int device, uint64_t address, uint64_t size,
+                                          AllocKind kind, Context* ctx, uint64_t alignment) {
+  if (size == 0) return invalidArgument("zero-byte allocation");
+  std::unique_lock lock(mu_);
+  char where[64];
+  snprintf(where, sizeof where, "0x%llx", static_cast<unsigned long long>(address));
+  const uint64_t span = roundUp(size, kPage) + kGuard;
+  const int device0 = deviceOfWindowAddress(address);
+  if (device0 < 0 || deviceOfWindowAddress(address + span - 1) != device0)
+    return outOfRange(std::string(where) + " (" + std::to_string(size) +
+                      " bytes and a guard page) is not inside one device's window");
+  const uint64_t need = std::max<uint64_t>(alignment, kPage);
+  if (address % need)
+    return invalidArgument(std::string(where) + " is not aligned to " + std::to_string(need) +
+                           " bytes");
+  if (!takeExact(address, span))
+    return Status(Code::AlreadyExists, std::string(where) + " (" + std::to_string(size) +
+                                           " bytes and a guard page) is not free");
+  return commitDevice(address, size, kind, device, ctx);
+}
+
+Result<uint64_t> AddressSpace::commitDevice(uint64_t start, uint64_t size, AllocKind kind,
+                                            int device, Context* ctx) {
+  const uint64_t committed = roundUp(size, kPage);
+  if (mprotect(heapOf(start), committed, PROT_READ | PROT_WRITE) != 0) {
+    giveRange(start, committed + kGuard);
     return resourceExhausted(std::string("cannot commit device memory: ") + strerror(errno));
   }
-  return addDeviceAllocation(*start, size, committed + kGuard, kind, device, ctx, false);
+  return addDeviceAllocation(start, size, committed + kGuard, kind, device, ctx, false);
 }
 
 uint64_t AddressSpace::addDeviceAllocation(uint64_t base, uint64_t size, uint64_t span,

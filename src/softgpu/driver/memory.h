@@ -1,7 +1,10 @@
-// The soft GPU's device address space. Device addresses are not host addresses: one
-// reservation holds a PROT_NONE window of device addresses (so a host dereference of a device
-// pointer faults) and, beside it, the host pages that back them. Kernels and copies translate
-// through the allocation table; an address outside every allocation is illegal.
+// The soft GPU's device address space. Device addresses are not host addresses: a PROT_NONE
+// window of device addresses (so a host dereference of a device pointer faults), at the same
+// place in every process (cuda/softgpu_extensions.h: kWindowBase, one kWindowStride per
+// device), and a reservation of host pages that back them, addresses one to one. Kernels and
+// copies translate through the allocation table; an address outside every allocation is
+// illegal. One virtual address space for all devices, as CUDA's: an allocation of device B
+// may sit in device A's window (a reservation at a given address, a placed module global).
 //
 //   AddressSpace& as = addressSpace();
 //   auto p = as.allocate(device, bytes, AllocKind::Device, ctx);     // device address
@@ -50,19 +53,27 @@ struct Allocation {
 
 class AddressSpace : public cuda::DeviceMemory {
 public:
-  // Reserves `perDevice` bytes of device addresses for each device.
+  // Reserves the windows of `deviceCount` devices (kMinWindows at least), each of at least
+  // `perDevice` addresses, at kWindowBase if that range is free (elsewhere with a warning).
   Status init(int deviceCount, uint64_t perDevice);
 
   // Device memory: takes addresses and commits pages. Not charged here (the caller charges the
   // device state first).
   Result<uint64_t> allocate(int device, uint64_t size, AllocKind kind, Context* ctx,
                             uint64_t alignment = 512);
+  // The same at exactly `address`, anywhere in the window (charged to `device` by the caller):
+  // OutOfRange outside the window, InvalidArgument if not aligned to `alignment` or a page,
+  // AlreadyExists if its range is not free.
+  Result<uint64_t> allocateAt(int device, uint64_t address, uint64_t size, AllocKind kind,
+                              Context* ctx, uint64_t alignment);
   // Host-visible memory owned by the driver (pinned, managed): host address == device address.
   Result<uint64_t> allocateHostVisible(int device, uint64_t size, AllocKind kind, Context* ctx,
                                        unsigned flags);
   // Records the caller's host memory as device-accessible.
   Status registerHost(void* ptr, uint64_t size, Context* ctx, unsigned flags);
-  // VMM: a range of addresses with nothing behind them, and mappings into it.
+  // VMM: a range of addresses with nothing behind them, and mappings into it. A `hint` that is
+  // aligned and free anywhere in the window is where the range goes; otherwise it goes in
+  // `device`'s window, as CUDA treats a hint.
   Result<uint64_t> reserveRange(int device, uint64_t size, uint64_t alignment, uint64_t hint);
   Status mapShared(uint64_t address, uint64_t size, int fd, uint64_t offset, int device,
                    uint64_t bufferId);
@@ -90,7 +101,11 @@ public:
   // Host pointer for a device address inside an allocation (nullptr if none).
   uint8_t* hostOf(uint64_t addr, uint64_t len = 1) const;
   bool isDeviceWindow(uint64_t addr) const { return addr - windowBase_ < windowSize_; }
+  // Whose window `addr` is in (-1: none; may be a device this process lacks). Not necessarily
+  // the device of the memory there.
   int deviceOfWindowAddress(uint64_t addr) const;
+  // Device `device`'s window; false for no such device. `fixed`: at kWindowBase.
+  bool window(int device, uint64_t* base, uint64_t* bytes, bool* fixed) const;
 
   // cuda::DeviceMemory, for kernels.
   bool lookup(uint64_t addr, cuda::MemoryRange* out) const override;
@@ -103,6 +118,11 @@ public:
 
 private:
   Result<uint64_t> takeRange(int device, uint64_t span, uint64_t alignment, uint64_t hint);
+  // Takes [start, start+span) if it is free (one free stretch holds it).
+  bool takeExact(uint64_t start, uint64_t span);
+  // Commits the pages of a range just taken and records it as device memory; under mu_.
+  Result<uint64_t> commitDevice(uint64_t start, uint64_t size, AllocKind kind, int device,
+                                Context* ctx);
   void giveRange(uint64_t start, uint64_t span);
   // Records device memory at `base` (its pages already committed); under mu_.
   uint64_t addDeviceAllocation(uint64_t base, uint64_t size, uint64_t span, AllocKind kind,
@@ -112,7 +132,8 @@ private:
   Result<int> moveIntoMemfd(Allocation& a, uint64_t bytes);
 
   mutable std::shared_mutex mu_;
-  uint64_t windowBase_ = 0, windowSize_ = 0, perDevice_ = 0;
+  uint64_t windowBase_ = 0, windowSize_ = 0, stride_ = 0;
+  bool fixed_ = false;
   uint8_t* heapBase_ = nullptr;
   int deviceCount_ = 0;
   std::map<uint64_t, uint64_t> free_;            // start -> length (device window)

@@ -36,9 +36,28 @@ void creditMemory(Device* d, uint64_t bytes) { d->state->releaseMemory(d->slot, 
 
 namespace {
 
-// Parses and translates m->source, then places its globals on m's device and lists its
-// kernels. On failure the module keeps nothing.
-CUresult translate(Module* m) {
+// Where a global goes: at its placement if it has one, else wherever device memory goes.
+Result<uint64_t> placeGlobal(const Device* dev, const cuda::GlobalVariable& g, uint64_t bytes,
+                             const GlobalPlacements* placed) {
+  auto at = placed ? placed->find(g.name) : GlobalPlacements::const_iterator{};
+  if (placed && at != placed->end())
+    return addressSpace().allocateAt(dev->ordinal, at->second, bytes, AllocKind::Device, nullptr,
+                                     std::max<uint32_t>(g.align, 1));
+  return addressSpace().allocate(dev->ordinal, bytes, AllocKind::Device, nullptr,
+                                 std::max<uint32_t>(g.align, 256));
+}
+
+CUresult placementError(const Status& s) {
+  switch (s.code()) {
+  case Code::AlreadyExists: return CUDA_ERROR_ALREADY_MAPPED;
+  case Code::ResourceExhausted: return CUDA_ERROR_OUT_OF_MEMORY;
+  default: return CUDA_ERROR_INVALID_VALUE;
+  }
+}
+
+// Parses and translates m->source, then places its globals on m's device (those `placed`
+// names at their addresses) and lists its kernels. On failure the module keeps nothing.
+CUresult translate(Module* m, const GlobalPlacements* placed) {
   Driver& drv = driver();
   Device* dev = deviceAt(m->device);
   if (!dev) return CUDA_ERROR_INVALID_CONTEXT;
@@ -60,18 +79,36 @@ CUresult translate(Module* m) {
     m->globals.clear();
     m->loaded.reset();
   };
-  for (const auto& g : m->loaded->globals()) {
+  // Placed globals first, so that no other global takes a placed one's address.
+  std::vector<const cuda::GlobalVariable*> order;
+  for (const auto& g : m->loaded->globals())
+    if (placed && placed->count(g.name)) order.push_back(&g);
+  if (placed && order.size() != placed->size()) {
+    for (const auto& [name, address] : *placed)
+      if (std::none_of(order.begin(), order.end(), [&](auto* g) { return g->name == name; }))
+        TF_LOG(Error, "module load: cannot place global %s: the module has no such global",
+               name.c_str());
+    dropGlobals();
+    return CUDA_ERROR_NOT_FOUND;
+  }
+  for (const auto& g : m->loaded->globals())
+    if (!placed || !placed->count(g.name)) order.push_back(&g);
+  for (const cuda::GlobalVariable* gp : order) {
+    const cuda::GlobalVariable& g = *gp;
     uint64_t bytes = std::max<uint64_t>(g.size, 1);
     if (CUresult r = chargeMemory(dev, bytes); r != CUDA_SUCCESS) {
       dropGlobals();
       return r;
     }
-    auto addr = addressSpace().allocate(dev->ordinal, bytes, AllocKind::Device, nullptr,
-                                        std::max<uint32_t>(g.align, 256));
+    auto addr = placeGlobal(dev, g, bytes, placed);
     if (!addr) {
+      const bool wasPlaced = placed && placed->count(g.name);
+      if (wasPlaced)
+        TF_LOG(Error, "module load: cannot place global %s: %s", g.name.c_str(),
+               addr.status().message().c_str());
       creditMemory(dev, bytes);
-      dropGlobals();
-      return CUDA_ERROR_OUT_OF_MEMORY;
+      dropGlobals(); // `g` goes with the module's globals
+      return wasPlaced ? placementError(addr.status()) : CUDA_ERROR_OUT_OF_MEMORY;
     }
     uint8_t* host = addressSpace().hostOf(*addr, bytes);
     if (!g.initializer.empty())
@@ -97,19 +134,20 @@ CUresult translate(Module* m) {
 
 } // namespace
 
-CUresult materialize(Module* m) {
+CUresult materialize(Module* m, const GlobalPlacements* placed) {
   if (!m->pending.load(std::memory_order_acquire)) return m->loadResult;
   std::lock_guard<std::mutex> lock(m->loadMu);
   if (m->pending.load(std::memory_order_relaxed)) {
     TF_LOG(Debug, "library %s: translating %zu bytes of PTX on first use", m->name.c_str(),
            m->source.ptx.size());
-    m->loadResult = translate(m);
+    m->loadResult = translate(m, placed);
     m->pending.store(false, std::memory_order_release);
   }
   return m->loadResult;
 }
 
-CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out) {
+CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out,
+                    const GlobalPlacements* placed) {
   if (!image) return CUDA_ERROR_INVALID_VALUE;
   Driver& drv = driver();
   Context* ctx = currentContext();
@@ -122,7 +160,7 @@ CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out
   const DeviceModel& model = *dev->config.model;
   const cuda::FatbinEntry* ptx =
       cuda::choosePtx(parsed->entries, static_cast<uint32_t>(model.ccMajor * 10 + model.ccMinor));
-  if (!ptx && !isLibrary) {
+  if (!ptx && (!isLibrary || placed)) {
     TF_LOG(Error, "module load: the image has no PTX (only cubins); the soft GPU runs PTX. "
                   "Build with -gencode arch=compute_XX,code=compute_XX or default -arch.");
     return CUDA_ERROR_NO_BINARY_FOR_GPU;
@@ -142,8 +180,9 @@ CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out
     m->source.lazy = isLibrary;
     m->name = m->source.name;
     m->pending.store(true, std::memory_order_relaxed);
-    if (!isLibrary) { // modules are translated now: their errors belong to the load
-      CUresult r = materialize(m.get());
+    // Modules are translated now: their errors belong to the load. So are placed globals.
+    if (!isLibrary || placed) {
+      CUresult r = materialize(m.get(), placed);
       if (r != CUDA_SUCCESS) return r;
     }
   }

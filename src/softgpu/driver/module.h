@@ -2,18 +2,27 @@
 // and CUkernel, since cudart launches a CUkernel as a CUfunction).
 #pragma once
 
+#include <map>
 #include <optional>
+#include <string>
 
 #include "softgpu/driver/api.h"
 #include "softgpu/driver/memory.h"
 
 namespace tf::softgpu {
 
+// Where named globals of a module must go: name -> device address
+// (cuda/softgpu_extensions.h, ModuleLoadPlaced).
+using GlobalPlacements = std::map<std::string, uint64_t>;
+
 // Loads a module from anything the driver accepts (fatbin wrapper, fatbin, PTX text, file
 // contents). `size` 0 = unknown (bare pointer). On failure logs why and returns the CUDA error.
-CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out);
+// With `placed`, even a library is translated now, its named globals at their addresses.
+CUresult loadModule(const void* image, size_t size, bool isLibrary, Module** out,
+                    const GlobalPlacements* placed = nullptr);
 // Translates a library's code on its first use (no-op afterwards); the result of translating.
-CUresult materialize(Module* m);
+// `placed`: where named globals go (the first call only).
+CUresult materialize(Module* m, const GlobalPlacements* placed = nullptr);
 void unloadModule(Module* m);
 
 // Device memory accounting shared by every allocation path.

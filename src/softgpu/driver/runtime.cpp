@@ -96,7 +96,8 @@ CUresult initializeDriver(unsigned flags) {
   }
   uint64_t largest = 0;
   for (auto& dc : d.config.devices) largest = std::max(largest, dc.memoryBytes);
-  // Twice the device memory: VMM reservations and fragmentation need room beyond it.
+  // Twice the device memory at least (VMM reservations and fragmentation need room beyond
+  // it); each window is a whole kWindowStride or more, at the same place in every process.
   if (auto s = addressSpace().init(static_cast<int>(d.config.devices.size()), largest * 2); !s)
     return fail(CUDA_ERROR_OUT_OF_MEMORY, s.toString());
   for (size_t i = 0; i < d.config.devices.size(); ++i) {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Migration end to end: a hard vGPU with VRAM tiers on GPU 0 of a two-GPU soft node, a program
+# running in it (tests/remoting/migrate_program.cu: two streams, an event, kernels each round,
+# module variables, 256 MiB), moved to GPU 1 with `tensor-fusion migrate` mid-run. The program
+# finishes with every byte as its CPU computes it; the vGPU is on GPU 1; the old worker goes
+# once its client has left; the metrics count the move and its pause. Then what is refused.
+#
+#   migration_e2e.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+tf="$build/bin/tensor-fusion"
+prog="$build/tests/remoting/migrate_program"
+export TF_HOME=$(mktemp -d /tmp/tf-migrate-XXXXXX)
+export TF_VGPU_DIR=$TF_HOME/regions TF_SOFTGPU_STATE_DIR=$TF_HOME/softgpu TF_SOFTGPU_DEVICES=H100:2GiB,H100:2GiB
+mkdir -p "$TF_VGPU_DIR" "$TF_SOFTGPU_STATE_DIR"
+fail=0
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  python3 - "$TF_HOME/state.json" <<'PY' 2>/dev/null | xargs -r kill 2>/dev/null || true
+import json, sys
+for v in json.load(open(sys.argv[1]))["vgpus"]:
+    if v.get("worker", {}).get("pid"): print(v["worker"]["pid"])
+PY
+  [ -n "${oldpid:-}" ] && kill "$oldpid" 2>/dev/null || true
+  "$tf" down >/dev/null 2>&1 || true
+  rm -rf "$TF_HOME"
+}
+trap cleanup EXIT
+
+TF_LOG_LEVEL=info "$tf" up --region-dir "$TF_VGPU_DIR" --vram-tiers
+addr=$(python3 -c "import json; print(json.load(open('$TF_HOME/hypervisor.json'))['address'])")
+api() {  # api METHOD PATH [BODY]: the answer (JSON); its HTTP status in $TF_HOME/status
+  curl -s -o "$TF_HOME/answer" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
+    --data "${3:-}" "http://$addr$2" > "$TF_HOME/status"
+  cat "$TF_HOME/answer"
+}
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+echo "== a program in a hard vGPU on GPU 0, moved to GPU 1 mid-run"
+"$tf" run --name mv --isolation hard --vram 512MiB --compute 50% -- "$prog" 256 10 300 > "$TF_HOME/p.out" 2> "$TF_HOME/p.log" &
+pp=$!
+for _ in $(seq 1200); do
+  grep -q "^round 2$" "$TF_HOME/p.out" 2>/dev/null && break
+  kill -0 $pp 2>/dev/null || break
+  sleep 0.1
+done
+grep -q "^round 2$" "$TF_HOME/p.out" || { echo "FAIL: the program did not start"; cat "$TF_HOME/p.out" "$TF_HOME/p.log"; exit 1; }
+before=$(api GET /api/v1/vgpus/mv)
+oldpid=$(echo "$before" | field 'd["worker"]["pid"]')
+olddev=$(echo "$before" | field 'd["devices"][0]["uuid"]')
+"$tf" migrate mv --to 1 | tee "$TF_HOME/migrate.out" | sed 's/^/  /'
+grep -q "1 of 1 client(s)" "$TF_HOME/migrate.out" || { echo "FAIL: the client did not move"; fail=1; }
+after=$(api GET /api/v1/vgpus/mv)
+newdev=$(echo "$after" | field 'd["devices"][0]["uuid"]')
+gpu1=$(api GET /api/v1/devices | field 'd["devices"][1]["uuid"]')
+echo "  vGPU mv: $olddev -> $newdev (GPU 1: $gpu1)"
+[ "$newdev" = "$gpu1" ] && [ "$olddev" != "$newdev" ] || { echo "FAIL: the vGPU is not on GPU 1"; fail=1; }
+echo "== metrics, while the program runs on GPU 1"
+curl -s "http://$addr/metrics" > "$TF_HOME/metrics"
+{ grep -E '^tf_vgpu_migr[a-z_]+\{.*vgpu="mv"' "$TF_HOME/metrics" || true; } | sed 's/^/  /'
+grep -qE '^tf_vgpu_migrations_total\{.*vgpu="mv",result="done"\} 1$' "$TF_HOME/metrics" \
+  || { echo "FAIL: the metrics do not count the move"; fail=1; }
+awk '/^tf_vgpu_migration_pause_seconds\{.*vgpu="mv"\}/ { ok = $2 > 0 } END { exit !ok }' "$TF_HOME/metrics" \
+  || { echo "FAIL: no pause in the metrics"; fail=1; }
+
+wait $pp || { echo "FAIL: the program failed after the move"; fail=1; }
+grep -h "round 10\|OK\|FAIL" "$TF_HOME/p.out" | sed 's/^/  /'
+grep -q "^OK 256 MiB, 10 rounds" "$TF_HOME/p.out" || { echo "FAIL: wrong results after the move"; cat "$TF_HOME/p.log"; fail=1; }
+# The old worker goes once its client has left (the tier manager looks every tick).
+for _ in $(seq 100); do kill -0 "$oldpid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$oldpid" 2>/dev/null; then
+  echo "FAIL: the old worker ($oldpid) is still running"; fail=1
+  tail -20 "$TF_HOME"/worker-mv.log; grep -i "migr\|moved\|drain" "$TF_HOME/hypervisor.log" | tail
+else echo "  the old worker ($oldpid) has stopped"; fi
+
+echo "== refused"
+api POST /api/v1/vgpus '{"name":"softone","vramLimit":"256MiB","computeLimit":10}' > /dev/null
+api POST /api/v1/vgpus '{"name":"hardone","vramLimit":"256MiB","computeLimit":10,"isolation":"hard"}' > /dev/null
+check() {  # check WHAT STATUS TEXT VGPU BODY
+  api POST "/api/v1/vgpus/$4/migrate" "$5" > /dev/null
+  local code msg
+  code=$(cat "$TF_HOME/status") msg=$(field 'd.get("error", "")' < "$TF_HOME/answer")
+  echo "  $1: HTTP $code: $msg"
+  [ "$code" = "$2" ] && [[ "$msg" == *"$3"* ]] || { echo "FAIL: $1 should be $2 ($3)"; fail=1; }
+}
+check "a soft vGPU" 409 "soft-isolated" softone '{"device":"1"}'
+check "to the GPU it is on" 400 "already" hardone "{\"device\":\"$(api GET /api/v1/vgpus/hardone | field 'd["devices"][0]["uuid"]')\"}"
+check "to no such GPU" 404 "no device" hardone '{"device":"7"}'
+check "no device named" 400 "device:" hardone '{}'
+check "an unknown vGPU" 404 "no vGPU" nosuch '{"device":"1"}'
+"$tf" migrate nosuch --to 1 > /dev/null 2> "$TF_HOME/cli.err" && { echo "FAIL: the CLI did not fail"; fail=1; }
+echo "  tensor-fusion migrate nosuch: $(cat "$TF_HOME/cli.err")"
+
+[ "$fail" = 0 ] && echo "migration: all checks passed"
+exit $fail
