@@ -3,6 +3,9 @@
 // without tiers pays to get its data back (new device memory, copied in): a thaw is exactly
 // that at the old address; a cold one reads the disk too. On the soft GPU, whose
 // "device" memory is host memory, both are memory bandwidth; on a GPU they are PCIe.
+// Then the same moves of sparse memory (1% written, 4 KiB every 400 KiB, as a program that
+// allocated much and touched little) beside the dense ones, for three chunk sizes (the unit a
+// freeze skips when it is all zero), with what each stores.
 //
 //   tiers_bench LIBCUDA [MiB=512] [rounds=3]
 #include <unistd.h>
@@ -12,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "remoting/worker/vram_tiers.h"
@@ -33,6 +37,29 @@ void check(const Status& s, const char* what) {
 }
 void check(CUresult r, const char* what) {
   if (r != CUDA_SUCCESS) die(std::string(what) + ": CUresult " + std::to_string(r));
+}
+
+// Seconds spent in each move over all rounds, and what the warm tier stored.
+struct Moves {
+  double freezeWarm = 0, thawWarm = 0, freezeCold = 0, thawCold = 0;
+  uint64_t stored = 0;
+};
+
+// Freezes the allocations to host memory and back, then to disk and back.
+void moveRound(VramTiers& tiers, Moves& m) {
+  auto t0 = Clock::now();
+  check(tiers.freeze(VramTiers::Tier::Warm), "freeze warm");
+  m.freezeWarm += seconds(t0);
+  m.stored = tiers.usage().warmStoredBytes;
+  t0 = Clock::now();
+  check(tiers.thaw(), "thaw warm");
+  m.thawWarm += seconds(t0);
+  t0 = Clock::now();
+  check(tiers.freeze(VramTiers::Tier::Cold), "freeze cold");
+  m.freezeCold += seconds(t0);
+  t0 = Clock::now();
+  check(tiers.thaw(), "thaw cold");
+  m.thawCold += seconds(t0);
 }
 
 }  // namespace
@@ -61,7 +88,8 @@ int main(int argc, char** argv) {
   std::vector<char> host(bytes, 1);
   auto alloc = d.fn<decltype(&::cuMemAlloc_v2)>(FnId::cuMemAlloc_v2);
   auto release = d.fn<decltype(&::cuMemFree_v2)>(FnId::cuMemFree_v2);
-  double copyIn = 0, copyOut = 0, upload = 0, freezeWarm = 0, thawWarm = 0, freezeCold = 0, thawCold = 0;
+  double copyIn = 0, copyOut = 0, upload = 0;
+  Moves dense;
   {
     VramTiers tiers(d, 0, {dir.string(), 8u << 20});
     auto p = tiers.allocate(bytes);
@@ -80,19 +108,20 @@ int main(int argc, char** argv) {
       check(htod(fresh, host.data(), bytes), "upload");
       upload += seconds(t0);
       check(release(fresh), "cuMemFree");
-      t0 = Clock::now();
-      check(tiers.freeze(VramTiers::Tier::Warm), "freeze warm");
-      freezeWarm += seconds(t0);
-      t0 = Clock::now();
-      check(tiers.thaw(), "thaw warm");
-      thawWarm += seconds(t0);
-      t0 = Clock::now();
-      check(tiers.freeze(VramTiers::Tier::Cold), "freeze cold");
-      freezeCold += seconds(t0);
-      t0 = Clock::now();
-      check(tiers.thaw(), "thaw cold");
-      thawCold += seconds(t0);
+      moveRound(tiers, dense);
     }
+  }
+  const size_t kPage = 4096, kStride = 100 * kPage;  // 1% written
+  const std::vector<char> page(kPage, 3);
+  std::vector<std::pair<size_t, Moves>> sparse;
+  for (size_t chunk : {size_t{4} << 10, size_t{64} << 10, size_t{2} << 20}) {
+    VramTiers tiers(d, 0, {dir.string(), 8u << 20, chunk});
+    auto p = tiers.allocate(bytes);
+    check(p.status(), "allocate");
+    for (size_t at = 0; at + kPage <= bytes; at += kStride) check(htod(*p + at, page.data(), kPage), "write");
+    Moves m;
+    for (int r = 0; r < rounds; ++r) moveRound(tiers, m);
+    sparse.emplace_back(chunk, m);
   }
   fs::remove_all(dir);
   const double gib = static_cast<double>(bytes) / (1u << 30) * rounds;
@@ -102,10 +131,18 @@ int main(int argc, char** argv) {
   std::printf("VRAM tiers, %zu MiB x %d rounds, per GiB:\n", mib, rounds);
   std::printf("  %-36s %7.3f s/GiB\n", "baseline: copy host -> device", copyIn / gib);
   std::printf("  %-36s %7.3f s/GiB\n", "baseline: copy device -> host", copyOut / gib);
-  line("freeze to host memory (warm)", freezeWarm, copyOut, "device -> host copy");
+  line("freeze to host memory (warm)", dense.freezeWarm, copyOut, "device -> host copy");
   std::printf("  %-36s %7.3f s/GiB\n", "baseline: new device memory + copy in", upload / gib);
-  line("thaw from host memory (warm)", thawWarm, upload, "new memory + copy in");
-  line("freeze to disk (cold)", freezeCold, copyOut, "device -> host copy");
-  line("thaw from disk (cold)", thawCold, upload, "new memory + copy in");
+  line("thaw from host memory (warm)", dense.thawWarm, upload, "new memory + copy in");
+  line("freeze to disk (cold)", dense.freezeCold, copyOut, "device -> host copy");
+  line("thaw from disk (cold)", dense.thawCold, upload, "new memory + copy in");
+  std::printf("sparse: 1%% written (4 KiB every 400 KiB), per GiB allocated, beside the dense moves above:\n");
+  for (const auto& [chunk, m] : sparse) {
+    std::printf(" chunks of %zu KiB: %.1f MiB stored of %zu MiB\n", chunk >> 10, m.stored / 1048576.0, mib);
+    line("freeze to host memory (warm)", m.freezeWarm, dense.freezeWarm, "dense");
+    line("thaw from host memory (warm)", m.thawWarm, dense.thawWarm, "dense");
+    line("freeze to disk (cold)", m.freezeCold, dense.freezeCold, "dense");
+    line("thaw from disk (cold)", m.thawCold, dense.thawCold, "dense");
+  }
   return 0;
 }

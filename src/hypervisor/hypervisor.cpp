@@ -538,6 +538,7 @@ std::string Hypervisor::prometheusMetrics() {
          "# HELP tf_vgpu_gpu_seconds_total GPU time used.\n# TYPE tf_vgpu_gpu_seconds_total counter\n"
          "# HELP tf_worker_restarts_total Worker restarts (hard and remote isolation).\n# TYPE tf_worker_restarts_total counter\n"
          "# HELP tf_vgpu_tier_bytes vGPU memory by VRAM tier (hot: on the device, warm: host memory, cold: disk), and waited for.\n# TYPE tf_vgpu_tier_bytes gauge\n"
+         "# HELP tf_vgpu_tier_stored_bytes What the warm and cold tiers take for the vGPU (chunks all zero are stored nowhere).\n# TYPE tf_vgpu_tier_stored_bytes gauge\n"
          "# HELP tf_vgpu_tier_moves_total Allocations moved off (freeze) and back onto (thaw) the device.\n# TYPE tf_vgpu_tier_moves_total counter\n"
          "# HELP tf_vgpu_tier_seconds_total Time those moves took.\n# TYPE tf_vgpu_tier_seconds_total counter\n"
          "# HELP tf_vgpu_migrations_total Moves of the vGPU to another device (done: some client moved).\n# TYPE tf_vgpu_migrations_total counter\n"
@@ -571,6 +572,8 @@ std::string Hypervisor::prometheusMetrics() {
       line("tf_vgpu_tier_bytes", l + ",tier=\"warm\"", static_cast<double>(t.warmBytes));
       line("tf_vgpu_tier_bytes", l + ",tier=\"cold\"", static_cast<double>(t.coldBytes));
       line("tf_vgpu_tier_bytes", l + ",tier=\"waiting\"", static_cast<double>(t.waitingBytes));
+      line("tf_vgpu_tier_stored_bytes", l + ",tier=\"warm\"", static_cast<double>(t.warmStoredBytes));
+      line("tf_vgpu_tier_stored_bytes", l + ",tier=\"cold\"", static_cast<double>(t.coldStoredBytes));
       line("tf_vgpu_tier_moves_total", l + ",kind=\"freeze\"", static_cast<double>(t.freezes));
       line("tf_vgpu_tier_moves_total", l + ",kind=\"thaw\"", static_cast<double>(t.thaws));
       line("tf_vgpu_tier_seconds_total", l + ",kind=\"freeze\"", t.freezeNs / 1e9);

@@ -68,6 +68,8 @@ TierView summarize(const std::vector<remoting::TierRecord>& records) {
     v.freezeNs += r.freezeNs;
     v.thawNs += r.thawNs;
     v.waitingBytes += r.waitingBytes;
+    v.warmStoredBytes += r.warmStoredBytes;
+    v.coldStoredBytes += r.coldStoredBytes;
     if (r.idleMs == 0) anyBusy = true;
     v.idleMs = v.clients == 0 ? r.idleMs : std::min(v.idleMs, r.idleMs);
     ++v.clients;
@@ -81,6 +83,8 @@ nlohmann::json toJson(const TierView& v) {
           {"hotBytes", v.hotBytes},
           {"warmBytes", v.warmBytes},
           {"coldBytes", v.coldBytes},
+          {"warmStoredBytes", v.warmStoredBytes},
+          {"coldStoredBytes", v.coldStoredBytes},
           {"freezes", v.freezes},
           {"thaws", v.thaws},
           {"freezeSeconds", static_cast<double>(v.freezeNs) / 1e9},

@@ -43,6 +43,7 @@ struct TierView {
   uint64_t hotBytes = 0, warmBytes = 0, coldBytes = 0;
   uint64_t freezes = 0, thaws = 0, freezeNs = 0, thawNs = 0;
   uint64_t waitingBytes = 0;
+  uint64_t warmStoredBytes = 0, coldStoredBytes = 0;  // what warm and cold take (sparse freezes)
   uint64_t idleMs = 0;  // the least idle client's; 0 when one is in a call or there is none
   int clients = 0;
 };

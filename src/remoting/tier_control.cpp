@@ -27,7 +27,7 @@ const char* tierActionName(TierAction a) {
 }
 
 namespace {
-constexpr size_t kRecordBytes = 4 + 4 + 9 * 8;
+constexpr size_t kRecordBytes = 4 + 4 + 11 * 8;
 constexpr uint32_t kMaxRecords = 65536;
 }  // namespace
 
@@ -37,7 +37,7 @@ void encodeTierRecords(Writer& w, const std::vector<TierRecord>& records) {
     w.u32(r.pid);
     w.u32(static_cast<uint32_t>(r.state));
     for (uint64_t v : {r.hotBytes, r.warmBytes, r.coldBytes, r.freezes, r.thaws, r.freezeNs,
-                       r.thawNs, r.idleMs, r.waitingBytes})
+                       r.thawNs, r.idleMs, r.waitingBytes, r.warmStoredBytes, r.coldStoredBytes})
       w.u64(v);
   }
 }
@@ -58,7 +58,8 @@ Status decodeTierRecords(std::string_view blob, std::vector<TierRecord>* out) {
       return dataLoss("tier records: unknown state " + std::to_string(state));
     t.state = static_cast<TierState>(state);
     for (uint64_t* v : {&t.hotBytes, &t.warmBytes, &t.coldBytes, &t.freezes, &t.thaws,
-                        &t.freezeNs, &t.thawNs, &t.idleMs, &t.waitingBytes})
+                        &t.freezeNs, &t.thawNs, &t.idleMs, &t.waitingBytes, &t.warmStoredBytes,
+                        &t.coldStoredBytes})
       *v = r.u64();
     out->push_back(t);
   }

@@ -39,8 +39,9 @@ struct TierRecord {
   uint64_t freezeNs = 0, thawNs = 0;      // time those moves took, summed
   uint64_t idleMs = 0;                    // since its last call ended (0 while in a call)
   uint64_t waitingBytes = 0;              // device memory it is waiting for (a thaw, an allocation)
+  uint64_t warmStoredBytes = 0, coldStoredBytes = 0;  // what warm and cold take: chunks not all zero
 };
-// u32 count, then per record: u32 pid, u32 state, 9 x u64 in the order above.
+// u32 count, then per record: u32 pid, u32 state, 11 x u64 in the order above.
 void encodeTierRecords(Writer& w, const std::vector<TierRecord>& records);
 // A count that does not match the bytes, or an unknown state, is DataLoss.
 Status decodeTierRecords(std::string_view blob, std::vector<TierRecord>* out);

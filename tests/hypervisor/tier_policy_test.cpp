@@ -71,6 +71,7 @@ TEST(TierPolicy, SummarisesAWorkersClients) {
   TierRecord a, b;
   a.state = TierState::Warm;
   a.warmBytes = 10;
+  a.warmStoredBytes = 4;
   a.freezes = 2;
   a.idleMs = 500;
   b.state = TierState::Hot;
@@ -81,12 +82,14 @@ TEST(TierPolicy, SummarisesAWorkersClients) {
   EXPECT_EQ(v.state, TierState::Warm);
   EXPECT_EQ(v.hotBytes, 7u);
   EXPECT_EQ(v.warmBytes, 10u);
+  EXPECT_EQ(v.warmStoredBytes, 4u);
   EXPECT_EQ(v.waitingBytes, 3u);
   EXPECT_EQ(v.idleMs, 100u) << "a vGPU is as idle as its least idle client";
   EXPECT_EQ(v.clients, 2);
   b.idleMs = 0;  // in a call
   EXPECT_EQ(summarize({a, b}).idleMs, 0u);
   EXPECT_EQ(toJson(v)["state"], "warm");
+  EXPECT_EQ(toJson(v)["warmStoredBytes"], 4u);
 }
 
 }  // namespace

@@ -1,13 +1,16 @@
 // VRAM tiers against the soft GPU's driver (dlopen()ed as the worker does): frozen memory is
 // free for others and comes back at the same addresses with the same bytes, from host memory
-// or from disk; a thaw with no room, or a cold tier that cannot be written, loses nothing.
+// or from disk; a thaw with no room, or a cold tier that cannot be written, loses nothing; only
+// chunks that are not all zero are stored, and a thaw clears the others.
 #include "remoting/worker/vram_tiers.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 
 #include <gtest/gtest.h>
 
@@ -168,6 +171,120 @@ TEST_F(VramTiersTest, BadRequestsAreRefusedAndLoseNothing) {
   EXPECT_NE(s.message().find("no-such-dir"), std::string::npos) << s.toString();
   EXPECT_EQ(tiers.find(*p)->tier, Tier::Hot);
   EXPECT_EQ(get(*p, 2 * kMiB), bytes);
+}
+
+// NVIDIA's driver gives new device memory whatever it held before: while one of these lives,
+// memory the soft GPU maps gets garbage as it becomes accessible, so a thaw that left a chunk
+// it did not store uncleared would show it.
+class GarbageInNewMemory {
+public:
+  explicit GarbageInNewMemory(DriverApi* api) : api_(api) {
+    real_ = api->fn<SetAccess>(FnId::cuMemSetAccess);
+    memset_ = api->fn<decltype(&::cuMemsetD8_v2)>(FnId::cuMemsetD8_v2);
+    api->setForTest(FnId::cuMemSetAccess, reinterpret_cast<void*>(&setAccess));
+  }
+  ~GarbageInNewMemory() { api_->setForTest(FnId::cuMemSetAccess, reinterpret_cast<void*>(real_)); }
+
+private:
+  using SetAccess = decltype(&::cuMemSetAccess);
+  static CUresult setAccess(CUdeviceptr p, size_t n, const CUmemAccessDesc* d, size_t count) {
+    CUresult r = real_(p, n, d, count);
+    return r == CUDA_SUCCESS ? memset_(p, 0xEE, n) : r;
+  }
+  DriverApi* api_;
+  static inline SetAccess real_ = nullptr;
+  static inline decltype(&::cuMemsetD8_v2) memset_ = nullptr;
+};
+
+// A driver whose device memory is no file with holes (as NVIDIA's): a freeze reads all of it.
+class NoDescriptorOfDeviceMemory {
+public:
+  explicit NoDescriptorOfDeviceMemory(DriverApi* api) : api_(api) {
+    real_ = api->raw(static_cast<uint32_t>(FnId::cuMemExportToShareableHandle));
+    api->setForTest(FnId::cuMemExportToShareableHandle, reinterpret_cast<void*>(&refuse));
+  }
+  ~NoDescriptorOfDeviceMemory() { api_->setForTest(FnId::cuMemExportToShareableHandle, real_); }
+
+private:
+  static CUresult refuse(void*, CUmemGenericAllocationHandle, CUmemAllocationHandleType, unsigned long long) {
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+  DriverApi* api_;
+  void* real_;
+};
+
+class SparseFreezeTest : public VramTiersTest, public ::testing::WithParamInterface<bool> {};
+INSTANTIATE_TEST_SUITE_P(HolesFoundOrEveryByteRead, SparseFreezeTest, ::testing::Bool());
+
+TEST_P(SparseFreezeTest, FreezesStoreOnlyChunksThatAreNotAllZeroAndThawsClearTheRest) {
+  std::optional<NoDescriptorOfDeviceMemory> readEveryByte;
+  if (!GetParam()) readEveryByte.emplace(api_);
+  VramTiers tiers(*api_, 0, options());  // 64 KiB chunks, 3 MiB of staging
+  constexpr size_t kSize = 16 * kMiB, kChunk = 64 << 10;
+  auto p = tiers.allocate(kSize);
+  ASSERT_TRUE(p);
+  std::vector<uint32_t> expected(kSize / 4, 0);
+  // A word at the start, 4 KiB inside one chunk, 16 bytes across the first staging boundary
+  // (two chunks, one extent), and the last word: 5 chunks.
+  const auto write = [&](size_t offset, const std::vector<uint32_t>& words) {
+    put(*p + offset, words);
+    std::copy(words.begin(), words.end(), expected.begin() + static_cast<long>(offset / 4));
+  };
+  write(0, {0xa1});
+  write(5 * kMiB + 128, pattern(4096, 11));
+  write(3 * kMiB - 8, {1, 2, 3, 4});
+  write(kSize - 4, {0xa2});
+  const auto thawAndCheck = [&](const char* from) {
+    std::vector<uint32_t> read(kSize / 4, 0xEEEEEEEE);  // what a migration reads, frozen
+    ASSERT_TRUE(tiers.read(*p, 0, read.data(), kSize));
+    EXPECT_TRUE(read == expected) << "read from " << from;
+    GarbageInNewMemory garbage(api_);
+    ASSERT_TRUE(tiers.thaw()) << from;
+    EXPECT_TRUE(get(*p, kSize) == expected) << "back from " << from << ": the written bytes, zero elsewhere";
+  };
+
+  ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  EXPECT_EQ(tiers.usage().warmBytes, kSize) << "what the vGPU holds";
+  EXPECT_EQ(tiers.usage().warmStoredBytes, 5 * kChunk) << "what it takes";
+  thawAndCheck("host memory");
+  ASSERT_TRUE(tiers.freeze(Tier::Cold));
+  EXPECT_EQ(tiers.usage().coldBytes, kSize);
+  EXPECT_EQ(tiers.usage().coldStoredBytes, 5 * kChunk);
+  thawAndCheck("disk");
+  ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  ASSERT_TRUE(tiers.freeze(Tier::Cold));  // spilled: the stored chunks only
+  EXPECT_EQ(tiers.usage().coldStoredBytes, 5 * kChunk);
+  thawAndCheck("host memory, then disk");
+
+  // Memory never written stores nothing at all; dense memory stores all of it.
+  auto empty = tiers.allocate(4 * kMiB);
+  auto full = tiers.allocate(2 * kMiB);
+  ASSERT_TRUE(empty && full);
+  const auto dense = pattern(2 * kMiB, 1);
+  put(*full, dense);
+  ASSERT_TRUE(tiers.free(*p));
+  ASSERT_TRUE(tiers.freeze(Tier::Warm));
+  EXPECT_EQ(tiers.usage().warmBytes, 6 * kMiB);
+  EXPECT_EQ(tiers.usage().warmStoredBytes, 2 * kMiB);
+  {
+    GarbageInNewMemory garbage(api_);
+    ASSERT_TRUE(tiers.thaw());
+  }
+  EXPECT_TRUE(get(*empty, 4 * kMiB) == std::vector<uint32_t>(kMiB, 0));
+  EXPECT_TRUE(get(*full, 2 * kMiB) == dense);
+}
+
+TEST_F(VramTiersTest, ChunkSizesAreAPowerOfTwoFrom4KiBTo2MiB) {
+  for (auto [asked, chunk] : {std::pair<size_t, size_t>{1, 4096}, {5000, 8192}, {64 << 10, 64 << 10}, {1ull << 30, 2 * kMiB}}) {
+    VramTiers tiers(*api_, 0, {(state_ / "cold").string(), 3 * kMiB, asked});
+    auto p = tiers.allocate(4 * kMiB);
+    ASSERT_TRUE(p);
+    put(*p + 3 * kMiB, {7});
+    ASSERT_TRUE(tiers.freeze(Tier::Warm));
+    EXPECT_EQ(tiers.usage().warmStoredBytes, chunk) << "asked " << asked;
+    ASSERT_TRUE(tiers.thaw());
+    EXPECT_EQ(get(*p + 3 * kMiB, 4), std::vector<uint32_t>{7});
+  }
 }
 
 }  // namespace

@@ -98,13 +98,15 @@ TEST_P(TierAdminTest, FreezesTheIdleClientForTheOneWaitingAndReportsEachTier) {
   ASSERT_EQ(allocB.get(), CUDA_SUCCESS);
   ASSERT_EQ(b.call(FnId::cuMemcpyHtoD_v2, {pB, kSize}, ctxB, nullptr, nullptr, &bytesB), CUDA_SUCCESS);
   {
-    uint64_t warm = 0, freezes = 0;
+    uint64_t warm = 0, stored = 0, freezes = 0;
     for (const auto& r : status()) {
       warm += r.warmBytes;
+      stored += r.warmStoredBytes;
       freezes += r.freezes;
       if (r.warmBytes) EXPECT_EQ(r.state, TierState::Warm);
     }
     EXPECT_GE(warm, kSize);
+    EXPECT_EQ(stored, warm) << "A's bytes are dense: all of them stored";
     EXPECT_GE(freezes, 1u);
   }
 
@@ -168,6 +170,7 @@ TEST(TierRecords, RoundTripAndRefuseWhatDoesNotAddUp) {
   in[0].state = TierState::Cold;
   in[0].coldBytes = 1ull << 40;
   in[1].waitingBytes = 5;
+  in[1].coldStoredBytes = 6;
   Writer w;
   encodeTierRecords(w, in);
   std::vector<TierRecord> out;
@@ -177,6 +180,7 @@ TEST(TierRecords, RoundTripAndRefuseWhatDoesNotAddUp) {
   EXPECT_EQ(out[0].state, TierState::Cold);
   EXPECT_EQ(out[0].coldBytes, 1ull << 40);
   EXPECT_EQ(out[1].waitingBytes, 5u);
+  EXPECT_EQ(out[1].coldStoredBytes, 6u);
   std::string bytes(reinterpret_cast<const char*>(w.data()), w.size());
   EXPECT_EQ(decodeTierRecords(bytes.substr(0, bytes.size() - 1), &out).code(), Code::DataLoss);
   EXPECT_EQ(decodeTierRecords(bytes.substr(0, 2), &out).code(), Code::DataLoss);

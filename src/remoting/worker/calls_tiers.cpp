@@ -44,6 +44,8 @@ CUresult tierStatus(Session& s, CallIn&, CallOut& out) {
     r.thawNs = info->thawNs.load();
     r.idleMs = idleMs(*info);
     r.waitingBytes = info->waitingBytes.load();
+    r.warmStoredBytes = info->warmStoredBytes.load();
+    r.coldStoredBytes = info->coldStoredBytes.load();
     records.push_back(r);
   }
   Writer w;

@@ -41,6 +41,8 @@ public:
   // drivers that cannot place them.
   cuda::ModuleLoadPlaced moduleLoadPlaced() const { return moduleLoadPlaced_; }
   cuda::LibraryLoadPlaced libraryLoadPlaced() const { return libraryLoadPlaced_; }
+  // Replaces one function: tests make the driver behave as another would.
+  void setForTest(cuda::FnId id, void* f) { fns_[static_cast<uint32_t>(id)] = f; }
 
 private:
   DriverApi() = default;

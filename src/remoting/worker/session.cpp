@@ -363,6 +363,8 @@ VramTiers::Usage Session::tierUsage() const {
     sum.hotBytes += u.hotBytes;
     sum.warmBytes += u.warmBytes;
     sum.coldBytes += u.coldBytes;
+    sum.warmStoredBytes += u.warmStoredBytes;
+    sum.coldStoredBytes += u.coldStoredBytes;
     sum.freezes += u.freezes;
     sum.thaws += u.thaws;
     sum.freezeTime += u.freezeTime;
@@ -424,6 +426,8 @@ void Session::publishTiers() {
   const VramTiers::Usage u = tierUsage();
   info_->warmBytes.store(u.warmBytes);
   info_->coldBytes.store(u.coldBytes);
+  info_->warmStoredBytes.store(u.warmStoredBytes);
+  info_->coldStoredBytes.store(u.coldStoredBytes);
   info_->freezes.store(u.freezes);
   info_->thaws.store(u.thaws);
   info_->freezeNs.store(static_cast<uint64_t>(u.freezeTime.count()));
@@ -441,10 +445,13 @@ bool Session::freezeTo(VramTiers::Tier to) {
            to == VramTiers::Tier::Cold ? "disk" : "host memory", s.toString().c_str());
     if (tierUsage().hotBytes == before.hotBytes) return false;
   }
-  frozen_ = tierUsage().coldBytes ? VramTiers::Tier::Cold : VramTiers::Tier::Warm;
+  const VramTiers::Usage after = tierUsage();
+  frozen_ = after.coldBytes ? VramTiers::Tier::Cold : VramTiers::Tier::Warm;
   if (shared_.verbose)
-    TF_LOG(Info, "worker: %s: its device memory is in %s", peer_.c_str(),
-           *frozen_ == VramTiers::Tier::Cold ? "the cold tier" : "host memory");
+    TF_LOG(Info, "worker: %s: its device memory is in %s (%llu bytes, %llu of them not all zero and stored)",
+           peer_.c_str(), *frozen_ == VramTiers::Tier::Cold ? "the cold tier" : "host memory",
+           static_cast<unsigned long long>(after.warmBytes + after.coldBytes),
+           static_cast<unsigned long long>(after.warmStoredBytes + after.coldStoredBytes));
   return true;
 }
 

@@ -88,6 +88,7 @@ struct SessionInfo {
   // VRAM tiers, published by the session's thread for TierStatus (tier_control.h).
   std::atomic<uint32_t> tierState{0}; // TierState
   std::atomic<uint64_t> warmBytes{0}, coldBytes{0}, freezes{0}, thaws{0}, freezeNs{0}, thawNs{0};
+  std::atomic<uint64_t> warmStoredBytes{0}, coldStoredBytes{0};
   std::atomic<uint64_t> waitingBytes{0};
   std::atomic<int64_t> idleSinceNs{0}; // steady clock at the end of its last call; 0 in a call
   // TierControl's orders to the session's thread, carried out while it waits for a call:

@@ -20,6 +20,8 @@ template <typename F> F driverFn(const DriverApi& api, FnId id) { return api.fn<
 
 size_t roundUp(size_t v, size_t g) { return (v + g - 1) / g * g; }
 
+bool allZero(const char* p, size_t n) { return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0; }
+
 }  // namespace
 
 VramTiers::HostPages& VramTiers::HostPages::operator=(HostPages&& o) noexcept {
@@ -31,9 +33,9 @@ VramTiers::HostPages& VramTiers::HostPages::operator=(HostPages&& o) noexcept {
   return *this;
 }
 
-bool VramTiers::HostPages::allocate(size_t n) {
+bool VramTiers::HostPages::reserve(size_t n) {
   reset();
-  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return false;
   p_ = p;
   n_ = n;
@@ -48,7 +50,10 @@ void VramTiers::HostPages::reset() {
 
 VramTiers::VramTiers(const DriverApi& api, int device, Options options)
     : api_(api), device_(device), options_(std::move(options)) {
-  options_.stagingBytes = std::max<size_t>(options_.stagingBytes, 1u << 20);
+  size_t chunk = 4096;
+  while (chunk < options_.chunkBytes && chunk < (2u << 20)) chunk *= 2;
+  options_.chunkBytes = chunk;  // divides every granularity (2 MiB on current GPUs)
+  options_.stagingBytes = roundUp(std::max<size_t>(options_.stagingBytes, 1u << 20), chunk);
 }
 
 VramTiers::~VramTiers() {
@@ -136,7 +141,7 @@ Status VramTiers::free(CUdeviceptr p) {
   if (it == allocations_.end()) return invalidArgument("no allocation starts at this address");
   Allocation& a = it->second;
   if (a.tier == Tier::Hot) unmap(p, a);
-  if (a.tier == Tier::Cold) coldFree_.emplace(a.size, a.coldOffset);
+  if (a.tier == Tier::Cold) releaseColdSlot(a.coldOffset, a.size);
   TF_DRIVER(cuMemAddressFree)(p, a.size);
   allocations_.erase(it);
   return Status::ok();
@@ -170,6 +175,13 @@ Result<int64_t> VramTiers::coldSlot(size_t size) {
   return at;
 }
 
+void VramTiers::releaseColdSlot(int64_t at, size_t size) {
+  // Only stored extents are ever read back, so what the slot holds does not matter; the hole
+  // gives the disk space back where the file system can.
+  (void)fallocate(coldFd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, static_cast<off_t>(size));
+  coldFree_.emplace(size, at);
+}
+
 namespace {
 
 // All `n` bytes through pread/pwrite, whatever short transfers and signals do.
@@ -189,31 +201,105 @@ bool readAll(int fd, char* p, size_t n, int64_t at) { return transferAll(::pread
 
 }  // namespace
 
-Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
+std::vector<VramTiers::Extent> VramTiers::mayHoldData(const Allocation& a) const {
+  const std::vector<Extent> all{{0, a.size}};
+  auto exportFd = TF_DRIVER(cuMemExportToShareableHandle);
+  int fd = -1;
+  if (!api_.isSoftGpu() || !exportFd ||
+      exportFd(&fd, a.handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0) != CUDA_SUCCESS)
+    return all;
+  const size_t chunk = options_.chunkBytes;
+  std::vector<Extent> out;
+  for (off_t pos = 0; pos < static_cast<off_t>(a.size);) {
+    const off_t data = lseek(fd, pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // holes to the end
+    const off_t hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) {  // a descriptor that is no file with holes after all
+      close(fd);
+      return all;
+    }
+    const size_t from = static_cast<size_t>(data) / chunk * chunk;
+    const size_t to = std::min(a.size, roundUp(static_cast<size_t>(hole), chunk));
+    if (!out.empty() && out.back().offset + out.back().size >= from) out.back().size = to - out.back().offset;
+    else if (from < to) out.push_back({from, to - from});
+    pos = hole;
+  }
+  close(fd);
+  return out;
+}
+
+template <typename Keep>
+Status VramTiers::copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, char* inPlace, Keep keep,
+                                std::vector<Extent>* stored) {
   auto dtoh = TF_DRIVER(cuMemcpyDtoH_v2);
+  const size_t chunk = options_.chunkBytes;
+  std::vector<char> staging(std::min(options_.stagingBytes, a.size));
+  stored->clear();
+  bool dense = true;  // the last piece had no chunk all zero: the next goes straight in place
+  for (const Extent& range : mayHoldData(a)) {
+    for (size_t off = range.offset; off < range.offset + range.size; off += staging.size()) {
+      const size_t n = std::min(staging.size(), range.offset + range.size - off);
+      const bool direct = inPlace && dense;
+      char* piece = direct ? inPlace + off : staging.data();
+      if (direct) (void)madvise(piece, n, MADV_POPULATE_WRITE);  // in one go, not a fault per page
+      if (CUresult r = dtoh(piece, base + off, n); r != CUDA_SUCCESS)
+        return driverError((std::string("copying to ") + where).c_str(), r);
+      dense = true;
+      const auto zero = [&](size_t at) { return allZero(piece + at, std::min(chunk, n - at)); };
+      for (size_t at = 0; at < n;) {  // a run of chunks all zero, then one of chunks with data
+        size_t end = at;
+        while (end < n && zero(end)) end += chunk;
+        end = std::min(end, n);
+        if (end > at) {
+          dense = false;
+          if (direct) (void)madvise(piece + at, end - at, MADV_DONTNEED);  // back to no memory
+        }
+        at = end;
+        while (end < n && !zero(end)) end += chunk;
+        end = std::min(end, n);
+        if (end == at) continue;
+        if (!direct && !keep(off + at, piece + at, end - at))
+          return unavailable(std::string("writing ") + where + ": " + strerror(errno));
+        if (!stored->empty() && stored->back().offset + stored->back().size == off + at) stored->back().size += end - at;
+        else stored->push_back({off + at, end - at});
+        at = end;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
+  std::vector<Extent> stored;
   if (to == Tier::Warm) {
-    if (!a.warm.allocate(a.size))
+    if (!a.warm.reserve(a.size))
       return resourceExhausted("no host memory for the warm tier (" + std::to_string(a.size) + " bytes): " +
                                strerror(errno));
-    if (CUresult r = dtoh(a.warm.data(), base, a.size); r != CUDA_SUCCESS) {
+    char* warm = a.warm.data();
+    Status s = copyOutSparse(base, a, "the warm tier", warm, [warm](size_t off, const char* p, size_t n) {
+      (void)madvise(warm + off, n, MADV_POPULATE_WRITE);
+      std::memcpy(warm + off, p, n);
+      return true;
+    }, &stored);
+    if (!s) {
       a.warm.reset();
-      return driverError("copying to the warm tier", r);
+      return s;
     }
   } else {
     auto slot = coldSlot(a.size);
     if (!slot) return slot.status();
-    std::vector<char> staging(std::min(options_.stagingBytes, a.size));
-    for (size_t off = 0; off < a.size; off += staging.size()) {
-      const size_t n = std::min(staging.size(), a.size - off);
-      CUresult r = dtoh(staging.data(), base + off, n);
-      if (r != CUDA_SUCCESS || !writeAll(coldFd_, staging.data(), n, *slot + static_cast<int64_t>(off))) {
-        coldFree_.emplace(a.size, *slot);
-        return r != CUDA_SUCCESS ? driverError("copying to the cold tier", r)
-                                 : unavailable(std::string("writing the cold tier: ") + strerror(errno));
-      }
+    const int fd = coldFd_;
+    const int64_t at = *slot;
+    Status s = copyOutSparse(base, a, "the cold tier", nullptr, [fd, at](size_t off, const char* p, size_t n) {
+      return writeAll(fd, p, n, at + static_cast<int64_t>(off));
+    }, &stored);
+    if (!s) {
+      releaseColdSlot(*slot, a.size);
+      return s;
     }
     a.coldOffset = *slot;
   }
+  a.stored = std::move(stored);
   unmap(base, a);
   a.tier = to;
   return Status::ok();
@@ -222,10 +308,12 @@ Status VramTiers::toHost(CUdeviceptr base, Allocation& a, Tier to) {
 Status VramTiers::warmToCold(Allocation& a) {
   auto slot = coldSlot(a.size);
   if (!slot) return slot.status();
-  if (!writeAll(coldFd_, a.warm.data(), a.size, *slot)) {
-    coldFree_.emplace(a.size, *slot);
-    return unavailable(std::string("writing the cold tier: ") + strerror(errno));
-  }
+  for (const Extent& e : a.stored)
+    if (!writeAll(coldFd_, a.warm.data() + e.offset, e.size, *slot + static_cast<int64_t>(e.offset))) {
+      const int err = errno;
+      releaseColdSlot(*slot, a.size);
+      return unavailable(std::string("writing the cold tier: ") + strerror(err));
+    }
   a.warm.reset();
   a.coldOffset = *slot;
   a.tier = Tier::Cold;
@@ -235,26 +323,41 @@ Status VramTiers::warmToCold(Allocation& a) {
 Status VramTiers::toDevice(CUdeviceptr base, Allocation& a) {
   if (CUresult r = mapNew(base, a); r != CUDA_SUCCESS) return driverError("thawing: cuMemCreate/cuMemMap", r);
   auto htod = TF_DRIVER(cuMemcpyHtoD_v2);
-  CUresult r = CUDA_SUCCESS;
-  bool readFailed = false;
-  if (a.tier == Tier::Warm) {
-    r = htod(base, a.warm.data(), a.size);
-  } else {
-    std::vector<char> staging(std::min(options_.stagingBytes, a.size));
-    for (size_t off = 0; off < a.size && r == CUDA_SUCCESS && !readFailed; off += staging.size()) {
-      const size_t n = std::min(staging.size(), a.size - off);
-      readFailed = !readAll(coldFd_, staging.data(), n, a.coldOffset + static_cast<int64_t>(off));
-      if (!readFailed) r = htod(base + off, staging.data(), n);
+  auto clear = TF_DRIVER(cuMemsetD8_v2);
+  std::vector<char> staging;
+  if (a.tier == Tier::Cold) staging.resize(std::min(options_.stagingBytes, a.size));
+  int readError = 0;
+  const auto copyBack = [&](const Extent& e) -> CUresult {
+    if (a.tier == Tier::Warm) return htod(base + e.offset, a.warm.data() + e.offset, e.size);
+    for (size_t off = e.offset; off < e.offset + e.size; off += staging.size()) {
+      const size_t n = std::min(staging.size(), e.offset + e.size - off);
+      errno = 0;
+      if (!readAll(coldFd_, staging.data(), n, a.coldOffset + static_cast<int64_t>(off))) {
+        readError = errno ? errno : EIO;
+        return CUDA_ERROR_UNKNOWN;
+      }
+      if (CUresult r = htod(base + off, staging.data(), n); r != CUDA_SUCCESS) return r;
     }
+    return CUDA_SUCCESS;
+  };
+  // The stored extents back, and the stretches between them (never stored: zero) cleared.
+  CUresult r = CUDA_SUCCESS;
+  size_t done = 0;
+  for (size_t i = 0; i <= a.stored.size() && r == CUDA_SUCCESS; ++i) {
+    const Extent e = i < a.stored.size() ? a.stored[i] : Extent{a.size, 0};
+    if (e.offset > done) r = clear(base + done, 0, e.offset - done);
+    if (r == CUDA_SUCCESS && e.size) r = copyBack(e);
+    done = e.offset + e.size;
   }
-  if (r != CUDA_SUCCESS || readFailed) {
+  if (r != CUDA_SUCCESS) {
     unmap(base, a);  // the contents stay where they were
-    return readFailed ? unavailable(std::string("reading the cold tier: ") + strerror(errno))
-                      : driverError("thawing: copying back", r);
+    return readError ? unavailable(std::string("reading the cold tier: ") + strerror(readError))
+                     : driverError("thawing: copying back", r);
   }
   if (a.tier == Tier::Warm) a.warm.reset();
-  else coldFree_.emplace(a.size, a.coldOffset);
+  else releaseColdSlot(a.coldOffset, a.size);
   a.coldOffset = -1;
+  a.stored.clear();
   a.tier = Tier::Hot;
   return Status::ok();
 }
@@ -292,8 +395,13 @@ bool VramTiers::frozen() const {
 
 VramTiers::Usage VramTiers::usage() const {
   Usage u = counts_;
-  for (const auto& [base, a] : allocations_)
+  for (const auto& [base, a] : allocations_) {
     (a.tier == Tier::Hot ? u.hotBytes : a.tier == Tier::Warm ? u.warmBytes : u.coldBytes) += a.size;
+    if (a.tier == Tier::Hot) continue;
+    uint64_t stored = 0;
+    for (const Extent& e : a.stored) stored += e.size;
+    (a.tier == Tier::Warm ? u.warmStoredBytes : u.coldStoredBytes) += stored;
+  }
   return u;
 }
 
@@ -315,13 +423,21 @@ Status VramTiers::read(CUdeviceptr base, size_t offset, void* dst, size_t n) con
       return driverError("cuMemcpyDtoH", r);
     return Status::ok();
   case Tier::Warm:
-    std::memcpy(dst, a.warm.data() + offset, n);
-    return Status::ok();
   case Tier::Cold:
-    for (size_t done = 0; done < n;) {
-      ssize_t k = pread(coldFd_, static_cast<char*>(dst) + done, n - done, a.coldOffset + static_cast<off_t>(offset + done));
-      if (k <= 0) return unavailable(std::string("reading the cold tier: ") + (k < 0 ? strerror(errno) : "end of file"));
-      done += static_cast<size_t>(k);
+    // Only the stored extents hold anything (the cold slot may hold a former tenant's bytes
+    // elsewhere, or end before the allocation does); the rest is zero.
+    std::memset(dst, 0, n);
+    for (const Extent& e : a.stored) {
+      const size_t from = std::max(offset, e.offset), to = std::min(offset + n, e.offset + e.size);
+      if (from >= to) continue;
+      char* out = static_cast<char*>(dst) + (from - offset);
+      if (a.tier == Tier::Warm) {
+        std::memcpy(out, a.warm.data() + from, to - from);
+      } else {
+        errno = 0;
+        if (!readAll(coldFd_, out, to - from, a.coldOffset + static_cast<int64_t>(from)))
+          return unavailable(std::string("reading the cold tier: ") + (errno ? strerror(errno) : "end of file"));
+      }
     }
     return Status::ok();
   }

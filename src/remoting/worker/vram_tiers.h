@@ -6,6 +6,13 @@
 // contents in, so pointers the program holds (in host variables, in device structures, in
 // captured graphs) stay valid without it knowing.
 //
+// Freezes are sparse: the contents move in chunks (Options::chunkBytes), and a chunk that is
+// all zero is stored nowhere: the warm tier's host memory is an anonymous mapping only the
+// stored chunks are written to (the rest costs nothing), the cold file has holes there. A thaw
+// copies back only the stored chunks and clears the rest on the device (cuMemsetD8 to 0: new
+// device memory is not guaranteed zero; the soft GPU makes that clear a hole in its memfd). So
+// a vGPU that allocated 60 GiB and wrote a few pages of it moves a few pages.
+//
 //   VramTiers tiers(api, device, {.coldDir = "/var/lib/tensor-fusion/cold"});
 //   auto p = tiers.allocate(1 << 30);          // a CUdeviceptr, usable like cuMemAlloc's
 //   tiers.freeze(VramTiers::Tier::Warm);        // the device memory is free for others now
@@ -39,10 +46,12 @@ public:
   enum class Tier { Hot, Warm, Cold };
   struct Options {
     std::string coldDir = "/var/tmp";  // where cold contents go (an unlinked file, gone with us)
-    size_t stagingBytes = 8u << 20;    // host buffer for cold <-> device copies
+    size_t stagingBytes = 8u << 20;    // host buffer for device -> host and cold -> device copies
+    size_t chunkBytes = 64u << 10;     // the unit of sparseness (a power of two, 4 KiB to 2 MiB)
   };
   struct Usage {
-    uint64_t hotBytes = 0, warmBytes = 0, coldBytes = 0;
+    uint64_t hotBytes = 0, warmBytes = 0, coldBytes = 0;  // the allocations' sizes, per tier
+    uint64_t warmStoredBytes = 0, coldStoredBytes = 0;    // what their non-zero chunks take
     uint64_t freezes = 0, thaws = 0;  // allocations moved off / back onto the device
     std::chrono::nanoseconds freezeTime{0}, thawTime{0};  // summed over those moves
   };
@@ -79,15 +88,15 @@ public:
   Status read(CUdeviceptr base, size_t offset, void* dst, size_t n) const;
 
 private:
-  // Anonymous host memory for a warm allocation: mapped populated in one go (no zero-fill by
-  // hand, no fault per page), unmapped when it goes back.
+  // Anonymous host memory for a warm allocation: reserved, not committed (only the chunks
+  // written to it take memory, each populated in one go), unmapped when it goes back.
   class HostPages {
   public:
     HostPages() = default;
     HostPages(HostPages&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
     HostPages& operator=(HostPages&& o) noexcept;
     ~HostPages() { reset(); }
-    bool allocate(size_t n);
+    bool reserve(size_t n);
     void reset();
     char* data() const { return static_cast<char*>(p_); }
 
@@ -95,19 +104,36 @@ private:
     void* p_ = nullptr;
     size_t n_ = 0;
   };
+  // A stretch of an allocation that is not all zero (chunk-aligned), by offset.
+  struct Extent {
+    size_t offset = 0, size = 0;
+  };
   struct Allocation {
     size_t size = 0;
     Tier tier = Tier::Hot;
     CUmemGenericAllocationHandle handle = 0;  // while hot
-    HostPages warm;                           // while warm
+    HostPages warm;                           // while warm: at the allocation's offsets
     int64_t coldOffset = -1;                  // while cold: where in the cold file
+    std::vector<Extent> stored;               // while warm or cold: all else is zero
   };
   CUresult mapNew(CUdeviceptr base, Allocation& a);
   void unmap(CUdeviceptr base, Allocation& a);
   Status toHost(CUdeviceptr base, Allocation& a, Tier to);
+  // Copies the hot allocation out piece by piece, recording each run of chunks that are not all
+  // zero in `stored`. A piece goes through the staging buffer, each such run handed to `keep`
+  // (false: stop, failed), or, after a piece with no zero chunk and given `inPlace` (the warm
+  // tier's memory, at the allocation's offsets), straight there, its zero chunks given back
+  // after: dense memory is copied once, sparse memory is never committed.
+  template <typename Keep>
+  Status copyOutSparse(CUdeviceptr base, const Allocation& a, const char* where, char* inPlace, Keep keep,
+                       std::vector<Extent>* stored);
+  // The chunks of a hot allocation that may hold data: all of them, except on the soft GPU,
+  // whose device memory is a file whose holes (never written, or cleared) need not be read.
+  std::vector<Extent> mayHoldData(const Allocation& a) const;
   Status toDevice(CUdeviceptr base, Allocation& a);
   Status warmToCold(Allocation& a);
   Result<int64_t> coldSlot(size_t size);
+  void releaseColdSlot(int64_t at, size_t size);  // its disk space goes back (a hole)
   Status driverError(const char* what, CUresult r) const;
 
   const DriverApi& api_;

@@ -8,6 +8,7 @@
 #include "softgpu/driver/graph.h"
 #include "softgpu/driver/launch.h"
 #include "softgpu/driver/stream.h"
+#include "softgpu/driver/vmm.h"
 
 namespace tf::softgpu {
 
@@ -124,10 +125,12 @@ CUresult buildWork(CUgraphNodeType type, const NodeParams& p, std::function<CUre
     if (pitch < row || q.dst % q.elementSize) return CUDA_ERROR_INVALID_VALUE;
     const uint64_t span = (q.height - 1) * pitch + row;
     if (!addressSpace().hostOf(q.dst, span)) return CUDA_ERROR_INVALID_VALUE;
-    *work = [q, span, pitch] {
+    *work = [q, span, pitch, row] {
       // Looked up again when it runs, as a copy is (memcpy3DWork): freed since is illegal.
       uint8_t* host = addressSpace().hostOf(q.dst, span);
       if (!host) return CUDA_ERROR_ILLEGAL_ADDRESS;
+      if (q.value == 0 && pitch == row)
+        if (auto r = zeroVmm(q.dst, span)) return *r; // VMM memory: holes (vmm.h)
       for (size_t y = 0; y < q.height; ++y) {
         uint8_t* r = host + y * pitch;
         for (size_t x = 0; x < q.width; ++x) {

@@ -1,4 +1,5 @@
-// Copies in every direction (1D, 2D, 3D, peer; synchronous and asynchronous) and memsets.
+// Copies in every direction (1D, 2D, 3D, peer; synchronous and asynchronous) and memsets; 1D
+// copies out of VMM-mapped memory and zero memsets over it go through its memfd (vmm.h).
 // Every device-side range is checked to lie inside one allocation before anything is queued:
 // a copy that leaves its allocation fails with CUDA_ERROR_INVALID_VALUE, as the real driver's.
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "softgpu/driver/array.h"
 #include "softgpu/driver/graph.h"
 #include "softgpu/driver/stream.h"
+#include "softgpu/driver/vmm.h"
 
 using namespace tf::softgpu;
 
@@ -79,8 +81,9 @@ DescribeNode describeCopy(const Endpoint3D& d, const Endpoint3D& s, size_t width
   };
 }
 
-// Queues a copy; synchronous calls and copies to pageable memory wait for it.
-CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool async,
+// Queues a copy; synchronous calls and copies to pageable memory wait for it. A copy out of
+// VMM-mapped memory (`from`, the source's device address) reads it through its memfd (vmm.h).
+CUresult copy(Context* c, CUstream stream, Side dst, Side src, uint64_t from, size_t n, bool async,
               const DescribeNode* describe) {
   Stream* s;
   TF_TRY(resolveStream(stream, c, &s));
@@ -93,7 +96,8 @@ CUresult copy(Context* c, CUstream stream, Side dst, Side src, size_t n, bool as
       return CUDA_SUCCESS;
     }, nullptr, {}, describe);
   }
-  auto work = [dst, src, n] {
+  auto work = [dst, src, from, n] {
+    if (auto r = copyFromVmm(dst.host, from, n)) return *r;
     memmove(dst.host, src.host, n);
     return CUDA_SUCCESS;
   };
@@ -110,7 +114,7 @@ CUresult copy1D(uint64_t dst, uint64_t src, size_t n, CUstream stream, bool asyn
   TF_TRY(resolve(src, n, srcMayBePageable, &s));
   const DescribeNode describe = describeCopy({CU_MEMORYTYPE_UNIFIED, dst, 0, 0, 0, 0, 0},
                                              {CU_MEMORYTYPE_UNIFIED, src, 0, 0, 0, 0, 0}, n, 1, 1);
-  return copy(c, stream, d, s, n, async, &describe);
+  return copy(c, stream, d, s, s.pageable ? 0 : src, n, async, &describe);
 }
 
 // ---- 2D / 3D ------------------------------------------------------------------------------
@@ -233,7 +237,10 @@ CUresult memset2D(uint64_t dst, size_t pitchBytes, T value, size_t width, size_t
   TF_TRY(resolve(dst, (height - 1) * pitch + rowBytes, false, &d));
   Stream* s;
   TF_TRY(resolveStream(stream, c, &s));
-  auto work = [d, pitch, value, width, height] {
+  const bool clears = value == 0 && (height == 1 || pitch == rowBytes); // one contiguous range
+  auto work = [d, dst, clears, pitch, value, width, height] {
+    if (clears)
+      if (auto r = zeroVmm(dst, height * width * sizeof(T))) return *r;
     for (size_t y = 0; y < height; ++y) {
       T* row = reinterpret_cast<T*>(d.host + y * pitch);
       if constexpr (sizeof(T) == 1) memset(row, value, width);
