@@ -6,6 +6,8 @@
 //   migrate_program MIB ROUNDS PAUSE_MS [graph]
 // prints "round N" after each round (the test moves it meanwhile), "OK" when every byte is right.
 // With "graph" it first builds and launches a CUDA graph (which cannot migrate yet).
+#include <dlfcn.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +34,21 @@ __global__ void count() { atomicAdd(&roundsDone, 1ull); }
       return 1;                                                                              \
     }                                                                                        \
   } while (0)
+
+// Device memory in use as NVML (the remote NVML stub beside the driver stub) reports it: after
+// a move, the NVML session must follow the program to its new worker.
+static long long nvmlUsedMiB() {
+  static void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+  if (!nvml) return -1;
+  struct Memory { unsigned long long total, free, used; };
+  auto init = reinterpret_cast<int (*)()>(dlsym(nvml, "nvmlInit_v2"));
+  auto byIndex = reinterpret_cast<int (*)(unsigned, void**)>(dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+  auto memory = reinterpret_cast<int (*)(void*, Memory*)>(dlsym(nvml, "nvmlDeviceGetMemoryInfo"));
+  void* dev = nullptr;
+  Memory m{};
+  if (!init || !byIndex || !memory || init() != 0 || byIndex(0, &dev) != 0 || memory(dev, &m) != 0) return -1;
+  return static_cast<long long>(m.used >> 20);
+}
 
 static void cpuStep(std::vector<uint32_t>& d, size_t n, uint32_t salt, const uint32_t* t) {
   for (size_t i = 0; i < n; ++i) d[i] = d[i] * 1664525u + t[(i + salt) & 255] + salt;
@@ -80,6 +97,10 @@ int main(int argc, char** argv) {
     // The graph stays: the session cannot move while it holds one.
   }
   const unsigned long long extra = graph ? 1 : 0;
+  if (nvmlUsedMiB() < 0) {
+    printf("FAIL NVML does not answer\n");
+    return 1;
+  }
   for (int r = 0; r < rounds; ++r) {
     step<<<64, 256, 0, s1>>>(da, touched, uint32_t(r));
     count<<<1, 1, 0, s1>>>();
@@ -121,6 +142,12 @@ int main(int argc, char** argv) {
     printf("FAIL the table variable changed\n");
     ++bad;
   }
+  const long long used = nvmlUsedMiB();  // while the memory is still held
+  if (used < 0) {
+    printf("FAIL NVML does not answer at the end\n");
+    return 1;
+  }
+  printf("nvml used %lld MiB\n", used);
   CHECK(cudaStreamDestroy(s1));
   CHECK(cudaStreamDestroy(s2));
   CHECK(cudaEventDestroy(e));

@@ -127,6 +127,12 @@ TEST_P(MigrationTest, MovesARunningProgramThatFinishesWithTheSameResults) {
   EXPECT_FALSE(serves(*source_, adminA_, p.pid()));
   EXPECT_EQ(p.finish(), 0) << p.output();
   EXPECT_NE(p.output().find("OK 64 MiB, 8 rounds"), std::string::npos) << p.output();
+  // Its NVML followed it: the device it reports holds the program's memory (the source's no
+  // longer does).
+  long long used = -1;
+  if (auto at = p.output().find("nvml used "); at != std::string::npos)
+    used = std::atoll(p.output().c_str() + at + 10);
+  EXPECT_GE(used, 64) << p.output();
   EXPECT_TRUE(source_->alive());
   EXPECT_TRUE(target_->alive());
 }

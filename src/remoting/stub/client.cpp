@@ -197,7 +197,9 @@ CUresult Client::readReply(uint32_t fn, uint64_t* outs, uint32_t nOuts, ReplySin
   if (s.isOk()) s = decodeReply(args_.data(), args_.size(), &a);
   if (s.isOk() && (h.flags & kFlagMoved)) {
     // The session moved to another worker; the call was not run (exchange() sends it there).
-    if (a.count < 1 || !a.s[0] || a.blob.empty() || h.bulkLen) s = dataLoss("malformed Moved reply");
+    // Resume id 0: a new session there (an NVML session, which holds nothing).
+    if (a.count < 1 || (!a.s[0] && role_ != kRoleMonitor) || a.blob.empty() || h.bulkLen)
+      s = dataLoss("malformed Moved reply");
     if (s.isOk()) {
       move_ = Move{std::string(a.blob), a.s[0]};
       return CUDA_SUCCESS;
@@ -351,7 +353,7 @@ CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint6
 Status Client::resumeAt(const std::string& address, uint64_t resumeId) {
   auto t = connect(address, 2000, tlsOptionsFromEnvironment());
   if (!t) return t.status();
-  Hello hello = localHello(workerToken(), kRoleResume);
+  Hello hello = localHello(workerToken(), resumeId ? kRoleResume : role_);
   hello.attachTo = resumeId;
   Writer w;
   encodeHello(w, hello);

@@ -747,6 +747,10 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
     TF_LOG(Info, "worker: refused %s: %s", peer_.c_str(), s.toString().c_str());
     return Role::Refused;
   }
+  if (hello.role == kRoleMonitor) {
+    monitor_ = true;
+    monitorPid_ = hello.pid;
+  }
   if (hello.role == kRoleDriver) {
     info_->pid = hello.pid;
     std::lock_guard<std::mutex> lock(shared_.sessionsMu);
@@ -769,6 +773,9 @@ void Session::serve() {
     if (s.isOk() && !(h.flags & kFlagNoReply) && info_->migrationPending.load(std::memory_order_relaxed) &&
         migrateIfOrdered(h))
       continue;  // the client was told where it went; it leaves, or comes back if it cannot go
+    if (s.isOk() && monitor_ && !(h.flags & kFlagNoReply) && shared_.anyMoved.load(std::memory_order_relaxed) &&
+        followMovedProcess(h))
+      continue;
     if (s.isOk()) s = execute(h, args);
     if (!s.isOk()) {
       if (s.code() != Code::Unavailable)

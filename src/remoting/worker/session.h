@@ -159,6 +159,10 @@ struct WorkerShared {
   OwnerMap owners;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
+  // Where clients that moved away went, by pid: their NVML sessions follow them.
+  std::mutex movedMu;
+  std::unordered_map<uint32_t, std::string> movedTo;
+  std::atomic<bool> anyMoved{false};
   // Sessions moved here (Adopt) and not yet resumed by their client, by resume id.
   std::mutex parkedMu;
   std::unordered_map<uint64_t, std::shared_ptr<Session>> parked;
@@ -362,6 +366,10 @@ private:
   // At a synchronous call (h, not yet run, its bulk unread): carries out a pending MigrateOut.
   // True if the client has been told it moved (the call is not run here then).
   bool migrateIfOrdered(const FrameHeader& h);
+  // An NVML session of a process whose driver session moved away: its call is answered Moved
+  // (resume id 0: a new session there). True if it was.
+  bool followMovedProcess(const FrameHeader& h);
+  Status sendMoved(const FrameHeader& h, uint64_t resumeId, const std::string& address);
   Result<uint64_t> migrateOut(MigrationTicket& t, uint64_t* bytes);
   Status migrationRefusal() const;
   Result<MigrationImage> capture();
@@ -398,6 +406,8 @@ private:
   uint32_t tenant_ = 0;
   bool admin_ = false; // the hypervisor's admin session (kRoleAdmin)
   bool adoptOnly_ = false; // opened with the migration token: Adopt, nothing else
+  bool monitor_ = false;   // an NVML stub's session (kRoleMonitor), of process monitorPid_
+  uint32_t monitorPid_ = 0;
   HandleTable handles_;
   std::map<CUdeviceptr, Allocation> allocations_;
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base

@@ -309,17 +309,13 @@ bool Session::migrateIfOrdered(const FrameHeader& h) {
     return false;  // the call runs here, as if nothing happened
   }
   // The call is not run here: the client sends it again to the target.
-  Status s = h.bulkLen ? skipBulk(*transport_, h.bulkLen) : Status::ok();
-  FrameHeader reply;
-  reply.kind = static_cast<uint16_t>(Kind::Reply);
-  reply.flags = kFlagMoved;
-  reply.fn = h.fn;
-  reply.result = CUDA_SUCCESS;
-  Writer w;
   const uint64_t resumeId = *id;
-  encodeReply(w, &resumeId, 1, ticket->order.address.data(), ticket->order.address.size());
-  reply.argsLen = static_cast<uint32_t>(w.size());
-  if (s.isOk()) s = sendFrame(*transport_, reply, w.data(), nullptr, 0);
+  Status s = sendMoved(h, resumeId, ticket->order.address);
+  {
+    std::lock_guard<std::mutex> lock(shared_.movedMu);
+    shared_.movedTo[info_->pid] = ticket->order.address;
+  }
+  shared_.anyMoved.store(true);
   ticket->pauseNs = static_cast<uint64_t>((std::chrono::steady_clock::now() - start).count());
   ticket->bytes = bytes;
   ticket->resumeId = resumeId;
@@ -328,6 +324,32 @@ bool Session::migrateIfOrdered(const FrameHeader& h) {
   ticket->finish(s);
   // Everything stays here until the client closes this connection: one that cannot reach the
   // target sends its call here again and carries on.
+  return true;
+}
+
+Status Session::sendMoved(const FrameHeader& h, uint64_t resumeId, const std::string& address) {
+  Status s = h.bulkLen ? skipBulk(*transport_, h.bulkLen) : Status::ok();
+  FrameHeader reply;
+  reply.kind = static_cast<uint16_t>(Kind::Reply);
+  reply.flags = kFlagMoved;
+  reply.fn = h.fn;
+  reply.result = CUDA_SUCCESS;
+  Writer w;
+  encodeReply(w, &resumeId, 1, address.data(), address.size());
+  reply.argsLen = static_cast<uint32_t>(w.size());
+  if (s.isOk()) s = sendFrame(*transport_, reply, w.data(), nullptr, 0);
+  return s;
+}
+
+bool Session::followMovedProcess(const FrameHeader& h) {
+  std::string address;
+  {
+    std::lock_guard<std::mutex> lock(shared_.movedMu);
+    auto it = shared_.movedTo.find(monitorPid_);
+    if (it == shared_.movedTo.end()) return false;
+    address = it->second;
+  }
+  (void)sendMoved(h, 0, address);  // a new session there: an NVML session holds nothing
   return true;
 }
 
