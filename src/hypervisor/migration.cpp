@@ -268,10 +268,11 @@ void Hypervisor::retireDrainedWorkers() {
   }
   for (const Draining& d : draining) {
     bool empty = !workerAlive(d.pid);
-    if (!empty) {
+    if (!empty) {  // no session left: neither a client that stayed nor its NVML, which follows at its next call
       auto admin = remoting::WorkerAdmin::connect(d.address, adminToken_, 1000);
-      auto clients = admin ? (*admin)->status() : Result<std::vector<remoting::TierRecord>>(admin.status());
-      empty = clients && clients->empty();
+      uint64_t sessions = 1;
+      auto clients = admin ? (*admin)->status(&sessions) : Result<std::vector<remoting::TierRecord>>(admin.status());
+      empty = clients && clients->empty() && sessions == 0;
     }
     if (!empty && time(nullptr) - d.since < kDrainSeconds) continue;
     stopWorker(d.pid);

@@ -108,7 +108,7 @@ inline constexpr uint16_t kKnownFlags = kFlagNoReply | kFlagPullMirrors | kFlagM
   X(ShareManaged, 0x10011) /* (base) -> (bytes), then a descriptor: the client's managed      */ \
                            /* allocation's memory, which it maps at base; the worker stops    */ \
                            /* mirroring it (shared memory, the soft GPU); else NOT_SUPPORTED  */ \
-  X(TierStatus, 0x10012) /* admin: () -> blob: TierRecord* (tier_control.h), one per client    */ \
+  X(TierStatus, 0x10012) /* admin: () -> (tenant sessions), blob: TierRecord* (tier_control.h) */ \
   X(TierControl, 0x10013) /* admin: (TierAction, min idle ms, wait ms) -> (clients it moved):  */ \
                           /* freeze or thaw the clients idle at least that long, now          */ \
   X(MigrateOut, 0x10014) /* admin: (pid, wait ms), blob: MigrateOrder (migration.h) ->        */ \

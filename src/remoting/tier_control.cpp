@@ -153,10 +153,11 @@ Result<uint64_t> WorkerAdmin::adopt(const Writer& image, uint64_t bulkLen,
   return reply.s[0];
 }
 
-Result<std::vector<TierRecord>> WorkerAdmin::status() {
+Result<std::vector<TierRecord>> WorkerAdmin::status(uint64_t* sessions) {
   CallArgs reply;
   std::vector<uint8_t> args;
   TF_RETURN_IF_ERROR(call(static_cast<uint32_t>(Op::TierStatus), {}, &reply, &args));
+  if (sessions) *sessions = reply.count > 0 ? reply.s[0] : 0;
   std::vector<TierRecord> records;
   TF_RETURN_IF_ERROR(decodeTierRecords(reply.blob, &records));
   return records;

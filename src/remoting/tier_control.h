@@ -62,7 +62,9 @@ public:
   static Result<std::unique_ptr<WorkerAdmin>> connect(const std::string& address,
                                                       const std::string& adminToken,
                                                       int timeoutMs = 2000);
-  Result<std::vector<TierRecord>> status();
+  // `sessions`: every session of the worker's tenants (drivers, NVML), moved ones' included: a
+  // worker with none can be stopped.
+  Result<std::vector<TierRecord>> status(uint64_t* sessions = nullptr);
   // Freezes (or thaws) every client idle at least `minIdleMs`; waits up to `waitMs` for them to
   // have done it. Returns how many clients moved.
   Result<int> control(TierAction action, uint64_t minIdleMs, uint64_t waitMs);

@@ -51,6 +51,7 @@ CUresult tierStatus(Session& s, CallIn&, CallOut& out) {
   Writer w;
   encodeTierRecords(w, records);
   out.blob.assign(reinterpret_cast<const char*>(w.data()), w.size());
+  out.put(s.shared().tenantSessions.load());
   return CUDA_SUCCESS;
 }
 

@@ -560,6 +560,8 @@ void Session::run(Role role) {
   }
   host_->close(); // host functions still queued on streams return at once
   releaseAll();   // synchronises every context: no callback outlives this session's work
+  if (counted_) shared_.tenantSessions.fetch_sub(1);
+  counted_ = false;
   std::lock_guard<std::mutex> lock(shared_.sessionsMu);
   shared_.sessions.erase(this);
 }
@@ -704,6 +706,8 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
       resumed_.reset();  // the client went away: the session goes with it
       return Role::Refused;
     }
+    p.counted_ = true;
+    shared_.tenantSessions.fetch_add(1);
     if (shared_.verbose) TF_LOG(Info, "worker: client %s resumed its session", p.peer_.c_str());
     return Role::Resume;
   }
@@ -750,6 +754,10 @@ Session::Role Session::handshake(Status framing, const FrameHeader& h,
   if (hello.role == kRoleMonitor) {
     monitor_ = true;
     monitorPid_ = hello.pid;
+  }
+  if (hello.role == kRoleDriver || hello.role == kRoleMonitor) {
+    counted_ = true;
+    shared_.tenantSessions.fetch_add(1);
   }
   if (hello.role == kRoleDriver) {
     info_->pid = hello.pid;

@@ -159,6 +159,8 @@ struct WorkerShared {
   OwnerMap owners;
   std::shared_ptr<const std::vector<uint8_t>> findImage(uint64_t hash);
   void addImage(uint64_t hash, std::shared_ptr<const std::vector<uint8_t>> image);
+  // Sessions of the tenants (drivers and NVML's), for TierStatus: a worker with none is idle.
+  std::atomic<uint64_t> tenantSessions{0};
   // Where clients that moved away went, by pid: their NVML sessions follow them.
   std::mutex movedMu;
   std::unordered_map<uint32_t, std::string> movedTo;
@@ -406,6 +408,7 @@ private:
   uint32_t tenant_ = 0;
   bool admin_ = false; // the hypervisor's admin session (kRoleAdmin)
   bool adoptOnly_ = false; // opened with the migration token: Adopt, nothing else
+  bool counted_ = false;   // in WorkerShared::tenantSessions
   bool monitor_ = false;   // an NVML stub's session (kRoleMonitor), of process monitorPid_
   uint32_t monitorPid_ = 0;
   HandleTable handles_;
