@@ -175,6 +175,9 @@ private:
   std::map<std::string, std::pair<std::string, std::string>> movedAway_;  // under mu_
   Result<Migration> migrateToNode(const std::string& id, const std::string& node);
   Status movableLocked(const Vgpu& v) const;
+  // After a move: v's worker kept for whoever stayed, the figures counted; then saved and said.
+  void keepOldWorkerLocked(const Vgpu& v, const Migration& out);
+  void saveAndLogMoveLocked(const Migration& out);
   // Moves every client of the worker at `from` to the worker at `to` (opened with `token`).
   void moveClients(const std::string& from, const std::string& to, const std::string& token, Migration* out);
   std::atomic<bool> stopping_{false}, ready_{false};

@@ -120,19 +120,11 @@ Result<Hypervisor::Migration> Hypervisor::migrateToNode(const std::string& id, c
     return notFound("vGPU " + id + " was deleted while it moved");
   }
   // It lives there now: this node keeps the old worker for whoever stayed, and where it went.
-  draining_.push_back({id, v->workerAddress, v->regionPath, v->workerPid, static_cast<int64_t>(time(nullptr))});
+  keepOldWorkerLocked(*v, out);
   vgpus_.erase(v);
   live_.erase(id);
   movedAway_[id] = {node, remoteId};
-  MigrationStats& st = migrationStats_[id];
-  ++st.done;
-  st.bytes += out.bytes;
-  st.lastPauseNs = out.maxPauseNs;
-  st.pauseNsTotal += out.maxPauseNs;
-  if (Status s = saveStateLocked(); !s) TF_LOG(Error, "hypervisor: saving the state: %s", s.toString().c_str());
-  TF_LOG(Info, "hypervisor: moved %s to %s as %s: %d of %d client(s), %s, longest pause %.1f ms", id.c_str(),
-         node.c_str(), remoteId.c_str(), out.moved, out.clients, units::formatBytes(out.bytes).c_str(),
-         out.maxPauseNs / 1e6);
+  saveAndLogMoveLocked(out);
   return out;
 }
 
@@ -242,22 +234,30 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
     return notFound("vGPU " + id + " was deleted while it moved");
   }
   out.from = v->devices[0].deviceUuid;
-  draining_.push_back({id, v->workerAddress, v->regionPath, v->workerPid, static_cast<int64_t>(time(nullptr))});
+  keepOldWorkerLocked(*v, out);
   v->devices = moved.devices;
   v->regionPath = moved.regionPath;
   v->workerAddress = moved.workerAddress;
   v->workerPid = moved.workerPid;
   adoptRegionLocked(*v, std::move(region));
-  MigrationStats& st = migrationStats_[id];
+  saveAndLogMoveLocked(out);
+  return out;
+}
+
+void Hypervisor::keepOldWorkerLocked(const Vgpu& v, const Migration& out) {
+  draining_.push_back({v.id, v.workerAddress, v.regionPath, v.workerPid, static_cast<int64_t>(time(nullptr))});
+  MigrationStats& st = migrationStats_[v.id];
   ++st.done;
   st.bytes += out.bytes;
   st.lastPauseNs = out.maxPauseNs;
   st.pauseNsTotal += out.maxPauseNs;
+}
+
+void Hypervisor::saveAndLogMoveLocked(const Migration& out) {
   if (Status s = saveStateLocked(); !s) TF_LOG(Error, "hypervisor: saving the state: %s", s.toString().c_str());
-  TF_LOG(Info, "hypervisor: moved %s from %s to %s: %d of %d client(s), %s, longest pause %.1f ms", id.c_str(),
+  TF_LOG(Info, "hypervisor: moved %s from %s to %s: %d of %d client(s), %s, longest pause %.1f ms", out.vgpu.c_str(),
          out.from.c_str(), out.to.c_str(), out.moved, out.clients, units::formatBytes(out.bytes).c_str(),
          out.maxPauseNs / 1e6);
-  return out;
 }
 
 void Hypervisor::retireDrainedWorkers() {

@@ -137,6 +137,22 @@ Hello localHello(const std::string& token, uint32_t role) {
   return hello;
 }
 
+Status sayHello(Transport& t, const Hello& hello, int32_t* result, std::vector<uint8_t>* args, CallArgs* ids) {
+  Writer w;
+  encodeHello(w, hello);
+  FrameHeader h;
+  h.kind = static_cast<uint16_t>(Kind::Hello);
+  h.argsLen = static_cast<uint32_t>(w.size());
+  TF_RETURN_IF_ERROR(sendFrame(t, h, w.data(), nullptr, 0));
+  FrameHeader r;
+  TF_RETURN_IF_ERROR(readHeader(t, &r));
+  if (r.kind != static_cast<uint16_t>(Kind::HelloReply)) return dataLoss("no HelloReply");
+  TF_RETURN_IF_ERROR(readArgs(t, r, args));
+  TF_RETURN_IF_ERROR(decodeReply(args->data(), args->size(), ids));
+  *result = r.result;
+  return Status::ok();
+}
+
 void encodeHello(Writer& w, const Hello& h) {
   w.u32(h.magic);
   w.u32(h.version);

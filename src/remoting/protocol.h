@@ -281,6 +281,9 @@ inline constexpr uint32_t kRoleResume = 3;
 void encodeHello(Writer& w, const Hello& h);
 // This process's Hello: its pid, host name and catalog size, with `token` and `role`.
 Hello localHello(const std::string& token, uint32_t role);
+// Sends `hello` over t and reads the HelloReply: *result gets its CUresult, *ids its values
+// (protocol version, session id; views into *args). A reply that is not a HelloReply is DataLoss.
+Status sayHello(Transport& t, const Hello& hello, int32_t* result, std::vector<uint8_t>* args, CallArgs* ids);
 Status decodeHello(const void* args, size_t size, Hello* out);
 
 // Device facts the stub answers locally (one DeviceInfo op per device at cuInit).

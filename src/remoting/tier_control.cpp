@@ -86,20 +86,13 @@ Result<std::unique_ptr<WorkerAdmin>> WorkerAdmin::connect(const std::string& add
                                                           int timeoutMs) {
   auto t = remoting::connect(address, timeoutMs, tlsOptionsFromEnvironment());
   if (!t) return t.status().withContext("worker " + address);
-  Writer w;
-  encodeHello(w, localHello(adminToken, kRoleAdmin));
-  FrameHeader h;
-  h.kind = static_cast<uint16_t>(Kind::Hello);
-  h.argsLen = static_cast<uint32_t>(w.size());
-  TF_RETURN_IF_ERROR(sendFrame(**t, h, w.data(), nullptr, 0));
-  FrameHeader r;
-  TF_RETURN_IF_ERROR(readHeader(**t, &r));
-  if (r.kind != static_cast<uint16_t>(Kind::HelloReply)) return dataLoss("no HelloReply");
+  int32_t result = 0;
   std::vector<uint8_t> args;
-  TF_RETURN_IF_ERROR(readArgs(**t, r, &args));
-  if (r.result != CUDA_SUCCESS)
+  CallArgs ids;
+  TF_RETURN_IF_ERROR(sayHello(**t, localHello(adminToken, kRoleAdmin), &result, &args, &ids));
+  if (result != CUDA_SUCCESS)
     return Status(Code::PermissionDenied,
-                  "worker " + address + " refused the admin connection (" + std::to_string(r.result) + ")");
+                  "worker " + address + " refused the admin connection (" + std::to_string(result) + ")");
   return std::unique_ptr<WorkerAdmin>(new WorkerAdmin(std::move(*t)));
 }
 

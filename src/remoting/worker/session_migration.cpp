@@ -328,17 +328,11 @@ bool Session::migrateIfOrdered(const FrameHeader& h) {
 }
 
 Status Session::sendMoved(const FrameHeader& h, uint64_t resumeId, const std::string& address) {
-  Status s = h.bulkLen ? skipBulk(*transport_, h.bulkLen) : Status::ok();
-  FrameHeader reply;
-  reply.kind = static_cast<uint16_t>(Kind::Reply);
-  reply.flags = kFlagMoved;
-  reply.fn = h.fn;
-  reply.result = CUDA_SUCCESS;
-  Writer w;
-  encodeReply(w, &resumeId, 1, address.data(), address.size());
-  reply.argsLen = static_cast<uint32_t>(w.size());
-  if (s.isOk()) s = sendFrame(*transport_, reply, w.data(), nullptr, 0);
-  return s;
+  TF_RETURN_IF_ERROR(h.bulkLen ? skipBulk(*transport_, h.bulkLen) : Status::ok());  // not run here
+  CallOut out;
+  out.put(resumeId);
+  out.blob = address;
+  return sendReply(h, CUDA_SUCCESS, out, kFlagMoved);
 }
 
 bool Session::followMovedProcess(const FrameHeader& h) {
