@@ -213,11 +213,24 @@ int runUp(const HypervisorFlags& f) {
   return 1;
 }
 
-int runDown(const std::string& stateDir) {
+int runDown(const std::string& stateDir, bool all) {
   auto h = findHypervisor(stateDir);
   if (!h) {
     printf("no hypervisor is running\n");
     return 0;
+  }
+  // Workers outlive their hypervisor (their programs keep running through a restart); --all
+  // returns every vGPU first, which stops their workers.
+  if (all) {
+    auto vgpus = http(*h, "GET", "/api/v1/vgpus");
+    int returned = 0, failed = 0;
+    if (vgpus && vgpus->status == 200)
+      for (const auto& v : vgpus->body["vgpus"]) {
+        auto r = http(*h, "DELETE", "/api/v1/vgpus/" + v["id"].get<std::string>());
+        if (r && r->status == 204) ++returned;
+        else ++failed;
+      }
+    printf("returned %d vGPU(s)%s\n", returned, failed ? (", " + std::to_string(failed) + " could not be").c_str() : "");
   }
   kill(h->pid, SIGTERM);
   for (int i = 0; i < 200 && kill(h->pid, 0) == 0; ++i)
@@ -476,9 +489,11 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   addHypervisorFlags(up);
   up->callback([&exitCode] { exitCode = runUp(hv); });
   static std::string downDir = defaultStateDir();
+  static bool downAll = false;
   auto* down = app.add_subcommand("down", "Stop the hypervisor started by `up`");
   down->add_option("--state-dir", downDir, "State directory (TF_HOME)");
-  down->callback([&exitCode] { exitCode = runDown(downDir); });
+  down->add_flag("--all", downAll, "Return every vGPU first (their workers stop; their programs lose the GPU)");
+  down->callback([&exitCode] { exitCode = runDown(downDir, downAll); });
 
   auto* worker = app.add_subcommand("worker", "Serve GPU calls of remote clients (GPU-over-IP); "
                                                "see tensor-fusion worker --listen ... --driver ...");

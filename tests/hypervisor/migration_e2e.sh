@@ -135,5 +135,12 @@ check "to a node nobody listens on" 503 "127.0.0.1:9" hardone '{"device":"127.0.
 "$tf" migrate nosuch --to 1 > /dev/null 2> "$TF_HOME/cli.err" && { echo "FAIL: the CLI did not fail"; fail=1; }
 echo "  tensor-fusion migrate nosuch: $(cat "$TF_HOME/cli.err")"
 
+echo "== down --all: every vGPU returned, their workers stopped"
+hardpid=$(api GET /api/v1/vgpus/hardone | field 'd["worker"]["pid"]')
+"$tf" down --all | tee "$TF_HOME/down.out" | sed 's/^/  /'
+grep -q "returned 2 vGPU(s)" "$TF_HOME/down.out" || { echo "FAIL: down --all did not return softone and hardone"; fail=1; }
+for _ in $(seq 50); do kill -0 "$hardpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$hardpid" 2>/dev/null && { echo "FAIL: hardone's worker ($hardpid) outlived down --all"; fail=1; }
+
 [ "$fail" = 0 ] && echo "migration: all checks passed"
 exit $fail
