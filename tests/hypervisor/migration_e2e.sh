@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Migration end to end: a hard vGPU with VRAM tiers on GPU 0 of a two-GPU soft node, a program
-# running in it (tests/remoting/migrate_program.cu: two streams, an event, kernels each round,
-# module variables, 256 MiB), moved to GPU 1 with `tensor-fusion migrate` mid-run. The program
+# running in it (tests/remoting/migrate_program.cu: two streams, an event, kernels and two
+# executable graphs each round, module variables, 256 MiB), moved to GPU 1 with
+# `tensor-fusion migrate` mid-run. The program
 # finishes with every byte as its CPU computes it; the vGPU is on GPU 1; the old worker goes
 # once its client has left; the metrics count the move and its pause. Then the same to another
 # node: a second hypervisor on this machine, the program moved there over TCP and the vGPU
@@ -53,7 +54,7 @@ running() {  # running NAME PID: waits (120 s at most) until the program has don
 }
 
 echo "== a program in a hard vGPU on GPU 0, moved to GPU 1 mid-run"
-"$tf" run --name mv --isolation hard --vram 512MiB --compute 50% -- "$prog" 256 10 300 > "$TF_HOME/p.out" 2> "$TF_HOME/p.log" &
+"$tf" run --name mv --isolation hard --vram 512MiB --compute 50% -- "$prog" 256 10 300 graph > "$TF_HOME/p.out" 2> "$TF_HOME/p.log" &
 pp=$!
 running p $pp || exit 1
 before=$(api GET /api/v1/vgpus/mv)
@@ -88,7 +89,7 @@ echo "== to another node: a second hypervisor on this machine, reached over TCP"
 TF_HOME=$nodeb TF_VGPU_DIR=$nodeb/regions TF_SOFTGPU_STATE_DIR=$nodeb/softgpu TF_SOFTGPU_NODE=nodeb TF_LOG_LEVEL=info \
   "$tf" up --region-dir "$nodeb/regions" | sed 's/^/  /'
 baddr=$(python3 -c "import json; print(json.load(open('$nodeb/hypervisor.json'))['address'])")
-"$tf" run --name far --isolation hard --vram 512MiB --compute 50% -- "$prog" 128 10 300 > "$TF_HOME/far.out" 2> "$TF_HOME/far.log" &
+"$tf" run --name far --isolation hard --vram 512MiB --compute 50% -- "$prog" 128 10 300 graph > "$TF_HOME/far.out" 2> "$TF_HOME/far.log" &
 pf=$!
 running far $pf || exit 1
 oldpid2=$(api GET /api/v1/vgpus/far | field 'd["worker"]["pid"]')

@@ -3,9 +3,12 @@
 // host writes, one only kernels touch), device memory whose untouched part must survive too.
 // It checks everything against the same computation on the CPU at the end.
 //
-//   migrate_program MIB ROUNDS PAUSE_MS [graph]
+//   migrate_program MIB ROUNDS PAUSE_MS [graph|childgraph]
 // prints "round N" after each round (the test moves it meanwhile), "OK" when every byte is right.
-// With "graph" it first builds and launches a CUDA graph (which cannot migrate yet).
+// With "graph" each round also launches two executable graphs: one captured from a stream (its
+// graph destroyed), one built node by node (a memset, a kernel whose salt the program changes
+// through the executable every round by its node, a kernel disabled in the executable). With
+// "childgraph" it holds a graph with a child graph node (which cannot migrate yet).
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
   const int rounds = argc > 2 ? atoi(argv[2]) : 10;
   const int pauseMs = argc > 3 ? atoi(argv[3]) : 100;
   const bool graph = argc > 4 && strcmp(argv[4], "graph") == 0;
+  const bool childGraph = argc > 4 && strcmp(argv[4], "childgraph") == 0;
   const size_t words = mib * (1u << 20) / 2 / sizeof(uint32_t);  // per buffer
   const size_t touched = words < (1u << 18) ? words : (1u << 18);  // what the kernels work on
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -85,18 +89,65 @@ int main(int argc, char** argv) {
   CHECK(cudaEventCreate(&start));
   CHECK(cudaEventCreate(&stop));
   CHECK(cudaEventRecord(start, s1));  // timed across the move (when there is one)
-  if (graph) {
-    cudaGraph_t g;
+  if (childGraph) {
+    cudaGraph_t inner, outer;
     cudaGraphExec_t x;
     CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
     count<<<1, 1, 0, s1>>>();
-    CHECK(cudaStreamEndCapture(s1, &g));
-    CHECK(cudaGraphInstantiate(&x, g, 0));
+    CHECK(cudaStreamEndCapture(s1, &inner));
+    CHECK(cudaGraphCreate(&outer, 0));
+    cudaGraphNode_t child;
+    CHECK(cudaGraphAddChildGraphNode(&child, outer, nullptr, 0, inner));
+    CHECK(cudaGraphInstantiate(&x, outer, 0));
     CHECK(cudaGraphLaunch(x, s1));
     CHECK(cudaStreamSynchronize(s1));
-    // The graph stays: the session cannot move while it holds one.
+    // The graphs stay: the session cannot move while it holds a child graph node.
   }
-  const unsigned long long extra = graph ? 1 : 0;
+  // The graphs: c is stepped by the captured one, d set and stepped by the built one.
+  std::vector<uint32_t> c(graph ? touched : 0), dh(graph ? touched : 0);
+  uint32_t *dc = nullptr, *dd = nullptr;
+  cudaGraphExec_t captured = nullptr, built = nullptr;
+  cudaGraphNode_t salted = nullptr;
+  uint32_t salt = 0;
+  size_t n = touched;
+  void* saltedArgs[] = {&dd, &n, &salt};
+  cudaKernelNodeParams saltedParams{};
+  if (graph) {
+    for (size_t i = 0; i < touched; ++i) c[i] = uint32_t(i * 97u + 3);
+    CHECK(cudaMalloc(&dc, touched * 4));
+    CHECK(cudaMalloc(&dd, touched * 4));
+    CHECK(cudaMemcpy(dc, c.data(), touched * 4, cudaMemcpyHostToDevice));
+    cudaGraph_t g;
+    CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    step<<<64, 256, 0, s1>>>(dc, touched, 1000u);
+    count<<<1, 1, 0, s1>>>();
+    CHECK(cudaStreamEndCapture(s1, &g));
+    CHECK(cudaGraphInstantiate(&captured, g, 0));
+    CHECK(cudaGraphDestroy(g));  // only the executable stays
+    cudaGraph_t kept;
+    CHECK(cudaGraphCreate(&kept, 0));
+    cudaMemsetParams ms{};
+    ms.dst = dd;
+    ms.value = 0x01020304u;
+    ms.elementSize = 4;
+    ms.width = touched;
+    ms.height = 1;
+    cudaGraphNode_t set, off;
+    CHECK(cudaGraphAddMemsetNode(&set, kept, nullptr, 0, &ms));
+    saltedParams.func = reinterpret_cast<void*>(step);
+    saltedParams.gridDim = dim3(64);
+    saltedParams.blockDim = dim3(256);
+    saltedParams.kernelParams = saltedArgs;
+    CHECK(cudaGraphAddKernelNode(&salted, kept, &set, 1, &saltedParams));
+    uint32_t never = 5555;
+    void* offArgs[] = {&dd, &n, &never};
+    cudaKernelNodeParams offParams = saltedParams;
+    offParams.kernelParams = offArgs;
+    CHECK(cudaGraphAddKernelNode(&off, kept, &salted, 1, &offParams));
+    CHECK(cudaGraphInstantiate(&built, kept, 0));
+    CHECK(cudaGraphNodeSetEnabled(built, off, 0));
+  }
+  const unsigned long long extra = graph ? rounds : childGraph ? 1 : 0;
   if (nvmlUsedMiB() < 0) {
     printf("FAIL NVML does not answer\n");
     return 1;
@@ -104,12 +155,23 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     step<<<64, 256, 0, s1>>>(da, touched, uint32_t(r));
     count<<<1, 1, 0, s1>>>();
+    if (graph) CHECK(cudaGraphLaunch(captured, s1));
     CHECK(cudaEventRecord(e, s1));
     CHECK(cudaStreamWaitEvent(s2, e, 0));
     step<<<64, 256, 0, s2>>>(db, touched, uint32_t(r + 7));
+    if (graph) {
+      salt = uint32_t(r + 300);  // through the executable, by the node of the graph it came from
+      CHECK(cudaGraphExecKernelNodeSetParams(built, salted, &saltedParams));
+      CHECK(cudaGraphLaunch(built, s2));
+    }
     CHECK(cudaStreamSynchronize(s2));  // a synchronous call: where a pending move happens
     cpuStep(a, touched, uint32_t(r), t);
     cpuStep(b, touched, uint32_t(r + 7), t);
+    if (graph) {
+      cpuStep(c, touched, 1000u, t);
+      for (auto& v : dh) v = 0x01020304u;
+      cpuStep(dh, touched, uint32_t(r + 300), t);
+    }
     printf("round %d\n", r + 1);
     usleep(pauseMs * 1000);
   }
@@ -125,11 +187,20 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> ga(words), gb(words);
   CHECK(cudaMemcpy(ga.data(), da, words * 4, cudaMemcpyDeviceToHost));
   CHECK(cudaMemcpy(gb.data(), db, words * 4, cudaMemcpyDeviceToHost));
+  int bad = 0;
+  if (graph) {
+    std::vector<uint32_t> gc(touched), gd(touched);
+    CHECK(cudaMemcpy(gc.data(), dc, touched * 4, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(gd.data(), dd, touched * 4, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < touched; ++i) {
+      if (gc[i] != c[i] && bad++ < 5) printf("FAIL c[%zu] = %u, want %u (the captured graph)\n", i, gc[i], c[i]);
+      if (gd[i] != dh[i] && bad++ < 5) printf("FAIL d[%zu] = %u, want %u (the built graph)\n", i, gd[i], dh[i]);
+    }
+  }
   unsigned long long done = 0;
   CHECK(cudaMemcpyFromSymbol(&done, roundsDone, sizeof(done)));
   uint32_t gt[256];
   CHECK(cudaMemcpyFromSymbol(gt, table, sizeof(gt)));
-  int bad = 0;
   for (size_t i = 0; i < words; ++i) {
     if (ga[i] != a[i] && bad++ < 5) printf("FAIL a[%zu] = %u, want %u\n", i, ga[i], a[i]);
     if (gb[i] != b[i] && bad++ < 5) printf("FAIL b[%zu] = %u, want %u\n", i, gb[i], b[i]);

@@ -1,6 +1,7 @@
 // The migration image's wire form (worker/migration.h): what a source sends is read back the
 // same; anything malformed (counts that lie, unknown kinds, recipes of calls that are not
-// replayed, contents too large, trailing bytes) is refused with a clear error, never trusted.
+// replayed, graph nodes not made by node calls, edges and node names outside their graph,
+// contents too large, trailing bytes) is refused with a clear error, never trusted.
 // Also the module variables read from a module's PTX, and the admin's MigrateOrder.
 #include <gtest/gtest.h>
 
@@ -34,6 +35,30 @@ MigrationImage sample() {
   img.images = {{0x1234, 4096}};
   img.memory = {{0, 0x200000000000ull, 2u << 20, 1000}};
   img.globals = {{HandleKind::Library, 0x8000000000000030ull, "counter", 0x200000400000ull, 8}};
+  // A graph of the client's (two nodes, one edge) and an executable's body.
+  Recipe empty;
+  empty.fn = static_cast<uint32_t>(FnId::cuGraphAddEmptyNode);
+  empty.args = {0};
+  empty.blob = std::string(4, '\0');
+  empty.made = {{HandleKind::GraphNode, 0x8000000000000060ull}};
+  Recipe memset = empty;
+  memset.fn = static_cast<uint32_t>(FnId::cuGraphAddMemsetNode);
+  memset.args = {0, 0x8000000000000010ull};
+  memset.made = {};
+  GraphImage graph;
+  graph.ctx = 0x8000000000000010ull;
+  graph.client = 0x8000000000000050ull;
+  graph.nodes = {empty, memset};
+  graph.edges = {{0, 1}};
+  GraphImage body = graph;
+  body.client = 0;
+  body.nodes[0].made = {};
+  body.exec = 0x8000000000000070ull;
+  body.flags = 1;
+  body.from = graph.client;
+  body.stands = {{0x8000000000000060ull, 0}};
+  body.disabled = {1};
+  img.graphs = {graph, body};
   return img;
 }
 
@@ -58,6 +83,17 @@ TEST(MigrationImageTest, ReadsBackWhatWasWritten) {
   ASSERT_EQ(back.globals.size(), 1u);
   EXPECT_EQ(back.globals[0].name, "counter");
   EXPECT_EQ(back.bulkBytes(), 4096u + (2u << 20) + 8u);
+  ASSERT_EQ(back.graphs.size(), 2u);
+  EXPECT_EQ(back.graphs[0].client, 0x8000000000000050ull);
+  ASSERT_EQ(back.graphs[0].nodes.size(), 2u);
+  EXPECT_EQ(back.graphs[0].nodes[0].made[0].client, 0x8000000000000060ull);
+  EXPECT_EQ(back.graphs[0].nodes[1].args, (std::vector<uint64_t>{0, 0x8000000000000010ull}));
+  EXPECT_EQ(back.graphs[0].edges, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}}));
+  EXPECT_EQ(back.graphs[1].exec, 0x8000000000000070ull);
+  EXPECT_EQ(back.graphs[1].flags, 1u);
+  EXPECT_EQ(back.graphs[1].from, 0x8000000000000050ull);
+  EXPECT_EQ(back.graphs[1].stands, (std::vector<std::pair<uint64_t, uint32_t>>{{0x8000000000000060ull, 0}}));
+  EXPECT_EQ(back.graphs[1].disabled, (std::vector<uint32_t>{1}));
 }
 
 TEST(MigrationImageTest, RefusesMalformedImages) {
@@ -88,6 +124,33 @@ TEST(MigrationImageTest, RefusesMalformedImages) {
   img = sample();
   img.images[0].size = kMaxImage + 1;
   refused(img, "bad image size");
+  img = sample();
+  img.graphs[0].nodes[0].fn = static_cast<uint32_t>(FnId::cuMemAlloc_v2);  // not a node call
+  refused(img, "not made by a node call");
+  img = sample();
+  img.graphs[0].nodes[0].made[0].kind = HandleKind::Stream;
+  refused(img, "not made by a node call");
+  img = sample();
+  img.graphs[0].nodes[0].args.clear();  // no place for the graph
+  refused(img, "not made by a node call");
+  img = sample();
+  img.graphs[0].edges = {{0, 2}};
+  refused(img, "edge names no node");
+  img = sample();
+  img.graphs[0].edges = {{1, 1}};
+  refused(img, "edge names no node");
+  img = sample();
+  img.graphs[1].stands = {{0x8000000000000060ull, 9}};
+  refused(img, "node name names no node");
+  img = sample();
+  img.graphs[1].disabled = {2};
+  refused(img, "disabled node names no node");
+  img = sample();
+  img.graphs[1].client = 7;  // both the client's and a body
+  refused(img, "neither the client's nor an executable's");
+  img = sample();
+  img.graphs[0].flags = 1;  // the client's graph with a body's fields
+  refused(img, "neither the client's nor an executable's");
   img = sample();
   img.memory[0].span = kMaxBulk;
   img.memory[0].size = 1;

@@ -1,8 +1,9 @@
 // A running CUDA program moved from one worker to another (worker/migration.h): two workers,
 // each on a soft GPU of its own (two processes, as two GPUs or two nodes would be), the program
 // on the first. The admin orders the move mid-run; the program finishes on the second with
-// every byte as an unmoved run computes it. A move that cannot happen (a graph the session
-// holds, a target that refuses or dies mid-way) leaves the program running where it was.
+// every byte as an unmoved run computes it, its graphs too. A move that cannot happen (a graph
+// with a node that cannot move yet, a target that refuses or dies mid-way) leaves the program
+// running where it was.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -137,15 +138,32 @@ TEST_P(MigrationTest, MovesARunningProgramThatFinishesWithTheSameResults) {
   EXPECT_TRUE(target_->alive());
 }
 
-TEST_P(MigrationTest, ASessionHoldingAGraphIsRefusedAndStays) {
-  Program p(source_->address(), token_, {"16", "5", "100", "graph"});
+// Graphs move too: an executable whose graph is gone, and a graph the program keeps with its
+// executable, changed through the executable by its own node every round, before and after
+// the move, with a node disabled in the executable (it would spoil the results if it ran).
+TEST_P(MigrationTest, MovesAProgramWithGraphsThatFinishesWithTheSameResults) {
+  Program p(source_->address(), token_, {"16", "6", "150", "graph"});
+  ASSERT_TRUE(p.waitFor("round 2")) << p.output();
+  auto a = admin(*source_, adminA_);
+  ASSERT_TRUE(a);
+  auto moved = a->migrateOut(static_cast<uint32_t>(p.pid()), target_->address(), adminB_, 30000);
+  ASSERT_TRUE(moved.isOk()) << moved.status().toString() << "\n" << p.output();
+  ASSERT_TRUE(p.waitFor("round 4")) << p.output();
+  EXPECT_TRUE(serves(*target_, adminB_, p.pid()));
+  EXPECT_FALSE(serves(*source_, adminA_, p.pid()));
+  EXPECT_EQ(p.finish(), 0) << p.output();
+  EXPECT_NE(p.output().find("OK 16 MiB, 6 rounds"), std::string::npos) << p.output();
+}
+
+TEST_P(MigrationTest, ASessionHoldingAChildGraphNodeIsRefusedAndStays) {
+  Program p(source_->address(), token_, {"16", "5", "100", "childgraph"});
   ASSERT_TRUE(p.waitFor("round 1")) << p.output();
   auto a = admin(*source_, adminA_);
   ASSERT_TRUE(a);
   auto moved = a->migrateOut(static_cast<uint32_t>(p.pid()), target_->address(), adminB_, 30000);
   ASSERT_FALSE(moved.isOk());
   EXPECT_EQ(moved.status().code(), Code::FailedPrecondition) << moved.status().toString();
-  EXPECT_NE(moved.status().message().find("graph"), std::string::npos) << moved.status().toString();
+  EXPECT_NE(moved.status().message().find("child graph node"), std::string::npos) << moved.status().toString();
   EXPECT_TRUE(serves(*source_, adminA_, p.pid()));
   EXPECT_EQ(p.finish(), 0) << p.output();
   EXPECT_NE(p.output().find("OK 16 MiB, 5 rounds"), std::string::npos) << p.output();

@@ -90,6 +90,50 @@ TEST_F(DriverTest, ExplicitGraphRespectsDependencies) {
   ASSERT_CU(cuMemFree(d));
 }
 
+// A kernel without parameters, added as a node with neither kernelParams nor extra (as the
+// driver allows): it runs each launch (a worker rebuilding a moved client's graph adds it so).
+TEST_F(DriverTest, KernelNodeWithoutParametersRuns) {
+  static const char kPtx[] = R"(
+.version 7.0
+.target sm_50
+.address_size 64
+.visible .global .align 4 .u32 runs;
+.visible .entry tick()
+{
+  .reg .b32 %r<2>;
+  ld.global.u32 %r1, [runs];
+  add.u32 %r1, %r1, 1;
+  st.global.u32 [runs], %r1;
+  ret;
+}
+)";
+  CUmodule mod;
+  ASSERT_CU(cuModuleLoadData(&mod, kPtx));
+  CUfunction tick;
+  ASSERT_CU(cuModuleGetFunction(&tick, mod, "tick"));
+  CUgraph g;
+  ASSERT_CU(cuGraphCreate(&g, 0));
+  CUDA_KERNEL_NODE_PARAMS kp{};
+  kp.func = tick;
+  kp.gridDimX = kp.gridDimY = kp.gridDimZ = 1;
+  kp.blockDimX = kp.blockDimY = kp.blockDimZ = 1;
+  CUgraphNode node;
+  ASSERT_CU(cuGraphAddKernelNode(&node, g, nullptr, 0, &kp));
+  CUgraphExec exec;
+  ASSERT_CU(cuGraphInstantiate(&exec, g, 0));
+  for (int i = 0; i < 3; ++i) ASSERT_CU(cuGraphLaunch(exec, nullptr));
+  ASSERT_CU(cuCtxSynchronize());
+  CUdeviceptr runs;
+  size_t size = 0;
+  ASSERT_CU(cuModuleGetGlobal(&runs, &size, mod, "runs"));
+  uint32_t back = 0;
+  ASSERT_CU(cuMemcpyDtoH(&back, runs, sizeof back));
+  EXPECT_EQ(back, 3u);
+  ASSERT_CU(cuGraphExecDestroy(exec));
+  ASSERT_CU(cuGraphDestroy(g));
+  ASSERT_CU(cuModuleUnload(mod));
+}
+
 TEST_F(DriverTest, VmmMappingsOfOneHandleAlias) {
   CUmemAllocationProp prop{};
   prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;

@@ -286,6 +286,14 @@ CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* 
   if (r == CUDA_SUCCESS) *enabled = static_cast<unsigned>(out);
   return r;
 }
+CUresult tf_rs_cuGraphNodeSetEnabled(CUgraphExec e, CUgraphNode node, unsigned enabled) {
+  TF_READY();
+  return client().call(FnId::cuGraphNodeSetEnabled, {u(e), u(node), enabled});
+}
+CUresult tf_rs_cuGraphExecChildGraphNodeSetParams(CUgraphExec e, CUgraphNode node, CUgraph child) {
+  TF_READY();
+  return client().call(FnId::cuGraphExecChildGraphNodeSetParams, {u(e), u(node), u(child)});
+}
 CUresult tf_rs_cuGraphExecUpdate_v2(CUgraphExec e, CUgraph g, CUgraphExecUpdateResultInfo* info) {
   if (!info) return CUDA_ERROR_INVALID_VALUE;
   TF_READY();

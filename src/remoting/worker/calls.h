@@ -58,6 +58,21 @@ CUresult checkMemsetNode(Session& s, const CUDA_MEMSET_NODE_PARAMS& p);
 // holds at its address (no arrays); clears the array fields. calls_graph.cpp.
 CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c);
 
+// Executable graphs and their bodies (Session::ExecBody; calls_graph.cpp): a graph's nodes in
+// creation order (empty if it cannot be read); the body's node standing for the client's
+// node `node` (driver values) in `exec`, 0 if none (INVALID_VALUE, as the driver answers a node
+// not in the executable); the body released with its executable.
+std::vector<CUgraphNode> graphNodes(Session& s, CUgraph g);
+uint64_t bodyNode(Session& s, uint64_t exec, uint64_t node);
+void dropExecBody(Session& s, uint64_t exec);
+// Copies the parameters of node `from` into `to` (of the same type: kernel, memset, memcpy,
+// host or empty); NOT_SUPPORTED for other types (calls_graph_nodes.cpp).
+CUresult copyNodeParams(Session& s, CUgraphNode from, CUgraphNode to);
+
+// A kernel node's arguments (kernelParams, one pointer per parameter) packed into one buffer
+// by the kernel's parameter layout.
+std::string packedArguments(const std::vector<ParamSlot>& layout, void* const* kernelParams);
+
 // A launch blob (protocol.h) checked against the kernel's parameter layout and against
 // pointers into other clients' memory; `ptrs` gets the kernelParams array into lb->params.
 CUresult kernelParams(Session& s, uint64_t func, std::string_view blob, LaunchBlob* lb,

@@ -115,12 +115,33 @@ TF_CALL(cuGraphGetNodes) {
   }
   return r;
 }
+// The executable is made from a copy of the graph, its body (Session::ExecBody), which the
+// worker can read back when the client moves; the client's nodes name the body's.
 TF_CALL(cuGraphInstantiateWithFlags) {
   NEED(2);
   OWN(Graph, A(0));
   DRV(cuGraphInstantiateWithFlags);
+  DRV_AT(clone, cuGraphClone, cuGraphClone);
+  DRV_AT(destroy, cuGraphDestroy, cuGraphDestroy);
+  DRV_AT(find, cuGraphNodeFindInClone, cuGraphNodeFindInClone);
+  CUgraph body = nullptr;
+  CUresult r = clone(&body, H(CUgraph)(A(0)));
   CUgraphExec e = nullptr;
-  CUresult r = f(&e, H(CUgraph)(A(0)), A(1));
+  if (r == CUDA_SUCCESS) r = f(&e, body, A(1));
+  if (r != CUDA_SUCCESS) {
+    if (body) destroy(body);
+    out.put(0);
+    return r;
+  }
+  Session::ExecBody b;
+  b.body = H(uint64_t)(body);
+  b.from = A(0);
+  b.flags = A(1);
+  for (CUgraphNode n : graphNodes(s, H(CUgraph)(A(0)))) {
+    CUgraphNode c = nullptr;
+    if (find(&c, n, body) == CUDA_SUCCESS) b.nodeOf[H(uint64_t)(n)] = H(uint64_t)(c);
+  }
+  s.execBodies()[H(uint64_t)(e)] = std::move(b);
   putNew(s, out, r, K::GraphExec, e);
   return r;
 }
@@ -129,8 +150,36 @@ TF_CALL(cuGraphExecDestroy) {
   OWN(GraphExec, A(0));
   DRV(cuGraphExecDestroy);
   CUresult r = f(H(CUgraphExec)(A(0)));
-  if (r == CUDA_SUCCESS) s.forget(K::GraphExec, A(0));
+  if (r == CUDA_SUCCESS) {
+    dropExecBody(s, A(0));
+    s.forget(K::GraphExec, A(0));
+  }
   return r;
+}
+
+std::vector<CUgraphNode> graphNodes(Session& s, CUgraph g) {
+  auto f = s.d().fn<decltype(&::cuGraphGetNodes)>(FnId::cuGraphGetNodes);
+  size_t n = 0;
+  if (!f || f(g, nullptr, &n) != CUDA_SUCCESS || n == 0) return {};
+  std::vector<CUgraphNode> nodes(n);
+  if (f(g, nodes.data(), &n) != CUDA_SUCCESS) return {};
+  nodes.resize(n);
+  return nodes;
+}
+
+void dropExecBody(Session& s, uint64_t exec) {
+  auto it = s.execBodies().find(exec);
+  if (it == s.execBodies().end()) return;
+  if (auto destroy = s.d().fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
+    destroy(reinterpret_cast<CUgraph>(it->second.body));
+  s.execBodies().erase(it);
+}
+
+uint64_t bodyNode(Session& s, uint64_t exec, uint64_t node) {
+  auto it = s.execBodies().find(exec);
+  if (it == s.execBodies().end()) return 0;
+  auto n = it->second.nodeOf.find(node);
+  return n == it->second.nodeOf.end() ? 0 : n->second;
 }
 TF_CALL(cuGraphLaunch, cuGraphLaunch_ptsz, cuGraphUpload, cuGraphUpload_ptsz) {
   NEED(2);

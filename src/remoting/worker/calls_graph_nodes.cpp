@@ -69,6 +69,18 @@ uint64_t funcValue(Session& s, K first, uint64_t driver) {
   return s.expose(first, driver);
 }
 
+// A change to node `node` (the client's, driver value) of executable `exec`: made to the
+// executable's node (the body's), then kept in the body.
+template <typename Exec, typename Body>
+CUresult execAndBody(Session& s, uint64_t exec, uint64_t node, Exec&& onExec, Body&& onBody) {
+  const uint64_t bn = bodyNode(s, exec, node);
+  if (!bn) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = onExec(H(CUgraphNode)(bn));
+  if (r == CUDA_SUCCESS && onBody(H(CUgraphNode)(bn)) != CUDA_SUCCESS)
+    s.execBodies()[exec].unreadable = "a change to one of its nodes could not be kept";
+  return r;
+}
+
 template <typename T> bool blobStruct(const CallIn& in, T* v) {
   if (in.a.blob.size() != sizeof(T)) return false;
   std::memcpy(v, in.a.blob.data(), sizeof(T));
@@ -163,11 +175,7 @@ TF_CALL(cuGraphKernelNodeGetParams_v2) { // outs: function, grid, block, shared,
   uint64_t fn = p.func ? H(uint64_t)(p.func) : H(uint64_t)(p.kern);
   const std::vector<ParamSlot>* layout = nullptr;
   if ((r = layoutOf(s, fn, &layout)) != CUDA_SUCCESS) return r;
-  size_t total = 0;
-  for (auto& slot : *layout) total = std::max<size_t>(total, size_t(slot.offset) + slot.size);
-  out.blob.assign(total, '\0');
-  for (size_t i = 0; p.kernelParams && i < layout->size(); ++i)
-    std::memcpy(out.blob.data() + (*layout)[i].offset, p.kernelParams[i], (*layout)[i].size);
+  out.blob = packedArguments(*layout, p.kernelParams);
   for (uint64_t v : {funcValue(s, K::Function, H(uint64_t)(p.func)), uint64_t(p.gridDimX), uint64_t(p.gridDimY),
                      uint64_t(p.gridDimZ), uint64_t(p.blockDimX), uint64_t(p.blockDimY),
                      uint64_t(p.blockDimZ), uint64_t(p.sharedMemBytes), funcValue(s, K::Kernel, H(uint64_t)(p.kern))})
@@ -193,7 +201,9 @@ TF_CALL(cuGraphExecKernelNodeSetParams_v2) {
   std::vector<void*> ptrs;
   if (CUresult r = kernelNodeParams(s, in, 2, &p, &lb, &ptrs); r != CUDA_SUCCESS) return r;
   DRV(cuGraphExecKernelNodeSetParams_v2);
-  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p);
+  DRV_AT(keep, cuGraphKernelNodeSetParams_v2, cuGraphKernelNodeSetParams_v2);
+  return execAndBody(s, A(0), A(1), [&](CUgraphNode n) { return f(H(CUgraphExec)(A(0)), n, &p); },
+                     [&](CUgraphNode n) { return keep(n, &p); });
 }
 TF_CALL(cuGraphExecMemsetNodeSetParams) {
   NEED(3); // exec, node, context; blob: the parameters
@@ -204,7 +214,9 @@ TF_CALL(cuGraphExecMemsetNodeSetParams) {
   if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = checkMemsetNode(s, p); r != CUDA_SUCCESS) return r;
   DRV(cuGraphExecMemsetNodeSetParams);
-  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+  DRV_AT(keep, cuGraphMemsetNodeSetParams, cuGraphMemsetNodeSetParams);
+  return execAndBody(s, A(0), A(1), [&](CUgraphNode n) { return f(H(CUgraphExec)(A(0)), n, &p, H(CUcontext)(A(2))); },
+                     [&](CUgraphNode n) { return keep(n, &p); });
 }
 TF_CALL(cuGraphMemsetNodeSetParams) {
   NEED(1); // node; blob: the parameters
@@ -233,7 +245,9 @@ TF_CALL(cuGraphExecMemcpyNodeSetParams) {
   if (!blobStruct(in, &p)) return CUDA_ERROR_INVALID_VALUE;
   if (CUresult r = checkMemcpyNode(s, p); r != CUDA_SUCCESS) return r;
   DRV(cuGraphExecMemcpyNodeSetParams);
-  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p, H(CUcontext)(A(2)));
+  DRV_AT(keep, cuGraphMemcpyNodeSetParams, cuGraphMemcpyNodeSetParams);
+  return execAndBody(s, A(0), A(1), [&](CUgraphNode n) { return f(H(CUgraphExec)(A(0)), n, &p, H(CUcontext)(A(2))); },
+                     [&](CUgraphNode n) { return keep(n, &p); });
 }
 TF_CALL(cuGraphHostNodeSetParams) {
   NEED(2); // node, the client's token of the host function
@@ -249,10 +263,12 @@ TF_CALL(cuGraphExecHostNodeSetParams) {
   OWN(GraphExec, A(0));
   OWN_NODE(A(1));
   DRV(cuGraphExecHostNodeSetParams);
+  DRV_AT(keep, cuGraphHostNodeSetParams, cuGraphHostNodeSetParams);
   CUDA_HOST_NODE_PARAMS p{};
   p.fn = &Session::hostFunctionEntry;
   p.userData = s.hostFunctionArg(A(2), true);
-  return f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &p);
+  return execAndBody(s, A(0), A(1), [&](CUgraphNode n) { return f(H(CUgraphExec)(A(0)), n, &p); },
+                     [&](CUgraphNode n) { return keep(n, &p); });
 }
 TF_CALL(cuGraphMemcpyNodeGetParams) {
   NEED(1);
@@ -279,10 +295,37 @@ TF_CALL(cuGraphNodeGetEnabled) {
   OWN(GraphExec, A(0));
   OWN_NODE(A(1));
   DRV(cuGraphNodeGetEnabled);
+  const uint64_t bn = bodyNode(s, A(0), A(1));
+  if (!bn) return CUDA_ERROR_INVALID_VALUE;
   unsigned enabled = 0;
-  CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraphNode)(A(1)), &enabled);
+  CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraphNode)(bn), &enabled);
   out.put(enabled);
   return r;
+}
+TF_CALL(cuGraphNodeSetEnabled) {
+  NEED(3);
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  DRV(cuGraphNodeSetEnabled);
+  const uint64_t bn = bodyNode(s, A(0), A(1));
+  if (!bn) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraphNode)(bn), static_cast<unsigned>(A(2)));
+  if (r == CUDA_SUCCESS) {
+    auto& disabled = s.execBodies()[A(0)].disabled;
+    if (A(2)) disabled.erase(bn);
+    else disabled.insert(bn);
+  }
+  return r;
+}
+TF_CALL(cuGraphExecChildGraphNodeSetParams) {
+  NEED(3);
+  OWN(GraphExec, A(0));
+  OWN_NODE(A(1));
+  OWN(Graph, A(2));
+  DRV(cuGraphExecChildGraphNodeSetParams);
+  // The body's child graph is not changed with it (no driver call does that): it says so.
+  return execAndBody(s, A(0), A(1), [&](CUgraphNode n) { return f(H(CUgraphExec)(A(0)), n, H(CUgraph)(A(2))); },
+                     [](CUgraphNode) { return CUDA_ERROR_NOT_SUPPORTED; });
 }
 TF_CALL(cuGraphExecUpdate_v2) { // outs: result, error node, error-from node
   NEED(2);
@@ -292,8 +335,67 @@ TF_CALL(cuGraphExecUpdate_v2) { // outs: result, error node, error-from node
   CUgraphExecUpdateResultInfo info{};
   CUresult r = f(H(CUgraphExec)(A(0)), H(CUgraph)(A(1)), &info);
   out.put(info.result);
-  for (CUgraphNode n : {info.errorNode, info.errorFromNode}) out.put(s.expose(K::GraphNode, H(uint64_t)(n)));
+  out.put(info.errorNode ? s.expose(K::GraphNode, H(uint64_t)(info.errorNode)) : 0);
+  // The node it came from is the body's: the client knows it as its graph's node.
+  auto it = s.execBodies().find(A(0));
+  uint64_t from = 0;
+  if (it != s.execBodies().end() && info.errorFromNode)
+    for (const auto& [node, body] : it->second.nodeOf)
+      if (body == H(uint64_t)(info.errorFromNode)) from = s.clientValue(K::GraphNode, node).value_or(0);
+  out.put(from);
+  if (r != CUDA_SUCCESS || it == s.execBodies().end()) return r;
+  Session::ExecBody& b = it->second;
+  // The executable now does what the new graph says: so does its body, node for node (the
+  // driver pairs them in creation order).
+  std::vector<CUgraphNode> now = graphNodes(s, H(CUgraph)(A(1))), body = graphNodes(s, H(CUgraph)(b.body));
+  bool kept = now.size() == body.size();
+  for (size_t i = 0; kept && i < now.size(); ++i) kept = copyNodeParams(s, now[i], body[i]) == CUDA_SUCCESS;
+  if (!kept) b.unreadable = "it was updated from a graph whose nodes could not be kept";
   return r;
+}
+
+CUresult copyNodeParams(Session& s, CUgraphNode from, CUgraphNode to) {
+  DRV_AT(type, cuGraphNodeGetType, cuGraphNodeGetType);
+  CUgraphNodeType t = CU_GRAPH_NODE_TYPE_EMPTY;
+  if (CUresult r = type(from, &t); r != CUDA_SUCCESS) return r;
+  // One node type's getter and setter: the parameters read from one node, given to the other.
+  auto copy = [&](auto get, auto set, auto params) {
+    if (!get || !set) return CUDA_ERROR_NOT_SUPPORTED;
+    CUresult r = get(from, &params);
+    return r == CUDA_SUCCESS ? set(to, &params) : r;
+  };
+  const DriverApi& d = s.d();
+  switch (t) {
+  case CU_GRAPH_NODE_TYPE_EMPTY:
+    return CUDA_SUCCESS;
+  case CU_GRAPH_NODE_TYPE_KERNEL:
+    return copy(d.fn<decltype(&::cuGraphKernelNodeGetParams_v2)>(FnId::cuGraphKernelNodeGetParams_v2),
+                d.fn<decltype(&::cuGraphKernelNodeSetParams_v2)>(FnId::cuGraphKernelNodeSetParams_v2),
+                CUDA_KERNEL_NODE_PARAMS_v2{});
+  case CU_GRAPH_NODE_TYPE_MEMSET:
+    return copy(d.fn<decltype(&::cuGraphMemsetNodeGetParams)>(FnId::cuGraphMemsetNodeGetParams),
+                d.fn<decltype(&::cuGraphMemsetNodeSetParams)>(FnId::cuGraphMemsetNodeSetParams),
+                CUDA_MEMSET_NODE_PARAMS{});
+  case CU_GRAPH_NODE_TYPE_MEMCPY:
+    return copy(d.fn<decltype(&::cuGraphMemcpyNodeGetParams)>(FnId::cuGraphMemcpyNodeGetParams),
+                d.fn<decltype(&::cuGraphMemcpyNodeSetParams)>(FnId::cuGraphMemcpyNodeSetParams),
+                CUDA_MEMCPY3D{});
+  case CU_GRAPH_NODE_TYPE_HOST:
+    return copy(d.fn<decltype(&::cuGraphHostNodeGetParams)>(FnId::cuGraphHostNodeGetParams),
+                d.fn<decltype(&::cuGraphHostNodeSetParams)>(FnId::cuGraphHostNodeSetParams),
+                CUDA_HOST_NODE_PARAMS{});
+  default:
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+}
+
+std::string packedArguments(const std::vector<ParamSlot>& layout, void* const* kernelParams) {
+  size_t total = 0;
+  for (const ParamSlot& slot : layout) total = std::max<size_t>(total, size_t(slot.offset) + slot.size);
+  std::string values(total, '\0');
+  for (size_t i = 0; kernelParams && i < layout.size(); ++i)
+    std::memcpy(values.data() + layout[i].offset, kernelParams[i], layout[i].size);
+  return values;
 }
 
 } // namespace tf::remoting

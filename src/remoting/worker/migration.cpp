@@ -16,7 +16,106 @@ constexpr size_t kMaxString = 1u << 20;
 constexpr size_t kMaxArgsPerRecipe = kMaxScalars;
 
 bool validKind(uint32_t k) { return k < static_cast<uint32_t>(HandleKind::Count); }
+
+void encodeRecipe(Writer& w, const Recipe& r) {
+  w.u32(r.fn);
+  w.u64(r.ctx);
+  w.u32(static_cast<uint32_t>(r.args.size()));
+  for (uint64_t a : r.args) w.u64(a);
+  w.blob(r.blob.data(), r.blob.size());
+  w.u32(static_cast<uint32_t>(r.made.size()));
+  for (const auto& m : r.made) {
+    w.u32(static_cast<uint32_t>(m.kind));
+    w.u64(m.client);
+  }
+}
+
+Recipe decodeRecipe(Reader& r) {
+  Recipe rc;
+  rc.fn = r.u32();
+  rc.ctx = r.u64();
+  uint32_t nargs = r.u32();
+  if (r.ok() && nargs > kMaxArgsPerRecipe) r.fail("too many args in a recipe");
+  for (uint32_t a = 0; a < nargs && r.ok(); ++a) rc.args.push_back(r.u64());
+  rc.blob = std::string(r.blob(kMaxString));
+  uint32_t nmade = r.u32();
+  if (r.ok() && nmade > kMaxArgsPerRecipe) r.fail("too many handles made by a recipe");
+  for (uint32_t m = 0; m < nmade && r.ok(); ++m) {
+    uint32_t k = r.u32();
+    uint64_t c = r.u64();
+    if (r.ok() && (!validKind(k) || !c)) r.fail("bad handle in a recipe");
+    rc.made.push_back({static_cast<HandleKind>(k), c});
+  }
+  return rc;
+}
+
+void encodeGraph(Writer& w, const GraphImage& g) {
+  w.u64(g.ctx);
+  w.u64(g.client);
+  w.u32(static_cast<uint32_t>(g.nodes.size()));
+  for (const Recipe& n : g.nodes) encodeRecipe(w, n);
+  w.u32(static_cast<uint32_t>(g.edges.size()));
+  for (auto [from, to] : g.edges) {
+    w.u32(from);
+    w.u32(to);
+  }
+  w.u64(g.exec);
+  w.u64(g.flags);
+  w.u64(g.from);
+  w.u32(static_cast<uint32_t>(g.stands.size()));
+  for (auto [client, index] : g.stands) {
+    w.u64(client);
+    w.u32(index);
+  }
+  w.u32(static_cast<uint32_t>(g.disabled.size()));
+  for (uint32_t i : g.disabled) w.u64(i);  // 8 bytes, as every counted entry is at least
+}
+
+// Counts, node calls and indexes checked; `count` reads a count no larger than what is left.
+template <typename Count> GraphImage decodeGraph(Reader& r, Count&& count) {
+  GraphImage g;
+  g.ctx = r.u64();
+  g.client = r.u64();
+  for (uint32_t i = 0, n = count("too many graph nodes"); i < n && r.ok(); ++i) {
+    Recipe node = decodeRecipe(r);
+    if (r.ok() && (!isNodeRecipe(node.fn) || node.args.empty() || node.made.size() > 1 ||
+                   (!node.made.empty() && node.made[0].kind != HandleKind::GraphNode)))
+      r.fail("a graph node not made by a node call");
+    g.nodes.push_back(std::move(node));
+  }
+  const uint32_t nodes = static_cast<uint32_t>(g.nodes.size());
+  for (uint32_t i = 0, n = count("too many graph edges"); i < n && r.ok(); ++i) {
+    uint32_t from = r.u32(), to = r.u32();
+    if (r.ok() && (from >= nodes || to >= nodes || from == to)) r.fail("a graph edge names no node");
+    g.edges.emplace_back(from, to);
+  }
+  g.exec = r.u64();
+  g.flags = r.u64();
+  g.from = r.u64();
+  for (uint32_t i = 0, n = count("too many graph node names"); i < n && r.ok(); ++i) {
+    uint64_t client = r.u64();
+    uint32_t index = r.u32();
+    if (r.ok() && (!client || index >= nodes)) r.fail("a graph node name names no node");
+    g.stands.emplace_back(client, index);
+  }
+  for (uint32_t i = 0, n = count("too many disabled nodes"); i < n && r.ok(); ++i) {
+    uint64_t index = r.u64();
+    if (r.ok() && index >= nodes) r.fail("a disabled node names no node");
+    g.disabled.push_back(static_cast<uint32_t>(index));
+  }
+  // A graph is the client's or a body, never both; only a body has names, flags or a source.
+  if (r.ok() && (!g.client == !g.exec || (!g.exec && (g.flags || g.from || !g.stands.empty() || !g.disabled.empty()))))
+    r.fail("a graph that is neither the client's nor an executable's");
+  return g;
+}
 }  // namespace
+
+bool isNodeRecipe(uint32_t fn) {
+  for (FnId f : {FnId::cuGraphAddEmptyNode, FnId::cuGraphAddKernelNode_v2, FnId::cuGraphAddMemsetNode,
+                 FnId::cuGraphAddMemcpyNode, FnId::cuGraphAddHostNode})
+    if (fn == static_cast<uint32_t>(f)) return true;
+  return false;
+}
 
 const ReplayRule* replayRule(uint32_t fn) {
   static const std::vector<ReplayRule> table = [] {
@@ -113,18 +212,7 @@ void encodeMigrationImage(Writer& w, const MigrationImage& img) {
     w.u8(c.primary ? 1 : 0);
   }
   w.u32(static_cast<uint32_t>(img.recipes.size()));
-  for (const Recipe& r : img.recipes) {
-    w.u32(r.fn);
-    w.u64(r.ctx);
-    w.u32(static_cast<uint32_t>(r.args.size()));
-    for (uint64_t a : r.args) w.u64(a);
-    w.blob(r.blob.data(), r.blob.size());
-    w.u32(static_cast<uint32_t>(r.made.size()));
-    for (const auto& m : r.made) {
-      w.u32(static_cast<uint32_t>(m.kind));
-      w.u64(m.client);
-    }
-  }
+  for (const Recipe& r : img.recipes) encodeRecipe(w, r);
   w.u32(static_cast<uint32_t>(img.images.size()));
   for (const auto& i : img.images) {
     w.u64(i.hash);
@@ -145,6 +233,8 @@ void encodeMigrationImage(Writer& w, const MigrationImage& img) {
     w.u64(g.address);
     w.u64(g.size);
   }
+  w.u32(static_cast<uint32_t>(img.graphs.size()));
+  for (const GraphImage& g : img.graphs) encodeGraph(w, g);
 }
 
 Status decodeMigrationImage(std::string_view blob, MigrationImage* out) {
@@ -168,21 +258,7 @@ Status decodeMigrationImage(std::string_view blob, MigrationImage* out) {
     img.contexts.push_back(c);
   }
   for (uint32_t i = 0, n = count("too many recipes"); i < n && r.ok(); ++i) {
-    Recipe rc;
-    rc.fn = r.u32();
-    rc.ctx = r.u64();
-    uint32_t nargs = r.u32();
-    if (r.ok() && nargs > kMaxArgsPerRecipe) r.fail("too many args in a recipe");
-    for (uint32_t a = 0; a < nargs && r.ok(); ++a) rc.args.push_back(r.u64());
-    rc.blob = std::string(r.blob(kMaxString));
-    uint32_t nmade = r.u32();
-    if (r.ok() && nmade > kMaxArgsPerRecipe) r.fail("too many handles made by a recipe");
-    for (uint32_t m = 0; m < nmade && r.ok(); ++m) {
-      uint32_t k = r.u32();
-      uint64_t c = r.u64();
-      if (r.ok() && (!validKind(k) || !c)) r.fail("bad handle in a recipe");
-      rc.made.push_back({static_cast<HandleKind>(k), c});
-    }
+    Recipe rc = decodeRecipe(r);
     if (r.ok() && !replayRule(rc.fn)) r.fail("a recipe of a call that is not replayed");
     img.recipes.push_back(std::move(rc));
   }
@@ -218,6 +294,8 @@ Status decodeMigrationImage(std::string_view blob, MigrationImage* out) {
       r.fail("bad global");
     img.globals.push_back(std::move(g));
   }
+  for (uint32_t i = 0, n = count("too many graphs"); i < n && r.ok(); ++i)
+    img.graphs.push_back(decodeGraph(r, count));
   if (r.ok() && r.remaining()) r.fail("trailing bytes");
   if (!r.ok()) return r.status();
   if (img.bulkBytes() > kMaxBulk) return dataLoss("malformed message: the contents are too large");

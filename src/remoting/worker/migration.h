@@ -2,7 +2,8 @@
 // program. The session captures itself at a call boundary, on its own thread: its contexts,
 // the calls that made its other handles (a replay log: streams, events, modules, libraries,
 // functions, kernels, and the attribute calls made on them), the module images, the names and
-// contents of module globals, and its tiered memory (addresses, sizes, contents). The target
+// contents of module globals, its tiered memory (addresses, sizes, contents), and its graphs
+// and executable graphs, walked node by node (GraphImage). The target
 // worker re-creates it all (`Adopt`): contexts and replayed calls get the client's old handle
 // values (handle_table.h, adopt), memory and globals the same device addresses. The source
 // then answers the client's pending call with `Moved` (protocol.h, kFlagMoved); the stub
@@ -15,7 +16,8 @@
 //   reply Moved(resume id, address)   // or, if anything failed, run the call here as usual
 //
 // What cannot move yet is refused before anything happens (the client stays, a clear error
-// goes to the admin): graphs, arrays and textures, IPC, pools, the client's own virtual
+// goes to the admin): graphs with nodes other than kernels, memsets, device copies, host
+// functions and empty ones, streams being captured, arrays and textures, IPC, pools, the client's own virtual
 // memory management, memory that is not the tiers' (a worker without --tiers, pitched or
 // stream-ordered allocations), host memory the device reaches by address (mirrors, managed).
 #pragma once
@@ -61,6 +63,26 @@ const ReplayRule* replayRule(uint32_t fn);
 // state in them). Images without PTX (cubin only) list none: DataLoss says so.
 Result<std::vector<std::string>> moduleVariables(const void* image, size_t size);
 
+// A graph walked at capture and built again on the target, node by node: one of the client's
+// graphs (client != 0), or the body of one of its executable graphs (exec != 0; the driver
+// cannot read an executable back, so the worker makes each from a copy it keeps in step:
+// Session::ExecBody).
+struct GraphImage {
+  uint64_t ctx = 0;     // the client's context it is built in
+  uint64_t client = 0;  // the client's graph, or 0 (a body)
+  // Each node's cuGraphAdd*Node call as a client sends it, without dependencies; args[0] (the
+  // graph) is filled in on the target; made: the node's client value, if the client has one.
+  std::vector<Recipe> nodes;
+  std::vector<std::pair<uint32_t, uint32_t>> edges;  // node indexes
+  // A body: its executable, its flags, the client's graph it was made from (0: gone), which
+  // node of the body each of that graph's nodes (client values) names, nodes disabled.
+  uint64_t exec = 0, flags = 0, from = 0;
+  std::vector<std::pair<uint64_t, uint32_t>> stands;
+  std::vector<uint32_t> disabled;
+};
+// The node-making calls a GraphImage may hold.
+bool isNodeRecipe(uint32_t fn);
+
 struct MigrationImage {
   uint32_t pid = 0;
   int32_t latched = 0;  // an asynchronous error not yet reported to the client
@@ -90,6 +112,7 @@ struct MigrationImage {
     uint64_t sourceCtx = 0;                     // (not sent) the source's context to read it in
   };
   std::vector<Global> globals;
+  std::vector<GraphImage> graphs;  // the client's graphs first, then the bodies
   // The bulk, in order: every image, every memory span, every global.
   uint64_t bulkBytes() const;
 };

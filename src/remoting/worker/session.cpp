@@ -988,9 +988,12 @@ void Session::releaseAll() {
   }
   if (auto execDestroy = api.fn<decltype(&::cuGraphExecDestroy)>(FnId::cuGraphExecDestroy))
     for (uint64_t g : handles_.drivers(HandleKind::GraphExec)) execDestroy(reinterpret_cast<CUgraphExec>(g));
-  if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
+  if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy)) {
     for (uint64_t g : handles_.drivers(HandleKind::Graph))
       if (!childGraphs_.count(g)) graphDestroy(reinterpret_cast<CUgraph>(g));
+    for (const auto& [exec, b] : execBodies_) graphDestroy(reinterpret_cast<CUgraph>(b.body));
+  }
+  execBodies_.clear();
   if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))
     for (uint64_t t : handles_.drivers(HandleKind::TexObject)) texDestroy(static_cast<CUtexObject>(t));
   if (auto surfDestroy = api.fn<decltype(&::cuSurfObjectDestroy)>(FnId::cuSurfObjectDestroy))

@@ -241,6 +241,7 @@ public:
   bool ownsDriver(HandleKind k, uint64_t driver) const { return handles_.ownsDriver(k, driver); }
   void forget(HandleKind k, uint64_t driver) {
     if (!recipesOf_.empty()) dropRecipesOf(k, driver);
+    if ((k == HandleKind::Graph || k == HandleKind::GraphNode) && !execBodies_.empty()) forgetInBodies(k, driver);
     handles_.forget(k, driver);
   }
   // Resolves a client value in place (a scalar arg, a local, a struct's handle field) into the
@@ -339,6 +340,19 @@ public:
   // Graphs embedded in child graph nodes: the client may name them, never destroy them (they
   // go with their node).
   std::set<uint64_t>& childGraphs() { return childGraphs_; }
+  // An executable graph cannot be read back from the driver, and migration must build it again
+  // elsewhere: the worker instantiates each one from a copy of the client's graph (its body,
+  // never the client's) and keeps the body in step with what is changed in the executable
+  // (calls_graph.cpp). The client names the executable's nodes by its graph's nodes.
+  struct ExecBody {
+    uint64_t body = 0;                  // the driver's graph
+    uint64_t from = 0;                  // the client's graph it was made from, while it lives
+    unsigned long long flags = 0;
+    std::map<uint64_t, uint64_t> nodeOf;  // a node of `from` (driver) -> the body's
+    std::set<uint64_t> disabled;          // body nodes disabled in the executable
+    std::string unreadable;               // why the body no longer says what the executable does
+  };
+  std::map<uint64_t, ExecBody>& execBodies() { return execBodies_; }  // by executable (driver)
   static void dropHostFunctionArg(void* arg);
   void expectHostBytes(uint64_t token, void* into, uint64_t n);
 
@@ -378,6 +392,15 @@ private:
   Status writeContents(const MigrationImage& img, Transport& t);
   Status adoptImage(const MigrationImage& img, Session& bulk);
   Status replay(const Recipe& recipe);
+  // Runs a call as the client would send it (ctx: its client value); what it makes gets the
+  // values in `made` (fresh ones if empty).
+  CUresult runAsClient(uint64_t ctx, uint32_t fn, std::vector<uint64_t> args, std::string blob,
+                       std::vector<Recipe::Made> made, CallOut& out, bool* allAdopted = nullptr);
+  // Graphs (session_graphs.cpp): the client's graphs and its executables' bodies walked into
+  // the image, and built again from it.
+  Status describeGraphs(MigrationImage& img);
+  Status adoptGraphs(const MigrationImage& img);
+  void forgetInBodies(HandleKind k, uint64_t driver);
   CUcontext deviceContext(int dev);
   // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.
   void track(CUdeviceptr p, const Allocation& a);
@@ -416,6 +439,7 @@ private:
   std::multimap<uint64_t, CUdeviceptr> globals_; // module/library -> global base
   std::map<int, CUcontext> primaries_;            // the client's "primary" context per device
   std::set<uint64_t> childGraphs_;
+  std::map<uint64_t, ExecBody> execBodies_;
   std::map<uint64_t, std::pair<uint64_t, int>> memHandles_;
   std::map<CUdeviceptr, uint64_t> reservations_;
   std::map<CUdeviceptr, uint64_t> mappings_;

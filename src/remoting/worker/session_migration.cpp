@@ -98,8 +98,7 @@ void Session::dropRecipesOf(HandleKind k, uint64_t driver) {
 // ---- the source --------------------------------------------------------------------------------
 
 Status Session::migrationRefusal() const {
-  for (HandleKind k : {HandleKind::Pool, HandleKind::SharedPool, HandleKind::Graph, HandleKind::GraphExec,
-                       HandleKind::GraphNode, HandleKind::Array, HandleKind::ArrayLevel,
+  for (HandleKind k : {HandleKind::Pool, HandleKind::SharedPool, HandleKind::Array, HandleKind::ArrayLevel,
                        HandleKind::MipmappedArray, HandleKind::TexObject, HandleKind::SurfObject,
                        HandleKind::MemHandle})
     if (size_t n = handles_.count(k))
@@ -119,6 +118,13 @@ Status Session::migrationRefusal() const {
       if (!made)
         return failedPrecondition(std::string("the client holds a ") + kindName(k) +
                                   " made by a call that cannot be made again elsewhere yet");
+    }
+  // A graph being captured is the driver's until the capture ends.
+  if (auto capturing = d().fn<decltype(&::cuStreamIsCapturing)>(FnId::cuStreamIsCapturing))
+    for (uint64_t st : handles_.drivers(HandleKind::Stream)) {
+      CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+      if (capturing(reinterpret_cast<CUstream>(st), &status) == CUDA_SUCCESS && status != CU_STREAM_CAPTURE_STATUS_NONE)
+        return failedPrecondition("a stream of the client is being captured into a graph");
     }
   if (!hostMirrors_.empty() || !mirrors_->empty())
     return failedPrecondition("the client has host memory the device reaches by address (mapped pinned or "
@@ -208,6 +214,8 @@ Result<MigrationImage> Session::capture() {
       img.globals.push_back(std::move(g));
     }
   }
+  setCurrent(current_);
+  TF_RETURN_IF_ERROR(describeGraphs(img));
   setCurrent(current_);
   return img;
 }
@@ -369,25 +377,32 @@ Status Session::fill(uint64_t n, const std::function<Status(uint64_t, const uint
   return Status::ok();
 }
 
-Status Session::replay(const Recipe& rc) {
-  auto setCurrent = d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent);
-  CUcontext ctx = reinterpret_cast<CUcontext>(rc.ctx);
-  if (rc.ctx && !resolveIn(ctx, HandleKind::Context))
-    return dataLoss("replaying " + symbolOf(rc.fn) + ": a context the image does not have");
-  if (setCurrent(ctx) != CUDA_SUCCESS) return unavailable("cuCtxSetCurrent failed");
-  current_ = ctx;
-  currentClientValue_ = rc.ctx;
+CUresult Session::runAsClient(uint64_t ctx, uint32_t fn, std::vector<uint64_t> args, std::string blob,
+                              std::vector<Recipe::Made> made, CallOut& out, bool* allAdopted) {
+  CUcontext c = reinterpret_cast<CUcontext>(ctx);
+  if (ctx && !resolveIn(c, HandleKind::Context)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (d().fn<decltype(&::cuCtxSetCurrent)>(FnId::cuCtxSetCurrent)(c) != CUDA_SUCCESS) return CUDA_ERROR_INVALID_CONTEXT;
+  current_ = c;
+  currentClientValue_ = ctx;
   CallIn in;
-  in.fn = rc.fn;
-  in.a.count = static_cast<uint32_t>(rc.args.size());
-  std::copy(rc.args.begin(), rc.args.end(), in.a.s);
-  in.a.blob = rc.blob;
-  CallOut out;
-  adoptQueue_ = rc.made;
-  const bool makes = !rc.made.empty();
+  in.fn = fn;
+  in.a.count = static_cast<uint32_t>(std::min<size_t>(args.size(), kMaxScalars));
+  std::copy(args.begin(), args.begin() + in.a.count, in.a.s);
+  in.a.blob = blob;
+  adoptQueue_ = std::move(made);
   CUresult r = dispatch(*this, in, out);
-  const bool allAdopted = adoptQueue_.empty();
+  if (allAdopted) *allAdopted = adoptQueue_.empty();
   adoptQueue_.clear();
+  return r;
+}
+
+Status Session::replay(const Recipe& rc) {
+  if (rc.ctx && !handles_.resolve(HandleKind::Context, rc.ctx))
+    return dataLoss("replaying " + symbolOf(rc.fn) + ": a context the image does not have");
+  CallOut out;
+  const bool makes = !rc.made.empty();
+  bool allAdopted = false;
+  CUresult r = runAsClient(rc.ctx, rc.fn, rc.args, rc.blob, rc.made, out, &allAdopted);
   if (r != CUDA_SUCCESS)
     return failedPrecondition("replaying " + symbolOf(rc.fn) + " here failed (CUresult " + std::to_string(r) + ")");
   if (makes && !allAdopted)
@@ -471,6 +486,7 @@ Status Session::adoptImage(const MigrationImage& img, Session& bulk) {
       return hr == CUDA_SUCCESS ? Status::ok() : unavailable("filling global " + g.name + ": CUresult " + std::to_string(hr));
     }));
   }
+  TF_RETURN_IF_ERROR(adoptGraphs(img));  // after the memory: nodes are checked against it
   // Events come back recorded (the client's work before the move is done), so waiting on one
   // or timing from one recorded before the move works; the time measured across it is not the
   // source's.

@@ -28,8 +28,8 @@ CUresult packArguments(const LaunchRequest& req, std::vector<uint8_t>* out) {
       else if (*e == CU_LAUNCH_PARAM_BUFFER_SIZE) size = *static_cast<size_t*>(e[1]);
       else return CUDA_ERROR_INVALID_VALUE;
     }
-    if (!buffer || size < k.paramBytes) return CUDA_ERROR_INVALID_VALUE;
-    memcpy(params.data(), buffer, k.paramBytes);
+    if ((!buffer && k.paramBytes) || size < k.paramBytes) return CUDA_ERROR_INVALID_VALUE;
+    if (k.paramBytes) memcpy(params.data(), buffer, k.paramBytes);  // (a kernel without parameters: none)
   } else if (!k.params.empty()) {
     return CUDA_ERROR_INVALID_VALUE;
   }
