@@ -6,9 +6,10 @@
 //   migrate_program MIB ROUNDS PAUSE_MS [graph|childgraph]
 // prints "round N" after each round (the test moves it meanwhile), "OK" when every byte is right.
 // With "graph" each round also launches two executable graphs: one captured from a stream (its
-// graph destroyed), one built node by node (a memset, a kernel whose salt the program changes
-// through the executable every round by its node, a kernel disabled in the executable). With
-// "childgraph" it holds a graph with a child graph node (which cannot migrate yet).
+// graph destroyed, the executable updated from a second capture), one built node by node (a
+// memset, a kernel whose salt the program changes through the executable every round by its
+// node, a kernel disabled in the executable). With "childgraph" it holds a graph with a child
+// graph node (which cannot migrate yet).
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -124,6 +125,14 @@ int main(int argc, char** argv) {
     CHECK(cudaStreamEndCapture(s1, &g));
     CHECK(cudaGraphInstantiate(&captured, g, 0));
     CHECK(cudaGraphDestroy(g));  // only the executable stays
+    // ... updated from another capture of the same shape: it steps with salt 2000 from now on.
+    CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    step<<<64, 256, 0, s1>>>(dc, touched, 2000u);
+    count<<<1, 1, 0, s1>>>();
+    CHECK(cudaStreamEndCapture(s1, &g));
+    cudaGraphExecUpdateResultInfo info{};
+    CHECK(cudaGraphExecUpdate(captured, g, &info));
+    CHECK(cudaGraphDestroy(g));
     cudaGraph_t kept;
     CHECK(cudaGraphCreate(&kept, 0));
     cudaMemsetParams ms{};
@@ -168,7 +177,7 @@ int main(int argc, char** argv) {
     cpuStep(a, touched, uint32_t(r), t);
     cpuStep(b, touched, uint32_t(r + 7), t);
     if (graph) {
-      cpuStep(c, touched, 1000u, t);
+      cpuStep(c, touched, 2000u, t);
       for (auto& v : dh) v = 0x01020304u;
       cpuStep(dh, touched, uint32_t(r + 300), t);
     }
