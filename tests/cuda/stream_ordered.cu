@@ -1,6 +1,7 @@
 // Stream-ordered allocation: cudaMallocAsync/cudaFreeAsync on streams, the device's default
 // memory pool and its attributes (release threshold, trim), an explicitly created pool with
-// cudaMallocFromPoolAsync. Results are checked through copies.
+// cudaMallocFromPoolAsync, a captured graph that allocates and frees (which the driver cannot
+// clone). Results are checked through copies.
 #include <vector>
 
 #include "check.h"
@@ -125,6 +126,38 @@ int main() {
   CHECK(cudaFreeAsync(q, s2));
   CHECK(cudaStreamSynchronize(s2));
   CHECK(cudaMemPoolDestroy(mine));
+
+  // A graph that allocates and frees in it (captured): the driver cannot clone such a graph,
+  // yet it instantiates and runs, each launch at the allocation's fixed address.
+  {
+    void* out = nullptr;
+    CHECK(cudaMalloc(&out, 4096));
+    cudaGraph_t g;
+    CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    void* scratch = nullptr;
+    CHECK(cudaMallocAsync(&scratch, 4096, s1));
+    CHECK(cudaMemsetAsync(scratch, 0x3c, 4096, s1));
+    CHECK(cudaMemcpyAsync(out, scratch, 4096, cudaMemcpyDeviceToDevice, s1));
+    CHECK(cudaFreeAsync(scratch, s1));
+    CHECK(cudaStreamEndCapture(s1, &g));
+    cudaGraph_t copy = nullptr;
+    EXPECT_ERR(cudaGraphClone(&copy, g), cudaErrorNotSupported);
+    (void)cudaGetLastError();
+    cudaGraphExec_t x;
+    CHECK(cudaGraphInstantiate(&x, g, 0));
+    for (int i = 0; i < 2; ++i) {
+      CHECK(cudaMemsetAsync(out, 0, 4096, s1));
+      CHECK(cudaGraphLaunch(x, s1));
+      std::vector<unsigned char> got(4096, 0);
+      CHECK(cudaMemcpyAsync(got.data(), out, 4096, cudaMemcpyDeviceToHost, s1));
+      CHECK(cudaStreamSynchronize(s1));
+      EXPECT_EQ_INT(got[0], 0x3c);
+      EXPECT_EQ_INT(got[4095], 0x3c);
+    }
+    CHECK(cudaGraphExecDestroy(x));
+    CHECK(cudaGraphDestroy(g));
+    CHECK(cudaFree(out));
+  }
 
   // Errors: freeing a non-pool pointer or twice.
   void* plain = nullptr;

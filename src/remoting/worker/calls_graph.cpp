@@ -124,22 +124,27 @@ TF_CALL(cuGraphInstantiateWithFlags) {
   DRV_AT(clone, cuGraphClone, cuGraphClone);
   DRV_AT(destroy, cuGraphDestroy, cuGraphDestroy);
   DRV_AT(find, cuGraphNodeFindInClone, cuGraphNodeFindInClone);
+  Session::ExecBody b;
+  b.from = A(0);
+  b.flags = A(1);
+  // The driver clones no graph with memory allocation, free or conditional nodes: such an
+  // executable is made from the client's graph itself, and cannot be read back.
   CUgraph body = nullptr;
-  CUresult r = clone(&body, H(CUgraph)(A(0)));
+  if (clone(&body, H(CUgraph)(A(0))) != CUDA_SUCCESS) {
+    body = nullptr;
+    b.unreadable = "its graph holds nodes the driver cannot copy (memory allocation, free or conditional nodes)";
+  }
   CUgraphExec e = nullptr;
-  if (r == CUDA_SUCCESS) r = f(&e, body, A(1));
+  CUresult r = f(&e, body ? body : H(CUgraph)(A(0)), A(1));
   if (r != CUDA_SUCCESS) {
     if (body) destroy(body);
     out.put(0);
     return r;
   }
-  Session::ExecBody b;
   b.body = H(uint64_t)(body);
-  b.from = A(0);
-  b.flags = A(1);
   for (CUgraphNode n : graphNodes(s, H(CUgraph)(A(0)))) {
-    CUgraphNode c = nullptr;
-    if (find(&c, n, body) == CUDA_SUCCESS) b.nodeOf[H(uint64_t)(n)] = H(uint64_t)(c);
+    CUgraphNode c = n;  // without a body, the client's nodes are the executable's
+    if (!body || find(&c, n, body) == CUDA_SUCCESS) b.nodeOf[H(uint64_t)(n)] = H(uint64_t)(c);
   }
   s.execBodies()[H(uint64_t)(e)] = std::move(b);
   putNew(s, out, r, K::GraphExec, e);
@@ -170,7 +175,7 @@ std::vector<CUgraphNode> graphNodes(Session& s, CUgraph g) {
 void dropExecBody(Session& s, uint64_t exec) {
   auto it = s.execBodies().find(exec);
   if (it == s.execBodies().end()) return;
-  if (auto destroy = s.d().fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy))
+  if (auto destroy = s.d().fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy); destroy && it->second.body)
     destroy(reinterpret_cast<CUgraph>(it->second.body));
   s.execBodies().erase(it);
 }

@@ -76,8 +76,9 @@ CUresult execAndBody(Session& s, uint64_t exec, uint64_t node, Exec&& onExec, Bo
   const uint64_t bn = bodyNode(s, exec, node);
   if (!bn) return CUDA_ERROR_INVALID_VALUE;
   CUresult r = onExec(H(CUgraphNode)(bn));
-  if (r == CUDA_SUCCESS && onBody(H(CUgraphNode)(bn)) != CUDA_SUCCESS)
-    s.execBodies()[exec].unreadable = "a change to one of its nodes could not be kept";
+  Session::ExecBody& b = s.execBodies()[exec];
+  if (r == CUDA_SUCCESS && b.body && onBody(H(CUgraphNode)(bn)) != CUDA_SUCCESS)
+    b.unreadable = "a change to one of its nodes could not be kept";
   return r;
 }
 
@@ -343,7 +344,7 @@ TF_CALL(cuGraphExecUpdate_v2) { // outs: result, error node, error-from node
     for (const auto& [node, body] : it->second.nodeOf)
       if (body == H(uint64_t)(info.errorFromNode)) from = s.clientValue(K::GraphNode, node).value_or(0);
   out.put(from);
-  if (r != CUDA_SUCCESS || it == s.execBodies().end()) return r;
+  if (r != CUDA_SUCCESS || it == s.execBodies().end() || !it->second.body) return r;
   Session::ExecBody& b = it->second;
   // The executable now does what the new graph says: so does its body, node for node (the
   // driver pairs them in creation order).

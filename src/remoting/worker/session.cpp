@@ -991,7 +991,8 @@ void Session::releaseAll() {
   if (auto graphDestroy = api.fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy)) {
     for (uint64_t g : handles_.drivers(HandleKind::Graph))
       if (!childGraphs_.count(g)) graphDestroy(reinterpret_cast<CUgraph>(g));
-    for (const auto& [exec, b] : execBodies_) graphDestroy(reinterpret_cast<CUgraph>(b.body));
+    for (const auto& [exec, b] : execBodies_)
+      if (b.body) graphDestroy(reinterpret_cast<CUgraph>(b.body));
   }
   execBodies_.clear();
   if (auto texDestroy = api.fn<decltype(&::cuTexObjectDestroy)>(FnId::cuTexObjectDestroy))

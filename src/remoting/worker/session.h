@@ -345,7 +345,7 @@ public:
   // never the client's) and keeps the body in step with what is changed in the executable
   // (calls_graph.cpp). The client names the executable's nodes by its graph's nodes.
   struct ExecBody {
-    uint64_t body = 0;                  // the driver's graph
+    uint64_t body = 0;                  // the driver's graph (0: none, see `unreadable`)
     uint64_t from = 0;                  // the client's graph it was made from, while it lives
     unsigned long long flags = 0;
     std::map<uint64_t, uint64_t> nodeOf;  // a node of `from` (driver) -> the body's

@@ -401,6 +401,15 @@ CUresult tf_sg_cuGraphClone(CUgraph* out, CUgraph original) {
   if (!out) return CUDA_ERROR_INVALID_VALUE;
   Graph* g;
   TF_TRY(graphOf(original, &g));
+  // As the driver: graphs with memory allocation, memory free or conditional nodes do not clone.
+  std::function<bool(const Graph&)> cloneable = [&](const Graph& graph) {
+    for (const auto& n : graph.nodes)
+      if (n->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC || n->type == CU_GRAPH_NODE_TYPE_MEM_FREE ||
+          n->type == CU_GRAPH_NODE_TYPE_CONDITIONAL || (n->child && !cloneable(*n->child)))
+        return false;
+    return true;
+  };
+  if (!cloneable(*g)) return CUDA_ERROR_NOT_SUPPORTED;
   *out = reinterpret_cast<CUgraph>(cloneGraph(*g).release());
   return CUDA_SUCCESS;
 }
