@@ -3,13 +3,15 @@
 // host writes, one only kernels touch), device memory whose untouched part must survive too.
 // It checks everything against the same computation on the CPU at the end.
 //
-//   migrate_program MIB ROUNDS PAUSE_MS [graph|childgraph]
+//   migrate_program MIB ROUNDS PAUSE_MS [graph|allocgraph]
 // prints "round N" after each round (the test moves it meanwhile), "OK" when every byte is right.
 // With "graph" each round also launches two executable graphs: one captured from a stream (its
 // graph destroyed, the executable updated from a second capture), one built node by node (a
 // memset, a kernel whose salt the program changes through the executable every round by its
-// node, a kernel disabled in the executable). With "childgraph" it holds a graph with a child
-// graph node (which cannot migrate yet).
+// node, a kernel disabled in the executable) and a third whose graph embeds the captured one
+// in a child graph node (the program holds the embedded graph and its nodes, and reads them
+// after the move). With "allocgraph" it holds a graph that allocates memory (which cannot
+// migrate yet).
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -63,7 +65,7 @@ int main(int argc, char** argv) {
   const int rounds = argc > 2 ? atoi(argv[2]) : 10;
   const int pauseMs = argc > 3 ? atoi(argv[3]) : 100;
   const bool graph = argc > 4 && strcmp(argv[4], "graph") == 0;
-  const bool childGraph = argc > 4 && strcmp(argv[4], "childgraph") == 0;
+  const bool allocGraph = argc > 4 && strcmp(argv[4], "allocgraph") == 0;
   const size_t words = mib * (1u << 20) / 2 / sizeof(uint32_t);  // per buffer
   const size_t touched = words < (1u << 18) ? words : (1u << 18);  // what the kernels work on
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -90,24 +92,27 @@ int main(int argc, char** argv) {
   CHECK(cudaEventCreate(&start));
   CHECK(cudaEventCreate(&stop));
   CHECK(cudaEventRecord(start, s1));  // timed across the move (when there is one)
-  if (childGraph) {
-    cudaGraph_t inner, outer;
+  if (allocGraph) {
+    cudaGraph_t g;
     cudaGraphExec_t x;
     CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    void* scratch = nullptr;
+    CHECK(cudaMallocAsync(&scratch, 4096, s1));
+    CHECK(cudaMemsetAsync(scratch, 1, 4096, s1));
+    CHECK(cudaFreeAsync(scratch, s1));
     count<<<1, 1, 0, s1>>>();
-    CHECK(cudaStreamEndCapture(s1, &inner));
-    CHECK(cudaGraphCreate(&outer, 0));
-    cudaGraphNode_t child;
-    CHECK(cudaGraphAddChildGraphNode(&child, outer, nullptr, 0, inner));
-    CHECK(cudaGraphInstantiate(&x, outer, 0));
+    CHECK(cudaStreamEndCapture(s1, &g));
+    CHECK(cudaGraphInstantiate(&x, g, 0));
     CHECK(cudaGraphLaunch(x, s1));
     CHECK(cudaStreamSynchronize(s1));
-    // The graphs stay: the session cannot move while it holds a child graph node.
+    // The graph stays: the session cannot move while it holds memory allocation or free nodes.
   }
   // The graphs: c is stepped by the captured one, d set and stepped by the built one.
   std::vector<uint32_t> c(graph ? touched : 0), dh(graph ? touched : 0);
   uint32_t *dc = nullptr, *dd = nullptr;
-  cudaGraphExec_t captured = nullptr, built = nullptr;
+  cudaGraphExec_t captured = nullptr, built = nullptr, nested = nullptr;
+  cudaGraph_t embedded = nullptr;
+  cudaGraphNode_t embeddedCount = nullptr;
   cudaGraphNode_t salted = nullptr;
   uint32_t salt = 0;
   size_t n = touched;
@@ -155,8 +160,22 @@ int main(int argc, char** argv) {
     CHECK(cudaGraphAddKernelNode(&off, kept, &salted, 1, &offParams));
     CHECK(cudaGraphInstantiate(&built, kept, 0));
     CHECK(cudaGraphNodeSetEnabled(built, off, 0));
+    // A graph embedding another (a count) in a child graph node, the embedded graph and its
+    // node asked for by the program.
+    cudaGraph_t inner, outer;
+    CHECK(cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal));
+    count<<<1, 1, 0, s1>>>();
+    CHECK(cudaStreamEndCapture(s1, &inner));
+    CHECK(cudaGraphCreate(&outer, 0));
+    cudaGraphNode_t child;
+    CHECK(cudaGraphAddChildGraphNode(&child, outer, nullptr, 0, inner));
+    CHECK(cudaGraphDestroy(inner));  // the node holds its own copy
+    CHECK(cudaGraphChildGraphNodeGetGraph(child, &embedded));
+    size_t one = 1;
+    CHECK(cudaGraphGetNodes(embedded, &embeddedCount, &one));
+    CHECK(cudaGraphInstantiate(&nested, outer, 0));
   }
-  const unsigned long long extra = graph ? rounds : childGraph ? 1 : 0;
+  const unsigned long long extra = graph ? 2 * rounds : allocGraph ? 1 : 0;
   if (nvmlUsedMiB() < 0) {
     printf("FAIL NVML does not answer\n");
     return 1;
@@ -164,7 +183,10 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     step<<<64, 256, 0, s1>>>(da, touched, uint32_t(r));
     count<<<1, 1, 0, s1>>>();
-    if (graph) CHECK(cudaGraphLaunch(captured, s1));
+    if (graph) {
+      CHECK(cudaGraphLaunch(captured, s1));
+      CHECK(cudaGraphLaunch(nested, s1));
+    }
     CHECK(cudaEventRecord(e, s1));
     CHECK(cudaStreamWaitEvent(s2, e, 0));
     step<<<64, 256, 0, s2>>>(db, touched, uint32_t(r + 7));
@@ -198,6 +220,17 @@ int main(int argc, char** argv) {
   CHECK(cudaMemcpy(gb.data(), db, words * 4, cudaMemcpyDeviceToHost));
   int bad = 0;
   if (graph) {
+    // The embedded graph and its node, as the program knew them, after the move too.
+    cudaGraphNodeType type;
+    CHECK(cudaGraphNodeGetType(embeddedCount, &type));
+    cudaKernelNodeParams kp{};
+    CHECK(cudaGraphKernelNodeGetParams(embeddedCount, &kp));
+    size_t nodes = 0;
+    CHECK(cudaGraphGetNodes(embedded, nullptr, &nodes));
+    if (type != cudaGraphNodeTypeKernel || kp.gridDim.x != 1 || nodes != 1) {
+      printf("FAIL the embedded graph reads back as type %d, grid %u, %zu nodes\n", int(type), kp.gridDim.x, nodes);
+      ++bad;
+    }
     std::vector<uint32_t> gc(touched), gd(touched);
     CHECK(cudaMemcpy(gc.data(), dc, touched * 4, cudaMemcpyDeviceToHost));
     CHECK(cudaMemcpy(gd.data(), dd, touched * 4, cudaMemcpyDeviceToHost));

@@ -50,6 +50,17 @@ MigrationImage sample() {
   graph.client = 0x8000000000000050ull;
   graph.nodes = {empty, memset};
   graph.edges = {{0, 1}};
+  // ... and a child graph node embedding a one-node graph the client holds.
+  GraphImage child;
+  child.client = 0x8000000000000080ull;
+  child.nodes = {empty};
+  child.nodes[0].made = {{HandleKind::GraphNode, 0x8000000000000090ull}};
+  Recipe embed = empty;
+  embed.fn = static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode);
+  embed.args = {0, 0};
+  embed.made = {};
+  graph.nodes.push_back(embed);
+  graph.children = {child};
   GraphImage body = graph;
   body.client = 0;
   body.nodes[0].made = {};
@@ -85,7 +96,7 @@ TEST(MigrationImageTest, ReadsBackWhatWasWritten) {
   EXPECT_EQ(back.bulkBytes(), 4096u + (2u << 20) + 8u);
   ASSERT_EQ(back.graphs.size(), 2u);
   EXPECT_EQ(back.graphs[0].client, 0x8000000000000050ull);
-  ASSERT_EQ(back.graphs[0].nodes.size(), 2u);
+  ASSERT_EQ(back.graphs[0].nodes.size(), 3u);
   EXPECT_EQ(back.graphs[0].nodes[0].made[0].client, 0x8000000000000060ull);
   EXPECT_EQ(back.graphs[0].nodes[1].args, (std::vector<uint64_t>{0, 0x8000000000000010ull}));
   EXPECT_EQ(back.graphs[0].edges, (std::vector<std::pair<uint32_t, uint32_t>>{{0, 1}}));
@@ -94,6 +105,10 @@ TEST(MigrationImageTest, ReadsBackWhatWasWritten) {
   EXPECT_EQ(back.graphs[1].from, 0x8000000000000050ull);
   EXPECT_EQ(back.graphs[1].stands, (std::vector<std::pair<uint64_t, uint32_t>>{{0x8000000000000060ull, 0}}));
   EXPECT_EQ(back.graphs[1].disabled, (std::vector<uint32_t>{1}));
+  ASSERT_EQ(back.graphs[0].children.size(), 1u);
+  EXPECT_EQ(back.graphs[0].children[0].client, 0x8000000000000080ull);
+  EXPECT_EQ(back.graphs[0].children[0].nodes[0].made[0].client, 0x8000000000000090ull);
+  EXPECT_EQ(back.graphs[0].nodes[2].args, (std::vector<uint64_t>{0, 0}));
 }
 
 TEST(MigrationImageTest, RefusesMalformedImages) {
@@ -134,7 +149,7 @@ TEST(MigrationImageTest, RefusesMalformedImages) {
   img.graphs[0].nodes[0].args.clear();  // no place for the graph
   refused(img, "not made by a node call");
   img = sample();
-  img.graphs[0].edges = {{0, 2}};
+  img.graphs[0].edges = {{0, 9}};
   refused(img, "edge names no node");
   img = sample();
   img.graphs[0].edges = {{1, 1}};
@@ -143,7 +158,7 @@ TEST(MigrationImageTest, RefusesMalformedImages) {
   img.graphs[1].stands = {{0x8000000000000060ull, 9}};
   refused(img, "node name names no node");
   img = sample();
-  img.graphs[1].disabled = {2};
+  img.graphs[1].disabled = {9};
   refused(img, "disabled node names no node");
   img = sample();
   img.graphs[1].client = 7;  // both the client's and a body
@@ -151,6 +166,19 @@ TEST(MigrationImageTest, RefusesMalformedImages) {
   img = sample();
   img.graphs[0].flags = 1;  // the client's graph with a body's fields
   refused(img, "neither the client's nor an executable's");
+  img = sample();
+  img.graphs[0].nodes[2].args = {0, 1};  // no second child graph
+  refused(img, "names no child graph");
+  img = sample();
+  img.graphs[0].children[0].exec = 5;
+  refused(img, "child graph with an executable's fields");
+  img = sample();
+  for (int depth = 0; depth < 9; ++depth) {  // child graphs nested past the limit
+    GraphImage outer = img.graphs[0];
+    outer.client = 0;
+    img.graphs[0].children = {outer};
+  }
+  refused(img, "nested too deep");
   img = sample();
   img.memory[0].span = kMaxBulk;
   img.memory[0].size = 1;

@@ -138,9 +138,11 @@ TEST_P(MigrationTest, MovesARunningProgramThatFinishesWithTheSameResults) {
   EXPECT_TRUE(target_->alive());
 }
 
-// Graphs move too: an executable whose graph is gone, and a graph the program keeps with its
-// executable, changed through the executable by its own node every round, before and after
-// the move, with a node disabled in the executable (it would spoil the results if it ran).
+// Graphs move too: an executable whose graph is gone (updated from another), a graph the
+// program keeps with its executable, changed through the executable by its own node every
+// round, before and after the move, with a node disabled in the executable (it would spoil the
+// results if it ran), and a graph with a child graph node whose embedded graph the program
+// holds and reads after the move.
 TEST_P(MigrationTest, MovesAProgramWithGraphsThatFinishesWithTheSameResults) {
   Program p(source_->address(), token_, {"16", "6", "150", "graph"});
   ASSERT_TRUE(p.waitFor("round 2")) << p.output();
@@ -155,15 +157,15 @@ TEST_P(MigrationTest, MovesAProgramWithGraphsThatFinishesWithTheSameResults) {
   EXPECT_NE(p.output().find("OK 16 MiB, 6 rounds"), std::string::npos) << p.output();
 }
 
-TEST_P(MigrationTest, ASessionHoldingAChildGraphNodeIsRefusedAndStays) {
-  Program p(source_->address(), token_, {"16", "5", "100", "childgraph"});
+TEST_P(MigrationTest, ASessionHoldingAGraphThatAllocatesIsRefusedAndStays) {
+  Program p(source_->address(), token_, {"16", "5", "100", "allocgraph"});
   ASSERT_TRUE(p.waitFor("round 1")) << p.output();
   auto a = admin(*source_, adminA_);
   ASSERT_TRUE(a);
   auto moved = a->migrateOut(static_cast<uint32_t>(p.pid()), target_->address(), adminB_, 30000);
   ASSERT_FALSE(moved.isOk());
   EXPECT_EQ(moved.status().code(), Code::FailedPrecondition) << moved.status().toString();
-  EXPECT_NE(moved.status().message().find("child graph node"), std::string::npos) << moved.status().toString();
+  EXPECT_NE(moved.status().message().find("has a memory"), std::string::npos) << moved.status().toString();
   EXPECT_TRUE(serves(*source_, adminA_, p.pid()));
   EXPECT_EQ(p.finish(), 0) << p.output();
   EXPECT_NE(p.output().find("OK 16 MiB, 5 rounds"), std::string::npos) << p.output();

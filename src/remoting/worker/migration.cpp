@@ -69,10 +69,14 @@ void encodeGraph(Writer& w, const GraphImage& g) {
   }
   w.u32(static_cast<uint32_t>(g.disabled.size()));
   for (uint32_t i : g.disabled) w.u64(i);  // 8 bytes, as every counted entry is at least
+  w.u32(static_cast<uint32_t>(g.children.size()));
+  for (const GraphImage& child : g.children) encodeGraph(w, child);
 }
 
+constexpr int kMaxGraphDepth = 8;
+
 // Counts, node calls and indexes checked; `count` reads a count no larger than what is left.
-template <typename Count> GraphImage decodeGraph(Reader& r, Count&& count) {
+template <typename Count> GraphImage decodeGraph(Reader& r, Count&& count, int depth = 0) {
   GraphImage g;
   g.ctx = r.u64();
   g.client = r.u64();
@@ -103,8 +107,21 @@ template <typename Count> GraphImage decodeGraph(Reader& r, Count&& count) {
     if (r.ok() && index >= nodes) r.fail("a disabled node names no node");
     g.disabled.push_back(static_cast<uint32_t>(index));
   }
-  // A graph is the client's or a body, never both; only a body has names, flags or a source.
-  if (r.ok() && (!g.client == !g.exec || (!g.exec && (g.flags || g.from || !g.stands.empty() || !g.disabled.empty()))))
+  if (r.ok() && depth >= kMaxGraphDepth) r.fail("child graphs nested too deep");
+  for (uint32_t i = 0, n = count("too many child graphs"); i < n && r.ok(); ++i) {
+    g.children.push_back(decodeGraph(r, count, depth + 1));
+    const GraphImage& child = g.children.back();
+    if (r.ok() && (child.exec || child.flags || child.from || !child.stands.empty() || !child.disabled.empty()))
+      r.fail("a child graph with an executable's fields");
+  }
+  for (const Recipe& node : g.nodes)
+    if (r.ok() && node.fn == static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode) &&
+        (node.args.size() < 2 || node.args[1] >= g.children.size()))
+      r.fail("a child graph node names no child graph");
+  // A graph is the client's or a body, never both; only a body has names, flags or a source. (A
+  // child graph is neither: its parent checks it.)
+  if (r.ok() && depth == 0 &&
+      (!g.client == !g.exec || (!g.exec && (g.flags || g.from || !g.stands.empty() || !g.disabled.empty()))))
     r.fail("a graph that is neither the client's nor an executable's");
   return g;
 }
@@ -112,7 +129,7 @@ template <typename Count> GraphImage decodeGraph(Reader& r, Count&& count) {
 
 bool isNodeRecipe(uint32_t fn) {
   for (FnId f : {FnId::cuGraphAddEmptyNode, FnId::cuGraphAddKernelNode_v2, FnId::cuGraphAddMemsetNode,
-                 FnId::cuGraphAddMemcpyNode, FnId::cuGraphAddHostNode})
+                 FnId::cuGraphAddMemcpyNode, FnId::cuGraphAddHostNode, FnId::cuGraphAddChildGraphNode})
     if (fn == static_cast<uint32_t>(f)) return true;
   return false;
 }

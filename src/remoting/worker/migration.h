@@ -17,7 +17,7 @@
 //
 // What cannot move yet is refused before anything happens (the client stays, a clear error
 // goes to the admin): graphs with nodes other than kernels, memsets, device copies, host
-// functions and empty ones, streams being captured, arrays and textures, IPC, pools, the client's own virtual
+// functions, child graphs and empty ones, streams being captured, arrays and textures, IPC, pools, the client's own virtual
 // memory management, memory that is not the tiers' (a worker without --tiers, pitched or
 // stream-ordered allocations), host memory the device reaches by address (mirrors, managed).
 #pragma once
@@ -79,6 +79,9 @@ struct GraphImage {
   uint64_t exec = 0, flags = 0, from = 0;
   std::vector<std::pair<uint64_t, uint32_t>> stands;
   std::vector<uint32_t> disabled;
+  // The graphs embedded in its child graph nodes (a node's args[1] is its index here); client:
+  // the embedded graph's client value, if the client asked for it.
+  std::vector<GraphImage> children;
 };
 // The node-making calls a GraphImage may hold.
 bool isNodeRecipe(uint32_t fn);

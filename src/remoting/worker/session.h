@@ -400,6 +400,11 @@ private:
   // the image, and built again from it.
   Status describeGraphs(MigrationImage& img);
   Status adoptGraphs(const MigrationImage& img);
+  // Adds gi's nodes and edges to graph (client values; the nodes get their client values if
+  // `named`); the nodes' client values, in order. Child graphs are built as temporary graphs
+  // the node copies, then named in the copy (nameEmbedded).
+  Result<std::vector<uint64_t>> buildGraph(const GraphImage& gi, uint64_t graph, bool named);
+  Status nameEmbedded(const GraphImage& gi, CUgraph embedded);
   void forgetInBodies(HandleKind k, uint64_t driver);
   CUcontext deviceContext(int dev);
   // Every change to allocations_ goes through these, so the worker-wide OwnerMap agrees.

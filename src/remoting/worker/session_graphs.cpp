@@ -4,6 +4,7 @@
 // every node is checked as the client's own would be), the executables instantiated again
 // from their bodies, and the client's node values made to name the new executables' nodes.
 #include <cstring>
+#include <functional>
 
 #include "cuda/catalog.h"
 #include "remoting/worker/calls.h"
@@ -65,8 +66,10 @@ Status Session::describeGraphs(MigrationImage& img) {
     return handles_.clientValue(second, driver).value_or(0);
   };
 
-  // One node, as the call that adds it.
-  auto describeNode = [&](CUgraphNode n, Recipe* rc) -> Status {
+  auto childGraph = api.fn<decltype(&::cuGraphChildGraphNodeGetGraph)>(FnId::cuGraphChildGraphNodeGetGraph);
+  std::function<Status(uint64_t, GraphImage*, std::map<uint64_t, uint32_t>*)> describe;
+  // One node of gi, as the call that adds it.
+  auto describeNode = [&](CUgraphNode n, Recipe* rc, GraphImage* gi) -> Status {
     CUgraphNodeType type = CU_GRAPH_NODE_TYPE_EMPTY;
     if (CUresult r = getType(n, &type); r != CUDA_SUCCESS)
       return unavailable("reading a graph node: CUresult " + std::to_string(r));
@@ -129,18 +132,30 @@ Status Session::describeGraphs(MigrationImage& img) {
       rc->args = {0, hostFunctionToken(p.userData)};
       return Status::ok();
     }
+    case CU_GRAPH_NODE_TYPE_GRAPH: {  // the graph it embeds, described beside it
+      CUgraph embedded = nullptr;
+      if (!childGraph || childGraph(n, &embedded) != CUDA_SUCCESS) return unavailable("reading a child graph node");
+      GraphImage child;
+      child.client = handles_.clientValue(HandleKind::Graph, reinterpret_cast<uint64_t>(embedded)).value_or(0);
+      std::map<uint64_t, uint32_t> childIndex;
+      TF_RETURN_IF_ERROR(describe(reinterpret_cast<uint64_t>(embedded), &child, &childIndex));
+      rc->fn = static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode);
+      rc->args = {0, gi->children.size()};
+      gi->children.push_back(std::move(child));
+      return Status::ok();
+    }
     default:
       return cannotMove("has a " + nodeTypeName(type) + " node");
     }
   };
 
   // A whole graph: nodes in creation order, then the edges between them.
-  auto describe = [&](uint64_t graph, GraphImage* gi, std::map<uint64_t, uint32_t>* index) -> Status {
+  describe = [&](uint64_t graph, GraphImage* gi, std::map<uint64_t, uint32_t>* index) -> Status {
     gi->ctx = ctx;
     const std::vector<CUgraphNode> nodes = graphNodes(*this, reinterpret_cast<CUgraph>(graph));
     for (CUgraphNode n : nodes) {
       Recipe rc;
-      TF_RETURN_IF_ERROR(describeNode(n, &rc));
+      TF_RETURN_IF_ERROR(describeNode(n, &rc, gi));
       index->emplace(reinterpret_cast<uint64_t>(n), static_cast<uint32_t>(gi->nodes.size()));
       gi->nodes.push_back(std::move(rc));
     }
@@ -188,6 +203,86 @@ Status Session::describeGraphs(MigrationImage& img) {
 
 // ---- the target --------------------------------------------------------------------------------
 
+Result<std::vector<uint64_t>> Session::buildGraph(const GraphImage& gi, uint64_t graph, bool named) {
+  auto destroy = d().fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy);
+  auto embeddedOf = d().fn<decltype(&::cuGraphChildGraphNodeGetGraph)>(FnId::cuGraphChildGraphNodeGetGraph);
+  if (!destroy || !embeddedOf) return unavailable("the driver cannot build graphs");
+  std::vector<uint64_t> nodes;  // client values
+  for (const Recipe& n : gi.nodes) {
+    std::vector<uint64_t> args = n.args;
+    args[0] = graph;
+    std::vector<uint64_t> temporary;  // a child node's graph, built first, copied into the node
+    if (n.fn == static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode)) {
+      CallOut made;
+      if (CUresult r = runAsClient(gi.ctx, static_cast<uint32_t>(FnId::cuGraphCreate), {0}, {}, {}, made);
+          r != CUDA_SUCCESS)
+        return failedPrecondition("creating a child graph here failed (CUresult " + std::to_string(r) + ")");
+      auto built = buildGraph(gi.children[args[1]], made.v[0], /*named=*/false);
+      if (!built) return built.status();
+      args[1] = made.v[0];
+      temporary = std::move(*built);
+      temporary.push_back(made.v[0]);
+    }
+    CallOut added;
+    bool adopted = false;
+    CUresult r = runAsClient(gi.ctx, n.fn, args, n.blob, named ? n.made : std::vector<Recipe::Made>{}, added, &adopted);
+    if (!temporary.empty()) {  // the client never knew it
+      const uint64_t g = *handles_.resolve(HandleKind::Graph, temporary.back());
+      temporary.pop_back();
+      destroy(reinterpret_cast<CUgraph>(g));
+      for (uint64_t t : temporary) forget(HandleKind::GraphNode, *handles_.resolve(HandleKind::GraphNode, t));
+      forget(HandleKind::Graph, g);
+    }
+    if (r != CUDA_SUCCESS)
+      return failedPrecondition(std::string(cuda::catalogEntry(static_cast<int>(n.fn)).symbol) + " here failed (CUresult " +
+                                std::to_string(r) + ")");
+    if (!adopted) return dataLoss("a graph node appears twice in the image");
+    nodes.push_back(added.v[0]);
+    if (named && n.fn == static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode)) {
+      CUgraph embedded = nullptr;
+      if (embeddedOf(reinterpret_cast<CUgraphNode>(*handles_.resolve(HandleKind::GraphNode, added.v[0])), &embedded) !=
+          CUDA_SUCCESS)
+        return unavailable("reading a child graph node built here");
+      TF_RETURN_IF_ERROR(nameEmbedded(gi.children[n.args[1]], embedded));
+    }
+  }
+  if (!gi.edges.empty()) {
+    Writer w;  // from..., to... in one list
+    w.u32(static_cast<uint32_t>(gi.edges.size() * 2));
+    for (auto [from, to] : gi.edges) w.u64(nodes[from]);
+    for (auto [from, to] : gi.edges) w.u64(nodes[to]);
+    CallOut out;
+    if (CUresult r = runAsClient(gi.ctx, static_cast<uint32_t>(FnId::cuGraphAddDependencies), {graph},
+                                 bytesOf(w.data(), w.size()), {}, out);
+        r != CUDA_SUCCESS)
+      return failedPrecondition("joining a graph's nodes here failed (CUresult " + std::to_string(r) + ")");
+  }
+  return nodes;
+}
+
+Status Session::nameEmbedded(const GraphImage& gi, CUgraph embedded) {
+  auto embeddedOf = d().fn<decltype(&::cuGraphChildGraphNodeGetGraph)>(FnId::cuGraphChildGraphNodeGetGraph);
+  if (gi.client) {
+    if (!handles_.adopt(HandleKind::Graph, gi.client, reinterpret_cast<uint64_t>(embedded)))
+      return dataLoss("a child graph appears twice in the image");
+    childGraphs_.insert(reinterpret_cast<uint64_t>(embedded));
+  }
+  // The node copies, in creation order as the image lists them.
+  const std::vector<CUgraphNode> nodes = graphNodes(*this, embedded);
+  if (nodes.size() != gi.nodes.size()) return failedPrecondition("a child graph came out with other nodes here");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const auto& m : gi.nodes[i].made)
+      if (!handles_.adopt(HandleKind::GraphNode, m.client, reinterpret_cast<uint64_t>(nodes[i])))
+        return dataLoss("a graph node appears twice in the image");
+    if (gi.nodes[i].fn == static_cast<uint32_t>(FnId::cuGraphAddChildGraphNode)) {
+      CUgraph inner = nullptr;
+      if (!embeddedOf || embeddedOf(nodes[i], &inner) != CUDA_SUCCESS) return unavailable("reading a child graph node built here");
+      TF_RETURN_IF_ERROR(nameEmbedded(gi.children[gi.nodes[i].args[1]], inner));
+    }
+  }
+  return Status::ok();
+}
+
 Status Session::adoptGraphs(const MigrationImage& img) {
   auto destroy = d().fn<decltype(&::cuGraphDestroy)>(FnId::cuGraphDestroy);
   auto setEnabled = d().fn<decltype(&::cuGraphNodeSetEnabled)>(FnId::cuGraphNodeSetEnabled);
@@ -205,26 +300,8 @@ Status Session::adoptGraphs(const MigrationImage& img) {
         r != CUDA_SUCCESS || !adopted)
       return r != CUDA_SUCCESS ? failed("creating a graph", r) : dataLoss("a graph appears twice in the image");
     const uint64_t graph = out.v[0];
-    std::vector<uint64_t> nodes;  // client values
-    for (const Recipe& n : gi.nodes) {
-      std::vector<uint64_t> args = n.args;
-      args[0] = graph;
-      CallOut added;
-      if (CUresult r = runAsClient(gi.ctx, n.fn, args, n.blob, n.made, added, &adopted); r != CUDA_SUCCESS || !adopted)
-        return r != CUDA_SUCCESS ? failed(cuda::catalogEntry(static_cast<int>(n.fn)).symbol, r)
-                                 : dataLoss("a graph node appears twice in the image");
-      nodes.push_back(added.v[0]);
-    }
-    if (!gi.edges.empty()) {
-      Writer w;  // from..., to... in one list
-      w.u32(static_cast<uint32_t>(gi.edges.size() * 2));
-      for (auto [from, to] : gi.edges) w.u64(nodes[from]);
-      for (auto [from, to] : gi.edges) w.u64(nodes[to]);
-      if (CUresult r = runAsClient(gi.ctx, static_cast<uint32_t>(FnId::cuGraphAddDependencies), {graph},
-                                   bytesOf(w.data(), w.size()), {}, out);
-          r != CUDA_SUCCESS)
-        return failed("joining a graph's nodes", r);
-    }
+    auto nodes = buildGraph(gi, graph, /*named=*/true);  // client values
+    if (!nodes) return nodes.status();
     if (!gi.exec) continue;
     // A body: the executable made from it (with a body of its own), then the body built here
     // goes: the client never knew it.
@@ -235,8 +312,9 @@ Status Session::adoptGraphs(const MigrationImage& img) {
       return r != CUDA_SUCCESS ? failed("instantiating a graph", r) : dataLoss("an executable graph appears twice in the image");
     const uint64_t driverExec = *handles_.resolve(HandleKind::GraphExec, gi.exec);
     ExecBody& b = execBodies_.at(driverExec);
+    if (!b.body) return failedPrecondition("an executable graph's body cannot be copied here");
     std::vector<uint64_t> built;  // driver values of the graph built here, by index
-    for (uint64_t n : nodes) built.push_back(*handles_.resolve(HandleKind::GraphNode, n));
+    for (uint64_t n : *nodes) built.push_back(*handles_.resolve(HandleKind::GraphNode, n));
     const std::map<uint64_t, uint64_t> byBuilt = std::move(b.nodeOf);
     b.nodeOf.clear();
     b.from = 0;
