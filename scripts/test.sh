@@ -33,7 +33,7 @@ for attacks in remoting_worker_test remoting_worker_network_test remoting_worker
   TF_TEST_SOFTGPU_LIB=build/asan/lib/libcuda.so.1 \
     "build/default/tests/remoting/$attacks"
 done
-for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable graph_node_params graph_update; do
+for prog in zero_copy pinned_managed graphs graph_kernels graph_pageable graph_node_params graph_update graph_extras; do
   for transport in shm tcp tls; do
     for remap in "" --remap-handles; do  # and through a worker that remaps every handle
       TF_TEST_WORKER_ARGS=$remap bash tests/remoting/run_remote.sh "$transport" \

@@ -252,6 +252,22 @@ CUresult addNode(FnId fn, CUgraphNode* node, std::initializer_list<uint64_t> in,
   return r;
 }
 
+// Edges added or removed (fn): from..., to... in one list; programmatic edges are not forwarded.
+CUresult changeEdges(FnId fn, CUgraph g, const CUgraphNode* from, const CUgraphNode* to, const CUgraphEdgeData* edges,
+                     size_t n) {
+  if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;
+  if (edges)
+    for (size_t i = 0; i < n; ++i)
+      if (edges[i].type != CU_GRAPH_DEPENDENCY_TYPE_DEFAULT || edges[i].from_port || edges[i].to_port)
+        return CUDA_ERROR_NOT_SUPPORTED;
+  TF_READY();
+  Writer w;
+  w.u32(static_cast<uint32_t>(2 * n));
+  for (size_t i = 0; i < n; ++i) w.u64(u(from[i]));
+  for (size_t i = 0; i < n; ++i) w.u64(u(to[i]));
+  return client().call(fn, {u(g)}, nullptr, 0, w.data(), w.size());
+}
+
 } // namespace
 
 namespace tf::remoting::stub {
@@ -306,6 +322,25 @@ CUresult tf_rs_cuGraphInstantiateWithFlags(CUgraphExec* e, CUgraph g, unsigned l
   *e = h<CUgraphExec>(out);
   if (r == CUDA_SUCCESS) pageableMirrors().inherit(u(g), out);
   return r;
+}
+// Forwarded as cuGraphInstantiateWithFlags (and an upload, if asked for); the outcome in the
+// parameters, as the driver reports it.
+CUresult tf_rs_cuGraphInstantiateWithParams(CUgraphExec* e, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* p) {
+  if (!e || !p) return CUDA_ERROR_INVALID_VALUE;
+  CUresult r = tf_rs_cuGraphInstantiateWithFlags(e, g, p->flags & ~uint64_t(CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD));
+  if (r == CUDA_SUCCESS && (p->flags & CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD)) {
+    r = tf_rs_cuGraphUpload(*e, p->hUploadStream);
+    if (r != CUDA_SUCCESS) {
+      tf_rs_cuGraphExecDestroy(*e);
+      *e = nullptr;
+    }
+  }
+  p->hErrNode_out = nullptr;
+  p->result_out = r == CUDA_SUCCESS ? CUDA_GRAPH_INSTANTIATE_SUCCESS : CUDA_GRAPH_INSTANTIATE_ERROR;
+  return r;
+}
+CUresult tf_rs_cuGraphInstantiateWithParams_ptsz(CUgraphExec* e, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS* p) {
+  return tf_rs_cuGraphInstantiateWithParams(e, g, p);
 }
 CUresult tf_rs_cuGraphExecDestroy(CUgraphExec e) {
   TF_READY();
@@ -409,20 +444,17 @@ CUresult tf_rs_cuGraphMemsetNodeSetParams(CUgraphNode node, const CUDA_MEMSET_NO
 }
 CUresult tf_rs_cuGraphAddDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
                                          const CUgraphEdgeData* edges, size_t n) {
-  if (n && (!from || !to)) return CUDA_ERROR_INVALID_VALUE;
-  if (edges)
-    for (size_t i = 0; i < n; ++i)
-      if (edges[i].type != CU_GRAPH_DEPENDENCY_TYPE_DEFAULT || edges[i].from_port || edges[i].to_port)
-        return CUDA_ERROR_NOT_SUPPORTED; // programmatic edges are not forwarded
-  TF_READY();
-  Writer w;
-  w.u32(static_cast<uint32_t>(2 * n));
-  for (size_t i = 0; i < n; ++i) w.u64(u(from[i]));
-  for (size_t i = 0; i < n; ++i) w.u64(u(to[i]));
-  return client().call(FnId::cuGraphAddDependencies_v2, {u(g)}, nullptr, 0, w.data(), w.size());
+  return changeEdges(FnId::cuGraphAddDependencies_v2, g, from, to, edges, n);
 }
 CUresult tf_rs_cuGraphAddDependencies(CUgraph g, const CUgraphNode* from, const CUgraphNode* to, size_t n) {
   return tf_rs_cuGraphAddDependencies_v2(g, from, to, nullptr, n);
+}
+CUresult tf_rs_cuGraphRemoveDependencies_v2(CUgraph g, const CUgraphNode* from, const CUgraphNode* to,
+                                            const CUgraphEdgeData* edges, size_t n) {
+  return changeEdges(FnId::cuGraphRemoveDependencies_v2, g, from, to, edges, n);
+}
+CUresult tf_rs_cuGraphRemoveDependencies(CUgraph g, const CUgraphNode* from, const CUgraphNode* to, size_t n) {
+  return tf_rs_cuGraphRemoveDependencies_v2(g, from, to, nullptr, n);
 }
 
 } // extern "C"

@@ -286,6 +286,12 @@ CUresult tf_rs_cuGraphNodeGetEnabled(CUgraphExec e, CUgraphNode node, unsigned* 
   if (r == CUDA_SUCCESS) *enabled = static_cast<unsigned>(out);
   return r;
 }
+CUresult tf_rs_cuGraphKernelNodeSetAttribute(CUgraphNode node, CUkernelNodeAttrID attr, const CUkernelNodeAttrValue* v) {
+  if (!v) return CUDA_ERROR_INVALID_VALUE;
+  TF_READY();
+  return client().call(FnId::cuGraphKernelNodeSetAttribute, {u(node), static_cast<uint64_t>(attr)}, nullptr, 0, v,
+                       sizeof(*v));
+}
 CUresult tf_rs_cuGraphNodeSetEnabled(CUgraphExec e, CUgraphNode node, unsigned enabled) {
   TF_READY();
   return client().call(FnId::cuGraphNodeSetEnabled, {u(e), u(node), enabled});

@@ -270,15 +270,22 @@ TF_CALL(cuGraphAddMemcpyNode) {
   return addedNode(s, f(&node, H(CUgraph)(A(0)), b.deps.data(), b.deps.size(), &c, H(CUcontext)(A(1))),
                    &node, out);
 }
-TF_CALL(cuGraphAddDependencies, cuGraphAddDependencies_v2) {
+// Edges added or removed: blob = from..., to... in one list (default edges only).
+template <typename Edges> CUresult changeEdges(Session& s, CallIn& in, Edges change) {
   NEED(1);
   OWN(Graph, A(0));
-  NodeBlob b; // from..., to... in one list
+  NodeBlob b;
   if (CUresult r = decodeNodes(s, in.a.blob, &b); r != CUDA_SUCCESS) return r;
   if (b.deps.size() % 2 || !b.rest.empty()) return CUDA_ERROR_INVALID_VALUE;
-  size_t n = b.deps.size() / 2;
-  DRV_AT(addDeps, cuGraphAddDependencies_v2, cuGraphAddDependencies_v2);
-  return addDeps(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
+  if (!change) return CUDA_ERROR_NOT_SUPPORTED;
+  const size_t n = b.deps.size() / 2;
+  return change(H(CUgraph)(A(0)), b.deps.data(), b.deps.data() + n, nullptr, n);
+}
+TF_CALL(cuGraphAddDependencies, cuGraphAddDependencies_v2) {
+  return changeEdges(s, in, s.d().fn<decltype(&::cuGraphAddDependencies_v2)>(FnId::cuGraphAddDependencies_v2));
+}
+TF_CALL(cuGraphRemoveDependencies, cuGraphRemoveDependencies_v2) {
+  return changeEdges(s, in, s.d().fn<decltype(&::cuGraphRemoveDependencies_v2)>(FnId::cuGraphRemoveDependencies_v2));
 }
 
 CUresult checkMemcpyNode(Session& s, CUDA_MEMCPY3D& c) {

@@ -303,6 +303,20 @@ TF_CALL(cuGraphNodeGetEnabled) {
   out.put(enabled);
   return r;
 }
+// Kernel node attributes: only those without handles in them (an event would be the driver's
+// value of another client's, or none).
+TF_CALL(cuGraphKernelNodeSetAttribute) {
+  NEED(2); // node, attribute; blob: the value
+  OWN_NODE(A(0));
+  CUkernelNodeAttrValue v{};
+  if (!blobStruct(in, &v)) return CUDA_ERROR_INVALID_VALUE;
+  const auto attr = static_cast<CUkernelNodeAttrID>(A(1));
+  if (attr == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT || attr == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT ||
+      attr == CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE)
+    return CUDA_ERROR_NOT_SUPPORTED;
+  DRV(cuGraphKernelNodeSetAttribute);
+  return f(H(CUgraphNode)(A(0)), attr, &v);
+}
 TF_CALL(cuGraphNodeSetEnabled) {
   NEED(3);
   OWN(GraphExec, A(0));
