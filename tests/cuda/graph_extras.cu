@@ -1,8 +1,10 @@
 // Less used graph calls, as a program would make them: edges removed again
 // (cudaGraphRemoveDependencies), kernel node attributes set, read back and copied between
-// nodes, an executable's flags read back (cudaGraphExecGetFlags), and an instantiation with
-// parameters that uploads the graph on a stream (cudaGraphInstantiateWithParams); results and
-// refusals (an edge that is not there, an attribute of a memset node) checked.
+// nodes, an executable's flags read back (cudaGraphExecGetFlags), an instantiation with
+// parameters that uploads the graph on a stream (cudaGraphInstantiateWithParams), and the
+// generic node calls (cudaGraphAddNode, cudaGraphNodeSetParams, cudaGraphExecNodeSetParams);
+// results and refusals (an edge that is not there, an attribute of a memset node, a kernel
+// node given memset parameters) checked.
 #include <vector>
 
 #include "check.h"
@@ -94,6 +96,49 @@ int main() {
     EXPECT_EQ_INT(got[0], 10);
     EXPECT_EQ_INT(got[N - 1], 10);
   }
+
+  // The generic node calls: a memset and a kernel added with cudaGraphAddNode, changed with
+  // cudaGraphNodeSetParams and, in the executable, with cudaGraphExecNodeSetParams.
+  cudaGraph_t generic;
+  CHECK(cudaGraphCreate(&generic, 0));
+  cudaGraphNodeParams gp{};
+  gp.type = cudaGraphNodeTypeMemset;
+  gp.memset.dst = a;
+  gp.memset.value = 1;
+  gp.memset.elementSize = 4;
+  gp.memset.width = N;
+  gp.memset.height = 1;
+  cudaGraphNode_t gset, gadd;
+  CHECK(cudaGraphAddNode(&gset, generic, nullptr, nullptr, 0, &gp));
+  int gk = 2;
+  void* gArgs[] = {&a, &n, &gk};
+  cudaGraphNodeParams kn{};
+  kn.type = cudaGraphNodeTypeKernel;
+  kn.kernel.func = reinterpret_cast<void*>(addK);
+  kn.kernel.gridDim = dim3((N + 127) / 128);
+  kn.kernel.blockDim = dim3(128);
+  kn.kernel.kernelParams = gArgs;
+  CHECK(cudaGraphAddNode(&gadd, generic, &gset, nullptr, 1, &kn));
+  gp.memset.value = 3;  // 3 + 2
+  CHECK(cudaGraphNodeSetParams(gset, &gp));
+  cudaGraphExec_t gx;
+  CHECK(cudaGraphInstantiate(&gx, generic, 0));
+  auto runGeneric = [&](int want) {
+    CHECK(cudaGraphLaunch(gx, s));
+    std::vector<int> got(N, -1);
+    CHECK(cudaMemcpyAsync(got.data(), a, N * sizeof(int), cudaMemcpyDeviceToHost, s));
+    CHECK(cudaStreamSynchronize(s));
+    EXPECT_EQ_INT(got[0], want);
+    EXPECT_EQ_INT(got[N - 1], want);
+  };
+  runGeneric(5);
+  gk = 40;  // 3 + 40, through the executable
+  CHECK(cudaGraphExecNodeSetParams(gx, gadd, &kn));
+  runGeneric(43);
+  EXPECT_ERR(cudaGraphNodeSetParams(gadd, &gp), cudaErrorInvalidValue);  // a kernel node is no memset
+  (void)cudaGetLastError();
+  CHECK(cudaGraphExecDestroy(gx));
+  CHECK(cudaGraphDestroy(generic));
 
   CHECK(cudaGraphExecDestroy(plain));
   CHECK(cudaGraphExecDestroy(uploaded));
