@@ -276,10 +276,16 @@ void Allocator::observe(const Request& pod, const std::string& node) {
   if (pod.gpuIds.empty() || pod.uid.empty()) return;
   std::lock_guard lock(mu_);
   if (auto it = allocations_.find(pod.uid); it != allocations_.end()) {
-    it->second.committed = true;  // recorded in the cluster: nothing to roll back any more
-    it->second.reservedUntil.reset();
-    reservations_.erase(pod.uid);
-    return;
+    std::vector<std::string> booked;
+    for (const auto& b : it->second.bookings) booked.push_back(b.gpu);
+    if (!it->second.committed || booked == pod.gpuIds) {
+      it->second.committed = true;  // recorded in the cluster: nothing to roll back any more
+      it->second.reservedUntil.reset();
+      reservations_.erase(pod.uid);
+      return;
+    }
+    // Its record names other GPUs now (its node's hypervisor moved its vGPU): booked there.
+    unbook(pod.uid);
   }
   Allocation a;
   a.request = pod;

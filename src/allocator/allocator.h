@@ -85,7 +85,9 @@ public:
   // Replaces GPUs and allocations: every pod with gpu-ids is booked as committed (the cluster's
   // record), whatever the capacity says. Pods without gpu-ids are skipped.
   void rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>& pods);
-  // A pod with gpu-ids seen by an informer: booked as committed if not known (idempotent).
+  // A pod with gpu-ids seen by an informer: booked as committed if not known (idempotent);
+  // a committed pod whose gpu-ids name other GPUs now (its vGPU moved on its node) is booked
+  // on those instead.
   // `node`: the pod's spec.nodeName, used when its GPUs are not known yet.
   void observe(const Request& pod, const std::string& node);
 

@@ -526,9 +526,9 @@ void addStandaloneCommands(CLI::App& app, int& exitCode) {
   r->callback([&exitCode] { exitCode = runRun(run); });
 
   static std::string migrateDir = defaultStateDir(), migrateVgpu, migrateTo;
-  auto* mig = app.add_subcommand("migrate", "Move a vGPU and its running programs to another GPU of the node");
+  auto* mig = app.add_subcommand("migrate", "Move a vGPU and its running programs to other GPUs of the node, or to another node");
   mig->add_option("vgpu", migrateVgpu, "The vGPU (its id, as tensor-fusion ps shows)")->required();
-  mig->add_option("--to", migrateTo, "The GPU to move to: its index or UUID")->required();
+  mig->add_option("--to", migrateTo, "The GPU(s) to move to: an index or UUID per device of the vGPU, comma-separated (GPU[,GPU...]), or another node's hypervisor (host:port)")->required();
   mig->add_option("--state-dir", migrateDir, "State directory (TF_HOME)");
   mig->callback([&exitCode] { exitCode = runMigrate(migrateDir, migrateVgpu, migrateTo); });
 

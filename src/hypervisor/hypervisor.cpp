@@ -469,6 +469,7 @@ void Hypervisor::superviseWorkersLocked() {
     TF_LOG(Warn, "hypervisor: the worker of %s died; restarted (pid %d)", v.id.c_str(), int(w->pid));
     v.workerPid = w->pid;
     v.workerAddress = w->address;
+    pointPodSocketLocked(v);  // a socket made again is another file
   }
   if (changed) (void)saveStateLocked();
 }

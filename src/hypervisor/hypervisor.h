@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -90,20 +91,25 @@ public:
   // migrations left behind once their clients are gone.
   void tierTick();
 
-  // Moves a hard or remote vGPU with VRAM tiers, running clients and all, to another device of
-  // this node (a UUID or an index): it is granted there, a worker starts on it, every client
-  // moves at its next synchronous call (remoting/worker/migration.h) and the old worker stops
-  // once its clients have left. A client that cannot move stays on the old worker, which then
-  // keeps serving it; the outcome says who moved and the longest pause.
+  // Moves a hard or remote vGPU with VRAM tiers, running clients and all, to other devices of
+  // this node (`device`: a UUID or an index for each of its devices, comma-separated, in its
+  // devices' order: its device i goes to the i-th named, so its clients' device ordinals stay):
+  // it is granted there, a worker starts on them, every client moves at its next synchronous
+  // call (remoting/worker/migration.h) and the old worker stops once its clients have left. A
+  // client that cannot move stays on the old worker, which then keeps serving it; the outcome
+  // says who moved and the longest pause. A pod's vGPU keeps its region and worker socket in
+  // the pod's directory, and the name its programs start with (worker.sock) is pointed at the
+  // new worker.
   struct Migration {
-    std::string vgpu, from, to;    // device UUIDs
+    std::string vgpu, from, to;    // device UUIDs, comma-separated (to: or node and id there)
     int clients = 0, moved = 0;
     uint64_t bytes = 0, maxPauseNs = 0;
     std::vector<std::string> failures;  // one line per client that stayed
   };
   // `device` may also be another node's hypervisor (host:port): the vGPU is made there as a
   // remote vGPU (acceptIncoming) and the clients move over TCP; this node keeps only a note of
-  // where it went, so that returning it (DELETE) reaches that node.
+  // where it went, so that returning it (DELETE) reaches that node. Pods' vGPUs stay on their
+  // node (refused).
   Result<Migration> migrateVgpu(const std::string& id, const std::string& device);
   // A vGPU moving here from another node: made as a remote vGPU with VRAM tiers, its clients'
   // token kept, its worker open to that node's Adopt with the migration token returned.
@@ -112,6 +118,9 @@ public:
     std::string migrationToken;
   };
   Result<Incoming> acceptIncoming(VgpuRequest request, const std::string& clientToken);
+  // Told of every move between devices of this node once it is recorded (outside the lock):
+  // cluster mode updates the pod's record and tells the pod (cluster/pod_vgpus.h).
+  void onMoved(std::function<void(const Vgpu&, const Migration&)> listener);
   // Where a vGPU that moved to another node went ("host:port id"), if it did.
   std::optional<std::string> movedAway(const std::string& id);
 
@@ -175,6 +184,9 @@ private:
   std::map<std::string, std::pair<std::string, std::string>> movedAway_;  // under mu_
   Result<Migration> migrateToNode(const std::string& id, const std::string& node);
   Status movableLocked(const Vgpu& v) const;
+  std::function<void(const Vgpu&, const Migration&)> movedListener_;  // under mu_
+  // A pod's vGPU whose worker moved: the socket name its programs start with links to it.
+  void pointPodSocketLocked(const Vgpu& v);
   // After a move: v's worker kept for whoever stayed, the figures counted; then saved and said.
   void keepOldWorkerLocked(const Vgpu& v, const Migration& out);
   void saveAndLogMoveLocked(const Migration& out);
@@ -188,6 +200,11 @@ private:
 void installRoutes(httplib::Server& server, Hypervisor& h);
 // Removes a quota region file; a failure is logged (a stale file left behind), not returned.
 void removeRegion(const std::string& path);
+// The devices of this node a move of `v` names (`to`: a UUID or index per device of v,
+// comma-separated), as UUIDs in that order; refused with the reason: not one per device of v,
+// a device named twice, an unknown one, or the devices v is on already.
+Result<std::vector<std::string>> resolveMoveTargets(const Vgpu& v, const std::string& to,
+                                                    const std::vector<GpuDevice>& devices);
 // DELETE /api/v1/vgpus/{id} on another node's hypervisor (host:port).
 Status returnRemoteVgpu(const std::string& node, const std::string& id);
 

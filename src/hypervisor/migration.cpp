@@ -1,6 +1,6 @@
-// A vGPU moved, clients and all, to another device of the node (hypervisor.h, migrateVgpu): a
-// grant and a worker there, each client moved by its worker (remoting/worker/migration.h), the
-// old worker kept until its clients are gone.
+// A vGPU moved, clients and all, to other devices of the node or to another node (hypervisor.h,
+// migrateVgpu): a grant and a worker there, each client moved by its worker
+// (remoting/worker/migration.h), the old worker kept until its clients are gone.
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
@@ -54,6 +54,17 @@ Result<nlohmann::json> callNode(const std::string& node, const std::string& meth
   }
   return j.is_discarded() ? nlohmann::json::object() : j;
 }
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = s.find(',', start);
+    out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
 }  // namespace
 
 Status returnRemoteVgpu(const std::string& node, const std::string& id) {
@@ -72,8 +83,7 @@ Result<Hypervisor::Incoming> Hypervisor::acceptIncoming(VgpuRequest request, con
   if (clientToken.size() < 16) return invalidArgument("token: the clients' token (16 characters at least)");
   request.isolation = Isolation::Remote;  // its clients are on another node
   request.tiers.enabled = true;           // memory comes back at its addresses only through them
-  request.devices.clear();
-  request.count = 1;
+  request.devices.clear();  // this node's own, as many as it had there (count)
   request.workerToken = clientToken;
   request.migrationToken = newToken();
   auto v = createVgpu(request);
@@ -89,10 +99,17 @@ Result<Hypervisor::Migration> Hypervisor::migrateToNode(const std::string& id, c
     auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
     if (v == vgpus_.end()) return notFound("no vGPU " + id);
     TF_RETURN_IF_ERROR(movableLocked(*v));
+    if (!v->request.regionPath.empty())
+      return failedPrecondition("vGPU " + id + " belongs to a pod, which runs on this node: Kubernetes binds a pod "
+                                "to one node for its life, its containers reach the worker through this node's "
+                                "directory, and the scheduler's record names this node's GPUs; it moves between "
+                                "GPUs of this node only");
     request = v->request;
+    request.devices.clear();  // that node's own, as many as here
+    request.count = static_cast<int>(v->devices.size());
     token = v->workerToken;
     oldAddress = v->workerAddress;
-    from = v->devices[0].deviceUuid;
+    from = deviceUuids(v->devices);
   }
   if (request.name.empty()) request.name = id;
   nlohmann::json body = {{"request", toJson(request)}, {"token", token}};
@@ -135,9 +152,6 @@ Status Hypervisor::movableLocked(const Vgpu& v) const {
   if (!tieredLocked(v))
     return failedPrecondition("vGPU " + v.id + " has no VRAM tiers (start the hypervisor with --vram-tiers): a "
                               "client's memory moves at its addresses only through them");
-  if (v.devices.size() != 1) return failedPrecondition("vGPU " + v.id + " spans several devices: not movable yet");
-  if (!v.request.regionPath.empty())
-    return failedPrecondition("vGPU " + v.id + " belongs to a pod (its region is the pod's): not movable yet");
   return Status::ok();
 }
 
@@ -163,6 +177,33 @@ void Hypervisor::moveClients(const std::string& from, const std::string& to, con
   }
 }
 
+Result<std::vector<std::string>> resolveMoveTargets(const Vgpu& v, const std::string& to,
+                                                    const std::vector<GpuDevice>& devices) {
+  const std::vector<std::string> names = splitList(to);
+  if (names.size() != v.devices.size())
+    return invalidArgument("vGPU " + v.id + " spans " + std::to_string(v.devices.size()) + " device(s): name as " +
+                           "many GPUs to move to, in its devices' order (" + std::to_string(names.size()) +
+                           " named in '" + to + "')");
+  std::vector<std::string> uuids;
+  for (const std::string& name : names) {
+    const GpuDevice* target = nullptr;
+    for (const GpuDevice& d : devices)
+      if (d.uuid == name) target = &d;
+    char* end = nullptr;
+    const long index = strtol(name.c_str(), &end, 10);
+    if (!target && !name.empty() && end && *end == 0 && index >= 0 && index < static_cast<long>(devices.size()))
+      target = &devices[static_cast<size_t>(index)];
+    if (!target) return notFound("no device '" + name + "' on this node");
+    if (std::find(uuids.begin(), uuids.end(), target->uuid) != uuids.end())
+      return invalidArgument("GPU " + name + " (" + target->uuid + ") is named twice in '" + to + "'");
+    uuids.push_back(target->uuid);
+  }
+  bool same = true;
+  for (const DeviceGrant& g : v.devices) same &= std::find(uuids.begin(), uuids.end(), g.deviceUuid) != uuids.end();
+  if (same) return invalidArgument("vGPU " + v.id + " is on " + to + " already");
+  return uuids;
+}
+
 Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, const std::string& device) {
   if (isNode(device)) return migrateToNode(id, device);
   Vgpu moved;
@@ -175,32 +216,33 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
     if (v == vgpus_.end()) return notFound("no vGPU " + id);
     TF_RETURN_IF_ERROR(movableLocked(*v));
     const auto devs = inventory_->devices();
-    const GpuDevice* target = inventory_->find(device);
-    char* end = nullptr;
-    const long index = strtol(device.c_str(), &end, 10);
-    if (!target && end && *end == 0 && index >= 0 && index < static_cast<long>(devs.size()))
-      target = &devs[static_cast<size_t>(index)];
-    if (!target) return notFound("no device " + device + " on this node");
-    if (target->uuid == v->devices[0].deviceUuid) return invalidArgument("vGPU " + id + " is on " + device + " already");
-    // The grant there, as if the vGPU were asked for again with that device pinned.
+    auto targets = resolveMoveTargets(*v, device, devs);
+    if (!targets) return targets.status();
+    // The grant there, as if the vGPU were asked for again with those devices pinned, in the
+    // order named: the new worker's device i (its region's) is the client's device i.
     VgpuRequest pinned = v->request;
-    pinned.devices = {target->uuid};
-    pinned.count = 1;
+    pinned.devices = *targets;
+    pinned.count = static_cast<int>(targets->size());
     std::vector<Vgpu> others;
     for (const auto& x : vgpus_)
       if (x.id != id) others.push_back(x);
     auto grant = place(pinned, devs, others, options_.oversubscription);
     if (!grant) return grant.status();
-    const uint64_t n = migrationStats_[id].done + migrationStats_[id].failed + 1;
+    const std::string n = "m" + std::to_string(migrationStats_[id].done + migrationStats_[id].failed + 1);
     moved = *v;
     moved.devices = std::move(*grant);
-    moved.regionPath = (fs::path(options_.regionDir) / ("tf-vgpu-" + id + "-m" + std::to_string(n))).string();
+    // A pod's region and worker socket stay in the pod's directory, which its containers mount.
+    const bool pod = !v->request.regionPath.empty();
+    const fs::path podDir = fs::path(v->request.regionPath).parent_path();
+    moved.regionPath = pod ? (podDir / ("region-" + n)).string()
+                           : (fs::path(options_.regionDir) / ("tf-vgpu-" + id + "-" + n)).string();
     removeRegion(moved.regionPath);  // a leftover of an earlier run
     auto r = openRegionLocked(moved);
     if (!r) return r.status();
     region = std::move(*r);
-    const std::string listen = v->request.isolation == Isolation::Hard ? "shm://tf-" + id + "-m" + std::to_string(n)
-                                                                       : "tcp://" + options_.host + ":0";
+    const std::string listen = v->request.isolation != Isolation::Hard ? "tcp://" + options_.host + ":0"
+                               : pod ? "shm://" + (podDir / ("worker-" + n + ".sock")).string()
+                                     : "shm://tf-" + id + "-" + n;
     auto w = startWorker(workerSpecLocked(moved, listen));
     if (!w) {
       removeRegion(moved.regionPath);
@@ -214,7 +256,7 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
   Migration out;
   out.vgpu = id;
   out.from = "";
-  out.to = moved.devices[0].deviceUuid;
+  out.to = deviceUuids(moved.devices);
   // Every client of the old worker, one at a time.
   auto abandon = [&](Status why) -> Result<Migration> {
     stopWorker(worker.pid);
@@ -225,23 +267,51 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
   };
   moveClients(oldAddress, worker.address, adminToken_, &out);
   if (out.clients > 0 && out.moved == 0) return abandon(failedPrecondition(out.failures.front()));
-  // The vGPU is on the new device from now on; the old worker serves whoever stayed.
-  std::lock_guard<std::mutex> lock(mu_);
-  auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
-  if (v == vgpus_.end()) {  // deleted meanwhile
-    stopWorker(worker.pid);
-    removeRegion(moved.regionPath);
-    return notFound("vGPU " + id + " was deleted while it moved");
+  // The vGPU is on the new devices from now on; the old worker serves whoever stayed.
+  std::function<void(const Vgpu&, const Migration&)> listener;
+  Vgpu now;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto v = std::find_if(vgpus_.begin(), vgpus_.end(), [&](const Vgpu& x) { return x.id == id; });
+    if (v == vgpus_.end()) {  // deleted meanwhile
+      stopWorker(worker.pid);
+      removeRegion(moved.regionPath);
+      return notFound("vGPU " + id + " was deleted while it moved");
+    }
+    out.from = deviceUuids(v->devices);
+    keepOldWorkerLocked(*v, out);
+    v->devices = moved.devices;
+    v->regionPath = moved.regionPath;
+    v->workerAddress = moved.workerAddress;
+    v->workerPid = moved.workerPid;
+    adoptRegionLocked(*v, std::move(region));
+    pointPodSocketLocked(*v);
+    saveAndLogMoveLocked(out);
+    listener = movedListener_;
+    now = *v;
   }
-  out.from = v->devices[0].deviceUuid;
-  keepOldWorkerLocked(*v, out);
-  v->devices = moved.devices;
-  v->regionPath = moved.regionPath;
-  v->workerAddress = moved.workerAddress;
-  v->workerPid = moved.workerPid;
-  adoptRegionLocked(*v, std::move(region));
-  saveAndLogMoveLocked(out);
+  if (listener) listener(now, out);
   return out;
+}
+
+void Hypervisor::onMoved(std::function<void(const Vgpu&, const Migration&)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  movedListener_ = std::move(listener);
+}
+
+void Hypervisor::pointPodSocketLocked(const Vgpu& v) {
+  const std::string prefix = "shm://";
+  const std::string& named = v.request.workerListen;
+  if (named.rfind(prefix, 0) != 0 || v.workerAddress == named || v.workerAddress.rfind(prefix, 0) != 0) return;
+  // The name the pod's programs start with names the worker serving the vGPU now: a second
+  // link to its socket, put in place at once (the old worker only removes a name still its own).
+  const std::string path = named.substr(prefix.size()), target = v.workerAddress.substr(prefix.size());
+  const std::string tmp = path + ".new";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_hard_link(target, tmp, ec);
+  if (!ec) fs::rename(tmp, path, ec);
+  if (ec) TF_LOG(Error, "hypervisor: pointing %s at the worker of %s: %s", path.c_str(), v.id.c_str(), ec.message().c_str());
 }
 
 void Hypervisor::keepOldWorkerLocked(const Vgpu& v, const Migration& out) {

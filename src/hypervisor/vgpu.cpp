@@ -181,6 +181,12 @@ nlohmann::json toJson(const VgpuRequest& r) {
   return j;
 }
 
+std::string deviceUuids(const std::vector<DeviceGrant>& devices) {
+  std::string out;
+  for (const DeviceGrant& g : devices) out += (out.empty() ? "" : ",") + g.deviceUuid;
+  return out;
+}
+
 nlohmann::json toJson(const Vgpu& v) {
   static const DeviceGrant kNone;
   const DeviceGrant& first = v.devices.empty() ? kNone : v.devices.front();

@@ -85,6 +85,9 @@ struct Vgpu {
   int workerRestarts = 0;
 };
 
+// A grant's devices as their UUIDs, comma-separated, in order.
+std::string deviceUuids(const std::vector<DeviceGrant>& devices);
+
 // A Vgpu's JSON keeps the one-device fields of its first device (device, deviceIndex,
 // computeRequestPercent, computeLimitPercent) beside "devices", so older readers and state
 // files still work; vgpuFromJson reads either.

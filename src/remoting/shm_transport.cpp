@@ -487,6 +487,15 @@ Result<ListenerPtr> listenShm(const std::string& name) {
   return ListenerPtr(new ShmListener(fd, name));
 }
 
+std::string movedAddressFrom(const std::string& moved, const std::string& current) {
+  const std::string scheme = "shm://";
+  if (moved.rfind(scheme, 0) != 0 || current.rfind(scheme, 0) != 0) return moved;
+  const std::string path = moved.substr(scheme.size()), here = current.substr(scheme.size());
+  if (!UnixAddress::isPath(path) || !UnixAddress::isPath(here)) return moved;
+  if (struct stat st {}; ::stat(path.c_str(), &st) == 0) return moved;
+  return scheme + here.substr(0, here.rfind('/') + 1) + path.substr(path.rfind('/') + 1);
+}
+
 Result<TransportPtr> connectShm(const std::string& name, int timeoutMs) {
   UnixAddress address(name);
   if (address.error()) return unavailable("cannot connect to shm://" + name + ": " + strerror(address.error()));

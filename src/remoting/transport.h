@@ -99,6 +99,12 @@ TlsOptions tlsOptionsFromEnvironment();
 Result<ListenerPtr> listen(const std::string& address, const TlsOptions& tls = {});
 Result<TransportPtr> connect(const std::string& address, int timeoutMs, const TlsOptions& tls = {});
 
+// Where a client reaches the worker its session moved to (a Moved reply's address) from where
+// it is: the address as given, except a shm:// socket file it cannot see while the one it
+// uses now is a file: a pod's worker moves to a socket beside its old one, in the pod's
+// directory, which the container mounts elsewhere; the same name in its own directory, then.
+std::string movedAddressFrom(const std::string& moved, const std::string& current);
+
 // Per scheme. With tls set (worker: certificate and key; client: CA or pin), TCP carries TLS.
 Result<ListenerPtr> listenTcp(const std::string& host, int port, const TlsOptions* tls = nullptr);
 Result<TransportPtr> connectTcp(const std::string& host, int port, int timeoutMs,

@@ -419,6 +419,27 @@ TEST(Allocator, RebuildFromAnnotationsEqualsTheLiveLedger) {
   EXPECT_EQ(watching.dump()["gpus"], live.dump()["gpus"]);
 }
 
+TEST(Allocator, APodWhoseGpuIdsChangeAfterBindIsBookedOnTheNewGpus) {
+  // The pod's node's hypervisor moved its vGPU from g1 to g2 and patched its gpu-ids.
+  Allocator a;
+  a.upsertGpu(gpu("g1", "n1"));
+  a.upsertGpu(gpu("g2", "n1"));
+  Request r = booked(a, "p", {{"tflops-request", "30"}, {"vram-request", "4Gi"}}, "n1");
+  ASSERT_EQ(r.gpuIds, std::vector<std::string>{"g1"});
+  a.observe(r, "n1");  // the same record: nothing changes
+  EXPECT_EQ(a.available("g1")->milliTflops, 70000);
+  r.gpuIds = {"g2"};
+  a.observe(r, "n1");
+  EXPECT_EQ(a.available("g1")->milliTflops, 100000);
+  EXPECT_EQ(a.available("g2")->milliTflops, 70000);
+  EXPECT_EQ(a.available("g2")->vramBytes, 36ll << 30);
+  EXPECT_EQ(a.gpuStatus("g1")->at("runningApps").size(), 0u);
+  EXPECT_EQ(a.gpuStatus("g2")->at("runningApps").size(), 1u);
+  // And it is released from there.
+  EXPECT_TRUE(a.release(r.uid));
+  EXPECT_EQ(a.available("g2")->milliTflops, 100000);
+}
+
 TEST(Allocator, GpuCapacityChangeKeepsBookings) {
   Allocator a;
   a.upsertGpu(gpu("g1", "n1", 100, 40));

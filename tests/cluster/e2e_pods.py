@@ -4,6 +4,8 @@ only) goes through the admission webhook, the tensor-fusion scheduler (kube-sche
 extender) and the hypervisor of the node it lands on, and runs in its vGPU."""
 import json
 import os
+import urllib.error
+import urllib.request
 
 from e2e import *  # noqa: F401,F403
 from e2e_node import expect_share, expect_vgpu_probe, pod_logs, pod_phase  # noqa: F401
@@ -99,12 +101,8 @@ spec:
 """
 
 
-def case_local_hard_pod():
-    """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
-    no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
-    in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
-    the worker and removes the directory. Its pool's SchedulingConfigTemplate asks for VRAM
-    tiers (autoFreeze, every QoS): the hypervisor gives its vGPU those TTLs and says so."""
+def with_tiered_pool(run):
+    """Runs `run()` while the sample pool's SchedulingConfigTemplate asks for VRAM tiers."""
     kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
     ensure_cluster_applied()
     # The pool's spec is the TensorFusionCluster's to write (the controller puts it back).
@@ -113,6 +111,23 @@ def case_local_hard_pod():
     wait_until(60, f"GPUPool {POOL} uses the template", lambda: json.loads(
         kubectl("get", "gpupool", POOL, "-o", "json", check=False).stdout or "{}").get("spec", {}).get(
         "schedulingConfigTemplate") == "e2e-vram-tiers")
+    try:
+        run()
+    finally:
+        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample names no template
+        kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate"}]), check=False)
+        kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/spec/schedulingConfigTemplate"}]), check=False)
+        kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
+
+
+def case_local_hard_pod():
+    """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
+    no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
+    in the pod's directory, and that worker holds the pod to its 1 GiB. Deleting the pod stops
+    the worker and removes the directory. Its pool's SchedulingConfigTemplate asks for VRAM
+    tiers (autoFreeze, every QoS): the hypervisor gives its vGPU those TTLs and says so."""
 
     def check(pod, logs):
         events = pod_events(pod["metadata"]["name"])
@@ -127,15 +142,99 @@ def case_local_hard_pod():
         expect("LD_PRELOAD" not in env, f"no limiter in a hard-isolated pod: {env}")
         expect(any(r == "VgpuReady" for r, _ in pod_events(pod["metadata"]["name"])),
                "the hypervisor said the vGPU is ready")
+    with_tiered_pool(lambda: run_and_delete("hard-vgpu-demo", HARD, check))
+
+
+MOVING_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: hard-vgpu-move
+  labels: {tensor-fusion.ai/enabled: "true"}
+  annotations:
+    tensor-fusion.ai/isolation: hard
+    tensor-fusion.ai/vram-limit: 1Gi
+    tensor-fusion.ai/compute-percent-limit: "30"
+spec:
+  restartPolicy: Never
+  nodeSelector: {kubernetes.io/hostname: tf-gpu-0}  # two GPUs
+  containers:
+  - name: app
+    image: localhost/tensor-fusion-samples-cpu:dev
+    imagePullPolicy: Never
+    command: [/bin/sh, -c, "compute_load sync 30 && saxpy"]
+"""
+
+
+def hypervisor_api(node, method, path, body=None):
+    """(HTTP status, JSON answer) of `node`'s hypervisor."""
+    ip = [p["status"]["podIP"] for p in get("pods", selector="app.kubernetes.io/name=tensor-fusion-hypervisor",
+                                             ns=NS)["items"] if p["spec"].get("nodeName") == node][0]
+    req = urllib.request.Request(f"http://{ip}:8000{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
     try:
-        run_and_delete("hard-vgpu-demo", HARD, check)
-    finally:
-        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample names no template
-        kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate"}]), check=False)
-        kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/schedulingConfigTemplate"}]), check=False)
-        kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def case_local_hard_pod_moves():
+    """A hard pod's vGPU (VRAM tiers from its pool) moved, its program running, to the other GPU
+    of its node through the node's hypervisor API: the program (compute_load, then saxpy in a
+    new process, which starts at worker.sock) finishes right; the pod's gpu-ids name the new GPU
+    and the scheduler's books follow (the GPUs' runningApps); a VgpuMoved Event says where from,
+    where to and the pause; moving it to another node is refused with the reason."""
+    name = "hard-vgpu-move"
+
+    def run():
+        kubectl("create", "namespace", DEMO_NS, check=False)
+        kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
+        kubectl("apply", "-n", DEMO_NS, "-f", "-", input=MOVING_POD)
+        uid = None
+        try:
+            wait_until(90, f"{name} running with its vGPU", lambda: pod_phase(name, DEMO_NS) == "Running" and any(
+                r == "VgpuReady" for r, _ in pod_events(name)))
+            pod = get("pod", name, ns=DEMO_NS)
+            uid = pod["metadata"]["uid"]
+            ids, node = expect_gpus_of_its_node(pod)
+            vgpu = "pod-" + uid.replace("-", "")
+            code, v = hypervisor_api(node, "GET", f"/api/v1/vgpus/{vgpu}")
+            expect(code == 200, f"the hypervisor has {vgpu}: {code} {v}")
+            to = 1 - v["deviceIndex"]
+            code, moved = hypervisor_api(node, "POST", f"/api/v1/vgpus/{vgpu}/migrate", {"device": str(to)})
+            print(f"-- moved: {code} {moved}")
+            expect(code == 200 and moved["moved"] == 1, f"the pod's program moved: {code} {moved}")
+            other = [g["metadata"]["name"] for g in gpus_of(node)
+                     if g["status"].get("uuid", "").lower() == moved["to"].lower()]
+            expect(other and other[0] != ids, f"the new GPU is another of {node}: {other} vs {ids}")
+            wait_until(30, "the pod's gpu-ids name the new GPU", lambda: get("pod", name, ns=DEMO_NS)["metadata"][
+                "annotations"].get("tensor-fusion.ai/gpu-ids") == other[0])
+            wait_until(30, "a VgpuMoved Event", lambda: any(r == "VgpuMoved" and moved["to"] in m and "paused" in m
+                                                            for r, m in pod_events(name)))
+            code, far = hypervisor_api(node, "POST", f"/api/v1/vgpus/{vgpu}/migrate", {"device": "127.0.0.1:9"})
+            print(f"-- to another node: {code} {far}")
+            expect(code == 409 and "belongs to a pod" in far.get("error", ""), f"refused: {code} {far}")
+
+            def books():
+                apps = {g["metadata"]["name"]: [p["uid"] for a in g.get("status", {}).get("runningApps", [])
+                                                for p in a.get("pods", [])] for g in gpus_of(node)}
+                return uid in apps.get(other[0], []) and uid not in apps.get(ids, [])
+            wait_until(40, "the GPUs' runningApps show the pod on the new GPU only", books)
+            phase = wait_until(120, f"{name} finished", lambda: pod_phase(name, DEMO_NS) in ("Succeeded", "Failed")
+                               and pod_phase(name, DEMO_NS))
+            logs = pod_logs(name, DEMO_NS)
+            print(logs)
+            expect(phase == "Succeeded" and "compute_load: pattern sync" in logs and ": correct" in logs,
+                   f"the program finished after the move, and saxpy ran at the new worker: {logs}")
+        except Failure:
+            print(kubectl("describe", "pod", name, "-n", DEMO_NS, check=False).stdout)
+            raise
+        finally:
+            kubectl("delete", "pod", name, "-n", DEMO_NS, "--wait=true", "--timeout=60s", check=False)
+        pod_dir = f"/run/tensor-fusion/pods/{DEMO_NS}/{uid}"
+        wait_until(60, f"the pod's directory {pod_dir} removed", lambda: not os.path.exists(pod_dir))
+    with_tiered_pool(run)
 
 
 def case_local_multi_gpu_pod():

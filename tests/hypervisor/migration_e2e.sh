@@ -36,13 +36,7 @@ PY
 trap cleanup EXIT
 
 TF_LOG_LEVEL=info "$tf" up --region-dir "$TF_VGPU_DIR" --vram-tiers
-addr=$(python3 -c "import json; print(json.load(open('$TF_HOME/hypervisor.json'))['address'])")
-api() {  # api METHOD PATH [BODY]: the answer (JSON); its HTTP status in $TF_HOME/status
-  curl -s -o "$TF_HOME/answer" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
-    --data "${3:-}" "http://$addr$2" > "$TF_HOME/status"
-  cat "$TF_HOME/answer"
-}
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+source "$(dirname "$0")/api.sh"
 
 running() {  # running NAME PID: waits (120 s at most) until the program has done round 2
   for _ in $(seq 1200); do

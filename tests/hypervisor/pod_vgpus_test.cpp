@@ -138,6 +138,20 @@ TEST(PodVgpusTest, HardIsolationGetsAWorkerInThePodsDirectory) {
   EXPECT_TRUE(soft.workerTokenFile.empty());
 }
 
+// A pod's vGPU moved on its node: its gpu-ids (the scheduler's record) name the new GPUs, in
+// the vGPU's order, and the Event says where from, where to, who moved and the pause.
+TEST(PodVgpusTest, AMovedVgpuRewritesTheRecordAndIsToldToThePod) {
+  Vgpu v;
+  v.id = "pod-0f1e";
+  v.devices = {{1, "GPU-BBBB", 1000, 3000}, {0, "GPU-AAAA", 1000, 3000}};
+  EXPECT_EQ(podMovedPatch(v), nlohmann::json::parse(R"({"metadata":{"annotations":{"tensor-fusion.ai/gpu-ids":"gpu-bbbb,gpu-aaaa"}}})"));
+  EXPECT_EQ(podMovedMessage(v, "GPU-CCCC,GPU-DDDD", 2, 2, 96ull << 20, 234500000),
+            "vGPU pod-0f1e moved from GPU-CCCC,GPU-DDDD to GPU-BBBB,GPU-AAAA: 2 of 2 process(es), 96 MiB, paused at "
+            "most 234.5 ms");
+  EXPECT_NE(podMovedMessage(v, "GPU-CCCC,GPU-DDDD", 2, 1, 0, 0).find("the others stay on the old worker"),
+            std::string::npos);
+}
+
 TEST(PodVgpusTest, GpuObjectNamesMatchTheRegistrars) {
   EXPECT_EQ(gpuObjectName("GPU-BBBB"), "gpu-bbbb");
   nlohmann::json a = {{"tensor-fusion.ai/vram-limit", "1Gi"}, {"tensor-fusion.ai/gpu-ids", " gpu-aaaa "}};

@@ -1,4 +1,5 @@
 #include "hypervisor/vgpu.h"
+#include "hypervisor/hypervisor.h"
 
 #include <gtest/gtest.h>
 
@@ -86,6 +87,36 @@ TEST(VgpuRequestTest, DevicesAndCountAreValidated) {
   refused(json{{"vramLimit", "1GiB"}, {"devices", {1, 2}}}, "UUID strings");
   refused(json{{"vramLimit", "1GiB"}, {"device", "GPU-a"}, {"devices", {"GPU-b"}}}, "not both");
   refused(json{{"vramLimit", "1GiB"}, {"devices", {"GPU-a"}}, {"count", 2}}, "count is 2 but 1 devices");
+}
+
+// Where a move of a vGPU of two devices goes: one GPU per device, by index or UUID, in its
+// devices' order; refused with the reason otherwise.
+TEST(MoveTargetsTest, OneGpuPerDeviceInOrder) {
+  std::vector<GpuDevice> node(4);
+  for (int i = 0; i < 4; ++i) node[i].uuid = "GPU-" + std::to_string(i), node[i].index = i;
+  Vgpu v;
+  v.id = "pair";
+  v.devices = {{0, "GPU-0", 0, 0}, {1, "GPU-1", 0, 0}};
+  auto to = resolveMoveTargets(v, "3,GPU-2", node);
+  ASSERT_TRUE(to) << to.status().toString();
+  EXPECT_EQ(*to, (std::vector<std::string>{"GPU-3", "GPU-2"}));
+  to = resolveMoveTargets(v, "1,2", node);  // some may be where it is already
+  ASSERT_TRUE(to) << to.status().toString();
+  EXPECT_EQ(*to, (std::vector<std::string>{"GPU-1", "GPU-2"}));
+  auto refused = [&](const std::string& where, Code code, const std::string& says) {
+    auto r = resolveMoveTargets(v, where, node);
+    ASSERT_FALSE(r) << where;
+    EXPECT_EQ(r.status().code(), code) << where;
+    EXPECT_NE(r.status().message().find(says), std::string::npos) << r.status().message();
+  };
+  refused("2", Code::InvalidArgument, "spans 2 device(s)");
+  refused("1,2,3", Code::InvalidArgument, "spans 2 device(s)");
+  refused("2,GPU-2", Code::InvalidArgument, "named twice");
+  refused("2,4", Code::NotFound, "no device '4'");
+  refused("2,", Code::NotFound, "no device ''");
+  refused("2,-1", Code::NotFound, "no device '-1'");
+  refused("1,0", Code::InvalidArgument, "already");
+  refused("GPU-0,1", Code::InvalidArgument, "already");
 }
 
 } // namespace

@@ -204,6 +204,42 @@ TEST(Transport, ShmSocketFileIsOpenToAllAndRemovedOnClose) {
   EXPECT_FALSE(fs::exists(fs::symlink_status(sock)));
 }
 
+// A pod's worker moved: the hypervisor links the pod's worker.sock to the new worker's socket
+// (a second name reaches the same listener), and the old listener, closing, leaves that name.
+TEST(Transport, ShmSocketReachedThroughASecondNameWhichItsPredecessorLeaves) {
+  SocketDir dir;
+  const fs::path named = dir.path / "worker.sock", moved = dir.path / "worker-m1.sock";
+  {
+    auto old = listen("shm://" + named.string());
+    ASSERT_TRUE(old.isOk());
+    auto l = listen("shm://" + moved.string());
+    ASSERT_TRUE(l.isOk());
+    fs::create_hard_link(moved, dir.path / "worker.sock.new");
+    fs::rename(dir.path / "worker.sock.new", named);
+    std::thread server([&] { (void)(*l)->accept(); });
+    auto c = connect("shm://" + named.string(), 2000);
+    EXPECT_TRUE(c.isOk()) << c.status().toString();
+    server.join();
+  }  // both listeners close: each removes only the name that is still its own
+  EXPECT_TRUE(fs::exists(fs::symlink_status(named)));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(moved)));
+}
+
+// A Moved reply's socket the client cannot see (a pod's directory, which its container mounts
+// elsewhere) is looked for beside the socket it uses; anything else is taken as given.
+TEST(Transport, MovedAddressIsFoundBesideTheCurrentSocketWhenNotVisible) {
+  SocketDir dir;
+  const std::string here = "shm://" + (dir.path / "worker.sock").string();
+  EXPECT_EQ(movedAddressFrom("shm:///node/pods/ns/uid/worker-m1.sock", here),
+            "shm://" + (dir.path / "worker-m1.sock").string());
+  const std::string visible = "shm://" + (dir.path / "sub").string();
+  fs::create_directories(dir.path / "sub");
+  EXPECT_EQ(movedAddressFrom(visible, "shm:///elsewhere/worker.sock"), visible);
+  EXPECT_EQ(movedAddressFrom("tcp://10.0.0.2:7000", here), "tcp://10.0.0.2:7000");
+  EXPECT_EQ(movedAddressFrom("shm://tf-mv-m1", here), "shm://tf-mv-m1");         // abstract names
+  EXPECT_EQ(movedAddressFrom("shm:///gone/worker.sock", "shm://tf-mv"), "shm:///gone/worker.sock");
+}
+
 // Longer than sun_path (108 bytes), as <pod root>/<namespace>/<pod UID>/worker.sock can be.
 TEST(Transport, ShmSocketFileWithALongPath) {
   SocketDir dir;

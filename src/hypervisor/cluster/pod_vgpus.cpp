@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "hypervisor/cluster/node_registrar.h"
 #include "hypervisor/hypervisor.h"
 #include "hypervisor/tier_policy.h"
@@ -164,6 +165,22 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
   return None(std::move(r));
 }
 
+nlohmann::json podMovedPatch(const Vgpu& moved) {
+  std::string ids;
+  for (const DeviceGrant& g : moved.devices) ids += (ids.empty() ? "" : ",") + gpuObjectName(g.deviceUuid);
+  return {{"metadata", {{"annotations", {{api::kAnnotationGpuIds, ids}}}}}};
+}
+
+std::string podMovedMessage(const Vgpu& moved, const std::string& from, int clients, int movedClients,
+                            uint64_t bytes, uint64_t maxPauseNs) {
+  char pause[32];
+  snprintf(pause, sizeof pause, "%.1f ms", maxPauseNs / 1e6);
+  return "vGPU " + moved.id + " moved from " + from + " to " + deviceUuids(moved.devices) + ": " +
+         std::to_string(movedClients) + " of " + std::to_string(clients) + " process(es), " +
+         units::formatBytes(bytes) + ", paused at most " + pause +
+         (movedClients < clients ? " (the others stay on the old worker until they end)" : "");
+}
+
 PodVgpuSync::PodVgpuSync(k8s::Client& client, Hypervisor& hypervisor, PodVgpuOptions options)
     : client_(client), hypervisor_(hypervisor), options_(std::move(options)) {
   k8s::ListWatchOptions lw;
@@ -184,6 +201,10 @@ PodVgpuSync::PodVgpuSync(k8s::Client& client, Hypervisor& hypervisor, PodVgpuOpt
 PodVgpuSync::~PodVgpuSync() { stop(); }
 
 void PodVgpuSync::start() {
+  hypervisor_.onMoved([this](const Vgpu& v, const Hypervisor::Migration& m) {
+    if (api::isPodVgpuName(v.request.name))
+      podMoved(v, m.from, podMovedMessage(v, m.from, m.clients, m.moved, m.bytes, m.maxPauseNs));
+  });
   pods_->start();
   thread_ = std::thread([this] { loop(); });
 }
@@ -194,6 +215,7 @@ void PodVgpuSync::stop() {
     if (stopping_.exchange(true)) return;
     cv_.notify_all();
   }
+  hypervisor_.onMoved(nullptr);
   if (thread_.joinable()) thread_.join();
   pods_->stop();
 }
@@ -241,6 +263,29 @@ VgpuTiers PodVgpuSync::poolTiers(const nlohmann::json& pod, Qos qos) {
   return *tiers;
 }
 
+void PodVgpuSync::podMoved(const Vgpu& moved, const std::string& from, const std::string& message) {
+  k8s::ObjectPtr pod;
+  for (const k8s::ObjectPtr& p : pods_->store().list())
+    if (podVgpuName(*p) == moved.request.name) pod = p;
+  if (!pod) {
+    TF_LOG(Warn, "vGPU %s moved but its pod is not known here: its gpu-ids still name %s", moved.id.c_str(),
+           from.c_str());
+    return;
+  }
+  TF_LOG(Info, "pod %s: %s", podKey(*pod).c_str(), message.c_str());
+  auto patched = client_.patch(k8s::builtin::kPods, pod->value("/metadata/namespace"_json_pointer, std::string()),
+                               pod->value("/metadata/name"_json_pointer, std::string()), k8s::PatchType::Merge,
+                               podMovedPatch(moved));
+  if (!patched) {
+    const std::string why = "the pod's " + std::string(api::kAnnotationGpuIds) +
+                            " cannot be updated after its vGPU moved: " + patched.error().message;
+    TF_LOG(Warn, "pod %s: %s", podKey(*pod).c_str(), why.c_str());
+    (void)events_->event(*pod, k8s::EventType::Warning, "VgpuMoveNotRecorded", why);
+  }
+  auto e = events_->event(*pod, k8s::EventType::Normal, "VgpuMoved", message);
+  if (!e) TF_LOG(Warn, "cannot post an Event: %s", e.error().message.c_str());
+}
+
 void PodVgpuSync::syncOnce() {
   const std::vector<GpuDevice> devices = hypervisor_.devices();
   std::map<std::string, Vgpu> existing;  // name -> vGPU, pod vGPUs only
@@ -269,8 +314,7 @@ void PodVgpuSync::syncOnce() {
       continue;
     }
     warned_.erase(r.name);
-    std::string on;
-    for (const DeviceGrant& g : made->devices) on += (on.empty() ? "" : ",") + g.deviceUuid;
+    const std::string on = deviceUuids(made->devices);
     TF_LOG(Info, "vGPU %s for pod %s on %s (%s)", made->id.c_str(), podKey(*pod).c_str(), on.c_str(),
            made->regionPath.c_str());
     std::string tiers;

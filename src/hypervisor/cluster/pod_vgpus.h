@@ -58,6 +58,13 @@ Result<std::optional<VgpuRequest>> vgpuRequestForPod(const nlohmann::json& pod,
                                                      const std::vector<GpuDevice>& devices,
                                                      const std::string& podRoot);
 
+// A pod's vGPU moved to other GPUs of this node (Hypervisor::migrateVgpu): the merge patch
+// that makes its `gpu-ids` (the scheduler's record, from which the GPUs' status follows) name
+// them, and what the Event on the pod says.
+nlohmann::json podMovedPatch(const Vgpu& moved);
+std::string podMovedMessage(const Vgpu& moved, const std::string& from, int clients, int movedClients,
+                            uint64_t bytes, uint64_t maxPauseNs);
+
 class PodVgpuSync {
 public:
   PodVgpuSync(k8s::Client& client, Hypervisor& hypervisor, PodVgpuOptions options);
@@ -77,6 +84,8 @@ private:
   // Hard vGPUs: the VRAM tiers of the pod's pool's SchedulingConfigTemplate for its QoS
   // (autoFreeze); none, with a warning Event, when they cannot be read.
   VgpuTiers poolTiers(const nlohmann::json& pod, Qos qos);
+  // After a move (Hypervisor::onMoved): the pod's gpu-ids patched, an Event on it.
+  void podMoved(const Vgpu& moved, const std::string& from, const std::string& message);
 
   k8s::Client& client_;
   Hypervisor& hypervisor_;

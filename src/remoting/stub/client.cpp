@@ -344,6 +344,7 @@ CUresult Client::exchange(uint32_t fn, std::initializer_list<uint64_t> in, uint6
     // one, which kept everything).
     Move m = std::move(*move_);
     move_.reset();
+    m.address = movedAddressFrom(m.address, address_);
     if (Status moved = resumeAt(m.address, m.resumeId); !moved)
       TF_LOG(Warn, "the session could not move to %s, it stays at %s: %s", m.address.c_str(),
              address_.c_str(), moved.toString().c_str());
