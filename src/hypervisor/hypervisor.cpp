@@ -145,7 +145,7 @@ Status Hypervisor::loadState() {
     for (const auto& d : j["draining"])
       if (d.is_object() && d.value("pid", 0) > 0 && workerAlive(d.value("pid", 0)))
         draining_.push_back({d.value("vgpu", ""), d.value("address", ""), d.value("region", ""), d.value("pid", 0),
-                             d.value("since", int64_t(0))});
+                             d.value("since", int64_t(0)), d.value("link", "")});
   if (j.contains("movedAway") && j["movedAway"].is_object())
     for (const auto& [id, to] : j["movedAway"].items())
       if (to.is_object() && to.value("node", "") != "" && to.value("id", "") != "")
@@ -160,7 +160,7 @@ Status Hypervisor::saveStateLocked() {
   for (const auto& d : draining_) {
     if (!j.contains("draining")) j["draining"] = nlohmann::json::array();
     j["draining"].push_back({{"vgpu", d.vgpu}, {"address", d.address}, {"region", d.regionPath}, {"pid", d.pid},
-                             {"since", d.since}});
+                             {"since", d.since}, {"link", d.link}});
   }
   if (!movedAway_.empty()) {
     j["movedAway"] = nlohmann::json::object();

@@ -173,6 +173,7 @@ private:
     std::string vgpu, address, regionPath;
     int pid = 0;
     int64_t since = 0;  // unix seconds
+    std::string link;   // a name of its socket made for it while it drains (removed with it)
   };
   std::vector<Draining> draining_;  // under mu_
   struct MigrationStats {

@@ -315,7 +315,25 @@ void Hypervisor::pointPodSocketLocked(const Vgpu& v) {
 }
 
 void Hypervisor::keepOldWorkerLocked(const Vgpu& v, const Migration& out) {
-  draining_.push_back({v.id, v.workerAddress, v.regionPath, v.workerPid, static_cast<int64_t>(time(nullptr))});
+  Draining d{v.id, v.workerAddress, v.regionPath, v.workerPid, static_cast<int64_t>(time(nullptr)), ""};
+  // A pod's first worker answers at the name the pod's programs start with, which is about to
+  // name the new worker (pointPodSocketLocked): a name of its own keeps it reachable (its
+  // clients that stayed are asked for through it) until it goes.
+  const std::string prefix = "shm://";
+  if (v.workerAddress == v.request.workerListen && v.workerAddress.rfind(prefix, 0) == 0) {
+    const std::string path = v.workerAddress.substr(prefix.size());
+    const std::string link = path + ".draining-" + std::to_string(v.workerPid);
+    std::error_code ec;
+    fs::remove(link, ec);
+    fs::create_hard_link(path, link, ec);
+    if (ec) {
+      TF_LOG(Error, "hypervisor: keeping a name for the old worker of %s: %s", v.id.c_str(), ec.message().c_str());
+    } else {
+      d.address = prefix + link;
+      d.link = link;
+    }
+  }
+  draining_.push_back(std::move(d));
   MigrationStats& st = migrationStats_[v.id];
   ++st.done;
   st.bytes += out.bytes;
@@ -347,6 +365,10 @@ void Hypervisor::retireDrainedWorkers() {
     if (!empty && time(nullptr) - d.since < kDrainSeconds) continue;
     stopWorker(d.pid);
     removeRegion(d.regionPath);
+    if (!d.link.empty()) {
+      std::error_code ec;
+      fs::remove(d.link, ec);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     std::erase_if(draining_, [&](const Draining& x) { return x.pid == d.pid; });
     (void)saveStateLocked();

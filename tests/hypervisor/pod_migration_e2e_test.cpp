@@ -4,7 +4,8 @@
 // mounted elsewhere (as the webhook mounts it) and the node's directory of pods is hidden. The
 // program moves mid-run and finishes with every byte right; the new worker's socket and region
 // are in the pod's directory, the name the pod's programs start with reaches the new worker,
-// the old worker stops, the move is told (cluster mode patches the pod and posts an Event from
+// a second program that cannot move is served by the old worker to its end, then the old
+// worker stops, the move is told (cluster mode patches the pod and posts an Event from
 // there), and moving the pod's vGPU to another node is refused with the reason.
 #include <gtest/gtest.h>
 
@@ -132,10 +133,20 @@ TEST_F(PodMigration, APodsHardVgpuMovesToAnotherGpuOfItsNode) {
     if (!running) std::this_thread::sleep_for(100ms);
   }
   ASSERT_TRUE(running) << readFile(out);
+  // A second program that cannot move (a graph that allocates memory) stays with the old
+  // worker, which must serve it to its end though the pod's name for its worker has moved on.
+  const fs::path stayedOut = dir_ / "stayed.out";
+  const pid_t stayed = startInPod(podDir, "16 30 200 allocgraph", stayedOut);
+  running = false;
+  for (int i = 0; i < 1200 && !running; ++i) {
+    running = readFile(stayedOut).find("round 1\n") != std::string::npos;
+    if (!running) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(running) << readFile(stayedOut);
 
   auto moved = h_->migrateVgpu(made->id, "1");
   ASSERT_TRUE(moved.isOk()) << moved.status().toString();
-  EXPECT_EQ(moved->clients, 1);
+  EXPECT_EQ(moved->clients, 2);
   EXPECT_EQ(moved->moved, 1) << (moved->failures.empty() ? "" : moved->failures.front());
   EXPECT_EQ(moved->to, devices[1].uuid);
   auto now = h_->vgpu(made->id);
@@ -155,6 +166,9 @@ TEST_F(PodMigration, APodsHardVgpuMovesToAnotherGpuOfItsNode) {
 
   EXPECT_EQ(waitProgram(program), 0) << readFile(out);
   EXPECT_NE(readFile(out).find("OK 64 MiB, 12 rounds"), std::string::npos) << readFile(out);
+  EXPECT_TRUE(workerAlive(oldWorker)) << "the old worker went while a program it serves runs";
+  EXPECT_EQ(waitProgram(stayed), 0) << readFile(stayedOut);
+  EXPECT_NE(readFile(stayedOut).find("OK 16 MiB, 30 rounds"), std::string::npos) << readFile(stayedOut);
   bool stopped = false;
   for (int i = 0; i < 100 && !stopped; ++i) {
     stopped = !workerAlive(oldWorker);
