@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "allocator/expansion.h"
 #include "k8s/api/v1/types.h"
 #include "k8s/api/well_known.h"
 #include "k8s/builtin.h"
@@ -96,7 +97,9 @@ SchedulerService::SchedulerService(k8s::Client& client, k8s::Client& bindClient,
       gpus_(k8s::makeListerWatcher(client, v1::Gpu::kResource)),
       quotas_(k8s::makeListerWatcher(client, v1::GpuResourceQuota::kResource)),
       pools_(k8s::makeListerWatcher(client, v1::GpuPool::kResource)),
-      templates_(k8s::makeListerWatcher(client, v1::SchedulingConfigTemplate::kResource)) {
+      templates_(k8s::makeListerWatcher(client, v1::SchedulingConfigTemplate::kResource)),
+      gpuNodes_(k8s::makeListerWatcher(client, v1::GpuNode::kResource)),
+      events_(events) {
   wireInformers();
 }
 
@@ -133,16 +136,26 @@ void SchedulerService::wireInformers() {
       [this](const nlohmann::json& o) {
         ledger_.removeQuota(str(o, "/metadata/namespace"_json_pointer), str(o, "/metadata/name"_json_pointer));
       }));
-  // A pool's placement mode lives in its SchedulingConfigTemplate: recompute every pool when
-  // either changes (both are few).
+  // A pool's placement mode and VRAM tiers live in its SchedulingConfigTemplate: recompute
+  // every pool when either changes (both are few). An expansion the pool asks for but cannot
+  // have is said once, as a Warning Event on the pool.
   auto pools = [this](const nlohmann::json&) {
     for (const ObjectPtr& p : pools_.store().list()) {
-      allocator::PoolConfig c;
-      c.tflopsOversellRatio = p->value("/spec/capacityConfig/oversubscription/tflopsOversellRatio"_json_pointer, 500);
       const std::string tpl = str(*p, "/spec/schedulingConfigTemplate"_json_pointer);
-      if (ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl)))
-        if (auto m = allocator::parsePlacement(str(*t, "/spec/placement/mode"_json_pointer))) c.placement = *m;
-      ledger_.setPool(str(*p, "/metadata/name"_json_pointer), c);
+      ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl));
+      allocator::PoolReading r = allocator::poolConfigOf(*p, t.get());
+      const std::string name = str(*p, "/metadata/name"_json_pointer);
+      ledger_.setPool(name, r.config);
+      std::string& said = poolWarnings_[name];
+      if (r.warning == said) continue;
+      said = r.warning;
+      if (r.warning.empty()) continue;
+      TF_LOG(Warn, "GPUPool %s: %s", name.c_str(), r.warning.c_str());
+      nlohmann::json about = *p;
+      about["apiVersion"] = v1::GpuPool::kResource.apiVersion();
+      about["kind"] = "GPUPool";
+      if (auto e = events_.event(about, k8s::EventType::Warning, "VramExpansionIgnored", r.warning); !e)
+        TF_LOG(Warn, "event VramExpansionIgnored: %s", e.error().message.c_str());
     }
   };
   pools_.addHandlers(handlers(feedMu_, pools, [this, pools](const nlohmann::json& o) {
@@ -150,6 +163,16 @@ void SchedulerService::wireInformers() {
     pools(o);
   }));
   templates_.addHandlers(handlers(feedMu_, pools, pools));
+  // The nodes' host memory and disk (the node registrar's facts), the base of the expansion.
+  gpuNodes_.addHandlers(handlers(
+      feedMu_,
+      [this](const nlohmann::json& o) {
+        const std::string node = str(o, "/metadata/name"_json_pointer);
+        auto h = allocator::hostFactsOf(o);
+        if (!h) TF_LOG(Warn, "GPUNode %s: %s; its VRAM is not expanded", node.c_str(), h.status().message().c_str());
+        ledger_.setNodeHost(node, h ? *h : allocator::HostFacts{});
+      },
+      [this](const nlohmann::json& o) { ledger_.removeNodeHost(str(o, "/metadata/name"_json_pointer)); }));
 }
 
 ExtenderStats SchedulerService::stats() const {
@@ -180,8 +203,8 @@ void SchedulerService::rebuild() {
 }
 
 bool SchedulerService::start(k8s::StopSignal& stop) {
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->start();
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_})
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_}) inf->start();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_})
     while (!inf->waitForSync(std::chrono::seconds(1)))
       if (stop.stopped()) return false;
   rebuild();
@@ -297,7 +320,7 @@ void SchedulerService::stop() {
   if (statusThread_.joinable()) statusThread_.join();
   if (http_) http_->stop();
   if (httpThread_.joinable()) httpThread_.join();
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->stop();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_}) inf->stop();
 }
 
 bool clearLeaderLabel(k8s::Client& client, const ServiceOptions& options) {

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -88,7 +89,9 @@ private:
   allocator::Allocator ledger_;
   std::unique_ptr<KubeOps> ops_;
   Extender extender_;
-  k8s::Informer pods_, gpus_, quotas_, pools_, templates_;
+  k8s::Informer pods_, gpus_, quotas_, pools_, templates_, gpuNodes_;
+  k8s::EventRecorder& events_;
+  std::map<std::string, std::string> poolWarnings_;  // pool -> the warning last said (once each)
   std::mutex feedMu_;  // handlers vs. rebuild: a handler never runs half-way through a rebuild
   std::unique_ptr<httplib::Server> http_;
   std::thread httpThread_, statusThread_;
