@@ -73,7 +73,7 @@ void Allocator::refreshHotLocked(const GpuState& g) {
   if (!g.home) return;
   const Amount avail = g.available();
   const Amount cap = g.capacity();
-  g.home->hot[g.slot] = {g.key, g.info.index, cap, g.used, g.vramAllowance,
+  g.home->hot[g.slot] = {g.key, g.info.index, cap, g.used, g.vramAllowance, g.tieredQos,
                          gpuScore(Placement::CompactFirst, cap, avail, true),
                          gpuScore(Placement::LowLoadFirst, cap, avail, true)};
 }
@@ -86,11 +86,16 @@ void Allocator::refreshAllowancesLocked(const std::string& node) {
   const auto host = hosts_.find(node);
   for (GpuState* g : n->second.states) {
     int64_t allowance = 0;
+    uint8_t tiered = 0;
     if (auto p = pools_.find(g->info.pool); p != pools_.end() && p->second.expandsVram() && host != hosts_.end())
-      if (auto lent = nodeVramLent(p->second.vramExpansion, host->second))
+      if (auto lent = nodeVramLent(p->second.vramExpansion, host->second)) {
         allowance = gpuVramAllowance(*lent, g->info.capacity.vramBytes, nodeVram);
-    if (allowance == g->vramAllowance) continue;
+        for (size_t q = 0; q < p->second.vramTiers.size(); ++q)
+          if (p->second.vramTiers[q]) tiered |= static_cast<uint8_t>(1u << q);
+      }
+    if (allowance == g->vramAllowance && tiered == g->tieredQos) continue;
     g->vramAllowance = allowance;
+    g->tieredQos = tiered;
     refreshHotLocked(*g);
     dirty_.insert(g->info.name);
   }
@@ -130,8 +135,7 @@ Allocator::Criteria Allocator::criteriaLocked(const Request& r) const {
   c.vendor = lookup(r.vendor);
   c.mode = static_cast<uint8_t>(1u << static_cast<int>(r.isolation));
   c.placement = placementOf(r.pool);
-  if (auto p = pools_.find(r.pool); p != pools_.end())
-    c.expands = r.isolation == Isolation::Hard && p->second.vramTiers[static_cast<int>(r.qos)];
+  if (r.isolation == Isolation::Hard) c.tieredQos = static_cast<uint8_t>(1u << static_cast<int>(r.qos));
   return c;
 }
 
@@ -448,7 +452,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
       else if (c.model != Criteria::kAny && k.model != c.model) st = kModel;
       else if (c.vendor != Criteria::kAny && k.vendor != c.vendor) st = kVendor;
       else if (r.wholeGpu() ? !idle(*here.states[i])
-                            : !(avail - Amount{0, c.expands ? 0 : h.vramAllowance}).covers(r.request.on(h.capacity)))
+                            : !(avail - Amount{0, (h.tieredQos & c.tieredQos) ? 0 : h.vramAllowance}).covers(r.request.on(h.capacity)))
         st = kCapacity;
     }
     ++counts[st];

@@ -155,7 +155,8 @@ private:
     static constexpr uint32_t kAny = 0xffffffff, kNone = 0xfffffffe;
     uint32_t pool = kAny, model = kAny, vendor = kAny;
     uint8_t mode = 0;  // the request's isolation bit
-    bool expands = false;  // may book into the GPUs' VRAM allowance
+    uint8_t tieredQos = 0;  // hard isolation: the request's QoS bit (a GPU whose pool tiers it
+                            // lets it book into its VRAM allowance); 0 otherwise
     Placement placement = Placement::NodeCompactGpuLowLoad;  // its pool's
   };
   struct NodeState;
@@ -165,6 +166,7 @@ private:
     Amount used;            // Σ requests booked
     int64_t limitsMilliTflops = 0;  // Σ limits booked (virtual capacity)
     int64_t vramAllowance = 0;      // its share of its node's VRAM expansion (its pool's)
+    uint8_t tieredQos = 0;          // bit per QoS its pool tiers: those may use the allowance
     std::set<std::string> pods;
     NodeState* home = nullptr;  // its node's entry, and its place there
     size_t slot = 0;
@@ -178,6 +180,7 @@ private:
     int index = -1;
     Amount capacity, used;  // capacity with the VRAM allowance
     int64_t vramAllowance = 0;
+    uint8_t tieredQos = 0;
     // Its share of a node's score as it stands (nothing released), per kind of placement:
     // compacting (CompactFirst, NodeCompactGPULowLoad's node level) and spreading (LowLoadFirst).
     int nodeScoreCompact = 0, nodeScoreSpread = 0;
