@@ -2,6 +2,7 @@
 """Issue 13 end to end on the local cluster: a pod as a user writes it (label and annotations
 only) goes through the admission webhook, the tensor-fusion scheduler (kube-scheduler with our
 extender) and the hypervisor of the node it lands on, and runs in its vGPU."""
+import contextlib
 import json
 import os
 
@@ -99,6 +100,30 @@ spec:
 """
 
 
+@contextlib.contextmanager
+def pool_spec(**fields):
+    """The cluster's pool with `fields` added to its spec (schedulingConfigTemplate, capacityConfig)
+    while the block runs, through the TensorFusionCluster (the pool's spec is the cluster's to write:
+    the controller puts it back); then removed from both again."""
+    ensure_cluster_applied()
+    kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+        [{"op": "add", "path": f"/spec/gpuPools/0/specTemplate/{k}", "value": v} for k, v in fields.items()]))
+
+    def contains(have, want):
+        return all(contains(have.get(k) or {}, v) if isinstance(v, dict) else have.get(k) == v
+                   for k, v in want.items())
+    try:
+        wait_until(60, f"GPUPool {POOL} has {fields}", lambda: contains((get("gpupool", POOL) or {}).get("spec", {}), fields))
+        yield
+    finally:
+        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample sets none of them
+        for k in fields:
+            kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+                [{"op": "remove", "path": f"/spec/gpuPools/0/specTemplate/{k}"}]), check=False)
+            kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
+                [{"op": "remove", "path": f"/spec/{k}"}]), check=False)
+
+
 def case_local_hard_pod():
     """deploy/examples/hard-vgpu-pod.yaml: hard isolation on the pod's own node. Its image has
     no GPU library; the stub reaches the worker the node's hypervisor started for it on a socket
@@ -106,13 +131,6 @@ def case_local_hard_pod():
     the worker and removes the directory. Its pool's SchedulingConfigTemplate asks for VRAM
     tiers (autoFreeze, every QoS): the hypervisor gives its vGPU those TTLs and says so."""
     kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
-    ensure_cluster_applied()
-    # The pool's spec is the TensorFusionCluster's to write (the controller puts it back).
-    kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
-        [{"op": "add", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate", "value": "e2e-vram-tiers"}]))
-    wait_until(60, f"GPUPool {POOL} uses the template", lambda: json.loads(
-        kubectl("get", "gpupool", POOL, "-o", "json", check=False).stdout or "{}").get("spec", {}).get(
-        "schedulingConfigTemplate") == "e2e-vram-tiers")
 
     def check(pod, logs):
         events = pod_events(pod["metadata"]["name"])
@@ -128,13 +146,96 @@ def case_local_hard_pod():
         expect(any(r == "VgpuReady" for r, _ in pod_events(pod["metadata"]["name"])),
                "the hypervisor said the vGPU is ready")
     try:
-        run_and_delete("hard-vgpu-demo", HARD, check)
+        with pool_spec(schedulingConfigTemplate="e2e-vram-tiers"):
+            run_and_delete("hard-vgpu-demo", HARD, check)
     finally:
-        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample names no template
-        kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate"}]), check=False)
-        kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/schedulingConfigTemplate"}]), check=False)
+        kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
+
+
+def tier_pod(name, vram, program=None):
+    """A hard-isolated pod of QoS low on the first H100 of tf-gpu-0 asking for `vram` bytes (request
+    and limit); `program`: the bytes tier_program holds (it waits for its turns in /tmp/rounds),
+    else it only sleeps."""
+    gi = f"{vram // 2**20}Mi"
+    command = ["/bin/sh", "-c", f"mkdir -p /tmp/rounds && tier_program {program} /tmp/rounds {name} 2 sparse"] \
+        if program else ["/bin/sh", "-c", "sleep 3600"]
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": DEMO_NS, "labels": {"tensor-fusion.ai/enabled": "true"},
+                     "annotations": {"tensor-fusion.ai/isolation": "hard", "tensor-fusion.ai/qos": "low",
+                                     "tensor-fusion.ai/vram-request": gi, "tensor-fusion.ai/vram-limit": gi,
+                                     "tensor-fusion.ai/compute-percent-limit": "20",
+                                     "tensor-fusion.ai/gpu-model": "H100", "tensor-fusion.ai/gpu-indices": "0"}},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "app", "image": "localhost/tensor-fusion-samples-cpu:dev", "imagePullPolicy": "Never",
+             "command": command}]}})
+
+
+def fail(message):
+    raise Failure(message)
+
+
+def in_pod(name, *command):
+    return kubectl("exec", "-n", DEMO_NS, name, "--", *command, check=False).returncode == 0
+
+
+def case_vram_expansion():
+    """Issue 15: a pool that expands VRAM to host memory (vramExpandToHostMem) and tiers its
+    vGPUs. Its H100 gets its share of the node's lent host memory (half of the node's, two
+    GPUs); two hard pods whose VRAM adds up past the GPU's 80 GiB are scheduled on it and both
+    run, each holding most of its limit (sparse: a page every 256 MiB), used in turns: the
+    hypervisor freezes the idle one for the other. A third pod past the expanded capacity stays
+    Pending, its FailedScheduling naming VRAM."""
+    kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
+    kubectl("create", "namespace", DEMO_NS, check=False)
+    node = "tf-gpu-0"
+    percent = 50
+    names = ("expand-a", "expand-b", "expand-c")
+    try:
+        with pool_spec(schedulingConfigTemplate="e2e-vram-tiers",
+                       capacityConfig={"oversubscription": {"vramExpandToHostMem": percent, "vramExpandToHostDisk": 0}}):
+            gpus = sorted(gpus_of(node), key=lambda g: g["status"].get("index", 0))
+            memory = int(quantity(gpus[0]["status"]["capacity"]["vram"]))
+            node_vram = sum(int(quantity(g["status"]["capacity"]["vram"])) for g in gpus)
+            ram = int(quantity(get("gpunode", node)["status"]["nodeInfo"]["ramSize"]))
+            lent = ram * percent // 100 // 2**20 * 2**20  # whole MiB, as src/allocator/expansion.h
+            allowance = lent * memory // node_vram
+            each = (memory + allowance) // 2 // 2**20 * 2**20  # two of these fit, and add past the memory
+            held = each - 256 * 2**20
+            print(f"-- H100 {memory / 2**30:.1f} GiB + {allowance / 2**30:.2f} GiB of the node's lent "
+                  f"{lent / 2**30:.2f} GiB: two pods of {each / 2**30:.2f} GiB, each holding {held / 2**30:.2f} GiB")
+            expect(2 * held > memory, "the two programs' memory adds up past the GPU's")
+            for n in names[:2]:
+                kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
+                kubectl("apply", "-f", "-", input=tier_pod(n, each, program=str(held)))
+            for n in names[:2]:
+                wait_until(180, f"{n} running", lambda n=n: pod_phase(n, DEMO_NS) == "Running")
+                wait_until(60, f"{n} allocated", lambda n=n: f"{n}: {held} bytes at" in pod_logs(n, DEMO_NS))
+            ids = {get("pod", n, ns=DEMO_NS)["metadata"]["annotations"]["tensor-fusion.ai/gpu-ids"] for n in names[:2]}
+            expect(ids == {gpus[0]["metadata"]["name"]}, f"both on {gpus[0]['metadata']['name']}: {ids}")
+            # A third past what is left of the expanded capacity: refused, VRAM named.
+            third = memory + allowance - 2 * each + 2**30
+            kubectl("apply", "-f", "-", input=tier_pod(names[2], third))
+            refusal = wait_until(120, f"{names[2]} refused", lambda: [
+                m for r, m in pod_events(names[2]) if r == "FailedScheduling" and "VRAM" in m])
+            print(f"-- {names[2]} ({third / 2**30:.2f} GiB): {refusal[0]}")
+            expect(pod_phase(names[2], DEMO_NS) == "Pending", f"{names[2]} stays Pending")
+            # The two in turns: each round needs the other's memory off the device.
+            for rnd in (1, 2):
+                for n in names[:2]:
+                    expect(in_pod(n, "touch", f"/tmp/rounds/{n}.go{rnd}"), f"{n} told to run round {rnd}")
+                    wait_until(120, f"{n} round {rnd}",
+                               lambda n=n: in_pod(n, "test", "-e", f"/tmp/rounds/{n}.done{rnd}") or
+                               (pod_phase(n, DEMO_NS) != "Running" and fail(f"{n} ended: {pod_logs(n, DEMO_NS)}")))
+            for n in names[:2]:
+                phase = wait_until(60, f"{n} finished", lambda n=n: pod_phase(n, DEMO_NS) in ("Succeeded", "Failed")
+                                   and pod_phase(n, DEMO_NS))
+                logs = pod_logs(n, DEMO_NS)
+                print(logs)
+                expect(phase == "Succeeded" and f"{n}: all rounds correct" in logs, f"{n} failed: {logs}")
+    finally:
+        for n in names:
+            kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=false", check=False)
         kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
 
 
