@@ -5,6 +5,8 @@ extender) and the hypervisor of the node it lands on, and runs in its vGPU."""
 import contextlib
 import json
 import os
+import shutil
+import urllib.request
 
 from e2e import *  # noqa: F401,F403
 from e2e_node import expect_share, expect_vgpu_probe, pod_logs, pod_phase  # noqa: F401
@@ -152,13 +154,15 @@ def case_local_hard_pod():
         kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
 
 
+ROUNDS = "/tmp/tf-e2e-rounds"  # the pods' turns, on this host (their nodes' kubelets run here)
+
+
 def tier_pod(name, vram, program=None):
     """A hard-isolated pod of QoS low on the first H100 of tf-gpu-0 asking for `vram` bytes (request
-    and limit); `program`: the bytes tier_program holds (it waits for its turns in /tmp/rounds),
-    else it only sleeps."""
+    and limit); `program`: the bytes tier_program holds (it waits for its turns in ROUNDS, mounted
+    at /tmp/rounds), else it only sleeps."""
     gi = f"{vram // 2**20}Mi"
-    command = ["/bin/sh", "-c", f"mkdir -p /tmp/rounds && tier_program {program} /tmp/rounds {name} 2 sparse"] \
-        if program else ["/bin/sh", "-c", "sleep 3600"]
+    command = ["tier_program", program, "/tmp/rounds", name, "2", "sparse"] if program else ["sleep", "3600"]
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": DEMO_NS, "labels": {"tensor-fusion.ai/enabled": "true"},
@@ -168,15 +172,22 @@ def tier_pod(name, vram, program=None):
                                      "tensor-fusion.ai/gpu-model": "H100", "tensor-fusion.ai/gpu-indices": "0"}},
         "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
             {"name": "app", "image": "localhost/tensor-fusion-samples-cpu:dev", "imagePullPolicy": "Never",
-             "command": command}]}})
+             "command": command, "volumeMounts": [{"name": "rounds", "mountPath": "/tmp/rounds"}]}],
+            "volumes": [{"name": "rounds", "hostPath": {"path": ROUNDS, "type": "DirectoryOrCreate"}}]}})
 
 
 def fail(message):
     raise Failure(message)
 
 
-def in_pod(name, *command):
-    return kubectl("exec", "-n", DEMO_NS, name, "--", *command, check=False).returncode == 0
+def vgpu_freezes(node, pod):
+    """How many times the hypervisor of `node` froze the vGPU of `pod` (its API's tiers)."""
+    hv = [p for p in get("pods", selector="app.kubernetes.io/name=tensor-fusion-hypervisor", ns=NS)["items"]
+          if p["spec"].get("nodeName") == node]
+    expect(hv and hv[0]["status"].get("podIP"), f"the hypervisor pod of {node} and its IP: {hv}")
+    vgpu = "pod-" + pod["metadata"]["uid"].replace("-", "")
+    with urllib.request.urlopen(f"http://{hv[0]['status']['podIP']}:8000/api/v1/vgpus/{vgpu}", timeout=5) as r:
+        return json.load(r)["usage"]["tiers"]["freezes"]
 
 
 def case_vram_expansion():
@@ -194,10 +205,12 @@ def case_vram_expansion():
     try:
         with pool_spec(schedulingConfigTemplate="e2e-vram-tiers",
                        capacityConfig={"oversubscription": {"vramExpandToHostMem": percent, "vramExpandToHostDisk": 0}}):
-            gpus = sorted(gpus_of(node), key=lambda g: g["status"].get("index", 0))
+            gpus = sorted(wait_until(120, f"{node}'s two H100s Running", lambda: node_gpus_ok(node, "H100", 2)),
+                          key=lambda g: g["status"].get("index", 0))
             memory = int(quantity(gpus[0]["status"]["capacity"]["vram"]))
             node_vram = sum(int(quantity(g["status"]["capacity"]["vram"])) for g in gpus)
-            ram = int(quantity(get("gpunode", node)["status"]["nodeInfo"]["ramSize"]))
+            ram = int(quantity(wait_until(60, f"{node}'s host memory published", lambda: (get("gpunode", node) or {})
+                                          .get("status", {}).get("nodeInfo", {}).get("ramSize"))))
             lent = ram * percent // 100 // 2**20 * 2**20  # whole MiB, as src/allocator/expansion.h
             allowance = lent * memory // node_vram
             each = (memory + allowance) // 2 // 2**20 * 2**20  # two of these fit, and add past the memory
@@ -205,8 +218,11 @@ def case_vram_expansion():
             print(f"-- H100 {memory / 2**30:.1f} GiB + {allowance / 2**30:.2f} GiB of the node's lent "
                   f"{lent / 2**30:.2f} GiB: two pods of {each / 2**30:.2f} GiB, each holding {held / 2**30:.2f} GiB")
             expect(2 * held > memory, "the two programs' memory adds up past the GPU's")
-            for n in names[:2]:
+            shutil.rmtree(ROUNDS, ignore_errors=True)
+            os.makedirs(ROUNDS)
+            for n in names:
                 kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
+            for n in names[:2]:
                 kubectl("apply", "-f", "-", input=tier_pod(n, each, program=str(held)))
             for n in names[:2]:
                 wait_until(180, f"{n} running", lambda n=n: pod_phase(n, DEMO_NS) == "Running")
@@ -220,13 +236,18 @@ def case_vram_expansion():
                 m for r, m in pod_events(names[2]) if r == "FailedScheduling" and "VRAM" in m])
             print(f"-- {names[2]} ({third / 2**30:.2f} GiB): {refusal[0]}")
             expect(pod_phase(names[2], DEMO_NS) == "Pending", f"{names[2]} stays Pending")
-            # The two in turns: each round needs the other's memory off the device.
+            # The two in turns: each turn needs the other's memory off the device (after a's and
+            # b's first turns, each was frozen at least once).
             for rnd in (1, 2):
                 for n in names[:2]:
-                    expect(in_pod(n, "touch", f"/tmp/rounds/{n}.go{rnd}"), f"{n} told to run round {rnd}")
+                    open(os.path.join(ROUNDS, f"{n}.go{rnd}"), "w").close()
                     wait_until(120, f"{n} round {rnd}",
-                               lambda n=n: in_pod(n, "test", "-e", f"/tmp/rounds/{n}.done{rnd}") or
+                               lambda n=n: os.path.exists(os.path.join(ROUNDS, f"{n}.done{rnd}")) or
                                (pod_phase(n, DEMO_NS) != "Running" and fail(f"{n} ended: {pod_logs(n, DEMO_NS)}")))
+                if rnd == 1:  # both wait for their last round: their vGPUs are there
+                    freezes = {m: vgpu_freezes(node, get("pod", m, ns=DEMO_NS)) for m in names[:2]}
+                    print(f"-- freezes after the first turns: {freezes}")
+                    expect(min(freezes.values()) >= 1, f"the hypervisor froze the idle one for each turn: {freezes}")
             for n in names[:2]:
                 phase = wait_until(60, f"{n} finished", lambda n=n: pod_phase(n, DEMO_NS) in ("Succeeded", "Failed")
                                    and pod_phase(n, DEMO_NS))
@@ -237,6 +258,7 @@ def case_vram_expansion():
         for n in names:
             kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=false", check=False)
         kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
+        shutil.rmtree(ROUNDS, ignore_errors=True)
 
 
 def case_local_multi_gpu_pod():
