@@ -196,13 +196,22 @@ def case_vram_expansion():
     GPUs); two hard pods whose VRAM adds up past the GPU's 80 GiB are scheduled on it and both
     run, each holding most of its limit (sparse: a page every 256 MiB), used in turns: the
     hypervisor freezes the idle one for the other. A third pod past the expanded capacity stays
-    Pending, its FailedScheduling naming VRAM."""
+    Pending, its FailedScheduling naming VRAM. The same expansion without tiers is not applied,
+    and a Warning Event on the pool says why."""
     kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
     kubectl("create", "namespace", DEMO_NS, check=False)
     node = "tf-gpu-0"
     percent = 50
     names = ("expand-a", "expand-b", "expand-c")
     try:
+        # Without tiers the expansion would let pods run out of device memory: not applied, said.
+        with pool_spec(capacityConfig={"oversubscription": {"vramExpandToHostMem": percent}}):
+            said = wait_until(30, "a Warning Event on the pool", lambda: [
+                e["message"] for e in get("events", all_namespaces=True)["items"]
+                if e["involvedObject"].get("name") == POOL and e["reason"] == "VramExpansionIgnored"
+                and e["type"] == "Warning"])
+            print(f"-- {POOL}: {said[-1]}")
+            expect("tiers no QoS" in said[-1], f"the Event says why: {said}")
         with pool_spec(schedulingConfigTemplate="e2e-vram-tiers",
                        capacityConfig={"oversubscription": {"vramExpandToHostMem": percent, "vramExpandToHostDisk": 0}}):
             gpus = sorted(wait_until(120, f"{node}'s two H100s Running", lambda: node_gpus_ok(node, "H100", 2)),
