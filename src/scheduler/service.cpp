@@ -141,21 +141,9 @@ void SchedulerService::wireInformers() {
   // have is said once, as a Warning Event on the pool.
   auto pools = [this](const nlohmann::json&) {
     for (const ObjectPtr& p : pools_.store().list()) {
-      const std::string tpl = str(*p, "/spec/schedulingConfigTemplate"_json_pointer);
-      ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl));
-      allocator::PoolReading r = allocator::poolConfigOf(*p, t.get());
-      const std::string name = str(*p, "/metadata/name"_json_pointer);
-      ledger_.setPool(name, r.config);
-      std::string& said = poolWarnings_[name];
-      if (r.warning == said) continue;
-      said = r.warning;
-      if (r.warning.empty()) continue;
-      TF_LOG(Warn, "GPUPool %s: %s", name.c_str(), r.warning.c_str());
-      nlohmann::json about = *p;
-      about["apiVersion"] = v1::GpuPool::kResource.apiVersion();
-      about["kind"] = "GPUPool";
-      if (auto e = events_.event(about, k8s::EventType::Warning, "VramExpansionIgnored", r.warning); !e)
-        TF_LOG(Warn, "event VramExpansionIgnored: %s", e.error().message.c_str());
+      allocator::PoolReading r = poolReading(*p);
+      ledger_.setPool(str(*p, "/metadata/name"_json_pointer), r.config);
+      expansionIgnored(*p, v1::GpuPool::kResource.apiVersion(), "GPUPool", r.warning);
     }
   };
   pools_.addHandlers(handlers(feedMu_, pools, [this, pools](const nlohmann::json& o) {
@@ -169,10 +157,37 @@ void SchedulerService::wireInformers() {
       [this](const nlohmann::json& o) {
         const std::string node = str(o, "/metadata/name"_json_pointer);
         auto h = allocator::hostFactsOf(o);
-        if (!h) TF_LOG(Warn, "GPUNode %s: %s; its VRAM is not expanded", node.c_str(), h.status().message().c_str());
         ledger_.setNodeHost(node, h ? *h : allocator::HostFacts{});
+        // Said when its pool expands VRAM (with tiers) and the node's facts do not allow it.
+        std::string why = h ? "" : h.status().message();
+        const std::string pool = str(o, nlohmann::json::json_pointer("/metadata/labels/tensor-fusion.ai~1managed-by"));
+        if (ObjectPtr p = h && !pool.empty() ? pools_.store().get(k8s::objectKey("", pool)) : nullptr)
+          if (allocator::PoolConfig c = poolReading(*p).config; c.expandsVram())
+            if (auto lent = allocator::nodeVramLent(c.vramExpansion, *h); !lent) why = lent.status().message();
+        expansionIgnored(o, v1::GpuNode::kResource.apiVersion(), "GPUNode", why);
       },
       [this](const nlohmann::json& o) { ledger_.removeNodeHost(str(o, "/metadata/name"_json_pointer)); }));
+}
+
+allocator::PoolReading SchedulerService::poolReading(const nlohmann::json& pool) const {
+  const std::string tpl = str(pool, "/spec/schedulingConfigTemplate"_json_pointer);
+  ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl));
+  return allocator::poolConfigOf(pool, t.get());
+}
+
+void SchedulerService::expansionIgnored(const nlohmann::json& o, const std::string& apiVersion, const char* kind,
+                                        const std::string& why) {
+  const std::string name = str(o, "/metadata/name"_json_pointer);
+  std::string& said = expansionWarnings_[std::string(kind) + "/" + name];
+  if (why == said) return;
+  said = why;
+  if (why.empty()) return;
+  TF_LOG(Warn, "%s %s: %s", kind, name.c_str(), why.c_str());
+  nlohmann::json about = o;
+  about["apiVersion"] = apiVersion;
+  about["kind"] = kind;
+  if (auto e = events_.event(about, k8s::EventType::Warning, "VramExpansionIgnored", why); !e)
+    TF_LOG(Warn, "event VramExpansionIgnored: %s", e.error().message.c_str());
 }
 
 ExtenderStats SchedulerService::stats() const {

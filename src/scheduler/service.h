@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "allocator/allocator.h"
+#include "allocator/expansion.h"
 #include "k8s/client.h"
 #include "k8s/events.h"
 #include "k8s/informer.h"
@@ -83,6 +84,11 @@ private:
   void writeStatuses();
   void setLeaderLabel(bool on);
   void retryPendingPods();
+  // A pool's PoolConfig from its object and its template (the informers' caches).
+  allocator::PoolReading poolReading(const nlohmann::json& pool) const;
+  // Warning Event VramExpansionIgnored on a pool or GPUNode, once per message ("" clears it).
+  void expansionIgnored(const nlohmann::json& o, const std::string& apiVersion, const char* kind,
+                        const std::string& why);
 
   k8s::Client& client_;
   ServiceOptions options_;
@@ -91,7 +97,7 @@ private:
   Extender extender_;
   k8s::Informer pods_, gpus_, quotas_, pools_, templates_, gpuNodes_;
   k8s::EventRecorder& events_;
-  std::map<std::string, std::string> poolWarnings_;  // pool -> the warning last said (once each)
+  std::map<std::string, std::string> expansionWarnings_;  // kind/name -> the warning last said (once each)
   std::mutex feedMu_;  // handlers vs. rebuild: a handler never runs half-way through a rebuild
   std::unique_ptr<httplib::Server> http_;
   std::thread httpThread_, statusThread_;
