@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A CUDA application image for trying TensorFusion on the local cluster: example programs built
-# by nvcc with the static cudart (examples/, and the limiter's compute_load), unmodified. On a
+# by nvcc with the static cudart (examples/, the limiter's compute_load and the VRAM tiers'
+# tier_program), unmodified. On a
 # real GPU node the CUDA driver comes from the node (NVIDIA's container toolkit); the nodes of
 # scripts/cluster.sh have soft GPUs, whose driver (libcuda.so.1, libnvidia-ml.so.1 and what
 # they load) this image carries in /opt/softgpu/lib for that role: a pod sets
@@ -14,7 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 out=$1 build=${2:-$ROOT/build/default} variant=${3:-}
 args=(--busybox --env PATH=/opt/samples/bin:/bin:/usr/bin)
-for f in "$build"/examples/saxpy "$build"/examples/vgpu_probe "$build"/tests/limiter/compute_load; do
+for f in "$build"/examples/saxpy "$build"/examples/vgpu_probe "$build"/tests/limiter/compute_load \
+         "$build"/tests/hypervisor/tier_program; do
   [ -x "$f" ] || { echo "images: no $f; build first" >&2; exit 1; }
   args+=(--file "$f:/opt/samples/bin/$(basename "$f")")
 done

@@ -33,8 +33,9 @@ std::string quotaName(const Quota& q) { return "GPUResourceQuota " + q.ns + "/" 
 
 // ------------------------------------------------------------------------------ inputs
 
-Amount Allocator::bookingFor(const Request& r, const Gpu& gpu) {
-  return r.wholeGpu() ? gpu.capacity : r.request.on(gpu.capacity);
+Amount Allocator::bookingFor(const Request& r, const GpuState& gpu) {
+  // A whole GPU takes its allowance too: nobody else books into it.
+  return r.wholeGpu() ? gpu.capacity() : r.request.on(gpu.info.capacity);
 }
 
 Allocator::Usage Allocator::usageOf(const Request& r) {
@@ -71,9 +72,33 @@ void Allocator::indexGpuLocked(GpuState& g, bool add) {
 void Allocator::refreshHotLocked(const GpuState& g) {
   if (!g.home) return;
   const Amount avail = g.available();
-  g.home->hot[g.slot] = {g.key, g.info.index, g.info.capacity, g.used,
-                         gpuScore(Placement::CompactFirst, g.info.capacity, avail, true),
-                         gpuScore(Placement::LowLoadFirst, g.info.capacity, avail, true)};
+  const Amount cap = g.capacity();
+  g.home->hot[g.slot] = {g.key, g.info.index, cap, g.used, g.vramAllowance, g.tieredQos,
+                         gpuScore(Placement::CompactFirst, cap, avail, true),
+                         gpuScore(Placement::LowLoadFirst, cap, avail, true)};
+}
+
+void Allocator::refreshAllowancesLocked(const std::string& node) {
+  auto n = nodes_.find(node);
+  if (n == nodes_.end()) return;
+  int64_t nodeVram = 0;
+  for (const GpuState* g : n->second.states) nodeVram += g->info.capacity.vramBytes;
+  const auto host = hosts_.find(node);
+  for (GpuState* g : n->second.states) {
+    int64_t allowance = 0;
+    uint8_t tiered = 0;
+    if (auto p = pools_.find(g->info.pool); p != pools_.end() && p->second.expandsVram() && host != hosts_.end())
+      if (auto lent = nodeVramLent(p->second.vramExpansion, host->second)) {
+        allowance = gpuVramAllowance(*lent, g->info.capacity.vramBytes, nodeVram);
+        for (size_t q = 0; q < p->second.vramTiers.size(); ++q)
+          if (p->second.vramTiers[q]) tiered |= static_cast<uint8_t>(1u << q);
+      }
+    if (allowance == g->vramAllowance && tiered == g->tieredQos) continue;
+    g->vramAllowance = allowance;
+    g->tieredQos = tiered;
+    refreshHotLocked(*g);
+    dirty_.insert(g->info.name);
+  }
 }
 
 uint32_t Allocator::internLocked(const std::string& s) {
@@ -110,6 +135,7 @@ Allocator::Criteria Allocator::criteriaLocked(const Request& r) const {
   c.vendor = lookup(r.vendor);
   c.mode = static_cast<uint8_t>(1u << static_cast<int>(r.isolation));
   c.placement = placementOf(r.pool);
+  if (r.isolation == Isolation::Hard) c.tieredQos = static_cast<uint8_t>(1u << static_cast<int>(r.qos));
   return c;
 }
 
@@ -119,12 +145,16 @@ void Allocator::upsertGpu(const Gpu& gpu) {
   GpuState& g = it->second;
   if (!inserted && g.info == gpu) return;
   ++generation_;
+  const std::string oldNode = inserted ? std::string() : g.info.node;
   if (!inserted && g.info.node != gpu.node) indexGpuLocked(g, false);
   const bool reindex = inserted || g.info.node != gpu.node;
   g.info = gpu;
   keyGpuLocked(g);
   if (reindex) indexGpuLocked(g, true);
   refreshHotLocked(g);
+  // The node's VRAM is split among its GPUs: a GPU coming or going changes every share.
+  if (!oldNode.empty() && oldNode != gpu.node) refreshAllowancesLocked(oldNode);
+  refreshAllowancesLocked(gpu.node);
   if (inserted) {
     // Allocations recorded before the GPU was known (pods listed first): charge them now.
     // Their amounts were unknown for whole-GPU and percentage requests: compute them now.
@@ -133,7 +163,7 @@ void Allocator::upsertGpu(const Gpu& gpu) {
         Allocation& a = allocations_.at(uid);
         for (auto& b : a.bookings)
           if (b.gpu == gpu.name) {
-            b.amount = bookingFor(a.request, gpu);
+            b.amount = bookingFor(a.request, g);
             g.used += b.amount;
             g.limitsMilliTflops += a.request.limit.on(gpu.capacity).milliTflops;
             g.pods.insert(uid);
@@ -151,7 +181,9 @@ void Allocator::removeGpu(const std::string& name) {
   auto it = gpus_.find(name);
   if (it == gpus_.end()) return;
   ++generation_;
+  const std::string node = it->second.info.node;
   indexGpuLocked(it->second, false);
+  refreshAllowancesLocked(node);
   // Its bookings stay (the pods' record); charged again if it comes back.
   for (const auto& uid : it->second.pods) {
     pending_[name].insert(uid);
@@ -166,11 +198,26 @@ void Allocator::setPool(const std::string& pool, const PoolConfig& config) {
   std::lock_guard lock(mu_);
   ++generation_;
   pools_[pool] = config;
+  for (const auto& [node, state] : nodes_) refreshAllowancesLocked(node);
 }
 void Allocator::removePool(const std::string& pool) {
   std::lock_guard lock(mu_);
   ++generation_;
   pools_.erase(pool);
+  for (const auto& [node, state] : nodes_) refreshAllowancesLocked(node);
+}
+void Allocator::setNodeHost(const std::string& node, const HostFacts& host) {
+  std::lock_guard lock(mu_);
+  if (auto it = hosts_.find(node); it != hosts_.end() && it->second == host) return;
+  ++generation_;
+  hosts_[node] = host;
+  refreshAllowancesLocked(node);
+}
+void Allocator::removeNodeHost(const std::string& node) {
+  std::lock_guard lock(mu_);
+  if (!hosts_.erase(node)) return;
+  ++generation_;
+  refreshAllowancesLocked(node);
 }
 void Allocator::setQuota(const Quota& quota) {
   std::lock_guard lock(mu_);
@@ -256,6 +303,7 @@ void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>
     indexGpuLocked(g, true);
     dirty_.insert(gpu.name);
   }
+  for (const auto& [node, state] : nodes_) refreshAllowancesLocked(node);
   for (const Request& r : pods) {
     if (r.gpuIds.empty() || r.uid.empty()) continue;
     Allocation a;
@@ -264,7 +312,7 @@ void Allocator::rebuild(const std::vector<Gpu>& gpus, const std::vector<Request>
     for (const auto& id : r.gpuIds) {
       auto g = gpus_.find(id);
       if (g != gpus_.end() && a.node.empty()) a.node = g->second.info.node;
-      a.bookings.push_back({id, g == gpus_.end() ? r.request.on({}) : bookingFor(r, g->second.info)});
+      a.bookings.push_back({id, g == gpus_.end() ? r.request.on({}) : bookingFor(r, g->second)});
     }
     book(std::move(a));
   }
@@ -294,7 +342,7 @@ void Allocator::observe(const Request& pod, const std::string& node) {
   for (const auto& id : pod.gpuIds) {
     auto g = gpus_.find(id);
     if (g != gpus_.end()) a.node = g->second.info.node;
-    a.bookings.push_back({id, g == gpus_.end() ? pod.request.on({}) : bookingFor(pod, g->second.info)});
+    a.bookings.push_back({id, g == gpus_.end() ? pod.request.on({}) : bookingFor(pod, g->second)});
   }
   book(std::move(a));
 }
@@ -409,7 +457,9 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
         st = kIndex;
       else if (c.model != Criteria::kAny && k.model != c.model) st = kModel;
       else if (c.vendor != Criteria::kAny && k.vendor != c.vendor) st = kVendor;
-      else if (r.wholeGpu() ? !idle(*here.states[i]) : !avail.covers(r.request.on(h.capacity))) st = kCapacity;
+      else if (r.wholeGpu() ? !idle(*here.states[i])
+                            : !(avail - Amount{0, (h.tieredQos & c.tieredQos) ? 0 : h.vramAllowance}).covers(r.request.on(h.capacity)))
+        st = kCapacity;
     }
     ++counts[st];
     if (st == kPassed && wantSurvivors) e.survivors.push_back(here.states[i]);
@@ -519,7 +569,7 @@ Result<std::vector<std::string>> Allocator::bookOnNodeLocked(const Request& r, c
   if (!e.fits) return resourceExhausted("node " + node + ": " + e.reason);
   const Placement mode = placementOf(r.pool);
   std::vector<std::pair<int, GpuState*>> ranked;
-  for (GpuState* g : e.survivors) ranked.push_back({gpuScore(mode, g->info.capacity, g->available(), false), g});
+  for (GpuState* g : e.survivors) ranked.push_back({gpuScore(mode, g->capacity(), g->available(), false), g});
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : a.second->info.name < b.second->info.name;
   });
@@ -530,7 +580,7 @@ Result<std::vector<std::string>> Allocator::bookOnNodeLocked(const Request& r, c
   std::vector<std::string> ids;
   for (int i = 0; i < r.count; ++i) {
     const Gpu& gpu = ranked[i].second->info;
-    a.bookings.push_back({gpu.name, bookingFor(r, gpu)});
+    a.bookings.push_back({gpu.name, bookingFor(r, *ranked[i].second)});
     ids.push_back(gpu.name);
   }
   a.request.gpuIds = ids;
@@ -694,6 +744,12 @@ std::optional<Amount> Allocator::available(const std::string& gpu) const {
   return it->second.available();
 }
 
+int64_t Allocator::vramAllowance(const std::string& gpu) const {
+  std::lock_guard lock(mu_);
+  auto it = gpus_.find(gpu);
+  return it == gpus_.end() ? 0 : it->second.vramAllowance;
+}
+
 std::optional<Gpu> Allocator::gpu(const std::string& name) const {
   std::lock_guard lock(mu_);
   auto it = gpus_.find(name);
@@ -714,7 +770,9 @@ std::optional<nlohmann::json> Allocator::gpuStatus(const std::string& gpu) const
   auto it = gpus_.find(gpu);
   if (it == gpus_.end()) return std::nullopt;
   const GpuState& g = it->second;
-  Amount avail = g.available();
+  // The device's own memory, as TensorFusion shows it: the expansion is the GPUNode's and
+  // GPUPool's virtualVRAM (a tiered pod booked into the allowance leaves 0 here).
+  Amount avail = g.info.capacity - g.used;
   avail.milliTflops = std::max<int64_t>(avail.milliTflops, 0);
   avail.vramBytes = std::max<int64_t>(avail.vramBytes, 0);
   // runningApps: one entry per workload (a pod without one stands for itself).
@@ -748,6 +806,7 @@ nlohmann::json Allocator::dump() const {
                   {"pool", g.info.pool},
                   {"capacity", resourceJson(g.info.capacity)},
                   {"available", resourceJson(g.available())},
+                  {"vramAllowance", api::Quantity::fromInt(g.vramAllowance, api::Quantity::Format::BinarySI).toString()},
                   {"virtualAvailableTflops",
                    api::Quantity::fromMilli(g.info.capacity.milliTflops * ratio / 100 - g.limitsMilliTflops).toString()},
                   {"pods", g.pods}};

@@ -11,6 +11,8 @@
 //
 // Available = capacity - Σ per-GPU requests (TensorFusion's admission rule; limits count only
 // toward the pool's virtual capacity, capacity × tflopsOversellRatio / 100, shown in dump()).
+// A GPU's VRAM capacity counts its share of its node's expansion (expansion.h) when its pool
+// expands VRAM and tiers some QoS; only hard-isolated pods of a tiered QoS may book into it.
 // Filters (§4.4): pool, phase Running (and used by TensorFusion), gpu-indices, isolation mode,
 // gpu-model, vendor, a whole idle GPU for shared/dedicated, requests per GPU, gpu-count GPUs on
 // one node, at most kMaxWorkersPerNode workers per node. Model and vendor come before capacity
@@ -30,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "allocator/expansion.h"
 #include "allocator/types.h"
 #include "common/status.h"
 
@@ -80,6 +83,9 @@ public:
   void removeGpu(const std::string& name);
   void setPool(const std::string& pool, const PoolConfig& config);
   void removePool(const std::string& pool);
+  // A node's host memory and disk (its GPUNode's nodeInfo), the base of its pool's expansion.
+  void setNodeHost(const std::string& node, const HostFacts& host);
+  void removeNodeHost(const std::string& node);
   void setQuota(const Quota& quota);
   void removeQuota(const std::string& ns, const std::string& name);
   // Replaces GPUs and allocations: every pod with gpu-ids is booked as committed (the cluster's
@@ -126,6 +132,8 @@ public:
   // ---- views
   std::optional<Allocation> allocation(const std::string& uid) const;
   std::optional<Amount> available(const std::string& gpu) const;
+  // VRAM a GPU may book past its memory (its share of its node's expansion); 0 when none.
+  int64_t vramAllowance(const std::string& gpu) const;
   std::optional<Gpu> gpu(const std::string& name) const;
   // GPUs whose bookings changed since the last call.
   std::vector<std::string> takeDirty();
@@ -149,6 +157,8 @@ private:
     static constexpr uint32_t kAny = 0xffffffff, kNone = 0xfffffffe;
     uint32_t pool = kAny, model = kAny, vendor = kAny;
     uint8_t mode = 0;  // the request's isolation bit
+    uint8_t tieredQos = 0;  // hard isolation: the request's QoS bit (a GPU whose pool tiers it
+                            // lets it book into its VRAM allowance); 0 otherwise
     Placement placement = Placement::NodeCompactGpuLowLoad;  // its pool's
   };
   struct NodeState;
@@ -157,17 +167,22 @@ private:
     GpuKey key;
     Amount used;            // Σ requests booked
     int64_t limitsMilliTflops = 0;  // Σ limits booked (virtual capacity)
+    int64_t vramAllowance = 0;      // its share of its node's VRAM expansion (its pool's)
+    uint8_t tieredQos = 0;          // bit per QoS its pool tiers: those may use the allowance
     std::set<std::string> pods;
     NodeState* home = nullptr;  // its node's entry, and its place there
     size_t slot = 0;
-    Amount available() const { return info.capacity - used; }
+    Amount capacity() const { return info.capacity + Amount{0, vramAllowance}; }
+    Amount available() const { return capacity() - used; }
   };
   // What a decision reads of each GPU, kept beside its node's other GPUs: a decision walks
   // contiguous memory instead of one scattered GpuState per GPU.
   struct HotGpu {
     GpuKey key;
     int index = -1;
-    Amount capacity, used;
+    Amount capacity, used;  // capacity with the VRAM allowance
+    int64_t vramAllowance = 0;
+    uint8_t tieredQos = 0;
     // Its share of a node's score as it stands (nothing released), per kind of placement:
     // compacting (CompactFirst, NodeCompactGPULowLoad's node level) and spreading (LowLoadFirst).
     int nodeScoreCompact = 0, nodeScoreSpread = 0;
@@ -205,6 +220,8 @@ private:
   uint32_t internLocked(const std::string& s);
   void keyGpuLocked(GpuState& g);
   void refreshHotLocked(const GpuState& g);
+  // Each GPU's VRAM allowance on `node` from its pool and the node's host facts.
+  void refreshAllowancesLocked(const std::string& node);
   Status checkQuotaLocked(const Request& r) const;
   Placement placementOf(const std::string& pool) const;
   void book(Allocation a);
@@ -215,7 +232,7 @@ private:
   void unbook(const std::string& uid);
   void indexGpuLocked(GpuState& g, bool add);
   static Usage usageOf(const Request& r);
-  static Amount bookingFor(const Request& r, const Gpu& gpu);
+  static Amount bookingFor(const Request& r, const GpuState& gpu);
 
   mutable std::mutex mu_;
   std::condition_variable gangCv_;
@@ -226,6 +243,7 @@ private:
   std::unordered_map<std::string, Usage> nsUsage_;
   std::map<std::pair<std::string, std::string>, Quota> quotas_;  // (ns, name)
   std::unordered_map<std::string, PoolConfig> pools_;
+  std::unordered_map<std::string, HostFacts> hosts_;  // by node
   std::unordered_map<std::string, Gang> gangs_;
   std::unordered_set<std::string> dirty_;
   uint64_t generation_ = 0;

@@ -6,6 +6,7 @@
 //   tf::Result<Gpu> g = gpuFromObject(gpuJson);
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -110,10 +111,27 @@ struct Quota {
 };
 Result<Quota> quotaFromObject(const nlohmann::json& quota);
 
-// Per pool: the placement mode (its SchedulingConfigTemplate) and the TFLOPS oversell ratio.
+// A pool's VRAM expansion: percent of a node's host memory and data disk lent to its GPUs
+// (GPUPool capacityConfig.oversubscription; TensorFusion's defaults). See expansion.h.
+struct VramExpansion {
+  int toHostMemPercent = 50;
+  int toHostDiskPercent = 70;
+  bool operator==(const VramExpansion&) const = default;
+};
+
+// Per pool: the placement mode and VRAM tiers (its SchedulingConfigTemplate), the TFLOPS
+// oversell ratio and the VRAM expansion.
 struct PoolConfig {
   Placement placement = Placement::NodeCompactGpuLowLoad;
   int tflopsOversellRatio = 100;  // percent; virtual capacity only, admission uses requests
+  VramExpansion vramExpansion;
+  // The QoS levels (low..critical) whose vGPUs are tiered (autoFreeze): their hard-isolated
+  // pods may book VRAM up to each GPU's memory plus its share of the node's expansion.
+  std::array<bool, 4> vramTiers{};
+  bool expandsVram() const {
+    return (vramExpansion.toHostMemPercent > 0 || vramExpansion.toHostDiskPercent > 0) &&
+           (vramTiers[0] || vramTiers[1] || vramTiers[2] || vramTiers[3]);
+  }
 };
 
 }  // namespace tf::allocator

@@ -1,5 +1,7 @@
 #include "controller/capacity.h"
 
+#include "allocator/expansion.h"
+
 namespace tf::controller {
 
 Oversubscription ratiosOf(const k8s::api::v1::GpuPoolSpec* spec) {
@@ -23,15 +25,18 @@ Quantity virtualTflops(const Quantity& tflops, const Oversubscription& r) {
   return percentOf(tflops, r.tflopsOversellRatio);
 }
 
-// Host memory and disk lent to VRAM count in whole MiB (VRAM's unit in TensorFusion), so the
-// figure reads "373456Mi", not a count of milli-bytes.
+// Host memory and disk lent to VRAM: the allocator's rule, which the scheduler and the
+// hypervisor use too (whole MiB of each, so the figure reads "373456Mi"). A fact the node has
+// not published lends nothing here (the virtual figure is informational, as TensorFusion's);
+// the scheduler expands no GPU of such a node.
 Quantity virtualVram(const Quantity& vram, const std::optional<Quantity>& ramSize,
                      const std::optional<Quantity>& diskSize, const Oversubscription& r) {
-  constexpr int64_t kMiB = 1 << 20;
-  int64_t lentMiB = 0;
-  if (ramSize) lentMiB += percentOf(*ramSize, r.vramExpandToHostMem).value() / kMiB;
-  if (diskSize) lentMiB += percentOf(*diskSize, r.vramExpandToHostDisk).value() / kMiB;
-  return vram + Quantity::fromInt(lentMiB * kMiB, Quantity::Format::BinarySI);
+  const allocator::VramExpansion e{ramSize ? r.vramExpandToHostMem : 0, diskSize ? r.vramExpandToHostDisk : 0};
+  allocator::HostFacts host;
+  if (ramSize) host.ramBytes = ramSize->value();
+  if (diskSize) host.diskBytes = diskSize->value();
+  auto lent = allocator::nodeVramLent(e, host);
+  return vram + Quantity::fromInt(lent ? *lent : 0, Quantity::Format::BinarySI);
 }
 
 void Totals::addGpu(const k8s::api::v1::GpuStatus& gpu) {

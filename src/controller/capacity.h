@@ -8,6 +8,7 @@
 
 #include <optional>
 
+#include "allocator/types.h"
 #include "k8s/api/quantity.h"
 #include "k8s/api/v1/types.h"
 
@@ -17,8 +18,8 @@ using k8s::api::Quantity;
 
 struct Oversubscription {
   int tflopsOversellRatio = 500;  // percent
-  int vramExpandToHostMem = 50;   // percent of host memory
-  int vramExpandToHostDisk = 70;  // percent of host disk
+  int vramExpandToHostMem = allocator::VramExpansion{}.toHostMemPercent;    // percent of host memory
+  int vramExpandToHostDisk = allocator::VramExpansion{}.toHostDiskPercent;  // percent of host disk
 };
 Oversubscription ratiosOf(const k8s::api::v1::GpuPoolSpec* spec);
 

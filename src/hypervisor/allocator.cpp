@@ -63,7 +63,13 @@ Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<G
           if (v.request.isolation == Isolation::Soft) softVramUsed += v.request.vramRequest;
           computeUsed += g.requestBp;
         }
-    const double vramCap = static_cast<double>(d.memoryTotal) * (1.0 + o.vramExpandToHost);
+    // What the device can give: its memory and the pool's allowance (a cluster pod's), or the
+    // hypervisor's own expansion.
+    uint64_t allowance = 0;
+    if (r.vramAllowance)
+      if (auto it = r.vramAllowance->find(d.uuid); it != r.vramAllowance->end()) allowance = it->second;
+    const double vramCap = r.vramAllowance ? static_cast<double>(d.memoryTotal + allowance)
+                                           : static_cast<double>(d.memoryTotal) * (1.0 + o.vramExpandToHost);
     const double computeCap = 10000.0 * o.tflopsOversell;
     const double vramFree = vramCap - static_cast<double>(vramUsed);
     const double computeFree = computeCap - static_cast<double>(computeUsed);
@@ -83,8 +89,13 @@ Result<std::vector<DeviceGrant>> place(const VgpuRequest& r, const std::vector<G
       reasons += "\n  " + d.uuid + " (" + d.name + "): " + why;
       continue;
     }
-    if (r.vramLimit > d.memoryTotal * (1.0 + o.vramExpandToHost)) {
-      reasons += "\n  " + d.uuid + ": VRAM limit is more than the device can give";
+    if (static_cast<double>(r.vramLimit) > vramCap) {
+      reasons += "\n  " + d.uuid + ": VRAM limit " + units::formatBytes(r.vramLimit) + " is more than the device can give (" +
+                 units::formatBytes(static_cast<uint64_t>(vramCap)) + ": " + units::formatBytes(d.memoryTotal) +
+                 " of memory" +
+                 (r.vramAllowance ? " and " + units::formatBytes(allowance) + " from its pool's VRAM expansion"
+                                  : o.vramExpandToHost > 0 ? " with --vram-expand" : std::string()) +
+                 ")";
       continue;
     }
     if (!r.scheduled && shares->first > computeFree) {

@@ -2,46 +2,21 @@
 
 #include <algorithm>
 
-#include "common/units.h"
+#include "allocator/expansion.h"
 
 namespace tf::hypervisor {
 
+// The template's reading is the allocator's, which the scheduler shares (a pool's expansion is
+// used only for the QoS levels it tiers). Its QoS levels are in the same order as ours.
 Status applySchedulingConfig(const nlohmann::json& config, TierPolicy* policy) {
-  const nlohmann::json* afr = &config;
-  if (config.contains("hypervisor")) afr = &config["hypervisor"];
-  if (afr->contains("autoFreezeAndResume")) afr = &(*afr)["autoFreezeAndResume"];
-  if (!afr->is_object()) return invalidArgument("autoFreezeAndResume: not an object");
-  if (!afr->contains("autoFreeze")) return Status::ok();
-  const auto& list = (*afr)["autoFreeze"];
-  if (!list.is_array()) return invalidArgument("autoFreezeAndResume.autoFreeze: not a list");
-  for (size_t i = 0; i < list.size(); ++i) {
-    const auto& e = list[i];
-    const std::string where = "autoFreeze[" + std::to_string(i) + "]";
-    if (!e.is_object()) return invalidArgument(where + ": not an object");
-    std::vector<Qos> levels = {Qos::Low, Qos::Medium, Qos::High, Qos::Critical};
-    if (e.contains("qos")) {
-      if (!e["qos"].is_string()) return invalidArgument(where + ".qos: not a string");
-      auto q = parseQos(e["qos"].get<std::string>());
-      if (!q) return q.status().withContext(where + ".qos");
-      levels = {*q};
-    }
-    if (e.contains("enable") && !e["enable"].is_boolean()) return invalidArgument(where + ".enable: not a boolean");
-    const bool enable = e.value("enable", true);
-    uint64_t mem = 0, disk = 0;
-    for (auto [field, out] : {std::pair{"freezeToMemTTL", &mem}, std::pair{"freezeToDiskTTL", &disk}}) {
-      if (!e.contains(field)) continue;
-      if (!e[field].is_string()) return invalidArgument(where + "." + field + ": not a string");
-      auto ms = units::parseDurationMs(e[field].get<std::string>());
-      if (!ms) return ms.status().withContext(where + "." + field);
-      *out = *ms;
-    }
-    if (disk && mem && disk < mem) return invalidArgument(where + ": freezeToDiskTTL is shorter than freezeToMemTTL");
-    for (Qos q : levels) {
-      policy->freezeToMemMs[static_cast<int>(q)] = enable ? mem : 0;
-      policy->freezeToDiskMs[static_cast<int>(q)] = enable ? disk : 0;
-    }
-    if (enable) policy->enabled = true;
+  auto a = allocator::autoFreezeOf(config);
+  if (!a) return a.status();
+  for (size_t q = 0; q < a->named.size(); ++q) {
+    if (!a->named[q]) continue;
+    policy->freezeToMemMs[q] = a->toMemMs[q];
+    policy->freezeToDiskMs[q] = a->toDiskMs[q];
   }
+  if (a->enabled) policy->enabled = true;
   return Status::ok();
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,10 @@ struct VgpuRequest {
   bool scheduled = false;
   // In-process callers only (kept in the record): tiers asked for by the vGPU's pool.
   VgpuTiers tiers;
+  // In-process callers only, not kept: VRAM each device (by UUID; absent: 0) may give this vGPU
+  // past its memory, its share of its pool's expansion (src/allocator/expansion.h). Set, it
+  // replaces the hypervisor's own --vram-expand for this vGPU.
+  std::optional<std::map<std::string, uint64_t>> vramAllowance;
   // In-process callers only, not kept: a vGPU moving here from another node keeps its clients'
   // token, and its worker takes that node's Adopt with `migrationToken`.
   std::string workerToken, migrationToken;

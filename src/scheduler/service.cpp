@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "allocator/expansion.h"
 #include "k8s/api/v1/types.h"
 #include "k8s/api/well_known.h"
 #include "k8s/builtin.h"
@@ -96,7 +97,9 @@ SchedulerService::SchedulerService(k8s::Client& client, k8s::Client& bindClient,
       gpus_(k8s::makeListerWatcher(client, v1::Gpu::kResource)),
       quotas_(k8s::makeListerWatcher(client, v1::GpuResourceQuota::kResource)),
       pools_(k8s::makeListerWatcher(client, v1::GpuPool::kResource)),
-      templates_(k8s::makeListerWatcher(client, v1::SchedulingConfigTemplate::kResource)) {
+      templates_(k8s::makeListerWatcher(client, v1::SchedulingConfigTemplate::kResource)),
+      gpuNodes_(k8s::makeListerWatcher(client, v1::GpuNode::kResource)),
+      events_(events) {
   wireInformers();
 }
 
@@ -133,16 +136,14 @@ void SchedulerService::wireInformers() {
       [this](const nlohmann::json& o) {
         ledger_.removeQuota(str(o, "/metadata/namespace"_json_pointer), str(o, "/metadata/name"_json_pointer));
       }));
-  // A pool's placement mode lives in its SchedulingConfigTemplate: recompute every pool when
-  // either changes (both are few).
+  // A pool's placement mode and VRAM tiers live in its SchedulingConfigTemplate: recompute
+  // every pool when either changes (both are few). An expansion the pool asks for but cannot
+  // have is said once, as a Warning Event on the pool.
   auto pools = [this](const nlohmann::json&) {
     for (const ObjectPtr& p : pools_.store().list()) {
-      allocator::PoolConfig c;
-      c.tflopsOversellRatio = p->value("/spec/capacityConfig/oversubscription/tflopsOversellRatio"_json_pointer, 500);
-      const std::string tpl = str(*p, "/spec/schedulingConfigTemplate"_json_pointer);
-      if (ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl)))
-        if (auto m = allocator::parsePlacement(str(*t, "/spec/placement/mode"_json_pointer))) c.placement = *m;
-      ledger_.setPool(str(*p, "/metadata/name"_json_pointer), c);
+      allocator::PoolReading r = poolReading(*p);
+      ledger_.setPool(str(*p, "/metadata/name"_json_pointer), r.config);
+      expansionIgnored(*p, v1::GpuPool::kResource.apiVersion(), "GPUPool", r.warning);
     }
   };
   pools_.addHandlers(handlers(feedMu_, pools, [this, pools](const nlohmann::json& o) {
@@ -150,6 +151,43 @@ void SchedulerService::wireInformers() {
     pools(o);
   }));
   templates_.addHandlers(handlers(feedMu_, pools, pools));
+  // The nodes' host memory and disk (the node registrar's facts), the base of the expansion.
+  gpuNodes_.addHandlers(handlers(
+      feedMu_,
+      [this](const nlohmann::json& o) {
+        const std::string node = str(o, "/metadata/name"_json_pointer);
+        auto h = allocator::hostFactsOf(o);
+        ledger_.setNodeHost(node, h ? *h : allocator::HostFacts{});
+        // Said when its pool expands VRAM (with tiers) and the node's facts do not allow it.
+        std::string why = h ? "" : h.status().message();
+        const std::string pool = str(o, nlohmann::json::json_pointer("/metadata/labels/tensor-fusion.ai~1managed-by"));
+        if (ObjectPtr p = h && !pool.empty() ? pools_.store().get(k8s::objectKey("", pool)) : nullptr)
+          if (allocator::PoolConfig c = poolReading(*p).config; c.expandsVram())
+            if (auto lent = allocator::nodeVramLent(c.vramExpansion, *h); !lent) why = lent.status().message();
+        expansionIgnored(o, v1::GpuNode::kResource.apiVersion(), "GPUNode", why);
+      },
+      [this](const nlohmann::json& o) { ledger_.removeNodeHost(str(o, "/metadata/name"_json_pointer)); }));
+}
+
+allocator::PoolReading SchedulerService::poolReading(const nlohmann::json& pool) const {
+  const std::string tpl = str(pool, "/spec/schedulingConfigTemplate"_json_pointer);
+  ObjectPtr t = tpl.empty() ? nullptr : templates_.store().get(k8s::objectKey("", tpl));
+  return allocator::poolConfigOf(pool, t.get());
+}
+
+void SchedulerService::expansionIgnored(const nlohmann::json& o, const std::string& apiVersion, const char* kind,
+                                        const std::string& why) {
+  const std::string name = str(o, "/metadata/name"_json_pointer);
+  std::string& said = expansionWarnings_[std::string(kind) + "/" + name];
+  if (why == said) return;
+  said = why;
+  if (why.empty()) return;
+  TF_LOG(Warn, "%s %s: %s", kind, name.c_str(), why.c_str());
+  nlohmann::json about = o;
+  about["apiVersion"] = apiVersion;
+  about["kind"] = kind;
+  if (auto e = events_.event(about, k8s::EventType::Warning, "VramExpansionIgnored", why); !e)
+    TF_LOG(Warn, "event VramExpansionIgnored: %s", e.error().message.c_str());
 }
 
 ExtenderStats SchedulerService::stats() const {
@@ -180,8 +218,8 @@ void SchedulerService::rebuild() {
 }
 
 bool SchedulerService::start(k8s::StopSignal& stop) {
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->start();
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_})
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_}) inf->start();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_})
     while (!inf->waitForSync(std::chrono::seconds(1)))
       if (stop.stopped()) return false;
   rebuild();
@@ -297,7 +335,7 @@ void SchedulerService::stop() {
   if (statusThread_.joinable()) statusThread_.join();
   if (http_) http_->stop();
   if (httpThread_.joinable()) httpThread_.join();
-  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_}) inf->stop();
+  for (k8s::Informer* inf : {&pods_, &gpus_, &quotas_, &pools_, &templates_, &gpuNodes_}) inf->stop();
 }
 
 bool clearLeaderLabel(k8s::Client& client, const ServiceOptions& options) {

@@ -16,12 +16,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "allocator/allocator.h"
+#include "allocator/expansion.h"
 #include "k8s/client.h"
 #include "k8s/events.h"
 #include "k8s/informer.h"
@@ -82,13 +84,20 @@ private:
   void writeStatuses();
   void setLeaderLabel(bool on);
   void retryPendingPods();
+  // A pool's PoolConfig from its object and its template (the informers' caches).
+  allocator::PoolReading poolReading(const nlohmann::json& pool) const;
+  // Warning Event VramExpansionIgnored on a pool or GPUNode, once per message ("" clears it).
+  void expansionIgnored(const nlohmann::json& o, const std::string& apiVersion, const char* kind,
+                        const std::string& why);
 
   k8s::Client& client_;
   ServiceOptions options_;
   allocator::Allocator ledger_;
   std::unique_ptr<KubeOps> ops_;
   Extender extender_;
-  k8s::Informer pods_, gpus_, quotas_, pools_, templates_;
+  k8s::Informer pods_, gpus_, quotas_, pools_, templates_, gpuNodes_;
+  k8s::EventRecorder& events_;
+  std::map<std::string, std::string> expansionWarnings_;  // kind/name -> the warning last said (once each)
   std::mutex feedMu_;  // handlers vs. rebuild: a handler never runs half-way through a rebuild
   std::unique_ptr<httplib::Server> http_;
   std::thread httpThread_, statusThread_;

@@ -2,8 +2,10 @@
 """Issue 13 end to end on the local cluster: a pod as a user writes it (label and annotations
 only) goes through the admission webhook, the tensor-fusion scheduler (kube-scheduler with our
 extender) and the hypervisor of the node it lands on, and runs in its vGPU."""
+import contextlib
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 
@@ -101,24 +103,37 @@ spec:
 """
 
 
+@contextlib.contextmanager
+def pool_spec(**fields):
+    """The cluster's pool with `fields` added to its spec (schedulingConfigTemplate, capacityConfig)
+    while the block runs, through the TensorFusionCluster (the pool's spec is the cluster's to write:
+    the controller puts it back); then removed from both again."""
+    ensure_cluster_applied()
+    kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+        [{"op": "add", "path": f"/spec/gpuPools/0/specTemplate/{k}", "value": v} for k, v in fields.items()]))
+
+    def contains(have, want):
+        return all(contains(have.get(k) or {}, v) if isinstance(v, dict) else have.get(k) == v
+                   for k, v in want.items())
+    try:
+        wait_until(60, f"GPUPool {POOL} has {fields}", lambda: contains((get("gpupool", POOL) or {}).get("spec", {}), fields))
+        yield
+    finally:
+        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample sets none of them
+        for k in fields:
+            kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
+                [{"op": "remove", "path": f"/spec/gpuPools/0/specTemplate/{k}"}]), check=False)
+            kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
+                [{"op": "remove", "path": f"/spec/{k}"}]), check=False)
+
+
 def with_tiered_pool(run):
     """Runs `run()` while the sample pool's SchedulingConfigTemplate asks for VRAM tiers."""
     kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
-    ensure_cluster_applied()
-    # The pool's spec is the TensorFusionCluster's to write (the controller puts it back).
-    kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
-        [{"op": "add", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate", "value": "e2e-vram-tiers"}]))
-    wait_until(60, f"GPUPool {POOL} uses the template", lambda: json.loads(
-        kubectl("get", "gpupool", POOL, "-o", "json", check=False).stdout or "{}").get("spec", {}).get(
-        "schedulingConfigTemplate") == "e2e-vram-tiers")
     try:
-        run()
+        with pool_spec(schedulingConfigTemplate="e2e-vram-tiers"):
+            run()
     finally:
-        kubectl("apply", "-f", SAMPLE_CLUSTER)  # the sample names no template
-        kubectl("patch", "tensorfusioncluster", CLUSTER, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/gpuPools/0/specTemplate/schedulingConfigTemplate"}]), check=False)
-        kubectl("patch", "gpupool", POOL, "--type=json", "-p", json.dumps(
-            [{"op": "remove", "path": "/spec/schedulingConfigTemplate"}]), check=False)
         kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
 
 
@@ -235,6 +250,122 @@ def case_local_hard_pod_moves():
         pod_dir = f"/run/tensor-fusion/pods/{DEMO_NS}/{uid}"
         wait_until(60, f"the pod's directory {pod_dir} removed", lambda: not os.path.exists(pod_dir))
     with_tiered_pool(run)
+
+
+ROUNDS = "/tmp/tf-e2e-rounds"  # the pods' turns, on this host (their nodes' kubelets run here)
+
+
+def tier_pod(name, vram, program=None):
+    """A hard-isolated pod of QoS low on the first H100 of tf-gpu-0 asking for `vram` bytes (request
+    and limit); `program`: the bytes tier_program holds (it waits for its turns in ROUNDS, mounted
+    at /tmp/rounds), else it only sleeps."""
+    gi = f"{vram // 2**20}Mi"
+    command = ["tier_program", program, "/tmp/rounds", name, "2", "sparse"] if program else ["sleep", "3600"]
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": DEMO_NS, "labels": {"tensor-fusion.ai/enabled": "true"},
+                     "annotations": {"tensor-fusion.ai/isolation": "hard", "tensor-fusion.ai/qos": "low",
+                                     "tensor-fusion.ai/vram-request": gi, "tensor-fusion.ai/vram-limit": gi,
+                                     "tensor-fusion.ai/compute-percent-limit": "20",
+                                     "tensor-fusion.ai/gpu-model": "H100", "tensor-fusion.ai/gpu-indices": "0"}},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "app", "image": "localhost/tensor-fusion-samples-cpu:dev", "imagePullPolicy": "Never",
+             "command": command, "volumeMounts": [{"name": "rounds", "mountPath": "/tmp/rounds"}]}],
+            "volumes": [{"name": "rounds", "hostPath": {"path": ROUNDS, "type": "DirectoryOrCreate"}}]}})
+
+
+def fail(message):
+    raise Failure(message)
+
+
+def vgpu_freezes(node, pod):
+    """How many times the hypervisor of `node` froze the vGPU of `pod` (its API's tiers)."""
+    hv = [p for p in get("pods", selector="app.kubernetes.io/name=tensor-fusion-hypervisor", ns=NS)["items"]
+          if p["spec"].get("nodeName") == node]
+    expect(hv and hv[0]["status"].get("podIP"), f"the hypervisor pod of {node} and its IP: {hv}")
+    vgpu = "pod-" + pod["metadata"]["uid"].replace("-", "")
+    with urllib.request.urlopen(f"http://{hv[0]['status']['podIP']}:8000/api/v1/vgpus/{vgpu}", timeout=5) as r:
+        return json.load(r)["usage"]["tiers"]["freezes"]
+
+
+def case_vram_expansion():
+    """Issue 15: a pool that expands VRAM to host memory (vramExpandToHostMem) and tiers its
+    vGPUs. Its H100 gets its share of the node's lent host memory (half of the node's, two
+    GPUs); two hard pods whose VRAM adds up past the GPU's 80 GiB are scheduled on it and both
+    run, each holding most of its limit (sparse: a page every 256 MiB), used in turns: the
+    hypervisor freezes the idle one for the other. A third pod past the expanded capacity stays
+    Pending, its FailedScheduling naming VRAM. The same expansion without tiers is not applied,
+    and a Warning Event on the pool says why."""
+    kubectl("apply", "-f", "-", input=TIERS_TEMPLATE)
+    kubectl("create", "namespace", DEMO_NS, check=False)
+    node = "tf-gpu-0"
+    percent = 50
+    names = ("expand-a", "expand-b", "expand-c")
+    try:
+        # Without tiers the expansion would let pods run out of device memory: not applied, said.
+        with pool_spec(capacityConfig={"oversubscription": {"vramExpandToHostMem": percent}}):
+            said = wait_until(30, "a Warning Event on the pool", lambda: [
+                e["message"] for e in get("events", all_namespaces=True)["items"]
+                if e["involvedObject"].get("name") == POOL and e["reason"] == "VramExpansionIgnored"
+                and e["type"] == "Warning"])
+            print(f"-- {POOL}: {said[-1]}")
+            expect("tiers no QoS" in said[-1], f"the Event says why: {said}")
+        with pool_spec(schedulingConfigTemplate="e2e-vram-tiers",
+                       capacityConfig={"oversubscription": {"vramExpandToHostMem": percent, "vramExpandToHostDisk": 0}}):
+            gpus = sorted(wait_until(120, f"{node}'s two H100s Running", lambda: node_gpus_ok(node, "H100", 2)),
+                          key=lambda g: g["status"].get("index", 0))
+            memory = int(quantity(gpus[0]["status"]["capacity"]["vram"]))
+            node_vram = sum(int(quantity(g["status"]["capacity"]["vram"])) for g in gpus)
+            ram = int(quantity(wait_until(60, f"{node}'s host memory published", lambda: (get("gpunode", node) or {})
+                                          .get("status", {}).get("nodeInfo", {}).get("ramSize"))))
+            lent = ram * percent // 100 // 2**20 * 2**20  # whole MiB, as src/allocator/expansion.h
+            allowance = lent * memory // node_vram
+            each = (memory + allowance) // 2 // 2**20 * 2**20  # two of these fit, and add past the memory
+            held = each - 256 * 2**20
+            print(f"-- H100 {memory / 2**30:.1f} GiB + {allowance / 2**30:.2f} GiB of the node's lent "
+                  f"{lent / 2**30:.2f} GiB: two pods of {each / 2**30:.2f} GiB, each holding {held / 2**30:.2f} GiB")
+            expect(2 * held > memory, "the two programs' memory adds up past the GPU's")
+            shutil.rmtree(ROUNDS, ignore_errors=True)
+            os.makedirs(ROUNDS)
+            for n in names:
+                kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=true", "--timeout=30s", check=False)
+            for n in names[:2]:
+                kubectl("apply", "-f", "-", input=tier_pod(n, each, program=str(held)))
+            for n in names[:2]:
+                wait_until(180, f"{n} running", lambda n=n: pod_phase(n, DEMO_NS) == "Running")
+                wait_until(60, f"{n} allocated", lambda n=n: f"{n}: {held} bytes at" in pod_logs(n, DEMO_NS))
+            ids = {get("pod", n, ns=DEMO_NS)["metadata"]["annotations"]["tensor-fusion.ai/gpu-ids"] for n in names[:2]}
+            expect(ids == {gpus[0]["metadata"]["name"]}, f"both on {gpus[0]['metadata']['name']}: {ids}")
+            # A third past what is left of the expanded capacity: refused, VRAM named.
+            third = memory + allowance - 2 * each + 2**30
+            kubectl("apply", "-f", "-", input=tier_pod(names[2], third))
+            refusal = wait_until(120, f"{names[2]} refused", lambda: [
+                m for r, m in pod_events(names[2]) if r == "FailedScheduling" and "VRAM" in m])
+            print(f"-- {names[2]} ({third / 2**30:.2f} GiB): {refusal[0]}")
+            expect(pod_phase(names[2], DEMO_NS) == "Pending", f"{names[2]} stays Pending")
+            # The two in turns: each turn needs the other's memory off the device (after a's and
+            # b's first turns, each was frozen at least once).
+            for rnd in (1, 2):
+                for n in names[:2]:
+                    open(os.path.join(ROUNDS, f"{n}.go{rnd}"), "w").close()
+                    wait_until(120, f"{n} round {rnd}",
+                               lambda n=n: os.path.exists(os.path.join(ROUNDS, f"{n}.done{rnd}")) or
+                               (pod_phase(n, DEMO_NS) != "Running" and fail(f"{n} ended: {pod_logs(n, DEMO_NS)}")))
+                if rnd == 1:  # both wait for their last round: their vGPUs are there
+                    freezes = {m: vgpu_freezes(node, get("pod", m, ns=DEMO_NS)) for m in names[:2]}
+                    print(f"-- freezes after the first turns: {freezes}")
+                    expect(min(freezes.values()) >= 1, f"the hypervisor froze the idle one for each turn: {freezes}")
+            for n in names[:2]:
+                phase = wait_until(60, f"{n} finished", lambda n=n: pod_phase(n, DEMO_NS) in ("Succeeded", "Failed")
+                                   and pod_phase(n, DEMO_NS))
+                logs = pod_logs(n, DEMO_NS)
+                print(logs)
+                expect(phase == "Succeeded" and f"{n}: all rounds correct" in logs, f"{n} failed: {logs}")
+    finally:
+        for n in names:
+            kubectl("delete", "pod", n, "-n", DEMO_NS, "--wait=false", check=False)
+        kubectl("delete", "schedulingconfigtemplate", "e2e-vram-tiers", "--ignore-not-found", check=False)
+        shutil.rmtree(ROUNDS, ignore_errors=True)
 
 
 def case_local_multi_gpu_pod():

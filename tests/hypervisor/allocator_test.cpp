@@ -128,6 +128,34 @@ TEST(AllocatorTest, ScheduledRequestsSkipCapacityButNotTheDevicesBounds) {
   EXPECT_FALSE(place(r, devs, existing, {}));
 }
 
+// A cluster pod's vGPU: its pool's allowance per device replaces the hypervisor's --vram-expand.
+TEST(AllocatorTest, APodsPoolAllowanceDecidesHowFarPastItsMemoryADeviceGoes) {
+  std::vector<GpuDevice> devs = {device(0, "A", 16 * GiB, 65), device(1, "B", 16 * GiB, 65)};
+  const Oversubscription standalone{1.0, 1.0};  // the node's own flag would allow 32 GiB
+  VgpuRequest r = request(8 * GiB, 10);
+  r.isolation = Isolation::Hard;
+  r.scheduled = true;
+  r.devices = {"A"};
+  r.vramLimit = 20 * GiB;
+  EXPECT_TRUE(place(r, devs, {}, standalone));
+  r.vramAllowance = std::map<std::string, uint64_t>{};  // the pool gives none (not tiered)
+  auto none = place(r, devs, {}, standalone);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.status().message().find("VRAM limit 20 GiB is more than the device can give (16 GiB: 16 GiB of "
+                                         "memory and 0 B from its pool's VRAM expansion)"),
+            std::string::npos)
+      << none.status().message();
+  (*r.vramAllowance)["A"] = 4 * GiB;
+  auto fits = place(r, devs, {}, standalone);
+  ASSERT_TRUE(fits) << fits.status().toString();
+  EXPECT_EQ(fits->front().deviceUuid, "A");
+  r.vramLimit = 20 * GiB + 1;
+  EXPECT_FALSE(place(r, devs, {}, standalone));
+  r.devices = {"B"};  // B's share was not given: its memory only
+  r.vramLimit = 17 * GiB;
+  EXPECT_FALSE(place(r, devs, {}, standalone));
+}
+
 TEST(AllocatorTest, TflopsAreConvertedWithTheRatingAndPinningIsHonoured) {
   std::vector<GpuDevice> devs = {device(0, "A", 80 * GiB, 989.4), device(1, "B", 24 * GiB, 0)};
   VgpuRequest r = request(GiB, 0);

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "allocator/expansion.h"
 #include "allocator/fixtures.h"
 #include "scheduler/extender.h"
 
@@ -103,6 +104,38 @@ TEST_F(ExtenderTest, FilterPrioritizeBindRecordsGpuIds) {
   Reply pq = ext.prioritize(args(q, {"n1"}));
   // n1: tu = 60, vu = 2.5 → round(1.75 + 18) = 20 → 2 of 10.
   EXPECT_EQ(pq.json()[0]["Score"], 2);
+}
+
+// A pool that expands VRAM with tiers (as the service reads GPUPools, templates and GPUNodes):
+// two hard pods of a tiered QoS whose VRAM adds past the GPU's 40 GiB are both bound on it, a
+// third past the expanded 56 GiB is refused naming VRAM, and the score counts the allowance.
+TEST_F(ExtenderTest, APoolsVramExpansionLetsTieredHardPodsPastTheGpusMemory) {
+  allocator::Gpu g = gpu("g1", "n1", 100, 40);
+  g.isolationModes = {"hard"};
+  ledger.upsertGpu(g);
+  const nlohmann::json pool = {{"metadata", {{"name", "pool-a"}}},
+                               {"spec", {{"capacityConfig", {{"oversubscription", {{"vramExpandToHostMem", 50},
+                                                                                   {"vramExpandToHostDisk", 0}}}}}}}};
+  const nlohmann::json tpl = {{"spec", {{"hypervisor", {{"autoFreezeAndResume", {{"autoFreeze", {{{"qos", "low"},
+                                                                                              {"freezeToMemTTL", "30s"}}}}}}}}}}};
+  ledger.setPool("pool-a", allocator::poolConfigOf(pool, &tpl).config);
+  ledger.setNodeHost("n1", *allocator::hostFactsOf({{"status", {{"nodeInfo", {{"ramSize", "32Gi"}}}}}}));
+  const Ann hard = {{"isolation", "hard"}, {"qos", "low"}, {"vram-request", "25Gi"}, {"tflops-request", "1"}};
+  const int idle = ext.prioritize(args(make("probe", hard), {"n1"})).json()[0]["Score"];
+  for (const char* name : {"a", "b"}) {
+    auto p = make(name, hard);
+    ASSERT_EQ(ext.filter(args(p, {"n1"})).json()["NodeNames"], nlohmann::json({"n1"})) << name;
+    ASSERT_EQ(ext.bind(binding(p, "n1")).json()["Error"], "") << name;
+  }
+  EXPECT_EQ(ops.bound, (std::vector<std::string>{"default/a@n1", "default/b@n1"}));
+  Ann small = hard;
+  small["vram-request"] = "7Gi";
+  Reply f = ext.filter(args(make("c", small), {"n1"}));
+  EXPECT_EQ(f.json()["FailedNodes"]["n1"], "insufficient GPU capacity: the pod requests 1 TFLOPS, 7Gi VRAM per GPU");
+  small["vram-request"] = "6Gi";
+  EXPECT_EQ(ext.filter(args(make("d", small), {"n1"})).json()["NodeNames"], nlohmann::json({"n1"}));
+  // Compact placement: 50 GiB of 56 booked scores higher than nothing booked.
+  EXPECT_GT(ext.prioritize(args(make("e", small), {"n1"})).json()[0]["Score"].get<int>(), idle);
 }
 
 TEST_F(ExtenderTest, PrioritizeReusesFilterOnlyWhileTheLedgerIsUnchanged) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 
+#include "allocator/expansion.h"
 #include "common/log.h"
 #include "common/units.h"
 #include "hypervisor/cluster/node_registrar.h"
@@ -243,7 +244,8 @@ void PodVgpuSync::warnOnce(const nlohmann::json& pod, const std::string& reason,
   if (!e) TF_LOG(Warn, "cannot post an Event for %s: %s", podKey(pod).c_str(), e.error().message.c_str());
 }
 
-VgpuTiers PodVgpuSync::poolTiers(const nlohmann::json& pod, Qos qos) {
+PodVgpuSync::PoolVram PodVgpuSync::poolVram(const nlohmann::json& pod, Qos qos,
+                                            const std::vector<GpuDevice>& devices) {
   const std::string pool = annotationText(pod, api::kAnnotationGpuPool);
   if (pool.empty()) return {};
   // Read when a vGPU is made, not watched: a template's change applies to the next pods.
@@ -260,7 +262,30 @@ VgpuTiers PodVgpuSync::poolTiers(const nlohmann::json& pod, Qos qos) {
     warnOnce(pod, "VramTiersIgnored", "the pool's VRAM tier policy cannot be read: " + tiers.status().message());
     return {};
   }
-  return *tiers;
+  // The pool decides how far past its memory a device may go for this vGPU: its share of the
+  // node's expansion when the vGPU is tiered (the scheduler's rule, expansion.h), else none.
+  PoolVram out{*tiers, std::map<std::string, uint64_t>{}};
+  if (!tiers->enabled) return out;
+  auto expansion = allocator::vramExpansionOf(*p);
+  Result<int64_t> lent = expansion.status();
+  if (expansion) {
+    auto node = client_.get(v1::GpuNode::kResource, "", options_.nodeName);
+    auto host = node ? allocator::hostFactsOf(*node)
+                     : Result<allocator::HostFacts>(node.error().toStatus().withContext("GPUNode " + options_.nodeName));
+    lent = host ? allocator::nodeVramLent(*expansion, *host) : Result<int64_t>(host.status());
+  }
+  if (!lent) {
+    warnOnce(pod, "VramExpansionIgnored", "the vGPU gets no more VRAM than its GPU has: " + lent.status().message());
+    return out;
+  }
+  int64_t nodeVram = 0;
+  for (const GpuDevice& d : devices)
+    if (d.present) nodeVram += static_cast<int64_t>(d.memoryTotal);
+  for (const GpuDevice& d : devices)
+    if (d.present)
+      (*out.vramAllowance)[d.uuid] =
+          static_cast<uint64_t>(allocator::gpuVramAllowance(*lent, static_cast<int64_t>(d.memoryTotal), nodeVram));
+  return out;
 }
 
 void PodVgpuSync::podMoved(const Vgpu& moved, const std::string& from, const std::string& message) {
@@ -307,7 +332,11 @@ void PodVgpuSync::syncOnce() {
     VgpuRequest& r = **want;
     wanted.insert(r.name);
     if (existing.count(r.name)) continue;
-    if (r.isolation != Isolation::Soft) r.tiers = poolTiers(*pod, r.qos);
+    if (r.isolation != Isolation::Soft) {
+      PoolVram pv = poolVram(*pod, r.qos, devices);
+      r.tiers = pv.tiers;
+      r.vramAllowance = std::move(pv.vramAllowance);
+    }
     auto made = hypervisor_.createVgpu(r);
     if (!made) {
       warnOnce(*pod, "VgpuNotCreated", "cannot make the pod's vGPU: " + made.status().message());

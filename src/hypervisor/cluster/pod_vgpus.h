@@ -82,8 +82,15 @@ private:
   void loop();
   void warnOnce(const nlohmann::json& pod, const std::string& reason, const std::string& message);
   // Hard vGPUs: the VRAM tiers of the pod's pool's SchedulingConfigTemplate for its QoS
-  // (autoFreeze); none, with a warning Event, when they cannot be read.
-  VgpuTiers poolTiers(const nlohmann::json& pod, Qos qos);
+  // (autoFreeze), none, with a warning Event, when they cannot be read; and, when tiered, each
+  // device's share of the node's VRAM expansion (the pool's percent of the host memory and disk
+  // its GPUNode shows), none with a warning Event when the pool's values or the node's facts are
+  // missing or wrong. Unset allowance: the pod names no pool (the hypervisor's own expansion).
+  struct PoolVram {
+    VgpuTiers tiers;
+    std::optional<std::map<std::string, uint64_t>> vramAllowance;
+  };
+  PoolVram poolVram(const nlohmann::json& pod, Qos qos, const std::vector<GpuDevice>& devices);
   // After a move (Hypervisor::onMoved): the pod's gpu-ids patched, an Event on it.
   void podMoved(const Vgpu& moved, const std::string& from, const std::string& message);
 
