@@ -489,7 +489,7 @@ Allocator::NodeEval Allocator::evalNode(const Request& r, const Criteria& c, con
         else
           e.reason = "insufficient GPU capacity: the pod requests " +
                      (r.request.computePercent >= 0
-                          ? std::to_string(r.request.computePercent) + "% compute, " +
+                          ? std::to_string(r.request.computePercent) + " percent compute, " +  // no %: kube-scheduler formats the text
                                 api::Quantity::fromInt(r.request.vramBytes, api::Quantity::Format::BinarySI).toString() +
                                 " VRAM"
                           : describe({r.request.milliTflops, r.request.vramBytes})) +

@@ -54,6 +54,10 @@ TEST(Allocator, CapacityFilterGivesTheReason) {
   EXPECT_FALSE(f.fits);
   EXPECT_EQ(f.reason, "insufficient GPU capacity: the pod requests 50 TFLOPS, 1Gi VRAM per GPU");
   EXPECT_TRUE(fitOf(filterOk(a, request("p3", {{"tflops-request", "40"}}), {"n1"}), "n1").fits);
+  // A share in percent, said without a '%' (kube-scheduler formats the reason it shows).
+  const auto& pct = fitOf(filterOk(a, request("p4", {{"compute-percent-request", "45"}, {"vram-request", "1Gi"}}), {"n1"}), "n1");
+  EXPECT_FALSE(pct.fits);
+  EXPECT_EQ(pct.reason, "insufficient GPU capacity: the pod requests 45 percent compute, 1Gi VRAM per GPU");
   auto no = a.assume(r, "n1");
   ASSERT_FALSE(no);
   EXPECT_EQ(no.status().code(), Code::ResourceExhausted);
