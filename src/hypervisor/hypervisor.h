@@ -119,7 +119,8 @@ public:
   };
   Result<Incoming> acceptIncoming(VgpuRequest request, const std::string& clientToken);
   // Told of every move between devices of this node once it is recorded (outside the lock):
-  // cluster mode updates the pod's record and tells the pod (cluster/pod_vgpus.h).
+  // cluster mode updates the pod's record and tells the pod (cluster/pod_vgpus.h). Once
+  // onMoved(nullptr) returns, no call of the listener it replaced is running or will run.
   void onMoved(std::function<void(const Vgpu&, const Migration&)> listener);
   // Where a vGPU that moved to another node went ("host:port id"), if it did.
   std::optional<std::string> movedAway(const std::string& id);
@@ -185,7 +186,8 @@ private:
   std::map<std::string, std::pair<std::string, std::string>> movedAway_;  // under mu_
   Result<Migration> migrateToNode(const std::string& id, const std::string& node);
   Status movableLocked(const Vgpu& v) const;
-  std::function<void(const Vgpu&, const Migration&)> movedListener_;  // under mu_
+  std::mutex listenerMu_;  // held while movedListener_ changes or runs (never with mu_)
+  std::function<void(const Vgpu&, const Migration&)> movedListener_;
   // A pod's vGPU whose worker moved: the socket name its programs start with links to it.
   void pointPodSocketLocked(const Vgpu& v);
   // After a move: v's worker kept for whoever stayed, the figures counted; then saved and said.

@@ -268,7 +268,6 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
   moveClients(oldAddress, worker.address, adminToken_, &out);
   if (out.clients > 0 && out.moved == 0) return abandon(failedPrecondition(out.failures.front()));
   // The vGPU is on the new devices from now on; the old worker serves whoever stayed.
-  std::function<void(const Vgpu&, const Migration&)> listener;
   Vgpu now;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -287,15 +286,17 @@ Result<Hypervisor::Migration> Hypervisor::migrateVgpu(const std::string& id, con
     adoptRegionLocked(*v, std::move(region));
     pointPodSocketLocked(*v);
     saveAndLogMoveLocked(out);
-    listener = movedListener_;
     now = *v;
   }
-  if (listener) listener(now, out);
+  {  // held while it runs: onMoved (a listener going away) waits for a call in flight
+    std::lock_guard<std::mutex> lock(listenerMu_);
+    if (movedListener_) movedListener_(now, out);
+  }
   return out;
 }
 
 void Hypervisor::onMoved(std::function<void(const Vgpu&, const Migration&)> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(listenerMu_);
   movedListener_ = std::move(listener);
 }
 
