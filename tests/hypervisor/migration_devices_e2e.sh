@@ -35,14 +35,6 @@ TF_LOG_LEVEL=info "$tf" up --region-dir "$TF_VGPU_DIR" --vram-tiers
 source "$(dirname "$0")/api.sh"
 gpu() { api GET /api/v1/devices | field "d['devices'][$1]['uuid']"; }
 on() { api GET /api/v1/vgpus/two | field '",".join(g["uuid"] for g in d["devices"])'; }
-round() {  # round N: waits (120 s at most) until the program has printed round N
-  for _ in $(seq 1200); do
-    grep -q "^round $1$" "$TF_HOME/p.out" 2>/dev/null && return 0
-    kill -0 "$pp" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: the program did not reach round $1"; cat "$TF_HOME/p.out" "$TF_HOME/p.log"; return 1
-}
 move() {  # move TO EXPECTED_UUIDS: migrate, check the answer and where the vGPU is
   oldpids+=("$(api GET /api/v1/vgpus/two | field 'd["worker"]["pid"]')")
   "$tf" migrate two --to "$1" | tee "$TF_HOME/migrate.out" | sed 's/^/  /'
@@ -75,14 +67,14 @@ baddr=$(python3 -c "import json; print(json.load(open('$nodeb/hypervisor.json'))
 "$tf" run --name two --gpus 2 --isolation hard --vram 256MiB --compute 30% -- "$prog" 64 18 300 \
   > "$TF_HOME/p.out" 2> "$TF_HOME/p.log" &
 pp=$!
-round 2 || exit 1
+reached "$TF_HOME/p.out" $pp 2 || exit 1
 [ "$(on)" = "$(gpu 0),$(gpu 1)" ] || { echo "FAIL: the vGPU is not on GPUs 0,1 but $(on)"; fail=1; }
 move 2,3 "$(gpu 2),$(gpu 3)"
-round 6 || exit 1
+reached "$TF_HOME/p.out" $pp 6 || exit 1
 move "1,$(gpu 0)" "$(gpu 1),$(gpu 0)"
 grep -qE '^tf_vgpu_migrations_total\{.*vgpu="two",result="done"\} 2$' "$TF_HOME/metrics" \
   || { echo "FAIL: the metrics do not count both moves"; fail=1; }
-round 10 || exit 1
+reached "$TF_HOME/p.out" $pp 10 || exit 1
 oldpids+=("$(api GET /api/v1/vgpus/two | field 'd["worker"]["pid"]')")
 "$tf" migrate two --to "$baddr" | tee "$TF_HOME/migrate.out" | sed 's/^/  /'
 grep -q "1 of 1 client(s)" "$TF_HOME/migrate.out" || { echo "FAIL: the client did not move to the other node"; fail=1; }

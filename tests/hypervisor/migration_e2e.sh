@@ -38,19 +38,10 @@ trap cleanup EXIT
 TF_LOG_LEVEL=info "$tf" up --region-dir "$TF_VGPU_DIR" --vram-tiers
 source "$(dirname "$0")/api.sh"
 
-running() {  # running NAME PID: waits (120 s at most) until the program has done round 2
-  for _ in $(seq 1200); do
-    grep -q "^round 2$" "$TF_HOME/$1.out" 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: program $1 did not start"; cat "$TF_HOME/$1.out" "$TF_HOME/$1.log"; return 1
-}
-
 echo "== a program in a hard vGPU on GPU 0, moved to GPU 1 mid-run"
 "$tf" run --name mv --isolation hard --vram 512MiB --compute 50% -- "$prog" 256 10 300 graph > "$TF_HOME/p.out" 2> "$TF_HOME/p.log" &
 pp=$!
-running p $pp || exit 1
+reached "$TF_HOME/p.out" $pp 2 || exit 1
 before=$(api GET /api/v1/vgpus/mv)
 oldpid=$(echo "$before" | field 'd["worker"]["pid"]')
 olddev=$(echo "$before" | field 'd["devices"][0]["uuid"]')
@@ -85,7 +76,7 @@ TF_HOME=$nodeb TF_VGPU_DIR=$nodeb/regions TF_SOFTGPU_STATE_DIR=$nodeb/softgpu TF
 baddr=$(python3 -c "import json; print(json.load(open('$nodeb/hypervisor.json'))['address'])")
 "$tf" run --name far --isolation hard --vram 512MiB --compute 50% -- "$prog" 128 10 300 graph > "$TF_HOME/far.out" 2> "$TF_HOME/far.log" &
 pf=$!
-running far $pf || exit 1
+reached "$TF_HOME/far.out" $pf 2 || exit 1
 oldpid2=$(api GET /api/v1/vgpus/far | field 'd["worker"]["pid"]')
 "$tf" migrate far --to "$baddr" | tee "$TF_HOME/migrate2.out" | sed 's/^/  /'
 grep -q "1 of 1 client(s)" "$TF_HOME/migrate2.out" || { echo "FAIL: the client did not move to the other node"; fail=1; }

@@ -14,19 +14,13 @@
 
 #include <cuda_runtime.h>
 
+#include "../remoting/program_check.h"
+
 __global__ void step(uint32_t* data, size_t n, uint32_t salt, uint32_t round) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     data[i] = data[i] * 22695477u + salt + round;
 }
 
-#define CHECK(x)                                                                           \
-  do {                                                                                     \
-    cudaError_t err_ = (x);                                                                \
-    if (err_ != cudaSuccess) {                                                             \
-      printf("FAIL %s: %s (line %d)\n", #x, cudaGetErrorString(err_), __LINE__);           \
-      return 1;                                                                            \
-    }                                                                                      \
-  } while (0)
 
 constexpr int kDevices = 2;
 

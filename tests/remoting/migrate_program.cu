@@ -23,6 +23,8 @@
 
 #include <cuda_runtime.h>
 
+#include "program_check.h"
+
 __device__ unsigned long long roundsDone;  // kernels only: the host never names it until the end
 __device__ uint32_t table[256];            // written by the host
 
@@ -32,14 +34,6 @@ __global__ void step(uint32_t* data, size_t n, uint32_t salt) {
 }
 __global__ void count() { atomicAdd(&roundsDone, 1ull); }
 
-#define CHECK(x)                                                                             \
-  do {                                                                                       \
-    cudaError_t err_ = (x);                                                                     \
-    if (err_ != cudaSuccess) {                                                                \
-      printf("FAIL %s: %s (line %d)\n", #x, cudaGetErrorString(err_), __LINE__);                \
-      return 1;                                                                              \
-    }                                                                                        \
-  } while (0)
 
 // Device memory in use as NVML (the remote NVML stub beside the driver stub) reports it: after
 // a move, the NVML session must follow the program to its new worker.
