@@ -47,6 +47,12 @@ const TlsBackend& opensslTlsBackend();
 // The process's TLS, or why there is none. Defined once per binary (see TlsBackend).
 Result<const TlsBackend*> tlsBackend();
 
+// Frees the calling thread's OpenSSL state (its error queue) now, not at its exit: a thread the
+// process does not join calls it before it says it is done, so that a process ending right
+// after leaves nothing behind (LeakSanitizer saw such a queue once). Binaries that link OpenSSL
+// only (tls_linked.cpp).
+void tlsThreadDone();
+
 // Whether a and b are equal, in time that depends on neither (both are hashed first, so not
 // even the length leaks). For tokens.
 bool constantTimeEquals(const std::string& a, const std::string& b);

@@ -1,4 +1,5 @@
 #include "remoting/worker/worker.h"
+#include "remoting/tls.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -55,8 +56,12 @@ void Worker::onFirstFrame(TransportPtr t, Status framing, const FrameHeader& h,
     role = Session::Role::Calls;
   }
   active_.fetch_add(1);
-  std::thread([this, s = std::move(s), role] {
+  std::thread([this, s = std::move(s), role]() mutable {
     s->run(role);
+    // Everything the thread holds goes before it counts itself out: the process may end as
+    // soon as no session is active (worker_main.cpp).
+    s.reset();
+    tlsThreadDone();
     active_.fetch_sub(1);
   }).detach();
 }
